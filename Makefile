@@ -1,0 +1,43 @@
+# The two commands: `make run` (serve on the embedded default) and `make test` (the whole suite).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+STUB_PORT ?= 12111
+
+.PHONY: run test smoke-embedded bench lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.runtime-installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@ $(VENV)/.runtime-installed
+
+## run: migrate, load demo data, serve admin + API with a Celery worker, beat and the PSP stub. Ctrl-C stops all.
+run: $(VENV)/.runtime-installed
+	HOST=$(HOST) PORT=$(PORT) STUB_PORT=$(STUB_PORT) BIN=$(BIN) bash ops/scripts/run_local.sh
+
+## test: the whole suite on PostgreSQL and Redis (127.0.0.1).
+test: $(VENV)/.dev-installed
+	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## smoke-embedded: on SQLite, migrate, load demo data, serve, expect 200 from /health/ready, stop.
+smoke-embedded: $(VENV)/.runtime-installed
+	BIN=$(BIN) bash ops/scripts/smoke_embedded.sh
+
+## bench: the benchmarks in bench/ (PostgreSQL).
+bench: $(VENV)/.dev-installed
+	$(BIN)/python bench/ledger.py
+
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) .run db.sqlite3

@@ -1,0 +1,18 @@
+"""Settings for `make run`: a developer's machine, SQLite and a file broker by default."""
+
+from .base import *  # noqa: F403
+from .base import env
+
+DEBUG = env.bool("DJANGO_DEBUG", default=True)
+SECRET_KEY = env("DJANGO_SECRET_KEY", default="local-insecure-not-for-production")
+SIMULATION_ENABLED = env.bool("SIMULATION_ENABLED", default=True)
+ROUND_COMMIT_SALT_KEY = env("ROUND_COMMIT_SALT_KEY", default="local-round-salt")
+STRIPE_API_KEY = env("STRIPE_API_KEY", default="sk_test_local")
+STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="whsec_local")
+ADYEN_API_KEY = env("ADYEN_API_KEY", default="adyen_local_key")
+ADYEN_MERCHANT_ACCOUNT = env("ADYEN_MERCHANT_ACCOUNT", default="LocalMerchant")
+ADYEN_BALANCE_ACCOUNT_ID = env("ADYEN_BALANCE_ACCOUNT_ID", default="BA_LOCAL")
+ADYEN_HMAC_KEY = env("ADYEN_HMAC_KEY", default="44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056")
+CUSTODY_WEBHOOK_KEY = env("CUSTODY_WEBHOOK_KEY", default="custody-local-key")
+LOG_LEVEL = env("LOG_LEVEL", default="INFO")
+BOOTSTRAP_ENABLED = env.bool("BOOTSTRAP_ENABLED", default=True)

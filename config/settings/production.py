@@ -1,0 +1,36 @@
+"""Production settings: every secret must be set; nothing falls back to a default."""
+
+from .base import *  # noqa: F403
+from .base import env
+
+DEBUG = False
+SECRET_KEY = env("DJANGO_SECRET_KEY")
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
+DATABASES = {"default": env.db("DATABASE_URL")}
+DATABASES["default"]["ATOMIC_REQUESTS"] = False
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+REDIS_URL = env("REDIS_URL")
+CELERY_BROKER_URL = REDIS_URL
+CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
+
+STRIPE_API_KEY = env("STRIPE_API_KEY")
+STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET")
+ADYEN_API_KEY = env("ADYEN_API_KEY")
+ADYEN_MERCHANT_ACCOUNT = env("ADYEN_MERCHANT_ACCOUNT")
+ADYEN_BALANCE_ACCOUNT_ID = env("ADYEN_BALANCE_ACCOUNT_ID")
+ADYEN_HMAC_KEY = env("ADYEN_HMAC_KEY")
+CUSTODY_WEBHOOK_KEY = env("CUSTODY_WEBHOOK_KEY")
+ROUND_COMMIT_SALT_KEY = env("ROUND_COMMIT_SALT_KEY")
+STRIPE_API_BASE = ""
+ADYEN_API_BASE = ""
+
+# The simulation endpoint never exists in production, whatever the environment says.
+SIMULATION_ENABLED = False
+BOOTSTRAP_ENABLED = False
+
+CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+SESSION_COOKIE_SECURE = True
+CSRF_COOKIE_SECURE = True
+SECURE_HSTS_SECONDS = 3600

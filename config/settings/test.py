@@ -1,0 +1,24 @@
+"""Settings for `make test`: PostgreSQL and Redis on 127.0.0.1, never SQLite."""
+
+from .base import *  # noqa: F403
+from .base import DATABASES, env
+
+SECRET_KEY = "test-insecure"
+DATABASES["default"] = env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/backoffice")
+DATABASES["default"]["ATOMIC_REQUESTS"] = False
+REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/9")
+CELERY_BROKER_URL = REDIS_URL
+CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
+CELERY_TASK_ALWAYS_EAGER = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+SIMULATION_ENABLED = True
+ROUND_COMMIT_SALT_KEY = "test-round-salt"
+STRIPE_API_KEY = "sk_test_stub"
+STRIPE_WEBHOOK_SECRET = "whsec_test_secret"
+ADYEN_API_KEY = "adyen_test_key"
+ADYEN_MERCHANT_ACCOUNT = "TestMerchant"
+ADYEN_BALANCE_ACCOUNT_ID = "BA_TEST"
+ADYEN_HMAC_KEY = "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056"
+CUSTODY_WEBHOOK_KEY = "custody-test-key"
+LOG_LEVEL = "WARNING"
+BOOTSTRAP_ENABLED = True

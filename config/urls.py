@@ -1,0 +1,22 @@
+"""Top-level URLs: admin, health, metrics, API v1, webhooks, OpenAPI."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from ops import views as ops_views
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("health", ops_views.health, name="health"),
+    path("health/ready", ops_views.health_ready, name="health-ready"),
+    path("api/health", ops_views.health_ready, name="api-health"),
+    path("metrics", ops_views.metrics, name="metrics"),
+    path("v1/schema", SpectacularAPIView.as_view(), name="schema"),
+    path("v1/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("", include("accounts.urls")),
+    path("", include("ledger.urls")),
+    path("", include("webhooks.urls")),
+    path("", include("payouts.urls")),
+    path("", include("rounds.urls")),
+]

@@ -1,0 +1,75 @@
+"""Shared test fixtures: players, operators, authenticated API clients, funded accounts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from accounts.tests.factories import StaffFactory, UserFactory
+
+
+@pytest.fixture
+def player(db: Any) -> Any:
+    return UserFactory()
+
+
+@pytest.fixture
+def make_player(db: Any) -> Callable[..., Any]:
+    return UserFactory
+
+
+@pytest.fixture
+def make_staff(db: Any) -> Callable[..., Any]:
+    """make_staff(role="finance") -> an operator in that role."""
+    return StaffFactory
+
+
+def token_client(user: Any) -> APIClient:
+    """An API client authenticated with a real expiring token for `user`."""
+    from knox.models import AuthToken
+
+    _, token = AuthToken.objects.create(user=user)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    return client
+
+
+@pytest.fixture
+def api_client_for() -> Callable[[Any], APIClient]:
+    return token_client
+
+
+@pytest.fixture
+def fund() -> Callable[..., Any]:
+    """fund(user, amount_u, currency="USDC"): credit a player's available balance from psp:test."""
+    from ledger.services import external_account, transfer, user_account
+
+    counter = {"n": 0}
+
+    def _fund(user: Any, amount_u: int, currency: str = "USDC") -> Any:
+        counter["n"] += 1
+        return transfer(
+            source=external_account(provider="test", currency=currency),
+            destination=user_account(user=user, currency=currency),
+            amount_u=amount_u,
+            type="deposit",
+            reference=f"test-fund:{user.pk}:{counter['n']}:{amount_u}",
+            system="test",
+        )
+
+    return _fund
+
+
+@pytest.fixture
+def assert_ledger_ok() -> Callable[[], None]:
+    """Assert every ledger invariant holds (core and app-registered)."""
+    from ledger.reconciliation import ledger_breaches
+
+    def _check() -> None:
+        breaches = ledger_breaches()
+        assert breaches == [], "\n".join(str(b) for b in breaches)
+
+    return _check

@@ -1,0 +1,41 @@
+"""`tvl`: Locked, Total Cash and Pending Withdrawals, as in the house operating manual."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from ledger.currencies import get_currency
+from ledger.errors import UnknownCurrency
+from ledger.selectors import tvl
+
+
+class Command(BaseCommand):
+    help = "Print TVL: Locked (round pools), Total Cash (available), Pending Withdrawals (held)."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--currency", default=settings.ROUND_CURRENCY)
+        parser.add_argument("--json", action="store_true", help="print JSON for machines")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            currency = get_currency(options["currency"])
+            figures = tvl(currency=currency.code)
+        except UnknownCurrency as exc:
+            raise CommandError(exc.detail) from exc
+        if options["json"]:
+            self.stdout.write(json.dumps(figures.__dict__))
+            return
+        unit = currency.unit_name
+        rows = [
+            ("Locked:", figures.locked_u),
+            ("Total Cash:", figures.total_cash_u),
+            ("Pending Withdrawals:", figures.pending_withdrawals_u),
+            ("House:", figures.house_u),
+        ]
+        self.stdout.write("📊 TVL Metrics:")
+        for label, amount_u in rows:
+            self.stdout.write(f"  {label:<21}{amount_u} {unit} ({currency.format(amount_u)})")

@@ -1,0 +1,79 @@
+"""Reads from the ledger: balances, wallets, statements, TVL."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import QuerySet, Sum
+
+from .currencies import get_currency
+from .models import Account, Entry
+
+
+def account_balance(*, account: Account) -> int:
+    """Return the stored balance of an account."""
+    return Account.objects.values_list("balance_u", flat=True).get(pk=account.pk)
+
+
+def user_wallet(*, user: Any) -> list[dict[str, Any]]:
+    """Return the player's balances per currency: available, held, and staked in open rounds."""
+    from rounds.selectors import user_open_stakes
+
+    wallet: dict[str, dict[str, Any]] = defaultdict(
+        lambda: {"available_u": 0, "held_u": 0, "in_open_bets_u": 0}
+    )
+    for account in Account.objects.filter(owner=user):
+        key = "available_u" if account.kind == Account.Kind.USER_AVAILABLE else "held_u"
+        wallet[account.currency][key] = account.balance_u
+    for currency, staked_u in user_open_stakes(user=user).items():
+        wallet[currency]["in_open_bets_u"] = staked_u
+    rows = []
+    for code in sorted(wallet):
+        currency = get_currency(code)
+        row = {"currency": code, "exponent": currency.exponent, **wallet[code]}
+        rows.append(row)
+    return rows
+
+
+def user_statement(*, user: Any, currency: str | None = None) -> QuerySet[Entry]:
+    """Return the entries on the player's own accounts, newest first."""
+    entries = Entry.objects.filter(account__owner=user).select_related("journal", "account")
+    if currency:
+        entries = entries.filter(currency=currency)
+    return entries.order_by("-id")
+
+
+@dataclass(frozen=True)
+class Tvl:
+    """The house manual's TVL: Locked (round pools), Total Cash (available), Pending Withdrawals (held)."""
+
+    currency: str
+    locked_u: int
+    total_cash_u: int
+    pending_withdrawals_u: int
+    house_u: int
+
+
+def tvl(*, currency: str) -> Tvl:
+    """Sum the stored balances by kind for one currency."""
+    get_currency(currency)
+    sums = dict(
+        Account.objects.filter(currency=currency)
+        .values("kind")
+        .annotate(total=Sum("balance_u"))
+        .values_list("kind", "total")
+    )
+    return Tvl(
+        currency=currency,
+        locked_u=sums.get(Account.Kind.ROUND_POOL, 0) or 0,
+        total_cash_u=sums.get(Account.Kind.USER_AVAILABLE, 0) or 0,
+        pending_withdrawals_u=sums.get(Account.Kind.USER_HELD, 0) or 0,
+        house_u=sums.get(Account.Kind.HOUSE, 0) or 0,
+    )
+
+
+def currencies_in_use() -> list[str]:
+    """Return the currencies that have at least one account."""
+    return sorted(set(Account.objects.values_list("currency", flat=True)))

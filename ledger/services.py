@@ -1,0 +1,292 @@
+"""Writes to the ledger: posting journals, transfers, reversals, and the accounts they use.
+
+A posting locks every account it touches (ascending id, SELECT ... FOR UPDATE), inserts the journal
+(its reference is unique forever, so a replay is recognised), checks and updates the stored
+balances, and inserts the entries, all in one short transaction with no network I/O inside.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+
+from ops.audit import actor_label
+
+from .currencies import get_currency
+from .errors import (
+    AlreadyReversed,
+    CurrencyMismatch,
+    InsufficientFunds,
+    InvalidAmount,
+    ReferenceConflict,
+    UnbalancedJournal,
+)
+from .lock_objects import accounts_lock
+from .models import Account, Entry, Journal
+
+MAX_AMOUNT_U = 10**17  # far below 2**63, so no sum of a few legs can overflow a bigint
+
+
+@dataclass(frozen=True)
+class Leg:
+    """One side of a posting: an account and a signed amount in minor units."""
+
+    account: Account
+    amount_u: int
+
+
+# --- Accounts ----------------------------------------------------------------------------------
+
+def account_get_or_create(
+    *, name: str, currency: str, kind: str, owner: Any = None, allow_negative: bool = False
+) -> Account:
+    """Return the account with this name and currency, creating it if needed."""
+    get_currency(currency)
+    account, _ = Account.objects.get_or_create(
+        name=name,
+        currency=currency,
+        defaults={"kind": kind, "owner": owner, "allow_negative": allow_negative},
+    )
+    return account
+
+
+def user_account(*, user: Any, currency: str, kind: str = Account.Kind.USER_AVAILABLE) -> Account:
+    """Return a player's available or held account in a currency."""
+    suffix = {Account.Kind.USER_AVAILABLE: "available", Account.Kind.USER_HELD: "held"}[kind]
+    return account_get_or_create(name=f"user:{user.public_id}:{suffix}", currency=currency, kind=kind, owner=user)
+
+
+def house_account(*, currency: str) -> Account:
+    """Return the house account (fees and breakage) in a currency."""
+    return account_get_or_create(name="house", currency=currency, kind=Account.Kind.HOUSE)
+
+
+def external_account(*, provider: str, currency: str) -> Account:
+    """Return the clearing account for money from or to the outside (`psp:<provider>`); may go negative."""
+    return account_get_or_create(
+        name=f"psp:{provider}", currency=currency, kind=Account.Kind.EXTERNAL, allow_negative=True
+    )
+
+
+def round_pool_account(*, code: str, currency: str) -> Account:
+    """Return the pool account holding the stakes of one round."""
+    return account_get_or_create(name=f"round:{code}:pool", currency=currency, kind=Account.Kind.ROUND_POOL)
+
+
+# --- Validation --------------------------------------------------------------------------------
+
+def _validate_amount(amount_u: Any) -> int:
+    if isinstance(amount_u, bool) or not isinstance(amount_u, int):
+        raise InvalidAmount(f"Amounts are whole numbers of minor units, not {type(amount_u).__name__}.")
+    if amount_u == 0:
+        raise InvalidAmount("An amount of zero moves nothing.")
+    if abs(amount_u) > MAX_AMOUNT_U:
+        raise InvalidAmount(f"Amount {amount_u} is out of range.")
+    return amount_u
+
+
+def _validate_legs(legs: Sequence[Leg]) -> None:
+    if len(legs) < 2:
+        raise UnbalancedJournal("A journal needs at least two entries.")
+    totals: dict[str, int] = defaultdict(int)
+    for leg in legs:
+        _validate_amount(leg.amount_u)
+        if leg.account.pk is None:
+            raise InvalidAmount("Every leg needs a saved account.")
+        get_currency(leg.account.currency)
+        totals[leg.account.currency] += leg.amount_u
+    unbalanced = {c: t for c, t in totals.items() if t != 0}
+    if unbalanced:
+        detail = ", ".join(f"{c} {t:+d}" for c, t in sorted(unbalanced.items()))
+        raise UnbalancedJournal(f"Entries must sum to zero per currency; off by {detail}.")
+
+
+def _fingerprint(type: str, legs: Sequence[Leg], reverses_id: int | None) -> str:
+    parts = sorted(f"{leg.account.pk}:{leg.amount_u}" for leg in legs)
+    text = f"{type}|{reverses_id or ''}|{','.join(parts)}"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _apply_balances(deltas: Mapping[int, int]) -> None:
+    """Add each delta to its account's stored balance in one statement (rows already locked)."""
+    ids = list(deltas)
+    cases = " ".join("WHEN %s THEN %s" for _ in ids)
+    params: list[int] = []
+    for account_id in ids:
+        params.extend((account_id, deltas[account_id]))
+    placeholders = ", ".join(["%s"] * len(ids))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE ledger_account SET balance_u = balance_u + (CASE id {cases} END) "  # noqa: S608
+            f"WHERE id IN ({placeholders})",
+            [*params, *ids],
+        )
+
+
+def _existing(reference: str, fingerprint: str) -> Journal:
+    journal = Journal.objects.get(reference=reference)
+    if journal.fingerprint != fingerprint:
+        raise ReferenceConflict(
+            f"Reference {reference!r} was already posted with different contents; nothing was posted."
+        )
+    journal.replayed = True  # type: ignore[attr-defined]
+    return journal
+
+
+# --- Postings ----------------------------------------------------------------------------------
+
+def journal_post(
+    *,
+    type: str,
+    reference: str,
+    legs: Sequence[Leg],
+    actor: Any = None,
+    system: str = "system",
+    metadata: Mapping[str, Any] | None = None,
+    reverses: Journal | None = None,
+) -> Journal:
+    """Post a balanced multi-leg journal once per reference; a replay returns the original.
+
+    Raises a LedgerError (and changes nothing) on a bad amount, an unknown currency, unbalanced legs,
+    an overdraft of an account that may not go negative, or a reference reused with other contents.
+    """
+    _validate_legs(legs)
+    if not reference or len(reference) > 200:
+        raise InvalidAmount("A posting needs a reference of 1 to 200 characters.")
+    fingerprint = _fingerprint(type, legs, reverses.pk if reverses else None)
+    deltas: dict[int, int] = defaultdict(int)
+    for leg in legs:
+        deltas[leg.account.pk] += leg.amount_u
+    try:
+        with transaction.atomic():
+            locked = accounts_lock(deltas)
+            _check_currencies(legs, locked)
+            journal = Journal.objects.create(
+                type=type,
+                reference=reference,
+                fingerprint=fingerprint,
+                metadata=dict(metadata or {}),
+                actor=actor if getattr(actor, "pk", None) is not None else None,
+                actor_label=actor_label(actor, system),
+                reverses=reverses,
+            )
+            _check_funds(deltas, locked)
+            Entry.objects.bulk_create(
+                Entry(journal=journal, account_id=leg.account.pk, currency=leg.account.currency, amount_u=leg.amount_u)
+                for leg in legs
+            )
+            _apply_balances({k: v for k, v in deltas.items() if v != 0})
+    except IntegrityError as exc:
+        if Journal.objects.filter(reference=reference).exists():
+            return _existing(reference, fingerprint)
+        if reverses is not None and Journal.objects.filter(reverses=reverses).exists():
+            raise AlreadyReversed(f"Journal {reverses.reference!r} was already reversed.") from exc
+        raise
+    journal.replayed = False  # type: ignore[attr-defined]
+    return journal
+
+
+def _check_currencies(legs: Sequence[Leg], locked: Mapping[int, Account]) -> None:
+    for leg in legs:
+        if leg.account.pk not in locked:
+            raise InvalidAmount(f"Account {leg.account.pk} does not exist.")
+        if locked[leg.account.pk].currency != leg.account.currency:
+            raise CurrencyMismatch(f"Account {locked[leg.account.pk].name} is not in {leg.account.currency}.")
+
+
+def _check_funds(deltas: Mapping[int, int], locked: Mapping[int, Account]) -> None:
+    for account_id, delta in deltas.items():
+        account = locked[account_id]
+        if not account.allow_negative and account.balance_u + delta < 0:
+            currency = get_currency(account.currency)
+            raise InsufficientFunds(
+                f"{account.name} has {currency.format(account.balance_u)}; "
+                f"this needs {currency.format(-delta)}. Nothing was posted.",
+                extra={"account": account.name, "balance_u": account.balance_u, "required_u": -delta},
+            )
+
+
+def transfer(
+    *,
+    source: Account,
+    destination: Account,
+    amount_u: int,
+    type: str,
+    reference: str,
+    actor: Any = None,
+    system: str = "system",
+    metadata: Mapping[str, Any] | None = None,
+) -> Journal:
+    """Move a positive amount from one account to another, once per reference."""
+    _validate_amount(amount_u)
+    if amount_u < 0:
+        raise InvalidAmount("A transfer moves a positive amount; swap the accounts instead.")
+    if source.currency != destination.currency:
+        raise CurrencyMismatch(f"{source.name} is in {source.currency}, {destination.name} in {destination.currency}.")
+    if source.pk == destination.pk:
+        raise InvalidAmount("A transfer needs two different accounts.")
+    return journal_post(
+        type=type,
+        reference=reference,
+        legs=[Leg(source, -amount_u), Leg(destination, amount_u)],
+        actor=actor,
+        system=system,
+        metadata=metadata,
+    )
+
+
+def journal_reverse(
+    *, journal: Journal, reference: str, actor: Any, reason: str, system: str = "system"
+) -> Journal:
+    """Post the exact opposite of a journal, linked to it; a journal is reversed at most once."""
+    if not reason.strip():
+        raise InvalidAmount("A reversal needs a reason.")
+    if journal.reverses_id is not None:
+        raise AlreadyReversed("A reversal cannot itself be reversed; post a new journal instead.")
+    legs = [Leg(entry.account, -entry.amount_u) for entry in journal.entries.select_related("account")]
+    return journal_post(
+        type="reversal",
+        reference=reference,
+        legs=legs,
+        actor=actor,
+        system=system,
+        metadata={"reason": reason, "reverses": journal.reference},
+        reverses=journal,
+    )
+
+
+def operator_credit(
+    *, user: Any, amount_u: int, currency: str, actor: Any, reference: str, reason: str
+) -> Journal:
+    """Credit a player's available balance by hand (the house manual's emergency credit), audited."""
+    from ops.audit import audit_record
+
+    get_currency(currency)
+    _validate_amount(amount_u)
+    if amount_u < 0:
+        raise InvalidAmount("An operator credit is a positive amount.")
+    if not reason.strip():
+        raise InvalidAmount("An operator credit needs a reason.")
+    with transaction.atomic():
+        journal = transfer(
+            source=external_account(provider="manual", currency=currency),
+            destination=user_account(user=user, currency=currency),
+            amount_u=amount_u,
+            type="deposit",
+            reference=reference,
+            actor=actor,
+            system=str(actor),
+            metadata={"reason": reason, "channel": "operator"},
+        )
+        if not journal.replayed:
+            audit_record(
+                actor=actor, action="ledger.operator_credit", obj=journal, reason=reason,
+                data={"user": str(user.public_id), "amount_u": amount_u, "currency": currency},
+                system=str(actor),
+            )
+    return journal

@@ -1,0 +1,14 @@
+"""Operations: the error contract, idempotency, audit records, switches, health and metrics."""
+
+from django.apps import AppConfig
+
+
+class OpsConfig(AppConfig):
+    name = "ops"
+    verbose_name = "Operations"
+
+    def ready(self) -> None:
+        from . import ops_metrics  # noqa: F401  (registers worker_runs_total)
+        from .metrics import install_database_collector
+
+        install_database_collector()

@@ -1,0 +1,183 @@
+"""The `Idempotency-Key` mechanism for POSTs that move money (DESIGN.md §4).
+
+Same key and same request: the stored response is replayed with `Idempotent-Replayed: true`.
+Same key and another request: 422, nothing runs. Same key while the first is still running: 409.
+The handler's effects and the stored response commit in one transaction, so a crash cannot leave a
+key that says "done" for work that was rolled back, nor work that was done without its key.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.utils.encoders import JSONEncoder
+
+from .errors import ApplicationError, problem_response
+from .metrics import IDEMPOTENCY_EVENTS
+from .models import IdempotencyKey
+
+logger = logging.getLogger(__name__)
+HEADER = "Idempotency-Key"
+REPLAY_HEADER = "Idempotent-Replayed"
+MAX_KEY_LENGTH = 255
+
+
+class IdempotencyKeyMissing(ApplicationError):
+    code = "idempotency/key-required"
+    title = "Idempotency-Key header required"
+    status = 400
+
+
+class IdempotencyKeyInvalid(ApplicationError):
+    code = "idempotency/key-invalid"
+    title = "Idempotency-Key header invalid"
+    status = 400
+
+
+class IdempotencyKeyReused(ApplicationError):
+    code = "idempotency/key-reused"
+    title = "Idempotency-Key reused with a different request"
+    status = 422
+
+
+class IdempotencyInProgress(ApplicationError):
+    code = "idempotency/in-progress"
+    title = "A request with this Idempotency-Key is still being processed"
+    status = 409
+
+
+def request_fingerprint(request: Request, scope: str) -> str:
+    """Hash the route and the parsed body, so the same request always gives the same hash."""
+    body = json.dumps(request.data, sort_keys=True, separators=(",", ":"), cls=JSONEncoder)
+    return hashlib.sha256(f"{scope}\n{body}".encode()).hexdigest()
+
+
+def _jsonable(data: Any) -> Any:
+    return json.loads(json.dumps(data, cls=JSONEncoder))
+
+
+def _replay(row: IdempotencyKey) -> Response:
+    IDEMPOTENCY_EVENTS.labels(outcome="replayed").inc()
+    headers = {REPLAY_HEADER: "true"}
+    body = row.response_body
+    if isinstance(body, dict) and "type" in body and "status" in body and row.response_status >= 400:
+        return problem_response(body, headers=headers)
+    return Response(body, status=row.response_status, headers=headers)
+
+
+def _reserve(*, user: Any, key: str, scope: str, fingerprint: str) -> IdempotencyKey | Response:
+    """Insert the key as in progress, or answer from the existing row."""
+    try:
+        with transaction.atomic():
+            row = IdempotencyKey.objects.create(user=user, key=key, scope=scope, request_hash=fingerprint)
+        IDEMPOTENCY_EVENTS.labels(outcome="reserved").inc()
+        return row
+    except IntegrityError:
+        pass
+    existing = IdempotencyKey.objects.get(user=user, key=key)
+    if existing.request_hash != fingerprint or existing.scope != scope:
+        IDEMPOTENCY_EVENTS.labels(outcome="mismatch").inc()
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was already used for a different request; nothing was done."
+        )
+    if existing.state == IdempotencyKey.State.COMPLETED:
+        return _replay(existing)
+    stale_before = timezone.now() - settings.IDEMPOTENCY_IN_PROGRESS_TIMEOUT
+    taken = IdempotencyKey.objects.filter(
+        pk=existing.pk, state=IdempotencyKey.State.IN_PROGRESS, created_at__lt=stale_before
+    ).update(created_at=timezone.now())
+    if taken:
+        IDEMPOTENCY_EVENTS.labels(outcome="reserved").inc()
+        return existing
+    IDEMPOTENCY_EVENTS.labels(outcome="in_progress").inc()
+    raise IdempotencyInProgress("The first request with this key has not finished; retry later.")
+
+
+def _finalize(row: IdempotencyKey, response: Response) -> None:
+    row.state = IdempotencyKey.State.COMPLETED
+    row.response_status = response.status_code
+    row.response_body = _jsonable(response.data)
+    row.completed_at = timezone.now()
+    row.save(update_fields=["state", "response_status", "response_body", "completed_at"])
+
+
+def _release(row: IdempotencyKey) -> None:
+    IdempotencyKey.objects.filter(pk=row.pk, state=IdempotencyKey.State.IN_PROGRESS).delete()
+    IDEMPOTENCY_EVENTS.labels(outcome="released").inc()
+
+
+def idempotent_call(*, request: Request, scope: str, handler: Callable[[], Response]) -> Response:
+    """Run `handler` at most once per (user, Idempotency-Key), replaying its stored response."""
+    key = request.headers.get(HEADER, "").strip()
+    if not key:
+        raise IdempotencyKeyMissing(f"Send an {HEADER} header, unique for each new request.")
+    if len(key) > MAX_KEY_LENGTH:
+        raise IdempotencyKeyInvalid(f"{HEADER} is at most {MAX_KEY_LENGTH} characters.")
+    fingerprint = request_fingerprint(request, scope)
+    try:
+        reserved = _reserve(user=request.user, key=key, scope=scope, fingerprint=fingerprint)
+    except ApplicationError:
+        raise
+    except Exception:
+        IDEMPOTENCY_EVENTS.labels(outcome="reserve_error").inc()
+        raise
+    if isinstance(reserved, Response):
+        return reserved
+    row = reserved
+    try:
+        with transaction.atomic():
+            response = handler()
+            if response.status_code >= 500:
+                raise _TransientResponse(response)
+            try:
+                _finalize(row, response)
+            except Exception:
+                IDEMPOTENCY_EVENTS.labels(outcome="finalize_error").inc()
+                raise
+    except _TransientResponse as transient:
+        _release(row)
+        return transient.response
+    except ApplicationError as error:
+        if error.status >= 500:
+            _release(row)
+            raise
+        response = problem_response(error.problem())
+        try:
+            _finalize(row, response)
+        except Exception:
+            IDEMPOTENCY_EVENTS.labels(outcome="finalize_error").inc()
+            raise
+    except Exception:
+        _release(row)
+        raise
+    IDEMPOTENCY_EVENTS.labels(outcome="completed").inc()
+    return response
+
+
+class _TransientResponse(Exception):
+    def __init__(self, response: Response) -> None:
+        super().__init__("transient response")
+        self.response = response
+
+
+def idempotent(view_method: Callable[..., Response]) -> Callable[..., Response]:
+    """Decorate an APIView's `post` so it obeys the Idempotency-Key contract."""
+
+    @functools.wraps(view_method)
+    def wrapper(self: Any, request: Request, *args: Any, **kwargs: Any) -> Response:
+        scope = f"{request.method} {request.path}"[:200]
+        return idempotent_call(
+            request=request, scope=scope, handler=lambda: view_method(self, request, *args, **kwargs)
+        )
+
+    return wrapper

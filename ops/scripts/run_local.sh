@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# `make run`: migrate, load demo data, then serve the admin and API with a Celery worker + beat and
+# the local PSP stub. SQLite and the file broker unless DATABASE_URL / REDIS_URL are set.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BIN=${BIN:-.venv/bin}
+HOST=${HOST:-127.0.0.1}
+PORT=${PORT:-8000}
+STUB_PORT=${STUB_PORT:-12111}
+export DJANGO_SETTINGS_MODULE=${DJANGO_SETTINGS_MODULE:-config.settings.local}
+export STRIPE_API_BASE=${STRIPE_API_BASE:-http://127.0.0.1:${STUB_PORT}}
+export ADYEN_API_BASE=${ADYEN_API_BASE:-http://127.0.0.1:${STUB_PORT}}
+mkdir -p .run/broker/out .run/broker/processed
+
+"$BIN/python" manage.py migrate --noinput
+"$BIN/python" manage.py seed --demo
+
+pids=()
+cleanup() {
+    trap - INT TERM EXIT
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    echo "stopped."
+}
+trap cleanup INT TERM EXIT
+
+"$BIN/python" -m webhooks.stub --port "$STUB_PORT" --webhook-target "http://$HOST:$PORT" &
+pids+=($!)
+"$BIN/celery" -A config worker --beat --loglevel=INFO --concurrency=2 \
+    --schedule .run/celerybeat-schedule &
+pids+=($!)
+echo "serving on http://$HOST:$PORT  (admin: /admin/, API docs: /v1/docs, health: /health/ready)"
+"$BIN/python" manage.py runserver --noreload "$HOST:$PORT" &
+pids+=($!)
+wait -n "${pids[@]}"

@@ -1,0 +1,8 @@
+"""The daily Up/Down round on the NASDAQ close."""
+
+from django.apps import AppConfig
+
+
+class RoundsConfig(AppConfig):
+    name = "rounds"
+    verbose_name = "Rounds"

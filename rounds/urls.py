@@ -1,0 +1,5 @@
+"""URLs of the rounds app (mounted at the site root by config/urls.py)."""
+
+from django.urls import path  # noqa: F401
+
+urlpatterns: list = []
