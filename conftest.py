@@ -73,3 +73,20 @@ def assert_ledger_ok() -> Callable[[], None]:
         assert breaches == [], "\n".join(str(b) for b in breaches)
 
     return _check
+
+
+@pytest.fixture
+def celery_worker_on_redis(transactional_db: Any) -> Any:
+    """A real Celery worker (threads) consuming from Redis on 127.0.0.1 for the length of a test.
+
+    Tasks run in the worker's threads on their own database connections, so tests using this need
+    committed data (transactional_db). Stale messages from earlier runs are purged first.
+    """
+    from celery.contrib.testing.worker import start_worker
+
+    from config.celery_app import app
+
+    assert app.conf.broker_url.startswith("redis://"), app.conf.broker_url
+    app.control.purge()
+    with start_worker(app, pool="threads", concurrency=4, perform_ping_check=False, shutdown_timeout=30):
+        yield app
