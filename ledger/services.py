@@ -115,6 +115,8 @@ def _fingerprint(type: str, legs: Sequence[Leg], reverses_id: int | None) -> str
 def _apply_balances(deltas: Mapping[int, int]) -> None:
     """Add each delta to its account's stored balance in one statement (rows already locked)."""
     ids = list(deltas)
+    if not ids:
+        return
     cases = " ".join("WHEN %s THEN %s" for _ in ids)
     params: list[int] = []
     for account_id in ids:

@@ -1,0 +1,121 @@
+"""HTTP control endpoints under ``/_stub/``, to steer a stub running in another process.
+
+* ``GET  /_stub/requests``                 -> ``{"requests": [...]}``
+* ``GET  /_stub/submissions?key=K``        -> ``{"idempotency_key": K, "submissions": n}``
+* ``POST /_stub/mode``  ``{"kind", "mode", "times"?, "delay"?}``
+* ``POST /_stub/reset``
+* ``POST /_stub/webhooks/stripe``          ``{"target_url", "secret", "type", "object", "event_id"?, "timestamp"?}``
+* ``POST /_stub/webhooks/adyen``           ``{"target_url", "hmac_key", "items": [{...}], "basic_auth"?: [user, pw]}``
+  where each item holds :func:`~webhooks.stub.signing.adyen_notification_item` keyword
+  arguments (``event_code``, ``psp_reference``, ``merchant_reference``, ``value``, ``currency``...).
+* ``POST /_stub/webhooks/adyen-transfer``  ``{"target_url", "transfer", "status", "hmac_key", "reason"?}``
+* ``POST /_stub/webhooks/custody``         ``{"target_url", "payload", "key"}``
+
+Webhook endpoints answer ``{"status_code", "body", "sent"}`` with the target's reply.
+Instead of ``target_url`` they accept ``path``, joined to the stub's ``webhook_target``
+(``python -m webhooks.stub --webhook-target http://127.0.0.1:8000``).
+"""
+
+import dataclasses
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import requests
+
+from .delivery import post_webhook
+from .routing import Incoming
+from .signing import (
+    SignedWebhook,
+    adyen_notification,
+    adyen_notification_item,
+    adyen_notification_request,
+    adyen_transfer_request,
+    adyen_transfer_webhook,
+    custody_request,
+    stripe_event,
+    stripe_request,
+)
+from .state import JSON, Reply
+
+if TYPE_CHECKING:
+    from .server import PSPStub
+
+WEBHOOK_PREFIX = "webhooks/"
+
+
+def handle(stub: "PSPStub", request: Incoming) -> Reply:
+    """Answer a ``/_stub/...`` request; bad input is a 400 with the reason."""
+    action = request.path.split("/_stub/", 1)[1]
+    try:
+        body = json.loads(request.raw or b"{}")
+        return _dispatch(stub, request, action, body)
+    except (ValueError, TypeError, KeyError) as exc:
+        return Reply(400, {"error": f"{type(exc).__name__}: {exc}"})
+
+
+def _dispatch(stub: "PSPStub", request: Incoming, action: str, body: JSON) -> Reply:
+    if request.method == "GET" and action == "requests":
+        return Reply(200, {"requests": [dataclasses.asdict(record) for record in stub.requests]})
+    if request.method == "GET" and action == "submissions":
+        key = request.query["key"]
+        return Reply(200, {"idempotency_key": key, "submissions": stub.submissions(key)})
+    if request.method == "POST" and action == "mode":
+        stub.set_mode(body["kind"], body["mode"], body.get("times"), body.get("delay"))
+        return Reply(200, {"ok": True})
+    if request.method == "POST" and action == "reset":
+        stub.reset()
+        return Reply(200, {"ok": True})
+    if request.method == "POST" and action.startswith(WEBHOOK_PREFIX):
+        return _send_webhook(action.removeprefix(WEBHOOK_PREFIX), body, _target(stub, body))
+    return Reply(404, {"error": f"No control endpoint {request.method} /_stub/{action}"})
+
+
+def _stripe(body: JSON) -> tuple[JSON, SignedWebhook]:
+    event = stripe_event(body["type"], body["object"], body.get("event_id"))
+    return event, stripe_request(event, body["secret"], body.get("timestamp"))
+
+
+def _adyen(body: JSON) -> tuple[JSON, SignedWebhook]:
+    items = [adyen_notification_item(body["hmac_key"], **item) for item in body["items"]]
+    notification = adyen_notification(items, live=bool(body.get("live", False)))
+    auth = body.get("basic_auth")
+    basic_auth = (str(auth[0]), str(auth[1])) if auth else None
+    return notification, adyen_notification_request(notification, basic_auth)
+
+
+def _adyen_transfer(body: JSON) -> tuple[JSON, SignedWebhook]:
+    webhook = adyen_transfer_webhook(body["transfer"], body["status"], body.get("reason"))
+    return webhook, adyen_transfer_request(webhook, body["hmac_key"])
+
+
+def _custody(body: JSON) -> tuple[JSON, SignedWebhook]:
+    return body["payload"], custody_request(body["payload"], body["key"])
+
+
+_BUILDERS: dict[str, Callable[[JSON], tuple[JSON, SignedWebhook]]] = {
+    "stripe": _stripe,
+    "adyen": _adyen,
+    "adyen-transfer": _adyen_transfer,
+    "custody": _custody,
+}
+
+
+def _target(stub: "PSPStub", body: JSON) -> str:
+    """``target_url``, or ``path`` under the stub's default webhook target."""
+    if body.get("target_url"):
+        return str(body["target_url"])
+    if stub.webhook_target:
+        return f"{stub.webhook_target.rstrip('/')}/{str(body.get('path', '')).lstrip('/')}"
+    raise ValueError("target_url is required: this stub has no default webhook target.")
+
+
+def _send_webhook(name: str, body: JSON, target_url: str) -> Reply:
+    if name not in _BUILDERS:
+        return Reply(404, {"error": f"No webhook kind {name!r}; expected one of {sorted(_BUILDERS)}"})
+    sent, webhook = _BUILDERS[name](body)
+    try:
+        response = post_webhook(target_url, webhook)
+    except requests.RequestException as exc:
+        return Reply(502, {"error": f"Could not deliver to {target_url}: {exc}", "sent": sent})
+    return Reply(200, {"status_code": response.status_code, "body": response.text, "sent": sent})

@@ -1,0 +1,270 @@
+"""A local, threaded HTTP server that speaks just enough Stripe and Adyen for tests.
+
+Point the real SDKs at it::
+
+    with PSPStub() as stub:
+        client = stripe.StripeClient("sk_test_x", base_addresses={"api": stub.url})
+        adyen = Adyen.Adyen(xapikey="key")
+        adyen.checkout.payments_api.baseUrl = stub.adyen_checkout_url
+        adyen.transfers.transfers_api.baseUrl = stub.adyen_transfers_url
+
+Creates honour ``Idempotency-Key`` the way the PSPs do: the first outcome of a key
+on an endpoint is stored and replayed, never executed twice. Failure modes set with
+:meth:`PSPStub.set_mode` apply to creates that are not replays:
+
+* ``ok``: the normal response.
+* ``fail``: HTTP 500, provider-shaped; nothing executes or is stored, so a retry
+  with the same key executes normally (a transient error).
+* ``decline``: executed and stored. Stripe payment intents: 402 ``card_error``.
+  Stripe payouts/transfers: 400 ``balance_insufficient``. Adyen sessions: 422.
+  Adyen transfers: 422 whose ``response`` is the transfer with status ``refused``.
+* ``timeout``: executed and stored at once, but the response is held back until
+  the client gives up and hangs up (its own timeout), or for at most ``delay``
+  seconds (default 30). The client cannot know whether the create happened; a
+  retry with the same key replays it.
+"""
+
+import copy
+import json
+import select
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import parse_qsl, urlsplit
+
+from . import control
+from .adyen_api import AdyenAPI
+from .routing import Incoming, Provider, find_route
+from .state import DEFAULT_TIMEOUT_DELAY, JSON, RecordedRequest, Reply, StubState
+from .stripe_api import StripeAPI
+
+CONTROL_PREFIX = "/_stub/"
+STRIPE = StripeAPI()
+ADYEN = AdyenAPI()
+
+
+def provider_for(request: Incoming) -> Provider:
+    """Adyen's SDK always sends JSON; Stripe's sends form data (or nothing, for GET)."""
+    return ADYEN if request.content_type == "application/json" else STRIPE
+
+
+class PSPStub:
+    """Stripe and Adyen stand-in on ``127.0.0.1``; see the module docstring."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        timeout_delay: float = DEFAULT_TIMEOUT_DELAY,
+        webhook_target: str | None = None,
+        verbose: bool = False,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.timeout_delay = timeout_delay
+        self.webhook_target = webhook_target
+        self.verbose = verbose
+        self._state = StubState()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # Lifecycle --------------------------------------------------------------
+
+    def start(self) -> Self:
+        """Bind and serve in a daemon thread; ``port=0`` picks a free port."""
+        if self._server is not None:
+            raise RuntimeError("PSPStub is already running.")
+        self._server = _Server((self.host, self.port), self)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"psp-stub-{self.port}", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, wake held-back responses and join every server thread."""
+        if self._server is None or self._thread is None:
+            return
+        self._server.stopping.set()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+        self._server = self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    @property
+    def url(self) -> str:
+        """Base URL; use it as the Stripe ``api`` base address."""
+        if not self.running:
+            raise RuntimeError("PSPStub is not running; call start() or use it as a context manager.")
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def adyen_checkout_url(self) -> str:
+        """A ``baseUrl`` for ``adyen.checkout.payments_api`` (any prefix would do)."""
+        return f"{self.url}/adyen/checkout/v72"
+
+    @property
+    def adyen_transfers_url(self) -> str:
+        """A ``baseUrl`` for ``adyen.transfers.transfers_api`` (any prefix would do)."""
+        return f"{self.url}/adyen/btl/v4"
+
+    # Test API ---------------------------------------------------------------
+
+    def set_mode(self, kind: str, mode: str, times: int | None = None, delay: float | None = None) -> None:
+        """Make the next ``times`` creates of ``kind`` (or ``"*"``) behave as ``mode``; ``None`` = until reset."""
+        self._state.set_mode(kind, mode, times, delay)
+
+    def reset(self) -> None:
+        """Forget modes, objects, idempotency keys and recorded requests."""
+        self._state.reset()
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Every PSP API request received so far, oldest first (control calls excluded)."""
+        return self._state.requests()
+
+    def submissions(self, idempotency_key: str) -> int:
+        """How many times a create with this key was actually executed (replays excluded)."""
+        return self._state.submissions(idempotency_key)
+
+    def objects(self, kind: str | None = None) -> list[JSON]:
+        """Objects created so far (payment intents, payouts, sessions, transfers...)."""
+        return self._state.objects(kind)
+
+    # Request handling -------------------------------------------------------
+
+    def dispatch(self, request: Incoming) -> Reply:
+        """Answer one request; called by the HTTP handler thread."""
+        if request.path.startswith(CONTROL_PREFIX):
+            return control.handle(self, request)
+        api = provider_for(request)
+        body = api.parse_body(request.raw) if request.raw else {}
+        record = RecordedRequest(request.method, request.path, request.headers, body, request.idempotency_key)
+        reply = self._route(api, request, body, record)
+        record.status, record.response = reply.status, reply.body
+        self._state.record(record)
+        return reply
+
+    def _route(self, api: Provider, request: Incoming, body: Any, record: RecordedRequest) -> Reply:
+        found = find_route(api.name, request.method, request.path)
+        if found is None:
+            return api.not_found(request.method, request.path)
+        route, object_id = found
+        record.kind = route.kind
+        if not api.authorized(request.headers):
+            return api.unauthorized()
+        if object_id is not None:
+            obj = self._state.find_object(route.kind, object_id)
+            return api.found(obj) if obj is not None else api.missing(route.kind, object_id)
+        params = copy.deepcopy(body) if isinstance(body, dict) else {}
+        return api.invalid(route.kind, params) or self._create(api, route.kind, params, record)
+
+    def _create(self, api: Provider, kind: str, params: JSON, record: RecordedRequest) -> Reply:
+        key = record.idempotency_key
+        with self._state.lock:
+            stored = self._state.outcome(kind, key) if key else None
+            if stored is None or key is None:
+                return self._execute(api, kind, params, record)
+        record.replayed = stored.params == params
+        return api.replay(stored.reply) if record.replayed else api.key_reused(key)
+
+    def _execute(self, api: Provider, kind: str, params: JSON, record: RecordedRequest) -> Reply:
+        rule = self._state.take_mode(kind)
+        record.mode = rule.mode
+        if rule.mode == "fail":
+            return api.server_error(kind)
+        created = api.decline(kind, params) if rule.mode == "decline" else api.create(kind, params)
+        self._state.commit(kind, record.idempotency_key, params, created)
+        if rule.mode != "timeout":
+            return created.reply
+        delay = self.timeout_delay if rule.delay is None else rule.delay
+        return Reply(created.reply.status, created.reply.body, created.reply.headers, delay)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Reads a request, lets the stub answer it, writes the reply."""
+
+    server: "_Server"
+    timeout = 10  # a client that connects and sends nothing cannot pin a thread forever
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        reply = self.server.stub.dispatch(self._read())
+        if not reply.delay or self._client_waits(reply.delay):
+            self._write(reply)
+
+    def _client_waits(self, seconds: float) -> bool:
+        """Hold the reply up to ``seconds``; False once the client hangs up or the stub stops."""
+        deadline = time.monotonic() + seconds
+        while not self.server.stopping.is_set() and (remaining := deadline - time.monotonic()) > 0:
+            readable, _, _ = select.select([self.connection], [], [], min(remaining, 0.05))
+            if readable:
+                return self._still_connected()
+        return not self.server.stopping.is_set()
+
+    def _still_connected(self) -> bool:
+        try:
+            return bool(self.connection.recv(1, socket.MSG_PEEK))
+        except OSError:
+            return False
+
+    def _read(self) -> Incoming:
+        url = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        return Incoming(
+            method=self.command,
+            path=url.path,
+            query=dict(parse_qsl(url.query)),
+            headers={name.lower(): value for name, value in self.headers.items()},
+            raw=self.rfile.read(length) if length else b"",
+        )
+
+    def _write(self, reply: Reply) -> None:
+        payload = json.dumps(reply.body).encode("utf-8")
+        try:
+            self.send_response(reply.status)
+            for name, value in {**reply.headers, "Content-Type": "application/json"}.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (the timeout mode's whole point)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if self.server.stub.verbose:
+            super().log_message(format, *args)
+
+
+class _Server(ThreadingHTTPServer):
+    """Joins its handler threads on close, so nothing outlives :meth:`PSPStub.stop`."""
+
+    daemon_threads = False
+    block_on_close = True
+
+    def __init__(self, address: tuple[str, int], stub: PSPStub) -> None:
+        self.stub = stub
+        self.stopping = threading.Event()
+        super().__init__(address, _Handler)

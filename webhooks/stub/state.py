@@ -1,0 +1,160 @@
+"""Thread-safe state behind the PSP stub.
+
+It holds the failure modes set by tests, the idempotency store (first outcome
+per endpoint kind and key), the objects created so far, and the request log.
+"""
+
+import copy
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+JSON = dict[str, Any]
+
+KINDS = (
+    "stripe_payment_intent",
+    "stripe_payout",
+    "stripe_transfer",
+    "adyen_session",
+    "adyen_transfer",
+)
+ANY_KIND = "*"
+MODES = ("ok", "fail", "decline", "timeout")
+DEFAULT_TIMEOUT_DELAY = 30.0
+
+
+@dataclass
+class Reply:
+    """An HTTP response the stub is about to send, ``delay`` seconds late."""
+
+    status: int
+    body: JSON
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+@dataclass
+class Created:
+    """What executing a create produced: the reply and the object, if any."""
+
+    reply: Reply
+    obj: JSON | None = None
+
+
+@dataclass
+class ModeRule:
+    """A failure mode for one endpoint kind; ``remaining=None`` means until reset."""
+
+    mode: str
+    remaining: int | None = None
+    delay: float | None = None
+
+
+@dataclass
+class StoredOutcome:
+    """The first outcome of a create, replayed for later uses of its key."""
+
+    params: Any
+    reply: Reply
+
+
+@dataclass
+class RecordedRequest:
+    """One request the stub received and the response it sent."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+    idempotency_key: str | None
+    kind: str | None = None
+    mode: str | None = None
+    replayed: bool = False
+    status: int | None = None
+    response: JSON | None = None
+    received_at: float = field(default_factory=time.time)
+
+
+def validate_mode(kind: str, mode: str, times: int | None, delay: float | None) -> None:
+    """Raise ``ValueError`` unless the arguments describe a valid mode rule."""
+    if kind not in (*KINDS, ANY_KIND):
+        raise ValueError(f"Unknown endpoint kind {kind!r}; expected one of {KINDS} or '*'.")
+    if mode not in MODES:
+        raise ValueError(f"Unknown mode {mode!r}; expected one of {MODES}.")
+    if times is not None and (isinstance(times, bool) or not isinstance(times, int) or times < 1):
+        raise ValueError(f"times must be a positive integer or None, not {times!r}.")
+    if delay is not None and (isinstance(delay, bool) or not isinstance(delay, int | float) or delay < 0):
+        raise ValueError(f"delay must be a non-negative number or None, not {delay!r}.")
+
+
+class StubState:
+    """Everything the stub remembers; every method is safe to call from any thread."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self._clear()
+
+    def _clear(self) -> None:
+        self._rules: dict[str, ModeRule] = {}
+        self._outcomes: dict[tuple[str, str], StoredOutcome] = {}
+        self._objects: dict[str, tuple[str, JSON]] = {}
+        self._submissions: Counter[str] = Counter()
+        self._requests: list[RecordedRequest] = []
+
+    def reset(self) -> None:
+        with self.lock:
+            self._clear()
+
+    def set_mode(self, kind: str, mode: str, times: int | None, delay: float | None) -> None:
+        validate_mode(kind, mode, times, delay)
+        with self.lock:
+            self._rules[kind] = ModeRule(mode, times, delay)
+
+    def take_mode(self, kind: str) -> ModeRule:
+        """Return the rule that applies to the next ``kind`` create, using it up once."""
+        with self.lock:
+            key = kind if kind in self._rules else ANY_KIND
+            rule = self._rules.get(key)
+            if rule is None:
+                return ModeRule("ok")
+            if rule.remaining is not None:
+                rule.remaining -= 1
+                if rule.remaining == 0:
+                    del self._rules[key]
+            return replace(rule)
+
+    def outcome(self, kind: str, idempotency_key: str) -> StoredOutcome | None:
+        with self.lock:
+            return self._outcomes.get((kind, idempotency_key))
+
+    def commit(self, kind: str, idempotency_key: str | None, params: Any, created: Created) -> None:
+        """Remember an executed create: its object, its key's outcome, one submission."""
+        with self.lock:
+            if created.obj is not None:
+                self._objects[created.obj["id"]] = (kind, created.obj)
+            if idempotency_key:
+                self._outcomes[(kind, idempotency_key)] = StoredOutcome(params, created.reply)
+                self._submissions[idempotency_key] += 1
+
+    def find_object(self, kind: str, object_id: str) -> JSON | None:
+        with self.lock:
+            stored_kind, obj = self._objects.get(object_id, (None, None))
+            return copy.deepcopy(obj) if stored_kind == kind else None
+
+    def objects(self, kind: str | None = None) -> list[JSON]:
+        with self.lock:
+            return [copy.deepcopy(obj) for obj_kind, obj in self._objects.values() if kind in (None, obj_kind)]
+
+    def submissions(self, idempotency_key: str) -> int:
+        with self.lock:
+            return self._submissions[idempotency_key]
+
+    def record(self, request: RecordedRequest) -> None:
+        with self.lock:
+            self._requests.append(request)
+
+    def requests(self) -> list[RecordedRequest]:
+        with self.lock:
+            return list(self._requests)
