@@ -55,7 +55,7 @@ def check_journals_balance() -> Iterable[Breach]:
         "JOIN ledger_entry e ON e.journal_id = j.id GROUP BY j.id, j.reference, e.currency "
         "HAVING SUM(e.amount_u) <> 0"
     ):
-        yield Breach("journal_sums_to_zero", currency, f"journal {journal_id} ({reference}) sums to {total:+d}")
+        yield Breach("journal_sums_to_zero", currency, f"journal {journal_id} ({reference}) sums to {int(total):+d}")
     for journal_id, reference, count in _rows(
         "SELECT j.id, j.reference, COUNT(e.id) FROM ledger_journal j "
         "LEFT JOIN ledger_entry e ON e.journal_id = j.id GROUP BY j.id, j.reference HAVING COUNT(e.id) < 2"
@@ -70,7 +70,7 @@ def check_balances_match_entries() -> Iterable[Breach]:
         "LEFT JOIN (SELECT account_id, SUM(amount_u) AS total FROM ledger_entry GROUP BY account_id) s "
         "ON s.account_id = a.id WHERE a.balance_u <> COALESCE(s.total, 0)"
     ):
-        yield Breach("balance_equals_entries", currency, f"{name} stores {stored} but its entries sum to {summed}")
+        yield Breach("balance_equals_entries", currency, f"{name} stores {stored} but its entries sum to {int(summed)}")
 
 
 def check_currency_sums_to_zero() -> Iterable[Breach]:
@@ -78,7 +78,7 @@ def check_currency_sums_to_zero() -> Iterable[Breach]:
     for currency, total in _rows(
         "SELECT currency, SUM(balance_u) FROM ledger_account GROUP BY currency HAVING SUM(balance_u) <> 0"
     ):
-        yield Breach("currency_sums_to_zero", currency, f"balances sum to {total:+d}")
+        yield Breach("currency_sums_to_zero", currency, f"balances sum to {int(total):+d}")
 
 
 def check_no_forbidden_negative() -> Iterable[Breach]:

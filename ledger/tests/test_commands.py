@@ -1,0 +1,103 @@
+"""The house manual's commands: tvl, deposit, check_ledger, seed."""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from accounts.models import User
+from ledger import services
+from ledger.models import Account, Journal
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args: str) -> str:
+    out = StringIO()
+    call_command(*args, stdout=out, stderr=StringIO())
+    return out.getvalue()
+
+
+def test_tvl_prints_the_manuals_three_figures(player: Any, fund: Any) -> None:
+    fund(player, 3_500_000)
+    services.transfer(
+        source=services.user_account(user=player, currency="USDC"),
+        destination=services.round_pool_account(code="20250908", currency="USDC"),
+        amount_u=1_000_000, type="bet", reference="b1",
+    )
+    text = run("tvl")
+    assert "📊 TVL Metrics:" in text
+    assert "Locked:              1000000 micro USDC (1.000000 USDC)" in text
+    assert "Total Cash:          2500000 micro USDC (2.500000 USDC)" in text
+    assert "Pending Withdrawals: 0 micro USDC (0.000000 USDC)" in text
+    assert json.loads(run("tvl", "--json"))["locked_u"] == 1_000_000
+    with pytest.raises(CommandError, match="Unknown currency"):
+        run("tvl", "--currency", "DOGE")
+
+
+def test_deposit_credits_with_the_operator_as_actor(player: Any, make_staff: Any) -> None:
+    operator = make_staff(role="finance")
+    text = run("deposit", "--user", player.email, "--amount", "1000000", "--operator", operator.email)
+    assert "credited 1.000000 USDC" in text
+    journal = Journal.objects.get(type="deposit")
+    assert journal.actor == operator
+    assert Account.objects.get(owner=player).balance_u == 1_000_000
+
+
+def test_deposit_amount_zero_shows_the_balance_and_changes_nothing(player: Any, fund: Any) -> None:
+    fund(player, 42)
+    journals = Journal.objects.count()
+    text = run("deposit", "--user", player.email, "--amount", "0")
+    assert "available 42" in text
+    assert Journal.objects.count() == journals
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--user", "nobody@example.com", "--amount", "5"], "No user"),
+        (["--amount", "-5"], "zero .* or positive"),
+        (["--amount", "5", "--currency", "DOGE"], "Unknown currency"),
+        (["--amount", "5", "--operator", "ghost@example.com"], "No active operator"),
+    ],
+)
+def test_deposit_refusals_are_one_line_and_change_nothing(player: Any, args: list[str], message: str) -> None:
+    if "--user" not in args:
+        args = ["--user", player.email, *args]
+    with pytest.raises(CommandError, match=message):
+        run("deposit", *args)
+    assert Journal.objects.count() == 0 and Account.objects.filter(balance_u__gt=0).count() == 0
+
+
+def test_check_ledger_passes_then_reports_a_breach(player: Any, fund: Any) -> None:
+    fund(player, 100)
+    assert run("check_ledger").startswith("OK:")
+    Account.objects.filter(owner=player).update(balance_u=150)  # a stored balance drifts from its entries
+    with pytest.raises(CommandError, match="breach"):
+        run("check_ledger", "--record")
+    from ledger.models import LedgerBreach
+
+    breach = LedgerBreach.objects.get(invariant="balance_equals_entries")
+    assert "stores 150 but its entries sum to 100" in breach.detail
+
+
+def test_seed_demo_is_idempotent() -> None:
+    run("seed", "--demo")
+    snapshot = (User.objects.count(), Journal.objects.count(), sum(Account.objects.values_list("balance_u", flat=True)))
+    run("seed", "--demo")
+    assert (User.objects.count(), Journal.objects.count(), sum(Account.objects.values_list("balance_u", flat=True))) == snapshot
+    assert User.objects.filter(is_staff=True, groups__name="finance").count() == 2
+
+
+def test_seed_users_and_refusals(settings: Any) -> None:
+    assert "created 3 player(s)" in run("seed", "--users", "3")
+    with pytest.raises(CommandError, match="Say what to create"):
+        run("seed")
+    settings.BOOTSTRAP_ENABLED = False
+    with pytest.raises(CommandError, match="disabled"):
+        run("seed", "--users", "1")

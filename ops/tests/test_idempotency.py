@@ -1,0 +1,125 @@
+"""The Idempotency-Key contract: replay, mismatch, in progress, errors, and concurrency."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+from conftest import token_client
+from ledger.models import Account, Journal
+from ops.models import IdempotencyKey
+
+pytestmark = pytest.mark.urls("ops.tests.urls")
+URL = "/test/pay-house"
+
+
+def balances() -> tuple:
+    return tuple(Account.objects.order_by("pk").values_list("balance_u", flat=True)), Journal.objects.count()
+
+
+@pytest.fixture
+def client(player: Any, fund: Any) -> APIClient:
+    fund(player, 1_000)
+    return token_client(player)
+
+
+@pytest.mark.django_db
+def test_same_key_same_request_replays_without_moving_money(client: APIClient) -> None:
+    first = client.post(URL, {"amount_u": 100}, format="json", HTTP_IDEMPOTENCY_KEY="k1")
+    assert first.status_code == 201 and "Idempotent-Replayed" not in first
+    before = balances()
+    again = client.post(URL, {"amount_u": 100}, format="json", HTTP_IDEMPOTENCY_KEY="k1")
+    assert again.status_code == 201 and again["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+    assert balances() == before
+
+
+@pytest.mark.django_db
+def test_same_key_other_request_is_422_and_moves_nothing(client: APIClient) -> None:
+    client.post(URL, {"amount_u": 100}, format="json", HTTP_IDEMPOTENCY_KEY="k1")
+    before = balances()
+    response = client.post(URL, {"amount_u": 101}, format="json", HTTP_IDEMPOTENCY_KEY="k1")
+    assert response.status_code == 422
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["type"] == "idempotency/key-reused"
+    assert balances() == before
+
+
+@pytest.mark.django_db
+def test_key_is_per_user(client: APIClient, make_player: Any, fund: Any) -> None:
+    other = make_player()
+    fund(other, 500)
+    client.post(URL, {"amount_u": 100}, format="json", HTTP_IDEMPOTENCY_KEY="shared")
+    response = token_client(other).post(URL, {"amount_u": 100}, format="json", HTTP_IDEMPOTENCY_KEY="shared")
+    assert response.status_code == 201 and "Idempotent-Replayed" not in response
+
+
+@pytest.mark.django_db
+def test_missing_or_oversized_key_is_refused(client: APIClient) -> None:
+    before = balances()
+    missing = client.post(URL, {"amount_u": 100}, format="json")
+    assert missing.status_code == 400 and missing.json()["type"] == "idempotency/key-required"
+    long = client.post(URL, {"amount_u": 100}, format="json", HTTP_IDEMPOTENCY_KEY="x" * 256)
+    assert long.status_code == 400 and long.json()["type"] == "idempotency/key-invalid"
+    assert balances() == before
+
+
+@pytest.mark.django_db
+def test_key_still_in_progress_is_409(client: APIClient, player: Any) -> None:
+    from ops.idempotency import request_fingerprint  # noqa: F401  (the fingerprint is internal; match it by replaying)
+
+    client.post(URL, {"amount_u": 100}, format="json", HTTP_IDEMPOTENCY_KEY="busy")
+    IdempotencyKey.objects.filter(key="busy").update(state=IdempotencyKey.State.IN_PROGRESS)
+    before = balances()
+    response = client.post(URL, {"amount_u": 100}, format="json", HTTP_IDEMPOTENCY_KEY="busy")
+    assert response.status_code == 409 and response.json()["type"] == "idempotency/in-progress"
+    assert balances() == before
+
+
+@pytest.mark.django_db
+def test_refusal_is_stored_and_replayed(client: APIClient) -> None:
+    refused = client.post(URL, {"amount_u": 5_000}, format="json", HTTP_IDEMPOTENCY_KEY="big")
+    assert refused.status_code == 422 and refused.json()["type"] == "ledger/insufficient-funds"
+    again = client.post(URL, {"amount_u": 5_000}, format="json", HTTP_IDEMPOTENCY_KEY="big")
+    assert again.status_code == 422 and again["Idempotent-Replayed"] == "true"
+    assert again["Content-Type"] == "application/problem+json"
+
+
+@pytest.mark.django_db
+def test_transient_failure_rolls_back_and_releases_the_key(client: APIClient) -> None:
+    before = balances()
+    failed = client.post(URL, {"amount_u": 100, "fail": True}, format="json", HTTP_IDEMPOTENCY_KEY="t1")
+    assert failed.status_code == 503
+    assert balances() == before, "the transfer inside the failed request must roll back"
+    assert not IdempotencyKey.objects.filter(key="t1").exists()
+    retried = client.post(URL, {"amount_u": 100, "fail": True}, format="json", HTTP_IDEMPOTENCY_KEY="t1")
+    assert retried.status_code == 503 and "Idempotent-Replayed" not in retried
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_requests_with_one_key_move_money_once(player: Any, fund: Any) -> None:
+    fund(player, 1_000)
+    statuses: list[int] = []
+    barrier = threading.Barrier(8)
+
+    def send() -> None:
+        client = token_client(player)
+        barrier.wait()
+        try:
+            statuses.append(client.post(URL, {"amount_u": 10}, format="json", HTTP_IDEMPOTENCY_KEY="race").status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(set(statuses)) <= [201, 409]
+    assert statuses.count(201) >= 1
+    assert Journal.objects.filter(type="fee").count() == 1
+    assert Account.objects.get(name="house", currency="USDC").balance_u == 10

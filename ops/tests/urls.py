@@ -1,0 +1,38 @@
+"""A test-only money-moving view that uses the Idempotency-Key mechanism."""
+
+from django.urls import include, path
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from ledger.services import house_account, transfer, user_account
+from ops.errors import ServiceUnavailable
+from ops.idempotency import idempotent
+
+
+class PayHouseApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        amount_u = serializers.IntegerField()
+        fail = serializers.BooleanField(default=False)
+
+    @idempotent
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        journal = transfer(
+            source=user_account(user=request.user, currency="USDC"),
+            destination=house_account(currency="USDC"),
+            amount_u=data.validated_data["amount_u"],
+            type="fee",
+            reference=f"pay-house:{request.headers['Idempotency-Key']}:{request.user.pk}",
+        )
+        if data.validated_data["fail"]:
+            raise ServiceUnavailable("the downstream is down")
+        return Response({"journal": journal.reference}, status=201)
+
+
+urlpatterns = [
+    path("test/pay-house", PayHouseApi.as_view()),
+    path("", include("config.urls")),
+]
