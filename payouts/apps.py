@@ -6,3 +6,7 @@ from django.apps import AppConfig
 class PayoutsConfig(AppConfig):
     name = "payouts"
     verbose_name = "Withdrawals and payouts"
+
+    def ready(self) -> None:
+        # Registers the held_equals_withdrawals invariant and the manual-review metrics.
+        from . import invariants, metrics  # noqa: F401

@@ -147,6 +147,7 @@ CELERY_BEAT_SCHEDULE = {
     "ledger-reconciliation": {"task": "ledger.tasks.reconcile_ledger", "schedule": crontab(minute="*/5")},
     "ops-stuck-finance-jobs": {"task": "payouts.tasks.detect_stuck_finance_jobs", "schedule": crontab(minute="*/30")},
     "rounds-tick": {"task": "rounds.tasks.rounds_tick", "schedule": crontab(minute="*")},
+    "payouts-requeue": {"task": "payouts.tasks.requeue_payouts", "schedule": crontab(minute="*/10")},
     "webhooks-retry-pending": {"task": "webhooks.tasks.retry_stale_events", "schedule": crontab(minute="*/5")},
 }
 

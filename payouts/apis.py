@@ -1,0 +1,247 @@
+"""Withdrawal API: players request, list, read and cancel their own; operators approve, reject and
+resolve the manual-review queue (seed 004's `/v1/payouts/manual-review` and `/v1/payouts/{id}/resolve`).
+
+Views are thin: validate, call a service or selector, serialize. Errors are problem+json.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_serializer,
+)
+from rest_framework import serializers, status
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from ledger.currencies import CURRENCIES
+from ops.idempotency import HEADER, idempotent, idempotent_call
+
+from .models import Withdrawal
+from .providers import provider_names
+from .selectors import (
+    manual_review_queue,
+    withdrawal_get,
+    withdrawal_list,
+    withdrawal_pending_signoffs,
+)
+from .services import (
+    RESOLVE_DECISIONS,
+    withdrawal_approve,
+    withdrawal_cancel,
+    withdrawal_reject,
+    withdrawal_request,
+    withdrawal_resolve,
+)
+
+
+class IsOperator(BasePermission):
+    """Active staff (support, finance, admin); what each may do is checked by the service."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        user = request.user
+        return bool(user and user.is_authenticated and user.is_active and user.is_staff)
+
+
+class CanViewWithdrawals(IsOperator):
+    """Operators whose role may read withdrawals (support may list the queue)."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return super().has_permission(request, view) and request.user.has_perm("payouts.view_withdrawal")
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """An integer that must arrive as a JSON integer: no strings, floats or booleans."""
+
+    default_error_messages = {"strict": "Must be a JSON integer (minor units), not {kind}."}
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("strict", kind=type(data).__name__)
+        return super().to_internal_value(data)
+
+
+class WithdrawalOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    state = serializers.CharField()
+    amount_u = serializers.IntegerField()
+    currency = serializers.CharField()
+    provider = serializers.CharField()
+    destination = serializers.JSONField()
+    psp_reference = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    state_changed_at = serializers.DateTimeField()
+
+
+class StaffWithdrawalOutputSerializer(WithdrawalOutputSerializer):
+    user = serializers.EmailField(source="user.email")
+    pending_signoffs = serializers.SerializerMethodField()
+
+    def get_pending_signoffs(self, obj: Withdrawal) -> list[dict[str, Any]]:
+        return [
+            {"action": s["action"], "operator": s["operator"], "at": s["at"].isoformat()}
+            for s in withdrawal_pending_signoffs(withdrawal=obj)
+        ]
+
+
+def _maybe_idempotent(request: Request, handler: Callable[[], Response]) -> Response:
+    """Honour an Idempotency-Key when one is sent; state transitions are safe to repeat without one (409)."""
+    if request.headers.get(HEADER, "").strip():
+        return idempotent_call(request=request, scope=f"{request.method} {request.path}"[:200], handler=handler)
+    return handler()
+
+
+def _staff_response(withdrawal: Withdrawal, from_state: str | None = None) -> Response:
+    body = StaffWithdrawalOutputSerializer(withdrawal).data
+    # 202: a first four-eyes sign-off was recorded; a second operator must complete the action.
+    code = status.HTTP_202_ACCEPTED if body["pending_signoffs"] and withdrawal.state == from_state else status.HTTP_200_OK
+    return Response(body, status=code)
+
+
+class WithdrawalsApi(APIView):
+    """`GET /v1/withdrawals`: the player's own withdrawals. `POST`: request one (Idempotency-Key required).
+
+    One URL serves both methods, so this view holds two operations, each with its own serializers.
+    """
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema_serializer(component_name="WithdrawalCreateInput")
+    class InputSerializer(serializers.Serializer):
+        amount_u = StrictIntegerField(min_value=1)
+        currency = serializers.ChoiceField(choices=sorted(CURRENCIES))
+        provider = serializers.CharField(max_length=30)
+        destination = serializers.DictField(required=False)
+
+        def validate_provider(self, value: str) -> str:
+            if value not in provider_names():
+                raise serializers.ValidationError(f"Unknown provider; one of {', '.join(provider_names())}.")
+            return value
+
+    @extend_schema(parameters=[OpenApiParameter("limit", int), OpenApiParameter("offset", int)],
+                   responses={200: WithdrawalOutputSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(withdrawal_list(user=request.user), request, view=self)
+        return paginator.get_paginated_response(WithdrawalOutputSerializer(page, many=True).data)
+
+    @extend_schema(request=InputSerializer, responses={201: WithdrawalOutputSerializer})
+    @idempotent
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        withdrawal = withdrawal_request(user=request.user, **data.validated_data)
+        return Response(WithdrawalOutputSerializer(withdrawal).data, status=status.HTTP_201_CREATED)
+
+
+class WithdrawalDetailApi(APIView):
+    """`GET /v1/withdrawals/{id}`: one of the player's own withdrawals (another player's: 404)."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses={200: WithdrawalOutputSerializer})
+    def get(self, request: Request, withdrawal_id: int) -> Response:
+        withdrawal = withdrawal_get(user=request.user, withdrawal_id=withdrawal_id)
+        return Response(WithdrawalOutputSerializer(withdrawal).data)
+
+
+class WithdrawalCancelApi(APIView):
+    """`POST /v1/withdrawals/{id}/cancel`: the player cancels while still requested; funds are released."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=None, responses={200: WithdrawalOutputSerializer})
+    def post(self, request: Request, withdrawal_id: int) -> Response:
+        def handler() -> Response:
+            withdrawal = withdrawal_cancel(withdrawal_id=withdrawal_id, acting_user=request.user)
+            return Response(WithdrawalOutputSerializer(withdrawal).data)
+
+        return _maybe_idempotent(request, handler)
+
+
+class WithdrawalApproveApi(APIView):
+    """`POST /v1/withdrawals/{id}/approve` (finance/admin): approve; above the four-eyes threshold, 202 until
+    a second operator approves too."""
+
+    permission_classes = [IsOperator]
+
+    @extend_schema_serializer(component_name="WithdrawalApproveInput")
+    class InputSerializer(serializers.Serializer):
+        reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+    @extend_schema(request=InputSerializer, responses={200: StaffWithdrawalOutputSerializer})
+    def post(self, request: Request, withdrawal_id: int) -> Response:
+        def handler() -> Response:
+            data = self.InputSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            withdrawal = withdrawal_approve(
+                withdrawal_id=withdrawal_id, acting_user=request.user, reason=data.validated_data["reason"]
+            )
+            return _staff_response(withdrawal, from_state=Withdrawal.State.REQUESTED)
+
+        return _maybe_idempotent(request, handler)
+
+
+class WithdrawalRejectApi(APIView):
+    """`POST /v1/withdrawals/{id}/reject` (finance/admin) with a reason; the held funds are released."""
+
+    permission_classes = [IsOperator]
+
+    @extend_schema_serializer(component_name="WithdrawalRejectInput")
+    class InputSerializer(serializers.Serializer):
+        reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+    @extend_schema(request=InputSerializer, responses={200: StaffWithdrawalOutputSerializer})
+    def post(self, request: Request, withdrawal_id: int) -> Response:
+        def handler() -> Response:
+            data = self.InputSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            withdrawal = withdrawal_reject(
+                withdrawal_id=withdrawal_id, acting_user=request.user, reason=data.validated_data["reason"]
+            )
+            return _staff_response(withdrawal)
+
+        return _maybe_idempotent(request, handler)
+
+
+class ManualReviewListApi(APIView):
+    """`GET /v1/payouts/manual-review?limit=50&offset=0`: failed payouts waiting for a decision (staff)."""
+
+    permission_classes = [CanViewWithdrawals]
+
+    @extend_schema(parameters=[OpenApiParameter("limit", int), OpenApiParameter("offset", int)],
+                   responses={200: StaffWithdrawalOutputSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(manual_review_queue(), request, view=self)
+        return paginator.get_paginated_response(StaffWithdrawalOutputSerializer(page, many=True).data)
+
+
+class PayoutResolveApi(APIView):
+    """`POST /v1/payouts/{id}/resolve` `{"decision": "confirm_sent"|"refund_failed"|"retry", "reason": "..."}`."""
+
+    permission_classes = [IsOperator]
+
+    @extend_schema_serializer(component_name="PayoutResolveInput")
+    class InputSerializer(serializers.Serializer):
+        decision = serializers.ChoiceField(choices=RESOLVE_DECISIONS)
+        reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+    @extend_schema(request=InputSerializer, responses={200: StaffWithdrawalOutputSerializer})
+    def post(self, request: Request, withdrawal_id: int) -> Response:
+        def handler() -> Response:
+            data = self.InputSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            withdrawal = withdrawal_resolve(
+                withdrawal_id=withdrawal_id, acting_user=request.user, **data.validated_data
+            )
+            return _staff_response(withdrawal, from_state=Withdrawal.State.PAYOUT_FAILED)
+
+        return _maybe_idempotent(request, handler)

@@ -1,0 +1,63 @@
+"""`withdraw --user EMAIL --amount N [--currency USDC] [--provider adyen] [--dry-run]` (house manual).
+
+Requests a withdrawal for the player through the same service as the API: the funds are held and
+the withdrawal waits for approval. Refusals exit non-zero with one readable line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from ledger.currencies import get_currency
+from ledger.models import Account
+from ops.cli import operator_from_option, user_by_email
+from ops.command_lock import command_lock
+from ops.errors import ApplicationError
+from payouts.services import withdrawal_request, withdrawal_validate
+
+
+class Command(BaseCommand):
+    help = "Request a withdrawal for a player (funds are held until an operator approves)."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--user", required=True, help="the player's email")
+        parser.add_argument("--amount", required=True, type=int, help="minor units (micro USDC for USDC)")
+        parser.add_argument("--currency", default=getattr(settings, "DEFAULT_CURRENCY", "USDC"))
+        parser.add_argument("--provider", default="adyen")
+        parser.add_argument("--operator", help="the operator's email (recorded as the actor)")
+        parser.add_argument("--dry-run", action="store_true", help="check and show what would happen; change nothing")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        user = user_by_email(options["user"])
+        amount_u, code, provider = options["amount"], options["currency"], options["provider"]
+        try:
+            withdrawal_validate(user=user, amount_u=amount_u, currency=code, provider=provider)
+            currency = get_currency(code)
+            if options["dry_run"]:
+                available = Account.objects.filter(
+                    owner=user, currency=code, kind=Account.Kind.USER_AVAILABLE
+                ).values_list("balance_u", flat=True).first() or 0
+                if available < amount_u:
+                    raise CommandError(
+                        f"refused: {user.email} has {currency.format(available)} available; "
+                        f"{currency.format(amount_u)} requested. Nothing was changed."
+                    )
+                self.stdout.write(
+                    f"dry run: would hold {currency.format(amount_u)} of {user.email} "
+                    f"for a withdrawal via {provider} (available {currency.format(available)}); nothing changed"
+                )
+                return
+            actor = operator_from_option(options["operator"])
+            with command_lock("withdraw"):
+                withdrawal = withdrawal_request(
+                    user=user, amount_u=amount_u, currency=code, provider=provider, acting_user=actor
+                )
+        except ApplicationError as exc:
+            raise CommandError(f"refused: {exc.detail}") from exc
+        self.stdout.write(
+            f"withdrawal {withdrawal.pk} requested: {currency.format(amount_u)} of {user.email} via {provider}; "
+            "funds held, waiting for approval"
+        )

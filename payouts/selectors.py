@@ -1,0 +1,204 @@
+"""Reads for withdrawals: a player's own, the manual-review queue, a withdrawal's money and audit trail,
+and the stuck-job detector's findings."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from ledger.models import Entry, Journal
+from ops.models import AuditRecord
+
+from .errors import WithdrawalNotFound
+from .models import PayoutAttempt, Withdrawal, WithdrawalApproval
+
+logger = logging.getLogger(__name__)
+
+
+def withdrawal_list(*, user: Any) -> QuerySet[Withdrawal]:
+    """Return the player's own withdrawals, newest first."""
+    return Withdrawal.objects.filter(user=user).order_by("-id")
+
+
+def withdrawal_get(*, user: Any, withdrawal_id: Any) -> Withdrawal:
+    """Return one of the player's own withdrawals; another player's is simply not found."""
+    try:
+        return Withdrawal.objects.get(pk=int(withdrawal_id), user=user)
+    except (Withdrawal.DoesNotExist, ValueError, TypeError):
+        raise WithdrawalNotFound(f"No withdrawal {withdrawal_id}.") from None
+
+
+def withdrawal_get_for_staff(*, withdrawal_id: Any) -> Withdrawal:
+    """Return any withdrawal (operators)."""
+    try:
+        return Withdrawal.objects.select_related("user").get(pk=int(withdrawal_id))
+    except (Withdrawal.DoesNotExist, ValueError, TypeError):
+        raise WithdrawalNotFound(f"No withdrawal {withdrawal_id}.") from None
+
+
+def manual_review_queue() -> QuerySet[Withdrawal]:
+    """Return withdrawals whose payout failed, oldest failure first."""
+    return (
+        Withdrawal.objects.filter(state=Withdrawal.State.PAYOUT_FAILED)
+        .select_related("user")
+        .order_by("state_changed_at", "id")
+    )
+
+
+def withdrawal_journals(*, withdrawal: Withdrawal) -> QuerySet[Journal]:
+    """Return the ledger journals of a withdrawal (hold, payout, release)."""
+    return Journal.objects.filter(reference__startswith=f"withdrawal:{withdrawal.pk}:").order_by("id")
+
+
+def withdrawal_entries(*, withdrawal: Withdrawal) -> QuerySet[Entry]:
+    """Return the ledger entries of a withdrawal's journals."""
+    return (
+        Entry.objects.filter(journal__reference__startswith=f"withdrawal:{withdrawal.pk}:")
+        .select_related("journal", "account")
+        .order_by("id")
+    )
+
+
+def withdrawal_audit_trail(*, withdrawal: Withdrawal) -> QuerySet[AuditRecord]:
+    """Return the business audit records of a withdrawal, oldest first."""
+    return AuditRecord.objects.filter(object_type="payouts.withdrawal", object_id=str(withdrawal.pk)).order_by("id")
+
+
+def withdrawal_attempts(*, withdrawal: Withdrawal) -> QuerySet[PayoutAttempt]:
+    """Return every PSP call made for a withdrawal."""
+    return PayoutAttempt.objects.filter(withdrawal=withdrawal).order_by("id")
+
+
+def withdrawal_pending_signoffs(*, withdrawal: Withdrawal) -> list[dict[str, Any]]:
+    """Return four-eyes sign-offs recorded for the current state and attempt, awaiting a second operator."""
+    actions = {
+        Withdrawal.State.REQUESTED: ["approve"],
+        Withdrawal.State.PAYOUT_FAILED: ["confirm_sent", "refund_failed", "retry"],
+    }.get(withdrawal.state, [])
+    rows = WithdrawalApproval.objects.filter(
+        withdrawal=withdrawal, action__in=actions, generation=withdrawal.payout_generation
+    ).select_related("operator")
+    return [{"action": r.action, "operator": r.operator.email, "reason": r.reason, "at": r.created_at} for r in rows]
+
+
+def payouts_waiting(*, older_than_s: int | None = None) -> list[int]:
+    """Return ids of payouts nobody is working on: approved, or submitted with no PSP answer yet."""
+    if older_than_s is None:
+        older_than_s = int(getattr(settings, "PAYOUT_REQUEUE_AFTER_S", 600))
+    cutoff = timezone.now() - timedelta(seconds=older_than_s)
+    answered = (PayoutAttempt.Outcome.ACCEPTED, PayoutAttempt.Outcome.DECLINED, PayoutAttempt.Outcome.REFUSED)
+    ids = []
+    for withdrawal in Withdrawal.objects.filter(
+        state__in=[Withdrawal.State.APPROVED, Withdrawal.State.PAYOUT_SUBMITTED], state_changed_at__lte=cutoff
+    ).order_by("id"):
+        if withdrawal.state == Withdrawal.State.PAYOUT_SUBMITTED and withdrawal.attempts.filter(
+            idempotency_key=withdrawal.idempotency_key, outcome__in=answered
+        ).exists():
+            continue
+        ids.append(withdrawal.pk)
+    return ids
+
+
+# --- Stuck work ----------------------------------------------------------------------------
+
+STUCK_DEFAULTS_S = {
+    Withdrawal.State.REQUESTED: ("PAYOUT_STUCK_REQUESTED_AFTER_S", 24 * 3600),
+    Withdrawal.State.APPROVED: ("PAYOUT_STUCK_APPROVED_AFTER_S", 3600),
+    Withdrawal.State.PAYOUT_SUBMITTED: ("PAYOUT_STUCK_SUBMITTED_AFTER_S", 2 * 3600),
+}
+WEBHOOK_STUCK_SETTING = ("WEBHOOK_STUCK_AFTER_S", 15 * 60)
+WEBHOOK_DONE_STATUSES = ("processed", "ignored", "duplicate", "skipped", "done")
+
+
+@dataclass(frozen=True)
+class StuckFinding:
+    """One piece of finance work that has waited too long."""
+
+    kind: str
+    id: str
+    state: str
+    age_s: int
+    limit_s: int
+    detail: str
+
+    def line(self) -> str:
+        return (
+            f"{self.kind} {self.id} state={self.state} age={_age(self.age_s)} "
+            f"(limit {_age(self.limit_s)}) {self.detail}".rstrip()
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _age(seconds: int) -> str:
+    hours, rest = divmod(max(seconds, 0), 3600)
+    return f"{hours}h{rest // 60:02d}m"
+
+
+def stuck_limits() -> dict[str, int]:
+    """Return the age (seconds) after which each state counts as stuck."""
+    return {state: int(getattr(settings, name, default)) for state, (name, default) in STUCK_DEFAULTS_S.items()}
+
+
+def stuck_withdrawals(*, now: datetime | None = None) -> list[StuckFinding]:
+    """Return withdrawals stuck in requested / approved / payout_submitted past their limits."""
+    now = now or timezone.now()
+    findings = []
+    for state, limit_s in stuck_limits().items():
+        rows = Withdrawal.objects.filter(
+            state=state, state_changed_at__lt=now - timedelta(seconds=limit_s)
+        ).select_related("user").order_by("state_changed_at", "id")
+        for w in rows:
+            findings.append(StuckFinding(
+                kind="withdrawal", id=str(w.pk), state=w.state,
+                age_s=int((now - w.state_changed_at).total_seconds()), limit_s=limit_s,
+                detail=f"amount_u={w.amount_u} {w.currency} provider={w.provider} user={w.user.email}"
+                + (f" psp_reference={w.psp_reference}" if w.psp_reference else ""),
+            ))
+    return findings
+
+
+def stuck_webhook_events(*, now: datetime | None = None) -> list[StuckFinding]:
+    """Return deposit webhook events not processed past an age (skipped if the webhooks app has no such model)."""
+    from django.apps import apps
+
+    try:
+        model = apps.get_model("webhooks", "WebhookEvent")
+    except LookupError:
+        return []
+    field_names = {f.name for f in model._meta.get_fields()}
+    if "status" not in field_names:
+        return []
+    time_field = next((f for f in ("received_at", "created_at", "created") if f in field_names), None)
+    if time_field is None:
+        return []
+    now = now or timezone.now()
+    name, default = WEBHOOK_STUCK_SETTING
+    limit_s = int(getattr(settings, name, default))
+    rows = model.objects.exclude(status__in=WEBHOOK_DONE_STATUSES).filter(
+        **{f"{time_field}__lt": now - timedelta(seconds=limit_s)}
+    ).order_by(time_field)
+    findings = []
+    for event in rows:
+        at = getattr(event, time_field)
+        label = " ".join(
+            f"{f}={getattr(event, f)}" for f in ("provider", "event_id", "reference") if f in field_names
+        )
+        findings.append(StuckFinding(
+            kind="webhook_event", id=str(event.pk), state=str(event.status),
+            age_s=int((now - at).total_seconds()), limit_s=limit_s, detail=label,
+        ))
+    return findings
+
+
+def stuck_finance_jobs(*, now: datetime | None = None) -> list[StuckFinding]:
+    """Return every stuck piece of finance work (withdrawals and webhook events)."""
+    now = now or timezone.now()
+    return stuck_withdrawals(now=now) + stuck_webhook_events(now=now)

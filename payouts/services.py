@@ -1,0 +1,551 @@
+"""Writes for withdrawals and payouts. Admin, API, commands, tasks and webhooks all call these.
+
+Every action locks its withdrawal row (SELECT ... FOR UPDATE), checks the transition and the
+actor's permission, fires the django-fsm transition, moves the money, and writes the audit record,
+all in one short transaction. Two operators acting at once: the second waits for the lock, then
+finds the new state and gets a 409; money moves once (ledger references are unique forever, too).
+
+Ledger (DESIGN.md §3): hold at request (available -> held, `withdrawal_hold`), burn when paid
+(held -> `psp:<provider>`, `payout`), release at reject/cancel/refund (held -> available,
+`withdrawal_release`). Approval moves no money.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django_fsm import ConcurrentTransition, can_proceed, has_transition_perm
+
+from ledger.currencies import get_currency
+from ledger.errors import InvalidAmount
+from ledger.models import Account, Journal
+from ledger.services import MAX_AMOUNT_U, external_account, transfer, user_account
+from ops.audit import actor_label, audit_record
+from ops.models import Switch
+from ops.switches import switch_is_on, switch_set
+
+from .errors import (
+    ConcurrentAction,
+    InvalidTransition,
+    InvalidWithdrawal,
+    ReasonRequired,
+    SecondOperatorRequired,
+    TransitionForbidden,
+    WithdrawalNotFound,
+)
+from .lock_objects import withdrawal_lock
+from .models import PayoutAttempt, PayoutEvent, Withdrawal, WithdrawalApproval
+from .providers import Outcome, SubmitResult, get_provider
+
+logger = logging.getLogger(__name__)
+
+PAYOUT_WORKER = "payout-worker"
+SYSTEM_ACTIONS = frozenset({"submit", "mark_paid", "mark_failed"})
+RESOLVE_DECISIONS = ("confirm_sent", "refund_failed", "retry")
+FOUR_EYES_ACTIONS = frozenset({"approve", *RESOLVE_DECISIONS})
+ACTION_LABELS = {
+    "approve": "approve",
+    "reject": "reject",
+    "cancel": "cancel",
+    "submit": "submit the payout of",
+    "mark_paid": "mark as paid",
+    "mark_failed": "mark as failed",
+    "confirm_sent": "confirm as sent",
+    "refund_failed": "refund",
+    "retry": "retry the payout of",
+}
+
+
+# --- Settings ------------------------------------------------------------------------------
+
+def four_eyes_threshold_u() -> int:
+    """Amounts above this need two different operators to approve or resolve."""
+    return int(getattr(settings, "FOUR_EYES_THRESHOLD_U", 1_000_000_000))
+
+
+def auto_pause_after_failures() -> int:
+    """Consecutive PSP failures after which payouts pause themselves."""
+    return int(getattr(settings, "PAYOUT_AUTO_PAUSE_AFTER_FAILURES", 5))
+
+
+# --- Helpers -------------------------------------------------------------------------------
+
+def _is_person(actor: Any) -> bool:
+    return getattr(actor, "pk", None) is not None and hasattr(actor, "email")
+
+
+def _require_reason(reason: Any) -> str:
+    if not isinstance(reason, str) or not reason.strip():
+        raise ReasonRequired("Give a reason for this decision; it is kept in the audit log. Nothing was changed.")
+    return reason.strip()
+
+
+def _authorize(*, withdrawal: Withdrawal, action: str, actor: Any) -> None:
+    """Refuse unless the transition is possible now and this actor may fire it."""
+    method = getattr(withdrawal, action)
+    if not can_proceed(method):
+        raise InvalidTransition(
+            f"Withdrawal {withdrawal.pk} is {withdrawal.state}; cannot {ACTION_LABELS[action]} it. Nothing was changed.",
+            extra={"withdrawal_id": withdrawal.pk, "state": withdrawal.state},
+        )
+    if action in SYSTEM_ACTIONS:
+        if _is_person(actor):
+            raise TransitionForbidden(f"Only the payout system may {ACTION_LABELS[action]} a withdrawal.")
+        return
+    if not _is_person(actor) or not has_transition_perm(method, actor):
+        raise TransitionForbidden(
+            f"{actor_label(actor)} may not {ACTION_LABELS[action]} withdrawal {withdrawal.pk}. Nothing was changed."
+        )
+    if action != "cancel" and actor.pk == withdrawal.user_id:
+        raise TransitionForbidden("Nobody may decide on their own withdrawal.")
+
+
+def _transition(
+    *, withdrawal: Withdrawal, action: str, actor: Any, reason: str = "", data: dict[str, Any] | None = None
+) -> None:
+    """Fire one transition on a locked withdrawal, save it and write the audit record."""
+    _authorize(withdrawal=withdrawal, action=action, actor=actor)
+    from_state = withdrawal.state
+    getattr(withdrawal, action)()
+    withdrawal.state_changed_at = timezone.now()
+    try:
+        withdrawal.save()
+    except ConcurrentTransition as exc:
+        raise ConcurrentAction(f"Withdrawal {withdrawal.pk} changed meanwhile; reload and retry.") from exc
+    audit_record(
+        actor=actor,
+        action=f"payouts.withdrawal.{action}",
+        obj=withdrawal,
+        object_type="payouts.withdrawal",
+        reason=reason,
+        from_state=from_state,
+        to_state=withdrawal.state,
+        data={"amount_u": withdrawal.amount_u, "currency": withdrawal.currency, **(data or {})},
+        system=actor_label(actor),
+    )
+
+
+def _four_eyes_ready(*, withdrawal: Withdrawal, action: str, actor: Any, reason: str) -> bool:
+    """Return True when the action may happen now; otherwise record this operator's sign-off.
+
+    Above the threshold an action needs sign-offs from two different operators on the same
+    decision (for manual resolution: on the same failed payout attempt).
+    """
+    if action not in FOUR_EYES_ACTIONS or withdrawal.amount_u <= four_eyes_threshold_u():
+        return True
+    signoffs = WithdrawalApproval.objects.filter(
+        withdrawal=withdrawal, action=action, generation=withdrawal.payout_generation
+    )
+    if signoffs.filter(operator=actor).exists():
+        raise SecondOperatorRequired(
+            f"You already signed off to {ACTION_LABELS[action]} withdrawal {withdrawal.pk}; "
+            "a different operator must confirm it.",
+            extra={"withdrawal_id": withdrawal.pk, "action": action},
+        )
+    has_other = signoffs.exclude(operator=actor).exists()
+    WithdrawalApproval.objects.create(
+        withdrawal=withdrawal, action=action, generation=withdrawal.payout_generation, operator=actor, reason=reason
+    )
+    if has_other:
+        return True
+    audit_record(
+        actor=actor,
+        action=f"payouts.withdrawal.{action}.signoff",
+        obj=withdrawal,
+        object_type="payouts.withdrawal",
+        reason=reason,
+        from_state=withdrawal.state,
+        to_state=withdrawal.state,
+        data={"amount_u": withdrawal.amount_u, "threshold_u": four_eyes_threshold_u(), "awaiting": "second operator"},
+    )
+    return False
+
+
+def _hold_reference(withdrawal: Withdrawal) -> str:
+    return f"withdrawal:{withdrawal.pk}:hold"
+
+
+def _release(*, withdrawal: Withdrawal, actor: Any, reason: str) -> Journal:
+    """Move the held funds back to the player's available balance (once per withdrawal)."""
+    return transfer(
+        source=user_account(user=withdrawal.user, currency=withdrawal.currency, kind=Account.Kind.USER_HELD),
+        destination=user_account(user=withdrawal.user, currency=withdrawal.currency),
+        amount_u=withdrawal.amount_u,
+        type="withdrawal_release",
+        reference=f"withdrawal:{withdrawal.pk}:release",
+        actor=actor,
+        system=actor_label(actor),
+        metadata={"withdrawal_id": withdrawal.pk, "reason": reason, "state": withdrawal.state},
+    )
+
+
+def _burn(*, withdrawal: Withdrawal, actor: Any, reason: str) -> Journal:
+    """Move the held funds out to the PSP's clearing account: the money has left (once per withdrawal)."""
+    return transfer(
+        source=user_account(user=withdrawal.user, currency=withdrawal.currency, kind=Account.Kind.USER_HELD),
+        destination=external_account(provider=withdrawal.provider, currency=withdrawal.currency),
+        amount_u=withdrawal.amount_u,
+        type="payout",
+        reference=f"withdrawal:{withdrawal.pk}:payout",
+        actor=actor,
+        system=actor_label(actor),
+        metadata={"withdrawal_id": withdrawal.pk, "reason": reason, "psp_reference": withdrawal.psp_reference},
+    )
+
+
+def _enqueue_payout(withdrawal_id: int) -> None:
+    """After commit: hand the withdrawal to the payout worker (the stuck-job detector catches a lost message)."""
+    from .tasks import submit_payout
+
+    submit_payout.delay(withdrawal_id)
+
+
+def _schedule_payout(withdrawal: Withdrawal) -> None:
+    withdrawal_id = withdrawal.pk
+    transaction.on_commit(lambda: _enqueue_payout(withdrawal_id), robust=True)
+
+
+# --- Player actions ------------------------------------------------------------------------
+
+def withdrawal_validate(*, user: Any, amount_u: Any, currency: Any, provider: Any, destination: Any = None) -> None:
+    """Refuse a withdrawal request that could never be valid (changes nothing)."""
+    if isinstance(amount_u, bool) or not isinstance(amount_u, int):
+        raise InvalidAmount(f"amount_u must be a whole number of minor units, not {type(amount_u).__name__}.")
+    if amount_u <= 0:
+        raise InvalidAmount("amount_u must be positive.")
+    if amount_u > MAX_AMOUNT_U:
+        raise InvalidAmount(f"amount_u {amount_u} is out of range.")
+    get_currency(currency)
+    get_provider(provider)
+    if destination is not None and not isinstance(destination, dict):
+        raise InvalidWithdrawal("destination must be an object.")
+    if getattr(user, "is_staff", False):
+        raise InvalidWithdrawal("Operator accounts cannot withdraw; withdrawals are for players.")
+    if not getattr(user, "is_active", False):
+        raise InvalidWithdrawal("This account is not active.")
+
+
+def withdrawal_request(
+    *,
+    user: Any,
+    amount_u: int,
+    currency: str,
+    provider: str,
+    destination: dict[str, Any] | None = None,
+    acting_user: Any = None,
+) -> Withdrawal:
+    """Hold the funds (available -> held) and create the withdrawal in `requested`.
+
+    Raises InsufficientFunds (422) and changes nothing when the available balance is too small.
+    """
+    withdrawal_validate(user=user, amount_u=amount_u, currency=currency, provider=provider, destination=destination)
+    actor = acting_user if acting_user is not None else user
+    with transaction.atomic():
+        withdrawal = Withdrawal.objects.create(
+            user=user, amount_u=amount_u, currency=currency, provider=provider, destination=destination or {}
+        )
+        transfer(
+            source=user_account(user=user, currency=currency),
+            destination=user_account(user=user, currency=currency, kind=Account.Kind.USER_HELD),
+            amount_u=amount_u,
+            type="withdrawal_hold",
+            reference=_hold_reference(withdrawal),
+            actor=actor,
+            system=actor_label(actor),
+            metadata={"withdrawal_id": withdrawal.pk, "provider": provider},
+        )
+        audit_record(
+            actor=actor,
+            action="payouts.withdrawal.request",
+            obj=withdrawal,
+            to_state=withdrawal.state,
+            data={"amount_u": amount_u, "currency": currency, "provider": provider, "user": str(user.public_id)},
+            system=actor_label(actor),
+        )
+    return withdrawal
+
+
+def withdrawal_cancel(*, withdrawal_id: int, acting_user: Any, reason: str = "") -> Withdrawal:
+    """The player cancels a withdrawal still `requested`; the held funds are released."""
+    with transaction.atomic():
+        withdrawal = withdrawal_lock(withdrawal_id=withdrawal_id)
+        if not _is_person(acting_user) or withdrawal.user_id != acting_user.pk:
+            raise WithdrawalNotFound(f"No withdrawal {withdrawal_id}.")
+        reason = reason.strip() if isinstance(reason, str) and reason.strip() else "cancelled by the player"
+        _transition(withdrawal=withdrawal, action="cancel", actor=acting_user, reason=reason)
+        _release(withdrawal=withdrawal, actor=acting_user, reason=reason)
+    return withdrawal
+
+
+# --- Operator actions ----------------------------------------------------------------------
+
+def withdrawal_approve(*, withdrawal_id: int, acting_user: Any, reason: str = "") -> Withdrawal:
+    """Approve a requested withdrawal (no money moves); above the threshold, the second operator completes it.
+
+    On approval the payout worker is queued after commit.
+    """
+    reason = reason.strip() if isinstance(reason, str) else ""
+    with transaction.atomic():
+        withdrawal = withdrawal_lock(withdrawal_id=withdrawal_id)
+        _authorize(withdrawal=withdrawal, action="approve", actor=acting_user)
+        if not _four_eyes_ready(withdrawal=withdrawal, action="approve", actor=acting_user, reason=reason):
+            return withdrawal
+        _transition(withdrawal=withdrawal, action="approve", actor=acting_user, reason=reason)
+        _schedule_payout(withdrawal)
+    return withdrawal
+
+
+def withdrawal_reject(*, withdrawal_id: int, acting_user: Any, reason: str) -> Withdrawal:
+    """Reject a requested withdrawal with a reason; the held funds are released."""
+    reason = _require_reason(reason)
+    with transaction.atomic():
+        withdrawal = withdrawal_lock(withdrawal_id=withdrawal_id)
+        _transition(withdrawal=withdrawal, action="reject", actor=acting_user, reason=reason)
+        _release(withdrawal=withdrawal, actor=acting_user, reason=reason)
+    return withdrawal
+
+
+def withdrawal_resolve(*, withdrawal_id: int, acting_user: Any, decision: str, reason: str) -> Withdrawal:
+    """Manual review of a failed payout: `confirm_sent` (burn), `refund_failed` (release) or `retry`.
+
+    A reason is required. Above the threshold, two different operators must make the same decision.
+    """
+    if decision not in RESOLVE_DECISIONS:
+        raise InvalidWithdrawal(f"decision must be one of {', '.join(RESOLVE_DECISIONS)}; got {decision!r}.")
+    reason = _require_reason(reason)
+    with transaction.atomic():
+        withdrawal = withdrawal_lock(withdrawal_id=withdrawal_id)
+        _authorize(withdrawal=withdrawal, action=decision, actor=acting_user)
+        if not _four_eyes_ready(withdrawal=withdrawal, action=decision, actor=acting_user, reason=reason):
+            return withdrawal
+        if decision == "retry":
+            withdrawal.payout_generation += 1
+        _transition(withdrawal=withdrawal, action=decision, actor=acting_user, reason=reason,
+                    data={"decision": decision, "generation": withdrawal.payout_generation})
+        if decision == "confirm_sent":
+            _burn(withdrawal=withdrawal, actor=acting_user, reason=reason)
+        elif decision == "refund_failed":
+            _release(withdrawal=withdrawal, actor=acting_user, reason=reason)
+        else:
+            _schedule_payout(withdrawal)
+    return withdrawal
+
+
+# --- The payout worker ---------------------------------------------------------------------
+
+def payouts_paused() -> str:
+    """Return the name of the switch that stops payouts, or an empty string."""
+    for name in (Switch.Name.PAYOUT_FREEZE, Switch.Name.PAYOUT_AUTO_PAUSE):
+        if switch_is_on(name):
+            return str(name)
+    return ""
+
+
+@dataclass(frozen=True)
+class PayoutRun:
+    """What one run of the payout worker did for one withdrawal."""
+
+    status: str  # nothing_to_do, paused, or a provider Outcome value
+    detail: str = ""
+    idempotency_key: str = ""
+
+    @property
+    def retryable(self) -> bool:
+        return self.status in (Outcome.AMBIGUOUS, Outcome.ERROR)
+
+
+def payout_submit(*, withdrawal_id: int, acting_user: Any = PAYOUT_WORKER) -> PayoutRun:
+    """Submit the withdrawal's payout to its PSP in three phases; safe to run twice.
+
+    (a) short transaction: lock, check the switches, approved -> payout_submitted, record the attempt;
+    (b) call the PSP outside any transaction, with our idempotency key (withdrawal id + attempt);
+    (c) short transaction: record the result. Accepted stays payout_submitted (paid comes by
+    webhook); declined goes to payout_failed (funds stay held); a timeout stays payout_submitted
+    and is retried with the same key only. Funds are never released automatically.
+    """
+    with transaction.atomic():
+        withdrawal = withdrawal_lock(withdrawal_id=withdrawal_id)
+        if withdrawal.state not in (Withdrawal.State.APPROVED, Withdrawal.State.PAYOUT_SUBMITTED):
+            return PayoutRun("nothing_to_do", f"withdrawal is {withdrawal.state}")
+        if withdrawal.state == Withdrawal.State.PAYOUT_SUBMITTED and withdrawal.attempts.filter(
+            idempotency_key=withdrawal.idempotency_key,
+            outcome__in=[PayoutAttempt.Outcome.ACCEPTED, PayoutAttempt.Outcome.DECLINED, PayoutAttempt.Outcome.REFUSED],
+        ).exists():
+            return PayoutRun("nothing_to_do", "the PSP already answered this attempt", withdrawal.idempotency_key)
+        paused = payouts_paused()
+        if paused:
+            logger.warning("payout of withdrawal %s not submitted: switch %s is on", withdrawal.pk, paused)
+            return PayoutRun("paused", f"switch {paused} is on", withdrawal.idempotency_key)
+        if withdrawal.state == Withdrawal.State.APPROVED:
+            withdrawal.payout_generation += 1
+            _transition(withdrawal=withdrawal, action="submit", actor=acting_user,
+                        reason="payout submitted to the PSP", data={"generation": withdrawal.payout_generation})
+        key = withdrawal.idempotency_key
+        attempt = PayoutAttempt.objects.create(withdrawal=withdrawal, provider=withdrawal.provider, idempotency_key=key)
+
+    try:
+        result = get_provider(withdrawal.provider).submit(withdrawal=withdrawal, idempotency_key=key)
+    except Exception as exc:  # an unexpected library error: the call may have happened
+        logger.exception("payout provider %s raised for withdrawal %s", withdrawal.provider, withdrawal.pk)
+        result = SubmitResult(Outcome.AMBIGUOUS, detail=f"{type(exc).__name__}: {exc}"[:500])
+
+    with transaction.atomic():
+        withdrawal = withdrawal_lock(withdrawal_id=withdrawal_id)
+        PayoutAttempt.objects.filter(pk=attempt.pk).update(
+            outcome=str(result.outcome), psp_reference=result.psp_reference, detail=result.detail,
+            finished_at=timezone.now(),
+        )
+        current = key == withdrawal.idempotency_key
+        if result.outcome == Outcome.ACCEPTED and current and result.psp_reference:
+            withdrawal.psp_reference = result.psp_reference
+            withdrawal.save(update_fields=["psp_reference"])
+        elif result.outcome in (Outcome.DECLINED, Outcome.REFUSED) and current and (
+            withdrawal.state == Withdrawal.State.PAYOUT_SUBMITTED
+        ):
+            if result.psp_reference:
+                withdrawal.psp_reference = result.psp_reference
+            _transition(withdrawal=withdrawal, action="mark_failed", actor=acting_user,
+                        reason=f"PSP {result.outcome}: {result.detail}", data={"idempotency_key": key})
+    log = logger.info if result.outcome == Outcome.ACCEPTED else logger.warning
+    log("payout of withdrawal %s via %s: %s %s", withdrawal.pk, withdrawal.provider, result.outcome, result.detail)
+    _check_provider_health(provider=withdrawal.provider)
+    return PayoutRun(str(result.outcome), result.detail, key)
+
+
+def _check_provider_health(*, provider: str) -> None:
+    """Pause payouts (switch PAYOUT_AUTO_PAUSE) after N consecutive failed calls to one PSP."""
+    limit = auto_pause_after_failures()
+    if limit <= 0:
+        return
+    recent = list(
+        PayoutAttempt.objects.filter(provider=provider)
+        .exclude(outcome=PayoutAttempt.Outcome.PENDING)
+        .order_by("-finished_at", "-id")
+        .values_list("outcome", flat=True)[:limit]
+    )
+    failures = (PayoutAttempt.Outcome.AMBIGUOUS, PayoutAttempt.Outcome.ERROR, PayoutAttempt.Outcome.REFUSED)
+    if len(recent) < limit or any(outcome not in failures for outcome in recent):
+        return
+    if switch_is_on(Switch.Name.PAYOUT_AUTO_PAUSE):
+        return
+    reason = f"{limit} consecutive failed payout calls to {provider}; payouts paused automatically"
+    switch_set(name=Switch.Name.PAYOUT_AUTO_PAUSE, on=True, reason=reason, actor=PAYOUT_WORKER)
+    logger.error("PAYOUT_AUTO_PAUSE turned on: %s", reason)
+
+
+def payouts_requeue(*, older_than_s: int | None = None) -> list[int]:
+    """Queue the payout worker again for work nobody is doing; return the withdrawal ids queued.
+
+    Picks approved withdrawals (left by a freeze or a lost message) and payout_submitted ones whose
+    current attempt has no answer from the PSP (timeouts after the retries ran out). Safe: a
+    resubmission reuses the attempt's idempotency key, so the PSP pays at most once. Does nothing
+    while payouts are paused.
+    """
+    if payouts_paused():
+        return []
+    from .selectors import payouts_waiting
+
+    queued = payouts_waiting(older_than_s=older_than_s)
+    for withdrawal_id in queued:
+        _enqueue_payout(withdrawal_id)
+    if queued:
+        logger.warning("payout worker queued again for withdrawals %s", queued)
+    return queued
+
+
+# --- Settlement by webhook -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PayoutNotice:
+    """A verified PSP webhook about a payout, reduced to what we act on."""
+
+    provider: str
+    event_id: str
+    event_type: str
+    payload: dict[str, Any]
+    outcome: str  # "paid", "failed", or "" (not about a payout's result)
+    idempotency_key: str = ""
+    psp_reference: str = ""
+    detail: str = ""
+
+
+def _find_withdrawal_id(notice: PayoutNotice) -> tuple[int | None, str]:
+    """Return the withdrawal and the attempt key a notice is about (by our key, then the PSP's reference)."""
+    attempts = PayoutAttempt.objects.filter(provider=notice.provider)
+    if notice.idempotency_key:
+        row = attempts.filter(idempotency_key=notice.idempotency_key).values_list("withdrawal_id", flat=True).first()
+        if row is not None:
+            return row, notice.idempotency_key
+    if notice.psp_reference:
+        found = (
+            attempts.filter(psp_reference=notice.psp_reference)
+            .values_list("withdrawal_id", "idempotency_key").order_by("-id").first()
+        )
+        if found is not None:
+            return found[0], found[1]
+        withdrawal_id = Withdrawal.objects.filter(
+            provider=notice.provider, psp_reference=notice.psp_reference
+        ).values_list("pk", flat=True).first()
+        if withdrawal_id is not None:
+            return withdrawal_id, ""
+    return None, ""
+
+
+def payout_event_process(*, notice: PayoutNotice) -> tuple[PayoutEvent, bool]:
+    """Store a verified webhook once and apply it; return (event, duplicate). A duplicate changes nothing.
+
+    paid: payout_submitted -> paid (burn). failed/returned: payout_submitted -> payout_failed (funds
+    stay held). A notice that does not fit the current state is stored and logged for review.
+    """
+    actor = f"webhook:{notice.provider}"
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                event = PayoutEvent.objects.create(
+                    provider=notice.provider, event_id=notice.event_id, event_type=notice.event_type,
+                    payload=notice.payload,
+                )
+        except IntegrityError:
+            return PayoutEvent.objects.get(provider=notice.provider, event_id=notice.event_id), True
+        event.result = _apply_notice(notice=notice, event=event, actor=actor)
+        event.save(update_fields=["result", "withdrawal"])
+    return event, False
+
+
+def _apply_notice(*, notice: PayoutNotice, event: PayoutEvent, actor: str) -> str:
+    if notice.outcome not in ("paid", "failed"):
+        return f"ignored: {notice.event_type} does not settle a payout"
+    withdrawal_id, key = _find_withdrawal_id(notice)
+    if withdrawal_id is None:
+        logger.warning("payout webhook %s:%s matches no withdrawal", notice.provider, notice.event_id)
+        return "ignored: no matching withdrawal"
+    withdrawal = withdrawal_lock(withdrawal_id=withdrawal_id)
+    event.withdrawal = withdrawal
+    if key and key != withdrawal.idempotency_key:
+        logger.error("payout webhook %s about old attempt %s of withdrawal %s (now %s, %s): review",
+                     notice.event_id, key, withdrawal.pk, withdrawal.idempotency_key, withdrawal.state)
+        return f"review: about old attempt {key}; withdrawal is {withdrawal.state}"
+    if withdrawal.state != Withdrawal.State.PAYOUT_SUBMITTED:
+        if notice.outcome == "paid" and withdrawal.state == Withdrawal.State.PAID:
+            return "already paid"
+        if notice.outcome == "failed" and withdrawal.state == Withdrawal.State.PAYOUT_FAILED:
+            return "already in manual review"
+        logger.error("payout webhook %s says %s but withdrawal %s is %s: review",
+                     notice.event_id, notice.outcome, withdrawal.pk, withdrawal.state)
+        return f"review: PSP says {notice.outcome} but withdrawal is {withdrawal.state}"
+    reason = f"{notice.provider} {notice.event_type} {notice.event_id} {notice.detail}".strip()
+    if notice.psp_reference and not withdrawal.psp_reference:
+        withdrawal.psp_reference = notice.psp_reference
+    if notice.outcome == "paid":
+        _transition(withdrawal=withdrawal, action="mark_paid", actor=actor, reason=reason,
+                    data={"event_id": notice.event_id})
+        _burn(withdrawal=withdrawal, actor=actor, reason=reason)
+        return "paid"
+    _transition(withdrawal=withdrawal, action="mark_failed", actor=actor, reason=reason,
+                data={"event_id": notice.event_id})
+    return "payout_failed"

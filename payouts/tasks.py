@@ -1,0 +1,68 @@
+"""Payout jobs: submit a payout (retried only for transient PSP errors) and detect stuck finance work."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import Task, shared_task
+from django.conf import settings
+
+from ops.workers import worker_run
+
+logger = logging.getLogger(__name__)
+
+
+def _max_retries() -> int:
+    return int(getattr(settings, "PAYOUT_MAX_RETRIES", 5))
+
+
+def _backoff_s(retries: int) -> int:
+    base = int(getattr(settings, "PAYOUT_RETRY_BACKOFF_S", 30))
+    return min(base * 2**retries, 3600)
+
+
+@shared_task(bind=True, name="payouts.tasks.submit_payout", max_retries=None)
+def submit_payout(self: Task, withdrawal_id: int) -> str:
+    """Submit one withdrawal's payout; a timeout or 5xx is retried with the same PSP idempotency key."""
+    from .services import payout_submit
+
+    with worker_run("payout") as detail:
+        run = payout_submit(withdrawal_id=withdrawal_id)
+        detail.update(withdrawal_id=withdrawal_id, status=run.status, idempotency_key=run.idempotency_key)
+        if run.retryable:
+            detail["result"] = "failed"
+    if run.retryable:
+        if self.request.retries < _max_retries():
+            raise self.retry(countdown=_backoff_s(self.request.retries))
+        logger.error(
+            "payout of withdrawal %s still %s after %s retries; it stays payout_submitted for the stuck-job detector",
+            withdrawal_id, run.status, self.request.retries,
+        )
+    return run.status
+
+
+@shared_task(name="payouts.tasks.detect_stuck_finance_jobs")
+def detect_stuck_finance_jobs() -> int:
+    """Log every stuck withdrawal or webhook event; a finding makes the run count as failed."""
+    from .selectors import stuck_finance_jobs
+
+    with worker_run("stuck_jobs") as detail:
+        findings = stuck_finance_jobs()
+        detail["findings"] = len(findings)
+        if findings:
+            detail["result"] = "failed"
+            detail["items"] = [f.as_dict() for f in findings[:50]]
+        for finding in findings:
+            logger.error("stuck finance job: %s", finding.line())
+    return len(findings)
+
+
+@shared_task(name="payouts.tasks.requeue_payouts")
+def requeue_payouts() -> int:
+    """Queue the payout worker again for approved or unanswered payouts (after a freeze, a lost message)."""
+    from .services import payouts_requeue
+
+    with worker_run("payout_requeue") as detail:
+        queued = payouts_requeue()
+        detail["queued"] = queued[:100]
+    return len(queued)

@@ -1,0 +1,79 @@
+"""Test helpers for payouts: balances, a snapshot of everything a refusal must not change, signed webhooks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.test import Client
+
+from webhooks.stub import (
+    adyen_transfer_request,
+    adyen_transfer_webhook,
+    stripe_event,
+    stripe_request,
+)
+
+
+@dataclass
+class Balances:
+    available_u: int
+    held_u: int
+
+
+def balances(user: Any, currency: str = "USDC") -> Balances:
+    """Return a player's stored available and held balances."""
+    from ledger.models import Account
+
+    rows = dict(Account.objects.filter(owner=user, currency=currency).values_list("kind", "balance_u"))
+    return Balances(rows.get(Account.Kind.USER_AVAILABLE, 0), rows.get(Account.Kind.USER_HELD, 0))
+
+
+def snapshot() -> dict[str, Any]:
+    """Counts and states that a refused action must leave exactly as they were."""
+    from ledger.models import Account, Entry, Journal
+    from ops.models import AuditRecord
+    from payouts.models import (
+        PayoutAttempt,
+        PayoutEvent,
+        Withdrawal,
+        WithdrawalApproval,
+    )
+
+    return {
+        "withdrawals": list(Withdrawal.objects.order_by("pk").values_list("pk", "state", "amount_u", "payout_generation")),
+        "journals": Journal.objects.count(),
+        "entries": Entry.objects.count(),
+        "balances": list(Account.objects.order_by("pk").values_list("name", "balance_u")),
+        "audit": AuditRecord.objects.filter(object_type="payouts.withdrawal").count(),
+        "attempts": PayoutAttempt.objects.count(),
+        "events": PayoutEvent.objects.count(),
+        "approvals": WithdrawalApproval.objects.count(),
+    }
+
+
+def send_adyen_transfer(transfer: dict[str, Any], status: str, *, key: str | None = None,
+                        tamper: bool = False) -> Any:
+    """POST a signed Adyen Transfers webhook (built by the stub's helpers) to the app."""
+    from django.conf import settings
+
+    signed = adyen_transfer_request(adyen_transfer_webhook(transfer, status), key or settings.ADYEN_HMAC_KEY)
+    body = signed.body.replace(b'"booked"', b'"failed"') if tamper else signed.body
+    return Client().post(
+        "/webhooks/payouts/adyen", data=body, content_type="application/json",
+        headers={"HmacSignature": signed.headers["HmacSignature"]},
+    )
+
+
+def send_stripe_payout_event(payout: dict[str, Any], event_type: str, *, secret: str | None = None,
+                             event_id: str | None = None) -> Any:
+    """POST a signed Stripe payout event (built by the stub's helpers) to the app."""
+    from django.conf import settings
+
+    status = {"payout.paid": "paid", "payout.failed": "failed"}.get(event_type, payout.get("status"))
+    event = stripe_event(event_type, {**payout, "status": status}, event_id)
+    signed = stripe_request(event, secret or settings.STRIPE_WEBHOOK_SECRET)
+    return Client().post(
+        "/webhooks/payouts/stripe", data=signed.body, content_type="application/json",
+        headers={"Stripe-Signature": signed.headers["Stripe-Signature"]},
+    )

@@ -1,0 +1,138 @@
+"""The admin console: lists and filters, the change page (ledger entries, audit trail, buttons),
+transition buttons with a reason form, the bulk approve action, and the manual-review queue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from payouts.models import Withdrawal
+from payouts.services import payout_submit, withdrawal_approve, withdrawal_request
+
+from .helpers import balances, snapshot
+
+BASE = "/admin/payouts/withdrawal/"
+
+
+def login(user: Any) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def requested(funded_player: Any) -> Withdrawal:
+    return withdrawal_request(user=funded_player, amount_u=4_000_000, currency="USDC", provider="adyen")
+
+
+def test_list_filters_and_change_page(requested: Withdrawal, finance: Any) -> None:
+    client = login(finance)
+    page = client.get(BASE, {"state__exact": "requested", "provider__exact": "adyen"})
+    assert page.status_code == 200
+    assert requested.user.email in page.content.decode()
+    assert requested.user.email not in client.get(BASE, {"state__exact": "paid"}).content.decode()
+
+    page = client.get(f"{BASE}{requested.pk}/change/").content.decode()
+    assert f"withdrawal:{requested.pk}:hold" in page  # ledger entries
+    assert "payouts.withdrawal.request" in page  # audit trail
+    assert f"{BASE}{requested.pk}/act/approve/" in page
+    assert f"{BASE}{requested.pk}/act/reject/" in page
+    assert 'name="_save"' not in page  # read-only: no form can set state or amounts
+
+
+def test_no_form_can_change_a_withdrawal(requested: Withdrawal, make_staff: Any) -> None:
+    admin = make_staff(role="admin")
+    frozen = snapshot()
+    response = login(admin).post(f"{BASE}{requested.pk}/change/", {"state": "paid", "amount_u": 1})
+    assert response.status_code == 403
+    assert login(admin).get(f"{BASE}add/").status_code == 403
+    assert login(admin).post(f"{BASE}{requested.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert snapshot() == frozen
+
+
+def test_buttons_call_the_services(requested: Withdrawal, finance: Any, assert_ledger_ok: Any) -> None:
+    client = login(finance)
+    before = balances(requested.user)
+    frozen = snapshot()
+    response = client.post(f"{BASE}{requested.pk}/act/reject/", {"reason": ""})
+    assert response.status_code == 200
+    assert "This field is required" in response.content.decode()
+    assert snapshot() == frozen
+
+    response = client.post(f"{BASE}{requested.pk}/act/reject/", {"reason": "duplicate request"}, follow=True)
+    assert "is now rejected" in response.content.decode()
+    requested.refresh_from_db()
+    assert requested.state == Withdrawal.State.REJECTED
+    assert balances(requested.user).held_u == 0
+    assert balances(requested.user).available_u == before.available_u + 4_000_000
+    assert_ledger_ok()
+
+    response = client.post(f"{BASE}{requested.pk}/act/approve/", {"reason": ""}, follow=True)
+    assert "refused" in response.content.decode()
+
+
+def test_support_sees_no_buttons_and_cannot_act(requested: Withdrawal, support: Any) -> None:
+    client = login(support)
+    page = client.get(f"{BASE}{requested.pk}/change/").content.decode()
+    assert "/act/" not in page
+    frozen = snapshot()
+    response = client.post(f"{BASE}{requested.pk}/act/approve/", {"reason": "x"}, follow=True)
+    assert "refused" in response.content.decode()
+    response = client.post(BASE, {"action": "bulk_approve", "_selected_action": [requested.pk]})
+    assert snapshot() == frozen
+
+
+def test_bulk_approve_obeys_the_same_rules(funded_player: Any, finance: Any, finance2: Any, settings: Any,
+                                           django_capture_on_commit_callbacks: Any) -> None:
+    settings.FOUR_EYES_THRESHOLD_U = 5_000_000
+    small = withdrawal_request(user=funded_player, amount_u=1_000_000, currency="USDC", provider="adyen")
+    big = withdrawal_request(user=funded_player, amount_u=6_000_000, currency="USDC", provider="adyen")
+    done = withdrawal_request(user=funded_player, amount_u=1_000_000, currency="USDC", provider="adyen")
+    withdrawal_approve(withdrawal_id=done.pk, acting_user=finance2)
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = login(finance).post(
+            BASE, {"action": "bulk_approve", "_selected_action": [small.pk, big.pk, done.pk]}, follow=True
+        )
+    text = response.content.decode()
+    assert "Approved 1 withdrawal(s)." in text
+    assert "await a second operator" in text
+    assert f"Not approved #{done.pk}" in text
+    assert len(callbacks) == 1
+    states = dict(Withdrawal.objects.values_list("pk", "state"))
+    assert states == {small.pk: "approved", big.pk: "requested", done.pk: "approved"}
+
+
+def test_manual_review_queue(stub: Any, funded_player: Any, finance: Any, requested: Withdrawal,
+                             assert_ledger_ok: Any) -> None:
+    stub.set_mode("adyen_transfer", "decline", times=1)
+    failed = withdrawal_request(user=funded_player, amount_u=2_000_000, currency="USDC", provider="adyen")
+    withdrawal_approve(withdrawal_id=failed.pk, acting_user=finance)
+    payout_submit(withdrawal_id=failed.pk)
+    client = login(finance)
+
+    page = client.get("/admin/payouts/manualreviewwithdrawal/").content.decode()
+    assert f"/admin/payouts/manualreviewwithdrawal/{failed.pk}/change/" in page
+    assert f"/admin/payouts/manualreviewwithdrawal/{requested.pk}/change/" not in page
+
+    detail = client.get(f"/admin/payouts/manualreviewwithdrawal/{failed.pk}/change/").content.decode()
+    for action in ("confirm_sent", "refund_failed", "retry"):
+        assert f"/admin/payouts/manualreviewwithdrawal/{failed.pk}/act/{action}/" in detail
+    assert "declined" in detail  # the payout attempt
+
+    response = client.post(f"/admin/payouts/manualreviewwithdrawal/{failed.pk}/act/refund_failed/",
+                           {"reason": "bank says account closed"}, follow=True)
+    assert "is now refunded" in response.content.decode()
+    assert_ledger_ok()
+
+
+def test_every_payouts_admin_page_renders(stub: Any, requested: Withdrawal, finance: Any, make_staff: Any) -> None:
+    withdrawal_approve(withdrawal_id=requested.pk, acting_user=finance)
+    payout_submit(withdrawal_id=requested.pk)
+    client = login(make_staff(role="admin", is_superuser=True))
+    for url in ("/admin/", "/admin/payouts/", BASE, f"{BASE}{requested.pk}/change/", "/admin/payouts/payoutattempt/",
+                "/admin/payouts/payoutevent/", "/admin/payouts/manualreviewwithdrawal/",
+                f"{BASE}{requested.pk}/act/retry/"):
+        assert client.get(url, follow=True).status_code == 200, url

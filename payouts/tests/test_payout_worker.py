@@ -1,0 +1,274 @@
+"""The payout worker against the PSP stub: declines, timeouts, transient errors, switches, auto-pause,
+and the manual-review decisions that follow a failed payout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ledger.models import Journal
+from ops.models import Switch, WorkerRun
+from ops.switches import switch_set
+from payouts.models import PayoutAttempt, Withdrawal
+from payouts.services import (
+    payout_submit,
+    withdrawal_approve,
+    withdrawal_request,
+    withdrawal_resolve,
+)
+from payouts.tasks import submit_payout
+
+from .helpers import balances, send_adyen_transfer, send_stripe_payout_event, snapshot
+
+AMOUNT_U = 25_000_000
+
+
+def approved(player: Any, operator: Any, provider: str = "adyen", amount_u: int = AMOUNT_U) -> Withdrawal:
+    withdrawal = withdrawal_request(user=player, amount_u=amount_u, currency="USDC", provider=provider)
+    return withdrawal_approve(withdrawal_id=withdrawal.pk, acting_user=operator)
+
+
+def failed_payout(stub: Any, player: Any, operator: Any, provider: str = "adyen") -> Withdrawal:
+    kind = "adyen_transfer" if provider == "adyen" else "stripe_payout"
+    stub.set_mode(kind, "decline", times=1)
+    withdrawal = approved(player, operator, provider)
+    assert payout_submit(withdrawal_id=withdrawal.pk).status == "declined"
+    withdrawal.refresh_from_db()
+    assert withdrawal.state == Withdrawal.State.PAYOUT_FAILED
+    return withdrawal
+
+
+@pytest.mark.parametrize("provider", ["adyen", "stripe"])
+def test_declined_payout_goes_to_manual_review_with_funds_held(
+    provider: str, stub: Any, funded_player: Any, finance: Any, assert_ledger_ok: Any
+) -> None:
+    before = balances(funded_player)
+    withdrawal = failed_payout(stub, funded_player, finance, provider)
+    assert balances(funded_player).held_u == AMOUNT_U
+    assert balances(funded_player).available_u == before.available_u - AMOUNT_U
+    assert list(PayoutAttempt.objects.filter(withdrawal=withdrawal).values_list("outcome", flat=True)) == ["declined"]
+    assert not Journal.objects.filter(reference=f"withdrawal:{withdrawal.pk}:payout").exists()
+    assert_ledger_ok()
+
+
+def test_refund_failed_restores_the_funds(stub: Any, funded_player: Any, finance: Any, assert_ledger_ok: Any) -> None:
+    before = balances(funded_player)
+    withdrawal = failed_payout(stub, funded_player, finance)
+    withdrawal_resolve(withdrawal_id=withdrawal.pk, acting_user=finance, decision="refund_failed",
+                       reason="gateway confirmed failure")
+    withdrawal.refresh_from_db()
+    assert withdrawal.state == Withdrawal.State.REFUNDED
+    assert balances(funded_player) == before
+    assert Journal.objects.get(reference=f"withdrawal:{withdrawal.pk}:release").type == "withdrawal_release"
+    assert_ledger_ok()
+
+
+def test_confirm_sent_burns_the_funds(stub: Any, funded_player: Any, finance: Any, assert_ledger_ok: Any) -> None:
+    before = balances(funded_player)
+    withdrawal = failed_payout(stub, funded_player, finance)
+    withdrawal_resolve(withdrawal_id=withdrawal.pk, acting_user=finance, decision="confirm_sent",
+                       reason="gateway confirmed settlement")
+    withdrawal.refresh_from_db()
+    assert withdrawal.state == Withdrawal.State.PAID
+    after = balances(funded_player)
+    assert after.held_u == 0
+    assert after.available_u == before.available_u - AMOUNT_U
+    assert Journal.objects.get(reference=f"withdrawal:{withdrawal.pk}:payout").type == "payout"
+    assert_ledger_ok()
+
+
+def test_retry_after_decline_uses_a_new_key_and_pays_once(
+    stub: Any, funded_player: Any, finance: Any, assert_ledger_ok: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    withdrawal = failed_payout(stub, funded_player, finance)
+    first_key = withdrawal.idempotency_key
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        withdrawal_resolve(withdrawal_id=withdrawal.pk, acting_user=finance, decision="retry", reason="PSP topped up")
+    assert len(callbacks) == 1
+    withdrawal.refresh_from_db()
+    assert withdrawal.state == Withdrawal.State.PAYOUT_SUBMITTED
+    assert withdrawal.idempotency_key != first_key
+    assert payout_submit(withdrawal_id=withdrawal.pk).status == "accepted"
+    assert payout_submit(withdrawal_id=withdrawal.pk).status == "nothing_to_do"
+    assert stub.submissions(first_key) == 1
+    assert stub.submissions(withdrawal.idempotency_key) == 1
+    transfer = next(t for t in stub.objects("adyen_transfer") if t["reference"] == withdrawal.idempotency_key)
+    assert send_adyen_transfer(transfer, "booked").json()["result"] == "paid"
+    withdrawal.refresh_from_db()
+    assert withdrawal.state == Withdrawal.State.PAID
+    assert balances(funded_player).held_u == 0
+    assert_ledger_ok()
+
+
+@pytest.mark.parametrize("provider", ["adyen", "stripe"])
+def test_timeout_then_retry_pays_out_once(
+    provider: str, stub: Any, funded_player: Any, finance: Any, assert_ledger_ok: Any
+) -> None:
+    kind = "adyen_transfer" if provider == "adyen" else "stripe_payout"
+    stub.set_mode(kind, "timeout", times=1, delay=2.0)
+    withdrawal = approved(funded_player, finance, provider)
+
+    first = payout_submit(withdrawal_id=withdrawal.pk)
+    assert first.status == "ambiguous"
+    withdrawal.refresh_from_db()
+    assert withdrawal.state == Withdrawal.State.PAYOUT_SUBMITTED  # never auto-released
+    assert balances(funded_player).held_u == AMOUNT_U
+
+    second = payout_submit(withdrawal_id=withdrawal.pk)
+    assert second.status == "accepted"
+    assert second.idempotency_key == first.idempotency_key
+    assert stub.submissions(withdrawal.idempotency_key) == 1
+    assert list(PayoutAttempt.objects.filter(withdrawal=withdrawal).values_list("outcome", flat=True)) == [
+        "ambiguous", "accepted"]
+
+    if provider == "adyen":
+        paid = send_adyen_transfer(stub.objects("adyen_transfer")[0], "booked")
+    else:
+        paid = send_stripe_payout_event(stub.objects("stripe_payout")[0], "payout.paid")
+    assert paid.json()["result"] == "paid"
+    assert balances(funded_player).held_u == 0
+    assert_ledger_ok()
+
+
+@pytest.mark.parametrize("provider", ["adyen", "stripe"])
+def test_task_retries_transient_errors_with_the_same_key(
+    provider: str, stub: Any, funded_player: Any, finance: Any, settings: Any
+) -> None:
+    settings.PAYOUT_RETRY_BACKOFF_S = 0
+    stub.set_mode("adyen_transfer" if provider == "adyen" else "stripe_payout", "fail", times=2)
+    withdrawal = approved(funded_player, finance, provider)
+    assert submit_payout.apply(args=[withdrawal.pk]).get() == "accepted"
+    withdrawal.refresh_from_db()
+    assert withdrawal.state == Withdrawal.State.PAYOUT_SUBMITTED
+    assert stub.submissions(withdrawal.idempotency_key) == 1
+    outcomes = list(PayoutAttempt.objects.filter(withdrawal=withdrawal).values_list("outcome", flat=True))
+    assert outcomes == ["error", "error", "accepted"]
+    runs = list(WorkerRun.objects.filter(worker="payout").order_by("id").values_list("result", flat=True))
+    assert runs == ["failed", "failed", "ok"]
+
+
+def test_decline_is_not_retried(stub: Any, funded_player: Any, finance: Any) -> None:
+    stub.set_mode("adyen_transfer", "decline")
+    withdrawal = approved(funded_player, finance)
+    assert submit_payout.apply(args=[withdrawal.pk]).get() == "declined"
+    assert PayoutAttempt.objects.filter(withdrawal=withdrawal).count() == 1
+    assert WorkerRun.objects.filter(worker="payout", result="ok").count() == 1
+
+
+@pytest.mark.parametrize("switch", [Switch.Name.PAYOUT_FREEZE, Switch.Name.PAYOUT_AUTO_PAUSE])
+def test_switch_leaves_the_withdrawal_approved(switch: str, stub: Any, funded_player: Any, finance: Any) -> None:
+    withdrawal = approved(funded_player, finance)
+    switch_set(name=switch, on=True, reason="incident", actor=finance)
+    assert payout_submit(withdrawal_id=withdrawal.pk).status == "paused"
+    withdrawal.refresh_from_db()
+    assert withdrawal.state == Withdrawal.State.APPROVED
+    assert stub.requests == []
+    switch_set(name=switch, on=False, reason="resolved", actor=finance)
+    assert payout_submit(withdrawal_id=withdrawal.pk).status == "accepted"
+
+
+def test_consecutive_failures_pause_payouts(stub: Any, player: Any, fund: Any, finance: Any, settings: Any) -> None:
+    from ops.switches import switch_is_on
+
+    settings.PAYOUT_AUTO_PAUSE_AFTER_FAILURES = 3
+    fund(player, 100_000_000)
+    stub.set_mode("adyen_transfer", "fail")
+    withdrawals = [approved(player, finance, amount_u=1_000_000) for _ in range(4)]
+    for withdrawal in withdrawals[:2]:
+        assert payout_submit(withdrawal_id=withdrawal.pk).status == "error"
+    assert not switch_is_on(Switch.Name.PAYOUT_AUTO_PAUSE)
+    assert payout_submit(withdrawal_id=withdrawals[2].pk).status == "error"
+    assert switch_is_on(Switch.Name.PAYOUT_AUTO_PAUSE)
+    assert "3 consecutive failed payout calls to adyen" in Switch.objects.get(name=Switch.Name.PAYOUT_AUTO_PAUSE).reason
+    assert payout_submit(withdrawal_id=withdrawals[3].pk).status == "paused"
+    assert Withdrawal.objects.get(pk=withdrawals[3].pk).state == Withdrawal.State.APPROVED
+    assert balances(player).held_u == 4_000_000
+
+
+@pytest.mark.parametrize("provider", ["adyen", "stripe"])
+def test_failed_webhook_moves_to_manual_review(
+    provider: str, stub: Any, funded_player: Any, finance: Any, assert_ledger_ok: Any
+) -> None:
+    withdrawal = approved(funded_player, finance, provider)
+    payout_submit(withdrawal_id=withdrawal.pk)
+    if provider == "adyen":
+        response = send_adyen_transfer(stub.objects("adyen_transfer")[0], "returned")
+    else:
+        response = send_stripe_payout_event(stub.objects("stripe_payout")[0], "payout.failed")
+    assert response.json()["result"] == "payout_failed"
+    withdrawal.refresh_from_db()
+    assert withdrawal.state == Withdrawal.State.PAYOUT_FAILED
+    assert balances(funded_player).held_u == AMOUNT_U
+    assert_ledger_ok()
+
+
+def test_webhook_that_does_not_fit_the_state_changes_nothing(
+    stub: Any, funded_player: Any, finance: Any, assert_ledger_ok: Any
+) -> None:
+    withdrawal = failed_payout(stub, funded_player, finance)
+    transfer = stub.objects("adyen_transfer")[0]
+    frozen = snapshot()
+    response = send_adyen_transfer(transfer, "booked")
+    assert response.status_code == 200
+    assert response.json()["result"].startswith("review:")
+    after = snapshot()
+    assert after["events"] == frozen["events"] + 1
+    assert {k: v for k, v in after.items() if k != "events"} == {k: v for k, v in frozen.items() if k != "events"}
+    assert Withdrawal.objects.get(pk=withdrawal.pk).state == Withdrawal.State.PAYOUT_FAILED
+    assert_ledger_ok()
+
+
+def test_requeue_after_a_freeze_and_after_unanswered_timeouts(
+    stub: Any, funded_player: Any, finance: Any, monkeypatch: pytest.MonkeyPatch, assert_ledger_ok: Any
+) -> None:
+    from django.core.management import CommandError, call_command
+
+    from payouts.services import payouts_requeue
+
+    queued: list[int] = []
+    monkeypatch.setattr("payouts.services._enqueue_payout", queued.append)
+    frozen_one = approved(funded_player, finance)
+    switch_set(name=Switch.Name.PAYOUT_FREEZE, on=True, reason="incident", actor=finance)
+    assert payout_submit(withdrawal_id=frozen_one.pk).status == "paused"
+    assert payouts_requeue(older_than_s=0) == []
+    with pytest.raises(CommandError, match="payout_freeze"):
+        call_command("requeue_payouts")
+    switch_set(name=Switch.Name.PAYOUT_FREEZE, on=False, reason="over", actor=finance)
+
+    stub.set_mode("adyen_transfer", "timeout", times=1, delay=2.0)
+    timed_out = approved(funded_player, finance)
+    assert payout_submit(withdrawal_id=timed_out.pk).status == "ambiguous"
+    answered = approved(funded_player, finance)
+    assert payout_submit(withdrawal_id=answered.pk).status == "accepted"
+
+    assert payouts_requeue(older_than_s=0) == [frozen_one.pk, timed_out.pk]
+    assert queued == [frozen_one.pk, timed_out.pk]
+    for withdrawal_id in queued:
+        assert payout_submit(withdrawal_id=withdrawal_id).status == "accepted"
+    timed_out.refresh_from_db()
+    assert stub.submissions(timed_out.idempotency_key) == 1
+    assert payouts_requeue(older_than_s=0) == []
+    assert_ledger_ok()
+
+
+@pytest.mark.parametrize("provider", ["adyen", "stripe"])
+def test_provider_sends_our_key_amount_and_credentials(provider: str, stub: Any, funded_player: Any,
+                                                       finance: Any) -> None:
+    withdrawal = approved(funded_player, finance, provider)
+    payout_submit(withdrawal_id=withdrawal.pk)
+    withdrawal.refresh_from_db()
+    [request] = stub.requests
+    assert request.idempotency_key == withdrawal.idempotency_key == f"wd-{withdrawal.pk}-1"
+    if provider == "adyen":
+        assert request.path.endswith("/transfers")
+        assert request.headers["x-api-key"] == "adyen_test_key"
+        assert request.body["amount"] == {"currency": "USDC", "value": AMOUNT_U}
+        assert request.body["balanceAccountId"] == "BA_TEST"
+        assert request.body["reference"] == withdrawal.idempotency_key
+    else:
+        assert request.path == "/v1/payouts"
+        assert request.headers["authorization"] == "Bearer sk_test_stub"
+        assert request.body["amount"] == str(AMOUNT_U)
+        assert request.body["metadata"] == {"withdrawal_id": str(withdrawal.pk),
+                                            "idempotency_key": withdrawal.idempotency_key}
