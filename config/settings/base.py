@@ -16,6 +16,7 @@ RUN_DIR = BASE_DIR / ".run"
 env = environ.Env()
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
+ENVIRONMENT = env("ENVIRONMENT", default="development")
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="")  # set by each environment; production requires it
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "testserver"])
 
@@ -148,6 +149,7 @@ CELERY_BEAT_SCHEDULE = {
     "ops-stuck-finance-jobs": {"task": "payouts.tasks.detect_stuck_finance_jobs", "schedule": crontab(minute="*/30")},
     "rounds-tick": {"task": "rounds.tasks.rounds_tick", "schedule": crontab(minute="*")},
     "payouts-requeue": {"task": "payouts.tasks.requeue_payouts", "schedule": crontab(minute="*/10")},
+    "ops-escalate-waivers": {"task": "ops.tasks.escalate_overdue_waivers", "schedule": crontab(minute=7)},
     "webhooks-retry-pending": {"task": "webhooks.tasks.retry_stale_events", "schedule": crontab(minute="*/5")},
 }
 

@@ -1,0 +1,33 @@
+"""`daily_reconciliation_report [--date YYYY-MM-DD] [--output FILE]`: invariants, TVL, flows, queues."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from ops.reports import daily_reconciliation_report, parse_day
+
+
+class Command(BaseCommand):
+    help = "Write the daily reconciliation report (Markdown); exit 1 when a ledger invariant is broken."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--date", help="YYYY-MM-DD (UTC); default today")
+        parser.add_argument("--output", help="write to this file instead of standard output")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            day = parse_day(options["date"]) if options["date"] else timezone.now().date()
+        except ValueError as exc:
+            raise CommandError(f"--date must be YYYY-MM-DD, not {options['date']!r}.") from exc
+        report, ok = daily_reconciliation_report(day=day)
+        if options["output"]:
+            Path(options["output"]).write_text(report)
+            self.stdout.write(f"wrote {options['output']}")
+        else:
+            self.stdout.write(report)
+        if not ok:
+            raise CommandError("ledger invariant breach: see section 1 of the report")

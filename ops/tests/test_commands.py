@@ -1,0 +1,155 @@
+"""The runbooks' operations commands: verify_prod_env, switch, waiver, go_live_smoke,
+daily_reconciliation_report, db_restore_drill."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.utils import timezone
+
+from ops.models import AuditRecord, Switch, Waiver
+from ops.switches import switch_is_on
+
+pytestmark = pytest.mark.django_db
+
+LIVE = {
+    "DEBUG": False, "SECRET_KEY": "k" * 50, "ALLOWED_HOSTS": ["backoffice.example.net"],
+    "STRIPE_API_KEY": "sk_live_abc123", "ADYEN_API_KEY": "AQE1live", "STRIPE_WEBHOOK_SECRET": "whsec_live1",
+    "ADYEN_HMAC_KEY": "A1B2" * 16, "CUSTODY_WEBHOOK_KEY": "custody-prod-key-1", "STRIPE_API_BASE": "",
+    "ADYEN_API_BASE": "", "SIMULATION_ENABLED": False, "BOOTSTRAP_ENABLED": False,
+    "ROUND_COMMIT_SALT_KEY": "salt-prod-1", "SECURE_SSL_REDIRECT": True, "SESSION_COOKIE_SECURE": True,
+}
+
+
+def run(*args: str) -> str:
+    out = StringIO()
+    call_command(*args, stdout=out, stderr=StringIO())
+    return out.getvalue()
+
+
+@pytest.fixture
+def live_settings(settings: Any) -> Any:
+    for name, value in LIVE.items():
+        setattr(settings, name, value)
+    return settings
+
+
+def test_verify_prod_env_passes_on_a_production_configuration(live_settings: Any) -> None:
+    text = run("verify_prod_env")
+    assert "FAIL" not in text and text.strip().endswith("verify_prod_env: PASS (13 checks)")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "check"),
+    [
+        ("DEBUG", True, "debug_off"),
+        ("STRIPE_API_KEY", "sk_test_123", "psp_keys_live"),
+        ("ADYEN_HMAC_KEY", "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056", "webhook_secrets"),
+        ("SIMULATION_ENABLED", True, "simulation_off"),
+        ("STRIPE_API_BASE", "http://127.0.0.1:12111", "psp_endpoints_real"),
+        ("ALLOWED_HOSTS", ["*"], "allowed_hosts"),
+    ],
+)
+def test_verify_prod_env_fails_on_each_unsafe_setting(live_settings: Any, name: str, value: Any, check: str) -> None:
+    setattr(live_settings, name, value)
+    out = StringIO()
+    with pytest.raises(CommandError, match="verify_prod_env: FAIL"):
+        call_command("verify_prod_env", stdout=out)
+    assert f"FAIL   {check}:" in out.getvalue()
+
+
+def test_a_waiver_turns_a_fail_into_waived_until_its_deadline(live_settings: Any) -> None:
+    live_settings.STRIPE_API_KEY = "sk_test_123"
+    run("waiver", "add", "--check", "psp_keys_live", "--ticket", "OPS-7", "--risk", "medium", "--owner", "sre",
+        "--deadline", (timezone.now() + timedelta(days=3)).strftime("%Y-%m-%d"), "--reason", "live key tomorrow")
+    assert "WAIVED psp_keys_live" in run("verify_prod_env")
+    Waiver.objects.update(deadline=timezone.now() - timedelta(days=1))
+    with pytest.raises(CommandError):
+        run("verify_prod_env")
+
+
+def test_an_overdue_high_risk_waiver_fails_until_escalated(live_settings: Any) -> None:
+    Waiver.objects.create(check_name="https", ticket="SEC-1", risk="high", owner="sre", reason="r",
+                          deadline=timezone.now() - timedelta(hours=1))
+    with pytest.raises(CommandError):
+        run("verify_prod_env")
+    assert "ESCALATED waiver" in run("waiver", "escalate")
+    assert AuditRecord.objects.filter(action="ops.waiver.escalate").count() == 1
+    assert "verify_prod_env: PASS" in run("verify_prod_env")
+    assert run("waiver", "escalate") == ""
+
+
+def test_switch_needs_a_reason_and_is_audited() -> None:
+    with pytest.raises(CommandError, match="--reason is required"):
+        run("switch", "payout_freeze", "on")
+    assert not switch_is_on(Switch.Name.PAYOUT_FREEZE)
+    assert "payout_freeze is now on" in run("switch", "payout_freeze", "on", "--reason", "PSP degraded")
+    assert switch_is_on(Switch.Name.PAYOUT_FREEZE)
+    assert "payout_freeze      on  PSP degraded" in run("switch")
+    record = AuditRecord.objects.get(action="switch.payout_freeze")
+    assert (record.from_state, record.to_state, record.reason) == ("off", "on", "PSP degraded")
+    with pytest.raises(CommandError, match="Unknown switch"):
+        run("switch", "everything", "off", "--reason", "x")
+
+
+def test_daily_reconciliation_report(player: Any, fund: Any, tmp_path: Path) -> None:
+    fund(player, 2_000_000)
+    text = run("daily_reconciliation_report")
+    assert "**PASS**" in text and "| deposit | USDC | 1 | 2.000000 USDC |" in text
+    out = tmp_path / "report.md"
+    run("daily_reconciliation_report", "--output", str(out))
+    assert out.read_text().startswith("# Daily reconciliation report")
+    from ledger.models import Account
+
+    Account.objects.filter(owner=player).update(balance_u=1)
+    with pytest.raises(CommandError, match="ledger invariant breach"):
+        run("daily_reconciliation_report")
+    with pytest.raises(CommandError, match="YYYY-MM-DD"):
+        run("daily_reconciliation_report", "--date", "yesterday")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_db_restore_drill_backs_up_and_restores_into_a_scratch_database(player: Any, fund: Any, tmp_path: Path) -> None:
+    fund(player, 123)
+    backup = run("db_restore_drill", "--phase", "backup", "--dir", str(tmp_path))
+    assert backup.startswith("backup PASS: snapshot") and "sha256" in backup
+    assert len(list(tmp_path.glob("*.dump"))) == 1 and len(list(tmp_path.glob("*.sha256"))) == 1
+    restore = run("db_restore_drill", "--phase", "restore", "--dir", str(tmp_path))
+    assert "restore PASS" in restore and "(dropped)" in restore
+    assert "journals             source            1  restored            1" in restore
+
+
+def test_db_restore_drill_refuses_restore_in_production(settings: Any, tmp_path: Path) -> None:
+    settings.ENVIRONMENT = "production"
+    with pytest.raises(CommandError, match="REFUSED: the restore phase never runs in production"):
+        run("db_restore_drill", "--phase", "restore", "--dir", str(tmp_path))
+
+
+def test_db_restore_drill_detects_a_corrupted_snapshot(tmp_path: Path) -> None:
+    (tmp_path / "x.dump").write_bytes(b"not a dump")
+    (tmp_path / "x.dump.sha256").write_text("0" * 64 + "  x.dump\n")
+    with pytest.raises(CommandError, match="checksum"):
+        run("db_restore_drill", "--phase", "restore", "--dir", str(tmp_path))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_go_live_smoke_against_a_live_server(live_server: Any, make_player: Any) -> None:
+    player = make_player()
+    from accounts.tests.factories import PASSWORD
+
+    text = run("go_live_smoke", "--base-url", live_server.url, "--email", player.email, "--password", PASSWORD)
+    assert text.strip().endswith("go_live_smoke: PASS (7 steps)")
+    assert f"PASS auth router: logged in and out as {player.email}" in text
+
+
+def test_go_live_smoke_fails_when_nothing_answers() -> None:
+    out = StringIO()
+    with pytest.raises(CommandError, match="go_live_smoke: FAIL"):
+        call_command("go_live_smoke", "--base-url", "http://127.0.0.1:9", "--timeout", "1", stdout=out)
+    assert "FAIL API health 200" in out.getvalue()
