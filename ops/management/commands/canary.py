@@ -1,0 +1,55 @@
+"""`canary`: the go-live canary money loop over HTTP, with a PASS/FAIL report. Exit 1 on FAIL (NO-GO)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from ops.canary import CanaryFailed, CanaryRun, canary_report, canary_run
+
+
+class Command(BaseCommand):
+    help = "Deposit -> withdraw -> approve -> paid -> ledger settlement against a running server; writes a report."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--base-url", default="http://127.0.0.1:8000")
+        parser.add_argument("--player-email", required=True)
+        parser.add_argument("--player-password", required=True)
+        parser.add_argument("--operator-email", required=True)
+        parser.add_argument("--operator-password", required=True)
+        parser.add_argument("--amount", type=int, default=10_000_000, help="minor units (default 10 USDC)")
+        parser.add_argument("--currency", default="USDC")
+        parser.add_argument("--provider", default="adyen")
+        parser.add_argument("--simulate", action="store_true",
+                            help="signed deposit and payout webhooks instead of real ones (never in production)")
+        parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each async step")
+        parser.add_argument("--release", default="", help="release SHA/tag for the report")
+        parser.add_argument("--report-dir", default="artifacts/canary")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["amount"] <= 0:
+            raise CommandError("--amount must be positive.")
+        run = CanaryRun(
+            base_url=options["base_url"], player_email=options["player_email"],
+            player_password=options["player_password"], operator_email=options["operator_email"],
+            operator_password=options["operator_password"], amount_u=options["amount"],
+            currency=options["currency"], provider=options["provider"], simulate=options["simulate"],
+            timeout_s=options["timeout"],
+        )
+        try:
+            canary_run(run)
+        except CanaryFailed as exc:
+            raise CommandError(f"canary: FAIL ({exc})") from exc
+        folder = Path(options["report_dir"])
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"canary-{timezone.now():%Y%m%dT%H%M%SZ}.md"
+        path.write_text(canary_report(run, release=options["release"]))
+        for step in run.steps:
+            self.stdout.write(f"{step.result} {step.name}: {step.detail}")
+        self.stdout.write(f"report: {path}")
+        if not run.passed:
+            raise CommandError("canary: FAIL = NO-GO")
+        self.stdout.write("canary: PASS")
