@@ -12,7 +12,7 @@ from django.urls import Resolver404, resolve
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = sorted([ROOT / "README.md", *(ROOT / "docs").rglob("*.md")])
 COMMAND = re.compile(r"manage\.py\s+([a-z_]+)")
-ENDPOINT = re.compile(r"(?:GET|POST)\s+`?(/[a-z0-9_/{}<>:.-]+)")
+ENDPOINT = re.compile(r"(?:(?:GET|POST)\s+`?|https?://[a-z0-9<>.:-]+)(/[a-z0-9_/{}<>:.-]*[a-z0-9_}>/])")
 
 
 def test_docs_exist() -> None:
