@@ -104,6 +104,9 @@ class ReconciliationRun(models.Model):
     class Meta:
         ordering = ["-id"]
 
+    def __str__(self) -> str:
+        return f"reconciliation run {self.pk} ({'ok' if self.ok else f'{self.breach_count} breaches'})"
+
 
 class LedgerBreach(models.Model):
     """One invariant found broken by a reconciliation run (counted by `ledger_imbalance_total`)."""
@@ -115,3 +118,6 @@ class LedgerBreach(models.Model):
 
     class Meta:
         ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"[{self.invariant}] {self.currency}: {self.detail}"

@@ -87,4 +87,4 @@ def daily_reconciliation_report(*, day: date) -> tuple[str, bool]:
 
 def parse_day(value: Any) -> date:
     """Parse YYYY-MM-DD."""
-    return datetime.strptime(value, "%Y-%m-%d").date()
+    return datetime.strptime(value, "%Y-%m-%d").date()  # noqa: DTZ007 (a calendar day, no instant)
