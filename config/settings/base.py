@@ -33,6 +33,7 @@ THIRD_PARTY_APPS = [
     "rest_framework",
     "knox",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_fsm",
     "auditlog",
     "django_prometheus",
@@ -115,6 +116,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Wallet, deposits, withdrawals and the daily Up/Down round.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",  # served from this site: no CDN
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 REST_KNOX = {
     "TOKEN_TTL": timedelta(hours=env.int("API_TOKEN_TTL_HOURS", default=12)),

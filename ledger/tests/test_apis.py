@@ -52,3 +52,10 @@ def test_openapi_schema_is_served(client: Any) -> None:
     response = client.get("/v1/schema")
     assert response.status_code == 200
     assert b"/v1/wallet" in response.content
+
+
+def test_api_docs_page_is_self_contained(client: Any) -> None:
+    response = client.get("/v1/docs")
+    assert response.status_code == 200
+    assert b"swagger-ui" in response.content
+    assert b"cdn.jsdelivr" not in response.content and b"unpkg.com" not in response.content

@@ -153,3 +153,16 @@ def test_go_live_smoke_fails_when_nothing_answers() -> None:
     with pytest.raises(CommandError, match="go_live_smoke: FAIL"):
         call_command("go_live_smoke", "--base-url", "http://127.0.0.1:9", "--timeout", "1", stdout=out)
     assert "FAIL API health 200" in out.getvalue()
+
+
+def test_production_settings_fail_fast_without_secrets(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "STRIPE_", "ADYEN_", "DATABASE_", "REDIS_"))}
+    env["DJANGO_SETTINGS_MODULE"] = "config.settings.production"
+    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=Path(__file__).resolve().parents[2],
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "Set the DJANGO_SECRET_KEY environment variable" in result.stderr
