@@ -28,6 +28,25 @@ def run_sql(sql: str, params: list | None = None) -> None:
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
+def raw_journal(reference: str, currency: str, amounts: tuple[int, int]) -> None:
+    """Insert a journal and two entries with raw SQL, bypassing the service, and force the checks now."""
+    available = Account.objects.get(kind=Account.Kind.USER_AVAILABLE)
+    psp = Account.objects.get(kind=Account.Kind.EXTERNAL)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO ledger_journal (type, reference, fingerprint, metadata, actor_label) "
+            "VALUES ('x', %s, '', '{}', 'sql') RETURNING id",
+            [reference],
+        )
+        (journal_id,) = cursor.fetchone()
+        cursor.execute(
+            "INSERT INTO ledger_entry (journal_id, account_id, currency, amount_u) "
+            "VALUES (%s, %s, %s, %s), (%s, %s, %s, %s)",
+            [journal_id, available.pk, currency, amounts[0], journal_id, psp.pk, currency, amounts[1]],
+        )
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+
+
 def test_entries_cannot_be_updated_or_deleted(journal: Journal) -> None:
     with pytest.raises(DatabaseError, match="append-only"):
         run_sql("UPDATE ledger_entry SET amount_u = amount_u * 2")
@@ -41,21 +60,8 @@ def test_entries_cannot_be_updated_or_deleted(journal: Journal) -> None:
 
 
 def test_unbalanced_journal_is_refused_at_commit(journal: Journal) -> None:
-    available = Account.objects.get(kind=Account.Kind.USER_AVAILABLE)
-    psp = Account.objects.get(kind=Account.Kind.EXTERNAL)
     with pytest.raises(IntegrityError, match="does not sum to zero"):
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(
-                "INSERT INTO ledger_journal (type, reference, fingerprint, metadata, actor_label) "
-                "VALUES ('x', 'raw-1', '', '{}', 'sql') RETURNING id"
-            )
-            (journal_id,) = cursor.fetchone()
-            cursor.execute(
-                "INSERT INTO ledger_entry (journal_id, account_id, currency, amount_u) "
-                "VALUES (%s, %s, 'USDC', 5), (%s, %s, 'USDC', -4)",
-                [journal_id, available.pk, journal_id, psp.pk],
-            )
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        raw_journal("raw-1", "USDC", (5, -4))
     assert not Journal.objects.filter(reference="raw-1").exists()
 
 
@@ -90,20 +96,9 @@ def test_negative_balance_is_refused_by_check_constraint(journal: Journal) -> No
 
 
 def test_entry_currency_must_match_its_account(journal: Journal) -> None:
-    available = Account.objects.get(kind=Account.Kind.USER_AVAILABLE)
-    psp = Account.objects.get(kind=Account.Kind.EXTERNAL)
     with pytest.raises(DatabaseError, match="currency"):
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(
-                "INSERT INTO ledger_journal (type, reference, fingerprint, metadata, actor_label) "
-                "VALUES ('x', 'raw-3', '', '{}', 'sql') RETURNING id"
-            )
-            (journal_id,) = cursor.fetchone()
-            cursor.execute(
-                "INSERT INTO ledger_entry (journal_id, account_id, currency, amount_u) "
-                "VALUES (%s, %s, 'USD', 5), (%s, %s, 'USD', -5)",
-                [journal_id, available.pk, journal_id, psp.pk],
-            )
+        raw_journal("raw-3", "USD", (5, -5))
+    assert not Journal.objects.filter(reference="raw-3").exists()
 
 
 def test_audit_log_is_append_only(player: Any) -> None:
