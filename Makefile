@@ -35,6 +35,7 @@ smoke-embedded: $(VENV)/.runtime-installed
 ## bench: the benchmarks in bench/ (PostgreSQL).
 bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/ledger.py
+	$(BIN)/python bench/webhooks.py
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .

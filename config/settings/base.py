@@ -139,6 +139,7 @@ else:
         "data_folder_in": str(_broker_dir / "out"),
         "data_folder_out": str(_broker_dir / "out"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 CELERY_TIMEZONE = "UTC"
@@ -181,6 +182,10 @@ ADYEN_BALANCE_ACCOUNT_ID = env("ADYEN_BALANCE_ACCOUNT_ID", default="")
 ADYEN_HMAC_KEY = env("ADYEN_HMAC_KEY", default="")
 CUSTODY_WEBHOOK_KEY = env("CUSTODY_WEBHOOK_KEY", default="")
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=256 * 1024)
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=5)
+WEBHOOK_STALE_AFTER_S = env.int("WEBHOOK_STALE_AFTER_S", default=120)
+DEPOSIT_PROVIDER_TIMEOUT_S = env.float("DEPOSIT_PROVIDER_TIMEOUT_S", default=10.0)
+DEPOSIT_RETURN_URL = env("DEPOSIT_RETURN_URL", default="http://localhost:8000/deposits/return")
 
 # --- Logging ------------------------------------------------------------------------------
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")

@@ -1,0 +1,102 @@
+"""Player deposit API: start a deposit (`POST /v1/deposits`), list and read one's own deposits.
+
+Starting a deposit moves no money: it creates a pending deposit and the PSP's payment object, and
+returns what the client needs to pay. The credit comes only with the provider's signed webhook.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_serializer
+from rest_framework import serializers, status
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from ops.idempotency import idempotent
+
+from .errors import DepositProviderFailed
+from .models import Deposit
+from .selectors import deposit_get, deposit_list
+from .services import deposit_record_start_failure, deposit_start
+
+
+@extend_schema_serializer(component_name="Deposit")
+class DepositOutputSerializer(serializers.Serializer):
+    id = serializers.UUIDField(source="public_id")
+    reference = serializers.CharField()
+    provider = serializers.CharField()
+    amount_u = serializers.IntegerField()
+    currency = serializers.CharField()
+    status = serializers.CharField()
+    psp_id = serializers.CharField()
+    client_secret = serializers.SerializerMethodField()
+    session_id = serializers.SerializerMethodField()
+    session_data = serializers.SerializerMethodField()
+    failure_reason = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    credited_at = serializers.DateTimeField()
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_client_secret(self, deposit: Deposit) -> str | None:
+        return (deposit.psp_client_data or {}).get("client_secret")
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_session_id(self, deposit: Deposit) -> str | None:
+        return (deposit.psp_client_data or {}).get("session_id")
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_session_data(self, deposit: Deposit) -> str | None:
+        return (deposit.psp_client_data or {}).get("session_data")
+
+
+class DepositsApi(APIView):
+    """`GET`: the player's own deposits. `POST` (Idempotency-Key): start a deposit with a PSP."""
+
+    @extend_schema_serializer(component_name="DepositStartInput")
+    class InputSerializer(serializers.Serializer):
+        provider = serializers.ChoiceField(choices=["stripe", "adyen"])
+        amount_u = serializers.IntegerField(min_value=1)
+        currency = serializers.CharField(max_length=10)
+        return_url = serializers.URLField(required=False, allow_blank=True, default="")
+
+        def to_internal_value(self, data: Any) -> Any:
+            amount = data.get("amount_u") if isinstance(data, dict) else None
+            if isinstance(amount, bool) or (amount is not None and not isinstance(amount, int)):
+                raise serializers.ValidationError({"amount_u": ["A whole number of minor units is required."]})
+            return super().to_internal_value(data)
+
+    OutputSerializer = DepositOutputSerializer
+
+    @extend_schema(responses={200: DepositOutputSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(deposit_list(user=request.user), request, view=self)
+        return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
+
+    @extend_schema(request=InputSerializer, responses={201: DepositOutputSerializer})
+    def post(self, request: Request) -> Response:
+        try:
+            return self._start(request)
+        except DepositProviderFailed as exc:
+            # @idempotent rolled the request's work back and released the key (a 5xx may be
+            # retried); keep the failed deposit on record, outside that transaction.
+            deposit_record_start_failure(failed_deposit=exc.failed_deposit)
+            raise
+
+    @idempotent
+    def _start(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        deposit = deposit_start(user=request.user, **serializer.validated_data)
+        return Response(self.OutputSerializer(deposit).data, status=status.HTTP_201_CREATED)
+
+
+class DepositDetailApi(APIView):
+    """One of the player's own deposits."""
+
+    @extend_schema(responses={200: DepositOutputSerializer})
+    def get(self, request: Request, deposit_id: Any) -> Response:
+        return Response(DepositOutputSerializer(deposit_get(user=request.user, public_id=deposit_id)).data)

@@ -1,0 +1,130 @@
+"""Starting a payment with a PSP through its official SDK: Stripe PaymentIntents, Adyen Checkout sessions.
+
+Each call uses our deposit reference as the PSP's idempotency key, so a retry never creates a second
+payment object. These functions do network I/O: never call them inside a transaction that holds locks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+
+from .models import Deposit, Provider
+
+DEFAULT_TIMEOUT_S = 10.0
+DEFAULT_RETURN_URL = "http://localhost:8000/deposits/return"
+
+# PSP amounts are in the currency's minor unit; only currencies whose minor unit matches ours are offered.
+PSP_CURRENCIES: dict[str, frozenset[str]] = {
+    Provider.STRIPE: frozenset({"USD", "EUR"}),
+    Provider.ADYEN: frozenset({"USD", "EUR"}),
+}
+
+
+class ProviderCallFailed(Exception):
+    """The PSP refused the request or could not be reached; `detail` says which."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail[:500]
+
+
+@dataclass(frozen=True)
+class StartedPayment:
+    """What the PSP gave back: its object's id and what the client needs to pay."""
+
+    psp_id: str
+    client_data: dict[str, Any] = field(default_factory=dict)
+
+
+def _timeout_s() -> float:
+    return float(getattr(settings, "DEPOSIT_PROVIDER_TIMEOUT_S", DEFAULT_TIMEOUT_S))
+
+
+def stripe_client() -> Any:
+    """Return a StripeClient pointed at settings.STRIPE_API_BASE when set (the stub), else at Stripe."""
+    import stripe
+
+    kwargs: dict[str, Any] = {
+        "http_client": stripe.RequestsClient(timeout=_timeout_s()),
+        "max_network_retries": 0,
+    }
+    base = getattr(settings, "STRIPE_API_BASE", "")
+    if base:
+        kwargs["base_addresses"] = {"api": base.rstrip("/")}
+    return stripe.StripeClient(settings.STRIPE_API_KEY, **kwargs)
+
+
+def adyen_checkout_api() -> Any:
+    """Return the Adyen Checkout payments API, pointed at settings.ADYEN_API_BASE when set."""
+    import Adyen
+
+    adyen = Adyen.Adyen(
+        xapikey=settings.ADYEN_API_KEY,
+        platform=getattr(settings, "ADYEN_PLATFORM", "test"),
+        http_timeout=_timeout_s(),
+    )
+    api = adyen.checkout.payments_api
+    base = getattr(settings, "ADYEN_API_BASE", "")
+    if base:
+        api.baseUrl = base.rstrip("/")
+    return api
+
+
+def stripe_payment_intent_create(*, deposit: Deposit) -> StartedPayment:
+    """Create a PaymentIntent carrying our reference in metadata; idempotency key = our reference."""
+    import stripe
+
+    params: dict[str, Any] = {
+        "amount": deposit.amount_u,
+        "currency": deposit.currency.lower(),
+        "metadata": {"deposit_reference": deposit.reference, "user": str(deposit.user.public_id)},
+        "automatic_payment_methods": {"enabled": True},
+        "description": f"Deposit {deposit.reference}",
+    }
+    try:
+        intent = stripe_client().v1.payment_intents.create(
+            params=params, options={"idempotency_key": deposit.reference}
+        )
+    except stripe.StripeError as exc:
+        status = getattr(exc, "http_status", None)
+        raise ProviderCallFailed(f"Stripe: {type(exc).__name__} (HTTP {status}): {exc.user_message or exc}") from exc
+    return StartedPayment(psp_id=str(intent.id), client_data={"client_secret": str(intent.client_secret)})
+
+
+def adyen_session_create(*, deposit: Deposit, return_url: str = "") -> StartedPayment:
+    """Create a Checkout session with reference = our reference; idempotency key = our reference."""
+    import requests
+    from Adyen.exceptions import AdyenError
+
+    request = {
+        "amount": {"value": deposit.amount_u, "currency": deposit.currency},
+        "reference": deposit.reference,
+        "merchantAccount": settings.ADYEN_MERCHANT_ACCOUNT,
+        "returnUrl": return_url or getattr(settings, "DEPOSIT_RETURN_URL", DEFAULT_RETURN_URL),
+        "shopperReference": str(deposit.user.public_id),
+    }
+    try:
+        result = adyen_checkout_api().sessions(request, idempotency_key=deposit.reference)
+    except AdyenError as exc:
+        raise ProviderCallFailed(f"Adyen: {type(exc).__name__} (HTTP {getattr(exc, 'status_code', None)})") from exc
+    except requests.RequestException as exc:
+        raise ProviderCallFailed(f"Adyen: {type(exc).__name__}: {exc}") from exc
+    session = result.message or {}
+    if not session.get("id") or not session.get("sessionData"):
+        raise ProviderCallFailed("Adyen: the session response has no id or sessionData.")
+    return StartedPayment(
+        psp_id=str(session["id"]),
+        client_data={"session_id": str(session["id"]), "session_data": str(session["sessionData"])},
+    )
+
+
+def payment_start(*, deposit: Deposit, return_url: str = "") -> StartedPayment:
+    """Start the payment of a pending deposit with its provider."""
+    if deposit.provider == Provider.STRIPE:
+        return stripe_payment_intent_create(deposit=deposit)
+    if deposit.provider == Provider.ADYEN:
+        return adyen_session_create(deposit=deposit, return_url=return_url)
+    raise ProviderCallFailed(f"Provider {deposit.provider!r} has no payment start.")

@@ -1,0 +1,53 @@
+"""Reads of the deposits app: a player's own deposits, events for operators and workers."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from ops.errors import NotFound
+
+from .models import Deposit, WebhookEvent
+
+
+def deposit_list(*, user: Any) -> QuerySet[Deposit]:
+    """Return the player's own deposits, newest first."""
+    return Deposit.objects.filter(user=user).order_by("-id")
+
+
+def deposit_get(*, user: Any, public_id: Any) -> Deposit:
+    """Return one of the player's own deposits, or 404 (another player's deposit is not found either)."""
+    deposit = Deposit.objects.filter(user=user, public_id=public_id).first()
+    if deposit is None:
+        raise NotFound("No such deposit.")
+    return deposit
+
+
+def webhook_events_failed() -> QuerySet[WebhookEvent]:
+    """Return the events whose processing gave up after the last attempt, oldest first."""
+    return WebhookEvent.objects.filter(status=WebhookEvent.Status.FAILED).order_by("id")
+
+
+def webhook_events_stale(*, older_than: timedelta) -> list[int]:
+    """Return the ids of events still `received` after `older_than` (their message may have been lost)."""
+    cutoff = timezone.now() - older_than
+    return list(
+        WebhookEvent.objects.filter(status=WebhookEvent.Status.RECEIVED, received_at__lt=cutoff)
+        .order_by("id")
+        .values_list("id", flat=True)[:500]
+    )
+
+
+def webhook_event_find(*, identifier: str, provider: str | None = None) -> list[WebhookEvent]:
+    """Find events by our numeric id or by the provider's event id (optionally of one provider)."""
+    events = WebhookEvent.objects.all()
+    if provider:
+        events = events.filter(provider=provider)
+    if identifier.isdigit():
+        by_pk = list(events.filter(pk=int(identifier)))
+        if by_pk:
+            return by_pk
+    return list(events.filter(event_id=identifier).order_by("id"))

@@ -1,0 +1,86 @@
+"""Webhook jobs: process one stored event, and re-enqueue events whose message was lost.
+
+`process_webhook_event` takes an event id, reloads it, and calls the same service as the admin and
+the replay command; it is safe to run twice. Transient database errors are retried with exponential
+backoff; after the last attempt the event is marked `failed` (shown to operators, counted by
+`webhook_events_total{status="failed"}` and `worker_runs_total{worker="webhooks",result="failed"}`).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import timedelta
+from typing import Any
+
+from celery import shared_task
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+
+from ops.workers import worker_run
+
+logger = logging.getLogger(__name__)
+
+WORKER = "webhooks"
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
+DEFAULT_MAX_ATTEMPTS = 5
+BACKOFF_CAP_S = 300
+
+
+def max_attempts() -> int:
+    """How many times an event is tried before it is marked failed."""
+    return int(getattr(settings, "WEBHOOK_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS))
+
+
+def backoff_s(retries: int) -> float:
+    """Exponential backoff with jitter: about 1, 2, 4, 8... seconds, capped."""
+    base = float(getattr(settings, "WEBHOOK_RETRY_BACKOFF_S", 1.0))
+    delay = min(base * (2**retries), BACKOFF_CAP_S)
+    return delay * (0.5 + random.random() / 2)
+
+
+@shared_task(bind=True, name="webhooks.tasks.process_webhook_event", max_retries=None)
+def process_webhook_event(self: Any, event_id: int) -> str:
+    """Process one stored webhook event; retry transient errors, then mark it failed."""
+    from .services import webhook_event_process, webhook_event_record_error
+
+    retry_error: Exception | None = None
+    try:
+        with worker_run(WORKER) as detail:
+            detail["event_id"] = event_id
+            try:
+                event = webhook_event_process(event_id=event_id)
+            except TRANSIENT_ERRORS as exc:
+                final = self.request.retries + 1 >= max_attempts()
+                webhook_event_record_error(event_id=event_id, error=exc, final=final)
+                if final:
+                    raise
+                detail["result"] = "retry"
+                detail["error"] = f"{type(exc).__name__}: {exc}"[:500]
+                retry_error = exc
+            else:
+                detail["status"] = event.status
+                return str(event.status)
+    except TRANSIENT_ERRORS:
+        return "failed"
+    except Exception as exc:  # a bug or bad data: retrying will not help, show it to operators now
+        logger.exception("webhook event %s could not be processed", event_id)
+        webhook_event_record_error(event_id=event_id, error=exc, final=True)
+        return "failed"
+    raise self.retry(exc=retry_error, countdown=backoff_s(self.request.retries))
+
+
+@shared_task(name="webhooks.tasks.retry_stale_events")
+def retry_stale_events() -> int:
+    """Beat: re-enqueue events still `received` after a while (broker down at commit, lost message)."""
+    from .selectors import webhook_events_stale
+
+    stale_after = timedelta(seconds=int(getattr(settings, "WEBHOOK_STALE_AFTER_S", 120)))
+    with worker_run("webhooks_sweeper") as detail:
+        ids = webhook_events_stale(older_than=stale_after)
+        for event_id in ids:
+            process_webhook_event.delay(event_id)
+        detail["requeued"] = len(ids)
+    if ids:
+        logger.warning("re-enqueued %d stale webhook events", len(ids))
+    return len(ids)

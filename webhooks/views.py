@@ -1,0 +1,145 @@
+"""Webhook endpoints (plain Django views on the raw body) and the development deposit simulator.
+
+* `POST /webhooks/stripe`   Stripe events (`Stripe-Signature`), answered `{"received": true}`.
+* `POST /webhooks/adyen`    Adyen standard notifications (HMAC on every item), answered `[accepted]`.
+* `POST /webhooks/deposits` custody / on-chain deposits (`X-Webhook-Signature`), answered 202.
+* `POST /simulate/deposit_webhook` only while `settings.SIMULATION_ENABLED` (never in production).
+
+Each webhook checks size, content type and signature before anything is parsed or stored, stores the
+raw event, answers 2xx quickly and leaves the processing to a Celery task. Every refusal is an
+`application/problem+json` document, and a refused delivery stores, credits and enqueues nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from ops.errors import ApplicationError, problem_json_response
+
+from .errors import PayloadTooLarge, UnsupportedMediaType
+from .models import Provider
+from .services import (
+    adyen_notification_receive,
+    selected_headers,
+    signed_deposit_receive,
+    simulated_deposit,
+    stripe_event_receive,
+)
+from .verification import (
+    adyen_items_verify,
+    custody_signature_verify,
+    json_object,
+    stripe_event_verify,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def raw_json_body(request: HttpRequest) -> bytes:
+    """Return the raw body of a JSON POST within WEBHOOK_MAX_BODY_BYTES, or refuse it."""
+    limit = int(settings.WEBHOOK_MAX_BODY_BYTES)
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > limit:
+        raise PayloadTooLarge(f"The body is {declared} bytes; the limit is {limit}.")
+    content_type = (request.content_type or "").lower()
+    if content_type != "application/json":
+        raise UnsupportedMediaType(f"Send the body as application/json, not {content_type or 'nothing'}.")
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        raise PayloadTooLarge(f"The body is over the limit of {limit} bytes.") from None
+    if len(body) > limit:
+        raise PayloadTooLarge(f"The body is {len(body)} bytes; the limit is {limit}.")
+    return body
+
+
+def _refusals(view: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
+    """Answer an ApplicationError as problem+json (and log it), for plain Django views."""
+
+    def wrapper(request: HttpRequest) -> HttpResponse:
+        try:
+            return view(request)
+        except ApplicationError as exc:
+            logger.warning("%s %s refused: %s %s", request.method, request.path, exc.code, exc.detail)
+            return problem_json_response(exc.problem())
+
+    wrapper.__name__ = view.__name__
+    wrapper.__doc__ = view.__doc__
+    return wrapper
+
+
+@csrf_exempt
+@require_POST
+@_refusals
+def stripe_webhook(request: HttpRequest) -> HttpResponse:
+    """Verify and store a Stripe event; processing happens in the worker."""
+    body = raw_json_body(request)
+    event = stripe_event_verify(body=body, signature_header=request.headers.get("Stripe-Signature", ""))
+    received = stripe_event_receive(event=event, headers=selected_headers(request.headers), raw_body=body)
+    return JsonResponse({"received": True, "duplicate": received.duplicate, "status": received.event.status})
+
+
+@csrf_exempt
+@require_POST
+@_refusals
+def adyen_webhook(request: HttpRequest) -> HttpResponse:
+    """Verify every item of an Adyen notification, store each, answer `[accepted]`."""
+    body = raw_json_body(request)
+    items = adyen_items_verify(body=body)
+    adyen_notification_receive(items=items, headers=selected_headers(request.headers), raw_body=body)
+    return HttpResponse("[accepted]", content_type="text/plain")
+
+
+@csrf_exempt
+@require_POST
+@_refusals
+def custody_deposit_webhook(request: HttpRequest) -> HttpResponse:
+    """Verify and store a custody deposit; the same reference with another payload is a 409."""
+    body = raw_json_body(request)
+    custody_signature_verify(body=body, signature=request.headers.get("X-Webhook-Signature", ""))
+    payload = json_object(body)
+    received = signed_deposit_receive(
+        provider=Provider.CUSTODY, payload=payload, headers=selected_headers(request.headers), raw_body=body
+    )
+    return JsonResponse(
+        {"received": True, "duplicate": received.duplicate, "reference": received.event.event_id,
+         "status": received.event.status},
+        status=200 if received.duplicate else 202,
+    )
+
+
+@csrf_exempt
+@require_POST
+@_refusals
+def simulate_deposit_webhook(request: HttpRequest) -> HttpResponse:
+    """Credit a confirmed deposit at once (development only); `amount_u` 0 returns the balance."""
+    if not settings.SIMULATION_ENABLED:
+        return problem_json_response(
+            {"type": "not-found", "title": "Not found", "status": 404, "detail": "Simulation is disabled."}
+        )
+    payload = json_object(raw_json_body(request))
+    result = simulated_deposit(
+        user_id=payload.get("user_id"),
+        amount_u=payload.get("amount_u"),
+        currency=payload.get("currency", settings.ROUND_CURRENCY),
+        reference=payload.get("reference"),
+    )
+    return JsonResponse({
+        "user_id": str(result.user.public_id),
+        "currency": result.currency,
+        "amount_u": result.amount_u,
+        "reference": result.reference or None,
+        "status": result.status,
+        "duplicate": result.duplicate,
+        "balance_u": result.balance_u,
+    })
