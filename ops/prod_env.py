@@ -97,10 +97,6 @@ def check_simulation_off() -> tuple[bool, str]:
     return (not on, "simulation and bootstrap are off" if not on else f"on: {on}")
 
 
-def check_round_salt() -> tuple[bool, str]:
-    return _secret("ROUND_COMMIT_SALT_KEY")
-
-
 def check_https() -> tuple[bool, str]:
     secure = getattr(settings, "SECURE_SSL_REDIRECT", False) and getattr(settings, "SESSION_COOKIE_SECURE", False)
     return (bool(secure), "HTTPS redirect and secure cookies on" if secure else "HTTPS redirect or secure cookies off")
@@ -125,7 +121,6 @@ CHECKS: list[tuple[str, Callable[[], tuple[bool, str]]]] = [
     ("webhook_secrets", check_webhook_secrets),
     ("psp_endpoints_real", check_psp_endpoints),
     ("simulation_off", check_simulation_off),
-    ("round_commit_salt", check_round_salt),
     ("https", check_https),
     ("waivers_in_date", check_overdue_waivers),
 ]

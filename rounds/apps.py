@@ -6,3 +6,7 @@ from django.apps import AppConfig
 class RoundsConfig(AppConfig):
     name = "rounds"
     verbose_name = "Rounds"
+
+    def ready(self) -> None:
+        # Registers the round_pools_equal_stakes invariant and the betting_*/round_* metric families.
+        from . import invariants, metrics  # noqa: F401

@@ -6,7 +6,6 @@ from .base import env
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="local-insecure-not-for-production")
 SIMULATION_ENABLED = env.bool("SIMULATION_ENABLED", default=True)
-ROUND_COMMIT_SALT_KEY = env("ROUND_COMMIT_SALT_KEY", default="local-round-salt")
 STRIPE_API_KEY = env("STRIPE_API_KEY", default="sk_test_local")
 STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="whsec_local")
 ADYEN_API_KEY = env("ADYEN_API_KEY", default="adyen_local_key")
@@ -16,3 +15,9 @@ ADYEN_HMAC_KEY = env("ADYEN_HMAC_KEY", default="44782DEF547AAA06C910C43932B1EB0C
 CUSTODY_WEBHOOK_KEY = env("CUSTODY_WEBHOOK_KEY", default="custody-local-key")
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
 BOOTSTRAP_ENABLED = env.bool("BOOTSTRAP_ENABLED", default=True)
+# The demo oracle: two "sources" served by the local PSP stub (`make run` starts it on STUB_PORT).
+_STUB = f"http://127.0.0.1:{env.int('STUB_PORT', default=12111)}/_stub/prices"
+ORACLE_SOURCES = env.json("ORACLE_SOURCES", default=[
+    {"name": "stub-a", "url": _STUB + "/a/{instrument}/{date}", "field": "close"},
+    {"name": "stub-b", "url": _STUB + "/b/{instrument}/{date}", "field": "close"},
+])

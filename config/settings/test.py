@@ -12,7 +12,6 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 CELERY_TASK_ALWAYS_EAGER = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 SIMULATION_ENABLED = True
-ROUND_COMMIT_SALT_KEY = "test-round-salt"
 STRIPE_API_KEY = "sk_test_stub"
 STRIPE_WEBHOOK_SECRET = "whsec_test_secret"
 ADYEN_API_KEY = "adyen_test_key"

@@ -70,6 +70,8 @@ COMMIT_FIELDS = (
 )
 BET_FIELDS = ("bet_id", "placed_at", "player_id", "side", "stake_u")
 VOID_WITHOUT_CLOSE = (VoidReason.ORACLE_FAILURE, VoidReason.CANCELLED)
+# Known at lock from the bets alone, so settled without a price; the bets are rechecked.
+VOID_BY_POOL = (VoidReason.EMPTY, VoidReason.ONE_SIDED)
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 __all__ = [
@@ -80,6 +82,7 @@ __all__ = [
     "NODE_PREFIX",
     "RULES_VERSION",
     "SALT_BYTES",
+    "VOID_BY_POOL",
     "VOID_WITHOUT_CLOSE",
     "CanonicalJsonError",
     "Check",
@@ -645,7 +648,7 @@ def _check_evidence(reveal: Mapping[str, object], min_agreeing: int) -> str:
     close = _revealed_close(reveal)
     if close is None:
         reason = reveal["void_reason"]
-        ok = reason in {r.value for r in VOID_WITHOUT_CLOSE}
+        ok = reason in {r.value for r in (*VOID_WITHOUT_CLOSE, *VOID_BY_POOL)}
         return "" if ok else f"close missing but void_reason is {reason!r}"
     quotes = _quotes(reveal)
     if any(price != close for _, price in quotes):
@@ -660,6 +663,9 @@ def _price_result(reveal: Mapping[str, object]) -> tuple[Result, VoidReason | No
     close = _revealed_close(reveal)
     if close is None:
         reason = VoidReason(_text(reveal["void_reason"], name="void_reason"))
+        if reason in VOID_BY_POOL:
+            # settle_pool derives EMPTY / ONE_SIDED from the bets; a two-sided pool yields TIE.
+            return Result.VOID, None
         if reason not in VOID_WITHOUT_CLOSE:
             raise ValueError(f"no close revealed, yet void_reason is {reason}")
         return Result.VOID, reason

@@ -10,6 +10,8 @@
   arguments (``event_code``, ``psp_reference``, ``merchant_reference``, ``value``, ``currency``...).
 * ``POST /_stub/webhooks/adyen-transfer``  ``{"target_url", "transfer", "status", "hmac_key", "reason"?}``
 * ``POST /_stub/webhooks/custody``         ``{"target_url", "payload", "key"}``
+* ``GET  /_stub/prices/{source}/{instrument}/{YYYY-MM-DD}`` -> ``{"close": "18123.45"}``, a demo
+  closing price that is the same for every source and changes with the date (for `make run`'s oracle).
 
 Webhook endpoints answer ``{"status_code", "body", "sent"}`` with the target's reply.
 Instead of ``target_url`` they accept ``path``, joined to the stub's ``webhook_target``
@@ -54,7 +56,20 @@ def handle(stub: "PSPStub", request: Incoming) -> Reply:
         return Reply(400, {"error": f"{type(exc).__name__}: {exc}"})
 
 
+def demo_close(day: str) -> str:
+    """A deterministic demo close for a date: 18,000.00 plus a per-day offset in cents."""
+    import hashlib
+    from datetime import date
+
+    date.fromisoformat(day)  # refuse anything that is not a date
+    offset = int(hashlib.sha256(day.encode()).hexdigest()[:8], 16) % 100_000
+    return f"{18_000 + offset // 100}.{offset % 100:02d}"
+
+
 def _dispatch(stub: "PSPStub", request: Incoming, action: str, body: JSON) -> Reply:
+    if request.method == "GET" and action.startswith("prices/"):
+        _source, _instrument, day = action.removeprefix("prices/").split("/")
+        return Reply(200, {"close": demo_close(day)})
     if request.method == "GET" and action == "requests":
         return Reply(200, {"requests": [dataclasses.asdict(record) for record in stub.requests]})
     if request.method == "GET" and action == "submissions":

@@ -859,3 +859,17 @@ def test_module_runs_in_the_foreground_and_prints_its_url() -> None:
         finally:
             process.terminate()
         assert process.wait(timeout=5) == 0
+
+
+def test_demo_prices_agree_across_sources_and_change_by_day() -> None:
+    import requests
+
+    from webhooks.stub import PSPStub
+
+    with PSPStub() as stub:
+        a = requests.get(f"{stub.url}/_stub/prices/a/NASDAQ/2025-11-26", timeout=5).json()
+        b = requests.get(f"{stub.url}/_stub/prices/b/NASDAQ/2025-11-26", timeout=5).json()
+        c = requests.get(f"{stub.url}/_stub/prices/a/NASDAQ/2025-11-28", timeout=5).json()
+        bad = requests.get(f"{stub.url}/_stub/prices/a/NASDAQ/not-a-date", timeout=5)
+    assert a == b and a != c
+    assert bad.status_code == 400

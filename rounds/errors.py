@@ -1,0 +1,137 @@
+"""Refusals of the rounds app. Each leaves rounds, bets and the ledger exactly as they were."""
+
+from ops.errors import ApplicationError
+
+
+class RoundError(ApplicationError):
+    code = "rounds/error"
+    title = "Round refused the request"
+    status = 400
+
+
+class RoundNotFound(RoundError):
+    code = "rounds/not-found"
+    title = "No such round"
+    status = 404
+
+
+class InvalidRoundCode(RoundError):
+    code = "rounds/invalid-code"
+    title = "Round code must be a date YYYYMMDD"
+
+
+class NotASession(RoundError):
+    code = "rounds/not-a-session"
+    title = "Not an XNYS trading session"
+    status = 422
+
+
+class RoundTooLate(RoundError):
+    code = "rounds/too-late"
+    title = "The round's lock time has passed"
+    status = 409
+
+
+class ReferenceUnavailable(RoundError):
+    code = "rounds/reference-unavailable"
+    title = "The previous session's close is not known yet"
+    status = 409
+
+
+class RoundLocked(RoundError):
+    code = "rounds/locked"
+    title = "The round is not taking bets"
+    status = 409
+
+
+class BettingPaused(RoundError):
+    code = "rounds/betting-paused"
+    title = "Betting is paused"
+    status = 503
+
+
+class InvalidBet(RoundError):
+    code = "rounds/invalid-bet"
+    title = "Invalid bet"
+
+
+class StakeTooSmall(RoundError):
+    code = "rounds/stake-too-small"
+    title = "Stake below the round's minimum"
+    status = 422
+
+
+class AlreadyBet(RoundError):
+    code = "rounds/already-bet"
+    title = "One bet per player per round"
+    status = 409
+
+
+class RoundNotLocked(RoundError):
+    code = "rounds/not-locked"
+    title = "The round is not locked"
+    status = 409
+
+
+class SettleTooEarly(RoundError):
+    code = "rounds/too-early"
+    title = "Too early to settle"
+    status = 409
+
+
+class OraclePending(RoundError):
+    code = "rounds/oracle-pending"
+    title = "No agreed closing price yet; retried until the deadline"
+    status = 409
+
+
+class ReasonRequired(RoundError):
+    code = "rounds/reason-required"
+    title = "A reason is required"
+
+
+class NotAllowed(RoundError):
+    code = "rounds/forbidden"
+    title = "Not allowed"
+    status = 403
+
+
+class FourEyesRequired(RoundError):
+    code = "rounds/four-eyes"
+    title = "A second, different operator must approve"
+    status = 403
+
+
+class InvalidPrice(RoundError):
+    code = "rounds/invalid-price"
+    title = "Invalid price"
+
+
+class PriceAlreadyEntered(RoundError):
+    code = "rounds/price-already-entered"
+    title = "This operator already entered a price for this round"
+    status = 409
+
+
+class BetNotFound(RoundError):
+    code = "rounds/bet-not-found"
+    title = "No such bet"
+    status = 404
+
+
+class ProofNotReady(RoundError):
+    code = "rounds/proof-not-ready"
+    title = "Proofs exist once the round is locked"
+    status = 409
+
+
+class ForceRequestNotPending(RoundError):
+    code = "rounds/force-request-not-pending"
+    title = "The force-result request was already decided"
+    status = 409
+
+
+class SettlementMismatch(RoundError):
+    code = "rounds/settlement-mismatch"
+    title = "Settlement failed its conservation check; nothing moved"
+    status = 500

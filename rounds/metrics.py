@@ -1,0 +1,77 @@
+"""Betting metrics read from the database at scrape time (`betting_*`, `round_*`).
+
+`round_settlement_duration_seconds` is also a histogram in the process that settles
+(`rounds.services.SETTLEMENT_DURATION`); the gauge here is the last settlement's duration per round,
+stored on the round, so the web process reports it whichever worker settled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.db.models import Count, Sum
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from ops.metrics import register_db_metrics
+
+RECENT_ROUNDS = 10
+
+
+@register_db_metrics
+def betting_metrics() -> Iterable[Metric]:
+    """Stakes of unsettled rounds by side, bets by side, fees and breakage collected."""
+    from .models import Bet, Round
+
+    stakes = GaugeMetricFamily(
+        "betting_stakes_u", "Stakes in unsettled rounds by side (minor units).", labels=["side", "currency"]
+    )
+    open_stakes = {
+        (side, currency): total
+        for side, currency, total in Bet.objects.filter(round__status__in=Round.UNSETTLED)
+        .values("side", "round__currency").annotate(t=Sum("stake_u")).values_list("side", "round__currency", "t")
+    }
+    for side in ("UP", "DOWN"):
+        currencies = {c for (_, c) in open_stakes} or {settings.ROUND_CURRENCY}
+        for currency in sorted(currencies):
+            stakes.add_metric([side, currency], open_stakes.get((side, currency), 0) or 0)
+    yield stakes
+
+    bets = CounterMetricFamily("betting_bets", "Bets accepted, by side (all rounds).", labels=["side"])
+    counts = dict(Bet.objects.values("side").annotate(n=Count("id")).values_list("side", "n"))
+    for side in ("UP", "DOWN"):
+        bets.add_metric([side], counts.get(side, 0))
+    yield bets
+
+    fees = CounterMetricFamily("betting_fees_u", "House fees from settled rounds (minor units).", labels=["currency"])
+    breakage = CounterMetricFamily(
+        "betting_breakage_u", "Breakage kept by the house from settled rounds (minor units).", labels=["currency"]
+    )
+    for currency, fee, brk in (
+        Round.objects.filter(status=Round.Status.SETTLED).values("currency")
+        .annotate(f=Sum("fee_u"), b=Sum("breakage_u")).values_list("currency", "f", "b")
+    ):
+        fees.add_metric([currency], fee or 0)
+        breakage.add_metric([currency], brk or 0)
+    yield fees
+    yield breakage
+
+
+@register_db_metrics
+def round_metrics() -> Iterable[Metric]:
+    """`round_status{code,status}` (1 for the current status) and last settlement durations."""
+    from .models import Round
+
+    status = GaugeMetricFamily("round_status", "Status of recent rounds (1 = current).", labels=["code", "status"])
+    duration = GaugeMetricFamily(
+        "round_last_settlement_duration_seconds", "Duration of each recent round's settlement.", labels=["code"]
+    )
+    for code, current, seconds in Round.objects.order_by("-code").values_list(
+        "code", "status", "settlement_duration_s"
+    )[:RECENT_ROUNDS]:
+        for value in Round.Status.values:
+            status.add_metric([code, value], 1 if value == current else 0)
+        if seconds is not None:
+            duration.add_metric([code], seconds)
+    yield status
+    yield duration

@@ -1,0 +1,108 @@
+"""Fixtures for the rounds tests: a patchable clock, static oracle sources, rounds at any stage."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from rounds.domain.calendar import parse_code, previous_session, session_times
+from rounds.domain.oracle import StaticPriceSource
+
+INSTRUMENT = "NASDAQ-COMPOSITE"
+
+
+class Clock:
+    """A settable clock patched over rounds.clock.now."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2025, 9, 8, 12, 0, tzinfo=session_times(day=date(2025, 9, 8)).open_utc.tzinfo)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def set(self, when: datetime) -> None:
+        self.now = when
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    fake = Clock()
+    monkeypatch.setattr("rounds.clock.now", fake)
+    return fake
+
+
+class Prices:
+    """Two configured sources (a, b); set each one's close per day, or leave it missing."""
+
+    def __init__(self) -> None:
+        self.book: dict[str, dict[tuple[str, date], Decimal]] = {"src-a": {}, "src-b": {}}
+
+    def set(self, day: date, price: str | None, *, source: str | None = None) -> None:
+        for name in [source] if source else list(self.book):
+            if price is None:
+                self.book[name].pop((INSTRUMENT, day), None)
+            else:
+                self.book[name][(INSTRUMENT, day)] = Decimal(price)
+
+    def sources(self) -> list[Any]:
+        return [StaticPriceSource(name=name, prices=dict(book)) for name, book in self.book.items()]
+
+
+@pytest.fixture
+def prices(monkeypatch: pytest.MonkeyPatch) -> Prices:
+    book = Prices()
+    monkeypatch.setattr("rounds.services.configured_sources", book.sources)
+    return book
+
+
+@pytest.fixture
+def low_min_stake(settings: Any) -> None:
+    """Allow 1-micro-unit stakes (the rounding examples)."""
+    settings.MIN_STAKE_U = 1
+
+
+@pytest.fixture
+def open_round(clock: Clock, prices: Prices, db: Any) -> Callable[..., Any]:
+    """open_round(code, reference="100") -> an OPEN round, the clock set an hour before its lock."""
+    from rounds.services import round_open
+
+    def _open(code: str = "20250908", reference: str = "100") -> Any:
+        day = parse_code(code)
+        prices.set(previous_session(day=day), reference)
+        clock.set(session_times(day=day).lock_utc - timedelta(hours=1))
+        round_obj, created = round_open(code=code, acting_user=None)
+        assert created
+        return round_obj
+
+    return _open
+
+
+@pytest.fixture
+def place(fund: Callable[..., Any], make_player: Callable[..., Any]) -> Callable[..., Any]:
+    """place(round, side, stake_u) -> a bet by a new funded player."""
+    from rounds.services import bet_place
+
+    def _place(round_obj: Any, side: str, stake_u: int, *, player: Any = None) -> Any:
+        player = player or make_player()
+        fund(player, stake_u)
+        return bet_place(user=player, code=round_obj.code, side=side, stake_u=stake_u)
+
+    return _place
+
+
+@pytest.fixture
+def lock_and_reach_settlement(clock: Clock) -> Callable[..., Any]:
+    """Lock the round (as the tick would) and move the clock past its settle time."""
+    from rounds.services import round_lock
+
+    def _go(round_obj: Any) -> Any:
+        clock.set(round_obj.lock_at)
+        locked, _ = round_lock(code=round_obj.code, acting_user=None)
+        clock.set(round_obj.settle_after + timedelta(seconds=1))
+        return locked
+
+    return _go
