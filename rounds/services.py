@@ -18,7 +18,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import Count, F, Sum
+from django.db.models.functions import Coalesce
 from prometheus_client import Histogram
 
 from ledger.models import Journal
@@ -132,8 +133,10 @@ def round_open(
         reference, reference_source = _reference_close(instrument=instrument, previous_day=previous_day)
     with transaction.atomic():
         # Serialise openings on the chain: the previous round's commit is read under a lock.
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtext('rounds:open'))")
+        # (SQLite, the embedded `make run` default, serialises every writer already.)
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(hashtext('rounds:open'))")
         existing = Round.objects.filter(code=code).first()
         if existing is not None:
             return existing, False
@@ -334,22 +337,25 @@ def settlement_preview(*, code: str, result: Result, void_reason: VoidReason | N
     up_u, down_u = _pool_figures(round_id=round_obj.pk)
     effective, reason = _effective(result=result, void_reason=void_reason, up_u=up_u, down_u=down_u)
     fee, net, win_u = _fee_and_net(result=effective, fee_bps=round_obj.fee_bps, up_u=up_u, down_u=down_u)
-    with connection.cursor() as cursor:
-        if effective is Result.VOID:
-            cursor.execute(
-                "SELECT COALESCE(SUM(stake_u), 0), COUNT(*) FROM rounds_bet WHERE round_id = %s", [round_obj.pk]
-            )
-        else:
+    bets = Bet.objects.filter(round_id=round_obj.pk)
+    if effective is Result.VOID:
+        figures = bets.aggregate(paid=Coalesce(Sum("stake_u"), 0), winners=Count("id"))
+        paid, winners = int(figures["paid"]), int(figures["winners"])
+    elif _set_based():
+        with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT COALESCE(SUM(div(stake_u::numeric * %s::numeric, %s::numeric)), 0), COUNT(*)"
                 " FROM rounds_bet WHERE round_id = %s AND side = %s",
                 [net, win_u, round_obj.pk, effective.value],
             )
-        paid, winners = cursor.fetchone()
-    paid = int(paid)
+            total_paid, count = cursor.fetchone()
+        paid, winners = int(total_paid), int(count)
+    else:
+        stakes = list(bets.filter(side=effective.value).values_list("stake_u", flat=True))
+        paid, winners = sum(stake * net // win_u for stake in stakes), len(stakes)
     return Breakdown(
         code=code, result=effective, void_reason=reason, up_pool_u=up_u, down_pool_u=down_u, total_u=up_u + down_u,
-        fee_u=fee, net_u=net, payouts_total_u=paid, breakage_u=net - paid, winners=int(winners),
+        fee_u=fee, net_u=net, payouts_total_u=paid, breakage_u=net - paid, winners=winners,
     )
 
 
@@ -403,85 +409,16 @@ def _settle(
         round_obj = Round.objects.select_for_update().get(pk=round_id)
         if round_obj.status != Round.Status.LOCKED:
             return round_obj, False
-        with connection.cursor() as cursor:
-            # Once a day, for this transaction only: sort and aggregate a million rows in memory.
-            cursor.execute("SET LOCAL work_mem = '256MB'")
         up_u, down_u = _pool_figures(round_id=round_id)
         total = up_u + down_u
         effective, reason_code = _effective(result=result, void_reason=void_reason, up_u=up_u, down_u=down_u)
         fee, net, win_u = _fee_and_net(result=effective, fee_bps=round_obj.fee_bps, up_u=up_u, down_u=down_u)
         house = house_account(currency=round_obj.currency)
-        paid_sides = [Side.UP.value, Side.DOWN.value] if effective is Result.VOID else [effective.value]
-        settlement_accounts_lock(
-            round_id=round_id, sides=paid_sides, extra_account_ids=[round_obj.pool_account_id, house.pk]
+        settle_money = _settle_money_set_based if _set_based() else _settle_money_portable
+        paid, winners, breakage = settle_money(
+            round_obj=round_obj, effective=effective, reason_code=reason_code, fee=fee, net=net, win_u=win_u,
+            total=total, house_id=house.pk, acting_user=acting_user,
         )
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT balance_u FROM ledger_account WHERE id = %s", [round_obj.pool_account_id])
-            (pool_balance,) = cursor.fetchone()
-            if pool_balance != total:
-                raise errors.SettlementMismatch(
-                    f"Pool {round_obj.code} holds {pool_balance} but its bets stake {total}; nothing moved."
-                )
-            if effective is Result.VOID:
-                cursor.execute("UPDATE rounds_bet SET payout_u = stake_u WHERE round_id = %s", [round_id])
-            else:
-                cursor.execute(
-                    f"UPDATE rounds_bet SET payout_u = CASE WHEN side = %s THEN {_payout_sql(win_u=win_u, net=net)}"
-                    " ELSE 0 END WHERE round_id = %s",
-                    [effective.value, net, win_u, round_id],
-                )
-            cursor.execute(
-                "SELECT COALESCE(SUM(payout_u), 0), COUNT(*) FILTER (WHERE payout_u > 0),"
-                " COUNT(*) FILTER (WHERE payout_u > 0 AND payout_u < stake_u)"
-                " FROM rounds_bet WHERE round_id = %s",
-                [round_id],
-            )
-            paid, winners, short = (int(v) for v in cursor.fetchone())
-            breakage = net - paid
-            if paid + fee + breakage != total or breakage < 0 or short or (effective is Result.VOID and breakage):
-                raise errors.SettlementMismatch(
-                    f"Round {round_obj.code}: paid {paid} + fee {fee} + breakage {breakage} != total {total}."
-                )
-            if total:
-                journal = Journal.objects.create(
-                    type="settlement",
-                    reference=f"round:{round_obj.code}:settlement",
-                    fingerprint=hashlib.sha256(
-                        f"settlement|{round_obj.code}|{effective}|{total}|{fee}|{breakage}|{paid}".encode()
-                    ).hexdigest(),
-                    metadata={
-                        "round": round_obj.code, "result": effective.value,
-                        "void_reason": reason_code.value if reason_code else None, "total_u": total, "fee_u": fee,
-                        "breakage_u": breakage, "payouts_total_u": paid, "winners": winners,
-                    },
-                    actor=acting_user if getattr(acting_user, "pk", None) is not None else None,
-                    actor_label=actor_label(acting_user, "rounds"),
-                )
-                house_legs = [(house.pk, fee), (house.pk, breakage)]  # two separate house entries
-                cursor.execute(
-                    "INSERT INTO ledger_entry (journal_id, account_id, currency, amount_u)"
-                    " SELECT %s, account_id, %s, payout_u FROM rounds_bet WHERE round_id = %s AND payout_u > 0"
-                    " UNION ALL SELECT %s, %s, %s, %s"
-                    " UNION ALL SELECT %s, h.account_id, %s, h.amount_u"
-                    " FROM unnest(%s::bigint[], %s::bigint[]) AS h(account_id, amount_u) WHERE h.amount_u > 0",
-                    [
-                        journal.pk, round_obj.currency, round_id,
-                        journal.pk, round_obj.pool_account_id, round_obj.currency, -total,
-                        journal.pk, round_obj.currency,
-                        [a for a, _ in house_legs], [v for _, v in house_legs],
-                    ],
-                )
-                cursor.execute(
-                    "UPDATE ledger_account a SET balance_u = a.balance_u + d.delta"
-                    " FROM (SELECT account_id, SUM(amount_u) AS delta FROM ledger_entry"
-                    "       WHERE journal_id = %s GROUP BY account_id) d"
-                    " WHERE a.id = d.account_id",
-                    [journal.pk],
-                )
-                cursor.execute("SELECT balance_u FROM ledger_account WHERE id = %s", [round_obj.pool_account_id])
-                (after,) = cursor.fetchone()
-                if after != 0:
-                    raise errors.SettlementMismatch(f"Pool {round_obj.code} would hold {after} after settlement.")
         status = Round.Status.VOID if effective is Result.VOID else Round.Status.SETTLED
         now = clock.now()
         duration = time.monotonic() - started
@@ -507,6 +444,153 @@ def _settle(
     SETTLEMENT_DURATION.observe(time.monotonic() - started)
     round_obj.refresh_from_db()
     return round_obj, True
+
+
+SET_BASED_SETTLEMENT = True  # on PostgreSQL; tests also run the portable path and compare
+
+
+def _set_based() -> bool:
+    return SET_BASED_SETTLEMENT and connection.vendor == "postgresql"
+
+
+def _check_pool(*, round_obj: Round, total: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT balance_u FROM ledger_account WHERE id = %s", [round_obj.pool_account_id])
+        (pool_balance,) = cursor.fetchone()
+    if pool_balance != total:
+        raise errors.SettlementMismatch(
+            f"Pool {round_obj.code} holds {pool_balance} but its bets stake {total}; nothing moved."
+        )
+
+
+def _check_conservation(*, round_obj: Round, effective: Result, paid: int, fee: int, breakage: int,
+                        total: int, short: int) -> None:
+    if paid + fee + breakage != total or breakage < 0 or short or (effective is Result.VOID and breakage):
+        raise errors.SettlementMismatch(
+            f"Round {round_obj.code}: paid {paid} + fee {fee} + breakage {breakage} != total {total}."
+        )
+
+
+def _settlement_journal_fields(*, round_obj: Round, effective: Result, reason_code: VoidReason | None, total: int,
+                               fee: int, breakage: int, paid: int, winners: int) -> dict[str, Any]:
+    return {
+        "type": "settlement",
+        "reference": f"round:{round_obj.code}:settlement",
+        "metadata": {
+            "round": round_obj.code, "result": effective.value,
+            "void_reason": reason_code.value if reason_code else None, "total_u": total, "fee_u": fee,
+            "breakage_u": breakage, "payouts_total_u": paid, "winners": winners,
+        },
+    }
+
+
+def _settle_money_portable(
+    *, round_obj: Round, effective: Result, reason_code: VoidReason | None, fee: int, net: int, win_u: int,
+    total: int, house_id: int, acting_user: Any,
+) -> tuple[int, int, int]:
+    """Settle with the reference pool math and one ledger posting (any database; the embedded default).
+
+    Loads the round's bets into Python, so it is for small rounds; PostgreSQL uses the set-based path.
+    """
+    from ledger.models import Account
+    from ledger.services import Leg, journal_post
+    from rounds.domain.pool import settle_pool
+
+    _check_pool(round_obj=round_obj, total=total)
+    bets = list(Bet.objects.filter(round_id=round_obj.pk).order_by("pk"))
+    settlement = settle_pool(
+        stakes=[(bet.pk, Side(bet.side), bet.stake_u) for bet in bets],
+        result=effective, fee_bps=round_obj.fee_bps, void_reason=reason_code,
+    )
+    for bet in bets:
+        bet.payout_u = settlement.payouts_u[bet.pk]
+    Bet.objects.bulk_update(bets, ["payout_u"])
+    paid = sum(bet.payout_u for bet in bets)
+    winners = sum(1 for bet in bets if bet.payout_u > 0)
+    short = sum(1 for bet in bets if 0 < bet.payout_u < bet.stake_u)
+    breakage = net - paid
+    _check_conservation(round_obj=round_obj, effective=effective, paid=paid, fee=fee, breakage=breakage,
+                        total=total, short=short)
+    if total:
+        accounts = Account.objects.in_bulk([round_obj.pool_account_id, house_id, *(b.account_id for b in bets)])
+        legs = [Leg(accounts[round_obj.pool_account_id], -total)]
+        legs += [Leg(accounts[b.account_id], b.payout_u) for b in bets if b.payout_u > 0]
+        legs += [Leg(accounts[house_id], amount) for amount in (fee, breakage) if amount > 0]
+        fields = _settlement_journal_fields(round_obj=round_obj, effective=effective, reason_code=reason_code,
+                                            total=total, fee=fee, breakage=breakage, paid=paid, winners=winners)
+        journal_post(legs=legs, actor=acting_user, system="rounds", **fields)
+    return paid, winners, breakage
+
+
+def _settle_money_set_based(
+    *, round_obj: Round, effective: Result, reason_code: VoidReason | None, fee: int, net: int, win_u: int,
+    total: int, house_id: int, acting_user: Any,
+) -> tuple[int, int, int]:
+    """Settle with a handful of set-based statements: payouts, one journal, its entries, the balances."""
+    round_id = round_obj.pk
+    paid_sides = [Side.UP.value, Side.DOWN.value] if effective is Result.VOID else [effective.value]
+    with connection.cursor() as cursor:
+        # Once a day, for this transaction only: sort and aggregate a million rows in memory.
+        cursor.execute("SET LOCAL work_mem = '256MB'")
+    settlement_accounts_lock(round_id=round_id, sides=paid_sides, extra_account_ids=[round_obj.pool_account_id, house_id])
+    _check_pool(round_obj=round_obj, total=total)
+    with connection.cursor() as cursor:
+        if effective is Result.VOID:
+            cursor.execute("UPDATE rounds_bet SET payout_u = stake_u WHERE round_id = %s", [round_id])
+        else:
+            cursor.execute(
+                f"UPDATE rounds_bet SET payout_u = CASE WHEN side = %s THEN {_payout_sql(win_u=win_u, net=net)}"
+                " ELSE 0 END WHERE round_id = %s",
+                [effective.value, net, win_u, round_id],
+            )
+        cursor.execute(
+            "SELECT COALESCE(SUM(payout_u), 0), COUNT(*) FILTER (WHERE payout_u > 0),"
+            " COUNT(*) FILTER (WHERE payout_u > 0 AND payout_u < stake_u)"
+            " FROM rounds_bet WHERE round_id = %s",
+            [round_id],
+        )
+        paid, winners, short = (int(v) for v in cursor.fetchone())
+        breakage = net - paid
+        _check_conservation(round_obj=round_obj, effective=effective, paid=paid, fee=fee, breakage=breakage,
+                            total=total, short=short)
+        if not total:
+            return paid, winners, breakage
+        fields = _settlement_journal_fields(round_obj=round_obj, effective=effective, reason_code=reason_code,
+                                            total=total, fee=fee, breakage=breakage, paid=paid, winners=winners)
+        journal = Journal.objects.create(
+            **fields,
+            fingerprint=hashlib.sha256(
+                f"settlement|{round_obj.code}|{effective}|{total}|{fee}|{breakage}|{paid}".encode()
+            ).hexdigest(),
+            actor=acting_user if getattr(acting_user, "pk", None) is not None else None,
+            actor_label=actor_label(acting_user, "rounds"),
+        )
+        house_legs = [(house_id, fee), (house_id, breakage)]  # two separate house entries
+        cursor.execute(
+            "INSERT INTO ledger_entry (journal_id, account_id, currency, amount_u)"
+            " SELECT %s, account_id, %s, payout_u FROM rounds_bet WHERE round_id = %s AND payout_u > 0"
+            " UNION ALL SELECT %s, %s, %s, %s"
+            " UNION ALL SELECT %s, h.account_id, %s, h.amount_u"
+            " FROM unnest(%s::bigint[], %s::bigint[]) AS h(account_id, amount_u) WHERE h.amount_u > 0",
+            [
+                journal.pk, round_obj.currency, round_id,
+                journal.pk, round_obj.pool_account_id, round_obj.currency, -total,
+                journal.pk, round_obj.currency,
+                [a for a, _ in house_legs], [v for _, v in house_legs],
+            ],
+        )
+        cursor.execute(
+            "UPDATE ledger_account a SET balance_u = a.balance_u + d.delta"
+            " FROM (SELECT account_id, SUM(amount_u) AS delta FROM ledger_entry"
+            "       WHERE journal_id = %s GROUP BY account_id) d"
+            " WHERE a.id = d.account_id",
+            [journal.pk],
+        )
+        cursor.execute("SELECT balance_u FROM ledger_account WHERE id = %s", [round_obj.pool_account_id])
+        (after,) = cursor.fetchone()
+        if after != 0:
+            raise errors.SettlementMismatch(f"Pool {round_obj.code} would hold {after} after settlement.")
+    return paid, winners, breakage
 
 
 def _record_observations(*, round_obj: Round, evidence: tuple[PriceEvidence, ...]) -> None:
