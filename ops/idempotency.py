@@ -8,6 +8,7 @@ key that says "done" for work that was rolled back, nor work that was done witho
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -116,8 +117,15 @@ def _release(row: IdempotencyKey) -> None:
     IDEMPOTENCY_EVENTS.labels(outcome="released").inc()
 
 
-def idempotent_call(*, request: Request, scope: str, handler: Callable[[], Response]) -> Response:
-    """Run `handler` at most once per (user, Idempotency-Key), replaying its stored response."""
+def idempotent_call(
+    *, request: Request, scope: str, handler: Callable[[], Response], atomic: bool = True
+) -> Response:
+    """Run `handler` at most once per (user, Idempotency-Key), replaying its stored response.
+
+    With `atomic` (the default) the handler's writes and the stored response commit together. A
+    handler that calls an outside service (a PSP) passes `atomic=False` and manages its own short
+    transactions, so no transaction is open during the call; the response is stored after it.
+    """
     key = request.headers.get(HEADER, "").strip()
     if not key:
         raise IdempotencyKeyMissing(f"Send an {HEADER} header, unique for each new request.")
@@ -135,15 +143,11 @@ def idempotent_call(*, request: Request, scope: str, handler: Callable[[], Respo
         return reserved
     row = reserved
     try:
-        with transaction.atomic():
+        with transaction.atomic() if atomic else contextlib.nullcontext():
             response = handler()
             if response.status_code >= 500:
                 raise _TransientResponse(response)
-            try:
-                _finalize(row, response)
-            except Exception:
-                IDEMPOTENCY_EVENTS.labels(outcome="finalize_error").inc()
-                raise
+            _finalize_or_count(row, response)
     except _TransientResponse as transient:
         _release(row)
         return transient.response
@@ -152,16 +156,20 @@ def idempotent_call(*, request: Request, scope: str, handler: Callable[[], Respo
             _release(row)
             raise
         response = problem_response(error.problem())
-        try:
-            _finalize(row, response)
-        except Exception:
-            IDEMPOTENCY_EVENTS.labels(outcome="finalize_error").inc()
-            raise
+        _finalize_or_count(row, response)
     except Exception:
         _release(row)
         raise
     IDEMPOTENCY_EVENTS.labels(outcome="completed").inc()
     return response
+
+
+def _finalize_or_count(row: IdempotencyKey, response: Response) -> None:
+    try:
+        _finalize(row, response)
+    except Exception:
+        IDEMPOTENCY_EVENTS.labels(outcome="finalize_error").inc()
+        raise
 
 
 class _TransientResponse(Exception):
@@ -170,14 +178,24 @@ class _TransientResponse(Exception):
         self.response = response
 
 
-def idempotent(view_method: Callable[..., Response]) -> Callable[..., Response]:
-    """Decorate an APIView's `post` so it obeys the Idempotency-Key contract."""
+def idempotent(
+    view_method: Callable[..., Response] | None = None, *, atomic: bool = True
+) -> Any:
+    """Decorate an APIView's `post` so it obeys the Idempotency-Key contract.
 
-    @functools.wraps(view_method)
-    def wrapper(self: Any, request: Request, *args: Any, **kwargs: Any) -> Response:
-        scope = f"{request.method} {request.path}"[:200]
-        return idempotent_call(
-            request=request, scope=scope, handler=lambda: view_method(self, request, *args, **kwargs)
-        )
+    `@idempotent` runs the view in one transaction with its stored response; `@idempotent(atomic=False)`
+    is for views whose service calls an outside system and manages its own transactions.
+    """
 
-    return wrapper
+    def decorate(method: Callable[..., Response]) -> Callable[..., Response]:
+        @functools.wraps(method)
+        def wrapper(self: Any, request: Request, *args: Any, **kwargs: Any) -> Response:
+            scope = f"{request.method} {request.path}"[:200]
+            return idempotent_call(
+                request=request, scope=scope, atomic=atomic,
+                handler=lambda: method(self, request, *args, **kwargs),
+            )
+
+        return wrapper
+
+    return decorate(view_method) if view_method is not None else decorate

@@ -17,10 +17,9 @@ from rest_framework.views import APIView
 
 from ops.idempotency import idempotent
 
-from .errors import DepositProviderFailed
 from .models import Deposit
 from .selectors import deposit_get, deposit_list
-from .services import deposit_record_start_failure, deposit_start
+from .services import deposit_start
 
 
 @extend_schema_serializer(component_name="Deposit")
@@ -77,17 +76,8 @@ class DepositsApi(APIView):
         return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
 
     @extend_schema(request=InputSerializer, responses={201: DepositOutputSerializer})
+    @idempotent(atomic=False)  # the PSP is called with no transaction open; the service commits its own rows
     def post(self, request: Request) -> Response:
-        try:
-            return self._start(request)
-        except DepositProviderFailed as exc:
-            # @idempotent rolled the request's work back and released the key (a 5xx may be
-            # retried); keep the failed deposit on record, outside that transaction.
-            deposit_record_start_failure(failed_deposit=exc.failed_deposit)
-            raise
-
-    @idempotent
-    def _start(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         deposit = deposit_start(user=request.user, **serializer.validated_data)

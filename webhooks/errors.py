@@ -90,12 +90,8 @@ class UnsupportedCurrency(DepositError):
 
 
 class DepositProviderFailed(DepositError):
-    """The PSP refused or could not be reached; the deposit is recorded as failed (see apis.py)."""
+    """The PSP refused or could not be reached; the deposit is already recorded as failed."""
 
     code = "deposit/provider-error"
     title = "Payment provider error"
     status = 502
-
-    def __init__(self, detail: str = "", *, failed_deposit: dict[str, object] | None = None) -> None:
-        super().__init__(detail)
-        self.failed_deposit = failed_deposit or {}

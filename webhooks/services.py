@@ -123,10 +123,10 @@ def _player(value: Any) -> Any:
 def deposit_start(*, user: Any, provider: str, amount_u: int, currency: str, return_url: str = "") -> Deposit:
     """Create a pending deposit and start its payment with the PSP (idempotency key = our reference).
 
-    No money moves here: the credit comes with the provider's confirmation webhook. The PSP is
-    called with no row locked. If the PSP fails, the deposit is marked failed and
-    `DepositProviderFailed` (502) is raised carrying the failed deposit, so the caller can keep that
-    record even when its own transaction rolls back (see `deposit_record_start_failure`).
+    No money moves here: the credit comes with the provider's confirmation webhook. The deposit row
+    commits first, then the PSP is called with no transaction open (the view is
+    `@idempotent(atomic=False)`). If the PSP fails, the deposit is marked failed and
+    `DepositProviderFailed` (502) is raised; the Idempotency-Key is released so the player may retry.
     """
     if provider not in PSP_CURRENCIES:
         raise UnsupportedProvider(f"Deposits go through one of {', '.join(sorted(PSP_CURRENCIES))}, not {provider!r}.")
@@ -151,33 +151,10 @@ def deposit_start(*, user: Any, provider: str, amount_u: int, currency: str, ret
         )
         logger.warning("deposit %s: %s", deposit.reference, exc.detail)
         raise DepositProviderFailed(
-            f"The payment provider could not start this deposit ({provider}); nothing was charged. "
-            "Retry later.",
-            failed_deposit={
-                "public_id": deposit.public_id, "provider": provider, "reference": deposit.reference,
-                "user_id": user.pk, "amount_u": amount_u, "currency": currency, "failure_reason": exc.detail,
-            },
+            f"The payment provider could not start this deposit ({provider}); nothing was charged. Retry later."
         ) from exc
     Deposit.objects.filter(pk=deposit.pk).update(psp_id=started.psp_id, psp_client_data=started.client_data)
     deposit.refresh_from_db()
-    return deposit
-
-
-def deposit_record_start_failure(*, failed_deposit: dict[str, Any]) -> Deposit:
-    """Keep the record of a deposit whose PSP call failed, after the request's transaction rolled back."""
-    deposit, _ = Deposit.objects.update_or_create(
-        provider=failed_deposit["provider"],
-        reference=failed_deposit["reference"],
-        defaults={"status": Deposit.Status.FAILED, "failure_reason": failed_deposit["failure_reason"]},
-        create_defaults={
-            "public_id": failed_deposit["public_id"],
-            "user_id": failed_deposit["user_id"],
-            "amount_u": failed_deposit["amount_u"],
-            "currency": failed_deposit["currency"],
-            "status": Deposit.Status.FAILED,
-            "failure_reason": failed_deposit["failure_reason"],
-        },
-    )
     return deposit
 
 

@@ -123,3 +123,13 @@ def test_concurrent_requests_with_one_key_move_money_once(player: Any, fund: Any
     assert statuses.count(201) >= 1
     assert Journal.objects.filter(type="fee").count() == 1
     assert Account.objects.get(name="house", currency="USDC").balance_u == 10
+
+
+@pytest.mark.django_db(transaction=True)
+def test_non_atomic_handler_runs_with_no_transaction_open_and_still_replays(player: Any) -> None:
+    client = token_client(player)
+    first = client.post("/test/outside-call", {}, format="json", HTTP_IDEMPOTENCY_KEY="o1")
+    assert first.status_code == 201 and first.json() == {"in_transaction": False}
+    again = client.post("/test/outside-call", {}, format="json", HTTP_IDEMPOTENCY_KEY="o1")
+    assert again["Idempotent-Replayed"] == "true" and again.json() == first.json()
+    assert client.post(URL, {"amount_u": 1}, format="json").status_code == 400  # the atomic view still needs a key

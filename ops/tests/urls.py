@@ -32,7 +32,18 @@ class PayHouseApi(APIView):
         return Response({"journal": journal.reference}, status=201)
 
 
+class OutsideCallApi(APIView):
+    """Reports whether a transaction was open while it ran (as a PSP call would see it)."""
+
+    @idempotent(atomic=False)
+    def post(self, request: Request) -> Response:
+        from django.db import connection
+
+        return Response({"in_transaction": connection.in_atomic_block}, status=201)
+
+
 urlpatterns = [
     path("test/pay-house", PayHouseApi.as_view()),
+    path("test/outside-call", OutsideCallApi.as_view()),
     path("", include("config.urls")),
 ]
