@@ -41,6 +41,10 @@ def browser() -> Iterator[Any]:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+        # ORM calls made inside Playwright's context got their own connection; close it here.
+        from django.db import connections
+
+        connections.close_all()
 
 
 def admin_login(browser: Any, base_url: str, email: str) -> Any:
