@@ -20,13 +20,35 @@ def _psp_balance(provider: str) -> int:
     return Account.objects.filter(name=f"psp:{provider}", currency="USDC").values_list("balance_u", flat=True).first() or 0
 
 
+def _deposit_by_webhook(player: Any, amount_u: int, django_capture_on_commit_callbacks: Any) -> None:
+    """Deposit: a signed custody webhook over HTTP, processed by the deposits task (run synchronously)."""
+    from django.conf import settings
+    from django.test import Client
+
+    from webhooks.models import WebhookEvent
+    from webhooks.stub import custody_request
+    from webhooks.tasks import process_webhook_event
+
+    payload = {"reference": f"canary-{player.pk}", "user_id": str(player.public_id), "amount_u": amount_u,
+               "currency": "USDC"}
+    signed = custody_request(payload, settings.CUSTODY_WEBHOOK_KEY)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = Client().post("/webhooks/deposits", signed.body, content_type="application/json",
+                                 headers=signed.headers)
+    assert response.status_code < 300, response.content
+    assert len(callbacks) == 1  # processing is handed to the worker after commit
+    process_webhook_event.apply(args=[WebhookEvent.objects.get(reference=payload["reference"]).pk]).get()
+
+
 @pytest.mark.parametrize("provider", ["adyen", "stripe"])
 def test_canary_money_loop_over_http(
-    provider: str, stub: Any, funded_player: Any, finance: Any, api_client_for: Any, assert_ledger_ok: Any,
+    provider: str, stub: Any, player: Any, finance: Any, api_client_for: Any, assert_ledger_ok: Any,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
-    player = funded_player
+    start = balances(player)
+    _deposit_by_webhook(player, 100_000_000, django_capture_on_commit_callbacks)
     before = balances(player)
+    assert before.available_u == start.available_u + 100_000_000
     psp_before = _psp_balance(provider)
     client = api_client_for(player)
 
