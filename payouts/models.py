@@ -190,6 +190,12 @@ class PayoutEvent(models.Model):
     )
     result = models.CharField(max_length=200, blank=True)
     received_at = models.DateTimeField(db_default=Now())
+    reviewed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When an operator acknowledged a result that needed review."
+    )
+    reviewed_by = models.CharField(max_length=150, blank=True)
+
+    REVIEW_PREFIX = "review:"  # results that say the PSP and our state disagree; an operator must look
 
     class Meta:
         ordering = ["-id"]

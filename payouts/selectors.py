@@ -16,7 +16,7 @@ from ledger.models import Entry, Journal
 from ops.models import AuditRecord
 
 from .errors import WithdrawalNotFound
-from .models import PayoutAttempt, Withdrawal, WithdrawalApproval
+from .models import PayoutAttempt, PayoutEvent, Withdrawal, WithdrawalApproval
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +113,6 @@ STUCK_DEFAULTS_S = {
     Withdrawal.State.PAYOUT_SUBMITTED: ("PAYOUT_STUCK_SUBMITTED_AFTER_S", 2 * 3600),
 }
 WEBHOOK_STUCK_SETTING = ("WEBHOOK_STUCK_AFTER_S", 15 * 60)
-WEBHOOK_DONE_STATUSES = ("processed", "ignored", "duplicate", "skipped", "done")
 
 
 @dataclass(frozen=True)
@@ -166,39 +165,42 @@ def stuck_withdrawals(*, now: datetime | None = None) -> list[StuckFinding]:
 
 
 def stuck_webhook_events(*, now: datetime | None = None) -> list[StuckFinding]:
-    """Return deposit webhook events not processed past an age (skipped if the webhooks app has no such model)."""
-    from django.apps import apps
+    """Return deposit webhook events not processed (received, failed or flagged) past an age."""
+    from webhooks.models import WebhookEvent
 
-    try:
-        model = apps.get_model("webhooks", "WebhookEvent")
-    except LookupError:
-        return []
-    field_names = {f.name for f in model._meta.get_fields()}
-    if "status" not in field_names:
-        return []
-    time_field = next((f for f in ("received_at", "created_at", "created") if f in field_names), None)
-    if time_field is None:
-        return []
     now = now or timezone.now()
     name, default = WEBHOOK_STUCK_SETTING
     limit_s = int(getattr(settings, name, default))
-    rows = model.objects.exclude(status__in=WEBHOOK_DONE_STATUSES).filter(
-        **{f"{time_field}__lt": now - timedelta(seconds=limit_s)}
-    ).order_by(time_field)
-    findings = []
-    for event in rows:
-        at = getattr(event, time_field)
-        label = " ".join(
-            f"{f}={getattr(event, f)}" for f in ("provider", "event_id", "reference") if f in field_names
-        )
-        findings.append(StuckFinding(
+    rows = WebhookEvent.objects.exclude(
+        status__in=[WebhookEvent.Status.PROCESSED, WebhookEvent.Status.IGNORED]
+    ).filter(received_at__lt=now - timedelta(seconds=limit_s)).order_by("received_at")
+    return [
+        StuckFinding(
             kind="webhook_event", id=str(event.pk), state=str(event.status),
-            age_s=int((now - at).total_seconds()), limit_s=limit_s, detail=label,
-        ))
-    return findings
+            age_s=int((now - event.received_at).total_seconds()), limit_s=limit_s,
+            detail=f"provider={event.provider} event_id={event.event_id} reference={event.reference}",
+        )
+        for event in rows
+    ]
+
+
+def payout_events_needing_review(*, now: datetime | None = None) -> list[StuckFinding]:
+    """Return payout webhooks whose PSP outcome disagrees with our state (e.g. paid after a refund), unacknowledged."""
+    now = now or timezone.now()
+    rows = PayoutEvent.objects.filter(
+        result__startswith=PayoutEvent.REVIEW_PREFIX, reviewed_at__isnull=True
+    ).order_by("received_at")
+    return [
+        StuckFinding(
+            kind="payout_event", id=str(event.pk), state="needs_review",
+            age_s=int((now - event.received_at).total_seconds()), limit_s=0,
+            detail=f"withdrawal={event.withdrawal_id} {event.provider}:{event.event_id} {event.result}",
+        )
+        for event in rows
+    ]
 
 
 def stuck_finance_jobs(*, now: datetime | None = None) -> list[StuckFinding]:
-    """Return every stuck piece of finance work (withdrawals and webhook events)."""
+    """Return every stuck piece of finance work: withdrawals, webhook events, payout events to review."""
     now = now or timezone.now()
-    return stuck_withdrawals(now=now) + stuck_webhook_events(now=now)
+    return stuck_withdrawals(now=now) + stuck_webhook_events(now=now) + payout_events_needing_review(now=now)

@@ -549,3 +549,21 @@ def _apply_notice(*, notice: PayoutNotice, event: PayoutEvent, actor: str) -> st
     _transition(withdrawal=withdrawal, action="mark_failed", actor=actor, reason=reason,
                 data={"event_id": notice.event_id})
     return "payout_failed"
+
+
+def payout_event_mark_reviewed(*, event_id: int, acting_user: Any, reason: str) -> PayoutEvent:
+    """Acknowledge a payout webhook that needed review (after acting on it), with a reason, audited."""
+    reason = _require_reason(reason)
+    with transaction.atomic():
+        event = PayoutEvent.objects.select_for_update().filter(pk=event_id).first()
+        if event is None or not event.result.startswith(PayoutEvent.REVIEW_PREFIX):
+            raise InvalidWithdrawal(f"Payout event {event_id} does not need review.")
+        if event.reviewed_at is not None:
+            raise InvalidWithdrawal(f"Payout event {event_id} was already reviewed by {event.reviewed_by}.")
+        event.reviewed_at = timezone.now()
+        event.reviewed_by = actor_label(acting_user)
+        event.save(update_fields=["reviewed_at", "reviewed_by"])
+        audit_record(actor=acting_user, action="payouts.payout_event.reviewed", obj=event,
+                     object_type="payouts.payoutevent", reason=reason,
+                     data={"withdrawal": event.withdrawal_id, "result": event.result})
+    return event

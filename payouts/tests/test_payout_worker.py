@@ -272,3 +272,42 @@ def test_provider_sends_our_key_amount_and_credentials(provider: str, stub: Any,
         assert request.body["amount"] == str(AMOUNT_U)
         assert request.body["metadata"] == {"withdrawal_id": str(withdrawal.pk),
                                             "idempotency_key": withdrawal.idempotency_key}
+
+
+def test_paid_after_a_refund_is_reported_until_an_operator_reviews_it(
+    stub: Any, funded_player: Any, finance: Any, finance2: Any
+) -> None:
+    """The PSP says paid after an operator refunded: money may have left twice. Never silent."""
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    from ops.models import AuditRecord
+    from payouts.models import PayoutEvent
+    from payouts.services import withdrawal_resolve
+
+    def detector() -> str:
+        out = StringIO()
+        call_command("detect_stuck_finance_jobs", stdout=out)
+        return out.getvalue()
+
+    withdrawal = failed_payout(stub, funded_player, finance)
+    withdrawal_resolve(withdrawal_id=withdrawal.pk, acting_user=finance2, decision="refund_failed",
+                       reason="gateway confirmed failure")
+    assert detector() == ""
+    before = snapshot()
+    response = send_adyen_transfer(stub.objects("adyen_transfer")[0], "booked")
+    assert response.json()["result"] == "review: PSP says paid but withdrawal is refunded"
+    assert snapshot()["balances"] == before["balances"]  # nothing moves automatically
+
+    event = PayoutEvent.objects.get(result__startswith="review:")
+    report = detector()
+    assert f"payout_event {event.pk} state=needs_review" in report and f"withdrawal={withdrawal.pk}" in report
+    with pytest.raises(CommandError, match="reason"):
+        call_command("review_payout_event", "--id", str(event.pk), "--reason", " ")
+    call_command("review_payout_event", "--id", str(event.pk), "--reason", "recovered from the player, ticket 9",
+                 "--operator", finance.email, stdout=StringIO())
+    assert detector() == ""
+    assert AuditRecord.objects.get(action="payouts.payout_event.reviewed").reason == "recovered from the player, ticket 9"
+    with pytest.raises(CommandError, match="already reviewed"):
+        call_command("review_payout_event", "--id", str(event.pk), "--reason", "again")
