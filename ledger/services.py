@@ -27,7 +27,7 @@ from .errors import (
     ReferenceConflict,
     UnbalancedJournal,
 )
-from .lock_objects import accounts_lock
+from .lock_objects import LockedAccount, accounts_lock
 from .models import Account, Entry, Journal
 
 MAX_AMOUNT_U = 10**17  # far below 2**63, so no sum of a few legs can overflow a bigint
@@ -244,7 +244,7 @@ def journal_post(
     return journal
 
 
-def _check_currencies(legs: Sequence[Leg], locked: Mapping[int, Account]) -> None:
+def _check_currencies(legs: Sequence[Leg], locked: Mapping[int, LockedAccount]) -> None:
     for leg in legs:
         if leg.account.pk not in locked:
             raise InvalidAmount(f"Account {leg.account.pk} does not exist.")
@@ -252,7 +252,7 @@ def _check_currencies(legs: Sequence[Leg], locked: Mapping[int, Account]) -> Non
             raise CurrencyMismatch(f"Account {locked[leg.account.pk].name} is not in {leg.account.currency}.")
 
 
-def _check_funds(deltas: Mapping[int, int], locked: Mapping[int, Account]) -> None:
+def _check_funds(deltas: Mapping[int, int], locked: Mapping[int, LockedAccount]) -> None:
     for account_id, delta in deltas.items():
         account = locked[account_id]
         if not account.allow_negative and account.balance_u + delta < 0:
