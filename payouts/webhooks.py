@@ -47,6 +47,7 @@ def _json_object(body: bytes) -> dict[str, Any]:
 
 
 def _answer(notice: PayoutNotice) -> JsonResponse:
+    logger.info("Signature Verified: %s payout webhook %s", notice.provider, notice.event_id)
     event, duplicate = payout_event_process(notice=notice)
     logger.info("payout webhook %s:%s %s -> %s%s", notice.provider, notice.event_id, notice.event_type,
                 event.result, " (duplicate)" if duplicate else "")

@@ -260,3 +260,17 @@ def test_custody_signature_is_over_the_raw_bytes(player: Any, deliver: Any, enqu
 
     assert_refused(response, 400, "webhook/invalid-signature")
     assert snapshot() == before and enqueued == []
+
+
+def test_signature_verified_is_logged_for_the_go_live_webhook_watch(
+    make_player: Any, deliver: Any, inline_worker: list[int], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The go-live runbook: "Tail logs for `Signature Verified` events" — only for good signatures."""
+    make_player(public_id=CUSTODY_USER)
+    with caplog.at_level("INFO", logger="webhooks.views"):
+        deliver(CUSTODY_URL, SignedWebhook(CUSTODY_BODY, {"Content-Type": "application/json",
+                                                          "X-Webhook-Signature": CUSTODY_SIGNATURE[:-1] + "0"}))
+        assert "Signature Verified" not in caplog.text
+        deliver(CUSTODY_URL, SignedWebhook(CUSTODY_BODY, {"Content-Type": "application/json",
+                                                          "X-Webhook-Signature": CUSTODY_SIGNATURE}))
+    assert "Signature Verified: custody webhook" in caplog.text
