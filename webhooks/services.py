@@ -404,6 +404,11 @@ def _reverse(notice: Notice, event: WebhookEvent) -> Outcome:
     if amount_u <= 0:
         return _flagged(f"{what}: {_fmt(notice.amount_u, notice.currency)} refunded in total, already debited; "
                         "nothing more moved.")
+    outstanding_u = deposit.amount_u - deposit.refunded_u - deposit.charged_back_u
+    if amount_u > outstanding_u:
+        return _flagged(f"{what} of {_fmt(amount_u, deposit.currency)} exceeds what remains of deposit "
+                        f"{deposit.reference} after earlier refunds and chargebacks "
+                        f"({_fmt(outstanding_u, deposit.currency)}); no money moved.")
     try:
         journal = transfer(
             source=user_account(user=deposit.user, currency=deposit.currency),

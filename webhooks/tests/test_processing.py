@@ -293,6 +293,30 @@ def test_adyen_refund_and_chargeback(player: Any, deliver: Any, inline_worker: l
     assert_ledger_ok()
 
 
+def test_refunds_and_chargebacks_never_debit_more_than_the_deposit(
+    player: Any, deliver: Any, inline_worker: list[int], fund: Any, assert_ledger_ok: Any
+) -> None:
+    """A full refund then a full chargeback of the same payment: the second moves nothing and is flagged."""
+    deposit = pending_deposit(player, provider="adyen", currency="EUR", amount_u=5000)
+    auth = adyen_item(deposit)
+    deliver(ADYEN_URL, adyen_delivery(auth))
+    fund(player, 10_000, currency="EUR")  # other money the player holds must not be taken
+    deliver(ADYEN_URL, adyen_delivery(
+        adyen_item(deposit, event_code="REFUND", value=5000, original_reference=auth["pspReference"])))
+    assert available(player, "EUR") == 10_000
+    before = snapshot()
+
+    deliver(ADYEN_URL, adyen_delivery(
+        adyen_item(deposit, event_code="CHARGEBACK", value=5000, original_reference=auth["pspReference"])))
+
+    assert available(player, "EUR") == 10_000
+    after = snapshot()
+    assert {k: v for k, v in after.items() if k != "events"} == {k: v for k, v in before.items() if k != "events"}
+    chargeback = WebhookEvent.objects.get(event_type="CHARGEBACK")
+    assert chargeback.status == "flagged" and "exceeds what remains" in chargeback.reason
+    assert_ledger_ok()
+
+
 def test_dispute_closed_and_chargeback_reversed_are_flagged_without_moving_money(
     credited: Deposit, deliver: Any, assert_ledger_ok: Any
 ) -> None:
