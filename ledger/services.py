@@ -12,11 +12,11 @@ import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, connection, transaction
 
-from ops.audit import actor_label
+from ops.actors import Actor, actor_label, actor_user, require_actor, require_player
 
 from .currencies import get_currency
 from .errors import (
@@ -29,6 +29,9 @@ from .errors import (
 )
 from .lock_objects import LockedAccount, accounts_lock
 from .models import Account, Entry, Journal
+
+if TYPE_CHECKING:
+    from accounts.models import User
 
 MAX_AMOUNT_U = 10**17  # far below 2**63, so no sum of a few legs can overflow a bigint
 
@@ -56,8 +59,9 @@ def account_get_or_create(
     return account
 
 
-def user_account(*, user: Any, currency: str, kind: str = Account.Kind.USER_AVAILABLE) -> Account:
-    """Return a player's available or held account in a currency."""
+def user_account(*, user: User, currency: str, kind: str = Account.Kind.USER_AVAILABLE) -> Account:
+    """Return a player's available or held account in a currency; operators have none (NotAPlayer)."""
+    require_player(user, active=False)
     suffix = {Account.Kind.USER_AVAILABLE: "available", Account.Kind.USER_HELD: "held"}[kind]
     return account_get_or_create(name=f"user:{user.public_id}:{suffix}", currency=currency, kind=kind, owner=user)
 
@@ -194,8 +198,7 @@ def journal_post(
     type: str,
     reference: str,
     legs: Sequence[Leg],
-    actor: Any = None,
-    system: str = "system",
+    actor: Actor,
     metadata: Mapping[str, Any] | None = None,
     reverses: Journal | None = None,
 ) -> Journal:
@@ -204,6 +207,7 @@ def journal_post(
     Raises a LedgerError (and changes nothing) on a bad amount, an unknown currency, unbalanced legs,
     an overdraft of an account that may not go negative, or a reference reused with other contents.
     """
+    require_actor(actor)
     _validate_legs(legs)
     if not reference or len(reference) > 200:
         raise InvalidAmount("A posting needs a reference of 1 to 200 characters.")
@@ -221,8 +225,8 @@ def journal_post(
                 reference=reference,
                 fingerprint=fingerprint,
                 metadata=dict(metadata or {}),
-                actor=actor if getattr(actor, "pk", None) is not None else None,
-                actor_label=actor_label(actor, system),
+                actor=actor_user(actor),
+                actor_label=actor_label(actor),
                 reverses=reverses,
             )
             write = _write_postgresql if connection.vendor == "postgresql" and FAST_WRITE else _write_portable
@@ -271,8 +275,7 @@ def transfer(
     amount_u: int,
     type: str,
     reference: str,
-    actor: Any = None,
-    system: str = "system",
+    actor: Actor,
     metadata: Mapping[str, Any] | None = None,
 ) -> Journal:
     """Move a positive amount from one account to another, once per reference."""
@@ -288,14 +291,11 @@ def transfer(
         reference=reference,
         legs=[Leg(source, -amount_u), Leg(destination, amount_u)],
         actor=actor,
-        system=system,
         metadata=metadata,
     )
 
 
-def journal_reverse(
-    *, journal: Journal, reference: str, actor: Any, reason: str, system: str = "system"
-) -> Journal:
+def journal_reverse(*, journal: Journal, reference: str, actor: Actor, reason: str) -> Journal:
     """Post the exact opposite of a journal, linked to it; a journal is reversed at most once."""
     if not reason.strip():
         raise InvalidAmount("A reversal needs a reason.")
@@ -307,23 +307,24 @@ def journal_reverse(
         reference=reference,
         legs=legs,
         actor=actor,
-        system=system,
         metadata={"reason": reason, "reverses": journal.reference},
         reverses=journal,
     )
 
 
-def operator_credit(
-    *, user: Any, amount_u: int, currency: str, actor: Any, reference: str, reason: str
-) -> Journal:
-    """Credit a player's available balance by hand (the house manual's emergency credit), audited."""
+def operator_credit(*, user: User, amount_u: int, currency: str, actor: Actor, reference: str, reason: str) -> Journal:
+    """Credit a player's available balance from `psp:manual`, once per reference, audited.
+
+    Only the maker-checker (`ledger.decisions`) and bootstrap demo data call this: an operator's
+    credit is a proposal that a second operator approves.
+    """
     from ops.audit import audit_record
 
     get_currency(currency)
     _validate_amount(amount_u)
     if amount_u < 0:
         raise InvalidAmount("An operator credit is a positive amount.")
-    if not reason.strip():
+    if not isinstance(reason, str) or not reason.strip():
         raise InvalidAmount("An operator credit needs a reason.")
     with transaction.atomic():
         journal = transfer(
@@ -333,13 +334,11 @@ def operator_credit(
             type="deposit",
             reference=reference,
             actor=actor,
-            system=str(actor),
             metadata={"reason": reason, "channel": "operator"},
         )
         if not journal.replayed:
             audit_record(
                 actor=actor, action="ledger.operator_credit", obj=journal, reason=reason,
                 data={"user": str(user.public_id), "amount_u": amount_u, "currency": currency},
-                system=str(actor),
             )
     return journal

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -24,8 +24,10 @@ from prometheus_client import Histogram
 
 from ledger.models import Journal
 from ledger.services import house_account, round_pool_account, transfer, user_account
-from ops.audit import actor_label, audit_record
-from ops.models import Switch
+from ops.actors import BEAT, Actor, SystemActor, actor_label, require_actor, require_operator, require_player
+from ops.approvals import DecisionKind, decision_propose, decisions_cancel, register_decision
+from ops.audit import audit_record
+from ops.models import Proposal, Switch
 from ops.switches import switch_is_on
 from rounds import clock
 from rounds.domain import calendar
@@ -48,9 +50,12 @@ from rounds.domain.pool import BPS_DENOMINATOR, Result, Side, VoidReason, outcom
 
 from . import errors
 from .lock_objects import round_lock_row, settlement_accounts_lock
-from .models import Bet, ForceResultRequest, OracleObservation, Round
+from .models import Bet, OracleObservation, Round
 from .oracle import configured_sources, operator_sources
 from .selectors import bet_record, oracle_deadline_for, round_leaves
+
+if TYPE_CHECKING:
+    from accounts.models import User
 
 logger = logging.getLogger(__name__)
 
@@ -69,10 +74,11 @@ def _day(code: str) -> date:
         raise errors.InvalidRoundCode(str(exc)) from exc
 
 
-def _require_perm(actor: Any, perm: str) -> None:
-    """Staff users need the permission; a CLI or system actor (a string) runs with shell rights."""
-    if hasattr(actor, "has_perm") and not actor.has_perm(perm):
-        raise errors.NotAllowed(f"{actor_label(actor)} lacks the permission {perm}.")
+def _require_perm(actor: Actor, perm: str) -> None:
+    """Operators need the permission; a named system process (beat, a command) runs with shell rights."""
+    require_actor(actor)
+    if not isinstance(actor, SystemActor):
+        require_operator(actor, permission=perm, what=f"do this ({perm})")
 
 
 def _canonical_price(value: Any) -> Decimal:
@@ -108,7 +114,7 @@ def _reference_close(*, instrument: str, previous_day: date) -> tuple[Decimal, s
 
 
 def round_open(
-    *, code: str, acting_user: Any, reference_close: Decimal | None = None, reason: str = ""
+    *, code: str, acting_user: Actor, reference_close: Decimal | None = None, reason: str = ""
 ) -> tuple[Round, bool]:
     """Open the round of one XNYS session; return (round, created). Opening twice returns the first."""
     day = _day(code)
@@ -177,7 +183,6 @@ def round_open(
             actor=acting_user, action="rounds.open", obj=round_obj, reason=reason, to_state=Round.Status.OPEN,
             data={"code": code, "reference_close": round_obj.reference_close, "reference_source": reference_source,
                   "commit": round_obj.commit},
-            system="rounds",
         )
     return round_obj, True
 
@@ -203,8 +208,9 @@ def round_params(*, round_obj: Round) -> dict[str, object]:
 # --- Bets --------------------------------------------------------------------------------------
 
 
-def bet_place(*, user: Any, code: str, side: str, stake_u: int) -> Bet:
+def bet_place(*, user: User, code: str, side: str, stake_u: int) -> Bet:
     """Move a stake from the player's available balance into the round's pool, before lock."""
+    require_player(user)
     if side not in (Side.UP.value, Side.DOWN.value):
         raise errors.InvalidBet(f"side must be UP or DOWN, not {side!r}.")
     if isinstance(stake_u, bool) or not isinstance(stake_u, int) or stake_u <= 0:
@@ -241,7 +247,7 @@ def bet_place(*, user: Any, code: str, side: str, stake_u: int) -> Bet:
 # --- Lock --------------------------------------------------------------------------------------
 
 
-def round_lock(*, code: str, acting_user: Any, reason: str = "") -> tuple[Round, bool]:
+def round_lock(*, code: str, acting_user: Actor, reason: str = "") -> tuple[Round, bool]:
     """Stop taking bets and publish the Merkle root of the accepted bets; return (round, changed)."""
     with transaction.atomic():
         round_obj = round_lock_row(code=code)
@@ -256,7 +262,7 @@ def round_lock(*, code: str, acting_user: Any, reason: str = "") -> tuple[Round,
         audit_record(
             actor=acting_user, action="rounds.lock", obj=round_obj, reason=reason,
             from_state=Round.Status.OPEN, to_state=Round.Status.LOCKED,
-            data={"merkle_root": root, "early": now < round_obj.lock_at}, system="rounds",
+            data={"merkle_root": root, "early": now < round_obj.lock_at},
         )
     round_obj.refresh_from_db()
     return round_obj, True
@@ -401,7 +407,7 @@ def _reveal_header(
 
 def _settle(
     *, round_id: int, result: Result, void_reason: VoidReason | None, close: Decimal | None,
-    evidence: list[dict[str, Any]], forced: dict[str, Any] | None, acting_user: Any, reason: str = "",
+    evidence: list[dict[str, Any]], forced: dict[str, Any] | None, acting_user: Actor, reason: str = "",
 ) -> tuple[Round, bool]:
     """Settle a LOCKED round in one transaction with a handful of set-based statements."""
     started = time.monotonic()
@@ -439,7 +445,6 @@ def _settle(
             data={"result": effective.value, "void_reason": reason_code.value if reason_code else None,
                   "total_u": total, "fee_u": fee, "breakage_u": breakage, "payouts_total_u": paid,
                   "forced": forced},
-            system="rounds",
         )
     SETTLEMENT_DURATION.observe(time.monotonic() - started)
     round_obj.refresh_from_db()
@@ -486,7 +491,7 @@ def _settlement_journal_fields(*, round_obj: Round, effective: Result, reason_co
 
 def _settle_money_portable(
     *, round_obj: Round, effective: Result, reason_code: VoidReason | None, fee: int, net: int, win_u: int,
-    total: int, house_id: int, acting_user: Any,
+    total: int, house_id: int, acting_user: Actor,
 ) -> tuple[int, int, int]:
     """Settle with the reference pool math and one ledger posting (any database; the embedded default).
 
@@ -518,13 +523,13 @@ def _settle_money_portable(
         legs += [Leg(accounts[house_id], amount) for amount in (fee, breakage) if amount > 0]
         fields = _settlement_journal_fields(round_obj=round_obj, effective=effective, reason_code=reason_code,
                                             total=total, fee=fee, breakage=breakage, paid=paid, winners=winners)
-        journal_post(legs=legs, actor=acting_user, system="rounds", **fields)
+        journal_post(legs=legs, actor=acting_user, **fields)
     return paid, winners, breakage
 
 
 def _settle_money_set_based(
     *, round_obj: Round, effective: Result, reason_code: VoidReason | None, fee: int, net: int, win_u: int,
-    total: int, house_id: int, acting_user: Any,
+    total: int, house_id: int, acting_user: Actor,
 ) -> tuple[int, int, int]:
     """Settle with a handful of set-based statements: payouts, one journal, its entries, the balances."""
     round_id = round_obj.pk
@@ -563,7 +568,7 @@ def _settle_money_set_based(
                 f"settlement|{round_obj.code}|{effective}|{total}|{fee}|{breakage}|{paid}".encode()
             ).hexdigest(),
             actor=acting_user if getattr(acting_user, "pk", None) is not None else None,
-            actor_label=actor_label(acting_user, "rounds"),
+            actor_label=actor_label(acting_user),
         )
         house_legs = [(house_id, fee), (house_id, breakage)]  # two separate house entries
         cursor.execute(
@@ -609,39 +614,19 @@ def _oracle_sources(*, round_obj: Round) -> list[Any]:
     return [*configured_sources(), *operator_sources(round_obj=round_obj)]
 
 
-def round_settle(
-    *, code: str, result: str, acting_user: Any, reason: str = "", evidence: str = "", approved_by: Any = None,
-) -> tuple[Round, bool]:
-    """Settle a round: AUTO from the oracle (after close + 5 min), or a forced UP/DOWN/VOID from LOCKED.
+def round_settle(*, code: str, acting_user: Actor) -> tuple[Round, bool]:
+    """Settle a LOCKED round from the oracle (AUTO), no earlier than close + 5 min.
 
     Returns (round, changed); a finished round is returned unchanged, so running it twice is safe.
-    AUTO without an agreed price raises OraclePending until the deadline, then voids (ORACLE_FAILURE).
+    Without an agreed price it raises OraclePending until the deadline, then voids (ORACLE_FAILURE).
+    Forced results go through `force_result_propose` (two operators) or `round_void` (emergency stop).
     """
     from .selectors import round_get
 
-    wanted = (result or "").strip().upper()
-    if wanted not in ("AUTO", "UP", "DOWN", "VOID"):
-        raise errors.InvalidBet(f"result must be AUTO, UP, DOWN or VOID, not {result!r}.")
+    require_actor(acting_user)
     round_obj = round_get(code=code)
     if round_obj.is_finished:
         return round_obj, False
-    if wanted != "AUTO":
-        forced_result = Result(wanted)
-        if not reason.strip():
-            raise errors.ReasonRequired("A forced result needs a reason.")
-        _require_perm(acting_user, "rounds.force_round_result")
-        if round_obj.status != Round.Status.LOCKED:
-            raise errors.RoundNotLocked(f"Round {code} is {round_obj.status}; a result is forced only from LOCKED.")
-        forced = {
-            "result": forced_result.value, "operator": actor_label(acting_user, "cli"),
-            "approved_by": actor_label(approved_by) if approved_by is not None else None,
-            "reason": reason.strip(), "evidence": evidence.strip(),
-        }
-        return _settle(
-            round_id=round_obj.pk, result=forced_result,
-            void_reason=VoidReason.CANCELLED if forced_result is Result.VOID else None,
-            close=None, evidence=[], forced=forced, acting_user=acting_user, reason=reason,
-        )
     if round_obj.status != Round.Status.LOCKED:
         raise errors.RoundNotLocked(f"Round {code} is {round_obj.status}; lock it before settling.")
     now = clock.now()
@@ -680,9 +665,9 @@ def round_settle(
 # --- Oracle prices entered by operators ----------------------------------------------------------
 
 
-def oracle_price_enter(*, code: str, price: Any, evidence: str, acting_user: Any) -> OracleObservation:
+def oracle_price_enter(*, code: str, price: Any, evidence: str, acting_user: Actor) -> OracleObservation:
     """Record an operator's official close for a round, with evidence; it counts as one source."""
-    _require_perm(acting_user, "rounds.enter_oracle_price")
+    require_operator(acting_user, permission="rounds.enter_oracle_price", what="enter an official close")
     value = _canonical_price(price)
     if not evidence.strip():
         raise errors.ReasonRequired("An entered price needs evidence (where it was read).")
@@ -705,83 +690,109 @@ def oracle_price_enter(*, code: str, price: Any, evidence: str, acting_user: Any
             raise errors.PriceAlreadyEntered(f"{source} already entered a price for round {code}.") from exc
         audit_record(
             actor=acting_user, action="rounds.enter_oracle_price", obj=round_obj, reason=evidence.strip(),
-            data={"price": observation.price, "source": source}, system="rounds",
+            data={"price": observation.price, "source": source},
         )
     return observation
 
 
-# --- Forced results with four eyes ---------------------------------------------------------------
+# --- Forced results (maker-checker) and the emergency stop ------------------------------------
+
+FORCE_KIND = "rounds.force_result"
+FORCE_PERMISSION = "rounds.force_round_result"
 
 
-def force_result_propose(*, code: str, result: str, reason: str, evidence: str, acting_user: Any) -> ForceResultRequest:
-    """Operator A proposes forcing UP, DOWN or VOID on a LOCKED round; operator B must approve."""
-    _require_perm(acting_user, "rounds.force_round_result")
-    if result not in [r.value for r in FORCEABLE]:
-        raise errors.InvalidBet(f"result must be UP, DOWN or VOID, not {result!r}.")
-    if not reason.strip() or not evidence.strip():
-        raise errors.ReasonRequired("A forced result needs a reason and evidence.")
+def force_subject(code: str) -> str:
+    """The maker-checker subject of a round's forced result."""
+    return f"rounds.round:{code}"
+
+
+def _check_forceable(*, round_obj: Round) -> None:
+    """UP or DOWN may be forced only on a LOCKED round whose session has closed."""
+    if round_obj.is_finished:
+        raise errors.RoundAlreadySettled(
+            f"Round {round_obj.code} is already {round_obj.status} ({round_obj.result}); nothing was changed.",
+            extra={"status": round_obj.status, "result": round_obj.result},
+        )
+    if round_obj.status != Round.Status.LOCKED:
+        raise errors.RoundNotLocked(f"Round {round_obj.code} is {round_obj.status}; a result is forced only from LOCKED.")
+    if clock.now() < round_obj.close_at:
+        raise errors.SettleTooEarly(
+            f"Round {round_obj.code} closes at {round_obj.close_at:%Y-%m-%d %H:%M:%S}Z; "
+            "its result cannot be forced before the market has closed."
+        )
+
+
+def force_result_propose(*, code: str, result: str, reason: str, evidence: str, acting_user: Actor) -> Proposal:
+    """Operator A proposes forcing UP or DOWN on a LOCKED round after the close; operator B must approve.
+
+    VOID is not proposed: it is the one-operator emergency stop, `round_void`.
+    """
+    require_operator(acting_user, permission=FORCE_PERMISSION, what="force a round's result")
+    wanted = (result or "").strip().upper() if isinstance(result, str) else ""
+    if wanted not in (Result.UP.value, Result.DOWN.value):
+        raise errors.InvalidResult(f"A forced result is UP or DOWN (VOID is the emergency stop), not {result!r}.")
+    if not isinstance(evidence, str) or not evidence.strip():
+        raise errors.ReasonRequired("A forced result needs evidence (where the official close was read).")
     with transaction.atomic():
         round_obj = round_lock_row(code=code)
-        if round_obj.status != Round.Status.LOCKED:
-            raise errors.RoundNotLocked(f"Round {code} is {round_obj.status}; a result is forced only from LOCKED.")
-        try:
-            with transaction.atomic():
-                request = ForceResultRequest.objects.create(
-                    round=round_obj, result=result, reason=reason.strip(), evidence=evidence.strip(),
-                    proposed_by=acting_user,
-                )
-        except IntegrityError as exc:
-            raise errors.ForceRequestNotPending(f"Round {code} already has a pending force-result request.") from exc
-        audit_record(
-            actor=acting_user, action="rounds.force_result.propose", obj=request, reason=reason,
-            data={"round": code, "result": result, "evidence": evidence.strip()}, system="rounds",
+        _check_forceable(round_obj=round_obj)
+        bettors = Bet.objects.filter(round=round_obj).values_list("player_id", flat=True)
+        return decision_propose(
+            kind=FORCE_KIND, subject=force_subject(round_obj.code), payload={"result": wanted},
+            amounts={}, parties=list(bettors), reason=reason, evidence=evidence, acting_user=acting_user,
         )
-    return request
 
 
-def force_result_approve(*, request_id: int, acting_user: Any) -> Round:
-    """Operator B (not A) approves a pending request; the round is settled with the forced result."""
-    _require_perm(acting_user, "rounds.force_round_result")
+def _apply_force(proposal: Proposal, checker: User) -> dict[str, Any]:
+    """Settle the round with the proposed result (the approver's transaction)."""
+    code = proposal.subject.rsplit(":", 1)[1]
+    round_obj = round_lock_row(code=code)
+    _check_forceable(round_obj=round_obj)
+    forced_result = Result(proposal.payload["result"])
+    forced = {
+        "result": forced_result.value, "operator": proposal.proposed_by.email, "approved_by": checker.email,
+        "reason": proposal.reason, "evidence": proposal.evidence, "proposal": proposal.pk,
+    }
+    round_obj, _ = _settle(round_id=round_obj.pk, result=forced_result, void_reason=None, close=None,
+                           evidence=[], forced=forced, acting_user=checker, reason=proposal.reason)
+    return {"round": round_obj.code, "status": round_obj.status, "result": round_obj.result}
+
+
+def register_round_decisions() -> None:
+    """Offer forced results to the maker-checker: always two operators, whatever the pool."""
+    register_decision(DecisionKind(
+        name=FORCE_KIND, label="force a round's result", permission=FORCE_PERMISSION,
+        lock=lambda subject: round_lock_row(code=subject.rsplit(":", 1)[1]), apply=_apply_force, always_two=True,
+    ))
+
+
+def round_void(*, code: str, reason: str, acting_user: Actor) -> tuple[Round, bool]:
+    """The emergency stop: one operator voids an OPEN or LOCKED round with a reason; every stake goes back.
+
+    Returns (round, changed). Voiding a round already VOID changes nothing; a round settled otherwise
+    is refused (corrections after settlement are compensating adjustments).
+    """
+    require_operator(acting_user, permission=FORCE_PERMISSION, what="void a round")
+    if not isinstance(reason, str) or not reason.strip():
+        raise errors.ReasonRequired("Voiding a round needs a reason; it goes in the audit log.")
     with transaction.atomic():
-        request = ForceResultRequest.objects.select_for_update().select_related("round").get(pk=request_id)
-        if request.state != ForceResultRequest.State.PENDING:
-            raise errors.ForceRequestNotPending(f"Request {request_id} is already {request.state}.")
-        if request.proposed_by_id == getattr(acting_user, "pk", None):
-            raise errors.FourEyesRequired("The operator who proposed a forced result cannot approve it.")
-        ForceResultRequest.objects.filter(pk=request.pk, state=ForceResultRequest.State.PENDING).update(
-            state=ForceResultRequest.State.APPROVED, decided_by=acting_user, decided_at=clock.now()
-        )
-        audit_record(
-            actor=acting_user, action="rounds.force_result.approve", obj=request, reason=request.reason,
-            data={"round": request.round.code, "result": request.result,
-                  "proposed_by": actor_label(request.proposed_by)},
-            system="rounds",
-        )
-        round_obj, _ = round_settle(
-            code=request.round.code, result=request.result, acting_user=request.proposed_by,
-            reason=request.reason, evidence=request.evidence, approved_by=acting_user,
-        )
-        if round_obj.status not in Round.FINISHED:
-            raise errors.RoundNotLocked(f"Round {round_obj.code} could not be settled.")
-    return round_obj
-
-
-def force_result_reject(*, request_id: int, acting_user: Any, reason: str) -> ForceResultRequest:
-    """A second operator rejects a pending request; nothing moves."""
-    _require_perm(acting_user, "rounds.force_round_result")
-    if not reason.strip():
-        raise errors.ReasonRequired("A rejection needs a reason.")
-    with transaction.atomic():
-        request = ForceResultRequest.objects.select_for_update().get(pk=request_id)
-        if request.state != ForceResultRequest.State.PENDING:
-            raise errors.ForceRequestNotPending(f"Request {request_id} is already {request.state}.")
-        ForceResultRequest.objects.filter(pk=request.pk).update(
-            state=ForceResultRequest.State.REJECTED, decided_by=acting_user, decided_at=clock.now()
-        )
-        audit_record(actor=acting_user, action="rounds.force_result.reject", obj=request, reason=reason,
-                     system="rounds")
-    request.refresh_from_db()
-    return request
+        round_obj = round_lock_row(code=code)
+        if round_obj.status == Round.Status.VOID:
+            return round_obj, False
+        if round_obj.is_finished:
+            raise errors.RoundAlreadySettled(
+                f"Round {code} is already {round_obj.status} ({round_obj.result}); it cannot be voided now.",
+                extra={"status": round_obj.status, "result": round_obj.result},
+            )
+        if round_obj.status == Round.Status.OPEN:
+            round_lock(code=code, acting_user=acting_user, reason=f"emergency stop: {reason.strip()}")
+        forced = {"result": Result.VOID.value, "operator": actor_label(acting_user), "approved_by": None,
+                  "reason": reason.strip(), "emergency_stop": True}
+        settled = _settle(round_id=round_obj.pk, result=Result.VOID, void_reason=VoidReason.CANCELLED, close=None,
+                          evidence=[], forced=forced, acting_user=acting_user, reason=reason.strip())
+        decisions_cancel(subject=force_subject(code), actor=acting_user, reason=f"round {code} voided: {reason}")
+    logger.warning("round %s voided by %s (emergency stop): %s", code, actor_label(acting_user), reason.strip())
+    return settled
 
 
 # --- The clock ----------------------------------------------------------------------------------
@@ -806,17 +817,17 @@ def rounds_tick() -> dict[str, Any]:
         code = _upcoming_code(now=now)
         if code and not Round.objects.filter(code=code).exists():
             try:
-                round_open(code=code, acting_user=None)
+                round_open(code=code, acting_user=BEAT)
                 report["opened"].append(code)
             except errors.RoundError as exc:
                 report["pending"].append(f"open {code}: {exc.detail}")
     for code in Round.objects.filter(status=Round.Status.OPEN, lock_at__lte=now).values_list("code", flat=True):
-        _, changed = round_lock(code=code, acting_user=None)
+        _, changed = round_lock(code=code, acting_user=BEAT)
         if changed:
             report["locked"].append(code)
     for code in Round.objects.filter(status=Round.Status.LOCKED, settle_after__lte=now).values_list("code", flat=True):
         try:
-            round_obj, changed = round_settle(code=code, result="AUTO", acting_user=None)
+            round_obj, changed = round_settle(code=code, acting_user=BEAT)
         except errors.OraclePending as exc:
             report["pending"].append(exc.detail)
             continue
@@ -831,14 +842,15 @@ def rounds_tick() -> dict[str, Any]:
 __all__ = [
     "Breakdown",
     "bet_place",
-    "force_result_approve",
     "force_result_propose",
-    "force_result_reject",
+    "force_subject",
+    "register_round_decisions",
     "oracle_price_enter",
     "round_lock",
     "round_open",
     "round_params",
     "round_settle",
+    "round_void",
     "rounds_tick",
     "settlement_preview",
     "settlement_preview_auto",

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from ledger.models import Account, Entry, Journal
+from ops.actors import BEAT
 from rounds import services
 from rounds.domain.pool import Result
 from rounds.services import round_settle, settlement_preview
@@ -51,7 +52,7 @@ def test_portable_settlement_posts_what_the_set_based_one_does(
         prices.set(round_obj.open_at.date(), close)
         preview = settlement_preview(code=code, result=Result.VOID if close == "100" else
                                      (Result.UP if close == "101" else Result.DOWN))
-        settled, changed = round_settle(code=code, result="AUTO", acting_user=None)
+        settled, changed = round_settle(code=code, acting_user=BEAT)
         assert changed, code
         assert Account.objects.get(pk=settled.pool_account_id).balance_u == 0
         payouts = sorted(settled.bets.values_list("stake_u", "payout_u"))
