@@ -621,6 +621,15 @@ def round_settle(*, code: str, acting_user: Actor) -> tuple[Round, bool]:
     Without an agreed price it raises OraclePending until the deadline, then voids (ORACLE_FAILURE).
     Forced results go through `force_result_propose` (two operators) or `round_void` (emergency stop).
     """
+    settled, changed = _settle_auto(code=code, acting_user=acting_user)
+    if changed:
+        with transaction.atomic():  # a forced result proposed meanwhile can no longer apply
+            decisions_cancel(subject=force_subject(code), actor=acting_user,
+                             reason=f"round {code} settled {settled.result} from the oracle")
+    return settled, changed
+
+
+def _settle_auto(*, code: str, acting_user: Actor) -> tuple[Round, bool]:
     from .selectors import round_get
 
     require_actor(acting_user)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from ledger.models import Account
-from ops.actors import BEAT, SystemActor
+from ops.actors import BEAT
 from ops.errors import Forbidden
 from rounds import errors
 from rounds.models import OracleObservation, Round
