@@ -11,7 +11,10 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 
 from .actors import Actor, SystemActor
+from .approvals import decision_approve, decision_reject
+from .command_lock import command_lock
 from .errors import ApplicationError
+from .models import Proposal
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -58,3 +61,17 @@ def refusals_as_command_errors() -> Iterator[None]:
         yield
     except ApplicationError as exc:
         raise CommandError(f"{exc.code}: {exc.detail}") from exc
+
+
+def proposal_decide(*, approve: int | None, reject: int | None, kind: str, operator_email: str | None,
+                    reason: str) -> tuple[Proposal, User]:
+    """Approve or reject a proposal of one kind for `--approve ID` / `--reject ID`; refusals are one line."""
+    operator = operator_by_email(operator_email)
+    proposal_id = approve if approve is not None else reject
+    found = Proposal.objects.filter(pk=proposal_id).values_list("kind", flat=True).first()
+    if found != kind:
+        raise CommandError(f"No {kind} proposal {proposal_id}.")
+    with command_lock(kind), refusals_as_command_errors():
+        if approve is not None:
+            return decision_approve(proposal_id=approve, acting_user=operator, reason=reason), operator
+        return decision_reject(proposal_id=reject, acting_user=operator, reason=reason), operator  # type: ignore[arg-type]

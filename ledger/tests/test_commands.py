@@ -109,7 +109,7 @@ def test_deposit_amount_zero_shows_the_balance_and_changes_nothing(player: Any, 
         (["--amount", "5", "--operator", "finance-x@example.com"], "reason"),
         (["--user", "finance-x@example.com", "--amount", "5", "--reason", "r", "--operator", "finance-y@example.com"],
          "operator account"),
-        (["--approve", "999", "--operator", "finance-x@example.com"], "No proposal"),
+        (["--approve", "999", "--operator", "finance-x@example.com"], "No ledger.operator_credit proposal 999"),
     ],
 )
 def test_deposit_refusals_are_one_line_and_change_nothing(

@@ -12,8 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from ledger.decisions import ADJUSTMENT_KIND, adjustment_propose
 from ledger.models import Account
-from ops.approvals import decision_approve, decision_reject
-from ops.cli import operator_by_email
+from ops.cli import operator_by_email, proposal_decide
 from ops.errors import ApplicationError
 from ops.models import Proposal
 
@@ -46,10 +45,12 @@ class Command(BaseCommand):
             if options["action"] == "propose":
                 legs = [(self._account(name, currency).pk, self._amount(amount)) for name, currency, amount in options["leg"]]
                 proposal = adjustment_propose(legs=legs, reason=options["reason"], acting_user=operator)
-            elif options["action"] == "approve":
-                proposal = decision_approve(proposal_id=options["id"], acting_user=operator, reason=options["reason"])
             else:
-                proposal = decision_reject(proposal_id=options["id"], acting_user=operator, reason=options["reason"])
+                approving = options["action"] == "approve"
+                proposal, _ = proposal_decide(
+                    approve=options["id"] if approving else None, reject=None if approving else options["id"],
+                    kind=ADJUSTMENT_KIND, operator_email=options["operator"], reason=options["reason"],
+                )
         except ApplicationError as exc:
             raise CommandError(exc.detail) from exc
         if proposal.state == Proposal.State.PENDING:

@@ -15,10 +15,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from ledger.currencies import get_currency
-from ledger.decisions import operator_credit_propose
+from ledger.decisions import CREDIT_KIND, operator_credit_propose
 from ledger.selectors import user_wallet
-from ops.approvals import decision_approve, decision_reject
-from ops.cli import operator_by_email, refusals_as_command_errors, user_by_email
+from ops.cli import operator_by_email, proposal_decide, refusals_as_command_errors, user_by_email
 from ops.command_lock import command_lock
 
 
@@ -64,14 +63,8 @@ class Command(BaseCommand):
         self._show_balance(user, currency.code)
 
     def _decide(self, options: dict[str, Any]) -> None:
-        operator = operator_by_email(options["operator"])
-        with command_lock("deposit"), refusals_as_command_errors():
-            if options["approve"] is not None:
-                proposal = decision_approve(proposal_id=options["approve"], acting_user=operator,
-                                            reason=options["reason"])
-            else:
-                proposal = decision_reject(proposal_id=options["reject"], acting_user=operator,
-                                           reason=options["reason"])
+        proposal, operator = proposal_decide(approve=options["approve"], reject=options["reject"], kind=CREDIT_KIND,
+                                             operator_email=options["operator"], reason=options["reason"])
         if proposal.state == proposal.State.REJECTED:
             self.stdout.write(f"Proposal {proposal.pk} rejected by {operator.email}; nothing moved.")
             return

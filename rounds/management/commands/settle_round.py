@@ -16,13 +16,13 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ops.approvals import decision_approve, decision_reject
-from ops.cli import operator_by_email, operator_from_option, refusals_as_command_errors
+from ops.cli import operator_by_email, operator_from_option, proposal_decide, refusals_as_command_errors
 from ops.command_lock import command_lock
 from rounds.domain.pool import Result, VoidReason
 from rounds.models import Round
 from rounds.selectors import round_get
 from rounds.services import (
+    FORCE_KIND,
     force_result_propose,
     round_settle,
     round_void,
@@ -79,19 +79,12 @@ class Command(BaseCommand):
         self._report(round_obj, changed)
 
     def _decide(self, options: dict[str, Any]) -> None:
-        operator = operator_by_email(options["operator"])
-        with command_lock("settle_round"), refusals_as_command_errors():
-            if options["approve"] is not None:
-                proposal = decision_approve(proposal_id=options["approve"], acting_user=operator,
-                                            reason=options["reason"])
-            else:
-                proposal = decision_reject(proposal_id=options["reject"], acting_user=operator,
-                                           reason=options["reason"])
-                self.stdout.write(f"Proposal {proposal.pk} rejected by {operator.email}; nothing moved.")
-                return
-        code = proposal.result.get("round")
-        if not code:
-            raise CommandError(f"Proposal {proposal.pk} is not a forced round result ({proposal.kind}).")
+        proposal, operator = proposal_decide(approve=options["approve"], reject=options["reject"], kind=FORCE_KIND,
+                                             operator_email=options["operator"], reason=options["reason"])
+        if proposal.state == proposal.State.REJECTED:
+            self.stdout.write(f"Proposal {proposal.pk} rejected by {operator.email}; nothing moved.")
+            return
+        code = proposal.result["round"]
         self.stdout.write(f"Proposal {proposal.pk} approved by {operator.email} "
                           f"(proposed by {proposal.proposed_by.email}).")
         self._report(round_get(code=code), True)
