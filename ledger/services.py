@@ -27,7 +27,7 @@ from .errors import (
     ReferenceConflict,
     UnbalancedJournal,
 )
-from .lock_objects import LockedAccount, accounts_lock
+from .lock_objects import LockedAccount, accounts_lock, accounts_lock_from_query
 from .models import Account, Entry, Journal
 
 if TYPE_CHECKING:
@@ -244,6 +244,90 @@ def journal_post(
         if reverses is not None and Journal.objects.filter(reverses=reverses).exists():
             raise AlreadyReversed(f"Journal {reverses.reference!r} was already reversed.") from exc
         raise
+    journal.replayed = False  # type: ignore[attr-defined]
+    return journal
+
+
+@dataclass(frozen=True)
+class LegQuery:
+    """Legs given by a query of the caller's own tables: `SELECT account_id, amount_u FROM ...`.
+
+    For postings with more legs than belong in Python (a round's payouts). The accounts must all be in
+    the posting's currency; rows with a zero amount are skipped.
+    """
+
+    sql: str
+    params: Sequence[Any]
+
+
+def journal_post_bulk(
+    *,
+    type: str,
+    reference: str,
+    currency: str,
+    legs: Sequence[Leg],
+    leg_query: LegQuery,
+    actor: Actor,
+    metadata: Mapping[str, Any] | None = None,
+) -> Journal:
+    """Post one balanced journal whose legs are `legs` plus the rows of `leg_query`.
+
+    The same guards as `journal_post`: the accounts locked in ascending id order, the currency checked,
+    no account that may not go negative left negative, the journal summing to zero (checked here before
+    the balances move, and by the database at commit), a reference posted at most once. On PostgreSQL
+    the entries and balances are written set-based; elsewhere the query's rows become ordinary legs.
+    """
+    require_actor(actor)
+    get_currency(currency)
+    if connection.vendor != "postgresql" or not FAST_WRITE:
+        with connection.cursor() as cursor:
+            cursor.execute(leg_query.sql, list(leg_query.params))
+            rows = [(int(account_id), int(amount_u)) for account_id, amount_u in cursor.fetchall() if amount_u]
+        accounts = Account.objects.in_bulk([account_id for account_id, _ in rows])
+        all_legs = [*legs, *(Leg(accounts[account_id], amount_u) for account_id, amount_u in rows)]
+        return journal_post(type=type, reference=reference, legs=all_legs, actor=actor, metadata=metadata)
+    for leg in legs:
+        _validate_amount(leg.amount_u)
+    if Journal.objects.filter(reference=reference).exists():
+        raise ReferenceConflict(f"Reference {reference!r} was already posted; nothing was posted.")
+    fixed_ids = [leg.account.pk for leg in legs]
+    fixed_amounts = [leg.amount_u for leg in legs]
+    params = list(leg_query.params)
+    with transaction.atomic():
+        _, foreign = accounts_lock_from_query(sql=leg_query.sql, params=params, extra_ids=fixed_ids,
+                                              currency=currency)
+        if foreign:
+            raise CurrencyMismatch(f"{foreign} accounts in the legs of {reference!r} are not in {currency}.")
+        journal = Journal.objects.create(
+            type=type, reference=reference, metadata=dict(metadata or {}), actor=actor_user(actor),
+            actor_label=actor_label(actor),
+            fingerprint=hashlib.sha256(f"{type}|bulk|{reference}".encode()).hexdigest(),
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO ledger_entry (journal_id, account_id, currency, amount_u)"  # noqa: S608
+                f" SELECT %s, q.account_id, %s, q.amount_u FROM ({leg_query.sql}) AS q(account_id, amount_u)"
+                " WHERE q.amount_u <> 0"
+                " UNION ALL SELECT %s, f.account_id, %s, f.amount_u"
+                " FROM unnest(%s::bigint[], %s::bigint[]) AS f(account_id, amount_u) WHERE f.amount_u <> 0",
+                [journal.pk, currency, *params, journal.pk, currency, fixed_ids, fixed_amounts],
+            )
+            cursor.execute("SELECT COALESCE(SUM(amount_u), 0), COUNT(*) FROM ledger_entry WHERE journal_id = %s",
+                           [journal.pk])
+            total, count = cursor.fetchone()
+            if count < 2 or total != 0:
+                raise UnbalancedJournal(f"{reference!r} has {count} entries summing to {total:+d}; nothing was posted.")
+            try:
+                with transaction.atomic():
+                    cursor.execute(
+                        "UPDATE ledger_account a SET balance_u = a.balance_u + d.delta"
+                        " FROM (SELECT account_id, SUM(amount_u) AS delta FROM ledger_entry"
+                        "       WHERE journal_id = %s GROUP BY account_id) d"
+                        " WHERE a.id = d.account_id AND d.delta <> 0",
+                        [journal.pk],
+                    )
+            except IntegrityError as exc:  # the CHECK on balances that may not go negative
+                raise InsufficientFunds(f"{reference!r} would overdraw an account; nothing was posted.") from exc
     journal.replayed = False  # type: ignore[attr-defined]
     return journal
 

@@ -8,7 +8,6 @@ Network I/O (oracle sources) happens outside any transaction.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -18,11 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, F, Sum
+from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import Coalesce
 from prometheus_client import Histogram
 
-from ledger.models import Journal
 from ledger.services import house_account, round_pool_account, transfer, user_account
 from ops.actors import BEAT, Actor, SystemActor, actor_label, require_actor, require_operator, require_player
 from ops.approvals import DecisionKind, decision_propose, decisions_cancel, register_decision
@@ -49,7 +47,7 @@ from rounds.domain.oracle import (
 from rounds.domain.pool import BPS_DENOMINATOR, Result, Side, VoidReason, outcome
 
 from . import errors
-from .lock_objects import round_lock_row, settlement_accounts_lock
+from .lock_objects import round_lock_row
 from .models import Bet, OracleObservation, Round
 from .oracle import configured_sources, operator_sources
 from .selectors import bet_record, oracle_deadline_for, round_leaves
@@ -347,7 +345,7 @@ def settlement_preview(*, code: str, result: Result, void_reason: VoidReason | N
     if effective is Result.VOID:
         figures = bets.aggregate(paid=Coalesce(Sum("stake_u"), 0), winners=Count("id"))
         paid, winners = int(figures["paid"]), int(figures["winners"])
-    elif _set_based():
+    elif _payouts_in_sql():
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT COALESCE(SUM(div(stake_u::numeric * %s::numeric, %s::numeric)), 0), COUNT(*)"
@@ -420,8 +418,7 @@ def _settle(
         effective, reason_code = _effective(result=result, void_reason=void_reason, up_u=up_u, down_u=down_u)
         fee, net, win_u = _fee_and_net(result=effective, fee_bps=round_obj.fee_bps, up_u=up_u, down_u=down_u)
         house = house_account(currency=round_obj.currency)
-        settle_money = _settle_money_set_based if _set_based() else _settle_money_portable
-        paid, winners, breakage = settle_money(
+        paid, winners, breakage = _settle_money(
             round_obj=round_obj, effective=effective, reason_code=reason_code, fee=fee, net=net, win_u=win_u,
             total=total, house_id=house.pk, acting_user=acting_user,
         )
@@ -449,13 +446,6 @@ def _settle(
     SETTLEMENT_DURATION.observe(time.monotonic() - started)
     round_obj.refresh_from_db()
     return round_obj, True
-
-
-SET_BASED_SETTLEMENT = True  # on PostgreSQL; tests also run the portable path and compare
-
-
-def _set_based() -> bool:
-    return SET_BASED_SETTLEMENT and connection.vendor == "postgresql"
 
 
 def _check_pool(*, round_obj: Round, total: int) -> None:
@@ -489,19 +479,33 @@ def _settlement_journal_fields(*, round_obj: Round, effective: Result, reason_co
     }
 
 
-def _settle_money_portable(
-    *, round_obj: Round, effective: Result, reason_code: VoidReason | None, fee: int, net: int, win_u: int,
-    total: int, house_id: int, acting_user: Actor,
-) -> tuple[int, int, int]:
-    """Settle with the reference pool math and one ledger posting (any database; the embedded default).
+def _payouts_in_sql() -> bool:
+    """Payouts are one UPDATE on PostgreSQL (the tests also run the Python path there and compare)."""
+    return connection.vendor == "postgresql"
 
-    Loads the round's bets into Python, so it is for small rounds; PostgreSQL uses the set-based path.
+
+def _compute_payouts(*, round_obj: Round, effective: Result, reason_code: VoidReason | None, net: int,
+                     win_u: int) -> None:
+    """Write each bet's payout on the round's bets: one UPDATE on PostgreSQL, the reference math elsewhere.
+
+    On PostgreSQL a million bets never travel to Python; on the embedded SQLite default (small rounds)
+    `rounds.domain.pool.settle_pool` computes the same integers (the tests compare both).
     """
-    from ledger.models import Account
-    from ledger.services import Leg, journal_post
+    if _payouts_in_sql():
+        with connection.cursor() as cursor:
+            # Once a day, for this transaction only: sort and aggregate a million rows in memory.
+            cursor.execute("SET LOCAL work_mem = '256MB'")
+            if effective is Result.VOID:
+                cursor.execute("UPDATE rounds_bet SET payout_u = stake_u WHERE round_id = %s", [round_obj.pk])
+            else:
+                cursor.execute(
+                    f"UPDATE rounds_bet SET payout_u = CASE WHEN side = %s THEN {_payout_sql(win_u=win_u, net=net)}"
+                    " ELSE 0 END WHERE round_id = %s",
+                    [effective.value, net, win_u, round_obj.pk],
+                )
+        return
     from rounds.domain.pool import settle_pool
 
-    _check_pool(round_obj=round_obj, total=total)
     bets = list(Bet.objects.filter(round_id=round_obj.pk).order_by("pk"))
     settlement = settle_pool(
         stakes=[(bet.pk, Side(bet.side), bet.stake_u) for bet in bets],
@@ -510,91 +514,42 @@ def _settle_money_portable(
     for bet in bets:
         bet.payout_u = settlement.payouts_u[bet.pk]
     Bet.objects.bulk_update(bets, ["payout_u"])
-    paid = sum(bet.payout_u for bet in bets)
-    winners = sum(1 for bet in bets if bet.payout_u > 0)
-    short = sum(1 for bet in bets if 0 < bet.payout_u < bet.stake_u)
-    breakage = net - paid
-    _check_conservation(round_obj=round_obj, effective=effective, paid=paid, fee=fee, breakage=breakage,
-                        total=total, short=short)
-    if total:
-        accounts = Account.objects.in_bulk([round_obj.pool_account_id, house_id, *(b.account_id for b in bets)])
-        legs = [Leg(accounts[round_obj.pool_account_id], -total)]
-        legs += [Leg(accounts[b.account_id], b.payout_u) for b in bets if b.payout_u > 0]
-        legs += [Leg(accounts[house_id], amount) for amount in (fee, breakage) if amount > 0]
-        fields = _settlement_journal_fields(round_obj=round_obj, effective=effective, reason_code=reason_code,
-                                            total=total, fee=fee, breakage=breakage, paid=paid, winners=winners)
-        journal_post(legs=legs, actor=acting_user, **fields)
-    return paid, winners, breakage
 
 
-def _settle_money_set_based(
+def _settle_money(
     *, round_obj: Round, effective: Result, reason_code: VoidReason | None, fee: int, net: int, win_u: int,
     total: int, house_id: int, acting_user: Actor,
 ) -> tuple[int, int, int]:
-    """Settle with a handful of set-based statements: payouts, one journal, its entries, the balances."""
-    round_id = round_obj.pk
-    paid_sides = [Side.UP.value, Side.DOWN.value] if effective is Result.VOID else [effective.value]
-    with connection.cursor() as cursor:
-        # Once a day, for this transaction only: sort and aggregate a million rows in memory.
-        cursor.execute("SET LOCAL work_mem = '256MB'")
-    settlement_accounts_lock(round_id=round_id, sides=paid_sides, extra_account_ids=[round_obj.pool_account_id, house_id])
+    """Compute the payouts, check conservation, and post one settlement journal through the ledger's door."""
+    from ledger.models import Account
+    from ledger.services import Leg, LegQuery, journal_post_bulk
+
     _check_pool(round_obj=round_obj, total=total)
-    with connection.cursor() as cursor:
-        if effective is Result.VOID:
-            cursor.execute("UPDATE rounds_bet SET payout_u = stake_u WHERE round_id = %s", [round_id])
-        else:
-            cursor.execute(
-                f"UPDATE rounds_bet SET payout_u = CASE WHEN side = %s THEN {_payout_sql(win_u=win_u, net=net)}"
-                " ELSE 0 END WHERE round_id = %s",
-                [effective.value, net, win_u, round_id],
-            )
-        cursor.execute(
-            "SELECT COALESCE(SUM(payout_u), 0), COUNT(*) FILTER (WHERE payout_u > 0),"
-            " COUNT(*) FILTER (WHERE payout_u > 0 AND payout_u < stake_u)"
-            " FROM rounds_bet WHERE round_id = %s",
-            [round_id],
-        )
-        paid, winners, short = (int(v) for v in cursor.fetchone())
-        breakage = net - paid
-        _check_conservation(round_obj=round_obj, effective=effective, paid=paid, fee=fee, breakage=breakage,
-                            total=total, short=short)
-        if not total:
-            return paid, winners, breakage
-        fields = _settlement_journal_fields(round_obj=round_obj, effective=effective, reason_code=reason_code,
-                                            total=total, fee=fee, breakage=breakage, paid=paid, winners=winners)
-        journal = Journal.objects.create(
-            **fields,
-            fingerprint=hashlib.sha256(
-                f"settlement|{round_obj.code}|{effective}|{total}|{fee}|{breakage}|{paid}".encode()
-            ).hexdigest(),
-            actor=acting_user if getattr(acting_user, "pk", None) is not None else None,
-            actor_label=actor_label(acting_user),
-        )
-        house_legs = [(house_id, fee), (house_id, breakage)]  # two separate house entries
-        cursor.execute(
-            "INSERT INTO ledger_entry (journal_id, account_id, currency, amount_u)"
-            " SELECT %s, account_id, %s, payout_u FROM rounds_bet WHERE round_id = %s AND payout_u > 0"
-            " UNION ALL SELECT %s, %s, %s, %s"
-            " UNION ALL SELECT %s, h.account_id, %s, h.amount_u"
-            " FROM unnest(%s::bigint[], %s::bigint[]) AS h(account_id, amount_u) WHERE h.amount_u > 0",
-            [
-                journal.pk, round_obj.currency, round_id,
-                journal.pk, round_obj.pool_account_id, round_obj.currency, -total,
-                journal.pk, round_obj.currency,
-                [a for a, _ in house_legs], [v for _, v in house_legs],
-            ],
-        )
-        cursor.execute(
-            "UPDATE ledger_account a SET balance_u = a.balance_u + d.delta"
-            " FROM (SELECT account_id, SUM(amount_u) AS delta FROM ledger_entry"
-            "       WHERE journal_id = %s GROUP BY account_id) d"
-            " WHERE a.id = d.account_id",
-            [journal.pk],
-        )
-        cursor.execute("SELECT balance_u FROM ledger_account WHERE id = %s", [round_obj.pool_account_id])
-        (after,) = cursor.fetchone()
-        if after != 0:
-            raise errors.SettlementMismatch(f"Pool {round_obj.code} would hold {after} after settlement.")
+    _compute_payouts(round_obj=round_obj, effective=effective, reason_code=reason_code, net=net, win_u=win_u)
+    figures = Bet.objects.filter(round_id=round_obj.pk).aggregate(
+        paid=Coalesce(Sum("payout_u"), 0),
+        winners=Count("id", filter=Q(payout_u__gt=0)),
+        short=Count("id", filter=Q(payout_u__gt=0, payout_u__lt=F("stake_u"))),
+    )
+    paid, winners, short = int(figures["paid"]), int(figures["winners"]), int(figures["short"])
+    breakage = net - paid
+    _check_conservation(round_obj=round_obj, effective=effective, paid=paid, fee=fee, breakage=breakage,
+                        total=total, short=short)
+    if not total:
+        return paid, winners, breakage
+    accounts = Account.objects.in_bulk([round_obj.pool_account_id, house_id])
+    pool, house = accounts[round_obj.pool_account_id], accounts[house_id]
+    journal_post_bulk(
+        legs=[Leg(pool, -total), *(Leg(house, amount) for amount in (fee, breakage) if amount)],  # two house entries
+        leg_query=LegQuery("SELECT account_id, payout_u FROM rounds_bet WHERE round_id = %s AND payout_u > 0",
+                           [round_obj.pk]),
+        currency=round_obj.currency, actor=acting_user,
+        **_settlement_journal_fields(round_obj=round_obj, effective=effective, reason_code=reason_code,
+                                     total=total, fee=fee, breakage=breakage, paid=paid, winners=winners),
+    )
+    pool.refresh_from_db(fields=["balance_u"])
+    if pool.balance_u != 0:
+        raise errors.SettlementMismatch(f"Pool {round_obj.code} would hold {pool.balance_u} after settlement.")
     return paid, winners, breakage
 
 

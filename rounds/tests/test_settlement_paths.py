@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from ledger import services as ledger_services
 from ledger.models import Account, Entry, Journal
 from ops.actors import BEAT
 from rounds import services
@@ -44,7 +45,8 @@ def test_portable_settlement_posts_what_the_set_based_one_does(
     outcomes = []
     # Not adjacent sessions: a round's reference is the previous session's close, which round one would set.
     for code, set_based in (("20250908", True), ("20250915", False)):
-        monkeypatch.setattr(services, "SET_BASED_SETTLEMENT", set_based)
+        monkeypatch.setattr(services, "_payouts_in_sql", lambda set_based=set_based: set_based)
+        monkeypatch.setattr(ledger_services, "FAST_WRITE", set_based)
         round_obj = open_round(code, reference="100")
         for side, stake in bets:
             place(round_obj, side, stake)
