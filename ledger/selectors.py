@@ -77,3 +77,48 @@ def tvl(*, currency: str) -> Tvl:
 def currencies_in_use() -> list[str]:
     """Return the currencies that have at least one account."""
     return sorted(set(Account.objects.values_list("currency", flat=True)))
+
+
+# --- For reports and drills (the SQL on ledger tables stays in the ledger) -----------------------
+
+RESTORE_CHECKS: tuple[tuple[str, str], ...] = (
+    ("journals", "SELECT COUNT(*) FROM ledger_journal"),
+    ("entries", "SELECT COUNT(*) FROM ledger_entry"),
+    ("accounts", "SELECT COUNT(*) FROM ledger_account"),
+    ("balance sum", "SELECT COALESCE(SUM(ABS(balance_u)), 0) FROM ledger_account"),
+    ("unbalanced batches",
+     "SELECT COUNT(*) FROM (SELECT ref_id FROM ledger_entries GROUP BY ref_id HAVING SUM(amount_u) != 0) b"),
+)
+"""Figures a restored copy of the ledger must reproduce exactly (`db_restore_drill` runs them on both)."""
+
+
+def journal_flows(*, start: Any, end: Any) -> list[tuple[str, str, int, int]]:
+    """Per journal type and currency between two instants: (type, currency, journals, money moved)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT j.type, e.currency, COUNT(DISTINCT j.id), SUM(CASE WHEN e.amount_u > 0 THEN e.amount_u ELSE 0 END) "
+            "FROM ledger_journal j JOIN ledger_entry e ON e.journal_id = j.id "
+            "WHERE j.created_at >= %s AND j.created_at < %s GROUP BY j.type, e.currency ORDER BY j.type, e.currency",
+            [start, end],
+        )
+        return [(t, c, int(n), int(total or 0)) for t, c, n, total in cursor.fetchall()]
+
+
+def house_settlement_fees(*, start: Any, end: Any) -> list[tuple[str, int]]:
+    """The house's settlement income per currency between two instants (the manual's fees query)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT currency, SUM(amount_u) FROM ledger_entries WHERE account = 'house' AND ref_type = 'settlement' "
+            "AND ts >= %s AND ts < %s GROUP BY currency",
+            [start, end],
+        )
+        return [(c, int(total)) for c, total in cursor.fetchall()]
+
+
+def balances_of_kind(*, kind: str) -> list[tuple[int, str, str, int]]:
+    """(id, name, currency, balance) of every account of one kind, e.g. the round pools."""
+    return list(Account.objects.filter(kind=kind).values_list("id", "name", "currency", "balance_u"))

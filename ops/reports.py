@@ -5,38 +5,18 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from django.db import connection
 from django.utils import timezone
 
 from ledger.currencies import CURRENCIES
 from ledger.reconciliation import invariant_names, ledger_breaches
-from ledger.selectors import currencies_in_use, tvl
+from ledger.selectors import currencies_in_use, house_settlement_fees, journal_flows, tvl
 
 from .models import WorkerRun
 
 
-def _flows(day: date) -> list[tuple[str, str, int, int]]:
+def _day_bounds(day: date) -> tuple[datetime, datetime]:
     start = datetime.combine(day, time.min, tzinfo=UTC)
-    end = start + timedelta(days=1)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT j.type, e.currency, COUNT(DISTINCT j.id), SUM(CASE WHEN e.amount_u > 0 THEN e.amount_u ELSE 0 END) "
-            "FROM ledger_journal j JOIN ledger_entry e ON e.journal_id = j.id "
-            "WHERE j.created_at >= %s AND j.created_at < %s GROUP BY j.type, e.currency ORDER BY j.type, e.currency",
-            [start, end],
-        )
-        return [(t, c, int(n), int(total or 0)) for t, c, n, total in cursor.fetchall()]
-
-
-def _house_fees(day: date) -> list[tuple[str, int]]:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT currency, SUM(amount_u) FROM ledger_entries WHERE account = 'house' AND ref_type = 'settlement' "
-            "AND ts >= %s AND ts < %s GROUP BY currency",
-            [datetime.combine(day, time.min, tzinfo=UTC),
-             datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC)],
-        )
-        return [(c, int(total)) for c, total in cursor.fetchall()]
+    return start, start + timedelta(days=1)
 
 
 def _withdrawal_states() -> list[tuple[str, int, int]]:
@@ -72,10 +52,10 @@ def daily_reconciliation_report(*, day: date) -> tuple[str, bool]:
         lines.append(f"| {code} | {cur.format(t.locked_u)} | {cur.format(t.total_cash_u)} | "
                      f"{cur.format(t.pending_withdrawals_u)} | {cur.format(t.house_u)} |")
     lines += ["", "## 3. Money moved today", "", "| type | currency | journals | amount |", "|---|---|---|---|"]
-    for journal_type, code, count, total in _flows(day):
+    for journal_type, code, count, total in journal_flows(start=_day_bounds(day)[0], end=_day_bounds(day)[1]):
         lines.append(f"| {journal_type} | {code} | {count} | {CURRENCIES[code].format(total)} |")
     lines += ["", "## 4. House fees (settlements)", ""]
-    fees = _house_fees(day)
+    fees = house_settlement_fees(start=_day_bounds(day)[0], end=_day_bounds(day)[1])
     lines += [f"- {code}: {CURRENCIES[code].format(total)}" for code, total in fees] or ["- none"]
     lines += ["", "## 5. Withdrawals by state", "", "| state | count | amount (minor units) |", "|---|---|---|"]
     lines += [f"| {state} | {n} | {total} |" for state, n, total in _withdrawal_states()]

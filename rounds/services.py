@@ -21,6 +21,7 @@ from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import Coalesce
 from prometheus_client import Histogram
 
+from ledger.selectors import account_balance
 from ledger.services import house_account, round_pool_account, transfer, user_account
 from ops.actors import BEAT, Actor, SystemActor, actor_label, require_actor, require_operator, require_player
 from ops.approvals import DecisionKind, decision_propose, decisions_cancel, register_decision
@@ -449,9 +450,7 @@ def _settle(
 
 
 def _check_pool(*, round_obj: Round, total: int) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT balance_u FROM ledger_account WHERE id = %s", [round_obj.pool_account_id])
-        (pool_balance,) = cursor.fetchone()
+    pool_balance = account_balance(account=round_obj.pool_account)
     if pool_balance != total:
         raise errors.SettlementMismatch(
             f"Pool {round_obj.code} holds {pool_balance} but its bets stake {total}; nothing moved."

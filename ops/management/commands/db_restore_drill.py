@@ -19,14 +19,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 from django.utils import timezone
 
-COMPARE_SQL = [
-    ("journals", "SELECT COUNT(*) FROM ledger_journal"),
-    ("entries", "SELECT COUNT(*) FROM ledger_entry"),
-    ("accounts", "SELECT COUNT(*) FROM ledger_account"),
-    ("balance sum", "SELECT COALESCE(SUM(ABS(balance_u)), 0) FROM ledger_account"),
-    ("unbalanced batches", "SELECT COUNT(*) FROM (SELECT ref_id FROM ledger_entries GROUP BY ref_id HAVING SUM(amount_u) != 0) b"),
-    ("audit records", "SELECT COUNT(*) FROM audit_log"),
-]
+from ledger.selectors import RESTORE_CHECKS
+
+COMPARE_SQL = [*RESTORE_CHECKS, ("audit records", "SELECT COUNT(*) FROM audit_log")]
 
 
 def _sha256(path: Path) -> str:
