@@ -284,6 +284,9 @@ def journal_post_bulk(
             cursor.execute(leg_query.sql, list(leg_query.params))
             rows = [(int(account_id), int(amount_u)) for account_id, amount_u in cursor.fetchall() if amount_u]
         accounts = Account.objects.in_bulk([account_id for account_id, _ in rows])
+        foreign = [a.name for a in [*accounts.values(), *(leg.account for leg in legs)] if a.currency != currency]
+        if foreign:
+            raise CurrencyMismatch(f"{foreign[0]} in the legs of {reference!r} is not in {currency}.")
         all_legs = [*legs, *(Leg(accounts[account_id], amount_u) for account_id, amount_u in rows)]
         return journal_post(type=type, reference=reference, legs=all_legs, actor=actor, metadata=metadata)
     for leg in legs:
@@ -314,7 +317,7 @@ def journal_post_bulk(
             )
             cursor.execute("SELECT COALESCE(SUM(amount_u), 0), COUNT(*) FROM ledger_entry WHERE journal_id = %s",
                            [journal.pk])
-            total, count = cursor.fetchone()
+            total, count = (int(value) for value in cursor.fetchone())
             if count < 2 or total != 0:
                 raise UnbalancedJournal(f"{reference!r} has {count} entries summing to {total:+d}; nothing was posted.")
             try:
