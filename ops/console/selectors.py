@@ -118,7 +118,7 @@ def daily_flows(*, today: date) -> dict[str, DailySeries]:
     for code, currency, up, down, fee in Round.objects.filter(code__gte=f"{days[0]:%Y%m%d}").values_list(
         "code", "currency", "up_pool_u", "down_pool_u", "fee_u"
     ):
-        day = date(int(code[:4]), int(code[4:6]), int(code[6:]))
+        day = min(date(int(code[:4]), int(code[4:6]), int(code[6:])), today)  # a future round's stakes so far: today
         add("stakes", [(day, currency, up + down)])
         add("fees", [(day, currency, fee or 0)])
     return dict(sorted(out.items()))

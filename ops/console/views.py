@@ -26,7 +26,7 @@ from .selectors import Dashboard, dashboard
 from .timeline import player_timeline, round_timeline, timeline_csv_rows, timeline_page, withdrawal_timeline
 
 PAGE_ROWS = 200
-SERIES_TITLES = {"deposits": "Deposits credited", "withdrawals": "Withdrawals requested", "stakes": "Stakes (by round)",
+SERIES_TITLES = {"deposits": "Deposits credited", "withdrawals": "Withdrawals requested", "stakes": "Stakes (by round day; open rounds: today)",
                  "fees": "House fees (by round)"}
 
 
@@ -54,8 +54,8 @@ def dashboard_context(request: HttpRequest) -> dict[str, Any]:
     if current is not None:
         r = current.round
         pool_split = charts.split_bar([
-            ("UP", r.up_pool_u, format_money_safe(r.up_pool_u, r.currency) + f", {r.up_bets} bets", "up"),
-            ("DOWN", r.down_pool_u, format_money_safe(r.down_pool_u, r.currency) + f", {r.down_bets} bets", "down"),
+            ("UP", r.up_pool_u, format_money_safe(r.up_pool_u, r.currency) + _bets(r.up_bets), "up"),
+            ("DOWN", r.down_pool_u, format_money_safe(r.down_pool_u, r.currency) + _bets(r.down_bets), "down"),
         ])
     outcome_total = sum(n for _, n in data.payout_outcomes)
     outcomes = charts.split_bar([(o, n, f"{n} attempts", f"outcome-{o}") for o, n in data.payout_outcomes])
@@ -72,6 +72,10 @@ def dashboard_context(request: HttpRequest) -> dict[str, Any]:
         "chart_days": charts.WIDTH,
         "report_url": reverse("admin:console-report"),
     }
+
+
+def _bets(n: int) -> str:
+    return f", {n} bet{'' if n == 1 else 's'}"
 
 
 def _countdown(seconds: int) -> str:

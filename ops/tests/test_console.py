@@ -74,11 +74,14 @@ def test_dashboard_shows_the_commands_and_metrics_figures(make_staff: Any, make_
     assert metric(metrics, "tvl_total_cash_u", '{currency="USDC"}') == figures["total_cash_u"]
     assert metric(metrics, "payout_manual_review_queue_size") == 0
     assert '<p class="console-big" id="manual-review-count">0</p>' in html
-    assert "5.000000 USDC in 1 bets" in html  # today's pool
-    assert "UP: 5.000000 USDC, 1 bets — 100.0 %" in html
+    assert "5.000000 USDC in 1 bet<" in html  # today's pool
+    assert "UP: 5.000000 USDC, 1 bet — 100.0 %" in html
     assert "Payout freeze" in html and "PSP incident" in html
     assert "hsts" in html and "alice" in html  # the waiver near its deadline
-    assert "50.000000 USDC" in html  # deposits of the last 30 days, total
+    totals = dict(re.findall(r"<strong>([^<]+)</strong>, USDC: total <span class=\"money\">([^<]+)</span>", html))
+    assert totals == {"Deposits credited": "50.000000 USDC", "Withdrawals requested": "10.000000 USDC",
+                      "Stakes (by round day; open rounds: today)": "5.000000 USDC",
+                      "House fees (by round)": "0.000000 USDC"}
     assert "No reconciliation has run yet." in html
     assert 'href="/admin/payouts/manualreviewwithdrawal/"' in html
     assert "Switches" in html and "Switchs" not in html

@@ -37,4 +37,4 @@ def test_dashboard_queries_are_fixed_with_a_million_bets(make_staff: Any) -> Non
     assert not [s for s in sql if "rounds_bet" in s or "ledger_entry" in s]
     html = response.content.decode()
     assert 'id="manual-review-count">250<' in html  # a quarter of the 1,000 withdrawals failed their payout
-    assert f"{Bet.objects.filter(round__code=current_session_code()).count()} bets" in html
+    assert f"in {Bet.objects.filter(round__code=current_session_code()).count()} bets<" in html
