@@ -210,3 +210,12 @@ def test_admin_lists_show_money_in_major_units(make_staff: Any, make_player: Any
         html = client.get(url).content.decode()
         assert text in html, url
     assert ">5000000<" not in client.get("/admin/rounds/round/").content.decode()
+
+
+def test_on_call_runbook_timeline_section_points_to_the_console() -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs/ops/on_call_runbook.md").read_text()
+    section = text.split("Reconstruct the timeline", 1)[1].split("\n4. ", 1)[0]
+    assert "/admin/console/withdrawals/<id>/" in section and "/admin/console/players/<id>/" in section
+    assert "object_type = 'payouts.withdrawal' AND object_id" in section  # the SQL no longer mixes object types
