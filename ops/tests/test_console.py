@@ -205,6 +205,7 @@ def test_admin_lists_show_money_in_major_units(make_staff: Any, make_player: Any
         "/admin/payouts/withdrawal/": "10.000000 USDC",
         "/admin/ledger/account/": "35.000000 USDC",
         "/admin/ledger/entry/": "-5.000000 USDC",
+        f"/admin/payouts/withdrawal/{s['withdrawal'].pk}/change/": "<td>-10.000000 USDC</td>",  # its hold entries
     }
     for url, text in pages.items():
         html = client.get(url).content.decode()
@@ -219,3 +220,11 @@ def test_on_call_runbook_timeline_section_points_to_the_console() -> None:
     section = text.split("Reconstruct the timeline", 1)[1].split("\n4. ", 1)[0]
     assert "/admin/console/withdrawals/<id>/" in section and "/admin/console/players/<id>/" in section
     assert "object_type = 'payouts.withdrawal' AND object_id" in section  # the SQL no longer mixes object types
+
+
+def test_money_template_filter() -> None:
+    from django.template import Context, Template
+
+    rendered = Template("{% load money %}{{ a|money:'USD' }} {{ b|money:'USDC' }} {{ c|money:'USD' }}").render(
+        Context({"a": 10000, "b": 5_000_000, "c": None}))
+    assert rendered == "$100.00 5.000000 USDC —"
