@@ -6,9 +6,12 @@ from typing import Any
 
 from django.contrib import admin
 from django.http import HttpRequest
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
 
 from .admin_money import money_column
 from .models import Account, Adjustment, Entry, Journal, LedgerBreach, ReconciliationRun
+from .money import format_money_safe
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -87,3 +90,18 @@ class AdjustmentAdmin(ReadOnlyAdmin):
 
     list_display = ["id", "status", "proposed_by", "decided_by", "reason", "created_at", "decided_at", "journal"]
     list_filter = ["status"]
+    readonly_fields = ["legs_money"]
+
+    @admin.display(description="legs (in major units)")
+    def legs_money(self, obj: Adjustment) -> str:
+        """Each leg as `account: amount` with the account's currency; raw when a leg is not as expected."""
+        legs = obj.legs if isinstance(obj.legs, list) else []
+        accounts = Account.objects.in_bulk([leg.get("account_id") for leg in legs if isinstance(leg, dict)])
+        lines = []
+        for leg in legs:
+            account = accounts.get(leg.get("account_id")) if isinstance(leg, dict) else None
+            if account is None or not isinstance(leg.get("amount_u"), int):
+                lines.append(f"{leg!r}")
+                continue
+            lines.append(f"{account.name}: {format_money_safe(leg['amount_u'], account.currency)}")
+        return format_html_join(mark_safe("<br>"), "{}", ((line,) for line in lines))

@@ -228,3 +228,35 @@ def test_money_template_filter() -> None:
     rendered = Template("{% load money %}{{ a|money:'USD' }} {{ b|money:'USDC' }} {{ c|money:'USD' }}").render(
         Context({"a": 10000, "b": 5_000_000, "c": None}))
     assert rendered == "$100.00 5.000000 USDC —"
+
+
+def test_report_command_writes_the_same_w1_as_the_admin(make_staff: Any, make_player: Any) -> None:
+    from django.utils import timezone
+
+    story(player=make_player())
+    out = io.StringIO()
+    call_command("daily_reconciliation_report", "--w1", stdout=out)
+    client, _ = staff_client(make_staff)
+    download = client.get("/admin/console/report/", {"day": timezone.now().date().isoformat(), "format": "md"})
+
+    def without_generated(text: str) -> list[str]:
+        return [line for line in text.splitlines() if not line.startswith("Generated ")]
+
+    assert without_generated(out.getvalue()) == without_generated(download.content.decode())
+
+
+def test_adjustment_legs_in_major_units(make_staff: Any, make_player: Any, fund: Any) -> None:
+    from ledger.models import Account, Adjustment
+
+    player = make_player()
+    fund(player, 1_500_000)
+    account = Account.objects.get(owner=player, kind=Account.Kind.USER_AVAILABLE)
+    house = Account.objects.create(name="house", currency="USDC", kind=Account.Kind.HOUSE)
+    staff = make_staff(role="admin")
+    adjustment = Adjustment.objects.create(
+        legs=[{"account_id": account.pk, "amount_u": -1_500_000}, {"account_id": house.pk, "amount_u": 1_500_000}],
+        reason="r", proposed_by=staff)
+    client = Client()
+    client.force_login(staff)
+    html = client.get(f"/admin/ledger/adjustment/{adjustment.pk}/change/").content.decode()
+    assert f"{account.name}: -1.500000 USDC<br>house: 1.500000 USDC" in html
