@@ -231,9 +231,14 @@ def round_timeline(*, round_obj: Any, flt: TimelineFilter) -> Iterator[TimelineR
 CSV_HEADER = ["at_utc", "kind", "object", "summary", "amount_u", "currency", "amount", "actor"]
 
 
+def _text_cell(value: str) -> str:
+    """Keep free text (reasons, emails) from being read as a spreadsheet formula."""
+    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
 def timeline_csv_rows(rows: Iterable[TimelineRow]) -> Iterator[list[str]]:
     """The CSV export: a header, then one line per row; amounts both exact (minor units) and for people."""
     yield CSV_HEADER
     for row in rows:
-        yield [row.at.astimezone(UTC).isoformat(), row.kind, row.object_label, row.summary,
-               "" if row.amount_u is None else str(row.amount_u), row.currency, row.amount, row.actor]
+        yield [row.at.astimezone(UTC).isoformat(), row.kind, _text_cell(row.object_label), _text_cell(row.summary),
+               "" if row.amount_u is None else str(row.amount_u), row.currency, row.amount, _text_cell(row.actor)]

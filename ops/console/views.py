@@ -69,7 +69,6 @@ def dashboard_context(request: HttpRequest) -> dict[str, Any]:
         "lock_countdown": _countdown(current.lock_in_s) if current and current.lock_in_s is not None else "",
         "outcomes": outcomes,
         "outcome_total": outcome_total,
-        "chart_days": charts.WIDTH,
         "report_url": reverse("admin:console-report"),
     }
 

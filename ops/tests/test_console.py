@@ -260,3 +260,13 @@ def test_adjustment_legs_in_major_units(make_staff: Any, make_player: Any, fund:
     client.force_login(staff)
     html = client.get(f"/admin/ledger/adjustment/{adjustment.pk}/change/").content.decode()
     assert f"{account.name}: -1.500000 USDC<br>house: 1.500000 USDC" in html
+
+
+def test_timeline_csv_keeps_free_text_from_being_a_formula() -> None:
+    from datetime import UTC, datetime
+
+    from ops.console.timeline import TimelineRow, timeline_csv_rows
+
+    row = TimelineRow(datetime(2026, 1, 2, tzinfo=UTC), "audit", "x 1", "=HYPERLINK(\"http://evil\")", -5, "USD", "@me")
+    assert list(timeline_csv_rows([row]))[1] == [
+        "2026-01-02T00:00:00+00:00", "audit", "x 1", "'=HYPERLINK(\"http://evil\")", "-5", "USD", "-$0.05", "'@me"]
