@@ -32,11 +32,12 @@ test: $(VENV)/.dev-installed
 smoke-embedded: $(VENV)/.runtime-installed
 	BIN=$(BIN) bash ops/scripts/smoke_embedded.sh
 
-## bench: the benchmarks in bench/ (PostgreSQL, Redis): ledger vs pgbench, webhooks, a million-bet settlement.
+## bench: the benchmarks in bench/ (PostgreSQL, Redis): ledger vs pgbench, webhooks, a million-bet settlement, the console.
 bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/ledger.py
 	$(BIN)/python bench/webhooks.py
 	$(BIN)/python bench/settlement.py --check
+	$(BIN)/python bench/console.py
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .

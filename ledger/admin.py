@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from .currencies import CURRENCIES
+from .admin_money import money_column
 from .models import Account, Entry, Journal, LedgerBreach, ReconciliationRun
 
 
@@ -26,7 +26,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 class EntryInline(admin.TabularInline):
     model = Entry
-    fields = ["account", "currency", "amount_u", "created_at"]
+    fields = ["account", "currency", money_column("amount_u", description="amount"), "created_at"]
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -40,15 +40,10 @@ class EntryInline(admin.TabularInline):
 
 @admin.register(Account)
 class AccountAdmin(ReadOnlyAdmin):
-    list_display = ["name", "currency", "kind", "balance_display", "balance_u", "owner"]
+    list_display = ["name", "currency", "kind", money_column("balance_u"), "owner"]
     list_filter = ["kind", "currency"]
     search_fields = ["name", "owner__email"]
     list_select_related = ["owner"]
-
-    @admin.display(description="balance")
-    def balance_display(self, obj: Account) -> str:
-        currency = CURRENCIES.get(obj.currency)
-        return currency.format(obj.balance_u) if currency else str(obj.balance_u)
 
 
 @admin.register(Journal)
@@ -62,7 +57,7 @@ class JournalAdmin(ReadOnlyAdmin):
 
 @admin.register(Entry)
 class EntryAdmin(ReadOnlyAdmin):
-    list_display = ["id", "journal", "account", "currency", "amount_u", "created_at"]
+    list_display = ["id", "journal", "account", "currency", money_column("amount_u"), "created_at"]
     list_filter = ["currency", "account__kind"]
     search_fields = ["journal__reference", "account__name"]
     list_select_related = ["journal", "account"]

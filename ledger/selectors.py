@@ -122,3 +122,22 @@ def house_settlement_fees(*, start: Any, end: Any) -> list[tuple[str, int]]:
 def balances_of_kind(*, kind: str) -> list[tuple[int, str, str, int]]:
     """(id, name, currency, balance) of every account of one kind, e.g. the round pools."""
     return list(Account.objects.filter(kind=kind).values_list("id", "name", "currency", "balance_u"))
+
+
+def tvl_by_currency() -> dict[str, Tvl]:
+    """Return `tvl()` for every currency that has an account, from one grouped query."""
+    sums: dict[str, dict[str, int]] = defaultdict(dict)
+    for currency, kind, total in (
+        Account.objects.values("currency", "kind").annotate(total=Sum("balance_u")).values_list("currency", "kind", "total")
+    ):
+        sums[currency][kind] = total or 0
+    return {
+        currency: Tvl(
+            currency=currency,
+            locked_u=by_kind.get(Account.Kind.ROUND_POOL, 0),
+            total_cash_u=by_kind.get(Account.Kind.USER_AVAILABLE, 0),
+            pending_withdrawals_u=by_kind.get(Account.Kind.USER_HELD, 0),
+            house_u=by_kind.get(Account.Kind.HOUSE, 0),
+        )
+        for currency, by_kind in sorted(sums.items())
+    }

@@ -89,6 +89,27 @@ class ProposalAdmin(ReadOnlyAdmin):
     search_fields = ["=id", "subject", "proposed_by__email", "decided_by__email", "reason"]
     list_select_related = ["proposed_by", "decided_by"]
     change_form_template = "ops/admin/proposal_change_form.html"
+    readonly_fields = ["money"]
+
+    @admin.display(description="money (major units)")
+    def money(self, obj: Proposal) -> str:
+        """The amounts at stake, and an adjustment's legs as `account: amount`, in major units."""
+        from django.utils.html import format_html_join
+        from django.utils.safestring import mark_safe
+
+        from ledger.models import Account
+        from ledger.money import format_money_safe
+
+        lines = [f"{code}: {format_money_safe(amount, code)}" for code, amount in sorted(obj.amounts.items())]
+        legs = obj.payload.get("legs") if isinstance(obj.payload.get("legs"), list) else []
+        accounts = Account.objects.in_bulk([leg.get("account_id") for leg in legs if isinstance(leg, dict)])
+        for leg in legs:
+            account = accounts.get(leg.get("account_id")) if isinstance(leg, dict) else None
+            if account is None or not isinstance(leg.get("amount_u"), int):
+                lines.append(repr(leg))
+                continue
+            lines.append(f"{account.name}: {format_money_safe(leg['amount_u'], account.currency)}")
+        return format_html_join(mark_safe("<br>"), "{}", ((line,) for line in lines))
 
     def get_urls(self) -> list[URLPattern]:
         return [

@@ -71,6 +71,9 @@ class Switch(models.Model):
     changed_at = models.DateTimeField(auto_now=True)
     changed_by = models.CharField(max_length=150, blank=True)
 
+    class Meta:
+        verbose_name_plural = "switches"
+
     def __str__(self) -> str:
         return f"{self.name}={'on' if self.on else 'off'}"
 

@@ -16,6 +16,7 @@ from django.shortcuts import render
 from django.urls import URLPattern, path, reverse
 from django_fsm import can_proceed, has_transition_perm
 
+from ledger.admin_money import money_column
 from ledger.currencies import get_currency
 from ops.approvals import audit_trail_with_decisions, may_approve, proposals_for_subject
 from ops.errors import ApplicationError
@@ -73,7 +74,7 @@ class WithdrawalAdmin(admin.ModelAdmin):
     list_select_related = ("user",)
     ordering = ("-id",)
     readonly_fields = (
-        "user", "amount", "amount_u", "currency", "provider", "destination", "state", "payout_generation",
+        "user", "amount", "currency", "provider", "destination", "state", "payout_generation",
         "psp_reference", "created_at", "state_changed_at",
     )
     fields = readonly_fields
@@ -97,9 +98,7 @@ class WithdrawalAdmin(admin.ModelAdmin):
     def user_email(self, obj: Withdrawal) -> str:
         return obj.user.email
 
-    @admin.display(description="amount", ordering="amount_u")
-    def amount(self, obj: Withdrawal) -> str:
-        return get_currency(obj.currency).format(obj.amount_u)
+    amount = staticmethod(money_column("amount_u", description="amount"))
 
     @admin.action(description="Approve selected withdrawals (same rules as one by one)", permissions=["approve"])
     def bulk_approve(self, request: HttpRequest, queryset: QuerySet[Withdrawal]) -> None:

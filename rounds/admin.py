@@ -16,6 +16,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import URLPattern, path, reverse
 
+from ledger.admin_money import money_column
 from ops.approvals import audit_trail_with_decisions, may_approve, proposals_for_subject
 from ops.errors import ApplicationError
 
@@ -24,6 +25,8 @@ from .selectors import settlement_breakdown
 from .services import force_result_propose, force_subject, oracle_price_enter, round_void
 
 INLINE_BETS = 200
+STAKE = money_column("stake_u", currency="round.currency", description="stake")
+PAYOUT = money_column("payout_u", currency="round.currency", description="payout")
 
 
 class PriceForm(forms.Form):
@@ -64,7 +67,7 @@ class ReadOnlyMixin:
 
 class BetInline(ReadOnlyMixin, admin.TabularInline):
     model = Bet
-    fields = ("bet_id", "player", "side", "stake_u", "placed_at", "payout_u")
+    fields = ("bet_id", "player", "side", STAKE, "placed_at", PAYOUT)
     readonly_fields = fields
     ordering = ("id",)
     extra = 0
@@ -77,7 +80,7 @@ class BetInline(ReadOnlyMixin, admin.TabularInline):
 
     def get_queryset(self, request: HttpRequest) -> Any:
         """Show the round's first bets only: a round may hold a million."""
-        queryset = super().get_queryset(request).select_related("player")
+        queryset = super().get_queryset(request).select_related("player", "round")
         round_obj = getattr(request, "_rounds_inline_round", None)
         if round_obj is None:
             return queryset.none()
@@ -89,16 +92,18 @@ class BetInline(ReadOnlyMixin, admin.TabularInline):
 
 @admin.register(Round)
 class RoundAdmin(ReadOnlyMixin, admin.ModelAdmin):
-    list_display = ("code", "status", "up_pool_u", "down_pool_u", "total", "bets", "result", "void_reason",
-                    "fee_u", "breakage_u", "lock_at", "settled_at")
+    list_display = ("code", "status", money_column("up_pool_u"), money_column("down_pool_u"), "total", "bets",
+                    "result", "void_reason", money_column("fee_u"), money_column("breakage_u"), "lock_at",
+                    "settled_at")
     list_filter = ("status", "result")
     search_fields = ("=code",)
     ordering = ("-code",)
     readonly_fields = (
         "code", "instrument", "currency", "status", "open_at", "lock_at", "close_at", "settle_after", "fee_bps",
-        "min_stake_u", "reference_close", "reference_session", "rules_version", "previous_commit", "commit",
-        "merkle_root", "locked_at", "up_pool_u", "down_pool_u", "up_bets", "down_bets", "result", "void_reason",
-        "close_price", "price_evidence", "forced", "fee_u", "breakage_u", "payouts_total_u", "winners",
+        money_column("min_stake_u"), "reference_close", "reference_session", "rules_version", "previous_commit", "commit",
+        "merkle_root", "locked_at", money_column("up_pool_u"), money_column("down_pool_u"), "up_bets", "down_bets", "result", "void_reason",
+        "close_price", "price_evidence", "forced", money_column("fee_u"), money_column("breakage_u"),
+        money_column("payouts_total_u"), "winners",
         "settled_at", "settlement_duration_s", "oracle_attempts", "oracle_last_error",
     )
     fields = readonly_fields  # the salt is never shown: it is revealed with the settlement
@@ -106,8 +111,8 @@ class RoundAdmin(ReadOnlyMixin, admin.ModelAdmin):
     change_form_template = "rounds/admin/round_change_form.html"
 
     @admin.display(description="total", ordering="up_pool_u")
-    def total(self, obj: Round) -> int:
-        return obj.total_pool_u
+    def total(self, obj: Round) -> str:
+        return money_column("total_pool_u")(obj)
 
     @admin.display(description="bets")
     def bets(self, obj: Round) -> int:
@@ -212,11 +217,11 @@ class RoundAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 @admin.register(Bet)
 class BetAdmin(ReadOnlyMixin, admin.ModelAdmin):
-    list_display = ("bet_id", "round", "player", "side", "stake_u", "placed_at", "payout_u")
+    list_display = ("bet_id", "round", "player", "side", STAKE, "placed_at", PAYOUT)
     list_filter = ("side", "round__status")
     search_fields = ("=bet_id", "player__email", "=round__code")
     list_select_related = ("round", "player")
-    readonly_fields = ("bet_id", "round", "player", "account", "side", "stake_u", "placed_at", "payout_u")
+    readonly_fields = ("bet_id", "round", "player", "account", "side", STAKE, "placed_at", PAYOUT)
     fields = readonly_fields
 
 

@@ -15,6 +15,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
+from ledger.admin_money import money_column
 from ops.errors import ApplicationError
 
 from .models import Deposit, WebhookEvent
@@ -46,14 +47,18 @@ class WebhookEventInline(admin.TabularInline):
         return False
 
 
+AMOUNT = money_column("amount_u", description="amount")
+
+
 @admin.register(Deposit)
 class DepositAdmin(ReadOnlyAdmin):
-    list_display = ("public_id", "provider", "user", "amount_u", "currency", "status", "psp_id", "created_at",
+    list_display = ("public_id", "provider", "user", AMOUNT, "currency", "status", "psp_id", "created_at",
                     "credited_at")
     list_filter = ("status", "provider", "currency")
     search_fields = ("reference", "public_id", "psp_id", "psp_payment_reference", "user__email")
-    readonly_fields = ("public_id", "provider", "reference", "user", "amount_u", "currency", "status", "psp_id",
-                       "psp_payment_reference", "failure_reason", "journal", "refunded_u", "charged_back_u",
+    readonly_fields = ("public_id", "provider", "reference", "user", AMOUNT, "currency", "status", "psp_id",
+                       "psp_payment_reference", "failure_reason", "journal", money_column("refunded_u"),
+                       money_column("charged_back_u"),
                        "created_at", "credited_at", "updated_at")
     exclude = ("psp_client_data",)
     inlines = (WebhookEventInline,)

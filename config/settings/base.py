@@ -22,7 +22,7 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.
 
 # --- Apps -------------------------------------------------------------------------------
 DJANGO_APPS = [
-    "django.contrib.admin",
+    "ops.console.apps.ConsoleAdminConfig",  # django.contrib.admin with the operator console as its home
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -1,0 +1,48 @@
+"""Story builders shared by the console's tests: a player who deposits, bets and withdraws."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.utils import timezone
+
+from ops.actors import SystemActor
+
+
+def custody_deposit(*, user: Any, amount_u: int, reference: str, currency: str = "USDC") -> Any:
+    """Store and process a signed custody deposit (credited once)."""
+    from webhooks.services import signed_deposit_receive, webhook_event_process
+
+    received = signed_deposit_receive(
+        provider="custody", headers={}, enqueue=False,
+        payload={"reference": reference, "user_id": str(user.public_id), "amount_u": amount_u, "currency": currency},
+    )
+    webhook_event_process(event_id=received.event.pk)
+    return received.event.deposit
+
+
+def open_next_round() -> Any:
+    """Open the next session's round (after today) through the service, on the real clock, so every
+    record of a story (deposit, bet, withdrawal) carries real instants in the order they happened."""
+    from datetime import date
+
+    from rounds.domain.calendar import code_for, next_session
+    from rounds.services import round_open
+
+    today = timezone.now().date()
+    code = code_for(next_session(on_or_after=date.fromordinal(today.toordinal() + 1)))
+    round_obj, _ = round_open(code=code, acting_user=SystemActor("test"), reference_close=Decimal(100), reason="test")
+    return round_obj
+
+
+def story(*, player: Any) -> dict[str, Any]:
+    """Deposit 50 USDC, bet 5 USDC UP, withdraw 10 USDC: in that order, a moment apart."""
+    from payouts.services import withdrawal_request
+    from rounds.services import bet_place
+
+    round_obj = open_next_round()
+    deposit = custody_deposit(user=player, amount_u=50_000_000, reference=f"dep-{player.pk}")
+    bet = bet_place(user=player, code=round_obj.code, side="UP", stake_u=5_000_000)
+    withdrawal = withdrawal_request(user=player, amount_u=10_000_000, currency="USDC", provider="adyen")
+    return {"round": round_obj, "deposit": deposit, "bet": bet, "withdrawal": withdrawal, "now": timezone.now()}
