@@ -52,6 +52,7 @@ class Dashboard:
     waivers: list[Any]
     daily: dict[str, DailySeries]
     payout_outcomes: list[tuple[str, int]]
+    pending_decisions: int = 0
 
 
 def _days(today: date) -> list[date]:
@@ -137,7 +138,7 @@ def dashboard(*, now: datetime | None = None) -> Dashboard:
     """Everything the console's home page shows, in a fixed number of queries."""
     from ledger.models import ReconciliationRun
     from ledger.selectors import tvl_by_currency
-    from ops.models import Switch, Waiver
+    from ops.models import Proposal, Switch, Waiver
     from payouts.models import Withdrawal
     from payouts.selectors import stuck_finance_jobs
 
@@ -160,4 +161,5 @@ def dashboard(*, now: datetime | None = None) -> Dashboard:
                      .order_by("deadline")),
         daily=daily_flows(today=now.astimezone(UTC).date()),
         payout_outcomes=payout_outcome_rates(since=now - timedelta(days=CHART_DAYS)),
+        pending_decisions=Proposal.objects.filter(state=Proposal.State.PENDING).count(),
     )

@@ -261,6 +261,8 @@ def test_adjustment_legs_in_major_units(make_staff: Any, make_player: Any, fund:
     client.force_login(staff)
     html = client.get(f"/admin/ops/proposal/{proposal.pk}/change/").content.decode()
     assert f"USDC: 1.500000 USDC<br>{account.name}: -1.500000 USDC<br>house: 1.500000 USDC" in html
+    home = client.get("/admin/").content.decode()
+    assert '<p class="console-big" id="pending-decisions">1</p>' in home
 
 
 def test_timeline_csv_keeps_free_text_from_being_a_formula() -> None:
