@@ -6,12 +6,15 @@ from collections.abc import Sequence
 
 from django.db import connection
 
+from ops.db_guard import service_write_allow
+
 from .errors import RoundNotFound
 from .models import Round
 
 
 def round_lock_row(*, code: str) -> Round:
-    """Lock one round's row with SELECT ... FOR UPDATE and return it fresh."""
+    """Lock one round's row with SELECT ... FOR UPDATE and return it fresh (and pass the red-line trigger)."""
+    service_write_allow()
     try:
         return Round.objects.select_for_update().get(code=code)
     except Round.DoesNotExist as exc:
@@ -23,8 +26,9 @@ def settlement_accounts_lock(*, round_id: int, sides: Sequence[str], extra_accou
 
     The bettors' accounts are found by a subquery on the round's bets, so a million bets never
     travel to Python; ORDER BY under FOR UPDATE takes the locks in id order (no deadlock with
-    `ledger.services.journal_post`, which locks in the same order).
+    `ledger.services.journal_post`, which locks in the same order). Lets settlement pass the red-line trigger.
     """
+    service_write_allow()
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(*) FROM (SELECT a.id FROM ledger_account a WHERE a.id IN ("
