@@ -13,8 +13,24 @@ from ops.switches import switch_set
 pytestmark = pytest.mark.django_db
 
 
-def test_liveness(client: Client) -> None:
-    assert client.get("/health").json() == {"status": "ok"}
+def test_health_and_liveness(client: Client) -> None:
+    assert client.get("/health/live").json() == {"status": "ok"}
+    response = client.get("/health")
+    assert response.status_code == 200 and response.json()["checks"]["database"]["status"] == "ok"
+
+
+def test_health_is_503_when_the_database_is_unreachable(client: Client, settings: Any, monkeypatch: Any) -> None:
+    """A real connection attempt to a port where no PostgreSQL listens; liveness stays 200."""
+    from django.db.utils import ConnectionHandler
+
+    down = ConnectionHandler({"default": {**settings.DATABASES["default"], "HOST": "127.0.0.1", "PORT": "1"}})
+    monkeypatch.setattr("ops.health.connections", down)
+    response = client.get("/health")
+    assert response.status_code == 503
+    assert response.json()["status"] == "down" and response.json()["checks"]["database"]["status"] == "down"
+    assert client.get("/health/ready").status_code == 503
+    assert client.get("/health/live").status_code == 200
+    down.close_all()
 
 
 @pytest.mark.parametrize("path", ["/health/ready", "/api/health"])
