@@ -80,6 +80,7 @@ def withdrawal_pending_signoffs(*, withdrawal: Withdrawal) -> list[dict[str, Any
     actions = {
         Withdrawal.State.REQUESTED: ["approve"],
         Withdrawal.State.PAYOUT_FAILED: ["confirm_sent", "refund_failed", "retry"],
+        Withdrawal.State.PAYOUT_SUBMITTED: ["confirm_sent", "refund_failed"],
     }.get(withdrawal.state, [])
     rows = WithdrawalApproval.objects.filter(
         withdrawal=withdrawal, action__in=actions, generation=withdrawal.payout_generation
@@ -90,7 +91,7 @@ def withdrawal_pending_signoffs(*, withdrawal: Withdrawal) -> list[dict[str, Any
 def payouts_waiting(*, older_than_s: int | None = None) -> list[int]:
     """Return ids of payouts nobody is working on: approved, or submitted with no PSP answer yet."""
     if older_than_s is None:
-        older_than_s = int(getattr(settings, "PAYOUT_REQUEUE_AFTER_S", 600))
+        older_than_s = int(getattr(settings, "PAYOUT_REQUEUE_AFTER_S", 60))
     cutoff = timezone.now() - timedelta(seconds=older_than_s)
     answered = (PayoutAttempt.Outcome.ACCEPTED, PayoutAttempt.Outcome.DECLINED, PayoutAttempt.Outcome.REFUSED)
     ids = []

@@ -313,6 +313,9 @@ def withdrawal_reject(*, withdrawal_id: int, acting_user: Any, reason: str) -> W
 def withdrawal_resolve(*, withdrawal_id: int, acting_user: Any, decision: str, reason: str) -> Withdrawal:
     """Manual review of a failed payout: `confirm_sent` (burn), `refund_failed` (release) or `retry`.
 
+    `confirm_sent` / `refund_failed` also apply to a payout still `payout_submitted` once the PSP was asked
+    (`payouts.reconciliation.resolution_blocker`).
+
     A reason is required. Above the threshold, two different operators must make the same decision.
     """
     if decision not in RESOLVE_DECISIONS:
@@ -321,6 +324,10 @@ def withdrawal_resolve(*, withdrawal_id: int, acting_user: Any, decision: str, r
     with transaction.atomic():
         withdrawal = withdrawal_lock(withdrawal_id=withdrawal_id)
         _authorize(withdrawal=withdrawal, action=decision, actor=acting_user)
+        if withdrawal.state == Withdrawal.State.PAYOUT_SUBMITTED:
+            from .reconciliation import require_resolvable  # no answer from the PSP yet: ask it first
+
+            require_resolvable(withdrawal)
         if not _four_eyes_ready(withdrawal=withdrawal, action=decision, actor=acting_user, reason=reason):
             return withdrawal
         if decision == "retry":

@@ -66,3 +66,16 @@ def requeue_payouts() -> int:
         queued = payouts_requeue()
         detail["queued"] = queued[:100]
     return len(queued)
+
+
+@shared_task(name="payouts.tasks.reconcile_payouts")
+def reconcile_payouts() -> int:
+    """Beat: ask the PSP about submitted payouts with no final answer, and apply what it says."""
+    from .reconciliation import payouts_reconcile
+
+    with worker_run("payout_reconcile") as detail:
+        results = payouts_reconcile()
+        detail["results"] = [r.line() for r in results[:50]]
+        if any(r.answer == "error" for r in results):
+            detail["result"] = "failed"
+    return len(results)

@@ -153,7 +153,8 @@ CELERY_BEAT_SCHEDULE = {
     "ledger-reconciliation": {"task": "ledger.tasks.reconcile_ledger", "schedule": crontab(minute="*/5")},
     "ops-stuck-finance-jobs": {"task": "payouts.tasks.detect_stuck_finance_jobs", "schedule": crontab(minute="*/5")},
     "rounds-tick": {"task": "rounds.tasks.rounds_tick", "schedule": crontab(minute="*")},
-    "payouts-requeue": {"task": "payouts.tasks.requeue_payouts", "schedule": crontab(minute="*/10")},
+    "payouts-requeue": {"task": "payouts.tasks.requeue_payouts", "schedule": crontab(minute="*")},
+    "payouts-reconcile": {"task": "payouts.tasks.reconcile_payouts", "schedule": crontab(minute="*/2")},
     "ops-escalate-waivers": {"task": "ops.tasks.escalate_overdue_waivers", "schedule": crontab(minute=7)},
     "webhooks-retry-pending": {"task": "webhooks.tasks.retry_stale_events", "schedule": crontab(minute="*/5")},
 }
