@@ -41,9 +41,9 @@ def test_a_day_on_the_clock(clock: Any, prices: Any, place: Callable[..., Any]) 
     prices.set(date(2025, 9, 8), "99")
     report = rounds_tick()
     assert report["settled"] == ["20250908:DOWN"]
+    assert report["opened"] == ["20250909"]  # in the same tick: the reference just became final
     clock.set(round_obj.settle_after + timedelta(minutes=1))
-    report = rounds_tick()
-    assert report["opened"] == ["20250909"]
+    assert rounds_tick()["opened"] == []
     assert Round.objects.get(code="20250909").reference_close == "99"
     assert WorkerRun.objects.filter(worker="rounds").count() == 7
 
