@@ -156,7 +156,8 @@ CELERY_BEAT_SCHEDULE = {
     "payouts-requeue": {"task": "payouts.tasks.requeue_payouts", "schedule": crontab(minute="*")},
     "payouts-reconcile": {"task": "payouts.tasks.reconcile_payouts", "schedule": crontab(minute="*/2")},
     "ops-escalate-waivers": {"task": "ops.tasks.escalate_overdue_waivers", "schedule": crontab(minute=7)},
-    "webhooks-retry-pending": {"task": "webhooks.tasks.retry_stale_events", "schedule": crontab(minute="*/5")},
+    # Every 10 s: after a broker outage, events stored meanwhile are processed within a minute of its return.
+    "webhooks-retry-pending": {"task": "webhooks.tasks.retry_stale_events", "schedule": timedelta(seconds=10)},
 }
 
 # --- Money and product settings ------------------------------------------------------------
@@ -183,7 +184,7 @@ ADYEN_HMAC_KEY = env("ADYEN_HMAC_KEY", default="")
 CUSTODY_WEBHOOK_KEY = env("CUSTODY_WEBHOOK_KEY", default="")
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=256 * 1024)
 WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=5)
-WEBHOOK_STALE_AFTER_S = env.int("WEBHOOK_STALE_AFTER_S", default=120)
+WEBHOOK_STALE_AFTER_S = env.int("WEBHOOK_STALE_AFTER_S", default=15)
 DEPOSIT_PROVIDER_TIMEOUT_S = env.float("DEPOSIT_PROVIDER_TIMEOUT_S", default=10.0)
 DEPOSIT_RETURN_URL = env("DEPOSIT_RETURN_URL", default="http://localhost:8000/deposits/return")
 

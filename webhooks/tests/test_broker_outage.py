@@ -1,0 +1,174 @@
+"""Recovery within a minute: the broker stops for 30 s while signed webhooks arrive, then comes back.
+
+Everything runs as it does in production, in processes of the test's own: a Redis server on a free port
+(never the machine's shared one), the web server (`manage.py runserver`) and a Celery worker with its
+embedded beat, both on that Redis and on the test database. Webhooks are signed custody deposits sent over
+HTTP. After Redis returns (empty: the worst case, every message sent before the outage is gone too) every
+event must be credited exactly once within 60 s.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from django.conf import settings
+
+from ledger.models import Journal
+from webhooks.models import Deposit, WebhookEvent
+from webhooks.stub import custody_request
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+ROOT = Path(__file__).resolve().parents[2]
+OUTAGE_S = 30
+RECOVERY_LIMIT_S = 60
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if predicate():
+            return time.monotonic() - started
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class OwnRedis:
+    """A redis-server of this test's own, without persistence, on a free port."""
+
+    def __init__(self, port: int) -> None:
+        self.port, self.process = port, None
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        assert binary, "redis-server is not installed; this test cannot run (it must not be skipped)"
+        self.process = subprocess.Popen(  # noqa: S603
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        wait_until(self.answers, 10, "redis-server to answer")
+
+    def answers(self) -> bool:
+        import redis
+
+        try:
+            return bool(redis.Redis(port=self.port, socket_connect_timeout=0.5).ping())
+        except redis.RedisError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(10)
+            self.process = None
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """Own Redis, web server and worker + beat, all on the test database."""
+    redis_server = OwnRedis(free_port())
+    redis_server.start()
+    db = settings.DATABASES["default"]
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "REDIS_URL": f"redis://127.0.0.1:{redis_server.port}/0",
+    }
+    web_port = free_port()
+    logs = [open(tmp_path / name, "w") for name in ("web.log", "worker.log")]  # noqa: SIM115
+    web = subprocess.Popen(  # noqa: S603
+        [sys.executable, "manage.py", "runserver", f"127.0.0.1:{web_port}", "--noreload"],
+        cwd=ROOT, env=env, stdout=logs[0], stderr=subprocess.STDOUT,
+    )
+    worker = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "celery", "-A", "config.celery_app", "worker", "-B", "--pool", "threads",
+         "--concurrency", "4", "--loglevel", "WARNING", "--schedule", str(tmp_path / "beat-schedule")],
+        cwd=ROOT, env=env, stdout=logs[1], stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{web_port}"
+
+    def web_answers() -> bool:
+        try:
+            return requests.get(f"{url}/health/live", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    try:
+        wait_until(web_answers, 30, "the web server")
+        yield {"url": url, "redis": redis_server, "logs": tmp_path}
+    finally:
+        for process in (web, worker):
+            process.terminate()
+        for process in (web, worker):
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+        redis_server.stop()
+        for log in logs:
+            log.close()
+
+
+def test_every_webhook_is_credited_once_within_60s_of_the_broker_returning(
+    stack: dict[str, Any], player: Any
+) -> None:
+    sent: list[int] = []
+
+    def deliver(n: int) -> None:
+        payload = {"reference": f"outage-{n}", "user_id": str(player.public_id), "amount_u": 1_000_000 + n,
+                   "currency": "USDC"}
+        signed = custody_request(payload, settings.CUSTODY_WEBHOOK_KEY)
+        response = requests.post(f"{stack['url']}/webhooks/deposits", data=signed.body, headers=signed.headers,
+                                 timeout=30)
+        assert response.status_code < 300, response.text  # stored and acknowledged, broker or not
+        sent.append(1_000_000 + n)
+
+    def all_credited() -> bool:
+        return Deposit.objects.filter(status=Deposit.Status.CREDITED).count() == len(sent)
+
+    for n in range(3):  # the stack works before the outage
+        deliver(n)
+    wait_until(all_credited, 30, "the first deposits to be credited")
+
+    stack["redis"].stop()
+    outage_started = time.monotonic()
+    n = 3
+    while time.monotonic() - outage_started < OUTAGE_S:
+        deliver(n)
+        n += 1
+        time.sleep(2)
+    during = n - 3
+    assert during >= 10
+    assert WebhookEvent.objects.filter(status=WebhookEvent.Status.RECEIVED).count() == during
+    stack["redis"].start()
+
+    recovery_s = wait_until(all_credited, RECOVERY_LIMIT_S, "every event to be credited after the broker returned")
+    print(f"broker outage {OUTAGE_S}s, {during} webhooks meanwhile: all credited {recovery_s:.1f}s after its return")
+
+    assert WebhookEvent.objects.count() == len(sent)
+    assert set(WebhookEvent.objects.values_list("status", flat=True)) == {WebhookEvent.Status.PROCESSED}
+    journals = set(Deposit.objects.values_list("journal_id", flat=True))
+    assert None not in journals and len(journals) == len(sent)
+    assert Journal.objects.filter(pk__in=journals).count() == len(sent)
+    from payouts.tests.helpers import balances
+
+    assert balances(player).available_u == sum(sent)  # each credited exactly once
