@@ -310,7 +310,7 @@ class StripePayoutProvider(PayoutProvider):
                 payout = client.v1.payouts.retrieve(psp_reference)
             else:
                 recent = client.v1.payouts.list(params={"limit": 100})
-                matches = [p for p in recent.data if (p.metadata or {}).get("idempotency_key") == idempotency_key]
+                matches = [p for p in recent.data if _stripe_metadata(p).get("idempotency_key") == idempotency_key]
                 if not matches:
                     return StatusResult(PayoutStatus.NOT_FOUND, detail=f"no recent payout with idempotency_key "
                                         f"{idempotency_key} in its metadata")
@@ -331,6 +331,11 @@ class StripePayoutProvider(PayoutProvider):
             psp_status=psp_status, amount_u=_int_or_none(payout.amount), currency=str(payout.currency or "").upper(),
             detail=f"status={psp_status} {payout.failure_code or ''}".strip(), evidence={"payout": payout.to_dict()},
         )
+
+
+def _stripe_metadata(obj: Any) -> dict[str, Any]:
+    metadata = getattr(obj, "metadata", None)
+    return metadata.to_dict() if hasattr(metadata, "to_dict") else dict(metadata or {})
 
 
 _registry: dict[str, PayoutProvider] = {}

@@ -9,14 +9,8 @@ event must be credited exactly once within 60 s.
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,84 +19,27 @@ import requests
 from django.conf import settings
 
 from ledger.models import Journal
+from ops.tests.processes import OwnRedis, django_env, free_port, start_web, start_worker, stop, wait_until
 from webhooks.models import Deposit, WebhookEvent
 from webhooks.stub import custody_request
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
-ROOT = Path(__file__).resolve().parents[2]
 OUTAGE_S = 30
 RECOVERY_LIMIT_S = 60
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if predicate():
-            return time.monotonic() - started
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-class OwnRedis:
-    """A redis-server of this test's own, without persistence, on a free port."""
-
-    def __init__(self, port: int) -> None:
-        self.port, self.process = port, None
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        assert binary, "redis-server is not installed; this test cannot run (it must not be skipped)"
-        self.process = subprocess.Popen(  # noqa: S603
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        wait_until(self.answers, 10, "redis-server to answer")
-
-    def answers(self) -> bool:
-        import redis
-
-        try:
-            return bool(redis.Redis(port=self.port, socket_connect_timeout=0.5).ping())
-        except redis.RedisError:
-            return False
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(10)
-            self.process = None
-
-
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    """Own Redis, web server and worker + beat, all on the test database."""
-    redis_server = OwnRedis(free_port())
+    """Own Redis, web server and worker + embedded beat, all on the test database."""
+    redis_server = OwnRedis()
     redis_server.start()
-    db = settings.DATABASES["default"]
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "REDIS_URL": f"redis://127.0.0.1:{redis_server.port}/0",
-    }
+    env = django_env(redis_url=redis_server.url)
     web_port = free_port()
     logs = [open(tmp_path / name, "w") for name in ("web.log", "worker.log")]  # noqa: SIM115
-    web = subprocess.Popen(  # noqa: S603
-        [sys.executable, "manage.py", "runserver", f"127.0.0.1:{web_port}", "--noreload"],
-        cwd=ROOT, env=env, stdout=logs[0], stderr=subprocess.STDOUT,
-    )
-    worker = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "celery", "-A", "config.celery_app", "worker", "-B", "--pool", "threads",
-         "--concurrency", "4", "--loglevel", "WARNING", "--schedule", str(tmp_path / "beat-schedule")],
-        cwd=ROOT, env=env, stdout=logs[1], stderr=subprocess.STDOUT,
-    )
+    web = start_web(env, logs[0], web_port)
+    worker = start_worker(env, logs[1], "-B", "--pool", "threads", "--concurrency", "4",
+                          "--schedule", str(tmp_path / "beat-schedule"))
     url = f"http://127.0.0.1:{web_port}"
 
     def web_answers() -> bool:
@@ -115,14 +52,7 @@ def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
         wait_until(web_answers, 30, "the web server")
         yield {"url": url, "redis": redis_server, "logs": tmp_path}
     finally:
-        for process in (web, worker):
-            process.terminate()
-        for process in (web, worker):
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+        stop(web, worker)
         redis_server.stop()
         for log in logs:
             log.close()
