@@ -202,3 +202,22 @@ def test_beat_selection_detector_and_metric(stub: Any, funded_player: Any, finan
     text = Client().get("/metrics").content.decode()
     assert 'payout_attempts_total{outcome="accepted",provider="adyen"} 1.0' in text
     assert 'payout_attempts_total{outcome="declined",provider="stripe"} 0.0' in text
+
+
+def test_resolve_api_from_payout_submitted(
+    stub: Any, funded_player: Any, finance: Any, finance2: Any, settings: Any, api_client_for: Any,
+    assert_ledger_ok: Any,
+) -> None:
+    withdrawal, obj = accepted(stub, funded_player, finance, "stripe")
+    settings.FOUR_EYES_THRESHOLD_U = 10_000_000
+    body = {"decision": "confirm_sent", "reason": "bank statement shows it"}
+    refused = api_client_for(finance).post(f"/v1/payouts/{withdrawal.pk}/resolve", body, format="json")
+    assert refused.status_code == 409 and refused.json()["type"].endswith("payouts/invalid-transition")
+    assert "reconcile_payouts --withdrawal" in refused.json()["detail"]
+    reconcile(withdrawal)
+    first = api_client_for(finance).post(f"/v1/payouts/{withdrawal.pk}/resolve", body, format="json")
+    assert first.status_code == 202 and first.json()["state"] == "payout_submitted"
+    second = api_client_for(finance2).post(f"/v1/payouts/{withdrawal.pk}/resolve", body, format="json")
+    assert second.status_code == 200 and second.json()["state"] == "paid"
+    assert Journal.objects.filter(reference=f"withdrawal:{withdrawal.pk}:payout").count() == 1
+    assert_ledger_ok()
