@@ -89,18 +89,19 @@ def withdrawal_pending_signoffs(*, withdrawal: Withdrawal) -> list[dict[str, Any
 
 
 def payouts_waiting(*, older_than_s: int | None = None) -> list[int]:
-    """Return ids of payouts nobody is working on: approved, or submitted with no PSP answer yet."""
+    """Return ids of payouts nobody is working on: approved, or submitted with no PSP answer and no call lately."""
     if older_than_s is None:
-        older_than_s = int(getattr(settings, "PAYOUT_REQUEUE_AFTER_S", 60))
+        older_than_s = int(getattr(settings, "PAYOUT_REQUEUE_AFTER_S", 30))
     cutoff = timezone.now() - timedelta(seconds=older_than_s)
     answered = (PayoutAttempt.Outcome.ACCEPTED, PayoutAttempt.Outcome.DECLINED, PayoutAttempt.Outcome.REFUSED)
     ids = []
     for withdrawal in Withdrawal.objects.filter(
         state__in=[Withdrawal.State.APPROVED, Withdrawal.State.PAYOUT_SUBMITTED], state_changed_at__lte=cutoff
     ).order_by("id"):
-        if withdrawal.state == Withdrawal.State.PAYOUT_SUBMITTED and withdrawal.attempts.filter(
-            idempotency_key=withdrawal.idempotency_key, outcome__in=answered
-        ).exists():
+        if withdrawal.state == Withdrawal.State.PAYOUT_SUBMITTED and (
+            withdrawal.attempts.filter(idempotency_key=withdrawal.idempotency_key, outcome__in=answered).exists()
+            or withdrawal.attempts.filter(started_at__gt=cutoff).exists()  # a call or retry in progress
+        ):
             continue
         ids.append(withdrawal.pk)
     return ids

@@ -153,7 +153,8 @@ CELERY_BEAT_SCHEDULE = {
     "ledger-reconciliation": {"task": "ledger.tasks.reconcile_ledger", "schedule": crontab(minute="*/5")},
     "ops-stuck-finance-jobs": {"task": "payouts.tasks.detect_stuck_finance_jobs", "schedule": crontab(minute="*/5")},
     "rounds-tick": {"task": "rounds.tasks.rounds_tick", "schedule": crontab(minute="*")},
-    "payouts-requeue": {"task": "payouts.tasks.requeue_payouts", "schedule": crontab(minute="*")},
+    # Every 20 s for payouts waiting 30 s (PAYOUT_REQUEUE_AFTER_S): resumed within a minute of the broker's return.
+    "payouts-requeue": {"task": "payouts.tasks.requeue_payouts", "schedule": timedelta(seconds=20)},
     "payouts-reconcile": {"task": "payouts.tasks.reconcile_payouts", "schedule": crontab(minute="*/2")},
     "ops-escalate-waivers": {"task": "ops.tasks.escalate_overdue_waivers", "schedule": crontab(minute=7)},
     # Every 10 s: after a broker outage, events stored meanwhile are processed within a minute of its return.
