@@ -126,3 +126,22 @@ def test_scheduled_task_logs_and_records_the_run(funded_player: Any, caplog: Any
     assert f"withdrawal {stuck.pk} state=requested" in caplog.text
     runs = list(WorkerRun.objects.filter(worker="stuck_jobs").order_by("id").values_list("result", flat=True))
     assert runs == ["ok", "failed"]
+
+
+def test_limits_are_minutes_for_work_that_should_take_seconds(funded_player: Any, finance: Any) -> None:
+    """An approved payout not submitted and a webhook not processed are stuck after 5 minutes, not hours."""
+    from webhooks.models import WebhookEvent
+
+    approved = withdrawal_request(user=funded_player, amount_u=1_000_000, currency="USDC", provider="adyen")
+    withdrawal_approve(withdrawal_id=approved.pk, acting_user=finance)
+    event = WebhookEvent.objects.create(provider="stripe", event_id="evt_stuck", payload={}, payload_hash="0" * 64)
+    age(approved, minutes=4)
+    WebhookEvent.objects.filter(pk=event.pk).update(received_at=timezone.now() - timedelta(minutes=4))
+    assert detect() == ""
+    age(approved, minutes=5, seconds=1)
+    WebhookEvent.objects.filter(pk=event.pk).update(received_at=timezone.now() - timedelta(minutes=5, seconds=1))
+    lines = detect().splitlines()
+    assert [line.split(" age=")[0] for line in lines] == [
+        f"withdrawal {approved.pk} state=approved", f"webhook_event {event.pk} state=received",
+    ]
+    assert all("(limit 0h05m)" in line for line in lines)
