@@ -109,3 +109,18 @@ def test_unsettled_round_fails(open_round: Callable[..., Any], capsys: Any) -> N
     ok, out = verify(round_obj.code, capsys)
     assert not ok and "nothing revealed yet" in out
 
+
+
+def test_raw_update_of_a_bet_is_refused_by_the_database(
+    open_round: Callable[..., Any], place: Callable[..., Any]
+) -> None:
+    from django.db import DatabaseError, connection
+
+    bet = place(open_round("20250908"), "UP", 2_000_000)
+    with connection.cursor() as cursor:  # as in a fresh transaction: the services' permission is not set
+        cursor.execute("SELECT set_config('backoffice.service_write', '', true)")
+    for column in ("stake_u", "payout_u"):
+        with pytest.raises(DatabaseError, match="red line: UPDATE of rounds_bet"), transaction.atomic():
+            Bet.objects.filter(pk=bet.pk).update(**{column: 1})
+    bet.refresh_from_db()
+    assert (bet.stake_u, bet.payout_u) == (2_000_000, None)
