@@ -82,8 +82,24 @@ def _contradiction(withdrawal: Withdrawal, result: StatusResult) -> str:
     return ""
 
 
-def payout_reconcile(*, withdrawal_id: int) -> Reconciled:
-    """Ask the PSP about one submitted payout and apply its answer; safe to run twice."""
+def _planned(withdrawal: Withdrawal, result: StatusResult) -> str:
+    """What `_apply` would do with this answer (for a dry run)."""
+    contradiction = _contradiction(withdrawal, result) if result.status in (PayoutStatus.PAID,
+                                                                              PayoutStatus.PENDING) else ""
+    if contradiction or result.status in (PayoutStatus.NOT_FOUND, PayoutStatus.UNKNOWN):
+        return f"would go to manual review: {contradiction or result.detail}"
+    return {
+        PayoutStatus.PAID: "would be marked paid (held funds burned)",
+        PayoutStatus.FAILED: "would go to payout_failed (funds stay held)",
+        PayoutStatus.PENDING: "nothing: no final answer yet",
+    }.get(result.status, "nothing: could not ask")
+
+
+def payout_reconcile(*, withdrawal_id: int, dry_run: bool = False) -> Reconciled:
+    """Ask the PSP about one submitted payout and apply its answer; safe to run twice.
+
+    With `dry_run`, ask and report what would happen; record and change nothing.
+    """
     withdrawal = Withdrawal.objects.filter(pk=withdrawal_id).first()
     if withdrawal is None:
         raise WithdrawalNotFound(f"No withdrawal {withdrawal_id}.")
@@ -97,6 +113,8 @@ def payout_reconcile(*, withdrawal_id: int) -> Reconciled:
     except Exception as exc:  # an unexpected library error: record it, change nothing
         logger.exception("status call to %s failed for withdrawal %s", withdrawal.provider, withdrawal_id)
         result = StatusResult(PayoutStatus.ERROR, detail=f"{type(exc).__name__}: {exc}"[:500])
+    if dry_run:
+        return Reconciled(withdrawal_id, str(result.status), f"dry run: {_planned(withdrawal, result)}")
 
     with transaction.atomic():
         withdrawal = withdrawal_lock(withdrawal_id=withdrawal_id)
@@ -143,9 +161,10 @@ def _apply(*, withdrawal: Withdrawal, result: StatusResult, key: str) -> str:
     return "none: no final answer yet" if result.status == PayoutStatus.PENDING else "none: could not ask"
 
 
-def payouts_reconcile(*, older_than_s: int | None = None) -> list[Reconciled]:
+def payouts_reconcile(*, older_than_s: int | None = None, dry_run: bool = False) -> list[Reconciled]:
     """Reconcile every submitted payout waiting longer than the limit (beat and `reconcile_payouts`)."""
-    return [payout_reconcile(withdrawal_id=pk) for pk in payouts_to_reconcile(older_than_s=older_than_s)]
+    return [payout_reconcile(withdrawal_id=pk, dry_run=dry_run)
+            for pk in payouts_to_reconcile(older_than_s=older_than_s)]
 
 
 def resolution_blocker(withdrawal: Withdrawal) -> str:

@@ -98,6 +98,11 @@ def test_a_final_paid_answer_applies_the_webhook_transition_once(
     before = balances(funded_player)
     withdrawal, obj = accepted(stub, funded_player, finance, provider)
     stub.set_object_status(obj["id"], PAID[provider])
+    frozen = snapshot()
+    out = StringIO()
+    call_command("reconcile_payouts", "--withdrawal", str(withdrawal.pk), "--dry-run", stdout=out)
+    assert out.getvalue().strip().endswith("PSP says paid -> dry run: would be marked paid (held funds burned)")
+    assert snapshot() == frozen and not PayoutStatusCheck.objects.exists()
     assert reconcile(withdrawal).endswith("PSP says paid -> paid")
     withdrawal.refresh_from_db()
     assert withdrawal.state == Withdrawal.State.PAID
