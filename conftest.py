@@ -9,6 +9,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from accounts.tests.factories import StaffFactory, UserFactory
+from ops.actors import SystemActor
 
 
 @pytest.fixture
@@ -57,7 +58,7 @@ def fund() -> Callable[..., Any]:
             amount_u=amount_u,
             type="deposit",
             reference=f"test-fund:{user.pk}:{counter['n']}:{amount_u}",
-            system="test",
+            actor=SystemActor("test"),
         )
 
     return _fund

@@ -27,7 +27,7 @@ FINANCE_PERMISSIONS = (
     "rounds.enter_oracle_price",
     "webhooks.replay_webhookevent",
     "ledger.post_adjustment",
-    "ledger.approve_adjustment",
+    "ledger.credit_player",
 )
 
 

@@ -47,6 +47,6 @@ def sessions_invalidate(*, user: Any = None, acting_user: Any, reason: str) -> d
     counts = {"sessions": sessions, "tokens": tokens}
     audit_record(
         actor=acting_user, action="auth.invalidate_sessions", object_type="accounts.user",
-        object_id=str(user.pk) if user else "*", reason=reason, data=counts, system="invalidate_sessions",
+        object_id=str(user.pk) if user else "*", reason=reason, data=counts,
     )
     return counts

@@ -69,6 +69,7 @@ def ledger_worker(worker: int, account_ids: list[int], seconds: float, start_at:
 
     from ledger.models import Account
     from ledger.services import transfer
+    from ops.actors import SystemActor
 
     accounts = {a.pk: a for a in Account.objects.filter(pk__in=account_ids)}
     rng = random.Random(worker)
@@ -81,7 +82,7 @@ def ledger_worker(worker: int, account_ids: list[int], seconds: float, start_at:
         src, dst = rng.sample(account_ids, 2)
         transfer(
             source=accounts[src], destination=accounts[dst], amount_u=rng.randint(1, 1000),
-            type="bench", reference=f"bench-{worker}-{done}",
+            type="bench", reference=f"bench-{worker}-{done}", actor=SystemActor("bench")
         )
         done += 1
     connection.close()

@@ -130,6 +130,7 @@ def _floor(players: list[Any], count: int, concurrency: int, currency: str) -> f
     from django.db import connection
 
     from ledger.services import external_account, transfer, user_account
+    from ops.actors import SystemActor
 
     tag = uuid.uuid4().hex[:8]
     source = external_account(provider="bench-floor", currency=currency)
@@ -138,7 +139,7 @@ def _floor(players: list[Any], count: int, concurrency: int, currency: str) -> f
     def credit(index: int) -> None:
         try:
             transfer(source=source, destination=accounts[index % len(accounts)], amount_u=1_000_000 + index,
-                     type="deposit", reference=f"bench-floor:{tag}:{index}", system="bench")
+                     type="deposit", reference=f"bench-floor:{tag}:{index}", actor=SystemActor("bench"))
         finally:
             if index % concurrency == concurrency - 1:
                 connection.close()

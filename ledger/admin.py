@@ -8,7 +8,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from .currencies import CURRENCIES
-from .models import Account, Adjustment, Entry, Journal, LedgerBreach, ReconciliationRun
+from .models import Account, Entry, Journal, LedgerBreach, ReconciliationRun
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -84,11 +84,3 @@ class ReconciliationRunAdmin(ReadOnlyAdmin):
     list_display = ["id", "started_at", "finished_at", "ok", "breach_count"]
     list_filter = ["ok"]
     inlines = [LedgerBreachInline]
-
-
-@admin.register(Adjustment)
-class AdjustmentAdmin(ReadOnlyAdmin):
-    """Proposals and decisions; made with `manage.py adjustment` so each names its two operators."""
-
-    list_display = ["id", "status", "proposed_by", "decided_by", "reason", "created_at", "decided_at", "journal"]
-    list_filter = ["status"]

@@ -9,3 +9,6 @@ class LedgerConfig(AppConfig):
 
     def ready(self) -> None:
         from . import metrics  # noqa: F401  (registers the database-backed metric families)
+        from .decisions import register_ledger_decisions
+
+        register_ledger_decisions()

@@ -69,6 +69,10 @@ class Journal(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        permissions = [
+            ("post_adjustment", "Can propose or approve a manual ledger adjustment (maker-checker)"),
+            ("credit_player", "Can propose or approve an operator credit (maker-checker)"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.type}:{self.reference}"
@@ -121,37 +125,3 @@ class LedgerBreach(models.Model):
 
     def __str__(self) -> str:
         return f"[{self.invariant}] {self.currency}: {self.detail}"
-
-
-class Adjustment(models.Model):
-    """A manual correction (maker-checker): one operator proposes balanced legs, another approves them.
-
-    Nothing moves at proposal; approval posts one `adjustment` journal through the ledger service.
-    """
-
-    class Status(models.TextChoices):
-        PROPOSED = "proposed"
-        APPROVED = "approved"
-        REJECTED = "rejected"
-
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PROPOSED)
-    legs = models.JSONField(help_text='[{"account_id": 1, "amount_u": -100}, ...], balanced per currency.')
-    reason = models.TextField()
-    proposed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
-    decision_reason = models.TextField(blank=True)
-    journal = models.OneToOneField(Journal, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    created_at = models.DateTimeField(db_default=Now())
-    decided_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-id"]
-        permissions = [
-            ("post_adjustment", "Can propose a manual ledger adjustment"),
-            ("approve_adjustment", "Can approve or reject another operator's adjustment"),
-        ]
-
-    def __str__(self) -> str:
-        return f"adjustment {self.pk} ({self.status})"

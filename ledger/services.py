@@ -12,11 +12,11 @@ import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, connection, transaction
 
-from ops.audit import actor_label
+from ops.actors import Actor, actor_label, actor_user, require_actor, require_player
 
 from .currencies import get_currency
 from .errors import (
@@ -27,8 +27,11 @@ from .errors import (
     ReferenceConflict,
     UnbalancedJournal,
 )
-from .lock_objects import LockedAccount, accounts_lock
+from .lock_objects import LockedAccount, accounts_lock, accounts_lock_from_query
 from .models import Account, Entry, Journal
+
+if TYPE_CHECKING:
+    from accounts.models import User
 
 MAX_AMOUNT_U = 10**17  # far below 2**63, so no sum of a few legs can overflow a bigint
 
@@ -56,8 +59,9 @@ def account_get_or_create(
     return account
 
 
-def user_account(*, user: Any, currency: str, kind: str = Account.Kind.USER_AVAILABLE) -> Account:
-    """Return a player's available or held account in a currency."""
+def user_account(*, user: User, currency: str, kind: str = Account.Kind.USER_AVAILABLE) -> Account:
+    """Return a player's available or held account in a currency; operators have none (NotAPlayer)."""
+    require_player(user, active=False)
     suffix = {Account.Kind.USER_AVAILABLE: "available", Account.Kind.USER_HELD: "held"}[kind]
     return account_get_or_create(name=f"user:{user.public_id}:{suffix}", currency=currency, kind=kind, owner=user)
 
@@ -194,8 +198,7 @@ def journal_post(
     type: str,
     reference: str,
     legs: Sequence[Leg],
-    actor: Any = None,
-    system: str = "system",
+    actor: Actor,
     metadata: Mapping[str, Any] | None = None,
     reverses: Journal | None = None,
 ) -> Journal:
@@ -204,6 +207,7 @@ def journal_post(
     Raises a LedgerError (and changes nothing) on a bad amount, an unknown currency, unbalanced legs,
     an overdraft of an account that may not go negative, or a reference reused with other contents.
     """
+    require_actor(actor)
     _validate_legs(legs)
     if not reference or len(reference) > 200:
         raise InvalidAmount("A posting needs a reference of 1 to 200 characters.")
@@ -221,8 +225,8 @@ def journal_post(
                 reference=reference,
                 fingerprint=fingerprint,
                 metadata=dict(metadata or {}),
-                actor=actor if getattr(actor, "pk", None) is not None else None,
-                actor_label=actor_label(actor, system),
+                actor=actor_user(actor),
+                actor_label=actor_label(actor),
                 reverses=reverses,
             )
             write = _write_postgresql if connection.vendor == "postgresql" and FAST_WRITE else _write_portable
@@ -240,6 +244,90 @@ def journal_post(
         if reverses is not None and Journal.objects.filter(reverses=reverses).exists():
             raise AlreadyReversed(f"Journal {reverses.reference!r} was already reversed.") from exc
         raise
+    journal.replayed = False  # type: ignore[attr-defined]
+    return journal
+
+
+@dataclass(frozen=True)
+class LegQuery:
+    """Legs given by a query of the caller's own tables: `SELECT account_id, amount_u FROM ...`.
+
+    For postings with more legs than belong in Python (a round's payouts). The accounts must all be in
+    the posting's currency; rows with a zero amount are skipped.
+    """
+
+    sql: str
+    params: Sequence[Any]
+
+
+def journal_post_bulk(
+    *,
+    type: str,
+    reference: str,
+    currency: str,
+    legs: Sequence[Leg],
+    leg_query: LegQuery,
+    actor: Actor,
+    metadata: Mapping[str, Any] | None = None,
+) -> Journal:
+    """Post one balanced journal whose legs are `legs` plus the rows of `leg_query`.
+
+    The same guards as `journal_post`: the accounts locked in ascending id order, the currency checked,
+    no account that may not go negative left negative, the journal summing to zero (checked here before
+    the balances move, and by the database at commit), a reference posted at most once. On PostgreSQL
+    the entries and balances are written set-based; elsewhere the query's rows become ordinary legs.
+    """
+    require_actor(actor)
+    get_currency(currency)
+    if connection.vendor != "postgresql" or not FAST_WRITE:
+        with connection.cursor() as cursor:
+            cursor.execute(leg_query.sql, list(leg_query.params))
+            rows = [(int(account_id), int(amount_u)) for account_id, amount_u in cursor.fetchall() if amount_u]
+        accounts = Account.objects.in_bulk([account_id for account_id, _ in rows])
+        all_legs = [*legs, *(Leg(accounts[account_id], amount_u) for account_id, amount_u in rows)]
+        return journal_post(type=type, reference=reference, legs=all_legs, actor=actor, metadata=metadata)
+    for leg in legs:
+        _validate_amount(leg.amount_u)
+    if Journal.objects.filter(reference=reference).exists():
+        raise ReferenceConflict(f"Reference {reference!r} was already posted; nothing was posted.")
+    fixed_ids = [leg.account.pk for leg in legs]
+    fixed_amounts = [leg.amount_u for leg in legs]
+    params = list(leg_query.params)
+    with transaction.atomic():
+        _, foreign = accounts_lock_from_query(sql=leg_query.sql, params=params, extra_ids=fixed_ids,
+                                              currency=currency)
+        if foreign:
+            raise CurrencyMismatch(f"{foreign} accounts in the legs of {reference!r} are not in {currency}.")
+        journal = Journal.objects.create(
+            type=type, reference=reference, metadata=dict(metadata or {}), actor=actor_user(actor),
+            actor_label=actor_label(actor),
+            fingerprint=hashlib.sha256(f"{type}|bulk|{reference}".encode()).hexdigest(),
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO ledger_entry (journal_id, account_id, currency, amount_u)"  # noqa: S608
+                f" SELECT %s, q.account_id, %s, q.amount_u FROM ({leg_query.sql}) AS q(account_id, amount_u)"
+                " WHERE q.amount_u <> 0"
+                " UNION ALL SELECT %s, f.account_id, %s, f.amount_u"
+                " FROM unnest(%s::bigint[], %s::bigint[]) AS f(account_id, amount_u) WHERE f.amount_u <> 0",
+                [journal.pk, currency, *params, journal.pk, currency, fixed_ids, fixed_amounts],
+            )
+            cursor.execute("SELECT COALESCE(SUM(amount_u), 0), COUNT(*) FROM ledger_entry WHERE journal_id = %s",
+                           [journal.pk])
+            total, count = cursor.fetchone()
+            if count < 2 or total != 0:
+                raise UnbalancedJournal(f"{reference!r} has {count} entries summing to {total:+d}; nothing was posted.")
+            try:
+                with transaction.atomic():
+                    cursor.execute(
+                        "UPDATE ledger_account a SET balance_u = a.balance_u + d.delta"
+                        " FROM (SELECT account_id, SUM(amount_u) AS delta FROM ledger_entry"
+                        "       WHERE journal_id = %s GROUP BY account_id) d"
+                        " WHERE a.id = d.account_id AND d.delta <> 0",
+                        [journal.pk],
+                    )
+            except IntegrityError as exc:  # the CHECK on balances that may not go negative
+                raise InsufficientFunds(f"{reference!r} would overdraw an account; nothing was posted.") from exc
     journal.replayed = False  # type: ignore[attr-defined]
     return journal
 
@@ -271,8 +359,7 @@ def transfer(
     amount_u: int,
     type: str,
     reference: str,
-    actor: Any = None,
-    system: str = "system",
+    actor: Actor,
     metadata: Mapping[str, Any] | None = None,
 ) -> Journal:
     """Move a positive amount from one account to another, once per reference."""
@@ -288,14 +375,11 @@ def transfer(
         reference=reference,
         legs=[Leg(source, -amount_u), Leg(destination, amount_u)],
         actor=actor,
-        system=system,
         metadata=metadata,
     )
 
 
-def journal_reverse(
-    *, journal: Journal, reference: str, actor: Any, reason: str, system: str = "system"
-) -> Journal:
+def journal_reverse(*, journal: Journal, reference: str, actor: Actor, reason: str) -> Journal:
     """Post the exact opposite of a journal, linked to it; a journal is reversed at most once."""
     if not reason.strip():
         raise InvalidAmount("A reversal needs a reason.")
@@ -307,23 +391,24 @@ def journal_reverse(
         reference=reference,
         legs=legs,
         actor=actor,
-        system=system,
         metadata={"reason": reason, "reverses": journal.reference},
         reverses=journal,
     )
 
 
-def operator_credit(
-    *, user: Any, amount_u: int, currency: str, actor: Any, reference: str, reason: str
-) -> Journal:
-    """Credit a player's available balance by hand (the house manual's emergency credit), audited."""
+def operator_credit(*, user: User, amount_u: int, currency: str, actor: Actor, reference: str, reason: str) -> Journal:
+    """Credit a player's available balance from `psp:manual`, once per reference, audited.
+
+    Only the maker-checker (`ledger.decisions`) and bootstrap demo data call this: an operator's
+    credit is a proposal that a second operator approves.
+    """
     from ops.audit import audit_record
 
     get_currency(currency)
     _validate_amount(amount_u)
     if amount_u < 0:
         raise InvalidAmount("An operator credit is a positive amount.")
-    if not reason.strip():
+    if not isinstance(reason, str) or not reason.strip():
         raise InvalidAmount("An operator credit needs a reason.")
     with transaction.atomic():
         journal = transfer(
@@ -333,13 +418,11 @@ def operator_credit(
             type="deposit",
             reference=reference,
             actor=actor,
-            system=str(actor),
             metadata={"reason": reason, "channel": "operator"},
         )
         if not journal.replayed:
             audit_record(
                 actor=actor, action="ledger.operator_credit", obj=journal, reason=reason,
                 data={"user": str(user.public_id), "amount_u": amount_u, "currency": currency},
-                system=str(actor),
             )
     return journal

@@ -6,11 +6,15 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import URLPattern, path, reverse
 
 from ledger.admin import ReadOnlyAdmin
 
-from .models import AuditRecord, IdempotencyKey, Switch, Waiver, WorkerRun
+from .approvals import decision_approve, decision_reject, may_approve
+from .errors import ApplicationError
+from .models import AuditRecord, IdempotencyKey, Proposal, Switch, Waiver, WorkerRun
 from .switches import switch_set
 
 
@@ -63,3 +67,71 @@ class SwitchAdmin(admin.ModelAdmin):
 class WaiverAdmin(admin.ModelAdmin):
     list_display = ["check_name", "risk", "owner", "ticket", "deadline", "escalated_at", "closed_at"]
     list_filter = ["risk"]
+
+
+class DecisionReasonForm(forms.Form):
+    """The second operator's reason (required to reject)."""
+
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), max_length=2000, required=False,
+                             label="Reason (kept in the audit log)")
+
+    def __init__(self, *args: Any, required: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["reason"].required = required
+
+
+@admin.register(Proposal)
+class ProposalAdmin(ReadOnlyAdmin):
+    """Manual money decisions under maker-checker: pending ones first; approve is offered to others only."""
+
+    list_display = ["id", "kind", "subject", "state", "proposed_by", "reason", "decided_by", "created_at", "decided_at"]
+    list_filter = ["state", "kind"]
+    search_fields = ["=id", "subject", "proposed_by__email", "decided_by__email", "reason"]
+    list_select_related = ["proposed_by", "decided_by"]
+    change_form_template = "ops/admin/proposal_change_form.html"
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path("<int:proposal_id>/decide/<str:decision>/", self.admin_site.admin_view(self.decide_view),
+                 name="ops_proposal_decide"),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        proposal = Proposal.objects.filter(pk=object_id).first() if str(object_id).isdigit() else None
+        context = dict(extra_context or {})
+        if proposal is not None:
+            context["decisions"] = [{"proposal": proposal, "may_approve": may_approve(proposal=proposal,
+                                                                                      user=request.user)}]
+        return super().change_view(request, object_id, form_url, context)
+
+    def decide_view(self, request: HttpRequest, proposal_id: int, decision: str) -> HttpResponse:
+        """Approve (apply it now) or reject a pending proposal, with a reason."""
+        proposal = Proposal.objects.select_related("proposed_by").filter(pk=proposal_id).first()
+        changelist = reverse("admin:ops_proposal_changelist")
+        if proposal is None or decision not in ("approve", "reject"):
+            self.message_user(request, f"No proposal {proposal_id} to {decision}.", messages.ERROR)
+            return HttpResponseRedirect(changelist)
+        back = reverse("admin:ops_proposal_change", args=[proposal.pk])
+        form = DecisionReasonForm(request.POST or None, required=decision == "reject")
+        if request.method == "POST" and form.is_valid():
+            try:
+                if decision == "approve":
+                    decision_approve(proposal_id=proposal.pk, acting_user=request.user,
+                                     reason=form.cleaned_data["reason"])
+                else:
+                    decision_reject(proposal_id=proposal.pk, acting_user=request.user,
+                                    reason=form.cleaned_data["reason"])
+            except ApplicationError as exc:
+                self.message_user(request, f"{decision.title()} refused: {exc.detail}", messages.ERROR)
+            else:
+                proposal.refresh_from_db()
+                self.message_user(request, f"Proposal {proposal.pk} is now {proposal.state}.", messages.SUCCESS)
+            return HttpResponseRedirect(request.GET.get("next") or back)
+        context = {
+            **self.admin_site.each_context(request), "opts": self.model._meta, "proposal": proposal, "form": form,
+            "title": f"{decision.title()} proposal {proposal.pk}", "back_url": back,
+            "submit_label": "Approve and apply" if decision == "approve" else "Reject",
+        }
+        return render(request, "ops/admin/proposal_decide.html", context)

@@ -9,6 +9,8 @@ class OpsConfig(AppConfig):
 
     def ready(self) -> None:
         from . import ops_metrics  # noqa: F401  (registers worker_runs_total)
+        from .approvals import four_eyes_thresholds
         from .metrics import install_database_collector
 
+        four_eyes_thresholds()  # a bad FOUR_EYES_THRESHOLDS stops the start (ImproperlyConfigured)
         install_database_collector()

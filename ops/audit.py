@@ -4,20 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from .actors import Actor, actor_label, actor_user, require_actor
 from .logging import get_correlation_id
 from .models import AuditRecord
 
-
-def actor_label(actor: Any, system: str = "system") -> str:
-    """Return a readable name for an actor: the user's email, or the system job's name."""
-    if actor is None:
-        return system
-    return getattr(actor, "email", None) or str(actor)
+__all__ = ["actor_label", "audit_record"]
 
 
 def audit_record(
     *,
-    actor: Any,
+    actor: Actor,
     action: str,
     obj: Any = None,
     object_type: str = "",
@@ -26,16 +22,15 @@ def audit_record(
     from_state: str = "",
     to_state: str = "",
     data: dict[str, Any] | None = None,
-    system: str = "system",
 ) -> AuditRecord:
     """Record one business action (call it inside the transaction that makes the change)."""
+    require_actor(actor)
     if obj is not None:
         object_type = object_type or obj._meta.label_lower
         object_id = object_id or str(obj.pk)
-    user = actor if getattr(actor, "pk", None) is not None and hasattr(actor, "email") else None
     return AuditRecord.objects.create(
-        actor=user,
-        actor_label=actor_label(actor, system),
+        actor=actor_user(actor),
+        actor_label=actor_label(actor),
         action=action,
         object_type=object_type,
         object_id=object_id,

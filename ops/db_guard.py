@@ -1,6 +1,6 @@
 """The red line, enforced by PostgreSQL: money rows change only inside a service's transaction.
 
-Triggers (migration `ops.0003_red_line_triggers`) refuse an UPDATE of a withdrawal's state or amount,
+Triggers (migration `ops.0004_red_line_triggers`) refuse an UPDATE of a withdrawal's state or amount,
 a deposit's money columns, or a bet's stake, side or payout, unless the transaction first called
 `service_write_allow()`. Only the services' lock helpers call it (`payouts.lock_objects.withdrawal_lock`,
 `rounds.lock_objects`, `webhooks.services.webhook_event_process`), so a manual

@@ -120,3 +120,10 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
                    if k.lower() in ("www-authenticate", "retry-after", "allow")}
         return problem_response(_drf_problem(exc), headers=headers)
     return None
+
+
+class NotAPlayer(Forbidden):
+    """Staff are never players: they hold no balance, bet, deposit or withdraw."""
+
+    code = "accounts/not-a-player"
+    title = "Operator accounts cannot play"

@@ -116,3 +116,47 @@ class WorkerRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.worker} {self.result} at {self.finished_at:%Y-%m-%d %H:%M:%S}"
+
+
+class Proposal(models.Model):
+    """A manual money decision under maker-checker: one operator proposes, a different one approves.
+
+    One mechanism for every kind (withdrawal approval, manual payout resolution, ledger adjustment,
+    forced round result, operator credit): see `ops.approvals`. Below its currency's threshold a
+    decision needs one operator and is applied when proposed; the row records it all the same.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending (awaiting a second operator)"
+        APPLIED = "applied", "Applied"
+        REJECTED = "rejected", "Rejected"
+        CANCELLED = "cancelled", "Cancelled (its subject moved on)"
+
+    kind = models.CharField(max_length=50, db_index=True)
+    subject = models.CharField(max_length=100, help_text="What it decides on, e.g. payouts.withdrawal:12.")
+    payload = models.JSONField(default=dict, blank=True)
+    amounts = models.JSONField(default=dict, blank=True, help_text='Money at stake per currency: {"USD": 1000}.')
+    parties = models.JSONField(default=list, blank=True, help_text="Ids of the users whose money it moves.")
+    needs_second_operator = models.BooleanField(default=True)
+    reason = models.TextField()
+    evidence = models.TextField(blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING, db_index=True)
+    proposed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decision_reason = models.TextField(blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "subject"], condition=models.Q(state="pending"), name="ops_proposal_one_pending",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"proposal {self.pk} {self.kind} {self.subject} ({self.state})"

@@ -6,6 +6,7 @@ import logging
 
 from django.utils import timezone
 
+from .actors import SystemActor
 from .audit import audit_record
 from .models import Waiver
 
@@ -21,7 +22,7 @@ def waivers_escalate_overdue() -> list[Waiver]:
     for waiver in overdue:
         waiver.escalated_at = now
         waiver.save(update_fields=["escalated_at"])
-        audit_record(actor="waiver-escalation", action="ops.waiver.escalate", obj=waiver,
+        audit_record(actor=SystemActor("waiver-escalation"), action="ops.waiver.escalate", obj=waiver,
                      reason=f"high-risk waiver past its deadline {waiver.deadline:%Y-%m-%d}")
         logger.error("ESCALATION: high-risk waiver %s (%s, ticket %s, owner %s) is past its deadline",
                      waiver.pk, waiver.check_name, waiver.ticket, waiver.owner)

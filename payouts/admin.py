@@ -17,15 +17,16 @@ from django.urls import URLPattern, path, reverse
 from django_fsm import can_proceed, has_transition_perm
 
 from ledger.currencies import get_currency
+from ops.approvals import audit_trail_with_decisions, may_approve, proposals_for_subject
 from ops.errors import ApplicationError
 
 from .models import ManualReviewWithdrawal, PayoutAttempt, PayoutEvent, Withdrawal
 from .selectors import (
     withdrawal_attempts,
-    withdrawal_audit_trail,
     withdrawal_entries,
     withdrawal_get_for_staff,
     withdrawal_pending_signoffs,
+    withdrawal_subject,
 )
 from .services import (
     RESOLVE_DECISIONS,
@@ -131,14 +132,25 @@ class WithdrawalAdmin(admin.ModelAdmin):
         ]
 
     def available_actions(self, request: HttpRequest, withdrawal: Withdrawal) -> list[dict[str, str]]:
-        """Return the buttons this operator may press on this withdrawal now."""
+        """Return the buttons this operator may press on this withdrawal now.
+
+        A decision this operator proposed is not offered again (a different operator must approve it);
+        one proposed by someone else is offered as the second pair of eyes.
+        """
         opts = self.model._meta
+        pending = {s["action"]: s for s in withdrawal_pending_signoffs(withdrawal=withdrawal)}
         buttons = []
         for action, spec in OPERATOR_ACTIONS.items():
             method = getattr(withdrawal, action)
-            if can_proceed(method) and has_transition_perm(method, request.user):
-                url = reverse(f"admin:{opts.app_label}_{opts.model_name}_act", args=[withdrawal.pk, action])
-                buttons.append({"action": action, "label": spec["label"], "url": url})
+            if not (can_proceed(method) and has_transition_perm(method, request.user)):
+                continue
+            label = spec["label"]
+            if action in pending:
+                if pending[action]["operator"] == request.user.email:
+                    continue
+                label = f"{label}: second operator"
+            url = reverse(f"admin:{opts.app_label}_{opts.model_name}_act", args=[withdrawal.pk, action])
+            buttons.append({"action": action, "label": label, "url": url})
         return buttons
 
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
@@ -148,12 +160,15 @@ class WithdrawalAdmin(admin.ModelAdmin):
             withdrawal = withdrawal_get_for_staff(withdrawal_id=object_id)
         except ApplicationError:
             return super().change_view(request, object_id, form_url, extra_context)
+        subject = withdrawal_subject(withdrawal.pk)
         context.update(
             operator_actions=self.available_actions(request, withdrawal),
             ledger_entries=withdrawal_entries(withdrawal=withdrawal),
-            audit_trail=withdrawal_audit_trail(withdrawal=withdrawal),
+            audit_trail=audit_trail_with_decisions(object_type="payouts.withdrawal", object_id=str(withdrawal.pk),
+                                                   subject=subject),
             payout_attempts=withdrawal_attempts(withdrawal=withdrawal),
-            pending_signoffs=withdrawal_pending_signoffs(withdrawal=withdrawal),
+            decisions=[{"proposal": p, "may_approve": may_approve(proposal=p, user=request.user)}
+                       for p in proposals_for_subject(subject=subject)],
             payout_events=withdrawal.events.order_by("id"),
         )
         return super().change_view(request, object_id, form_url, context)
@@ -180,8 +195,8 @@ class WithdrawalAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{spec['label']} refused: {exc.detail}", messages.ERROR)
             else:
                 if after.state == withdrawal.state:
-                    self.message_user(request, "Your sign-off is recorded; a second operator must confirm.",
-                                      messages.WARNING)
+                    self.message_user(request, "Proposed; above the four-eyes threshold a different operator "
+                                      "must approve it.", messages.WARNING)
                 else:
                     self.message_user(request, f"Withdrawal {after.pk} is now {after.state}.", messages.SUCCESS)
             return HttpResponseRedirect(change_url)

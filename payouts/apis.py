@@ -21,6 +21,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.permissions import IsPlayerToWrite
 from ledger.currencies import CURRENCIES
 from ops.idempotency import HEADER, idempotent, idempotent_call
 
@@ -109,9 +110,10 @@ class WithdrawalsApi(APIView):
     """`GET /v1/withdrawals`: the player's own withdrawals. `POST`: request one (Idempotency-Key required).
 
     One URL serves both methods, so this view holds two operations, each with its own serializers.
+    Only players may request one (operators get 403 `accounts/not-a-player`).
     """
 
-    permission_classes = [IsAuthenticated]
+    permission_classes = [IsPlayerToWrite]
 
     @extend_schema_serializer(component_name="WithdrawalCreateInput")
     class InputSerializer(serializers.Serializer):

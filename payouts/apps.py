@@ -10,3 +10,6 @@ class PayoutsConfig(AppConfig):
     def ready(self) -> None:
         # Registers the held_equals_withdrawals invariant and the manual-review metrics.
         from . import invariants, metrics  # noqa: F401
+        from .services import register_withdrawal_decisions
+
+        register_withdrawal_decisions()

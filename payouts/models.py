@@ -128,28 +128,6 @@ class ManualReviewWithdrawal(Withdrawal):
         verbose_name_plural = "manual review queue"
 
 
-class WithdrawalApproval(models.Model):
-    """One operator's sign-off on an action that needs four eyes (approval or manual resolution)."""
-
-    withdrawal = models.ForeignKey(Withdrawal, on_delete=models.PROTECT, related_name="approvals")
-    action = models.CharField(max_length=30)
-    generation = models.PositiveIntegerField(help_text="The payout attempt this sign-off is about.")
-    operator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    reason = models.TextField(blank=True)
-    created_at = models.DateTimeField(db_default=Now())
-
-    class Meta:
-        ordering = ["id"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["withdrawal", "action", "generation", "operator"], name="payouts_approval_once_per_operator"
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.action} of #{self.withdrawal_id} by {self.operator_id}"
-
-
 class PayoutAttempt(models.Model):
     """One call to a PSP for a withdrawal; calls sharing an idempotency key are one payout at the PSP."""
 

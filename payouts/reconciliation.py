@@ -31,6 +31,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from ops.actors import SystemActor
+
 from .errors import InvalidTransition, WithdrawalNotFound
 from .lock_objects import withdrawal_lock
 from .models import PayoutStatusCheck, Withdrawal
@@ -39,7 +41,7 @@ from .services import _burn, _transition
 
 logger = logging.getLogger(__name__)
 
-RECONCILER = "payout-reconciler"
+RECONCILER = SystemActor("payout-reconciler")
 
 
 def reconcile_after_s() -> int:

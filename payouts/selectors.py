@@ -13,10 +13,10 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from ledger.models import Entry, Journal
-from ops.models import AuditRecord
+from ops.models import AuditRecord, Proposal
 
 from .errors import WithdrawalNotFound
-from .models import PayoutAttempt, PayoutEvent, Withdrawal, WithdrawalApproval
+from .models import PayoutAttempt, PayoutEvent, Withdrawal
 
 logger = logging.getLogger(__name__)
 
@@ -75,17 +75,21 @@ def withdrawal_attempts(*, withdrawal: Withdrawal) -> QuerySet[PayoutAttempt]:
     return PayoutAttempt.objects.filter(withdrawal=withdrawal).order_by("id")
 
 
+def withdrawal_subject(withdrawal_id: int) -> str:
+    """The maker-checker subject of a withdrawal's decisions."""
+    return f"payouts.withdrawal:{withdrawal_id}"
+
+
 def withdrawal_pending_signoffs(*, withdrawal: Withdrawal) -> list[dict[str, Any]]:
-    """Return four-eyes sign-offs recorded for the current state and attempt, awaiting a second operator."""
-    actions = {
-        Withdrawal.State.REQUESTED: ["approve"],
-        Withdrawal.State.PAYOUT_FAILED: ["confirm_sent", "refund_failed", "retry"],
-        Withdrawal.State.PAYOUT_SUBMITTED: ["confirm_sent", "refund_failed"],
-    }.get(withdrawal.state, [])
-    rows = WithdrawalApproval.objects.filter(
-        withdrawal=withdrawal, action__in=actions, generation=withdrawal.payout_generation
-    ).select_related("operator")
-    return [{"action": r.action, "operator": r.operator.email, "reason": r.reason, "at": r.created_at} for r in rows]
+    """Return the decisions proposed on this withdrawal that await a second operator."""
+    rows = Proposal.objects.filter(
+        subject=withdrawal_subject(withdrawal.pk), state=Proposal.State.PENDING
+    ).select_related("proposed_by")
+    return [
+        {"proposal_id": p.pk, "action": p.payload.get("decision", "approve"), "operator": p.proposed_by.email,
+         "reason": p.reason, "at": p.created_at}
+        for p in rows
+    ]
 
 
 def payouts_waiting(*, older_than_s: int | None = None) -> list[int]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -25,8 +25,10 @@ from ledger.currencies import get_currency
 from ledger.errors import InvalidAmount
 from ledger.models import Account, Journal
 from ledger.services import MAX_AMOUNT_U, external_account, transfer, user_account
+from ops.actors import PAYOUT_WORKER, Actor, SystemActor, is_operator, require_actor, require_operator, require_player
+from ops.approvals import DecisionKind, decision_propose, decisions_cancel, register_decision
 from ops.audit import actor_label, audit_record
-from ops.models import Switch
+from ops.models import Proposal, Switch
 from ops.switches import switch_is_on, switch_set
 
 from .errors import (
@@ -34,20 +36,23 @@ from .errors import (
     InvalidTransition,
     InvalidWithdrawal,
     ReasonRequired,
-    SecondOperatorRequired,
     TransitionForbidden,
     WithdrawalNotFound,
 )
 from .lock_objects import withdrawal_lock
-from .models import PayoutAttempt, PayoutEvent, Withdrawal, WithdrawalApproval
+from .models import PayoutAttempt, PayoutEvent, Withdrawal
 from .providers import Outcome, SubmitResult, get_provider
+from .selectors import withdrawal_subject
+
+if TYPE_CHECKING:
+    from accounts.models import User
 
 logger = logging.getLogger(__name__)
 
-PAYOUT_WORKER = "payout-worker"
 SYSTEM_ACTIONS = frozenset({"submit", "mark_paid", "mark_failed"})
 RESOLVE_DECISIONS = ("confirm_sent", "refund_failed", "retry")
-FOUR_EYES_ACTIONS = frozenset({"approve", *RESOLVE_DECISIONS})
+APPROVE_KIND = "payouts.approve"
+RESOLVE_KIND = "payouts.resolve"
 ACTION_LABELS = {
     "approve": "approve",
     "reject": "reject",
@@ -63,11 +68,6 @@ ACTION_LABELS = {
 
 # --- Settings ------------------------------------------------------------------------------
 
-def four_eyes_threshold_u() -> int:
-    """Amounts above this need two different operators to approve or resolve."""
-    return int(getattr(settings, "FOUR_EYES_THRESHOLD_U", 1_000_000_000))
-
-
 def auto_pause_after_failures() -> int:
     """Consecutive PSP failures after which payouts pause themselves."""
     return int(getattr(settings, "PAYOUT_AUTO_PAUSE_AFTER_FAILURES", 5))
@@ -75,18 +75,15 @@ def auto_pause_after_failures() -> int:
 
 # --- Helpers -------------------------------------------------------------------------------
 
-def _is_person(actor: Any) -> bool:
-    return getattr(actor, "pk", None) is not None and hasattr(actor, "email")
-
-
 def _require_reason(reason: Any) -> str:
     if not isinstance(reason, str) or not reason.strip():
         raise ReasonRequired("Give a reason for this decision; it is kept in the audit log. Nothing was changed.")
     return reason.strip()
 
 
-def _authorize(*, withdrawal: Withdrawal, action: str, actor: Any) -> None:
+def _authorize(*, withdrawal: Withdrawal, action: str, actor: Actor) -> None:
     """Refuse unless the transition is possible now and this actor may fire it."""
+    require_actor(actor)
     method = getattr(withdrawal, action)
     if not can_proceed(method):
         raise InvalidTransition(
@@ -94,19 +91,21 @@ def _authorize(*, withdrawal: Withdrawal, action: str, actor: Any) -> None:
             extra={"withdrawal_id": withdrawal.pk, "state": withdrawal.state},
         )
     if action in SYSTEM_ACTIONS:
-        if _is_person(actor):
+        if not isinstance(actor, SystemActor):
             raise TransitionForbidden(f"Only the payout system may {ACTION_LABELS[action]} a withdrawal.")
         return
-    if not _is_person(actor) or not has_transition_perm(method, actor):
+    if isinstance(actor, SystemActor) or not has_transition_perm(method, actor):
         raise TransitionForbidden(
             f"{actor_label(actor)} may not {ACTION_LABELS[action]} withdrawal {withdrawal.pk}. Nothing was changed."
         )
     if action != "cancel" and actor.pk == withdrawal.user_id:
         raise TransitionForbidden("Nobody may decide on their own withdrawal.")
+    if action != "cancel" and not is_operator(actor):
+        raise TransitionForbidden(f"Only an active operator may {ACTION_LABELS[action]} a withdrawal.")
 
 
 def _transition(
-    *, withdrawal: Withdrawal, action: str, actor: Any, reason: str = "", data: dict[str, Any] | None = None
+    *, withdrawal: Withdrawal, action: str, actor: Actor, reason: str = "", data: dict[str, Any] | None = None
 ) -> None:
     """Fire one transition on a locked withdrawal, save it and write the audit record."""
     _authorize(withdrawal=withdrawal, action=action, actor=actor)
@@ -126,51 +125,22 @@ def _transition(
         from_state=from_state,
         to_state=withdrawal.state,
         data={"amount_u": withdrawal.amount_u, "currency": withdrawal.currency, **(data or {})},
-        system=actor_label(actor),
     )
+    if action in SYSTEM_ACTIONS or action in ("cancel", "reject"):
+        # Decisions pending on the old state can no longer apply.
+        decisions_cancel(subject=withdrawal_subject(withdrawal.pk), actor=actor,
+                         reason=f"withdrawal {withdrawal.pk} is now {withdrawal.state}")
 
 
-def _four_eyes_ready(*, withdrawal: Withdrawal, action: str, actor: Any, reason: str) -> bool:
-    """Return True when the action may happen now; otherwise record this operator's sign-off.
-
-    Above the threshold an action needs sign-offs from two different operators on the same
-    decision (for manual resolution: on the same failed payout attempt).
-    """
-    if action not in FOUR_EYES_ACTIONS or withdrawal.amount_u <= four_eyes_threshold_u():
-        return True
-    signoffs = WithdrawalApproval.objects.filter(
-        withdrawal=withdrawal, action=action, generation=withdrawal.payout_generation
-    )
-    if signoffs.filter(operator=actor).exists():
-        raise SecondOperatorRequired(
-            f"You already signed off to {ACTION_LABELS[action]} withdrawal {withdrawal.pk}; "
-            "a different operator must confirm it.",
-            extra={"withdrawal_id": withdrawal.pk, "action": action},
-        )
-    has_other = signoffs.exclude(operator=actor).exists()
-    WithdrawalApproval.objects.create(
-        withdrawal=withdrawal, action=action, generation=withdrawal.payout_generation, operator=actor, reason=reason
-    )
-    if has_other:
-        return True
-    audit_record(
-        actor=actor,
-        action=f"payouts.withdrawal.{action}.signoff",
-        obj=withdrawal,
-        object_type="payouts.withdrawal",
-        reason=reason,
-        from_state=withdrawal.state,
-        to_state=withdrawal.state,
-        data={"amount_u": withdrawal.amount_u, "threshold_u": four_eyes_threshold_u(), "awaiting": "second operator"},
-    )
-    return False
+def _withdrawal_id(subject: str) -> int:
+    return int(subject.rsplit(":", 1)[1])
 
 
 def _hold_reference(withdrawal: Withdrawal) -> str:
     return f"withdrawal:{withdrawal.pk}:hold"
 
 
-def _release(*, withdrawal: Withdrawal, actor: Any, reason: str) -> Journal:
+def _release(*, withdrawal: Withdrawal, actor: Actor, reason: str) -> Journal:
     """Move the held funds back to the player's available balance (once per withdrawal)."""
     return transfer(
         source=user_account(user=withdrawal.user, currency=withdrawal.currency, kind=Account.Kind.USER_HELD),
@@ -179,12 +149,11 @@ def _release(*, withdrawal: Withdrawal, actor: Any, reason: str) -> Journal:
         type="withdrawal_release",
         reference=f"withdrawal:{withdrawal.pk}:release",
         actor=actor,
-        system=actor_label(actor),
         metadata={"withdrawal_id": withdrawal.pk, "reason": reason, "state": withdrawal.state},
     )
 
 
-def _burn(*, withdrawal: Withdrawal, actor: Any, reason: str) -> Journal:
+def _burn(*, withdrawal: Withdrawal, actor: Actor, reason: str) -> Journal:
     """Move the held funds out to the PSP's clearing account: the money has left (once per withdrawal)."""
     return transfer(
         source=user_account(user=withdrawal.user, currency=withdrawal.currency, kind=Account.Kind.USER_HELD),
@@ -193,7 +162,6 @@ def _burn(*, withdrawal: Withdrawal, actor: Any, reason: str) -> Journal:
         type="payout",
         reference=f"withdrawal:{withdrawal.pk}:payout",
         actor=actor,
-        system=actor_label(actor),
         metadata={"withdrawal_id": withdrawal.pk, "reason": reason, "psp_reference": withdrawal.psp_reference},
     )
 
@@ -212,7 +180,7 @@ def _schedule_payout(withdrawal: Withdrawal) -> None:
 
 # --- Player actions ------------------------------------------------------------------------
 
-def withdrawal_validate(*, user: Any, amount_u: Any, currency: Any, provider: Any, destination: Any = None) -> None:
+def withdrawal_validate(*, user: User, amount_u: Any, currency: Any, provider: Any, destination: Any = None) -> None:
     """Refuse a withdrawal request that could never be valid (changes nothing)."""
     if isinstance(amount_u, bool) or not isinstance(amount_u, int):
         raise InvalidAmount(f"amount_u must be a whole number of minor units, not {type(amount_u).__name__}.")
@@ -224,27 +192,27 @@ def withdrawal_validate(*, user: Any, amount_u: Any, currency: Any, provider: An
     get_provider(provider)
     if destination is not None and not isinstance(destination, dict):
         raise InvalidWithdrawal("destination must be an object.")
-    if getattr(user, "is_staff", False):
-        raise InvalidWithdrawal("Operator accounts cannot withdraw; withdrawals are for players.")
-    if not getattr(user, "is_active", False):
-        raise InvalidWithdrawal("This account is not active.")
+    require_player(user)
 
 
 def withdrawal_request(
     *,
-    user: Any,
+    user: User,
     amount_u: int,
     currency: str,
     provider: str,
     destination: dict[str, Any] | None = None,
-    acting_user: Any = None,
+    acting_user: Actor | None = None,
 ) -> Withdrawal:
     """Hold the funds (available -> held) and create the withdrawal in `requested`.
+
+    The player acts, or an operator on the player's behalf (the `withdraw` command); either way the
+    withdrawal then waits for an operator's approval.
 
     Raises InsufficientFunds (422) and changes nothing when the available balance is too small.
     """
     withdrawal_validate(user=user, amount_u=amount_u, currency=currency, provider=provider, destination=destination)
-    actor = acting_user if acting_user is not None else user
+    actor = require_actor(acting_user if acting_user is not None else user)
     with transaction.atomic():
         withdrawal = Withdrawal.objects.create(
             user=user, amount_u=amount_u, currency=currency, provider=provider, destination=destination or {}
@@ -256,7 +224,6 @@ def withdrawal_request(
             type="withdrawal_hold",
             reference=_hold_reference(withdrawal),
             actor=actor,
-            system=actor_label(actor),
             metadata={"withdrawal_id": withdrawal.pk, "provider": provider},
         )
         audit_record(
@@ -265,16 +232,16 @@ def withdrawal_request(
             obj=withdrawal,
             to_state=withdrawal.state,
             data={"amount_u": amount_u, "currency": currency, "provider": provider, "user": str(user.public_id)},
-            system=actor_label(actor),
         )
     return withdrawal
 
 
-def withdrawal_cancel(*, withdrawal_id: int, acting_user: Any, reason: str = "") -> Withdrawal:
+def withdrawal_cancel(*, withdrawal_id: int, acting_user: Actor, reason: str = "") -> Withdrawal:
     """The player cancels a withdrawal still `requested`; the held funds are released."""
+    require_actor(acting_user)
     with transaction.atomic():
         withdrawal = withdrawal_lock(withdrawal_id=withdrawal_id)
-        if not _is_person(acting_user) or withdrawal.user_id != acting_user.pk:
+        if isinstance(acting_user, SystemActor) or withdrawal.user_id != acting_user.pk:
             raise WithdrawalNotFound(f"No withdrawal {withdrawal_id}.")
         reason = reason.strip() if isinstance(reason, str) and reason.strip() else "cancelled by the player"
         _transition(withdrawal=withdrawal, action="cancel", actor=acting_user, reason=reason)
@@ -282,26 +249,29 @@ def withdrawal_cancel(*, withdrawal_id: int, acting_user: Any, reason: str = "")
     return withdrawal
 
 
-# --- Operator actions ----------------------------------------------------------------------
+# --- Operator decisions (maker-checker, ops.approvals) ---------------------------------------
 
-def withdrawal_approve(*, withdrawal_id: int, acting_user: Any, reason: str = "") -> Withdrawal:
-    """Approve a requested withdrawal (no money moves); above the threshold, the second operator completes it.
+def withdrawal_approve(*, withdrawal_id: int, acting_user: Actor, reason: str = "") -> Withdrawal:
+    """Approve a requested withdrawal (no money moves); queue the payout worker after commit.
 
-    On approval the payout worker is queued after commit.
+    Above its currency's four-eyes threshold the first operator's approval is a proposal and a
+    different operator's approval applies it (the withdrawal stays `requested` until then).
     """
-    reason = reason.strip() if isinstance(reason, str) else ""
+    reason = reason.strip() if isinstance(reason, str) and reason.strip() else "approved"
     with transaction.atomic():
         withdrawal = withdrawal_lock(withdrawal_id=withdrawal_id)
         _authorize(withdrawal=withdrawal, action="approve", actor=acting_user)
-        if not _four_eyes_ready(withdrawal=withdrawal, action="approve", actor=acting_user, reason=reason):
-            return withdrawal
-        _transition(withdrawal=withdrawal, action="approve", actor=acting_user, reason=reason)
-        _schedule_payout(withdrawal)
+        decision_propose(
+            kind=APPROVE_KIND, subject=withdrawal_subject(withdrawal.pk), payload={},
+            amounts={withdrawal.currency: withdrawal.amount_u}, parties=[withdrawal.user_id],
+            reason=reason, acting_user=acting_user,
+        )
+        withdrawal.refresh_from_db()
     return withdrawal
 
 
-def withdrawal_reject(*, withdrawal_id: int, acting_user: Any, reason: str) -> Withdrawal:
-    """Reject a requested withdrawal with a reason; the held funds are released."""
+def withdrawal_reject(*, withdrawal_id: int, acting_user: Actor, reason: str) -> Withdrawal:
+    """Reject a requested withdrawal with a reason; the held funds are released (back to the player)."""
     reason = _require_reason(reason)
     with transaction.atomic():
         withdrawal = withdrawal_lock(withdrawal_id=withdrawal_id)
@@ -310,13 +280,14 @@ def withdrawal_reject(*, withdrawal_id: int, acting_user: Any, reason: str) -> W
     return withdrawal
 
 
-def withdrawal_resolve(*, withdrawal_id: int, acting_user: Any, decision: str, reason: str) -> Withdrawal:
+def withdrawal_resolve(*, withdrawal_id: int, acting_user: Actor, decision: str, reason: str) -> Withdrawal:
     """Manual review of a failed payout: `confirm_sent` (burn), `refund_failed` (release) or `retry`.
 
     `confirm_sent` / `refund_failed` also apply to a payout still `payout_submitted` once the PSP was asked
     (`payouts.reconciliation.resolution_blocker`).
 
-    A reason is required. Above the threshold, two different operators must make the same decision.
+    A reason is required. Above the threshold, two different operators must make the same decision
+    on the same payout attempt: the first proposes it, the second applies it.
     """
     if decision not in RESOLVE_DECISIONS:
         raise InvalidWithdrawal(f"decision must be one of {', '.join(RESOLVE_DECISIONS)}; got {decision!r}.")
@@ -328,19 +299,66 @@ def withdrawal_resolve(*, withdrawal_id: int, acting_user: Any, decision: str, r
             from .reconciliation import require_resolvable  # no answer from the PSP yet: ask it first
 
             require_resolvable(withdrawal)
-        if not _four_eyes_ready(withdrawal=withdrawal, action=decision, actor=acting_user, reason=reason):
-            return withdrawal
-        if decision == "retry":
-            withdrawal.payout_generation += 1
-        _transition(withdrawal=withdrawal, action=decision, actor=acting_user, reason=reason,
-                    data={"decision": decision, "generation": withdrawal.payout_generation})
-        if decision == "confirm_sent":
-            _burn(withdrawal=withdrawal, actor=acting_user, reason=reason)
-        elif decision == "refund_failed":
-            _release(withdrawal=withdrawal, actor=acting_user, reason=reason)
-        else:
-            _schedule_payout(withdrawal)
+        decision_propose(
+            kind=RESOLVE_KIND, subject=withdrawal_subject(withdrawal.pk),
+            payload={"decision": decision, "generation": withdrawal.payout_generation},
+            amounts={withdrawal.currency: withdrawal.amount_u}, parties=[withdrawal.user_id],
+            reason=reason, acting_user=acting_user,
+        )
+        withdrawal.refresh_from_db()
     return withdrawal
+
+
+def _lock_subject(subject: str) -> Withdrawal:
+    return withdrawal_lock(withdrawal_id=_withdrawal_id(subject))
+
+
+def _maker_data(proposal: Proposal, checker: User) -> dict[str, Any]:
+    return {"proposal": proposal.pk, "proposed_by": proposal.proposed_by.email, "approved_by": checker.email}
+
+
+def _apply_approve(proposal: Proposal, checker: User) -> dict[str, Any]:
+    """Apply an approval (the checker fires the transition); the payout worker is queued after commit."""
+    withdrawal = _lock_subject(proposal.subject)
+    _transition(withdrawal=withdrawal, action="approve", actor=checker, reason=proposal.reason,
+                data=_maker_data(proposal, checker))
+    _schedule_payout(withdrawal)
+    return {"withdrawal": withdrawal.pk, "state": withdrawal.state}
+
+
+def _apply_resolve(proposal: Proposal, checker: User) -> dict[str, Any]:
+    """Apply a manual resolution: burn, release, or a new payout attempt."""
+    withdrawal = _lock_subject(proposal.subject)
+    decision = proposal.payload["decision"]
+    if proposal.payload.get("generation") != withdrawal.payout_generation:
+        raise InvalidTransition(
+            f"Proposal {proposal.pk} was about payout attempt {proposal.payload.get('generation')}; "
+            f"withdrawal {withdrawal.pk} is on attempt {withdrawal.payout_generation}. Nothing was changed."
+        )
+    if decision == "retry":
+        withdrawal.payout_generation += 1
+    _transition(withdrawal=withdrawal, action=decision, actor=checker, reason=proposal.reason,
+                data={"decision": decision, "generation": withdrawal.payout_generation,
+                      **_maker_data(proposal, checker)})
+    if decision == "confirm_sent":
+        _burn(withdrawal=withdrawal, actor=checker, reason=proposal.reason)
+    elif decision == "refund_failed":
+        _release(withdrawal=withdrawal, actor=checker, reason=proposal.reason)
+    else:
+        _schedule_payout(withdrawal)
+    return {"withdrawal": withdrawal.pk, "state": withdrawal.state, "decision": decision}
+
+
+def register_withdrawal_decisions() -> None:
+    """Offer withdrawal approval and manual resolution to the maker-checker."""
+    register_decision(DecisionKind(
+        name=APPROVE_KIND, label="approve a withdrawal", permission="payouts.approve_withdrawal",
+        lock=_lock_subject, apply=_apply_approve,
+    ))
+    register_decision(DecisionKind(
+        name=RESOLVE_KIND, label="resolve a failed payout", permission="payouts.resolve_withdrawal",
+        lock=_lock_subject, apply=_apply_resolve,
+    ))
 
 
 # --- The payout worker ---------------------------------------------------------------------
@@ -366,7 +384,7 @@ class PayoutRun:
         return self.status in (Outcome.AMBIGUOUS, Outcome.ERROR)
 
 
-def payout_submit(*, withdrawal_id: int, acting_user: Any = PAYOUT_WORKER) -> PayoutRun:
+def payout_submit(*, withdrawal_id: int, acting_user: SystemActor = PAYOUT_WORKER) -> PayoutRun:
     """Submit the withdrawal's payout to its PSP in three phases; safe to run twice.
 
     (a) short transaction: lock, check the switches, approved -> payout_submitted, record the attempt;
@@ -509,7 +527,7 @@ def payout_event_process(*, notice: PayoutNotice) -> tuple[PayoutEvent, bool]:
     paid: payout_submitted -> paid (burn). failed/returned: payout_submitted -> payout_failed (funds
     stay held). A notice that does not fit the current state is stored and logged for review.
     """
-    actor = f"webhook:{notice.provider}"
+    actor = SystemActor(f"webhook:{notice.provider}")
     with transaction.atomic():
         try:
             with transaction.atomic():
@@ -524,7 +542,7 @@ def payout_event_process(*, notice: PayoutNotice) -> tuple[PayoutEvent, bool]:
     return event, False
 
 
-def _apply_notice(*, notice: PayoutNotice, event: PayoutEvent, actor: str) -> str:
+def _apply_notice(*, notice: PayoutNotice, event: PayoutEvent, actor: SystemActor) -> str:
     if notice.outcome not in ("paid", "failed"):
         return f"ignored: {notice.event_type} does not settle a payout"
     withdrawal_id, key = _find_withdrawal_id(notice)
@@ -558,8 +576,9 @@ def _apply_notice(*, notice: PayoutNotice, event: PayoutEvent, actor: str) -> st
     return "payout_failed"
 
 
-def payout_event_mark_reviewed(*, event_id: int, acting_user: Any, reason: str) -> PayoutEvent:
+def payout_event_mark_reviewed(*, event_id: int, acting_user: Actor, reason: str) -> PayoutEvent:
     """Acknowledge a payout webhook that needed review (after acting on it), with a reason, audited."""
+    require_operator(acting_user, permission="payouts.resolve_withdrawal", what="review payout events")
     reason = _require_reason(reason)
     with transaction.atomic():
         event = PayoutEvent.objects.select_for_update().filter(pk=event_id).first()

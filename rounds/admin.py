@@ -1,8 +1,9 @@
 """The operators' console for rounds: pools, bets (read-only), settlement breakdown, prices, forced results.
 
-Nothing money-related is editable here: every field is read-only. The price-entry form and the
-force-result request (operator A proposes, a different operator B approves) call `rounds.services`,
-which check permissions, lock the round, move the money and write the audit records.
+Nothing money-related is editable here: every field is read-only. The price-entry form, the
+forced-result proposal (operator A proposes; a different operator B approves it in the proposals
+queue, `ops.approvals`) and the emergency VOID call `rounds.services`, which check permissions, lock
+the round, move the money and write the audit records.
 """
 
 from __future__ import annotations
@@ -15,17 +16,12 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import URLPattern, path, reverse
 
+from ops.approvals import audit_trail_with_decisions, may_approve, proposals_for_subject
 from ops.errors import ApplicationError
-from ops.models import AuditRecord
 
-from .models import Bet, ForceResultRequest, OracleObservation, Round
+from .models import Bet, OracleObservation, Round
 from .selectors import settlement_breakdown
-from .services import (
-    force_result_approve,
-    force_result_propose,
-    force_result_reject,
-    oracle_price_enter,
-)
+from .services import force_result_propose, force_subject, oracle_price_enter, round_void
 
 INLINE_BETS = 200
 
@@ -39,15 +35,16 @@ class PriceForm(forms.Form):
 
 
 class ForceForm(forms.Form):
-    """A forced result with its reason and evidence (needs a second operator's approval)."""
+    """A forced UP or DOWN with its reason and evidence (a second operator must approve it)."""
 
-    result = forms.ChoiceField(choices=[("UP", "UP"), ("DOWN", "DOWN"), ("VOID", "VOID (refund all)")])
+    result = forms.ChoiceField(choices=[("UP", "UP"), ("DOWN", "DOWN")])
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), max_length=2000)
-    evidence = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), max_length=2000)
+    evidence = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), max_length=2000,
+                               help_text="Where the official close was read.")
 
 
-class DecisionForm(forms.Form):
-    """A rejection's reason."""
+class VoidForm(forms.Form):
+    """The emergency stop: one operator, a reason; every stake goes back."""
 
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), max_length=2000)
 
@@ -121,24 +118,27 @@ class RoundAdmin(ReadOnlyMixin, admin.ModelAdmin):
         return [
             path("<int:object_id>/enter-price/", view(self.enter_price_view), name="rounds_round_enter_price"),
             path("<int:object_id>/force/", view(self.force_view), name="rounds_round_force"),
-            path("force-request/<int:request_id>/<str:decision>/", view(self.decide_view),
-                 name="rounds_round_force_decide"),
+            path("<int:object_id>/void/", view(self.void_view), name="rounds_round_void"),
             *super().get_urls(),
         ]
 
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
                     extra_context: dict[str, Any] | None = None) -> HttpResponse:
         context = dict(extra_context or {})
-        round_obj = Round.objects.filter(pk=object_id).first()
+        round_obj = Round.objects.filter(pk=object_id).first() if str(object_id).isdigit() else None
         if round_obj is not None:
+            subject = force_subject(round_obj.code)
+            may_force = request.user.has_perm("rounds.force_round_result")
             context.update(
                 breakdown=settlement_breakdown(round_obj=round_obj) if round_obj.is_finished else None,
                 observations=round_obj.observations.order_by("-id")[:50],
-                force_requests=round_obj.force_requests.select_related("proposed_by", "decided_by"),
-                audit_trail=AuditRecord.objects.filter(object_type="rounds.round", object_id=str(round_obj.pk)),
+                decisions=[{"proposal": p, "may_approve": may_approve(proposal=p, user=request.user)}
+                           for p in proposals_for_subject(subject=subject)],
+                audit_trail=audit_trail_with_decisions(object_type="rounds.round", object_id=str(round_obj.pk),
+                                                       subject=subject),
                 can_enter_price=request.user.has_perm("rounds.enter_oracle_price") and not round_obj.is_finished,
-                can_force=request.user.has_perm("rounds.force_round_result")
-                and round_obj.status == Round.Status.LOCKED,
+                can_force=may_force and round_obj.status == Round.Status.LOCKED,
+                can_void=may_force and round_obj.status in Round.UNSETTLED,
             )
         return super().change_view(request, object_id, form_url, context)
 
@@ -166,53 +166,48 @@ class RoundAdmin(ReadOnlyMixin, admin.ModelAdmin):
             return HttpResponseRedirect(change_url)
         return self._form_page(request, round_obj, f"Enter the official close of round {round_obj.code}", form)
 
+    def _round_or_redirect(self, request: HttpRequest, object_id: int) -> Round | None:
+        round_obj = Round.objects.filter(pk=object_id).first()
+        if round_obj is None:
+            self.message_user(request, f"No round {object_id}.", messages.ERROR)
+        return round_obj
+
     def force_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
-        """Propose a forced result; a different operator must approve it."""
-        round_obj = Round.objects.get(pk=object_id)
+        """Propose a forced UP or DOWN; a different operator must approve it."""
+        round_obj = self._round_or_redirect(request, object_id)
+        if round_obj is None:
+            return HttpResponseRedirect(reverse("admin:rounds_round_changelist"))
         change_url = reverse("admin:rounds_round_change", args=[round_obj.pk])
         form = ForceForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:
-                force_result_propose(code=round_obj.code, acting_user=request.user, **form.cleaned_data)
+                proposal = force_result_propose(code=round_obj.code, acting_user=request.user, **form.cleaned_data)
             except ApplicationError as exc:
                 self.message_user(request, f"Proposal refused: {exc.detail}", messages.ERROR)
             else:
-                self.message_user(request, "Proposed; a second operator must approve it.", messages.WARNING)
+                self.message_user(request, f"Proposal {proposal.pk} recorded; a second operator must approve it.",
+                                  messages.WARNING)
             return HttpResponseRedirect(change_url)
-        return self._form_page(request, round_obj, f"Force the result of round {round_obj.code}", form)
+        return self._form_page(request, round_obj, f"Propose a forced result for round {round_obj.code}", form)
 
-    def decide_view(self, request: HttpRequest, request_id: int, decision: str) -> HttpResponse:
-        """Approve (settles the round) or reject a pending force-result request."""
-        proposal = ForceResultRequest.objects.select_related("round").get(pk=request_id)
-        change_url = reverse("admin:rounds_round_change", args=[proposal.round_id])
-        if decision == "approve":
-            if request.method == "POST":
-                try:
-                    round_obj = force_result_approve(request_id=proposal.pk, acting_user=request.user)
-                except ApplicationError as exc:
-                    self.message_user(request, f"Approval refused: {exc.detail}", messages.ERROR)
-                else:
-                    self.message_user(request, f"Round {round_obj.code} is {round_obj.status} "
-                                      f"({round_obj.result}).", messages.SUCCESS)
-                return HttpResponseRedirect(change_url)
-            form: forms.Form = forms.Form()
-        elif decision == "reject":
-            form = DecisionForm(request.POST or None)
-            if request.method == "POST" and form.is_valid():
-                try:
-                    force_result_reject(request_id=proposal.pk, acting_user=request.user,
-                                        reason=form.cleaned_data["reason"])
-                except ApplicationError as exc:
-                    self.message_user(request, f"Rejection refused: {exc.detail}", messages.ERROR)
-                else:
-                    self.message_user(request, "Request rejected; nothing moved.", messages.SUCCESS)
-                return HttpResponseRedirect(change_url)
-        else:
-            self.message_user(request, f"Unknown decision {decision!r}.", messages.ERROR)
+    def void_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """The emergency stop: void the round now (one operator, with a reason); every stake goes back."""
+        round_obj = self._round_or_redirect(request, object_id)
+        if round_obj is None:
+            return HttpResponseRedirect(reverse("admin:rounds_round_changelist"))
+        change_url = reverse("admin:rounds_round_change", args=[round_obj.pk])
+        form = VoidForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                voided, _ = round_void(code=round_obj.code, reason=form.cleaned_data["reason"],
+                                       acting_user=request.user)
+            except ApplicationError as exc:
+                self.message_user(request, f"Void refused: {exc.detail}", messages.ERROR)
+            else:
+                self.message_user(request, f"Round {voided.code} is {voided.status}; stakes refunded.",
+                                  messages.SUCCESS)
             return HttpResponseRedirect(change_url)
-        title = (f"{decision.title()} forcing {proposal.result} on round {proposal.round.code} "
-                 f"(proposed by {proposal.proposed_by.email}: {proposal.reason})")
-        return self._form_page(request, proposal.round, title, form)
+        return self._form_page(request, round_obj, f"Void round {round_obj.code} (emergency stop)", form)
 
 
 @admin.register(Bet)
@@ -230,13 +225,4 @@ class OracleObservationAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ("round", "kind", "source", "price", "error", "fetched_at", "entered_by")
     list_filter = ("kind",)
     readonly_fields = ("round", "kind", "source", "price", "error", "url", "evidence", "entered_by", "fetched_at")
-    fields = readonly_fields
-
-
-@admin.register(ForceResultRequest)
-class ForceResultRequestAdmin(ReadOnlyMixin, admin.ModelAdmin):
-    list_display = ("round", "result", "state", "proposed_by", "proposed_at", "decided_by", "decided_at")
-    list_filter = ("state", "result")
-    readonly_fields = ("round", "result", "reason", "evidence", "state", "proposed_by", "proposed_at",
-                       "decided_by", "decided_at")
     fields = readonly_fields

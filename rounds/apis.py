@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.permissions import IsPlayer
 from ops.idempotency import idempotent
 
 from .models import Bet, Round
@@ -128,7 +129,9 @@ class RoundDetailApi(APIView):
 
 
 class BetPlaceApi(APIView):
-    """Place a bet: the stake moves from the player's available balance into the round's pool."""
+    """Place a bet: the stake moves from the player's available balance into the round's pool (players only)."""
+
+    permission_classes = [IsPlayer]
 
     @extend_schema_serializer(component_name="BetPlaceInput")
     class InputSerializer(serializers.Serializer):

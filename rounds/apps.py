@@ -10,3 +10,6 @@ class RoundsConfig(AppConfig):
     def ready(self) -> None:
         # Registers the round_pools_equal_stakes invariant and the betting_*/round_* metric families.
         from . import invariants, metrics  # noqa: F401
+        from .services import register_round_decisions
+
+        register_round_decisions()

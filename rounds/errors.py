@@ -96,18 +96,6 @@ class ReasonRequired(RoundError):
     title = "A reason is required"
 
 
-class NotAllowed(RoundError):
-    code = "rounds/forbidden"
-    title = "Not allowed"
-    status = 403
-
-
-class FourEyesRequired(RoundError):
-    code = "rounds/four-eyes"
-    title = "A second, different operator must approve"
-    status = 403
-
-
 class InvalidPrice(RoundError):
     code = "rounds/invalid-price"
     title = "Invalid price"
@@ -131,13 +119,19 @@ class ProofNotReady(RoundError):
     status = 409
 
 
-class ForceRequestNotPending(RoundError):
-    code = "rounds/force-request-not-pending"
-    title = "The force-result request was already decided"
-    status = 409
-
-
 class SettlementMismatch(RoundError):
     code = "rounds/settlement-mismatch"
     title = "Settlement failed its conservation check; nothing moved"
     status = 500
+
+
+class RoundAlreadySettled(RoundError):
+    code = "rounds/already-settled"
+    title = "Round already settled"
+    status = 409
+
+
+class InvalidResult(RoundError):
+    code = "rounds/invalid-result"
+    title = "Invalid result"
+    status = 400

@@ -15,6 +15,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from ops.metrics import register_db_metrics
 
+from .domain.pool import VoidReason
+
 RECENT_ROUNDS = 10
 
 
@@ -75,3 +77,14 @@ def round_metrics() -> Iterable[Metric]:
             duration.add_metric([code], seconds)
     yield status
     yield duration
+
+    voids = CounterMetricFamily(
+        "round_voids", "Rounds voided, by reason (CANCELLED = an operator's emergency stop).", labels=["reason"]
+    )
+    counts = dict(
+        Round.objects.filter(status=Round.Status.VOID).values("void_reason").annotate(n=Count("id"))
+        .values_list("void_reason", "n")
+    )
+    for reason in VoidReason:
+        voids.add_metric([reason.value], counts.get(reason.value, 0))
+    yield voids

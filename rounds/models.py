@@ -1,4 +1,4 @@
-"""Rounds, bets, oracle observations and force-result requests (DESIGN.md §7).
+"""Rounds, bets and oracle observations (DESIGN.md §7); forced results are `ops.Proposal`s.
 
 No code path sets `Round.status` by hand: `rounds.services` changes it only with conditional UPDATEs
 (`WHERE status = <expected>`) inside the transaction that holds the round's row lock and moves the
@@ -171,35 +171,3 @@ class OracleObservation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source}: {self.price or self.error}"
-
-
-class ForceResultRequest(models.Model):
-    """Operator A proposes a forced result; a different operator B approves it (four eyes)."""
-
-    class State(models.TextChoices):
-        PENDING = "pending", "Pending a second operator"
-        APPROVED = "approved", "Approved and applied"
-        REJECTED = "rejected", "Rejected"
-
-    round = models.ForeignKey(Round, on_delete=models.PROTECT, related_name="force_requests")
-    result = models.CharField(max_length=4, choices=[(r.value, r.value) for r in Result])
-    reason = models.TextField()
-    evidence = models.TextField()
-    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING, editable=False)
-    proposed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    proposed_at = models.DateTimeField(db_default=Now())
-    decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
-    decided_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-id"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["round"], condition=models.Q(state="pending"), name="rounds_force_one_pending_per_round"
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"force {self.result} on {self.round_id} ({self.state})"

@@ -8,24 +8,25 @@ Network I/O (oracle sources) happens outside any transaction.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, F, Sum
+from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import Coalesce
 from prometheus_client import Histogram
 
-from ledger.models import Journal
 from ledger.services import house_account, round_pool_account, transfer, user_account
-from ops.audit import actor_label, audit_record
-from ops.models import Switch
+from ops.actors import BEAT, Actor, SystemActor, actor_label, require_actor, require_operator, require_player
+from ops.approvals import DecisionKind, decision_propose, decisions_cancel, register_decision
+from ops.audit import audit_record
+from ops.db_guard import service_write_allow
+from ops.models import Proposal, Switch
 from ops.switches import switch_is_on
 from rounds import clock
 from rounds.domain import calendar
@@ -47,10 +48,13 @@ from rounds.domain.oracle import (
 from rounds.domain.pool import BPS_DENOMINATOR, Result, Side, VoidReason, outcome
 
 from . import errors
-from .lock_objects import round_lock_row, settlement_accounts_lock
-from .models import Bet, ForceResultRequest, OracleObservation, Round
+from .lock_objects import round_lock_row
+from .models import Bet, OracleObservation, Round
 from .oracle import configured_sources, operator_sources
 from .selectors import bet_record, oracle_deadline_for, round_leaves
+
+if TYPE_CHECKING:
+    from accounts.models import User
 
 logger = logging.getLogger(__name__)
 
@@ -69,10 +73,11 @@ def _day(code: str) -> date:
         raise errors.InvalidRoundCode(str(exc)) from exc
 
 
-def _require_perm(actor: Any, perm: str) -> None:
-    """Staff users need the permission; a CLI or system actor (a string) runs with shell rights."""
-    if hasattr(actor, "has_perm") and not actor.has_perm(perm):
-        raise errors.NotAllowed(f"{actor_label(actor)} lacks the permission {perm}.")
+def _require_perm(actor: Actor, perm: str) -> None:
+    """Operators need the permission; a named system process (beat, a command) runs with shell rights."""
+    require_actor(actor)
+    if not isinstance(actor, SystemActor):
+        require_operator(actor, permission=perm, what=f"do this ({perm})")
 
 
 def _canonical_price(value: Any) -> Decimal:
@@ -123,7 +128,7 @@ def _require_final_reference(*, code: str, previous_day: date) -> None:
 
 
 def round_open(
-    *, code: str, acting_user: Any, reference_close: Decimal | None = None, reason: str = ""
+    *, code: str, acting_user: Actor, reference_close: Decimal | None = None, reason: str = ""
 ) -> tuple[Round, bool]:
     """Open the round of one XNYS session; return (round, created). Opening twice returns the first.
 
@@ -197,7 +202,6 @@ def round_open(
             actor=acting_user, action="rounds.open", obj=round_obj, reason=reason, to_state=Round.Status.OPEN,
             data={"code": code, "reference_close": round_obj.reference_close, "reference_source": reference_source,
                   "commit": round_obj.commit},
-            system="rounds",
         )
     return round_obj, True
 
@@ -223,8 +227,9 @@ def round_params(*, round_obj: Round) -> dict[str, object]:
 # --- Bets --------------------------------------------------------------------------------------
 
 
-def bet_place(*, user: Any, code: str, side: str, stake_u: int) -> Bet:
+def bet_place(*, user: User, code: str, side: str, stake_u: int) -> Bet:
     """Move a stake from the player's available balance into the round's pool, before lock."""
+    require_player(user)
     if side not in (Side.UP.value, Side.DOWN.value):
         raise errors.InvalidBet(f"side must be UP or DOWN, not {side!r}.")
     if isinstance(stake_u, bool) or not isinstance(stake_u, int) or stake_u <= 0:
@@ -261,7 +266,7 @@ def bet_place(*, user: Any, code: str, side: str, stake_u: int) -> Bet:
 # --- Lock --------------------------------------------------------------------------------------
 
 
-def round_lock(*, code: str, acting_user: Any, reason: str = "") -> tuple[Round, bool]:
+def round_lock(*, code: str, acting_user: Actor, reason: str = "") -> tuple[Round, bool]:
     """Stop taking bets and publish the Merkle root of the accepted bets; return (round, changed)."""
     with transaction.atomic():
         round_obj = round_lock_row(code=code)
@@ -276,7 +281,7 @@ def round_lock(*, code: str, acting_user: Any, reason: str = "") -> tuple[Round,
         audit_record(
             actor=acting_user, action="rounds.lock", obj=round_obj, reason=reason,
             from_state=Round.Status.OPEN, to_state=Round.Status.LOCKED,
-            data={"merkle_root": root, "early": now < round_obj.lock_at}, system="rounds",
+            data={"merkle_root": root, "early": now < round_obj.lock_at},
         )
     round_obj.refresh_from_db()
     return round_obj, True
@@ -361,7 +366,7 @@ def settlement_preview(*, code: str, result: Result, void_reason: VoidReason | N
     if effective is Result.VOID:
         figures = bets.aggregate(paid=Coalesce(Sum("stake_u"), 0), winners=Count("id"))
         paid, winners = int(figures["paid"]), int(figures["winners"])
-    elif _set_based():
+    elif _payouts_in_sql():
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT COALESCE(SUM(div(stake_u::numeric * %s::numeric, %s::numeric)), 0), COUNT(*)"
@@ -421,7 +426,7 @@ def _reveal_header(
 
 def _settle(
     *, round_id: int, result: Result, void_reason: VoidReason | None, close: Decimal | None,
-    evidence: list[dict[str, Any]], forced: dict[str, Any] | None, acting_user: Any, reason: str = "",
+    evidence: list[dict[str, Any]], forced: dict[str, Any] | None, acting_user: Actor, reason: str = "",
 ) -> tuple[Round, bool]:
     """Settle a LOCKED round in one transaction with a handful of set-based statements."""
     started = time.monotonic()
@@ -434,8 +439,7 @@ def _settle(
         effective, reason_code = _effective(result=result, void_reason=void_reason, up_u=up_u, down_u=down_u)
         fee, net, win_u = _fee_and_net(result=effective, fee_bps=round_obj.fee_bps, up_u=up_u, down_u=down_u)
         house = house_account(currency=round_obj.currency)
-        settle_money = _settle_money_set_based if _set_based() else _settle_money_portable
-        paid, winners, breakage = settle_money(
+        paid, winners, breakage = _settle_money(
             round_obj=round_obj, effective=effective, reason_code=reason_code, fee=fee, net=net, win_u=win_u,
             total=total, house_id=house.pk, acting_user=acting_user,
         )
@@ -459,18 +463,10 @@ def _settle(
             data={"result": effective.value, "void_reason": reason_code.value if reason_code else None,
                   "total_u": total, "fee_u": fee, "breakage_u": breakage, "payouts_total_u": paid,
                   "forced": forced},
-            system="rounds",
         )
     SETTLEMENT_DURATION.observe(time.monotonic() - started)
     round_obj.refresh_from_db()
     return round_obj, True
-
-
-SET_BASED_SETTLEMENT = True  # on PostgreSQL; tests also run the portable path and compare
-
-
-def _set_based() -> bool:
-    return SET_BASED_SETTLEMENT and connection.vendor == "postgresql"
 
 
 def _check_pool(*, round_obj: Round, total: int) -> None:
@@ -504,19 +500,34 @@ def _settlement_journal_fields(*, round_obj: Round, effective: Result, reason_co
     }
 
 
-def _settle_money_portable(
-    *, round_obj: Round, effective: Result, reason_code: VoidReason | None, fee: int, net: int, win_u: int,
-    total: int, house_id: int, acting_user: Any,
-) -> tuple[int, int, int]:
-    """Settle with the reference pool math and one ledger posting (any database; the embedded default).
+def _payouts_in_sql() -> bool:
+    """Payouts are one UPDATE on PostgreSQL (the tests also run the Python path there and compare)."""
+    return connection.vendor == "postgresql"
 
-    Loads the round's bets into Python, so it is for small rounds; PostgreSQL uses the set-based path.
+
+def _compute_payouts(*, round_obj: Round, effective: Result, reason_code: VoidReason | None, net: int,
+                     win_u: int) -> None:
+    """Write each bet's payout on the round's bets: one UPDATE on PostgreSQL, the reference math elsewhere.
+
+    On PostgreSQL a million bets never travel to Python; on the embedded SQLite default (small rounds)
+    `rounds.domain.pool.settle_pool` computes the same integers (the tests compare both).
     """
-    from ledger.models import Account
-    from ledger.services import Leg, journal_post
+    service_write_allow()  # the bets' payouts change here only (red-line trigger)
+    if _payouts_in_sql():
+        with connection.cursor() as cursor:
+            # Once a day, for this transaction only: sort and aggregate a million rows in memory.
+            cursor.execute("SET LOCAL work_mem = '256MB'")
+            if effective is Result.VOID:
+                cursor.execute("UPDATE rounds_bet SET payout_u = stake_u WHERE round_id = %s", [round_obj.pk])
+            else:
+                cursor.execute(
+                    f"UPDATE rounds_bet SET payout_u = CASE WHEN side = %s THEN {_payout_sql(win_u=win_u, net=net)}"
+                    " ELSE 0 END WHERE round_id = %s",
+                    [effective.value, net, win_u, round_obj.pk],
+                )
+        return
     from rounds.domain.pool import settle_pool
 
-    _check_pool(round_obj=round_obj, total=total)
     bets = list(Bet.objects.filter(round_id=round_obj.pk).order_by("pk"))
     settlement = settle_pool(
         stakes=[(bet.pk, Side(bet.side), bet.stake_u) for bet in bets],
@@ -525,91 +536,42 @@ def _settle_money_portable(
     for bet in bets:
         bet.payout_u = settlement.payouts_u[bet.pk]
     Bet.objects.bulk_update(bets, ["payout_u"])
-    paid = sum(bet.payout_u for bet in bets)
-    winners = sum(1 for bet in bets if bet.payout_u > 0)
-    short = sum(1 for bet in bets if 0 < bet.payout_u < bet.stake_u)
+
+
+def _settle_money(
+    *, round_obj: Round, effective: Result, reason_code: VoidReason | None, fee: int, net: int, win_u: int,
+    total: int, house_id: int, acting_user: Actor,
+) -> tuple[int, int, int]:
+    """Compute the payouts, check conservation, and post one settlement journal through the ledger's door."""
+    from ledger.models import Account
+    from ledger.services import Leg, LegQuery, journal_post_bulk
+
+    _check_pool(round_obj=round_obj, total=total)
+    _compute_payouts(round_obj=round_obj, effective=effective, reason_code=reason_code, net=net, win_u=win_u)
+    figures = Bet.objects.filter(round_id=round_obj.pk).aggregate(
+        paid=Coalesce(Sum("payout_u"), 0),
+        winners=Count("id", filter=Q(payout_u__gt=0)),
+        short=Count("id", filter=Q(payout_u__gt=0, payout_u__lt=F("stake_u"))),
+    )
+    paid, winners, short = int(figures["paid"]), int(figures["winners"]), int(figures["short"])
     breakage = net - paid
     _check_conservation(round_obj=round_obj, effective=effective, paid=paid, fee=fee, breakage=breakage,
                         total=total, short=short)
-    if total:
-        accounts = Account.objects.in_bulk([round_obj.pool_account_id, house_id, *(b.account_id for b in bets)])
-        legs = [Leg(accounts[round_obj.pool_account_id], -total)]
-        legs += [Leg(accounts[b.account_id], b.payout_u) for b in bets if b.payout_u > 0]
-        legs += [Leg(accounts[house_id], amount) for amount in (fee, breakage) if amount > 0]
-        fields = _settlement_journal_fields(round_obj=round_obj, effective=effective, reason_code=reason_code,
-                                            total=total, fee=fee, breakage=breakage, paid=paid, winners=winners)
-        journal_post(legs=legs, actor=acting_user, system="rounds", **fields)
-    return paid, winners, breakage
-
-
-def _settle_money_set_based(
-    *, round_obj: Round, effective: Result, reason_code: VoidReason | None, fee: int, net: int, win_u: int,
-    total: int, house_id: int, acting_user: Any,
-) -> tuple[int, int, int]:
-    """Settle with a handful of set-based statements: payouts, one journal, its entries, the balances."""
-    round_id = round_obj.pk
-    paid_sides = [Side.UP.value, Side.DOWN.value] if effective is Result.VOID else [effective.value]
-    with connection.cursor() as cursor:
-        # Once a day, for this transaction only: sort and aggregate a million rows in memory.
-        cursor.execute("SET LOCAL work_mem = '256MB'")
-    settlement_accounts_lock(round_id=round_id, sides=paid_sides, extra_account_ids=[round_obj.pool_account_id, house_id])
-    _check_pool(round_obj=round_obj, total=total)
-    with connection.cursor() as cursor:
-        if effective is Result.VOID:
-            cursor.execute("UPDATE rounds_bet SET payout_u = stake_u WHERE round_id = %s", [round_id])
-        else:
-            cursor.execute(
-                f"UPDATE rounds_bet SET payout_u = CASE WHEN side = %s THEN {_payout_sql(win_u=win_u, net=net)}"
-                " ELSE 0 END WHERE round_id = %s",
-                [effective.value, net, win_u, round_id],
-            )
-        cursor.execute(
-            "SELECT COALESCE(SUM(payout_u), 0), COUNT(*) FILTER (WHERE payout_u > 0),"
-            " COUNT(*) FILTER (WHERE payout_u > 0 AND payout_u < stake_u)"
-            " FROM rounds_bet WHERE round_id = %s",
-            [round_id],
-        )
-        paid, winners, short = (int(v) for v in cursor.fetchone())
-        breakage = net - paid
-        _check_conservation(round_obj=round_obj, effective=effective, paid=paid, fee=fee, breakage=breakage,
-                            total=total, short=short)
-        if not total:
-            return paid, winners, breakage
-        fields = _settlement_journal_fields(round_obj=round_obj, effective=effective, reason_code=reason_code,
-                                            total=total, fee=fee, breakage=breakage, paid=paid, winners=winners)
-        journal = Journal.objects.create(
-            **fields,
-            fingerprint=hashlib.sha256(
-                f"settlement|{round_obj.code}|{effective}|{total}|{fee}|{breakage}|{paid}".encode()
-            ).hexdigest(),
-            actor=acting_user if getattr(acting_user, "pk", None) is not None else None,
-            actor_label=actor_label(acting_user, "rounds"),
-        )
-        house_legs = [(house_id, fee), (house_id, breakage)]  # two separate house entries
-        cursor.execute(
-            "INSERT INTO ledger_entry (journal_id, account_id, currency, amount_u)"
-            " SELECT %s, account_id, %s, payout_u FROM rounds_bet WHERE round_id = %s AND payout_u > 0"
-            " UNION ALL SELECT %s, %s, %s, %s"
-            " UNION ALL SELECT %s, h.account_id, %s, h.amount_u"
-            " FROM unnest(%s::bigint[], %s::bigint[]) AS h(account_id, amount_u) WHERE h.amount_u > 0",
-            [
-                journal.pk, round_obj.currency, round_id,
-                journal.pk, round_obj.pool_account_id, round_obj.currency, -total,
-                journal.pk, round_obj.currency,
-                [a for a, _ in house_legs], [v for _, v in house_legs],
-            ],
-        )
-        cursor.execute(
-            "UPDATE ledger_account a SET balance_u = a.balance_u + d.delta"
-            " FROM (SELECT account_id, SUM(amount_u) AS delta FROM ledger_entry"
-            "       WHERE journal_id = %s GROUP BY account_id) d"
-            " WHERE a.id = d.account_id",
-            [journal.pk],
-        )
-        cursor.execute("SELECT balance_u FROM ledger_account WHERE id = %s", [round_obj.pool_account_id])
-        (after,) = cursor.fetchone()
-        if after != 0:
-            raise errors.SettlementMismatch(f"Pool {round_obj.code} would hold {after} after settlement.")
+    if not total:
+        return paid, winners, breakage
+    accounts = Account.objects.in_bulk([round_obj.pool_account_id, house_id])
+    pool, house = accounts[round_obj.pool_account_id], accounts[house_id]
+    journal_post_bulk(
+        legs=[Leg(pool, -total), *(Leg(house, amount) for amount in (fee, breakage) if amount)],  # two house entries
+        leg_query=LegQuery("SELECT account_id, payout_u FROM rounds_bet WHERE round_id = %s AND payout_u > 0",
+                           [round_obj.pk]),
+        currency=round_obj.currency, actor=acting_user,
+        **_settlement_journal_fields(round_obj=round_obj, effective=effective, reason_code=reason_code,
+                                     total=total, fee=fee, breakage=breakage, paid=paid, winners=winners),
+    )
+    pool.refresh_from_db(fields=["balance_u"])
+    if pool.balance_u != 0:
+        raise errors.SettlementMismatch(f"Pool {round_obj.code} would hold {pool.balance_u} after settlement.")
     return paid, winners, breakage
 
 
@@ -629,39 +591,28 @@ def _oracle_sources(*, round_obj: Round) -> list[Any]:
     return [*configured_sources(), *operator_sources(round_obj=round_obj)]
 
 
-def round_settle(
-    *, code: str, result: str, acting_user: Any, reason: str = "", evidence: str = "", approved_by: Any = None,
-) -> tuple[Round, bool]:
-    """Settle a round: AUTO from the oracle (after close + 5 min), or a forced UP/DOWN/VOID from LOCKED.
+def round_settle(*, code: str, acting_user: Actor) -> tuple[Round, bool]:
+    """Settle a LOCKED round from the oracle (AUTO), no earlier than close + 5 min.
 
     Returns (round, changed); a finished round is returned unchanged, so running it twice is safe.
-    AUTO without an agreed price raises OraclePending until the deadline, then voids (ORACLE_FAILURE).
+    Without an agreed price it raises OraclePending until the deadline, then voids (ORACLE_FAILURE).
+    Forced results go through `force_result_propose` (two operators) or `round_void` (emergency stop).
     """
+    settled, changed = _settle_auto(code=code, acting_user=acting_user)
+    if changed:
+        with transaction.atomic():  # a forced result proposed meanwhile can no longer apply
+            decisions_cancel(subject=force_subject(code), actor=acting_user,
+                             reason=f"round {code} settled {settled.result} from the oracle")
+    return settled, changed
+
+
+def _settle_auto(*, code: str, acting_user: Actor) -> tuple[Round, bool]:
     from .selectors import round_get
 
-    wanted = (result or "").strip().upper()
-    if wanted not in ("AUTO", "UP", "DOWN", "VOID"):
-        raise errors.InvalidBet(f"result must be AUTO, UP, DOWN or VOID, not {result!r}.")
+    require_actor(acting_user)
     round_obj = round_get(code=code)
     if round_obj.is_finished:
         return round_obj, False
-    if wanted != "AUTO":
-        forced_result = Result(wanted)
-        if not reason.strip():
-            raise errors.ReasonRequired("A forced result needs a reason.")
-        _require_perm(acting_user, "rounds.force_round_result")
-        if round_obj.status != Round.Status.LOCKED:
-            raise errors.RoundNotLocked(f"Round {code} is {round_obj.status}; a result is forced only from LOCKED.")
-        forced = {
-            "result": forced_result.value, "operator": actor_label(acting_user, "cli"),
-            "approved_by": actor_label(approved_by) if approved_by is not None else None,
-            "reason": reason.strip(), "evidence": evidence.strip(),
-        }
-        return _settle(
-            round_id=round_obj.pk, result=forced_result,
-            void_reason=VoidReason.CANCELLED if forced_result is Result.VOID else None,
-            close=None, evidence=[], forced=forced, acting_user=acting_user, reason=reason,
-        )
     if round_obj.status != Round.Status.LOCKED:
         raise errors.RoundNotLocked(f"Round {code} is {round_obj.status}; lock it before settling.")
     now = clock.now()
@@ -700,9 +651,9 @@ def round_settle(
 # --- Oracle prices entered by operators ----------------------------------------------------------
 
 
-def oracle_price_enter(*, code: str, price: Any, evidence: str, acting_user: Any) -> OracleObservation:
+def oracle_price_enter(*, code: str, price: Any, evidence: str, acting_user: Actor) -> OracleObservation:
     """Record an operator's official close for a round, with evidence; it counts as one source."""
-    _require_perm(acting_user, "rounds.enter_oracle_price")
+    require_operator(acting_user, permission="rounds.enter_oracle_price", what="enter an official close")
     value = _canonical_price(price)
     if not evidence.strip():
         raise errors.ReasonRequired("An entered price needs evidence (where it was read).")
@@ -725,83 +676,109 @@ def oracle_price_enter(*, code: str, price: Any, evidence: str, acting_user: Any
             raise errors.PriceAlreadyEntered(f"{source} already entered a price for round {code}.") from exc
         audit_record(
             actor=acting_user, action="rounds.enter_oracle_price", obj=round_obj, reason=evidence.strip(),
-            data={"price": observation.price, "source": source}, system="rounds",
+            data={"price": observation.price, "source": source},
         )
     return observation
 
 
-# --- Forced results with four eyes ---------------------------------------------------------------
+# --- Forced results (maker-checker) and the emergency stop ------------------------------------
+
+FORCE_KIND = "rounds.force_result"
+FORCE_PERMISSION = "rounds.force_round_result"
 
 
-def force_result_propose(*, code: str, result: str, reason: str, evidence: str, acting_user: Any) -> ForceResultRequest:
-    """Operator A proposes forcing UP, DOWN or VOID on a LOCKED round; operator B must approve."""
-    _require_perm(acting_user, "rounds.force_round_result")
-    if result not in [r.value for r in FORCEABLE]:
-        raise errors.InvalidBet(f"result must be UP, DOWN or VOID, not {result!r}.")
-    if not reason.strip() or not evidence.strip():
-        raise errors.ReasonRequired("A forced result needs a reason and evidence.")
+def force_subject(code: str) -> str:
+    """The maker-checker subject of a round's forced result."""
+    return f"rounds.round:{code}"
+
+
+def _check_forceable(*, round_obj: Round) -> None:
+    """UP or DOWN may be forced only on a LOCKED round whose session has closed."""
+    if round_obj.is_finished:
+        raise errors.RoundAlreadySettled(
+            f"Round {round_obj.code} is already {round_obj.status} ({round_obj.result}); nothing was changed.",
+            extra={"status": round_obj.status, "result": round_obj.result},
+        )
+    if round_obj.status != Round.Status.LOCKED:
+        raise errors.RoundNotLocked(f"Round {round_obj.code} is {round_obj.status}; a result is forced only from LOCKED.")
+    if clock.now() < round_obj.close_at:
+        raise errors.SettleTooEarly(
+            f"Round {round_obj.code} closes at {round_obj.close_at:%Y-%m-%d %H:%M:%S}Z; "
+            "its result cannot be forced before the market has closed."
+        )
+
+
+def force_result_propose(*, code: str, result: str, reason: str, evidence: str, acting_user: Actor) -> Proposal:
+    """Operator A proposes forcing UP or DOWN on a LOCKED round after the close; operator B must approve.
+
+    VOID is not proposed: it is the one-operator emergency stop, `round_void`.
+    """
+    require_operator(acting_user, permission=FORCE_PERMISSION, what="force a round's result")
+    wanted = (result or "").strip().upper() if isinstance(result, str) else ""
+    if wanted not in (Result.UP.value, Result.DOWN.value):
+        raise errors.InvalidResult(f"A forced result is UP or DOWN (VOID is the emergency stop), not {result!r}.")
+    if not isinstance(evidence, str) or not evidence.strip():
+        raise errors.ReasonRequired("A forced result needs evidence (where the official close was read).")
     with transaction.atomic():
         round_obj = round_lock_row(code=code)
-        if round_obj.status != Round.Status.LOCKED:
-            raise errors.RoundNotLocked(f"Round {code} is {round_obj.status}; a result is forced only from LOCKED.")
-        try:
-            with transaction.atomic():
-                request = ForceResultRequest.objects.create(
-                    round=round_obj, result=result, reason=reason.strip(), evidence=evidence.strip(),
-                    proposed_by=acting_user,
-                )
-        except IntegrityError as exc:
-            raise errors.ForceRequestNotPending(f"Round {code} already has a pending force-result request.") from exc
-        audit_record(
-            actor=acting_user, action="rounds.force_result.propose", obj=request, reason=reason,
-            data={"round": code, "result": result, "evidence": evidence.strip()}, system="rounds",
+        _check_forceable(round_obj=round_obj)
+        bettors = Bet.objects.filter(round=round_obj).values_list("player_id", flat=True)
+        return decision_propose(
+            kind=FORCE_KIND, subject=force_subject(round_obj.code), payload={"result": wanted},
+            amounts={}, parties=list(bettors), reason=reason, evidence=evidence, acting_user=acting_user,
         )
-    return request
 
 
-def force_result_approve(*, request_id: int, acting_user: Any) -> Round:
-    """Operator B (not A) approves a pending request; the round is settled with the forced result."""
-    _require_perm(acting_user, "rounds.force_round_result")
+def _apply_force(proposal: Proposal, checker: User) -> dict[str, Any]:
+    """Settle the round with the proposed result (the approver's transaction)."""
+    code = proposal.subject.rsplit(":", 1)[1]
+    round_obj = round_lock_row(code=code)
+    _check_forceable(round_obj=round_obj)
+    forced_result = Result(proposal.payload["result"])
+    forced = {
+        "result": forced_result.value, "operator": proposal.proposed_by.email, "approved_by": checker.email,
+        "reason": proposal.reason, "evidence": proposal.evidence, "proposal": proposal.pk,
+    }
+    round_obj, _ = _settle(round_id=round_obj.pk, result=forced_result, void_reason=None, close=None,
+                           evidence=[], forced=forced, acting_user=checker, reason=proposal.reason)
+    return {"round": round_obj.code, "status": round_obj.status, "result": round_obj.result}
+
+
+def register_round_decisions() -> None:
+    """Offer forced results to the maker-checker: always two operators, whatever the pool."""
+    register_decision(DecisionKind(
+        name=FORCE_KIND, label="force a round's result", permission=FORCE_PERMISSION,
+        lock=lambda subject: round_lock_row(code=subject.rsplit(":", 1)[1]), apply=_apply_force, always_two=True,
+    ))
+
+
+def round_void(*, code: str, reason: str, acting_user: Actor) -> tuple[Round, bool]:
+    """The emergency stop: one operator voids an OPEN or LOCKED round with a reason; every stake goes back.
+
+    Returns (round, changed). Voiding a round already VOID changes nothing; a round settled otherwise
+    is refused (corrections after settlement are compensating adjustments).
+    """
+    require_operator(acting_user, permission=FORCE_PERMISSION, what="void a round")
+    if not isinstance(reason, str) or not reason.strip():
+        raise errors.ReasonRequired("Voiding a round needs a reason; it goes in the audit log.")
     with transaction.atomic():
-        request = ForceResultRequest.objects.select_for_update().select_related("round").get(pk=request_id)
-        if request.state != ForceResultRequest.State.PENDING:
-            raise errors.ForceRequestNotPending(f"Request {request_id} is already {request.state}.")
-        if request.proposed_by_id == getattr(acting_user, "pk", None):
-            raise errors.FourEyesRequired("The operator who proposed a forced result cannot approve it.")
-        ForceResultRequest.objects.filter(pk=request.pk, state=ForceResultRequest.State.PENDING).update(
-            state=ForceResultRequest.State.APPROVED, decided_by=acting_user, decided_at=clock.now()
-        )
-        audit_record(
-            actor=acting_user, action="rounds.force_result.approve", obj=request, reason=request.reason,
-            data={"round": request.round.code, "result": request.result,
-                  "proposed_by": actor_label(request.proposed_by)},
-            system="rounds",
-        )
-        round_obj, _ = round_settle(
-            code=request.round.code, result=request.result, acting_user=request.proposed_by,
-            reason=request.reason, evidence=request.evidence, approved_by=acting_user,
-        )
-        if round_obj.status not in Round.FINISHED:
-            raise errors.RoundNotLocked(f"Round {round_obj.code} could not be settled.")
-    return round_obj
-
-
-def force_result_reject(*, request_id: int, acting_user: Any, reason: str) -> ForceResultRequest:
-    """A second operator rejects a pending request; nothing moves."""
-    _require_perm(acting_user, "rounds.force_round_result")
-    if not reason.strip():
-        raise errors.ReasonRequired("A rejection needs a reason.")
-    with transaction.atomic():
-        request = ForceResultRequest.objects.select_for_update().get(pk=request_id)
-        if request.state != ForceResultRequest.State.PENDING:
-            raise errors.ForceRequestNotPending(f"Request {request_id} is already {request.state}.")
-        ForceResultRequest.objects.filter(pk=request.pk).update(
-            state=ForceResultRequest.State.REJECTED, decided_by=acting_user, decided_at=clock.now()
-        )
-        audit_record(actor=acting_user, action="rounds.force_result.reject", obj=request, reason=reason,
-                     system="rounds")
-    request.refresh_from_db()
-    return request
+        round_obj = round_lock_row(code=code)
+        if round_obj.status == Round.Status.VOID:
+            return round_obj, False
+        if round_obj.is_finished:
+            raise errors.RoundAlreadySettled(
+                f"Round {code} is already {round_obj.status} ({round_obj.result}); it cannot be voided now.",
+                extra={"status": round_obj.status, "result": round_obj.result},
+            )
+        if round_obj.status == Round.Status.OPEN:
+            round_lock(code=code, acting_user=acting_user, reason=f"emergency stop: {reason.strip()}")
+        forced = {"result": Result.VOID.value, "operator": actor_label(acting_user), "approved_by": None,
+                  "reason": reason.strip(), "emergency_stop": True}
+        settled = _settle(round_id=round_obj.pk, result=Result.VOID, void_reason=VoidReason.CANCELLED, close=None,
+                          evidence=[], forced=forced, acting_user=acting_user, reason=reason.strip())
+        decisions_cancel(subject=force_subject(code), actor=acting_user, reason=f"round {code} voided: {reason}")
+    logger.warning("round %s voided by %s (emergency stop): %s", code, actor_label(acting_user), reason.strip())
+    return settled
 
 
 # --- The clock ----------------------------------------------------------------------------------
@@ -823,12 +800,12 @@ def rounds_tick() -> dict[str, Any]:
     now = clock.now()
     report: dict[str, Any] = {"opened": [], "locked": [], "settled": [], "pending": [], "errors": []}
     for code in Round.objects.filter(status=Round.Status.OPEN, lock_at__lte=now).values_list("code", flat=True):
-        _, changed = round_lock(code=code, acting_user=None)
+        _, changed = round_lock(code=code, acting_user=BEAT)
         if changed:
             report["locked"].append(code)
     for code in Round.objects.filter(status=Round.Status.LOCKED, settle_after__lte=now).values_list("code", flat=True):
         try:
-            round_obj, changed = round_settle(code=code, result="AUTO", acting_user=None)
+            round_obj, changed = round_settle(code=code, acting_user=BEAT)
         except errors.OraclePending as exc:
             report["pending"].append(exc.detail)
             continue
@@ -842,7 +819,7 @@ def rounds_tick() -> dict[str, Any]:
         code = _upcoming_code(now=now)
         if code and not Round.objects.filter(code=code).exists():
             try:
-                round_open(code=code, acting_user=None)
+                round_open(code=code, acting_user=BEAT)
                 report["opened"].append(code)
             except errors.RoundError as exc:
                 report["pending"].append(f"open {code}: {exc.detail}")
@@ -852,14 +829,15 @@ def rounds_tick() -> dict[str, Any]:
 __all__ = [
     "Breakdown",
     "bet_place",
-    "force_result_approve",
     "force_result_propose",
-    "force_result_reject",
+    "force_subject",
+    "register_round_decisions",
     "oracle_price_enter",
     "round_lock",
     "round_open",
     "round_params",
     "round_settle",
+    "round_void",
     "rounds_tick",
     "settlement_preview",
     "settlement_preview_auto",

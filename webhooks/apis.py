@@ -15,6 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.permissions import IsPlayerToWrite
 from ops.idempotency import idempotent
 
 from .models import Deposit
@@ -52,7 +53,9 @@ class DepositOutputSerializer(serializers.Serializer):
 
 
 class DepositsApi(APIView):
-    """`GET`: the player's own deposits. `POST` (Idempotency-Key): start a deposit with a PSP."""
+    """`GET`: the player's own deposits. `POST` (Idempotency-Key): start a deposit with a PSP (players only)."""
+
+    permission_classes = [IsPlayerToWrite]
 
     @extend_schema_serializer(component_name="DepositStartInput")
     class InputSerializer(serializers.Serializer):

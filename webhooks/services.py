@@ -15,7 +15,7 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -26,6 +26,7 @@ from django.utils import timezone
 from ledger.currencies import get_currency
 from ledger.errors import InsufficientFunds, LedgerError
 from ledger.services import MAX_AMOUNT_U, external_account, transfer, user_account
+from ops.actors import Actor, SystemActor, require_player
 from ops.audit import audit_record
 from ops.db_guard import service_write_allow
 
@@ -51,6 +52,9 @@ from .notices import (
     stripe_notice,
 )
 from .providers import PSP_CURRENCIES, ProviderCallFailed, payment_start
+
+if TYPE_CHECKING:
+    from accounts.models import User
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +125,7 @@ def _player(value: Any) -> Any:
 
 # --- Starting a deposit --------------------------------------------------------------------------
 
-def deposit_start(*, user: Any, provider: str, amount_u: int, currency: str, return_url: str = "") -> Deposit:
+def deposit_start(*, user: User, provider: str, amount_u: int, currency: str, return_url: str = "") -> Deposit:
     """Create a pending deposit and start its payment with the PSP (idempotency key = our reference).
 
     No money moves here: the credit comes with the provider's confirmation webhook. The deposit row
@@ -129,6 +133,7 @@ def deposit_start(*, user: Any, provider: str, amount_u: int, currency: str, ret
     `@idempotent(atomic=False)`). If the PSP fails, the deposit is marked failed and
     `DepositProviderFailed` (502) is raised; the Idempotency-Key is released so the player may retry.
     """
+    require_player(user)
     if provider not in PSP_CURRENCIES:
         raise UnsupportedProvider(f"Deposits go through one of {', '.join(sorted(PSP_CURRENCIES))}, not {provider!r}.")
     currency = _currency(currency)
@@ -343,6 +348,9 @@ def _credit(notice: Notice, event: WebhookEvent) -> Outcome:
                               notice.credit_reference)
         return _flagged(f"Deposit {deposit.reference} was already credited by payment "
                         f"{deposit.psp_payment_reference}; this is payment {notice.psp_reference}. Nothing credited.")
+    if deposit.user.is_staff or deposit.user.is_superuser:
+        return _flagged(f"Deposit {deposit.reference} is for operator account {deposit.user.email}; operators hold "
+                        "no balance. Nothing credited: return the money through the PSP.")
     try:
         journal = transfer(
             source=external_account(provider=notice.provider, currency=deposit.currency),
@@ -350,7 +358,7 @@ def _credit(notice: Notice, event: WebhookEvent) -> Outcome:
             amount_u=deposit.amount_u,
             type="deposit",
             reference=notice.credit_reference,
-            system=f"webhooks:{notice.provider}",
+            actor=SystemActor(f"webhook:{notice.provider}"),
             metadata={"deposit": deposit.reference, "provider": notice.provider, "psp_reference": notice.psp_reference,
                       "webhook_event": event.pk},
         )
@@ -361,8 +369,8 @@ def _credit(notice: Notice, event: WebhookEvent) -> Outcome:
     deposit.psp_payment_reference = notice.psp_reference
     deposit.credited_at = timezone.now()
     deposit.save(update_fields=["status", "journal", "psp_payment_reference", "credited_at", "updated_at"])
-    audit_record(actor=None, action="deposits.credit", obj=deposit, from_state=Deposit.Status.PENDING,
-                 to_state=Deposit.Status.CREDITED, system=f"webhooks:{notice.provider}",
+    audit_record(actor=SystemActor(f"webhook:{notice.provider}"), action="deposits.credit", obj=deposit,
+                 from_state=Deposit.Status.PENDING, to_state=Deposit.Status.CREDITED,
                  data={"journal": journal.reference, "amount_u": deposit.amount_u, "currency": deposit.currency,
                        "webhook_event": event.pk})
     verb = "Already credited" if journal.replayed else "Credited"
@@ -383,8 +391,8 @@ def _fail(notice: Notice, event: WebhookEvent) -> Outcome:
     deposit.status = Deposit.Status.FAILED
     deposit.failure_reason = notice.note[:1000]
     deposit.save(update_fields=["status", "failure_reason", "updated_at"])
-    audit_record(actor=None, action="deposits.fail", obj=deposit, from_state=Deposit.Status.PENDING,
-                 to_state=Deposit.Status.FAILED, reason=notice.note, system=f"webhooks:{notice.provider}",
+    audit_record(actor=SystemActor(f"webhook:{notice.provider}"), action="deposits.fail", obj=deposit,
+                 from_state=Deposit.Status.PENDING, to_state=Deposit.Status.FAILED, reason=notice.note,
                  data={"webhook_event": event.pk})
     return _processed(f"Deposit marked failed: {notice.note}.")
 
@@ -417,7 +425,7 @@ def _reverse(notice: Notice, event: WebhookEvent) -> Outcome:
             amount_u=amount_u,
             type=f"deposit_{notice.kind}",
             reference=notice.reversal_reference,
-            system=f"webhooks:{notice.provider}",
+            actor=SystemActor(f"webhook:{notice.provider}"),
             metadata={"deposit": deposit.reference, "webhook_event": event.pk, "kind": str(notice.kind)},
         )
     except InsufficientFunds:
@@ -428,7 +436,7 @@ def _reverse(notice: Notice, event: WebhookEvent) -> Outcome:
     if not journal.replayed:
         field = "refunded_u" if notice.kind == Kind.REFUND else "charged_back_u"
         Deposit.objects.filter(pk=deposit.pk).update(**{field: F(field) + amount_u})
-        audit_record(actor=None, action=f"deposits.{notice.kind}", obj=deposit, system=f"webhooks:{notice.provider}",
+        audit_record(actor=SystemActor(f"webhook:{notice.provider}"), action=f"deposits.{notice.kind}", obj=deposit,
                      reason=f"{what} notified by {notice.provider}",
                      data={"journal": journal.reference, "amount_u": amount_u, "webhook_event": event.pk})
     return _flagged(f"{what}: debited {_fmt(amount_u, deposit.currency)} from the player's available "
@@ -493,7 +501,7 @@ def webhook_event_record_error(*, event_id: int, error: BaseException, final: bo
     log("webhook event %s attempt failed%s: %s", event_id, " (last attempt)" if final else "", error)
 
 
-def webhook_event_replay(*, event_id: int, acting_user: Any, reason: str = "") -> WebhookEvent:
+def webhook_event_replay(*, event_id: int, acting_user: Actor, reason: str = "") -> WebhookEvent:
     """Re-process a stored event for an operator (idempotent), with an audit record."""
     with transaction.atomic():
         before = WebhookEvent.objects.filter(pk=event_id).values_list("status", flat=True).first()
@@ -502,8 +510,7 @@ def webhook_event_replay(*, event_id: int, acting_user: Any, reason: str = "") -
         event = webhook_event_process(event_id=event_id, replay=True)
         audit_record(actor=acting_user, action="webhooks.replay", obj=event, reason=reason or "replay",
                      from_state=before, to_state=event.status,
-                     data={"provider": event.provider, "event_id": event.event_id, "result": event.reason},
-                     system=str(acting_user))
+                     data={"provider": event.provider, "event_id": event.event_id, "result": event.reason})
     return event
 
 

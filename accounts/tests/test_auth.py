@@ -98,3 +98,21 @@ def test_invalidate_one_users_sessions_leaves_others(make_player: Any) -> None:
     assert list(AuthToken.objects.values_list("user_id", flat=True)) == [bob.pk]
     with pytest.raises(CommandError, match="No user"):
         call_command("invalidate_sessions", "--user", "nobody@example.com")
+
+
+def test_a_player_with_balances_cannot_be_made_an_operator(player: Any, fund: Any, make_staff: Any) -> None:
+    from django.test import Client
+
+    fund(player, 1_000)
+    admin_user = make_staff(role="admin")
+    admin_user.is_superuser = True
+    admin_user.save()
+    client = Client()
+    client.force_login(admin_user)
+    response = client.post(f"/admin/accounts/user/{player.pk}/change/", {
+        "email": player.email, "display_name": "", "is_active": "on", "is_staff": "on",
+        "date_joined_0": "2026-01-01", "date_joined_1": "00:00:00",
+    })
+    assert response.status_code == 200 and b"has player balances" in response.content
+    player.refresh_from_db()
+    assert player.is_staff is False

@@ -169,7 +169,11 @@ ROUND_CURRENCY = env("ROUND_CURRENCY", default="USDC")
 ROUND_INSTRUMENT = env("ROUND_INSTRUMENT", default="NASDAQ-COMPOSITE")
 ORACLE_SOURCES = env.json("ORACLE_SOURCES", default=[])
 ORACLE_DEADLINE_MINUTES = env.int("ORACLE_DEADLINE_MINUTES", default=60)
-FOUR_EYES_THRESHOLD_U = env.int("FOUR_EYES_THRESHOLD_U", default=1_000_000_000)
+# Manual money decisions above these amounts (major units, per currency) need two operators; a
+# currency missing here needs two for every decision. Validated at start-up (ops.approvals).
+FOUR_EYES_THRESHOLDS = env.json(
+    "FOUR_EYES_THRESHOLDS", default={"USD": "10000.00", "EUR": "10000.00", "USDC": "10000"}
+)
 SIMULATION_ENABLED = env.bool("SIMULATION_ENABLED", default=False)
 BOOTSTRAP_ENABLED = env.bool("BOOTSTRAP_ENABLED", default=False)
 

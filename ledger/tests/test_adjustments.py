@@ -1,4 +1,4 @@
-"""Manual adjustments: maker-checker, one journal on approval, refusals change nothing."""
+"""Manual adjustments through the maker-checker: one journal on approval, refusals change nothing."""
 
 from __future__ import annotations
 
@@ -10,22 +10,24 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from ledger import services
-from ledger.adjustments import AdjustmentRefused, adjustment_decide, adjustment_propose
+from ledger.decisions import adjustment_propose
 from ledger.errors import InsufficientFunds, UnbalancedJournal
-from ledger.models import Account, Adjustment, Entry, Journal
+from ledger.models import Account, Entry, Journal
+from ops.approvals import ReasonRequired, SecondOperatorRequired, decision_approve, decision_reject
 from ops.errors import Forbidden
-from ops.models import AuditRecord
+from ops.models import AuditRecord, Proposal
 
 pytestmark = pytest.mark.django_db
 
 
 def snapshot() -> tuple:
     return (tuple(Account.objects.order_by("pk").values_list("balance_u", flat=True)), Journal.objects.count(),
-            Entry.objects.count(), tuple(Adjustment.objects.order_by("pk").values_list("status", flat=True)))
+            Entry.objects.count(), tuple(Proposal.objects.order_by("pk").values_list("state", flat=True)))
 
 
 @pytest.fixture
-def books(player: Any, fund: Any) -> dict[str, Account]:
+def books(player: Any, fund: Any, settings: Any) -> dict[str, Account]:
+    settings.FOUR_EYES_THRESHOLDS = {"USDC": "0.000100"}  # 100 micro USDC: the amounts below need two
     fund(player, 1_000)
     return {"player": services.user_account(user=player, currency="USDC"),
             "house": services.house_account(currency="USDC")}
@@ -38,53 +40,61 @@ def test_proposal_moves_nothing_and_a_second_operator_posts_it(
     before = snapshot()[:3]
     proposal = adjustment_propose(legs=[(books["player"].pk, -300), (books["house"].pk, 300)],
                                   reason="fee charged by hand, ticket 12", acting_user=maker)
+    assert proposal.state == Proposal.State.PENDING and snapshot()[:3] == before
+    with pytest.raises(SecondOperatorRequired, match="different operator"):
+        decision_approve(proposal_id=proposal.pk, reason="self", acting_user=maker)
     assert snapshot()[:3] == before
-    with pytest.raises(AdjustmentRefused, match="second operator"):
-        adjustment_decide(adjustment_id=proposal.pk, approve=True, reason="self", acting_user=maker)
-    approved = adjustment_decide(adjustment_id=proposal.pk, approve=True, reason="checked", acting_user=checker)
-    assert approved.status == "approved" and approved.journal.type == "adjustment"
+    approved = decision_approve(proposal_id=proposal.pk, reason="checked", acting_user=checker)
+    assert approved.state == Proposal.State.APPLIED and approved.result == {"journal": f"adjustment:{proposal.pk}"}
+    assert Journal.objects.get(reference=f"adjustment:{proposal.pk}").actor == checker
     assert Account.objects.get(pk=books["player"].pk).balance_u == 700
     assert Account.objects.get(pk=books["house"].pk).balance_u == 300
-    actions = list(AuditRecord.objects.filter(object_type="ledger.adjustment").values_list("action", "actor_label"))
-    assert actions == [("ledger.adjustment.approve", checker.email), ("ledger.adjustment.propose", maker.email)]
-    with pytest.raises(AdjustmentRefused, match="already approved"):
-        adjustment_decide(adjustment_id=proposal.pk, approve=True, reason="again", acting_user=checker)
+    actions = list(AuditRecord.objects.filter(object_type="ops.proposal").order_by("id")
+                   .values_list("action", "actor_label"))
+    assert actions == [("approvals.propose", maker.email), ("approvals.apply", checker.email)]
+    with pytest.raises(Exception, match="already applied"):
+        decision_approve(proposal_id=proposal.pk, reason="again", acting_user=checker)
     assert_ledger_ok()
 
 
 def test_refusals_change_nothing(books: dict[str, Account], make_staff: Any) -> None:
     maker, checker, support = make_staff(role="finance"), make_staff(role="finance"), make_staff(role="support")
+    before = snapshot()
     with pytest.raises(UnbalancedJournal):
         adjustment_propose(legs=[(books["player"].pk, -300), (books["house"].pk, 299)], reason="x", acting_user=maker)
     with pytest.raises(Forbidden):
         adjustment_propose(legs=[(books["player"].pk, -1), (books["house"].pk, 1)], reason="x", acting_user=support)
-    with pytest.raises(AdjustmentRefused, match="reason"):
+    with pytest.raises(ReasonRequired):
         adjustment_propose(legs=[(books["player"].pk, -1), (books["house"].pk, 1)], reason=" ", acting_user=maker)
+    assert snapshot() == before
     overdraft = adjustment_propose(legs=[(books["player"].pk, -5_000), (books["house"].pk, 5_000)], reason="too much",
                                    acting_user=maker)
     before = snapshot()
     with pytest.raises(InsufficientFunds):
-        adjustment_decide(adjustment_id=overdraft.pk, approve=True, reason="ok", acting_user=checker)
+        decision_approve(proposal_id=overdraft.pk, reason="ok", acting_user=checker)
     with pytest.raises(Forbidden):
-        adjustment_decide(adjustment_id=overdraft.pk, approve=True, reason="ok", acting_user=support)
+        decision_approve(proposal_id=overdraft.pk, reason="ok", acting_user=support)
     assert snapshot() == before
-    rejected = adjustment_decide(adjustment_id=overdraft.pk, approve=False, reason="wrong amount", acting_user=checker)
-    assert rejected.status == "rejected" and rejected.journal is None
+    rejected = decision_reject(proposal_id=overdraft.pk, reason="wrong amount", acting_user=checker)
+    assert rejected.state == Proposal.State.REJECTED and rejected.result == {}
     assert snapshot()[:3] == before[:3]
 
 
 def test_adjustment_command(books: dict[str, Account], make_staff: Any) -> None:
     maker, checker = make_staff(role="finance"), make_staff(role="finance")
     out = StringIO()
-    call_command("adjustment", "propose", "--leg", books["player"].name, "USDC", "-10", "--leg", "house", "USDC", "10",
-                 "--reason", "goodwill reversal", "--operator", maker.email, stdout=out)
-    adjustment_id = Adjustment.objects.get().pk
+    call_command("adjustment", "propose", "--leg", books["player"].name, "USDC", "-200", "--leg", "house", "USDC",
+                 "200", "--reason", "goodwill reversal", "--operator", maker.email, stdout=out)
+    adjustment_id = Proposal.objects.get().pk
     assert f"adjustment {adjustment_id} proposed" in out.getvalue()
-    with pytest.raises(CommandError, match="second operator"):
+    with pytest.raises(CommandError, match="different operator"):
         call_command("adjustment", "approve", "--id", str(adjustment_id), "--reason", "ok", "--operator", maker.email)
     call_command("adjustment", "approve", "--id", str(adjustment_id), "--reason", "ok", "--operator", checker.email,
                  stdout=out)
-    assert f"adjustment {adjustment_id} approved, journal adjustment:{adjustment_id}" in out.getvalue()
+    assert f"adjustment {adjustment_id} applied, journal adjustment:{adjustment_id}" in out.getvalue()
     with pytest.raises(CommandError, match="No account"):
         call_command("adjustment", "propose", "--leg", "nobody", "USDC", "-1", "--leg", "house", "USDC", "1",
                      "--reason", "x", "--operator", maker.email)
+    with pytest.raises(CommandError, match="not an active operator"):
+        call_command("adjustment", "propose", "--leg", "house", "USDC", "-1", "--leg", books["player"].name, "USDC",
+                     "1", "--reason", "x", "--operator", books["player"].owner.email)

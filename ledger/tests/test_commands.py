@@ -13,6 +13,8 @@ from django.core.management.base import CommandError
 from accounts.models import User
 from ledger import services
 from ledger.models import Account, Journal
+from ops.actors import SystemActor
+from ops.models import Proposal
 
 pytestmark = pytest.mark.django_db
 
@@ -28,7 +30,7 @@ def test_tvl_prints_the_manuals_three_figures(player: Any, fund: Any) -> None:
     services.transfer(
         source=services.user_account(user=player, currency="USDC"),
         destination=services.round_pool_account(code="20250908", currency="USDC"),
-        amount_u=1_000_000, type="bet", reference="b1",
+        amount_u=1_000_000, type="bet", reference="b1", actor=SystemActor("test")
     )
     text = run("tvl")
     assert "📊 TVL Metrics:" in text
@@ -40,13 +42,52 @@ def test_tvl_prints_the_manuals_three_figures(player: Any, fund: Any) -> None:
         run("tvl", "--currency", "DOGE")
 
 
-def test_deposit_credits_with_the_operator_as_actor(player: Any, make_staff: Any) -> None:
-    operator = make_staff(role="finance")
-    text = run("deposit", "--user", player.email, "--amount", "1000000", "--operator", operator.email)
-    assert "credited 1.000000 USDC" in text
+def test_deposit_is_a_proposal_that_a_second_operator_applies(player: Any, make_staff: Any) -> None:
+    maker, checker = make_staff(role="finance"), make_staff(role="finance")
+    text = run("deposit", "--user", player.email, "--amount", "1000000", "--reason", "PSP outage, ticket 7",
+               "--operator", maker.email)
+    proposal = Proposal.objects.get()
+    assert f"Proposal {proposal.pk}: credit 1.000000 USDC" in text and "Nothing moved" in text
+    assert Journal.objects.count() == 0 and not Account.objects.filter(owner=player).exists()
+
+    with pytest.raises(CommandError, match="different operator"):
+        run("deposit", "--approve", str(proposal.pk), "--operator", maker.email)
+    assert Journal.objects.count() == 0
+
+    text = run("deposit", "--approve", str(proposal.pk), "--operator", checker.email)
+    assert f"approved by {checker.email} (proposed by {maker.email})" in text
     journal = Journal.objects.get(type="deposit")
-    assert journal.actor == operator
+    assert journal.actor == checker and journal.reference == f"operator-credit:{proposal.pk}"
     assert Account.objects.get(owner=player).balance_u == 1_000_000
+    with pytest.raises(CommandError, match="already applied"):
+        run("deposit", "--approve", str(proposal.pk), "--operator", checker.email)
+    assert Account.objects.get(owner=player).balance_u == 1_000_000
+
+
+def test_deposit_proposer_may_apply_alone_only_in_development(player: Any, make_staff: Any, settings: Any) -> None:
+    maker = make_staff(role="finance")
+    run("deposit", "--user", player.email, "--amount", "500", "--reason", "demo", "--operator", maker.email)
+    proposal = Proposal.objects.get()
+    settings.ENVIRONMENT = "production"
+    with pytest.raises(CommandError, match="different operator"):
+        run("deposit", "--approve", str(proposal.pk), "--operator", maker.email)
+    assert Journal.objects.count() == 0
+    settings.ENVIRONMENT = "development"
+    run("deposit", "--approve", str(proposal.pk), "--operator", maker.email)
+    assert Account.objects.get(owner=player).balance_u == 500
+
+
+def test_deposit_rejected_moves_nothing(player: Any, make_staff: Any) -> None:
+    maker, checker = make_staff(role="finance"), make_staff(role="finance")
+    run("deposit", "--user", player.email, "--amount", "500", "--reason", "typo?", "--operator", maker.email)
+    proposal = Proposal.objects.get()
+    with pytest.raises(CommandError, match="reason"):
+        run("deposit", "--reject", str(proposal.pk), "--operator", checker.email)
+    assert "rejected" in run("deposit", "--reject", str(proposal.pk), "--reason", "no ticket", "--operator",
+                             checker.email)
+    with pytest.raises(CommandError, match="already rejected"):
+        run("deposit", "--approve", str(proposal.pk), "--operator", checker.email)
+    assert Journal.objects.count() == 0
 
 
 def test_deposit_amount_zero_shows_the_balance_and_changes_nothing(player: Any, fund: Any) -> None:
@@ -63,15 +104,25 @@ def test_deposit_amount_zero_shows_the_balance_and_changes_nothing(player: Any, 
         (["--user", "nobody@example.com", "--amount", "5"], "No user"),
         (["--amount", "-5"], "zero .* or positive"),
         (["--amount", "5", "--currency", "DOGE"], "Unknown currency"),
-        (["--amount", "5", "--operator", "ghost@example.com"], "No active operator"),
+        (["--amount", "5", "--operator", "ghost@example.com", "--reason", "r"], "No user"),
+        (["--amount", "5", "--reason", "r"], "--operator is required"),
+        (["--amount", "5", "--operator", "finance-x@example.com"], "reason"),
+        (["--user", "finance-x@example.com", "--amount", "5", "--reason", "r", "--operator", "finance-y@example.com"],
+         "operator account"),
+        (["--approve", "999", "--operator", "finance-x@example.com"], "No ledger.operator_credit proposal 999"),
     ],
 )
-def test_deposit_refusals_are_one_line_and_change_nothing(player: Any, args: list[str], message: str) -> None:
-    if "--user" not in args:
+def test_deposit_refusals_are_one_line_and_change_nothing(
+    player: Any, make_staff: Any, args: list[str], message: str
+) -> None:
+    make_staff(role="finance", email="finance-x@example.com")
+    make_staff(role="finance", email="finance-y@example.com")
+    if "--user" not in args and "--approve" not in args:
         args = ["--user", player.email, *args]
     with pytest.raises(CommandError, match=message):
         run("deposit", *args)
     assert Journal.objects.count() == 0 and Account.objects.filter(balance_u__gt=0).count() == 0
+    assert not Proposal.objects.exists()
 
 
 def test_check_ledger_passes_then_reports_a_breach(player: Any, fund: Any) -> None:

@@ -9,6 +9,7 @@ from django.db import connection, transaction
 
 from ledger import services
 from ledger.services import Leg
+from ops.actors import SystemActor
 
 pytestmark = pytest.mark.django_db
 
@@ -55,8 +56,8 @@ def settled_day(make_player: Any) -> None:
     house = services.house_account(currency="USDC")
     for i, player in enumerate((winner, loser)):
         available = services.user_account(user=player, currency="USDC")
-        services.transfer(source=psp, destination=available, amount_u=1_000_000, type="deposit", reference=f"d{i}")
-        services.transfer(source=available, destination=pool, amount_u=1_000_000, type="bet", reference=f"b{i}")
+        services.transfer(source=psp, destination=available, amount_u=1_000_000, type="deposit", reference=f"d{i}", actor=SystemActor("test"))
+        services.transfer(source=available, destination=pool, amount_u=1_000_000, type="bet", reference=f"b{i}", actor=SystemActor("test"))
     services.journal_post(
         type="settlement", reference="round:20250908:settlement",
         legs=[
@@ -64,9 +65,9 @@ def settled_day(make_player: Any) -> None:
             Leg(services.user_account(user=winner, currency="USDC"), 1_979_999),
             Leg(house, 20_000),
             Leg(house, 1),
-        ],
+        ], actor=SystemActor("test")
     )
-    services.transfer(source=psp, destination=house, amount_u=5, type="adjustment", reference="adj-1")
+    services.transfer(source=psp, destination=house, amount_u=5, type="adjustment", reference="adj-1", actor=SystemActor("test"))
 
 
 def test_house_balance(settled_day: None) -> None:

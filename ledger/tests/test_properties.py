@@ -20,6 +20,7 @@ from ledger.errors import LedgerError
 from ledger.models import Account, Entry, Journal
 from ledger.reconciliation import ledger_breaches
 from ledger.services import Leg
+from ops.actors import SystemActor
 
 _run = itertools.count()
 AMOUNTS = st.one_of(
@@ -74,7 +75,7 @@ class LedgerMachine(RuleBasedStateMachine):
         a, b = self.accounts[src], self.accounts[dst]
         legs = [(a.pk, -amount), (b.pk, amount)] if isinstance(amount, int) else []
         self._attempt(
-            lambda: services.transfer(source=a, destination=b, amount_u=amount, type="t", reference=self._new_ref()),
+            lambda: services.transfer(source=a, destination=b, amount_u=amount, type="t", reference=self._new_ref(), actor=SystemActor("test")),
             legs,
         )
 
@@ -83,7 +84,7 @@ class LedgerMachine(RuleBasedStateMachine):
         player = self.accounts[0]
         self._attempt(
             lambda: services.transfer(
-                source=self.external, destination=player, amount_u=amount, type="deposit", reference=self._new_ref()
+                source=self.external, destination=player, amount_u=amount, type="deposit", reference=self._new_ref(), actor=SystemActor("test")
             ),
             [(self.external.pk, -amount), (player.pk, amount)],
         )
@@ -97,7 +98,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self._attempt(
             lambda: services.journal_post(
                 type="multi", reference=self._new_ref(),
-                legs=[Leg(Account.objects.get(pk=pk), amt) for pk, amt in legs],
+                legs=[Leg(Account.objects.get(pk=pk), amt) for pk, amt in legs], actor=SystemActor("test")
             ),
             legs,
         )
@@ -108,7 +109,7 @@ class LedgerMachine(RuleBasedStateMachine):
         reference, legs, _type = data.draw(st.sampled_from(self.posted))
         journal = Journal.objects.get(reference=reference)
         self._attempt(
-            lambda: services.journal_reverse(journal=journal, reference=self._new_ref(), actor="test", reason="undo"),
+            lambda: services.journal_reverse(journal=journal, reference=self._new_ref(), actor=SystemActor("test"), reason="undo"),
             [(pk, -amt) for pk, amt in legs],
         )
 
@@ -126,7 +127,7 @@ class LedgerMachine(RuleBasedStateMachine):
         source, destination = Account.objects.get(pk=src), Account.objects.get(pk=dst)
         try:
             journal = services.transfer(
-                source=source, destination=destination, amount_u=amount, type=journal_type, reference=reference
+                source=source, destination=destination, amount_u=amount, type=journal_type, reference=reference, actor=SystemActor("test")
             )
             assert not tamper and journal.replayed
         except LedgerError:

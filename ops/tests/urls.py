@@ -26,6 +26,7 @@ class PayHouseApi(APIView):
             amount_u=data.validated_data["amount_u"],
             type="fee",
             reference=f"pay-house:{request.headers['Idempotency-Key']}:{request.user.pk}",
+            actor=request.user,
         )
         if data.validated_data["fail"]:
             raise ServiceUnavailable("the downstream is down")

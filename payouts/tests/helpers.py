@@ -32,13 +32,10 @@ def balances(user: Any, currency: str = "USDC") -> Balances:
 def snapshot() -> dict[str, Any]:
     """Counts and states that a refused action must leave exactly as they were."""
     from ledger.models import Account, Entry, Journal
-    from ops.models import AuditRecord
-    from payouts.models import (
-        PayoutAttempt,
-        PayoutEvent,
-        Withdrawal,
-        WithdrawalApproval,
-    )
+    from ops.models import AuditRecord, Proposal
+    from payouts.models import PayoutAttempt, PayoutEvent, Withdrawal
+    from rounds.models import Bet, Round
+    from webhooks.models import Deposit
 
     return {
         "withdrawals": list(Withdrawal.objects.order_by("pk").values_list("pk", "state", "amount_u", "payout_generation")),
@@ -48,7 +45,11 @@ def snapshot() -> dict[str, Any]:
         "audit": AuditRecord.objects.filter(object_type="payouts.withdrawal").count(),
         "attempts": PayoutAttempt.objects.count(),
         "events": PayoutEvent.objects.count(),
-        "approvals": WithdrawalApproval.objects.count(),
+        "proposals": list(Proposal.objects.order_by("pk").values_list("pk", "kind", "state", "decided_by")),
+        "all_audit": AuditRecord.objects.count(),
+        "rounds": list(Round.objects.order_by("pk").values_list("code", "status", "result", "up_pool_u", "down_pool_u")),
+        "bets": Bet.objects.count(),
+        "deposits": list(Deposit.objects.order_by("pk").values_list("pk", "status", "amount_u")),
     }
 
 

@@ -86,7 +86,7 @@ def test_support_sees_no_buttons_and_cannot_act(requested: Withdrawal, support: 
 
 def test_bulk_approve_obeys_the_same_rules(funded_player: Any, finance: Any, finance2: Any, settings: Any,
                                            django_capture_on_commit_callbacks: Any) -> None:
-    settings.FOUR_EYES_THRESHOLD_U = 5_000_000
+    settings.FOUR_EYES_THRESHOLDS = {"USDC": "5"}
     small = withdrawal_request(user=funded_player, amount_u=1_000_000, currency="USDC", provider="adyen")
     big = withdrawal_request(user=funded_player, amount_u=6_000_000, currency="USDC", provider="adyen")
     done = withdrawal_request(user=funded_player, amount_u=1_000_000, currency="USDC", provider="adyen")

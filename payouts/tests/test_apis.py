@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from ops.errors import NotAPlayer
 from payouts.models import Withdrawal
 from payouts.services import payout_submit, withdrawal_approve, withdrawal_request
 
@@ -185,7 +186,7 @@ def test_second_approval_is_a_conflict(funded_player: Any, finance: Any, finance
 
 def test_four_eyes_above_the_threshold(funded_player: Any, finance: Any, finance2: Any, api_client_for: Any,
                                        settings: Any, django_capture_on_commit_callbacks: Any) -> None:
-    settings.FOUR_EYES_THRESHOLD_U = 2_000_000
+    settings.FOUR_EYES_THRESHOLDS = {"USDC": "2"}
     small = withdrawal_request(user=funded_player, amount_u=2_000_000, currency="USDC", provider="adyen")
     big = withdrawal_request(user=funded_player, amount_u=2_000_001, currency="USDC", provider="adyen")
     first, second = api_client_for(finance), api_client_for(finance2)
@@ -198,7 +199,7 @@ def test_four_eyes_above_the_threshold(funded_player: Any, finance: Any, finance
     assert [s["operator"] for s in response.json()["pending_signoffs"]] == [finance.email]
 
     frozen = snapshot()
-    assert_problem(first.post(f"{URL}/{big.pk}/approve"), 409, "payouts/second-operator-required")
+    assert_problem(first.post(f"{URL}/{big.pk}/approve"), 409, "approvals/second-operator-required")
     assert snapshot() == frozen
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
@@ -210,7 +211,7 @@ def test_four_eyes_above_the_threshold(funded_player: Any, finance: Any, finance
 
 def test_four_eyes_for_manual_resolution(stub: Any, funded_player: Any, finance: Any, finance2: Any,
                                          api_client_for: Any, settings: Any, assert_ledger_ok: Any) -> None:
-    settings.FOUR_EYES_THRESHOLD_U = 1_000_000
+    settings.FOUR_EYES_THRESHOLDS = {"USDC": "1"}
     before = balances(funded_player)
     withdrawal = withdrawal_request(user=funded_player, amount_u=5_000_000, currency="USDC", provider="adyen")
     withdrawal_approve(withdrawal_id=withdrawal.pk, acting_user=finance)
@@ -226,9 +227,10 @@ def test_four_eyes_for_manual_resolution(stub: Any, funded_player: Any, finance:
     assert balances(funded_player).held_u == 5_000_000
     # The same operator cannot complete it; a different decision by another operator does not either.
     assert_problem(api_client_for(finance).post(url, {"decision": "refund_failed", "reason": "again"}, format="json"),
-                   409, "payouts/second-operator-required")
-    assert api_client_for(finance2).post(url, {"decision": "confirm_sent", "reason": "not sure"},
-                                         format="json").status_code == 202
+                   409, "approvals/second-operator-required")
+    assert_problem(api_client_for(finance2).post(url, {"decision": "confirm_sent", "reason": "not sure"},
+                                                  format="json"), 409, "approvals/refused")
+    assert balances(funded_player).held_u == 5_000_000
     response = api_client_for(finance2).post(url, {"decision": "refund_failed", "reason": "agree: failed"},
                                              format="json")
     assert response.status_code == 200
@@ -281,7 +283,8 @@ def test_state_cannot_be_set_directly(funded_player: Any) -> None:
 
 
 def test_operators_cannot_withdraw(finance: Any, fund: Any, api_client_for: Any) -> None:
-    fund(finance, 5_000_000)
+    with pytest.raises(NotAPlayer):
+        fund(finance, 5_000_000)  # operators hold no balance at all
     frozen = snapshot()
-    assert_problem(post_withdrawal(api_client_for(finance), BODY), 400, "payouts/invalid-withdrawal")
+    assert_problem(post_withdrawal(api_client_for(finance), BODY), 403, "accounts/not-a-player")
     assert snapshot() == frozen

@@ -307,13 +307,13 @@ def test_paid_after_a_refund_is_reported_until_an_operator_reviews_it(
     report = detector()
     assert f"payout_event {event.pk} state=needs_review" in report and f"withdrawal={withdrawal.pk}" in report
     with pytest.raises(CommandError, match="reason"):
-        call_command("review_payout_event", "--id", str(event.pk), "--reason", " ")
+        call_command("review_payout_event", "--id", str(event.pk), "--reason", " ", "--operator", finance.email)
     call_command("review_payout_event", "--id", str(event.pk), "--reason", "recovered from the player, ticket 9",
                  "--operator", finance.email, stdout=StringIO())
     assert detector() == ""
     assert AuditRecord.objects.get(action="payouts.payout_event.reviewed").reason == "recovered from the player, ticket 9"
     with pytest.raises(CommandError, match="already reviewed"):
-        call_command("review_payout_event", "--id", str(event.pk), "--reason", "again")
+        call_command("review_payout_event", "--id", str(event.pk), "--reason", "again", "--operator", finance.email)
 
 
 def test_a_database_error_in_the_payout_task_is_retried_with_the_same_key(

@@ -12,8 +12,9 @@ from django.test import Client
 from django.utils import timezone
 
 from ledger.models import Journal
+from ops.approvals import SecondOperatorRequired
 from ops.models import AuditRecord
-from payouts.errors import InvalidTransition, ReasonRequired, SecondOperatorRequired
+from payouts.errors import InvalidTransition, ReasonRequired
 from payouts.models import PayoutStatusCheck, Withdrawal
 from payouts.reconciliation import payouts_to_reconcile
 from payouts.selectors import stuck_withdrawals
@@ -53,7 +54,7 @@ def test_accepted_never_confirmed_is_asked_then_resolved_with_four_eyes(
 ) -> None:
     before = balances(funded_player)
     withdrawal, obj = accepted(stub, funded_player, finance, provider)
-    settings.FOUR_EYES_THRESHOLD_U = 10_000_000  # resolving this payout needs two operators
+    settings.FOUR_EYES_THRESHOLDS = {"USDC": "10"}  # resolving this 25 USDC payout needs two operators
 
     # Not asked yet: resolution from payout_submitted is refused and changes nothing.
     frozen = snapshot()
@@ -85,8 +86,9 @@ def test_accepted_never_confirmed_is_asked_then_resolved_with_four_eyes(
     assert balances(funded_player) == before
     assert Journal.objects.filter(reference__startswith=f"withdrawal:{withdrawal.pk}:").count() == 2  # hold, release
     record = AuditRecord.objects.get(action="payouts.withdrawal.refund_failed")
-    assert (record.from_state, record.to_state, record.reason) == ("payout_submitted", "refunded",
-                                                                    "confirmed with the bank, ticket 42")
+    assert (record.from_state, record.to_state) == ("payout_submitted", "refunded")
+    assert record.reason == "PSP says pending for 3 days; bank confirms nothing arrived"  # the maker's reason
+    assert record.data["approved_by"] == finance2.email
     assert reconcile(withdrawal).endswith("nothing to reconcile")  # money moved once
     assert_ledger_ok()
 
@@ -214,7 +216,7 @@ def test_resolve_api_from_payout_submitted(
     assert_ledger_ok: Any,
 ) -> None:
     withdrawal, obj = accepted(stub, funded_player, finance, "stripe")
-    settings.FOUR_EYES_THRESHOLD_U = 10_000_000
+    settings.FOUR_EYES_THRESHOLDS = {"USDC": "10"}
     body = {"decision": "confirm_sent", "reason": "bank statement shows it"}
     refused = api_client_for(finance).post(f"/v1/payouts/{withdrawal.pk}/resolve", body, format="json")
     assert refused.status_code == 409 and refused.json()["type"].endswith("payouts/invalid-transition")

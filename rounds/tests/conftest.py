@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from ops.actors import BEAT
 from rounds.domain.calendar import parse_code, previous_session, session_times
 from rounds.domain.oracle import StaticPriceSource
 
@@ -74,7 +75,7 @@ def open_round(clock: Clock, prices: Prices, db: Any) -> Callable[..., Any]:
         day = parse_code(code)
         prices.set(previous_session(day=day), reference)
         clock.set(session_times(day=day).lock_utc - timedelta(hours=1))
-        round_obj, created = round_open(code=code, acting_user=None)
+        round_obj, created = round_open(code=code, acting_user=BEAT)
         assert created
         return round_obj
 
@@ -101,8 +102,27 @@ def lock_and_reach_settlement(clock: Clock) -> Callable[..., Any]:
 
     def _go(round_obj: Any) -> Any:
         clock.set(round_obj.lock_at)
-        locked, _ = round_lock(code=round_obj.code, acting_user=None)
+        locked, _ = round_lock(code=round_obj.code, acting_user=BEAT)
         clock.set(round_obj.settle_after + timedelta(seconds=1))
         return locked
 
     return _go
+
+
+@pytest.fixture
+def force_settle(make_staff: Callable[..., Any]) -> Callable[..., Any]:
+    """force_settle(round, "UP") -> the round, settled by two finance operators (propose, then approve)."""
+    from ops.approvals import decision_approve
+    from rounds.services import force_result_propose
+
+    maker, checker = make_staff(role="finance"), make_staff(role="finance")
+
+    def _force(round_obj: Any, result: str, *, reason: str = "oracle outage", evidence: str = "wsj.com") -> Any:
+        proposal = force_result_propose(code=round_obj.code, result=result, reason=reason, evidence=evidence,
+                                        acting_user=maker)
+        decision_approve(proposal_id=proposal.pk, acting_user=checker, reason="checked the close")
+        round_obj.refresh_from_db()
+        return round_obj
+
+    _force.maker, _force.checker = maker, checker  # type: ignore[attr-defined]
+    return _force

@@ -1,4 +1,4 @@
-"""The rounds console: read-only pages, operator price entry, and the four-eyes forced result."""
+"""The rounds console: read-only pages, operator price entry, forced results under four eyes, the VOID stop."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ import pytest
 from django.test import Client
 
 from ledger.models import Account
-from ops.models import AuditRecord
+from ops.approvals import SecondOperatorRequired, decision_approve
+from ops.errors import Forbidden
+from ops.models import AuditRecord, Proposal
 from rounds import errors
-from rounds.models import ForceResultRequest, OracleObservation, Round
-from rounds.services import force_result_approve, force_result_propose
+from rounds.models import OracleObservation, Round
+from rounds.services import force_result_propose
 
 pytestmark = pytest.mark.django_db
 
@@ -41,21 +43,23 @@ def test_force_result_needs_a_second_operator(
     alice, bob = make_staff(role="finance"), make_staff(role="finance")
     proposal = force_result_propose(code=round_obj.code, result="UP", reason="oracle outage",
                                     evidence="nasdaq.com 16:00 close 101.2", acting_user=alice)
-    with pytest.raises(errors.FourEyesRequired):
-        force_result_approve(request_id=proposal.pk, acting_user=alice)
+    assert proposal.state == Proposal.State.PENDING
+    with pytest.raises(SecondOperatorRequired):
+        decision_approve(proposal_id=proposal.pk, acting_user=alice)
     round_obj.refresh_from_db()
     assert round_obj.status == Round.Status.LOCKED
     assert Account.objects.get(pk=round_obj.pool_account_id).balance_u == 8_000_000
 
-    settled = force_result_approve(request_id=proposal.pk, acting_user=bob)
+    decision_approve(proposal_id=proposal.pk, acting_user=bob, reason="close checked")
+    settled = Round.objects.get(pk=round_obj.pk)
 
     assert settled.status == Round.Status.SETTLED and settled.result == "UP"
     assert settled.forced["operator"] == alice.email and settled.forced["approved_by"] == bob.email
     assert Account.objects.get(pk=bets[0].account_id).balance_u == 8_000_000 - 80_000
     actions = set(AuditRecord.objects.values_list("action", "actor_label"))
-    assert {("rounds.force_result.propose", alice.email), ("rounds.force_result.approve", bob.email)} <= actions
-    with pytest.raises(errors.ForceRequestNotPending):
-        force_result_approve(request_id=proposal.pk, acting_user=bob)
+    assert {("approvals.propose", alice.email), ("approvals.apply", bob.email), ("rounds.settle", bob.email)} <= actions
+    with pytest.raises(Exception, match="already applied"):
+        decision_approve(proposal_id=proposal.pk, acting_user=bob)
     assert_ledger_ok()
 
 
@@ -64,11 +68,13 @@ def test_force_result_refused_for_support_and_for_open_rounds(
 ) -> None:
     round_obj = open_round("20250908")
     support, finance = make_staff(role="support"), make_staff(role="finance")
-    with pytest.raises(errors.NotAllowed):
-        force_result_propose(code=round_obj.code, result="VOID", reason="r", evidence="e", acting_user=support)
+    with pytest.raises(Forbidden):
+        force_result_propose(code=round_obj.code, result="UP", reason="r", evidence="e", acting_user=support)
     with pytest.raises(errors.RoundNotLocked):
+        force_result_propose(code=round_obj.code, result="UP", reason="r", evidence="e", acting_user=finance)
+    with pytest.raises(errors.InvalidResult):
         force_result_propose(code=round_obj.code, result="VOID", reason="r", evidence="e", acting_user=finance)
-    assert ForceResultRequest.objects.count() == 0
+    assert Proposal.objects.count() == 0
 
 
 def test_admin_pages_and_forms(locked_round: Any, make_staff: Callable[..., Any]) -> None:
@@ -82,16 +88,38 @@ def test_admin_pages_and_forms(locked_round: Any, make_staff: Callable[..., Any]
     assert all(str(bet.bet_id).encode() in page.content for bet in bets)  # bets inline, read-only
     assert round_obj.salt.encode() not in page.content
     assert a.post(f"/admin/rounds/round/{round_obj.pk}/change/", {"fee_bps": 0}).status_code == 403
+    assert a.get("/admin/rounds/round/999999/force/").status_code == 302  # a missing round: a message, no 500
 
     a.post(f"/admin/rounds/round/{round_obj.pk}/enter-price/", {"price": "101.5", "evidence": "nasdaq.com"})
     assert OracleObservation.objects.get(kind="operator").price == "101.5"
 
-    a.post(f"/admin/rounds/round/{round_obj.pk}/force/", {"result": "VOID", "reason": "bad data", "evidence": "x"})
-    proposal = ForceResultRequest.objects.get()
-    a.post(f"/admin/rounds/round/force-request/{proposal.pk}/approve/")
+    a.post(f"/admin/rounds/round/{round_obj.pk}/force/", {"result": "DOWN", "reason": "bad data", "evidence": "x"})
+    proposal = Proposal.objects.get()
+    mine = a.get(f"/admin/rounds/round/{round_obj.pk}/change/").content
+    assert b"Approve (second operator)" not in mine and b"you proposed it" in mine
+    assert b"Approve (second operator)" in b.get(f"/admin/rounds/round/{round_obj.pk}/change/").content
+    a.post(f"/admin/ops/proposal/{proposal.pk}/decide/approve/", {"reason": ""})
     assert Round.objects.get(pk=round_obj.pk).status == Round.Status.LOCKED  # same operator: refused
-    b.post(f"/admin/rounds/round/force-request/{proposal.pk}/approve/")
+    b.post(f"/admin/ops/proposal/{proposal.pk}/decide/approve/", {"reason": "checked"})
     settled = Round.objects.get(pk=round_obj.pk)
-    assert (settled.status, settled.void_reason) == (Round.Status.VOID, "CANCELLED")
+    assert (settled.status, settled.result) == (Round.Status.SETTLED, "DOWN")
     page = b.get(f"/admin/rounds/round/{round_obj.pk}/change/")
     assert b"Settlement breakdown" in page.content
+
+
+def test_admin_void_is_the_one_operator_emergency_stop(
+    open_round: Callable[..., Any], place: Callable[..., Any], make_staff: Callable[..., Any],
+    assert_ledger_ok: Callable[[], None],
+) -> None:
+    round_obj = open_round("20250908")
+    bet = place(round_obj, "UP", 3_000_000)
+    place(round_obj, "DOWN", 1_000_000)
+    finance = make_staff(role="finance")
+    client = login(finance)
+    assert b"Void (emergency stop)" in client.get(f"/admin/rounds/round/{round_obj.pk}/change/").content
+    client.post(f"/admin/rounds/round/{round_obj.pk}/void/", {"reason": "feed corrupted"})
+    voided = Round.objects.get(pk=round_obj.pk)
+    assert (voided.status, voided.void_reason) == (Round.Status.VOID, "CANCELLED")
+    assert Account.objects.get(pk=bet.account_id).balance_u == 3_000_000
+    assert AuditRecord.objects.filter(action="rounds.settle", actor_label=finance.email, reason="feed corrupted").exists()
+    assert_ledger_ok()

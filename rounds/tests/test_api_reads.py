@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from ops.actors import BEAT
 from rounds.domain.integrity import verify_proof
 
 pytestmark = pytest.mark.django_db
@@ -48,7 +49,7 @@ def test_round_lifecycle_through_the_api(
 
     prices.set(round_obj.open_at.date(), "100.1")
     clock.set(round_obj.settle_after + timedelta(minutes=1))
-    round_settle(code=round_obj.code, result="AUTO", acting_user=None)
+    round_settle(code=round_obj.code, acting_user=BEAT)
     detail = client.get("/v1/rounds/20250908").json()
     assert detail["settlement"]["result"] == "UP" and detail["settlement"]["close"] == "100.1"
     assert detail["settlement"]["fee_u"] == 40_000

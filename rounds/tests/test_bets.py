@@ -10,6 +10,7 @@ import pytest
 
 from ledger.models import Account, Journal
 from ledger.services import user_account
+from ops.actors import SystemActor
 from ops.models import Switch
 from rounds import errors
 from rounds.models import Bet, Round
@@ -67,7 +68,7 @@ def test_bet_on_a_locked_round_is_refused_even_before_lock_time(
     from rounds.services import round_lock
 
     round_obj = open_round("20250908")
-    round_lock(code=round_obj.code, acting_user="cli:test", reason="emergency")
+    round_lock(code=round_obj.code, acting_user=SystemActor("cli:test"), reason="emergency")
     fund(player, 1_000_000)
     with pytest.raises(errors.RoundLocked):
         bet_place(user=player, code=round_obj.code, side="UP", stake_u=1_000_000)

@@ -9,7 +9,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from ledger.models import Entry
+from ledger.models import Account, Entry
+from ops.models import Proposal
 from rounds.models import Round
 
 pytestmark = pytest.mark.django_db
@@ -43,28 +44,82 @@ def test_lock_and_settle_commands(
     assert Entry.objects.count() == entries
 
 
-def test_forced_settle_needs_reason_and_lock(
+def test_forced_settle_is_proposed_by_one_operator_and_applied_by_another(
     open_round: Callable[..., Any], place: Callable[..., Any], make_staff: Callable[..., Any], capsys: Any,
+    clock: Any, assert_ledger_ok: Callable[[], None],
 ) -> None:
+    alice, bob = make_staff(role="finance"), make_staff(role="finance")
     round_obj = open_round("20250908")
-    place(round_obj, "UP", 1_000_000)
+    up = place(round_obj, "UP", 1_000_000)
     place(round_obj, "DOWN", 1_000_000)
     with pytest.raises(CommandError, match="rounds/not-locked"):
-        call_command("settle_round", "--code", round_obj.code, "--result", "UP", "--reason", "x")
+        call_command("settle_round", "--code", round_obj.code, "--result", "UP", "--reason", "x",
+                     "--evidence", "e", "--operator", alice.email)
     call_command("lock_round", "--code", round_obj.code)
-    with pytest.raises(CommandError, match="rounds/reason-required"):
-        call_command("settle_round", "--code", round_obj.code, "--result", "UP")
-    assert Round.objects.get(pk=round_obj.pk).status == Round.Status.LOCKED
+    with pytest.raises(CommandError, match="--operator is required"):
+        call_command("settle_round", "--code", round_obj.code, "--result", "UP", "--reason", "x", "--evidence", "e")
+    with pytest.raises(CommandError, match="rounds/too-early"):  # locked, but the market has not closed
+        call_command("settle_round", "--code", round_obj.code, "--result", "UP", "--reason", "x",
+                     "--evidence", "e", "--operator", alice.email)
+    clock.set(round_obj.close_at)
+    with pytest.raises(CommandError, match="approvals/reason-required"):
+        call_command("settle_round", "--code", round_obj.code, "--result", "UP", "--evidence", "e",
+                     "--operator", alice.email)
+    assert not Proposal.objects.exists()
 
     call_command("settle_round", "--code", round_obj.code, "--result", "VOID", "--dry-run")
     assert "DRY RUN" in capsys.readouterr().out
     assert Round.objects.get(pk=round_obj.pk).status == Round.Status.LOCKED
 
-    operator = make_staff(role="finance")
-    call_command("settle_round", "--code", round_obj.code, "--result", "DOWN", "--reason", "oracle outage",
-                 "--evidence", "nasdaq.com", "--operator", operator.email)
+    call_command("settle_round", "--code", round_obj.code, "--result", "UP", "--reason", "oracle outage",
+                 "--evidence", "nasdaq.com", "--operator", alice.email)
+    proposal = Proposal.objects.get()
+    assert f"Proposal {proposal.pk}: force UP" in capsys.readouterr().out
+    assert Round.objects.get(pk=round_obj.pk).status == Round.Status.LOCKED  # one operator: nothing applied
+    assert Account.objects.get(pk=up.account_id).balance_u == 0
+    with pytest.raises(CommandError, match="approvals/second-operator-required"):
+        call_command("settle_round", "--approve", str(proposal.pk), "--operator", alice.email)
+    assert Round.objects.get(pk=round_obj.pk).status == Round.Status.LOCKED
+
+    call_command("settle_round", "--approve", str(proposal.pk), "--operator", bob.email)
+    assert f"approved by {bob.email} (proposed by {alice.email})" in capsys.readouterr().out
     settled = Round.objects.get(pk=round_obj.pk)
-    assert settled.result == "DOWN" and settled.forced["operator"] == operator.email
+    assert settled.result == "UP" and settled.forced["operator"] == alice.email
+    assert settled.forced["approved_by"] == bob.email
+    assert_ledger_ok()
+
+    entries = Entry.objects.count()
+    with pytest.raises(CommandError, match="already SETTLED with result UP"):
+        call_command("settle_round", "--code", round_obj.code, "--result", "DOWN", "--reason", "x",
+                     "--evidence", "e", "--operator", bob.email)
+    with pytest.raises(CommandError, match="already SETTLED with result UP"):
+        call_command("settle_round", "--code", round_obj.code, "--result", "VOID", "--reason", "x",
+                     "--operator", bob.email)
+    assert Entry.objects.count() == entries
+
+
+def test_void_from_the_command_line_is_the_one_operator_emergency_stop(
+    open_round: Callable[..., Any], place: Callable[..., Any], make_staff: Callable[..., Any], capsys: Any,
+    assert_ledger_ok: Callable[[], None],
+) -> None:
+    finance = make_staff(role="finance")
+    round_obj = open_round("20250908")  # still OPEN
+    bets = [place(round_obj, "UP", 1_000_000), place(round_obj, "DOWN", 2_000_000)]
+    with pytest.raises(CommandError, match="reason"):
+        call_command("settle_round", "--code", round_obj.code, "--result", "VOID", "--operator", finance.email)
+    assert Round.objects.get(pk=round_obj.pk).status == Round.Status.OPEN
+    call_command("settle_round", "--code", round_obj.code, "--result", "VOID", "--reason", "feed corrupted",
+                 "--operator", finance.email)
+    voided = Round.objects.get(pk=round_obj.pk)
+    assert (voided.status, voided.void_reason) == (Round.Status.VOID, "CANCELLED")
+    assert [Account.objects.get(pk=b.account_id).balance_u for b in bets] == [1_000_000, 2_000_000]
+    call_command("settle_round", "--code", round_obj.code, "--result", "VOID", "--reason", "again",
+                 "--operator", finance.email)  # already VOID: exit 0, nothing moves
+    assert "Already settled: round 20250908 is VOID" in capsys.readouterr().out
+    from prometheus_client import REGISTRY, generate_latest
+
+    assert 'round_voids_total{reason="CANCELLED"} 1.0' in generate_latest(REGISTRY).decode()
+    assert_ledger_ok()
 
 
 def test_unknown_round_is_one_readable_line() -> None:

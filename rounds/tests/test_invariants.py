@@ -9,6 +9,7 @@ import pytest
 
 from ledger.reconciliation import invariant_names, ledger_breaches
 from ledger.services import external_account, transfer
+from ops.actors import SystemActor
 
 pytestmark = pytest.mark.django_db
 
@@ -24,6 +25,6 @@ def test_money_in_a_pool_without_a_bet_is_a_breach(
     place(round_obj, "UP", 1_000_000)
     assert ledger_breaches() == []
     transfer(source=external_account(provider="test", currency="USDC"), destination=round_obj.pool_account,
-             amount_u=5, type="adjustment", reference="stray-money", system="test")
+             amount_u=5, type="adjustment", reference="stray-money", actor=SystemActor("test"))
     breaches = [b for b in ledger_breaches() if b.invariant == "round_pools_equal_stakes"]
     assert len(breaches) == 1 and "holds 1000005 but unsettled stakes are 1000000" in breaches[0].detail

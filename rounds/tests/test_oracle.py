@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from ledger.models import Account
+from ops.actors import BEAT
+from ops.errors import Forbidden
 from rounds import errors
 from rounds.models import OracleObservation, Round
 from rounds.services import oracle_price_enter, round_settle
@@ -31,40 +33,41 @@ def test_missing_or_disagreeing_prices_are_retried(locked: Any, prices: Any) -> 
     day = round_obj.open_at.date()
     prices.set(day, "101", source="src-a")
     with pytest.raises(errors.OraclePending):
-        round_settle(code=round_obj.code, result="AUTO", acting_user=None)
+        round_settle(code=round_obj.code, acting_user=BEAT)
     prices.set(day, "101.01", source="src-b")
     with pytest.raises(errors.OraclePending):
-        round_settle(code=round_obj.code, result="AUTO", acting_user=None)
+        round_settle(code=round_obj.code, acting_user=BEAT)
     round_obj.refresh_from_db()
     assert round_obj.status == Round.Status.LOCKED and round_obj.oracle_attempts == 2
     assert Account.objects.get(pk=round_obj.pool_account_id).balance_u == 5_000_000
     assert OracleObservation.objects.filter(round=round_obj).count() == 4
 
     prices.set(day, "101", source="src-b")
-    settled, changed = round_settle(code=round_obj.code, result="AUTO", acting_user=None)
+    settled, changed = round_settle(code=round_obj.code, acting_user=BEAT)
     assert changed and settled.result == "UP" and settled.close_price == "101"
     assert {e["source"] for e in settled.price_evidence} == {"src-a", "src-b"}
 
 
 def test_oracle_failure_voids_after_deadline_and_a_late_price_changes_nothing(
     locked: Any, prices: Any, clock: Any, settings: Any, assert_ledger_ok: Callable[[], None],
+    make_staff: Callable[..., Any],
 ) -> None:
     round_obj, bets = locked
     settings.ORACLE_DEADLINE_MINUTES = 60
     clock.set(round_obj.close_at + timedelta(minutes=59, seconds=59))
     with pytest.raises(errors.OraclePending):
-        round_settle(code=round_obj.code, result="AUTO", acting_user=None)
+        round_settle(code=round_obj.code, acting_user=BEAT)
 
     clock.set(round_obj.close_at + timedelta(minutes=60))
-    voided, changed = round_settle(code=round_obj.code, result="AUTO", acting_user=None)
+    voided, changed = round_settle(code=round_obj.code, acting_user=BEAT)
     assert changed and (voided.status, voided.void_reason) == (Round.Status.VOID, "ORACLE_FAILURE")
     assert [Account.objects.get(pk=b.account_id).balance_u for b in bets] == [2_000_000, 3_000_000]
 
     prices.set(round_obj.open_at.date(), "150")
-    again, changed = round_settle(code=round_obj.code, result="AUTO", acting_user=None)
+    again, changed = round_settle(code=round_obj.code, acting_user=BEAT)
     assert not changed and again.void_reason == "ORACLE_FAILURE" and again.close_price == ""
     with pytest.raises(errors.RoundLocked):
-        oracle_price_enter(code=round_obj.code, price="150", evidence="late", acting_user="cli:op")
+        oracle_price_enter(code=round_obj.code, price="150", evidence="late", acting_user=make_staff(role="finance"))
     assert [Account.objects.get(pk=b.account_id).balance_u for b in bets] == [2_000_000, 3_000_000]
     assert_ledger_ok()
 
@@ -80,7 +83,7 @@ def test_operator_prices_count_as_sources(
     with pytest.raises(errors.SettleTooEarly):
         oracle_price_enter(code=round_obj.code, price="99", evidence="a guess", acting_user=alice)
     clock.set(settle_time)
-    with pytest.raises(errors.NotAllowed):
+    with pytest.raises(Forbidden):
         oracle_price_enter(code=round_obj.code, price="99", evidence="nasdaq.com", acting_user=support)
     oracle_price_enter(code=round_obj.code, price="99.00", evidence="https://nasdaq.com/close", acting_user=alice)
     with pytest.raises(errors.PriceAlreadyEntered):
@@ -88,7 +91,7 @@ def test_operator_prices_count_as_sources(
     with pytest.raises(errors.InvalidPrice):
         oracle_price_enter(code=round_obj.code, price="-1", evidence="x", acting_user=bob)
 
-    settled, _ = round_settle(code=round_obj.code, result="AUTO", acting_user=None)
+    settled, _ = round_settle(code=round_obj.code, acting_user=BEAT)
 
     assert settled.result == "DOWN" and settled.close_price == "99"
     sources = {e["source"] for e in settled.price_evidence if e["price"]}
@@ -131,9 +134,9 @@ def test_configured_http_sources_settle_a_round(
         clock.set(round_obj.lock_at)
         from rounds.services import round_lock
 
-        round_lock(code=round_obj.code, acting_user=None)
+        round_lock(code=round_obj.code, acting_user=BEAT)
         clock.set(round_obj.settle_after)
-        settled, _ = round_settle(code=round_obj.code, result="AUTO", acting_user=None)
+        settled, _ = round_settle(code=round_obj.code, acting_user=BEAT)
     finally:
         server.shutdown()
     assert settled.result == "UP" and settled.close_price == "101.25"

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from ledger.models import Account
 from ledger.services import house_account
+from ops.actors import BEAT
 from rounds.domain.pool import Result, Side, settle_pool
 from rounds.models import Bet, Round
 from rounds.services import bet_place, round_settle
@@ -49,7 +50,7 @@ def test_sql_settlement_matches_the_reference(
         prices.set(date(2025, 9, 8), close)
         house_before = house_account(currency="USDC").balance_u
 
-        settled, changed = round_settle(code=round_obj.code, result="AUTO", acting_user=None)
+        settled, changed = round_settle(code=round_obj.code, acting_user=BEAT)
 
         price_result = {"99.99": Result.DOWN, "100": Result.VOID, "100.01": Result.UP}[close]
         expected = settle_pool(stakes=[(b.pk, Side(b.side), b.stake_u) for b in bets], result=price_result,

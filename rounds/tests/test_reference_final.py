@@ -10,6 +10,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from ops.actors import BEAT
 from ops.models import AuditRecord
 from rounds import errors
 from rounds.domain.calendar import session_times
@@ -27,22 +28,22 @@ def test_a_session_not_yet_closed_is_refused_from_the_oracle_and_from_an_operato
     clock.set(datetime(2026, 11, 27, 7, tzinfo=UTC))  # the run: Friday 07:00Z
     prices.set(FRIDAY, "19000.10")  # even if a source already answers something
     with pytest.raises(errors.ReferenceNotFinal, match="close of 2026-11-27, which is final only at 2026-11-27 18:05Z"):
-        round_open(code="20261130", acting_user=None)
+        round_open(code="20261130", acting_user=BEAT)
     with pytest.raises(errors.ReferenceNotFinal):
-        round_open(code="20261130", acting_user=None, reference_close=Decimal("19000.10"), reason="I checked")
+        round_open(code="20261130", acting_user=BEAT, reference_close=Decimal("19000.10"), reason="I checked")
     with pytest.raises(CommandError, match="final only at 2026-11-27 18:05Z") as refused:
         call_command("open_round", "--code", "20261130")
     assert "\n" not in str(refused.value)
     clock.set(FINAL_AT - timedelta(seconds=1))  # closed, but inside the settle buffer
     with pytest.raises(errors.ReferenceNotFinal):
-        round_open(code="20261130", acting_user=None)
+        round_open(code="20261130", acting_user=BEAT)
     assert Round.objects.count() == 0 and not AuditRecord.objects.filter(action="rounds.open").exists()
 
 
 def test_a_session_that_has_closed_is_taken(clock: Any, prices: Any) -> None:
     clock.set(FINAL_AT)
     prices.set(FRIDAY, "19000.10")
-    round_obj, created = round_open(code="20261130", acting_user=None)
+    round_obj, created = round_open(code="20261130", acting_user=BEAT)
     assert created and (round_obj.reference_session, round_obj.reference_close) == (FRIDAY, "19000.1")
 
 

@@ -11,6 +11,8 @@ from django.db import connection
 
 from ledger.models import Account, Entry, Journal
 from ledger.services import house_account
+from ops.actors import BEAT
+from ops.models import Proposal
 from rounds import errors
 from rounds.domain.pool import Result, Side, VoidReason, settle_pool
 from rounds.models import Bet, Round
@@ -50,7 +52,7 @@ def test_normal_split_with_rounding(
     lock_and_reach_settlement(round_obj)
     prices.set(round_obj.open_at.date(), "101")
 
-    settled, changed = round_settle(code=round_obj.code, result="AUTO", acting_user=None)
+    settled, changed = round_settle(code=round_obj.code, acting_user=BEAT)
 
     # T=4, fee = min(4*100//10000, 1) = 0, net 4, each UP gets 1*4//3 = 1, breakage 1.
     assert changed and settled.status == Round.Status.SETTLED and settled.result == "UP"
@@ -78,7 +80,7 @@ def test_fee_is_a_separate_house_entry_from_breakage(
     lock_and_reach_settlement(round_obj)
     prices.set(round_obj.open_at.date(), "99.5")
 
-    settled, _ = round_settle(code=round_obj.code, result="AUTO", acting_user=None)
+    settled, _ = round_settle(code=round_obj.code, acting_user=BEAT)
 
     expected = settle_pool(stakes=[(1, Side.UP, 1_000_001), *[(i + 2, Side.DOWN, s) for i, s in enumerate(stakes)]],
                            result=Result.DOWN, fee_bps=100)
@@ -101,7 +103,7 @@ def test_fee_is_capped_at_the_losing_pool(
     lock_and_reach_settlement(round_obj)
     prices.set(round_obj.open_at.date(), "100.01")
 
-    settled, _ = round_settle(code=round_obj.code, result="AUTO", acting_user=None)
+    settled, _ = round_settle(code=round_obj.code, acting_user=BEAT)
 
     assert (settled.fee_u, settled.breakage_u) == (1, 0)  # min(10**7, 1)
     assert balances(winner, loser) == [10**9, 0]  # never less than the stake back
@@ -118,7 +120,7 @@ def test_tie_is_void_with_exact_refunds(
     lock_and_reach_settlement(round_obj)
     prices.set(round_obj.open_at.date(), "100.5")
 
-    settled, _ = round_settle(code=round_obj.code, result="AUTO", acting_user=None)
+    settled, _ = round_settle(code=round_obj.code, acting_user=BEAT)
 
     assert (settled.status, settled.result, settled.void_reason) == (Round.Status.VOID, "VOID", "TIE")
     assert balances(*bets) == [3_000_000, 7_000_001]
@@ -137,7 +139,7 @@ def test_one_sided_pool_is_void_whatever_the_result(
     lock_and_reach_settlement(round_obj)
     prices.set(round_obj.open_at.date(), close)
 
-    settled, _ = round_settle(code=round_obj.code, result="AUTO", acting_user=None)
+    settled, _ = round_settle(code=round_obj.code, acting_user=BEAT)
 
     assert (settled.status, settled.void_reason) == (Round.Status.VOID, "ONE_SIDED")
     assert balances(*bets) == [2_000_000, 5_000_000]
@@ -146,14 +148,14 @@ def test_one_sided_pool_is_void_whatever_the_result(
 
 @pytest.mark.parametrize("forced", ["UP", "DOWN"])
 def test_forced_result_on_one_sided_pool_is_still_void(
-    forced: str, open_round: Callable[..., Any], place: Callable[..., Any],
+    forced: str, open_round: Callable[..., Any], place: Callable[..., Any], force_settle: Callable[..., Any],
     lock_and_reach_settlement: Callable[..., Any], assert_ledger_ok: Callable[[], None],
 ) -> None:
     round_obj = open_round("20250908")
     bet = place(round_obj, "DOWN", 4_000_000)
     lock_and_reach_settlement(round_obj)
 
-    settled, _ = round_settle(code=round_obj.code, result=forced, acting_user="cli:test", reason="oracle down")
+    settled = force_settle(round_obj, forced)
 
     assert (settled.result, settled.void_reason) == ("VOID", VoidReason.ONE_SIDED.value)
     assert balances(bet) == [4_000_000]
@@ -166,43 +168,55 @@ def test_empty_round_is_void_and_posts_nothing(
 ) -> None:
     round_obj = open_round("20250908")
     lock_and_reach_settlement(round_obj)
-    settled, changed = round_settle(code=round_obj.code, result="AUTO", acting_user=None)
+    settled, changed = round_settle(code=round_obj.code, acting_user=BEAT)
     assert changed and (settled.status, settled.void_reason) == (Round.Status.VOID, "EMPTY")
     assert not Journal.objects.filter(reference__startswith=f"round:{round_obj.code}").exists()
     assert_ledger_ok()
 
 
 def test_forcing_from_a_state_other_than_locked_is_refused(
-    open_round: Callable[..., Any], place: Callable[..., Any], prices: Any,
+    open_round: Callable[..., Any], place: Callable[..., Any], prices: Any, make_staff: Callable[..., Any],
     lock_and_reach_settlement: Callable[..., Any],
 ) -> None:
+    from rounds.services import force_result_propose
+
+    finance = make_staff(role="finance")
     round_obj = open_round("20250908")
     bet = place(round_obj, "UP", 2_000_000)
     place(round_obj, "DOWN", 2_000_000)
-    for result in ("UP", "DOWN", "VOID"):
+    for result in ("UP", "DOWN"):
         with pytest.raises(errors.RoundNotLocked):
-            round_settle(code=round_obj.code, result=result, acting_user="cli:test", reason="test")
+            force_result_propose(code=round_obj.code, result=result, reason="test", evidence="e", acting_user=finance)
     round_obj.refresh_from_db()
     assert round_obj.status == Round.Status.OPEN and balances(bet) == [0]
     assert Account.objects.get(pk=round_obj.pool_account_id).balance_u == 4_000_000
+    assert not Proposal.objects.exists()
 
     lock_and_reach_settlement(round_obj)
     prices.set(round_obj.open_at.date(), "101")
-    round_settle(code=round_obj.code, result="AUTO", acting_user=None)
+    round_settle(code=round_obj.code, acting_user=BEAT)
     before = list(Entry.objects.values_list("id", flat=True))
-    settled, changed = round_settle(code=round_obj.code, result="DOWN", acting_user="cli:test", reason="late")
-    assert not changed and settled.result == "UP"
+    with pytest.raises(errors.RoundAlreadySettled, match="already SETTLED"):
+        force_result_propose(code=round_obj.code, result="DOWN", reason="late", evidence="e", acting_user=finance)
+    round_obj.refresh_from_db()
+    assert round_obj.result == "UP"
     assert list(Entry.objects.values_list("id", flat=True)) == before
+    assert not Proposal.objects.exists()
 
 
 def test_forced_result_needs_a_reason(
     open_round: Callable[..., Any], place: Callable[..., Any], lock_and_reach_settlement: Callable[..., Any],
+    make_staff: Callable[..., Any],
 ) -> None:
+    from ops.approvals import ReasonRequired
+    from rounds.services import force_result_propose
+
     round_obj = open_round("20250908")
     place(round_obj, "UP", 2_000_000)
     lock_and_reach_settlement(round_obj)
-    with pytest.raises(errors.ReasonRequired):
-        round_settle(code=round_obj.code, result="UP", acting_user="cli:test", reason=" ")
+    with pytest.raises(ReasonRequired):
+        force_result_propose(code=round_obj.code, result="UP", reason=" ", evidence="e",
+                             acting_user=make_staff(role="finance"))
     round_obj.refresh_from_db()
     assert round_obj.status == Round.Status.LOCKED
     assert Account.objects.get(pk=round_obj.pool_account_id).balance_u == 2_000_000
@@ -217,10 +231,10 @@ def test_settle_before_settle_time_is_refused(
     place(round_obj, "UP", 2_000_000)
     place(round_obj, "DOWN", 2_000_000)
     clock.set(round_obj.lock_at)
-    round_lock(code=round_obj.code, acting_user=None)
+    round_lock(code=round_obj.code, acting_user=BEAT)
     prices.set(round_obj.open_at.date(), "101")
     with pytest.raises(errors.SettleTooEarly):
-        round_settle(code=round_obj.code, result="AUTO", acting_user=None)
+        round_settle(code=round_obj.code, acting_user=BEAT)
     round_obj.refresh_from_db()
     assert round_obj.status == Round.Status.LOCKED
 
@@ -234,9 +248,9 @@ def test_settling_twice_gives_one_set_of_entries(
     place(round_obj, "DOWN", 3_000_000)
     lock_and_reach_settlement(round_obj)
     prices.set(round_obj.open_at.date(), "101")
-    round_settle(code=round_obj.code, result="AUTO", acting_user=None)
+    round_settle(code=round_obj.code, acting_user=BEAT)
     first = settlement_entries(round_obj.code)
-    _, changed = round_settle(code=round_obj.code, result="AUTO", acting_user=None)
+    _, changed = round_settle(code=round_obj.code, acting_user=BEAT)
     assert not changed
     assert settlement_entries(round_obj.code) == first
     assert Journal.objects.filter(type="settlement").count() == 1
@@ -274,7 +288,7 @@ def test_concurrent_settlements_post_once(
     def settle() -> None:
         try:
             barrier.wait()
-            outcomes.append(round_settle(code=round_obj.code, result="AUTO", acting_user=None)[1])
+            outcomes.append(round_settle(code=round_obj.code, acting_user=BEAT)[1])
         except Exception as exc:  # noqa: BLE001 (recorded and asserted below)
             outcomes.append(exc)
         finally:
@@ -305,7 +319,7 @@ def test_house_manual_fee_query_runs_verbatim(
     place(round_obj, "DOWN", 1_000_001)
     lock_and_reach_settlement(round_obj)
     prices.set(round_obj.open_at.date(), "101")
-    settled, _ = round_settle(code=round_obj.code, result="AUTO", acting_user=None)
+    settled, _ = round_settle(code=round_obj.code, acting_user=BEAT)
     with connection.cursor() as cursor:
         cursor.execute(
             """

@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
+from ledger import services as ledger_services
 from ledger.models import Account, Entry, Journal
+from ops.actors import BEAT
 from rounds import services
 from rounds.domain.pool import Result
 from rounds.services import round_settle, settlement_preview
@@ -43,7 +45,8 @@ def test_portable_settlement_posts_what_the_set_based_one_does(
     outcomes = []
     # Not adjacent sessions: a round's reference is the previous session's close, which round one would set.
     for code, set_based in (("20250908", True), ("20250915", False)):
-        monkeypatch.setattr(services, "SET_BASED_SETTLEMENT", set_based)
+        monkeypatch.setattr(services, "_payouts_in_sql", lambda set_based=set_based: set_based)
+        monkeypatch.setattr(ledger_services, "FAST_WRITE", set_based)
         round_obj = open_round(code, reference="100")
         for side, stake in bets:
             place(round_obj, side, stake)
@@ -51,7 +54,7 @@ def test_portable_settlement_posts_what_the_set_based_one_does(
         prices.set(round_obj.open_at.date(), close)
         preview = settlement_preview(code=code, result=Result.VOID if close == "100" else
                                      (Result.UP if close == "101" else Result.DOWN))
-        settled, changed = round_settle(code=code, result="AUTO", acting_user=None)
+        settled, changed = round_settle(code=code, acting_user=BEAT)
         assert changed, code
         assert Account.objects.get(pk=settled.pool_account_id).balance_u == 0
         payouts = sorted(settled.bets.values_list("stake_u", "payout_u"))

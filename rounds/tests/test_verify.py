@@ -10,6 +10,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import transaction
 
+from ops.actors import BEAT
 from ops.db_guard import service_write_allow
 from rounds.models import Bet, Round
 
@@ -28,7 +29,7 @@ def settled(
         place(round_obj, side, stake)
     lock_and_reach_settlement(round_obj)
     prices.set(round_obj.open_at.date(), "100.25")
-    settled, _ = round_settle(code=round_obj.code, result="AUTO", acting_user=None)
+    settled, _ = round_settle(code=round_obj.code, acting_user=BEAT)
     return settled
 
 
@@ -79,6 +80,7 @@ def test_altered_parameter_fails_commit(settled: Round, capsys: Any, field: str,
 
 
 def test_void_and_forced_rounds_pass(
+    force_settle: Callable[..., Any],
     open_round: Callable[..., Any], place: Callable[..., Any], lock_and_reach_settlement: Callable[..., Any],
     capsys: Any,
 ) -> None:
@@ -87,16 +89,16 @@ def test_void_and_forced_rounds_pass(
     one_sided = open_round("20250908")
     place(one_sided, "UP", 1_000_000)
     lock_and_reach_settlement(one_sided)
-    round_settle(code=one_sided.code, result="AUTO", acting_user=None)
+    round_settle(code=one_sided.code, acting_user=BEAT)
     assert verify(one_sided.code, capsys)[0]
 
     forced = open_round("20250909", reference="100")
     place(forced, "UP", 1_000_000)
     place(forced, "DOWN", 3_000_000)
     lock_and_reach_settlement(forced)
-    round_settle(code=forced.code, result="DOWN", acting_user="cli:op", reason="oracle outage", evidence="wsj.com")
+    force_settle(forced, "DOWN")
     ok, out = verify(forced.code, capsys)
-    assert ok and "forced by cli:op" in out
+    assert ok and f"forced by {force_settle.maker.email}" in out
 
     # A forced round whose revealed result was changed afterwards fails.
     forced.refresh_from_db()

@@ -11,6 +11,7 @@ from django.db import OperationalError
 from django.utils import timezone
 
 from ledger.models import Journal
+from ops.actors import SystemActor
 from ops.models import WorkerRun
 from webhooks import services
 from webhooks.models import Deposit, WebhookEvent
@@ -246,7 +247,7 @@ def test_refund_the_player_already_spent_is_flagged_for_manual_handling(
 
     transfer(source=user_account(user=credited.user, currency="USD"),
              destination=external_account(provider="test", currency="USD"),
-             amount_u=2000, type="test_spend", reference="spend-1")
+             amount_u=2000, type="test_spend", reference="spend-1", actor=SystemActor("test"))
     before = snapshot()
 
     deliver(STRIPE_URL, stripe_delivery("charge.refunded", _charge(credited, amount_refunded=2500))[1])
@@ -266,7 +267,7 @@ def test_stripe_dispute_debits_once_even_when_replayed(credited: Deposit, delive
     deliver(STRIPE_URL, stripe_delivery("charge.dispute.created", dispute)[1])
     event = WebhookEvent.objects.get(event_type="charge.dispute.created")
 
-    webhook_event_replay(event_id=event.pk, acting_user="cli:test")
+    webhook_event_replay(event_id=event.pk, acting_user=SystemActor("cli:test"))
 
     assert available(credited.user, "USD") == 0
     assert Journal.objects.filter(type="deposit_chargeback").count() == 1

@@ -17,6 +17,7 @@ from django.db import transaction
 from accounts.models import User
 from accounts.roles import ADMIN, FINANCE, SUPPORT, ensure_operator_roles
 from ledger.services import operator_credit
+from ops.actors import SEED
 
 DEMO_OPERATORS = [
     ("admin@example.com", "admin-demo-pass", ADMIN, True),
@@ -59,15 +60,19 @@ class Command(BaseCommand):
             user = User.objects.filter(email=email).first()
             if user is None:
                 user = User.objects.create_user(email, password, is_staff=True, is_superuser=superuser)
+            elif not user.is_staff:
+                raise CommandError(f"{email} exists as a player; staff and players are never the same account.")
             user.groups.add(Group.objects.get(name=role))
             self.stdout.write(f"  {role:<8} {email} / {password}")
         self.stdout.write("demo players (API token login at POST /v1/auth/login):")
         for email, usdc_u, usd_u in DEMO_PLAYERS:
             user = User.objects.filter(email=email).first() or User.objects.create_user(email, PLAYER_PASSWORD)
+            if user.is_staff or user.is_superuser:
+                raise CommandError(f"{email} is an operator account; demo balances go to players only.")
             for currency, amount_u in (("USDC", usdc_u), ("USD", usd_u)):
                 if amount_u:
                     operator_credit(
-                        user=user, amount_u=amount_u, currency=currency, actor="seed",
+                        user=user, amount_u=amount_u, currency=currency, actor=SEED,
                         reference=f"seed:demo:{email}:{currency}", reason="demo balance",
                     )
             self.stdout.write(f"  player   {email} / {PLAYER_PASSWORD}  ({usdc_u} micro USDC, {usd_u} US cents)")

@@ -1,4 +1,8 @@
-"""`adjustment propose|approve|reject|list`: manual ledger corrections with a second operator."""
+"""`adjustment propose|approve|reject|list`: manual ledger corrections under maker-checker.
+
+Within the four-eyes thresholds of its currencies one operator's proposal is applied at once;
+above them a different operator approves it (`adjustment approve --id`).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,11 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ledger.adjustments import adjustment_decide, adjustment_propose
-from ledger.models import Account, Adjustment
-from ops.cli import user_by_email
+from ledger.decisions import ADJUSTMENT_KIND, adjustment_propose
+from ledger.models import Account
+from ops.cli import operator_by_email, proposal_decide
 from ops.errors import ApplicationError
+from ops.models import Proposal
 
 
 class Command(BaseCommand):
@@ -32,21 +37,28 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             if options["action"] == "list":
-                for a in Adjustment.objects.order_by("-id")[:50]:
-                    self.stdout.write(f"{a.pk:>5} {a.status:<9} by {a.proposed_by.email} legs={a.legs} {a.reason}")
+                for a in Proposal.objects.filter(kind=ADJUSTMENT_KIND).select_related("proposed_by")[:50]:
+                    self.stdout.write(f"{a.pk:>5} {a.state:<9} by {a.proposed_by.email} "
+                                      f"legs={a.payload.get('legs')} {a.reason}")
                 return
-            operator = user_by_email(options["operator"])
+            operator = operator_by_email(options["operator"])
             if options["action"] == "propose":
                 legs = [(self._account(name, currency).pk, self._amount(amount)) for name, currency, amount in options["leg"]]
-                adjustment = adjustment_propose(legs=legs, reason=options["reason"], acting_user=operator)
-                self.stdout.write(f"adjustment {adjustment.pk} proposed; a second operator must approve it")
-                return
-            adjustment = adjustment_decide(adjustment_id=options["id"], approve=options["action"] == "approve",
-                                           reason=options["reason"], acting_user=operator)
+                proposal = adjustment_propose(legs=legs, reason=options["reason"], acting_user=operator)
+            else:
+                approving = options["action"] == "approve"
+                proposal, _ = proposal_decide(
+                    approve=options["id"] if approving else None, reject=None if approving else options["id"],
+                    kind=ADJUSTMENT_KIND, operator_email=options["operator"], reason=options["reason"],
+                )
         except ApplicationError as exc:
             raise CommandError(exc.detail) from exc
-        posted = f", journal {adjustment.journal.reference}" if adjustment.journal else ""
-        self.stdout.write(f"adjustment {adjustment.pk} {adjustment.status}{posted}")
+        if proposal.state == Proposal.State.PENDING:
+            self.stdout.write(f"adjustment {proposal.pk} proposed; above the four-eyes threshold a second operator "
+                              f"must approve it: adjustment approve --id {proposal.pk}")
+            return
+        posted = f", journal {proposal.result['journal']}" if proposal.result.get("journal") else ""
+        self.stdout.write(f"adjustment {proposal.pk} {proposal.state}{posted}")
 
     def _account(self, name: str, currency: str) -> Account:
         account = Account.objects.filter(name=name, currency=currency).first()

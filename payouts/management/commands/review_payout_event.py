@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ops.cli import operator_from_option
+from ops.cli import operator_by_email
 from ops.errors import ApplicationError
 from payouts.services import payout_event_mark_reviewed
 
@@ -22,7 +22,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             event = payout_event_mark_reviewed(
-                event_id=options["id"], acting_user=operator_from_option(options["operator"]), reason=options["reason"]
+                event_id=options["id"], acting_user=operator_by_email(options["operator"]), reason=options["reason"]
             )
         except ApplicationError as exc:
             raise CommandError(exc.detail) from exc

@@ -1,19 +1,5 @@
-"""Shared by the rounds commands: turn a service refusal into one readable CommandError line."""
+"""Shared by the rounds commands (kept for their imports): see `ops.cli.refusals_as_command_errors`."""
 
-from __future__ import annotations
+from ops.cli import refusals_as_command_errors
 
-import contextlib
-from collections.abc import Iterator
-
-from django.core.management.base import CommandError
-
-from ops.errors import ApplicationError
-
-
-@contextlib.contextmanager
-def refusals_as_command_errors() -> Iterator[None]:
-    """Re-raise an ApplicationError as a one-line CommandError (exit status 1)."""
-    try:
-        yield
-    except ApplicationError as exc:
-        raise CommandError(f"{exc.code}: {exc.detail}") from exc
+__all__ = ["refusals_as_command_errors"]

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('payouts', '0002_payout_event_review'),
+        ('payouts', '0003_maker_checker'),
     ]
 
     operations = [

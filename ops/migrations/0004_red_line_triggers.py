@@ -54,10 +54,10 @@ def backward(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("ops", "0002_audit_log_append_only"),
-        ("payouts", "0002_payout_event_review"),
+        ("ops", "0003_proposal"),
+        ("payouts", "0004_payout_status_check"),
         ("webhooks", "0001_initial"),
-        ("rounds", "0003_bet_leaf"),
+        ("rounds", "0004_maker_checker"),
     ]
 
     operations = [migrations.RunPython(forward, backward)]
