@@ -4,7 +4,8 @@ Everything runs as it does in production, in processes of the test's own: a Redi
 (never the machine's shared one), the web server (`manage.py runserver`) and a Celery worker with its
 embedded beat, both on that Redis and on the test database. Webhooks are signed custody deposits sent over
 HTTP. After Redis returns (empty: the worst case, every message sent before the outage is gone too) every
-event must be credited exactly once within 60 s.
+event must be credited exactly once within 60 s. A withdrawal an operator approved during the outage (its
+payout message lost) must reach the PSP stub within 60 s too, once.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from django.conf import settings
 from ledger.models import Journal
 from ops.tests.processes import OwnRedis, django_env, free_port, start_web, start_worker, stop, wait_until
 from webhooks.models import Deposit, WebhookEvent
-from webhooks.stub import custody_request
+from webhooks.stub import PSPStub, custody_request
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -34,7 +35,8 @@ def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
     """Own Redis, web server and worker + embedded beat, all on the test database."""
     redis_server = OwnRedis()
     redis_server.start()
-    env = django_env(redis_url=redis_server.url)
+    psp = PSPStub(timeout_delay=2.0).start()
+    env = django_env(redis_url=redis_server.url, ADYEN_API_BASE=psp.url, STRIPE_API_BASE=psp.url)
     web_port = free_port()
     logs = [open(tmp_path / name, "w") for name in ("web.log", "worker.log")]  # noqa: SIM115
     web = start_web(env, logs[0], web_port)
@@ -50,17 +52,25 @@ def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
 
     try:
         wait_until(web_answers, 30, "the web server")
-        yield {"url": url, "redis": redis_server, "logs": tmp_path}
+        yield {"url": url, "redis": redis_server, "psp": psp, "logs": tmp_path}
     finally:
         stop(web, worker)
         redis_server.stop()
+        psp.stop()
         for log in logs:
             log.close()
 
 
 def test_every_webhook_is_credited_once_within_60s_of_the_broker_returning(
-    stack: dict[str, Any], player: Any
+    stack: dict[str, Any], player: Any, fund: Any, make_staff: Any
 ) -> None:
+    from accounts.tests.factories import PASSWORD
+    from payouts.models import Withdrawal
+    from payouts.services import withdrawal_request
+
+    fund(player, 50_000_000)
+    withdrawal = withdrawal_request(user=player, amount_u=20_000_000, currency="USDC", provider="adyen")
+    operator = make_staff(role="finance")
     sent: list[int] = []
 
     def deliver(n: int) -> None:
@@ -86,13 +96,31 @@ def test_every_webhook_is_credited_once_within_60s_of_the_broker_returning(
         deliver(n)
         n += 1
         time.sleep(2)
+        if n == 8:  # mid-outage, an operator approves over HTTP: the payout message cannot be sent
+            login = requests.post(f"{stack['url']}/v1/auth/login", json={"email": operator.email, "password": PASSWORD},
+                                  timeout=30)
+            approve = requests.post(f"{stack['url']}/v1/withdrawals/{withdrawal.pk}/approve", timeout=30,
+                                    headers={"Authorization": f"Token {login.json()['token']}"})
+            assert approve.status_code == 200, approve.text
     during = n - 3
     assert during >= 10
+    assert Withdrawal.objects.get(pk=withdrawal.pk).state == "approved" and not stack["psp"].requests
     assert WebhookEvent.objects.filter(status=WebhookEvent.Status.RECEIVED).count() == during
     stack["redis"].start()
 
+    returned = time.monotonic()
     recovery_s = wait_until(all_credited, RECOVERY_LIMIT_S, "every event to be credited after the broker returned")
     print(f"broker outage {OUTAGE_S}s, {during} webhooks meanwhile: all credited {recovery_s:.1f}s after its return")
+
+    def payout_accepted() -> bool:
+        return Withdrawal.objects.filter(pk=withdrawal.pk).exclude(psp_reference="").exists()
+
+    wait_until(payout_accepted, max(1.0, RECOVERY_LIMIT_S - (time.monotonic() - returned)),
+               "the payout approved during the outage to reach the PSP")
+    payout_s = time.monotonic() - returned
+    print(f"payout approved during the outage accepted by the PSP {payout_s:.1f}s after the broker returned")
+    refreshed = Withdrawal.objects.get(pk=withdrawal.pk)
+    assert refreshed.state == "payout_submitted" and stack["psp"].submissions(refreshed.idempotency_key) == 1
 
     assert WebhookEvent.objects.count() == len(sent)
     assert set(WebhookEvent.objects.values_list("status", flat=True)) == {WebhookEvent.Status.PROCESSED}
@@ -101,4 +129,4 @@ def test_every_webhook_is_credited_once_within_60s_of_the_broker_returning(
     assert Journal.objects.filter(pk__in=journals).count() == len(sent)
     from payouts.tests.helpers import balances
 
-    assert balances(player).available_u == sum(sent)  # each credited exactly once
+    assert balances(player).available_u == 50_000_000 - 20_000_000 + sum(sent)  # each credited exactly once
