@@ -19,8 +19,8 @@ from .bulk_rows import current_session_code, generate
 
 pytestmark = pytest.mark.django_db
 
-# session, user, 2 permission lookups, and 16 for the figures (tvl 1, manual review 2, stuck jobs 5,
-# round 1, switches 1, reconciliation 1, waivers 1, charts 3, payout outcomes 1)
+# session, user, and a fixed number for the figures (tvl, manual review, pending decisions, each kind of
+# stuck job, today's round, switches, reconciliation, waivers, charts, payout outcomes); none reads bets or entries
 DASHBOARD_QUERIES = 22
 
 
