@@ -9,6 +9,7 @@ from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 RUN_DIR = BASE_DIR / ".run"
@@ -149,6 +150,23 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(RUN_DIR / "celerybeat-schedule")
+# Four queues, one worker pool each (bin/backoffice worker <queue>), so a slow PSP holding the payout
+# workers never delays deposit crediting. Every task is routed by name; docs/ops/queues-and-retries-matrix.md
+# lists them (a test compares the two). A task missing here would land in housekeeping, never nowhere.
+CELERY_QUEUE_NAMES = ("webhooks", "payouts", "rounds", "housekeeping")
+CELERY_TASK_QUEUES = tuple(Queue(name, routing_key=name) for name in CELERY_QUEUE_NAMES)
+CELERY_TASK_DEFAULT_QUEUE = "housekeeping"
+CELERY_TASK_DEFAULT_ROUTING_KEY = "housekeeping"
+CELERY_TASK_ROUTES = {
+    "webhooks.tasks.process_webhook_event": {"queue": "webhooks"},
+    "webhooks.tasks.retry_stale_events": {"queue": "webhooks"},
+    "payouts.tasks.submit_payout": {"queue": "payouts"},
+    "payouts.tasks.requeue_payouts": {"queue": "payouts"},
+    "payouts.tasks.detect_stuck_finance_jobs": {"queue": "housekeeping"},
+    "rounds.tasks.rounds_tick": {"queue": "rounds"},
+    "ledger.tasks.reconcile_ledger": {"queue": "housekeeping"},
+    "ops.tasks.escalate_overdue_waivers": {"queue": "housekeeping"},
+}
 CELERY_BEAT_SCHEDULE = {
     "ledger-reconciliation": {"task": "ledger.tasks.reconcile_ledger", "schedule": crontab(minute="*/5")},
     "ops-stuck-finance-jobs": {"task": "payouts.tasks.detect_stuck_finance_jobs", "schedule": crontab(minute="*/30")},
