@@ -17,13 +17,20 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--date", help="YYYY-MM-DD (UTC); default today")
         parser.add_argument("--output", help="write to this file instead of standard output")
+        parser.add_argument("--template", choices=["daily", "w1"], default="daily",
+                            help="w1: the onboarding pack's week-1 report (docs/ops/w1_report_template.md)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             day = parse_day(options["date"]) if options["date"] else timezone.now().date()
         except ValueError as exc:
             raise CommandError(f"--date must be YYYY-MM-DD, not {options['date']!r}.") from exc
-        report, ok = daily_reconciliation_report(day=day)
+        if options["template"] == "w1":
+            from ops.w1_report import w1_report
+
+            report, ok = w1_report(day=day)
+        else:
+            report, ok = daily_reconciliation_report(day=day)
         if options["output"]:
             Path(options["output"]).write_text(report)
             self.stdout.write(f"wrote {options['output']}")
