@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from django.db import connection
+from django.db import connections
 from django.utils import timezone
 
+from config.db_router import read_alias
 from ledger.currencies import CURRENCIES
 from ledger.reconciliation import invariant_names, ledger_breaches
 from ledger.selectors import currencies_in_use, tvl
@@ -18,7 +19,7 @@ from .models import WorkerRun
 def _flows(day: date) -> list[tuple[str, str, int, int]]:
     start = datetime.combine(day, time.min, tzinfo=UTC)
     end = start + timedelta(days=1)
-    with connection.cursor() as cursor:
+    with connections[read_alias()].cursor() as cursor:
         cursor.execute(
             "SELECT j.type, e.currency, COUNT(DISTINCT j.id), SUM(CASE WHEN e.amount_u > 0 THEN e.amount_u ELSE 0 END) "
             "FROM ledger_journal j JOIN ledger_entry e ON e.journal_id = j.id "
@@ -29,7 +30,7 @@ def _flows(day: date) -> list[tuple[str, str, int, int]]:
 
 
 def _house_fees(day: date) -> list[tuple[str, int]]:
-    with connection.cursor() as cursor:
+    with connections[read_alias()].cursor() as cursor:
         cursor.execute(
             "SELECT currency, SUM(amount_u) FROM ledger_entries WHERE account = 'house' AND ref_type = 'settlement' "
             "AND ts >= %s AND ts < %s GROUP BY currency",

@@ -61,6 +61,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "auditlog.middleware.AuditlogMiddleware",
     "ops.middleware.MaintenanceModeMiddleware",
+    "config.db_router.AdminListsOnReplicaMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -86,6 +87,17 @@ TEMPLATES = [
 # --- Database -----------------------------------------------------------------------------
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+# A streaming replica for reports, TVL, metrics gauges and admin lists (config/db_router.py, docs/ops/scaling.md).
+DB_READONLY_ENDPOINT = env("DB_READONLY_ENDPOINT", default="")
+DB_READONLY_MAX_LAG_S = env.float("DB_READONLY_MAX_LAG_S", default=5.0)
+DB_READONLY_CHECK_INTERVAL_S = env.float("DB_READONLY_CHECK_INTERVAL_S", default=5.0)
+READONLY_DATABASE: dict | None = None
+if DB_READONLY_ENDPOINT:
+    READONLY_DATABASE = env.db_url_config(DB_READONLY_ENDPOINT)
+    READONLY_DATABASE.setdefault("OPTIONS", {})["connect_timeout"] = 2  # an unreachable replica: fall back fast
+    READONLY_DATABASE["TEST"] = {"MIRROR": "default"}
+    DATABASES["replica"] = READONLY_DATABASE
+DATABASE_ROUTERS = ["config.db_router.ReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -8,6 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from config.db_router import read_from_replica
 from ops.reports import daily_reconciliation_report, parse_day
 
 
@@ -25,12 +26,13 @@ class Command(BaseCommand):
             day = parse_day(options["date"]) if options["date"] else timezone.now().date()
         except ValueError as exc:
             raise CommandError(f"--date must be YYYY-MM-DD, not {options['date']!r}.") from exc
-        if options["template"] == "w1":
-            from ops.w1_report import w1_report
+        with read_from_replica():
+            if options["template"] == "w1":
+                from ops.w1_report import w1_report
 
-            report, ok = w1_report(day=day)
-        else:
-            report, ok = daily_reconciliation_report(day=day)
+                report, ok = w1_report(day=day)
+            else:
+                report, ok = daily_reconciliation_report(day=day)
         if options["output"]:
             Path(options["output"]).write_text(report)
             self.stdout.write(f"wrote {options['output']}")
