@@ -12,3 +12,8 @@ class OpsConfig(AppConfig):
         from .metrics import install_database_collector
 
         install_database_collector()
+
+        from .tracing import sentry_init, tracing_init
+
+        tracing_init()
+        sentry_init()

@@ -216,21 +216,27 @@ WEBHOOK_STALE_AFTER_S = env.int("WEBHOOK_STALE_AFTER_S", default=120)
 DEPOSIT_PROVIDER_TIMEOUT_S = env.float("DEPOSIT_PROVIDER_TIMEOUT_S", default=10.0)
 DEPOSIT_RETURN_URL = env("DEPOSIT_RETURN_URL", default="http://localhost:8000/deposits/return")
 
+# --- Traces and errors (ops/tracing.py): nothing is exported unless an endpoint / DSN is set ----
+OTEL_EXPORTER_OTLP_ENDPOINT = env("OTEL_EXPORTER_OTLP_ENDPOINT", default="")
+OTEL_SERVICE_NAME = env("OTEL_SERVICE_NAME", default="backoffice")
+SENTRY_DSN = env("SENTRY_DSN", default="")
+
 # --- Logging ------------------------------------------------------------------------------
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"correlation": {"()": "ops.logging.CorrelationIdFilter"}},
+    "filters": {"correlation": {"()": "ops.logging.CorrelationIdFilter"},
+                "trace": {"()": "ops.tracing.TraceIdLogFilter"}},
     "formatters": {
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
-            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(correlation_id)s",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(correlation_id)s %(trace_id)s",
             "rename_fields": {"asctime": "ts", "levelname": "level", "name": "logger"},
         },
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["correlation"]},
+        "console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["correlation", "trace"]},
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {

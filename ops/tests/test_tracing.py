@@ -1,0 +1,82 @@
+"""Traces with the OpenTelemetry SDK's in-memory exporter: a deposit from its webhook to its credit is one
+trace across the web request, the Celery publish, the worker's run and their database queries, and the log
+lines of that flow carry its trace id. (flow_id is not implemented: see the branch's note.)"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from ops.tracing import TraceIdLogFilter, tracing_init, tracing_shutdown
+from webhooks.tests.helpers import CUSTODY_URL, available, custody_delivery, custody_payload
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+class Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.addFilter(TraceIdLogFilter())
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def spans() -> Iterator[Any]:
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    assert tracing_init(exporter=exporter) is not None
+    try:
+        yield exporter
+    finally:
+        tracing_shutdown()
+
+
+def test_a_deposit_is_one_trace_from_webhook_to_credit(spans: Any, celery_worker_on_redis: Any, player: Any) -> None:
+    from opentelemetry.trace import SpanKind
+
+    records = Records()
+    for name in ("webhooks", "ops"):
+        logging.getLogger(name).addHandler(records)
+    try:
+        delivery = custody_delivery(custody_payload(player, amount_u=6_000_000, reference="tx-traced"))
+        response = Client().post(CUSTODY_URL, data=delivery.body, content_type="application/json",
+                                 headers=delivery.headers)
+        assert response.status_code == 202, response.content
+        deadline = time.monotonic() + 30
+        while available(player, "USDC") != 6_000_000:
+            assert time.monotonic() < deadline, "the deposit was not credited"
+            time.sleep(0.1)
+        time.sleep(0.5)  # the worker's run span ends just after the commit
+    finally:
+        for name in ("webhooks", "ops"):
+            logging.getLogger(name).removeHandler(records)
+
+    finished = spans.get_finished_spans()
+    server = [s for s in finished if s.kind == SpanKind.SERVER and s.name == "POST webhooks/deposits"]
+    assert len(server) == 1, [(s.name, s.kind) for s in finished if s.kind == SpanKind.SERVER]
+    trace_id = server[0].context.trace_id
+    in_trace = [s for s in finished if s.context.trace_id == trace_id]
+    publish = [s for s in in_trace if s.kind == SpanKind.PRODUCER and "process_webhook_event" in s.name]
+    run = [s for s in in_trace if s.kind == SpanKind.CONSUMER and "process_webhook_event" in s.name]
+    queries = [s for s in in_trace if s.attributes.get("db.system") == "postgresql"
+               or s.attributes.get("db.system.name") == "postgresql"]
+    assert publish and run, sorted({(s.name, str(s.kind)) for s in finished})
+    worker_queries = [q for q in queries if q.start_time >= run[0].start_time and q.end_time <= run[0].end_time]
+    assert worker_queries, "no database span inside the worker's run"
+    assert any("ledger_entry" in str(q.attributes.get("db.statement", q.attributes.get("db.query.text", "")))
+               for q in worker_queries), "the credit's ledger insert is not in the trace"
+
+    hex_id = format(trace_id, "032x")
+    lines = [r for r in records.records if r.getMessage().startswith("Signature Verified")]
+    assert lines and all(r.trace_id == hex_id for r in lines)
+    worker_lines = [r for r in records.records if r.trace_id == hex_id and r.threadName != lines[0].threadName]
+    print(f"trace {hex_id}: {len(in_trace)} spans, worker log lines in the trace: {len(worker_lines)}")
