@@ -13,7 +13,8 @@ class OpsConfig(AppConfig):
 
         install_database_collector()
 
-        from .tracing import sentry_init, tracing_init
+        from .tracing import connect_flow_signals, sentry_init, tracing_init
 
+        connect_flow_signals()
         tracing_init()
         sentry_init()

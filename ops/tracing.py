@@ -8,19 +8,111 @@ with the trace context carried in the task's headers, so a task continues the tr
 queued it), psycopg (one span per query) and requests (the PSP SDKs' HTTP calls, with the trace context
 sent along). Tests pass their own exporter (the SDK's in-memory one).
 
+One flow, one id: a `flow_id` is born with each money flow's record and derived from it (so it is stored
+with it): `withdrawal:<id>`, `deposit:<provider>:<reference>`, `bet:<bet_id>`. Saving such a record binds its
+flow to the current request or job (`flow_bind`): the flow id goes on the current span, into OpenTelemetry
+baggage (which the Celery and requests instrumentations carry into every task queued and every PSP call made
+afterwards), onto every span started later (`FlowIdSpanProcessor`) and into the JSON logs (`flow_id`). A
+webhook that belongs to a flow binds it when its record is saved (a payout's paid webhook saves the withdrawal).
+
 `sentry_init()` reports errors to Sentry when `SENTRY_DSN` is set (no personal data, no performance traces).
 """
 
 from __future__ import annotations
 
 import logging
+from contextvars import ContextVar
 from typing import Any
 
 from django.conf import settings
+from opentelemetry.sdk.trace import SpanProcessor
 
 logger = logging.getLogger(__name__)
 
 _instrumentors: list[Any] = []
+_flow_id: ContextVar[str] = ContextVar("flow_id", default="-")
+FLOW_KEY = "flow_id"
+
+
+def current_flow_id() -> str:
+    """The flow bound to this request or job ('-' when none)."""
+    if _instrumentors:
+        from opentelemetry import baggage
+
+        value = baggage.get_baggage(FLOW_KEY)
+        if value:
+            return str(value)
+    return _flow_id.get()
+
+
+def flow_bind(flow_id: str) -> None:
+    """Bind a money flow to the current request or job (logs, current span, baggage for what follows)."""
+    _flow_id.set(flow_id)
+    if not _instrumentors:
+        return
+    from opentelemetry import baggage, context, trace
+
+    if baggage.get_baggage(FLOW_KEY) != flow_id:
+        # Not detached here: the Django and Celery instrumentations restore the context at the end of the
+        # request or task, which drops this with it.
+        context.attach(baggage.set_baggage(FLOW_KEY, flow_id))
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.set_attribute(FLOW_KEY, flow_id)
+
+
+def flow_reset(**_kwargs: Any) -> None:
+    """Forget the flow at the start of a request or a job."""
+    _flow_id.set("-")
+
+
+def flow_id_of(instance: Any) -> str | None:
+    """The flow id a money record carries (derived from its identity), or None."""
+    label = instance._meta.label
+    if label == "payouts.Withdrawal":
+        return f"withdrawal:{instance.pk}"
+    if label == "webhooks.Deposit":
+        return f"deposit:{instance.provider}:{instance.reference}"
+    if label == "webhooks.WebhookEvent":
+        if instance.deposit_id and instance._meta.get_field("deposit").is_cached(instance):  # no extra query
+            return flow_id_of(instance.deposit)
+        if instance.provider == "custody":  # the custody event id is the deposit's reference
+            return f"deposit:custody:{instance.event_id}"
+        return None
+    if label == "rounds.Bet":
+        return f"bet:{instance.bet_id}"
+    return None
+
+
+def _bind_saved_record(sender: Any, instance: Any, **_kwargs: Any) -> None:
+    flow_id = flow_id_of(instance)
+    if flow_id:
+        flow_bind(flow_id)
+
+
+def connect_flow_signals() -> None:
+    """Bind flows when their records are saved; forget them between requests and jobs."""
+    from celery.signals import task_prerun
+    from django.core.signals import request_started
+    from django.db.models.signals import post_save
+
+    for model in ("payouts.Withdrawal", "webhooks.Deposit", "webhooks.WebhookEvent", "rounds.Bet"):
+        post_save.connect(_bind_saved_record, sender=model, dispatch_uid=f"flow_id:{model}")
+    request_started.connect(flow_reset, dispatch_uid="flow_id:request")
+    task_prerun.connect(flow_reset, dispatch_uid="flow_id:task", weak=False)
+
+
+class FlowIdSpanProcessor(SpanProcessor):
+    """Put the flow id carried in baggage (or bound in this thread) on every span as it starts."""
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        from opentelemetry import baggage
+
+        flow_id = baggage.get_baggage(FLOW_KEY, parent_context) or (
+            _flow_id.get() if _flow_id.get() != "-" else None)
+        if flow_id:
+            span.set_attribute(FLOW_KEY, str(flow_id))
+
 
 
 def tracing_init(*, exporter: Any = None) -> Any:
@@ -40,6 +132,7 @@ def tracing_init(*, exporter: Any = None) -> Any:
     resource = Resource.create({"service.name": getattr(settings, "OTEL_SERVICE_NAME", "backoffice"),
                                 "deployment.environment": getattr(settings, "ENVIRONMENT", "")})
     provider = TracerProvider(resource=resource)
+    provider.add_span_processor(FlowIdSpanProcessor())
     if exporter is None:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
@@ -71,10 +164,11 @@ def current_trace_id() -> str:
 
 
 class TraceIdLogFilter(logging.Filter):
-    """Add `trace_id` to every log record (the JSON logs' link to the trace)."""
+    """Add `trace_id` and `flow_id` to every log record (the JSON logs' link to the trace and the flow)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.trace_id = current_trace_id()
+        record.flow_id = current_flow_id()
         return True
 
 

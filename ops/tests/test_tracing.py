@@ -1,6 +1,6 @@
 """Traces with the OpenTelemetry SDK's in-memory exporter: a deposit from its webhook to its credit is one
 trace across the web request, the Celery publish, the worker's run and their database queries, and the log
-lines of that flow carry its trace id. (flow_id is not implemented: see the branch's note.)"""
+lines of that flow carry its trace id; every span of the flow carries its `flow_id` (`deposit:custody:<reference>`)."""
 
 from __future__ import annotations
 
@@ -44,8 +44,10 @@ def test_a_deposit_is_one_trace_from_webhook_to_credit(spans: Any, celery_worker
     from opentelemetry.trace import SpanKind
 
     records = Records()
-    for name in ("webhooks", "ops"):
-        logging.getLogger(name).addHandler(records)
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(records)
+    root.setLevel(logging.INFO)
     try:
         delivery = custody_delivery(custody_payload(player, amount_u=6_000_000, reference="tx-traced"))
         response = Client().post(CUSTODY_URL, data=delivery.body, content_type="application/json",
@@ -57,8 +59,8 @@ def test_a_deposit_is_one_trace_from_webhook_to_credit(spans: Any, celery_worker
             time.sleep(0.1)
         time.sleep(0.5)  # the worker's run span ends just after the commit
     finally:
-        for name in ("webhooks", "ops"):
-            logging.getLogger(name).removeHandler(records)
+        root.removeHandler(records)
+        root.setLevel(level)
 
     finished = spans.get_finished_spans()
     server = [s for s in finished if s.kind == SpanKind.SERVER and s.name == "POST webhooks/deposits"]
@@ -75,8 +77,14 @@ def test_a_deposit_is_one_trace_from_webhook_to_credit(spans: Any, celery_worker
     assert any("ledger_entry" in str(q.attributes.get("db.statement", q.attributes.get("db.query.text", "")))
                for q in worker_queries), "the credit's ledger insert is not in the trace"
 
+    flow = "deposit:custody:tx-traced"
+    assert server[0].attributes.get("flow_id") == flow
+    assert publish[0].attributes.get("flow_id") == flow and run[0].attributes.get("flow_id") == flow
+    assert all(q.attributes.get("flow_id") == flow for q in worker_queries)
+
     hex_id = format(trace_id, "032x")
     lines = [r for r in records.records if r.getMessage().startswith("Signature Verified")]
     assert lines and all(r.trace_id == hex_id for r in lines)
-    worker_lines = [r for r in records.records if r.trace_id == hex_id and r.threadName != lines[0].threadName]
-    print(f"trace {hex_id}: {len(in_trace)} spans, worker log lines in the trace: {len(worker_lines)}")
+    flow_lines = [r for r in records.records if r.flow_id == flow]
+    assert flow_lines and all(r.trace_id == hex_id for r in flow_lines)
+    print(f"trace {hex_id}: {len(in_trace)} spans; {len(flow_lines)} log lines carry {flow}")
