@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from ops.tracing import TraceIdLogFilter, tracing_init, tracing_shutdown
+from ops.tracing import TraceIdLogFilter, flow_reset, tracing_init, tracing_shutdown
 from webhooks.tests.helpers import CUSTODY_URL, available, custody_delivery, custody_payload
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -33,6 +33,7 @@ def spans() -> Iterator[Any]:
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     exporter = InMemorySpanExporter()
+    flow_reset()  # this thread may still hold the flow of an earlier test's record
     assert tracing_init(exporter=exporter) is not None
     try:
         yield exporter

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from ops.tracing import TraceIdLogFilter, tracing_init, tracing_shutdown
+from ops.tracing import TraceIdLogFilter, flow_reset, tracing_init, tracing_shutdown
 from payouts.models import Withdrawal
 
 from .helpers import send_adyen_transfer
@@ -34,6 +34,7 @@ def spans() -> Iterator[Any]:
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     exporter = InMemorySpanExporter()
+    flow_reset()  # this thread may still hold the flow of an earlier test's record
     assert tracing_init(exporter=exporter) is not None
     try:
         yield exporter
