@@ -179,6 +179,6 @@ def sentry_init() -> bool:
         return False
     import sentry_sdk
 
-    sentry_sdk.init(dsn=dsn, environment=getattr(settings, "ENVIRONMENT", ""), send_default_pii=False,
+    sentry_sdk.init(dsn=dsn, environment=getattr(settings, "ENVIRONMENT", ""),  # no personal data by default
                     traces_sample_rate=0.0)
     return True

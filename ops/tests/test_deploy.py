@@ -62,3 +62,22 @@ def test_the_entrypoint_refuses_an_unknown_queue() -> None:
                             capture_output=True, text=True, timeout=30, check=False)
     assert result.returncode == 2
     assert "unknown queue 'default'" in result.stderr
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_release_step_migrates_with_the_production_settings() -> None:
+    """`make migrate-prod` and compose's `migrate` run `bin/backoffice migrate` (here on the migrated test database)."""
+    import sys
+
+    from django.conf import settings
+    from django.db import connection
+
+    from ops.tests.test_seed_scripts import PRODUCTION_ENV
+
+    db = connection.settings_dict
+    env = {**os.environ, **PRODUCTION_ENV, "PYTHON": sys.executable, "REDIS_URL": settings.CELERY_BROKER_URL,
+           "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"}
+    result = subprocess.run([str(ROOT / "bin" / "backoffice"), "migrate"], cwd=ROOT, env=env,  # noqa: S603
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No migrations to apply." in result.stdout

@@ -89,3 +89,32 @@ def test_a_deposit_is_one_trace_from_webhook_to_credit(spans: Any, celery_worker
     flow_lines = [r for r in records.records if r.flow_id == flow]
     assert flow_lines and all(r.trace_id == hex_id for r in flow_lines)
     print(f"trace {hex_id}: {len(in_trace)} spans; {len(flow_lines)} log lines carry {flow}")
+
+
+def test_nothing_is_instrumented_without_an_otlp_endpoint(settings: Any) -> None:
+    from opentelemetry.instrumentation.django import DjangoInstrumentor
+
+    settings.OTEL_EXPORTER_OTLP_ENDPOINT = ""
+    assert tracing_init() is None
+    assert not DjangoInstrumentor().is_instrumented_by_opentelemetry
+    assert not any("opentelemetry" in m for m in settings.MIDDLEWARE)
+
+
+def test_sentry_reports_only_when_a_dsn_is_set(settings: Any) -> None:
+    import sentry_sdk
+
+    from ops.tracing import sentry_init
+
+    settings.SENTRY_DSN = ""
+    assert sentry_init() is False
+    assert sentry_sdk.get_client().dsn is None
+    settings.SENTRY_DSN = "http://publickey@127.0.0.1:9/1"
+    try:
+        assert sentry_init() is True
+        client = sentry_sdk.get_client()
+        assert client.is_active() and str(client.dsn) == settings.SENTRY_DSN
+        assert not client.should_send_default_pii()
+    finally:
+        sentry_sdk.init()  # no DSN: nothing is sent
+    assert sentry_sdk.get_client().dsn is None
+    assert sentry_sdk.get_client().transport is None
