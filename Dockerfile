@@ -25,12 +25,13 @@ ENV PATH=/opt/venv/bin:$PATH \
     DJANGO_SETTINGS_MODULE=config.settings.production \
     PORT=8000
 WORKDIR /app
-COPY --chown=app:app . /app
+# The code belongs to root and is read-only for the app user; only artifacts/ (reports, snapshots) is writable.
+COPY . /app
 # Static files for the admin and the API docs, collected at build time with throwaway values
 # (production settings refuse to import without their secrets; none of these reach the image's env).
 RUN DJANGO_SETTINGS_MODULE=config.settings.local DJANGO_SECRET_KEY=collectstatic-only \
     python manage.py collectstatic --noinput --verbosity 0 \
-    && mkdir -p /app/artifacts && chown -R app:app /app/staticfiles /app/artifacts
+    && mkdir -p /app/artifacts && chown app:app /app/artifacts
 USER app
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
