@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 STUB_PORT ?= 12111
 
-.PHONY: run test smoke-embedded bench lint clean
+.PHONY: run test smoke-embedded bench lint clean migrate-prod prod-local
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,15 @@ bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/webhooks.py
 	$(BIN)/python bench/settlement.py --check
 	$(BIN)/python bench/console.py
+
+## migrate-prod: the release step (bin/backoffice migrate) with the production settings of this environment.
+migrate-prod: $(VENV)/.runtime-installed
+	PYTHON=$(BIN)/python DJANGO_SETTINGS_MODULE=$${DJANGO_SETTINGS_MODULE:-config.settings.production} bin/backoffice migrate
+
+## prod-local: production settings + the process list (Procfile) on local PostgreSQL/Redis with the PSP stub,
+## then go_live_smoke and canary: PASS (ops/scripts/prod_local.sh).
+prod-local: $(VENV)/.runtime-installed
+	BIN=$(BIN) bash ops/scripts/prod_local.sh
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .

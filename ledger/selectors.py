@@ -92,11 +92,11 @@ RESTORE_CHECKS: tuple[tuple[str, str], ...] = (
 """Figures a restored copy of the ledger must reproduce exactly (`db_restore_drill` runs them on both)."""
 
 
-def journal_flows(*, start: Any, end: Any) -> list[tuple[str, str, int, int]]:
+def journal_flows(*, start: Any, end: Any, using: str = "default") -> list[tuple[str, str, int, int]]:
     """Per journal type and currency between two instants: (type, currency, journals, money moved)."""
-    from django.db import connection
+    from django.db import connections
 
-    with connection.cursor() as cursor:
+    with connections[using].cursor() as cursor:
         cursor.execute(
             "SELECT j.type, e.currency, COUNT(DISTINCT j.id), SUM(CASE WHEN e.amount_u > 0 THEN e.amount_u ELSE 0 END) "
             "FROM ledger_journal j JOIN ledger_entry e ON e.journal_id = j.id "
@@ -106,11 +106,11 @@ def journal_flows(*, start: Any, end: Any) -> list[tuple[str, str, int, int]]:
         return [(t, c, int(n), int(total or 0)) for t, c, n, total in cursor.fetchall()]
 
 
-def house_settlement_fees(*, start: Any, end: Any) -> list[tuple[str, int]]:
+def house_settlement_fees(*, start: Any, end: Any, using: str = "default") -> list[tuple[str, int]]:
     """The house's settlement income per currency between two instants (the manual's fees query)."""
-    from django.db import connection
+    from django.db import connections
 
-    with connection.cursor() as cursor:
+    with connections[using].cursor() as cursor:
         cursor.execute(
             "SELECT currency, SUM(amount_u) FROM ledger_entries WHERE account = 'house' AND ref_type = 'settlement' "
             "AND ts >= %s AND ts < %s GROUP BY currency",

@@ -14,3 +14,9 @@ class OpsConfig(AppConfig):
 
         four_eyes_thresholds()  # a bad FOUR_EYES_THRESHOLDS stops the start (ImproperlyConfigured)
         install_database_collector()
+
+        from .tracing import connect_flow_signals, sentry_init, tracing_init
+
+        connect_flow_signals()
+        tracing_init()
+        sentry_init()

@@ -46,9 +46,13 @@ class DatabaseCollector(Collector):
         return []
 
     def collect(self) -> Iterable[Metric]:
+        from config.db_router import read_from_replica
+
         for fn in _collectors:
             try:
-                yield from fn()
+                with read_from_replica():  # gauges are reports: the replica serves them when it is healthy
+                    families = list(fn())
+                yield from families
             except Exception:  # a scrape must not fail because one figure could not be read
                 logger.exception("metrics collector %s failed", getattr(fn, "__name__", fn))
 

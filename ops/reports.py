@@ -7,6 +7,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from config.db_router import read_alias
 from ledger.currencies import CURRENCIES
 from ledger.reconciliation import invariant_names, ledger_breaches
 from ledger.selectors import currencies_in_use, house_settlement_fees, journal_flows, tvl
@@ -52,10 +53,10 @@ def daily_reconciliation_report(*, day: date) -> tuple[str, bool]:
         lines.append(f"| {code} | {cur.format(t.locked_u)} | {cur.format(t.total_cash_u)} | "
                      f"{cur.format(t.pending_withdrawals_u)} | {cur.format(t.house_u)} |")
     lines += ["", "## 3. Money moved today", "", "| type | currency | journals | amount |", "|---|---|---|---|"]
-    for journal_type, code, count, total in journal_flows(start=_day_bounds(day)[0], end=_day_bounds(day)[1]):
+    for journal_type, code, count, total in journal_flows(start=_day_bounds(day)[0], end=_day_bounds(day)[1], using=read_alias()):
         lines.append(f"| {journal_type} | {code} | {count} | {CURRENCIES[code].format(total)} |")
     lines += ["", "## 4. House fees (settlements)", ""]
-    fees = house_settlement_fees(start=_day_bounds(day)[0], end=_day_bounds(day)[1])
+    fees = house_settlement_fees(start=_day_bounds(day)[0], end=_day_bounds(day)[1], using=read_alias())
     lines += [f"- {code}: {CURRENCIES[code].format(total)}" for code, total in fees] or ["- none"]
     lines += ["", "## 5. Withdrawals by state", "", "| state | count | amount (minor units) |", "|---|---|---|"]
     lines += [f"| {state} | {n} | {total} |" for state, n, total in _withdrawal_states()]

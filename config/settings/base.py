@@ -9,6 +9,7 @@ from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 RUN_DIR = BASE_DIR / ".run"
@@ -60,6 +61,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "auditlog.middleware.AuditlogMiddleware",
     "ops.middleware.MaintenanceModeMiddleware",
+    "config.db_router.AdminListsOnReplicaMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -85,6 +87,17 @@ TEMPLATES = [
 # --- Database -----------------------------------------------------------------------------
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+# A streaming replica for reports, TVL, metrics gauges and admin lists (config/db_router.py, docs/ops/scaling.md).
+DB_READONLY_ENDPOINT = env("DB_READONLY_ENDPOINT", default="")
+DB_READONLY_MAX_LAG_S = env.float("DB_READONLY_MAX_LAG_S", default=5.0)
+DB_READONLY_CHECK_INTERVAL_S = env.float("DB_READONLY_CHECK_INTERVAL_S", default=5.0)
+READONLY_DATABASE: dict | None = None
+if DB_READONLY_ENDPOINT:
+    READONLY_DATABASE = env.db_url_config(DB_READONLY_ENDPOINT)
+    READONLY_DATABASE.setdefault("OPTIONS", {})["connect_timeout"] = 2  # an unreachable replica: fall back fast
+    READONLY_DATABASE["TEST"] = {"MIRROR": "default"}
+    DATABASES["replica"] = READONLY_DATABASE
+DATABASE_ROUTERS = ["config.db_router.ReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -149,6 +162,24 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(RUN_DIR / "celerybeat-schedule")
+# Four queues, one worker pool each (bin/backoffice worker <queue>), so a slow PSP holding the payout
+# workers never delays deposit crediting. Every task is routed by name; docs/ops/queues-and-retries-matrix.md
+# lists them (a test compares the two). A task missing here would land in housekeeping, never nowhere.
+CELERY_QUEUE_NAMES = ("webhooks", "payouts", "rounds", "housekeeping")
+CELERY_TASK_QUEUES = tuple(Queue(name, routing_key=name) for name in CELERY_QUEUE_NAMES)
+CELERY_TASK_DEFAULT_QUEUE = "housekeeping"
+CELERY_TASK_DEFAULT_ROUTING_KEY = "housekeeping"
+CELERY_TASK_ROUTES = {
+    "webhooks.tasks.process_webhook_event": {"queue": "webhooks"},
+    "webhooks.tasks.retry_stale_events": {"queue": "webhooks"},
+    "payouts.tasks.submit_payout": {"queue": "payouts"},
+    "payouts.tasks.requeue_payouts": {"queue": "payouts"},
+    "payouts.tasks.reconcile_payouts": {"queue": "payouts"},
+    "payouts.tasks.detect_stuck_finance_jobs": {"queue": "housekeeping"},
+    "rounds.tasks.rounds_tick": {"queue": "rounds"},
+    "ledger.tasks.reconcile_ledger": {"queue": "housekeeping"},
+    "ops.tasks.escalate_overdue_waivers": {"queue": "housekeeping"},
+}
 CELERY_BEAT_SCHEDULE = {
     "ledger-reconciliation": {"task": "ledger.tasks.reconcile_ledger", "schedule": crontab(minute="*/5")},
     "ops-stuck-finance-jobs": {"task": "payouts.tasks.detect_stuck_finance_jobs", "schedule": crontab(minute="*/5")},
@@ -202,21 +233,27 @@ PAYOUT_MANUAL_RESOLVE_AFTER_MINUTES = env.float("PAYOUT_MANUAL_RESOLVE_AFTER_MIN
 DEPOSIT_PROVIDER_TIMEOUT_S = env.float("DEPOSIT_PROVIDER_TIMEOUT_S", default=10.0)
 DEPOSIT_RETURN_URL = env("DEPOSIT_RETURN_URL", default="http://localhost:8000/deposits/return")
 
+# --- Traces and errors (ops/tracing.py): nothing is exported unless an endpoint / DSN is set ----
+OTEL_EXPORTER_OTLP_ENDPOINT = env("OTEL_EXPORTER_OTLP_ENDPOINT", default="")
+OTEL_SERVICE_NAME = env("OTEL_SERVICE_NAME", default="backoffice")
+SENTRY_DSN = env("SENTRY_DSN", default="")
+
 # --- Logging ------------------------------------------------------------------------------
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"correlation": {"()": "ops.logging.CorrelationIdFilter"}},
+    "filters": {"correlation": {"()": "ops.logging.CorrelationIdFilter"},
+                "trace": {"()": "ops.tracing.TraceIdLogFilter"}},
     "formatters": {
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
-            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(correlation_id)s",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(correlation_id)s %(flow_id)s %(trace_id)s",
             "rename_fields": {"asctime": "ts", "levelname": "level", "name": "logger"},
         },
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["correlation"]},
+        "console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["correlation", "trace"]},
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {

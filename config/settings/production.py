@@ -1,7 +1,7 @@
 """Production settings: every secret must be set; nothing falls back to a default."""
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import READONLY_DATABASE, env
 
 DEBUG = False
 ENVIRONMENT = "production"
@@ -10,6 +10,8 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 DATABASES = {"default": env.db("DATABASE_URL")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+if READONLY_DATABASE:
+    DATABASES["replica"] = READONLY_DATABASE
 REDIS_URL = env("REDIS_URL")
 CELERY_BROKER_URL = REDIS_URL
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}

@@ -20,5 +20,7 @@ ADYEN_BALANCE_ACCOUNT_ID = "BA_TEST"
 ADYEN_HMAC_KEY = "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056"
 CUSTODY_WEBHOOK_KEY = "custody-test-key"
 LOG_LEVEL = "WARNING"
+# Client timeout of payout PSP calls (the providers' default, 5 s); a worker started by a test may raise it.
+PAYOUT_PROVIDER_TIMEOUT_S = env.float("PAYOUT_PROVIDER_TIMEOUT_S", default=5.0)
 BOOTSTRAP_ENABLED = True
 ENVIRONMENT = "test"

@@ -114,7 +114,7 @@ def _money(row: dict[str, Any]) -> str:
 def render_w1_markdown(report: DailyReport) -> str:
     """Write the report in the W1 layout (Markdown)."""
     r = report
-    lines = [f"# Daily reconciliation report — {r.day:%Y-%m-%d} (UTC)", "",
+    lines = [f"# W1 report — {r.day:%Y-%m-%d} (UTC)", "",
              f"Generated {r.generated_at:%Y-%m-%d %H:%M:%S} UTC.", "", "## 1. Date", "", f"{r.day:%Y-%m-%d}", "",
              "## 2. Invariants", ""]
     if r.breaches:

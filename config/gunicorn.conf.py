@@ -1,0 +1,74 @@
+"""Gunicorn configuration for the `web` process (bin/backoffice web).
+
+Everything here reads the environment so the container, compose.yaml and `make prod-local` share it:
+PORT / BIND, WEB_CONCURRENCY (default: 2 x usable CPUs + 1), WEB_THREADS, WEB_TIMEOUT_S. The access log
+is one JSON object per request on stdout. When PROMETHEUS_MULTIPROC_DIR is set the directory is created
+and emptied at start (stale files from a previous run would be counted). Server hooks live in a module
+(`ops.gunicorn_hooks` by default, GUNICORN_HOOKS_MODULE to change it): when it exists its hooks are used.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import shutil
+from pathlib import Path
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+bind = os.environ.get("BIND", f"0.0.0.0:{os.environ.get('PORT', '8000')}")
+workers = int(os.environ.get("WEB_CONCURRENCY", 2 * _usable_cpus() + 1))
+threads = int(os.environ.get("WEB_THREADS", "1"))
+timeout = int(os.environ.get("WEB_TIMEOUT_S", "30"))
+graceful_timeout = int(os.environ.get("WEB_GRACEFUL_TIMEOUT_S", "30"))
+keepalive = 5
+max_requests = int(os.environ.get("WEB_MAX_REQUESTS", "2000"))
+max_requests_jitter = max_requests // 10
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 - heartbeat files, not data
+accesslog = "-"
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+access_log_format = (
+    '{"ts": "%(t)s", "logger": "gunicorn.access", "remote": "%(h)s", "method": "%(m)s", "path": "%(U)s", '
+    '"query": "%(q)s", "status": %(s)s, "bytes": "%(B)s", "duration_s": %(L)s, "pid": %(p)s, '
+    '"correlation_id": "%({x-request-id}o)s", "user_agent": "%(a)s"}'
+)
+
+_multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+
+
+def _prepare_multiproc_dir() -> None:
+    """Empty the multiprocess metrics directory before the first worker starts."""
+    if not _multiproc_dir:
+        return
+    path = Path(_multiproc_dir)
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+
+
+_HOOKS = ("on_starting", "when_ready", "post_fork", "post_worker_init", "worker_exit", "child_exit", "on_exit")
+_hooks_module_name = os.environ.get("GUNICORN_HOOKS_MODULE", "ops.gunicorn_hooks")
+_hooks_module = (
+    importlib.import_module(_hooks_module_name) if importlib.util.find_spec(_hooks_module_name) else None
+)
+
+
+def on_starting(server: object) -> None:
+    _prepare_multiproc_dir()
+    hook = getattr(_hooks_module, "on_starting", None)
+    if hook is not None:
+        hook(server)
+
+
+for _name in _HOOKS:
+    if _name != "on_starting" and _hooks_module is not None and hasattr(_hooks_module, _name):
+        globals()[_name] = getattr(_hooks_module, _name)

@@ -1,0 +1,16 @@
+"""`make prod-local`: the production settings on one machine, with the local PSP stub.
+
+Exactly three differences from `production`, each because there is no real PSP or TLS here:
+- the Stripe and Adyen SDKs talk to the PSP stub (STRIPE_API_BASE / ADYEN_API_BASE, required);
+- ENVIRONMENT is `prod-local`, so the canary may post its own signed deposit and payout webhooks
+  (`canary --simulate` is refused when ENVIRONMENT is `production`); the simulation endpoint stays off;
+- HTTPS redirect is left to the environment (SECURE_SSL_REDIRECT=false: the stack serves plain HTTP).
+Everything else, secrets included, is read exactly as production reads it.
+"""
+
+from .production import *  # noqa: F403
+from .production import env
+
+ENVIRONMENT = "prod-local"
+STRIPE_API_BASE = env("STRIPE_API_BASE")
+ADYEN_API_BASE = env("ADYEN_API_BASE")

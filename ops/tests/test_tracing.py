@@ -1,0 +1,120 @@
+"""Traces with the OpenTelemetry SDK's in-memory exporter: a deposit from its webhook to its credit is one
+trace across the web request, the Celery publish, the worker's run and their database queries, and the log
+lines of that flow carry its trace id; every span of the flow carries its `flow_id` (`deposit:custody:<reference>`)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from ops.tracing import TraceIdLogFilter, flow_reset, tracing_init, tracing_shutdown
+from webhooks.tests.helpers import CUSTODY_URL, available, custody_delivery, custody_payload
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+class Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.addFilter(TraceIdLogFilter())
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def spans() -> Iterator[Any]:
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    flow_reset()  # this thread may still hold the flow of an earlier test's record
+    assert tracing_init(exporter=exporter) is not None
+    try:
+        yield exporter
+    finally:
+        tracing_shutdown()
+
+
+def test_a_deposit_is_one_trace_from_webhook_to_credit(spans: Any, celery_worker_on_redis: Any, player: Any) -> None:
+    from opentelemetry.trace import SpanKind
+
+    records = Records()
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(records)
+    root.setLevel(logging.INFO)
+    try:
+        delivery = custody_delivery(custody_payload(player, amount_u=6_000_000, reference="tx-traced"))
+        response = Client().post(CUSTODY_URL, data=delivery.body, content_type="application/json",
+                                 headers=delivery.headers)
+        assert response.status_code == 202, response.content
+        deadline = time.monotonic() + 30
+        while available(player, "USDC") != 6_000_000:
+            assert time.monotonic() < deadline, "the deposit was not credited"
+            time.sleep(0.1)
+        time.sleep(0.5)  # the worker's run span ends just after the commit
+    finally:
+        root.removeHandler(records)
+        root.setLevel(level)
+
+    finished = spans.get_finished_spans()
+    server = [s for s in finished if s.kind == SpanKind.SERVER and s.name == "POST webhooks/deposits"]
+    assert len(server) == 1, [(s.name, s.kind) for s in finished if s.kind == SpanKind.SERVER]
+    trace_id = server[0].context.trace_id
+    in_trace = [s for s in finished if s.context.trace_id == trace_id]
+    publish = [s for s in in_trace if s.kind == SpanKind.PRODUCER and "process_webhook_event" in s.name]
+    run = [s for s in in_trace if s.kind == SpanKind.CONSUMER and "process_webhook_event" in s.name]
+    queries = [s for s in in_trace if s.attributes.get("db.system") == "postgresql"
+               or s.attributes.get("db.system.name") == "postgresql"]
+    assert publish and run, sorted({(s.name, str(s.kind)) for s in finished})
+    worker_queries = [q for q in queries if q.start_time >= run[0].start_time and q.end_time <= run[0].end_time]
+    assert worker_queries, "no database span inside the worker's run"
+    assert any("ledger_entry" in str(q.attributes.get("db.statement", q.attributes.get("db.query.text", "")))
+               for q in worker_queries), "the credit's ledger insert is not in the trace"
+
+    flow = "deposit:custody:tx-traced"
+    assert server[0].attributes.get("flow_id") == flow
+    assert publish[0].attributes.get("flow_id") == flow and run[0].attributes.get("flow_id") == flow
+    assert all(q.attributes.get("flow_id") == flow for q in worker_queries)
+
+    hex_id = format(trace_id, "032x")
+    lines = [r for r in records.records if r.getMessage().startswith("Signature Verified")]
+    assert lines and all(r.trace_id == hex_id for r in lines)
+    flow_lines = [r for r in records.records if r.flow_id == flow]
+    assert flow_lines and all(r.trace_id == hex_id for r in flow_lines)
+    print(f"trace {hex_id}: {len(in_trace)} spans; {len(flow_lines)} log lines carry {flow}")
+
+
+def test_nothing_is_instrumented_without_an_otlp_endpoint(settings: Any) -> None:
+    from opentelemetry.instrumentation.django import DjangoInstrumentor
+
+    settings.OTEL_EXPORTER_OTLP_ENDPOINT = ""
+    assert tracing_init() is None
+    assert not DjangoInstrumentor().is_instrumented_by_opentelemetry
+    assert not any("opentelemetry" in m for m in settings.MIDDLEWARE)
+
+
+def test_sentry_reports_only_when_a_dsn_is_set(settings: Any) -> None:
+    import sentry_sdk
+
+    from ops.tracing import sentry_init
+
+    settings.SENTRY_DSN = ""
+    assert sentry_init() is False
+    assert sentry_sdk.get_client().dsn is None
+    settings.SENTRY_DSN = "http://publickey@127.0.0.1:9/1"
+    try:
+        assert sentry_init() is True
+        client = sentry_sdk.get_client()
+        assert client.is_active() and str(client.dsn) == settings.SENTRY_DSN
+        assert not client.should_send_default_pii()
+    finally:
+        sentry_sdk.init()  # no DSN: nothing is sent
+    assert sentry_sdk.get_client().dsn is None
+    assert sentry_sdk.get_client().transport is None

@@ -1,0 +1,184 @@
+"""Traces (OpenTelemetry), the trace id in the JSON logs, and error reports (Sentry).
+
+`tracing_init()` runs in every process (web, worker, beat, commands) from the ops app's `ready()`. Spans
+are recorded and exported only when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (over OTLP/HTTP; the standard
+`OTEL_*` variables configure the exporter); otherwise nothing is instrumented and nothing leaves the
+process. The instrumentations are the maintained ones: Django (server spans), Celery (publish and run spans,
+with the trace context carried in the task's headers, so a task continues the trace of the request that
+queued it), psycopg (one span per query) and requests (the PSP SDKs' HTTP calls, with the trace context
+sent along). Tests pass their own exporter (the SDK's in-memory one).
+
+One flow, one id: a `flow_id` is born with each money flow's record and derived from it (so it is stored
+with it): `withdrawal:<id>`, `deposit:<provider>:<reference>`, `bet:<bet_id>`. Saving such a record binds its
+flow to the current request or job (`flow_bind`): the flow id goes on the current span, into OpenTelemetry
+baggage (which the Celery and requests instrumentations carry into every task queued and every PSP call made
+afterwards), onto every span started later (`FlowIdSpanProcessor`) and into the JSON logs (`flow_id`). A
+webhook that belongs to a flow binds it when its record is saved (a payout's paid webhook saves the withdrawal).
+
+`sentry_init()` reports errors to Sentry when `SENTRY_DSN` is set (no personal data, no performance traces).
+"""
+
+from __future__ import annotations
+
+import logging
+from contextvars import ContextVar
+from typing import Any
+
+from django.conf import settings
+from opentelemetry.sdk.trace import SpanProcessor
+
+logger = logging.getLogger(__name__)
+
+_instrumentors: list[Any] = []
+_flow_id: ContextVar[str] = ContextVar("flow_id", default="-")
+FLOW_KEY = "flow_id"
+
+
+def current_flow_id() -> str:
+    """The flow bound to this request or job ('-' when none)."""
+    if _instrumentors:
+        from opentelemetry import baggage
+
+        value = baggage.get_baggage(FLOW_KEY)
+        if value:
+            return str(value)
+    return _flow_id.get()
+
+
+def flow_bind(flow_id: str) -> None:
+    """Bind a money flow to the current request or job (logs, current span, baggage for what follows)."""
+    _flow_id.set(flow_id)
+    if not _instrumentors:
+        return
+    from opentelemetry import baggage, context, trace
+
+    if baggage.get_baggage(FLOW_KEY) != flow_id:
+        # Not detached here: the Django and Celery instrumentations restore the context at the end of the
+        # request or task, which drops this with it.
+        context.attach(baggage.set_baggage(FLOW_KEY, flow_id))
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.set_attribute(FLOW_KEY, flow_id)
+
+
+def flow_reset(**_kwargs: Any) -> None:
+    """Forget the flow at the start of a request or a job."""
+    _flow_id.set("-")
+
+
+def flow_id_of(instance: Any) -> str | None:
+    """The flow id a money record carries (derived from its identity), or None."""
+    label = instance._meta.label
+    if label == "payouts.Withdrawal":
+        return f"withdrawal:{instance.pk}"
+    if label == "webhooks.Deposit":
+        return f"deposit:{instance.provider}:{instance.reference}"
+    if label == "webhooks.WebhookEvent":
+        if instance.deposit_id and instance._meta.get_field("deposit").is_cached(instance):  # no extra query
+            return flow_id_of(instance.deposit)
+        if instance.provider == "custody":  # the custody event id is the deposit's reference
+            return f"deposit:custody:{instance.event_id}"
+        return None
+    if label == "rounds.Bet":
+        return f"bet:{instance.bet_id}"
+    return None
+
+
+def _bind_saved_record(sender: Any, instance: Any, **_kwargs: Any) -> None:
+    flow_id = flow_id_of(instance)
+    if flow_id:
+        flow_bind(flow_id)
+
+
+def connect_flow_signals() -> None:
+    """Bind flows when their records are saved; forget them between requests and jobs."""
+    from celery.signals import task_prerun
+    from django.core.signals import request_started
+    from django.db.models.signals import post_save
+
+    for model in ("payouts.Withdrawal", "webhooks.Deposit", "webhooks.WebhookEvent", "rounds.Bet"):
+        post_save.connect(_bind_saved_record, sender=model, dispatch_uid=f"flow_id:{model}")
+    request_started.connect(flow_reset, dispatch_uid="flow_id:request")
+    task_prerun.connect(flow_reset, dispatch_uid="flow_id:task", weak=False)
+
+
+class FlowIdSpanProcessor(SpanProcessor):
+    """Put the flow id carried in baggage (or bound in this thread) on every span as it starts."""
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        from opentelemetry import baggage
+
+        flow_id = baggage.get_baggage(FLOW_KEY, parent_context) or (
+            _flow_id.get() if _flow_id.get() != "-" else None)
+        if flow_id:
+            span.set_attribute(FLOW_KEY, str(flow_id))
+
+
+
+def tracing_init(*, exporter: Any = None) -> Any:
+    """Instrument this process when an OTLP endpoint is configured (or an exporter is given); return the provider."""
+    endpoint = getattr(settings, "OTEL_EXPORTER_OTLP_ENDPOINT", "")
+    if _instrumentors or (exporter is None and not endpoint):
+        return None
+    from opentelemetry import trace
+    from opentelemetry.instrumentation.celery import CeleryInstrumentor
+    from opentelemetry.instrumentation.django import DjangoInstrumentor
+    from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
+    from opentelemetry.instrumentation.requests import RequestsInstrumentor
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+    resource = Resource.create({"service.name": getattr(settings, "OTEL_SERVICE_NAME", "backoffice"),
+                                "deployment.environment": getattr(settings, "ENVIRONMENT", "")})
+    provider = TracerProvider(resource=resource)
+    provider.add_span_processor(FlowIdSpanProcessor())
+    if exporter is None:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        trace.set_tracer_provider(provider)
+    else:
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+    for instrumentor, options in ((DjangoInstrumentor(), {}), (CeleryInstrumentor(), {}),
+                                  (PsycopgInstrumentor(), {"enable_commenter": False}),
+                                  (RequestsInstrumentor(), {})):
+        instrumentor.instrument(tracer_provider=provider, **options)
+        _instrumentors.append(instrumentor)
+    logger.info("tracing on: %s", "OTLP " + endpoint if endpoint and exporter is None else "given exporter")
+    return provider
+
+
+def tracing_shutdown() -> None:
+    """Remove the instrumentations (tests)."""
+    while _instrumentors:
+        _instrumentors.pop().uninstrument()
+
+
+def current_trace_id() -> str:
+    """The current span's trace id as 32 hex digits, or '-' outside a trace."""
+    from opentelemetry import trace
+
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else "-"
+
+
+class TraceIdLogFilter(logging.Filter):
+    """Add `trace_id` and `flow_id` to every log record (the JSON logs' link to the trace and the flow)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.trace_id = current_trace_id()
+        record.flow_id = current_flow_id()
+        return True
+
+
+def sentry_init() -> bool:
+    """Report errors to Sentry when SENTRY_DSN is set; return whether it is on."""
+    dsn = getattr(settings, "SENTRY_DSN", "")
+    if not dsn:
+        return False
+    import sentry_sdk
+
+    sentry_sdk.init(dsn=dsn, environment=getattr(settings, "ENVIRONMENT", ""),  # no personal data by default
+                    traces_sample_rate=0.0)
+    return True

@@ -1,0 +1,94 @@
+"""One flow, one id, with the OpenTelemetry SDK's in-memory exporter: a withdrawal from its request to its paid
+webhook yields spans across web, worker and the PSP call that share one `flow_id`, and the flow's log lines
+carry it. (The deposit's trace, webhook to credit, is in ops/tests/test_tracing.py.)"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from ops.tracing import TraceIdLogFilter, flow_reset, tracing_init, tracing_shutdown
+from payouts.models import Withdrawal
+
+from .helpers import send_adyen_transfer
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+class Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.addFilter(TraceIdLogFilter())
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def spans() -> Iterator[Any]:
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    flow_reset()  # this thread may still hold the flow of an earlier test's record
+    assert tracing_init(exporter=exporter) is not None
+    try:
+        yield exporter
+    finally:
+        tracing_shutdown()
+
+
+def wait_for(predicate: Any, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_a_withdrawal_is_one_flow_from_request_to_paid_webhook(
+    spans: Any, stub: Any, celery_worker_on_redis: Any, funded_player: Any, finance: Any, api_client_for: Any,
+) -> None:
+    from opentelemetry.trace import SpanKind
+
+    records = Records()
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(records)
+    root.setLevel(logging.INFO)
+    try:
+        created = api_client_for(funded_player).post(
+            "/v1/withdrawals", {"amount_u": 10_000_000, "currency": "USDC", "provider": "adyen"},
+            format="json", HTTP_IDEMPOTENCY_KEY="flow-traced",
+        ).json()
+        assert api_client_for(finance).post(f"/v1/withdrawals/{created['id']}/approve").status_code == 200
+        wait_for(lambda: Withdrawal.objects.filter(pk=created["id"]).exclude(psp_reference="").exists())
+        assert send_adyen_transfer(stub.objects("adyen_transfer")[0], "booked").json()["result"] == "paid"
+        time.sleep(0.5)
+    finally:
+        root.removeHandler(records)
+        root.setLevel(level)
+    assert Withdrawal.objects.get(pk=created["id"]).state == Withdrawal.State.PAID
+
+    flow = f"withdrawal:{created['id']}"
+    finished = spans.get_finished_spans()
+    in_flow = [s for s in finished if s.attributes.get("flow_id") == flow]
+    servers = {s.name for s in in_flow if s.kind == SpanKind.SERVER}
+    assert servers == {"POST v1/withdrawals", "POST v1/withdrawals/<int:withdrawal_id>/approve",
+                       "POST webhooks/payouts/adyen"}, servers
+    assert any(s.kind == SpanKind.PRODUCER and "submit_payout" in s.name for s in in_flow), "no publish span"
+    assert any(s.kind == SpanKind.CONSUMER and "submit_payout" in s.name for s in in_flow), "no worker span"
+    psp_calls = [s for s in in_flow if s.kind == SpanKind.CLIENT and s.attributes.get("http.method", s.attributes.get(
+        "http.request.method")) == "POST" and "db.system" not in s.attributes]
+    assert psp_calls, sorted({(s.name, str(s.kind)) for s in finished if s.kind == SpanKind.CLIENT})
+    other_flows = {s.attributes.get("flow_id") for s in finished} - {flow, None}
+    assert not any(f.startswith("withdrawal:") for f in other_flows), other_flows
+
+    flow_lines = [r for r in records.records if r.flow_id == flow]
+    assert flow_lines, "no log line carries the flow"
+    worker_traces = {format(s.context.trace_id, "032x") for s in in_flow if s.kind == SpanKind.CONSUMER}
+    assert any(r.trace_id in worker_traces for r in flow_lines), "no worker log line carries the flow"
+    print(f"{flow}: {len(in_flow)} spans; servers {sorted(servers)}; {len(flow_lines)} log lines")
