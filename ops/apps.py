@@ -8,7 +8,7 @@ class OpsConfig(AppConfig):
     verbose_name = "Operations"
 
     def ready(self) -> None:
-        from . import ops_metrics  # noqa: F401  (registers worker_runs_total)
+        from . import checks, ops_metrics  # noqa: F401  (deploy checks; registers worker_runs_total)
         from .metrics import install_database_collector
 
         install_database_collector()

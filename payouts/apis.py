@@ -23,6 +23,7 @@ from rest_framework.views import APIView
 
 from ledger.currencies import CURRENCIES
 from ops.idempotency import HEADER, idempotent, idempotent_call
+from ops.schema import paginated
 
 from .models import Withdrawal
 from .providers import provider_names
@@ -126,7 +127,8 @@ class WithdrawalsApi(APIView):
             return value
 
     @extend_schema(parameters=[OpenApiParameter("limit", int), OpenApiParameter("offset", int)],
-                   responses={200: WithdrawalOutputSerializer(many=True)})
+                   responses={200: paginated(WithdrawalOutputSerializer, name="PaginatedWithdrawalList")},
+                   operation_id="v1_withdrawals_list")
     def get(self, request: Request) -> Response:
         paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(withdrawal_list(user=request.user), request, view=self)
@@ -217,7 +219,7 @@ class ManualReviewListApi(APIView):
     permission_classes = [CanViewWithdrawals]
 
     @extend_schema(parameters=[OpenApiParameter("limit", int), OpenApiParameter("offset", int)],
-                   responses={200: StaffWithdrawalOutputSerializer(many=True)})
+                   responses={200: paginated(StaffWithdrawalOutputSerializer, name="PaginatedStaffWithdrawalList")})
     def get(self, request: Request) -> Response:
         paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(manual_review_queue(), request, view=self)

@@ -31,7 +31,7 @@ STRIPE_OUTCOMES = {"payout.paid": "paid", "payout.failed": "failed"}
 
 def _raw_body(request: HttpRequest) -> bytes:
     body = request.body
-    if len(body) > int(getattr(settings, "WEBHOOK_MAX_BODY_BYTES", 256 * 1024)):
+    if len(body) > int(settings.WEBHOOK_MAX_BODY_BYTES):
         raise InvalidWebhook("Body too large.")
     return body
 

@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ops.idempotency import idempotent
+from ops.schema import PAGINATION_PARAMETERS, paginated
 
 from .models import Bet, Round
 from .selectors import bet_proof, player_bets, round_current, round_get
@@ -152,7 +153,8 @@ class BetPlaceApi(APIView):
 class BetListApi(APIView):
     """The player's own bets with their payouts, newest first (limit/offset)."""
 
-    @extend_schema(responses={200: BetOutputSerializer(many=True)})
+    @extend_schema(responses={200: paginated(BetOutputSerializer, name="PaginatedBetList")},
+                   parameters=PAGINATION_PARAMETERS, operation_id="v1_bets_list")
     def get(self, request: Request) -> Response:
         paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(player_bets(user=request.user), request, view=self)
