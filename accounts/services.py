@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import authenticate, get_user_model
+from django.contrib.auth import authenticate, get_user_model, user_logged_in
 from django.contrib.sessions.models import Session
 from django.db import transaction
 from django.utils import timezone
@@ -44,7 +44,10 @@ def token_login(*, email: str, password: str, request: Any = None) -> tuple[str,
         )
     if user is None or not user.is_active:
         raise InvalidCredentials("The email or password is not right.")
-    return (*token_issue(user=user), user)
+    token, expiry = token_issue(user=user)
+    # As Django's login() does: last_login, and django-axes clears this pair's earlier failures.
+    user_logged_in.send(sender=user.__class__, request=request, user=user)
+    return token, expiry, user
 
 
 @transaction.atomic

@@ -140,9 +140,11 @@ AXES_ENABLED = env.bool("LOGIN_PROTECTION_ENABLED", default=True)
 AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=30))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_USERNAME_FORM_FIELD = "username"  # the key Django's authenticate() and the admin form use for the email
 AXES_USERNAME_CALLABLE = "accounts.login_protection.login_username"
 AXES_CLIENT_IP_CALLABLE = "ops.front_door.client_ip"
 AXES_RESET_ON_SUCCESS = True
+AXES_DISABLE_ACCESS_LOG = True  # no log of successful logins (it would open a session for every API login)
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # a fixed lockout; attempts during it do not extend it
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
