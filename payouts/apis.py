@@ -24,6 +24,7 @@ from rest_framework.views import APIView
 from ledger.currencies import CURRENCIES
 from ops.idempotency import HEADER, idempotent, idempotent_call
 from ops.schema import paginated
+from ops.validation import refuse_nul
 
 from .models import Withdrawal
 from .providers import provider_names
@@ -119,7 +120,7 @@ class WithdrawalsApi(APIView):
         amount_u = StrictIntegerField(min_value=1)
         currency = serializers.ChoiceField(choices=sorted(CURRENCIES))
         provider = serializers.CharField(max_length=30)
-        destination = serializers.DictField(required=False)
+        destination = serializers.DictField(required=False, validators=[refuse_nul])
 
         def validate_provider(self, value: str) -> str:
             if value not in provider_names():

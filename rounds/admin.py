@@ -12,7 +12,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, render
 from django.urls import URLPattern, path, reverse
 
 from ops.errors import ApplicationError
@@ -152,7 +152,7 @@ class RoundAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
     def enter_price_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         """Record an operator's official close, with evidence (it counts as one oracle source)."""
-        round_obj = Round.objects.get(pk=object_id)
+        round_obj = get_object_or_404(Round, pk=object_id)
         change_url = reverse("admin:rounds_round_change", args=[round_obj.pk])
         form = PriceForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
@@ -168,7 +168,7 @@ class RoundAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
     def force_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         """Propose a forced result; a different operator must approve it."""
-        round_obj = Round.objects.get(pk=object_id)
+        round_obj = get_object_or_404(Round, pk=object_id)
         change_url = reverse("admin:rounds_round_change", args=[round_obj.pk])
         form = ForceForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
@@ -183,7 +183,7 @@ class RoundAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
     def decide_view(self, request: HttpRequest, request_id: int, decision: str) -> HttpResponse:
         """Approve (settles the round) or reject a pending force-result request."""
-        proposal = ForceResultRequest.objects.select_related("round").get(pk=request_id)
+        proposal = get_object_or_404(ForceResultRequest.objects.select_related("round"), pk=request_id)
         change_url = reverse("admin:rounds_round_change", args=[proposal.round_id])
         if decision == "approve":
             if request.method == "POST":

@@ -23,6 +23,9 @@ from .models import Bet, Round
 from .selectors import bet_proof, player_bets, round_current, round_get
 from .services import bet_place
 
+# A bet's record is hashed as canonical JSON (RFC 8785), which allows no integer beyond 2**53 - 1.
+MAX_STAKE_U = 2**53 - 1
+
 
 class StrictIntegerField(serializers.IntegerField):
     """An integer that must arrive as a JSON integer (no strings, floats or booleans)."""
@@ -134,7 +137,7 @@ class BetPlaceApi(APIView):
     @extend_schema_serializer(component_name="BetPlaceInput")
     class InputSerializer(serializers.Serializer):
         side = serializers.ChoiceField(choices=["UP", "DOWN"])
-        stake_u = StrictIntegerField(min_value=1)
+        stake_u = StrictIntegerField(min_value=1, max_value=MAX_STAKE_U)
 
     @extend_schema(
         request=InputSerializer,

@@ -342,5 +342,6 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "celery": {"level": "INFO"},
+        "axes": {"level": "WARNING"},  # one INFO line per login otherwise; lockouts are WARNING
     },
 }
