@@ -12,3 +12,7 @@ class OpsConfig(AppConfig):
         from .metrics import install_database_collector
 
         install_database_collector()
+
+        from .auditlog_setup import register_models
+
+        register_models()

@@ -68,7 +68,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "ops.front_door.NoStoreForAuthenticatedApiMiddleware",
-    "auditlog.middleware.AuditlogMiddleware",
+    "ops.auditlog_setup.AuditlogMiddleware",
     "ops.middleware.MaintenanceModeMiddleware",
     "axes.middleware.AxesMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
