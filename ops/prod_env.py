@@ -78,7 +78,7 @@ def check_cors() -> tuple[bool, str]:
     insecure = [o for o in origins if not str(o).startswith("https://")]
     if insecure:
         return False, f"CORS allows origins that are not https: {insecure}"
-    if getattr(settings, "CORS_ALLOWED_ORIGIN_REGEXES", None):
+    if settings.CORS_ALLOWED_ORIGIN_REGEXES:
         return False, "CORS_ALLOWED_ORIGIN_REGEXES is set; list the origins in CORS_ALLOWED_ORIGINS"
     return True, f"CORS restricted to {origins or 'no origin'}"
 

@@ -177,6 +177,7 @@ SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 # CORS (django-cors-headers): no origin is allowed unless listed; only the API is exposed.
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
 CORS_ALLOW_ALL_ORIGINS = False
+CORS_ALLOWED_ORIGIN_REGEXES: list[str] = []  # not used: list origins in CORS_ALLOWED_ORIGINS
 CORS_ALLOW_CREDENTIALS = False
 CORS_URLS_REGEX = r"^/v1/.*$"
 CORS_ALLOW_HEADERS = ("accept", "authorization", "content-type", "idempotency-key", "x-request-id")
