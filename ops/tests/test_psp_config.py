@@ -42,6 +42,17 @@ def test_production_refuses_the_adyen_test_platform(settings: Any) -> None:
         AdyenTransfersProvider()._api()
 
 
+def test_a_payout_on_a_refused_platform_is_a_retryable_error_and_sends_nothing(settings: Any) -> None:
+    from payouts.models import Withdrawal
+    from payouts.providers import Outcome
+
+    settings.ENVIRONMENT, settings.ADYEN_ENVIRONMENT, settings.ADYEN_API_BASE = "production", "test", "http://127.0.0.1:9"
+    withdrawal = Withdrawal(pk=1, amount_u=1_000, currency="USD", provider="adyen", destination={})
+    result = AdyenTransfersProvider().submit(withdrawal=withdrawal, idempotency_key="k-1")
+    assert result.outcome == Outcome.ERROR and result.retryable
+    assert "Production refuses Adyen's test platform" in result.detail
+
+
 def test_live_without_the_endpoint_prefix_is_refused(settings: Any) -> None:
     settings.ADYEN_ENVIRONMENT, settings.ADYEN_LIVE_ENDPOINT_PREFIX = "live", ""
     with pytest.raises(ImproperlyConfigured, match="needs ADYEN_LIVE_ENDPOINT_PREFIX"):
