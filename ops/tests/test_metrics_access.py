@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 from django.test import Client
+from prometheus_client.mmap_dict import MmapedDict
 
 from config import gunicorn_hooks
 
@@ -86,6 +89,21 @@ def _count(text: str) -> float:
     return float(match.group(1))
 
 
+def _health_count_per_worker(directory: Path) -> dict[str, float]:
+    """Requests to /health answered 200 by each worker, read from its own multiprocess file."""
+    counts: dict[str, float] = {}
+    for path in directory.glob("histogram_*.db"):
+        total = 0.0
+        for key, value, *_ in MmapedDict.read_all_values_from_file(str(path)):
+            _, name, labels, _ = json.loads(key)
+            # Buckets are stored per bucket (not cumulative): their sum is the count.
+            if (name == "http_request_duration_seconds_bucket"
+                    and labels.get("path") == "/health" and labels.get("status") == "200"):
+                total += value
+        counts[path.stem.split("_")[-1]] = total
+    return counts
+
+
 def test_gunicorn_with_two_workers_reports_one_consistent_counter(settings: Any, tmp_path: Path) -> None:
     db = settings.DATABASES["default"]
     multiproc = tmp_path / "prometheus"
@@ -108,20 +126,32 @@ def test_gunicorn_with_two_workers_reports_one_consistent_counter(settings: Any,
         deadline = time.monotonic() + 60
         while True:
             try:
-                if requests.get(f"{base}/health", timeout=10).status_code == 200:
+                if requests.get(f"{base}/health", timeout=30).status_code == 200:
                     break
             except requests.RequestException:  # workers still booting
                 pass
             assert server.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
             time.sleep(0.3)
-        # Traffic on fresh connections, so both workers answer some of it.
-        for _ in range(39):
-            assert requests.get(f"{base}/health", timeout=5, headers={"Connection": "close"}).status_code == 200
-        pids = {p.name.split("_")[-1] for p in multiproc.glob("histogram_*.db")}
-        assert len(pids) == 2, f"both workers should have served requests: {sorted(p.name for p in multiproc.iterdir())}"
+        # Concurrent traffic on fresh connections until both workers have answered some of it
+        # (a worker still booting under load may miss the first batches).
+        sent = 1
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            while True:
+                codes = list(pool.map(lambda _: requests.get(f"{base}/health", timeout=10,
+                                                             headers={"Connection": "close"}).status_code, range(16)))
+                assert codes == [200] * 16
+                sent += 16
+                per_worker = _health_count_per_worker(multiproc)
+                if len([n for n in per_worker.values() if n > 0]) == 2:
+                    break
+                assert time.monotonic() < deadline + 60, f"one worker answered everything: {per_worker}"
+        # Five scrapes in a row, no traffic between: each reads the sum over both workers' files
+        # (not the share of whichever worker answers), so all five agree.
         reads = [_count(requests.get(f"{base}/metrics", timeout=5, headers={"Connection": "close"}).text)
                  for _ in range(5)]
-        assert reads == [40.0] * 5
+        total = sum(_health_count_per_worker(multiproc).values())
+        assert total >= sent and min(per_worker.values()) > 0
+        assert reads == [total] * 5, (reads, per_worker)
         assert not (multiproc / "counter_999999.db").exists()
     finally:
         server.terminate()
