@@ -57,3 +57,12 @@ def test_live_without_the_endpoint_prefix_is_refused(settings: Any) -> None:
     settings.ADYEN_ENVIRONMENT, settings.ADYEN_LIVE_ENDPOINT_PREFIX = "live", ""
     with pytest.raises(ImproperlyConfigured, match="needs ADYEN_LIVE_ENDPOINT_PREFIX"):
         adyen_checkout_api()
+
+
+def test_a_deposit_on_a_refused_platform_is_a_provider_failure(settings: Any, player: Any) -> None:
+    from webhooks.providers import ProviderCallFailed, adyen_session_create
+    from webhooks.tests.helpers import pending_deposit
+
+    settings.ENVIRONMENT, settings.ADYEN_ENVIRONMENT, settings.ADYEN_API_BASE = "production", "test", "http://127.0.0.1:9"
+    with pytest.raises(ProviderCallFailed, match="configuration: Production refuses Adyen's test platform"):
+        adyen_session_create(deposit=pending_deposit(player, provider="adyen"))
