@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from knox.auth import TokenAuthentication
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -19,10 +19,12 @@ class TokenLoginApi(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
+    @extend_schema_serializer(component_name="TokenLoginInput")
     class InputSerializer(serializers.Serializer):
         email = serializers.EmailField()
         password = serializers.CharField(max_length=200)
 
+    @extend_schema_serializer(component_name="TokenLoginOutput")
     class OutputSerializer(serializers.Serializer):
         token = serializers.CharField()
         expiry = serializers.DateTimeField(allow_null=True)
@@ -44,7 +46,7 @@ class TokenLogoutApi(APIView):
     authentication_classes = [TokenAuthentication]
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(request=None, responses={204: inline_serializer("Empty", {})})
+    @extend_schema(request=None, responses={204: None})
     def post(self, request: Request) -> Response:
         request._auth.delete()
         return Response(status=status.HTTP_204_NO_CONTENT)

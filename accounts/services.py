@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.contrib.auth import authenticate
+from django.conf import settings
+from django.contrib.auth import authenticate, get_user_model, user_logged_in
 from django.contrib.sessions.models import Session
 from django.db import transaction
 from django.utils import timezone
@@ -21,13 +22,65 @@ class InvalidCredentials(ApplicationError):
     status = 401
 
 
+class LoginLockedOut(ApplicationError):
+    code = "auth/locked-out"
+    title = "Too many failed logins"
+    status = 429
+
+
 def token_login(*, email: str, password: str, request: Any = None) -> tuple[str, datetime | None, Any]:
-    """Check the credentials and issue an expiring API token (stored hashed)."""
+    """Check the credentials and issue an expiring API token (stored hashed).
+
+    django-axes counts failures per account and address (`accounts.login_protection`); a locked-out
+    pair is refused with 429 even with the right password. A user holds at most
+    REST_KNOX["TOKEN_LIMIT_PER_USER"] live tokens: a new login revokes the oldest ones beyond it.
+    """
     user = authenticate(request, username=(email or "").strip().lower(), password=password)
+    if getattr(request, "axes_locked_out", False):
+        minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
+        raise LoginLockedOut(
+            f"Too many failed logins for this account from this address; try again in {minutes} minutes "
+            "or ask an operator to unlock it."
+        )
     if user is None or not user.is_active:
         raise InvalidCredentials("The email or password is not right.")
+    token, expiry = token_issue(user=user)
+    # As Django's login() does: last_login, and django-axes clears this pair's earlier failures.
+    user_logged_in.send(sender=user.__class__, request=request, user=user)
+    return token, expiry, user
+
+
+@transaction.atomic
+def token_issue(*, user: Any) -> tuple[str, datetime | None]:
+    """Issue a token, first revoking the user's oldest live tokens so the per-user limit holds."""
+    limit = int(settings.REST_KNOX["TOKEN_LIMIT_PER_USER"])
+    get_user_model().objects.select_for_update().filter(pk=user.pk).first()  # one login at a time per user
+    AuthToken.objects.filter(user=user, expiry__lt=timezone.now()).delete()
+    live = list(AuthToken.objects.filter(user=user).order_by("-created", "-pk").values_list("pk", flat=True))
+    if len(live) >= limit:
+        AuthToken.objects.filter(pk__in=live[limit - 1:]).delete()
     instance, token = AuthToken.objects.create(user=user)
-    return token, instance.expiry, user
+    return token, instance.expiry
+
+
+@transaction.atomic
+def login_unlock(*, username: str, ip_address: str | None = None, acting_user: Any, reason: str) -> int:
+    """Lift django-axes lockouts of one account (from one address, or all); audited. Returns the count."""
+    from axes.models import AccessAttempt
+
+    username = (username or "").strip().lower()
+    attempts = AccessAttempt.objects.filter(username=username)
+    if ip_address:
+        attempts = attempts.filter(ip_address=ip_address)
+    addresses = sorted({a for a in attempts.values_list("ip_address", flat=True) if a})
+    count, _ = attempts.delete()
+    audit_record(
+        actor=acting_user, action="auth.unlock", object_type="accounts.user", object_id=username,
+        reason=reason, from_state="locked", to_state="unlocked",
+        data={"username": username, "ip_address": ip_address or "*", "addresses": addresses, "attempts": count},
+        system="unlock_login",
+    )
+    return count
 
 
 @transaction.atomic

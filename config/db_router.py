@@ -64,7 +64,7 @@ class _ReplicaState:
 
     def problem_now(self) -> str | None:
         """None when the replica may be read, else the reason it may not (checked at most every interval)."""
-        interval = float(getattr(settings, "DB_READONLY_CHECK_INTERVAL_S", 5.0))
+        interval = float(settings.DB_READONLY_CHECK_INTERVAL_S)
         with self.lock:
             if time.monotonic() - self.checked_at >= interval:
                 self.problem = self._check()
@@ -84,7 +84,7 @@ class _ReplicaState:
             logger.error("DB_READONLY_ENDPOINT is not a standby (pg_is_in_recovery() is false); reading the primary")
             return "not_a_replica"
         REPLICA_LAG.set(float(lag))
-        max_lag = float(getattr(settings, "DB_READONLY_MAX_LAG_S", 5.0))
+        max_lag = float(settings.DB_READONLY_MAX_LAG_S)
         if float(lag) > max_lag:
             logger.warning("read replica lags %.1f s (> %.1f s), reading the primary", float(lag), max_lag)
             return "lag"

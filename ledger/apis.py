@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer, inline_serializer
 from rest_framework import serializers
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from ops.schema import paginated
 
 from .currencies import get_currency
 from .selectors import user_statement, user_wallet
@@ -16,6 +18,7 @@ from .selectors import user_statement, user_wallet
 class WalletApi(APIView):
     """Balances per currency: available, held (withdrawals in flight), in open bets."""
 
+    @extend_schema_serializer(component_name="WalletBalance")
     class OutputSerializer(serializers.Serializer):
         currency = serializers.CharField()
         exponent = serializers.IntegerField()
@@ -23,7 +26,7 @@ class WalletApi(APIView):
         held_u = serializers.IntegerField()
         in_open_bets_u = serializers.IntegerField()
 
-    @extend_schema(responses={200: OutputSerializer(many=True)})
+    @extend_schema(responses={200: inline_serializer("Wallet", {"balances": OutputSerializer(many=True)})})
     def get(self, request: Request) -> Response:
         rows = user_wallet(user=request.user)
         return Response({"balances": self.OutputSerializer(rows, many=True).data})
@@ -32,6 +35,7 @@ class WalletApi(APIView):
 class StatementApi(APIView):
     """The player's own ledger entries, newest first, paginated (limit/offset)."""
 
+    @extend_schema_serializer(component_name="StatementEntry")
     class OutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()
         ts = serializers.DateTimeField(source="created_at")
@@ -43,7 +47,7 @@ class StatementApi(APIView):
 
     @extend_schema(
         parameters=[OpenApiParameter("currency", str), OpenApiParameter("limit", int), OpenApiParameter("offset", int)],
-        responses={200: OutputSerializer(many=True)},
+        responses={200: paginated(OutputSerializer, name="PaginatedStatementEntryList")},
     )
     def get(self, request: Request) -> Response:
         currency = request.query_params.get("currency") or None

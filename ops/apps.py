@@ -8,15 +8,17 @@ class OpsConfig(AppConfig):
     verbose_name = "Operations"
 
     def ready(self) -> None:
-        from . import ops_metrics  # noqa: F401  (registers worker_runs_total)
+        from . import checks, ops_metrics  # noqa: F401  (deploy checks; registers worker_runs_total)
         from .approvals import four_eyes_thresholds
         from .metrics import install_database_collector
 
         four_eyes_thresholds()  # a bad FOUR_EYES_THRESHOLDS stops the start (ImproperlyConfigured)
         install_database_collector()
 
+        from .auditlog_setup import register_models
         from .tracing import connect_flow_signals, sentry_init, tracing_init
 
+        register_models()
         connect_flow_signals()
         tracing_init()
         sentry_init()

@@ -115,7 +115,7 @@ def _poll(until: Callable[[], Any], timeout_s: float, what: str) -> Any:
 
 def canary_run(run: CanaryRun) -> CanaryRun:
     """Run the loop, recording each step; stop at the first failure."""
-    if run.simulate and getattr(settings, "ENVIRONMENT", "") == "production":
+    if run.simulate and settings.ENVIRONMENT == "production":
         raise CanaryFailed("simulation is refused in production: make a real deposit and let the PSP confirm")
     player, operator = _Api(run.base_url, 15), _Api(run.base_url, 15)
     state: dict[str, Any] = {}

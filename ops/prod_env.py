@@ -2,7 +2,8 @@
 
 Each check returns PASS or FAIL with one line of detail; an open, in-date waiver turns a FAIL into
 WAIVED. A high-risk waiver past its deadline without escalation is itself a FAIL (the onboarding
-pack's red line).
+pack's red line). The same rules are Django system checks tagged `deploy` (`ops/checks.py`), so
+`manage.py check --deploy` refuses an unsafe production configuration too (without waivers).
 """
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ from .models import Waiver
 TEST_KEY_MARKERS = ("test", "local", "stub", "insecure", "demo", "example")
 # Values published in documentation (Adyen's HMAC example key): never a production secret.
 PUBLISHED_VALUES = {"44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056"}
+MIN_SECRET_KEY_LENGTH = 50  # Django's own deploy check (security.W009) asks for 50 and 5 distinct characters
+MIN_SECRET_KEY_UNIQUE_CHARS = 5
+MIN_HSTS_SECONDS = 365 * 24 * 3600
+MIN_METRICS_TOKEN_LENGTH = 32
+MAX_LOGIN_FAILURE_LIMIT = 10
+STRIPE_LIVE_KEY_PREFIXES = ("sk_live_", "rk_live_")
 
 
 @dataclass(frozen=True)
@@ -37,7 +44,7 @@ def _looks_like_test_value(value: str) -> bool:
 
 
 def _secret(name: str) -> tuple[bool, str]:
-    value = str(getattr(settings, name, "") or "")
+    value = str(getattr(settings, name))
     if not value:
         return False, f"{name} is not set"
     if _looks_like_test_value(value):
@@ -50,21 +57,30 @@ def check_debug() -> tuple[bool, str]:
 
 
 def check_secret_key() -> tuple[bool, str]:
+    key = str(settings.SECRET_KEY)
     ok, _ = _secret("SECRET_KEY")
-    return ok and len(settings.SECRET_KEY) >= 40, "SECRET_KEY is long and not a development value" if ok and len(
-        settings.SECRET_KEY) >= 40 else "SECRET_KEY is missing, short or a development value"
+    strong = ok and len(key) >= MIN_SECRET_KEY_LENGTH and len(set(key)) >= MIN_SECRET_KEY_UNIQUE_CHARS
+    return strong, ("SECRET_KEY is long, varied and not a development value" if strong else
+                    f"SECRET_KEY is missing, a development value, shorter than {MIN_SECRET_KEY_LENGTH} "
+                    f"characters or with fewer than {MIN_SECRET_KEY_UNIQUE_CHARS} distinct ones")
 
 
 def check_allowed_hosts() -> tuple[bool, str]:
     hosts = list(settings.ALLOWED_HOSTS)
-    bad = [h for h in hosts if h in ("*", "localhost", "127.0.0.1", "testserver")]
+    bad = [h for h in hosts if h in ("*", ".", "localhost", "127.0.0.1", "testserver") or h.startswith("*")]
     return (bool(hosts) and not bad, f"ALLOWED_HOSTS={hosts}" + (f" (not for production: {bad})" if bad else ""))
 
 
 def check_cors() -> tuple[bool, str]:
-    origins = list(getattr(settings, "CORS_ALLOWED_ORIGINS", []))
-    wildcard = getattr(settings, "CORS_ALLOW_ALL_ORIGINS", False) or "*" in origins
-    return (not wildcard, "CORS restricted" if not wildcard else "CORS allows every origin")
+    origins = list(settings.CORS_ALLOWED_ORIGINS)
+    if settings.CORS_ALLOW_ALL_ORIGINS or "*" in origins:
+        return False, "CORS allows every origin"
+    insecure = [o for o in origins if not str(o).startswith("https://")]
+    if insecure:
+        return False, f"CORS allows origins that are not https: {insecure}"
+    if settings.CORS_ALLOWED_ORIGIN_REGEXES:
+        return False, "CORS_ALLOWED_ORIGIN_REGEXES is set; list the origins in CORS_ALLOWED_ORIGINS"
+    return True, f"CORS restricted to {origins or 'no origin'}"
 
 
 def check_database() -> tuple[bool, str]:
@@ -81,6 +97,24 @@ def check_psp_keys() -> tuple[bool, str]:
     return (not failures, "; ".join(failures) or "PSP API keys set and live")
 
 
+def check_stripe_live() -> tuple[bool, str]:
+    mode, key = str(settings.STRIPE_KEY_MODE), str(settings.STRIPE_API_KEY)
+    if mode != "live":
+        return False, f"STRIPE_KEY_MODE is {mode!r}, not 'live'"
+    if not key.startswith(STRIPE_LIVE_KEY_PREFIXES):
+        return False, "STRIPE_API_KEY is not a live key (sk_live_ or rk_live_)"
+    return True, "Stripe key mode live, with a live key"
+
+
+def check_adyen_live() -> tuple[bool, str]:
+    environment, prefix = str(settings.ADYEN_ENVIRONMENT), str(settings.ADYEN_LIVE_ENDPOINT_PREFIX)
+    if environment != "live":
+        return False, f"ADYEN_ENVIRONMENT is {environment!r}: the SDK would talk to Adyen's test platform"
+    if not prefix:
+        return False, "ADYEN_LIVE_ENDPOINT_PREFIX is not set (Adyen's live Checkout URLs need it)"
+    return True, f"Adyen live platform, endpoint prefix {prefix}"
+
+
 def check_webhook_secrets() -> tuple[bool, str]:
     names = ("STRIPE_WEBHOOK_SECRET", "ADYEN_HMAC_KEY", "CUSTODY_WEBHOOK_KEY")
     failures = [d for ok, d in (_secret(n) for n in names) if not ok]
@@ -88,18 +122,43 @@ def check_webhook_secrets() -> tuple[bool, str]:
 
 
 def check_psp_endpoints() -> tuple[bool, str]:
-    overridden = [n for n in ("STRIPE_API_BASE", "ADYEN_API_BASE") if getattr(settings, n, "")]
+    overridden = [n for n in ("STRIPE_API_BASE", "ADYEN_API_BASE") if getattr(settings, n)]
     return (not overridden, "PSP SDKs talk to the real PSPs" if not overridden else f"overridden: {overridden}")
 
 
 def check_simulation_off() -> tuple[bool, str]:
-    on = [n for n in ("SIMULATION_ENABLED", "BOOTSTRAP_ENABLED") if getattr(settings, n, False)]
+    on = [n for n in ("SIMULATION_ENABLED", "BOOTSTRAP_ENABLED") if getattr(settings, n)]
     return (not on, "simulation and bootstrap are off" if not on else f"on: {on}")
 
 
 def check_https() -> tuple[bool, str]:
-    secure = getattr(settings, "SECURE_SSL_REDIRECT", False) and getattr(settings, "SESSION_COOKIE_SECURE", False)
-    return (bool(secure), "HTTPS redirect and secure cookies on" if secure else "HTTPS redirect or secure cookies off")
+    secure = settings.SECURE_SSL_REDIRECT and settings.SESSION_COOKIE_SECURE and settings.CSRF_COOKIE_SECURE
+    return (bool(secure), "HTTPS redirect and secure cookies on" if secure else
+            "HTTPS redirect or secure cookies off")
+
+
+def check_hsts() -> tuple[bool, str]:
+    seconds = int(settings.SECURE_HSTS_SECONDS or 0)
+    ok = seconds >= MIN_HSTS_SECONDS
+    return ok, f"HSTS {seconds} s" + ("" if ok else f" (at least {MIN_HSTS_SECONDS} s, a year)")
+
+
+def check_metrics_private() -> tuple[bool, str]:
+    token, ips = str(settings.METRICS_TOKEN), list(settings.METRICS_ALLOWED_IPS)
+    if settings.METRICS_PUBLIC:
+        return False, "METRICS_PUBLIC is on: anyone can read /metrics"
+    if not token and not ips:
+        return False, "neither METRICS_TOKEN nor METRICS_ALLOWED_IPS is set: no scraper can read /metrics"
+    if token and (len(token) < MIN_METRICS_TOKEN_LENGTH or _looks_like_test_value(token)):
+        return False, f"METRICS_TOKEN is shorter than {MIN_METRICS_TOKEN_LENGTH} characters or a test value"
+    return True, "metrics need " + " or ".join(
+        (["the bearer token"] if token else []) + ([f"an address in {ips}"] if ips else []))
+
+
+def check_login_protection() -> tuple[bool, str]:
+    ok = bool(settings.AXES_ENABLED) and int(settings.AXES_FAILURE_LIMIT) <= MAX_LOGIN_FAILURE_LIMIT
+    return ok, (f"logins lock after {settings.AXES_FAILURE_LIMIT} failures" if ok else
+                f"login protection off or its limit above {MAX_LOGIN_FAILURE_LIMIT}")
 
 
 def check_overdue_waivers() -> tuple[bool, str]:
@@ -110,19 +169,41 @@ def check_overdue_waivers() -> tuple[bool, str]:
     return (not names, "no high-risk waiver past its deadline unescalated" if not names else f"overdue: {names}")
 
 
-CHECKS: list[tuple[str, Callable[[], tuple[bool, str]]]] = [
-    ("debug_off", check_debug),
-    ("secret_key", check_secret_key),
-    ("allowed_hosts", check_allowed_hosts),
-    ("cors_restricted", check_cors),
-    ("database_postgresql", check_database),
-    ("broker_redis", check_broker),
-    ("psp_keys_live", check_psp_keys),
-    ("webhook_secrets", check_webhook_secrets),
-    ("psp_endpoints_real", check_psp_endpoints),
-    ("simulation_off", check_simulation_off),
-    ("https", check_https),
-    ("waivers_in_date", check_overdue_waivers),
+def check_django_security() -> tuple[bool, str]:
+    """Django's own deployment checks (`security.*`), as `manage.py check --deploy` runs them."""
+    from django.core.checks import WARNING, run_checks
+
+    messages = [m for m in run_checks(tags=["security"], include_deployment_checks=True)
+                if m.level >= WARNING and not m.is_silenced()]
+    return (not messages, "Django's security checks pass" if not messages else
+            "; ".join(f"{m.id}: {str(m.msg).split('.')[0]}" for m in messages))
+
+
+# (name, check, part of `manage.py check --deploy`). The last two are not system checks: one reads
+# the waiver table, the other is Django's own deployment checks, which `check --deploy` runs itself.
+RULES: list[tuple[str, Callable[[], tuple[bool, str]], bool]] = [
+    ("debug_off", check_debug, True),
+    ("secret_key", check_secret_key, True),
+    ("allowed_hosts", check_allowed_hosts, True),
+    ("cors_restricted", check_cors, True),
+    ("database_postgresql", check_database, True),
+    ("broker_redis", check_broker, True),
+    ("psp_keys_live", check_psp_keys, True),
+    ("stripe_live", check_stripe_live, True),
+    ("adyen_live", check_adyen_live, True),
+    ("webhook_secrets", check_webhook_secrets, True),
+    ("psp_endpoints_real", check_psp_endpoints, True),
+    ("simulation_off", check_simulation_off, True),
+    ("https", check_https, True),
+    ("hsts", check_hsts, True),
+    ("metrics_private", check_metrics_private, True),
+    ("login_protection", check_login_protection, True),
+    ("django_security", check_django_security, False),
+    ("waivers_in_date", check_overdue_waivers, False),
+]
+CHECKS: list[tuple[str, Callable[[], tuple[bool, str]]]] = [(name, check) for name, check, _ in RULES]
+SYSTEM_CHECKS: list[tuple[str, Callable[[], tuple[bool, str]]]] = [
+    (name, check) for name, check, system in RULES if system
 ]
 
 

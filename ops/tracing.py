@@ -117,7 +117,7 @@ class FlowIdSpanProcessor(SpanProcessor):
 
 def tracing_init(*, exporter: Any = None) -> Any:
     """Instrument this process when an OTLP endpoint is configured (or an exporter is given); return the provider."""
-    endpoint = getattr(settings, "OTEL_EXPORTER_OTLP_ENDPOINT", "")
+    endpoint = settings.OTEL_EXPORTER_OTLP_ENDPOINT
     if _instrumentors or (exporter is None and not endpoint):
         return None
     from opentelemetry import trace
@@ -129,8 +129,8 @@ def tracing_init(*, exporter: Any = None) -> Any:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
-    resource = Resource.create({"service.name": getattr(settings, "OTEL_SERVICE_NAME", "backoffice"),
-                                "deployment.environment": getattr(settings, "ENVIRONMENT", "")})
+    resource = Resource.create({"service.name": settings.OTEL_SERVICE_NAME,
+                                "deployment.environment": settings.ENVIRONMENT})
     provider = TracerProvider(resource=resource)
     provider.add_span_processor(FlowIdSpanProcessor())
     if exporter is None:
@@ -174,11 +174,11 @@ class TraceIdLogFilter(logging.Filter):
 
 def sentry_init() -> bool:
     """Report errors to Sentry when SENTRY_DSN is set; return whether it is on."""
-    dsn = getattr(settings, "SENTRY_DSN", "")
+    dsn = settings.SENTRY_DSN
     if not dsn:
         return False
     import sentry_sdk
 
-    sentry_sdk.init(dsn=dsn, environment=getattr(settings, "ENVIRONMENT", ""),  # no personal data by default
+    sentry_sdk.init(dsn=dsn, environment=settings.ENVIRONMENT,  # no personal data by default
                     traces_sample_rate=0.0)
     return True

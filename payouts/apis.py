@@ -24,6 +24,8 @@ from rest_framework.views import APIView
 from accounts.permissions import IsPlayerToWrite
 from ledger.currencies import CURRENCIES
 from ops.idempotency import HEADER, idempotent, idempotent_call
+from ops.schema import paginated
+from ops.validation import refuse_nul
 
 from .models import Withdrawal
 from .providers import provider_names
@@ -120,7 +122,7 @@ class WithdrawalsApi(APIView):
         amount_u = StrictIntegerField(min_value=1)
         currency = serializers.ChoiceField(choices=sorted(CURRENCIES))
         provider = serializers.CharField(max_length=30)
-        destination = serializers.DictField(required=False)
+        destination = serializers.DictField(required=False, validators=[refuse_nul])
 
         def validate_provider(self, value: str) -> str:
             if value not in provider_names():
@@ -128,7 +130,8 @@ class WithdrawalsApi(APIView):
             return value
 
     @extend_schema(parameters=[OpenApiParameter("limit", int), OpenApiParameter("offset", int)],
-                   responses={200: WithdrawalOutputSerializer(many=True)})
+                   responses={200: paginated(WithdrawalOutputSerializer, name="PaginatedWithdrawalList")},
+                   operation_id="v1_withdrawals_list")
     def get(self, request: Request) -> Response:
         paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(withdrawal_list(user=request.user), request, view=self)
@@ -219,7 +222,7 @@ class ManualReviewListApi(APIView):
     permission_classes = [CanViewWithdrawals]
 
     @extend_schema(parameters=[OpenApiParameter("limit", int), OpenApiParameter("offset", int)],
-                   responses={200: StaffWithdrawalOutputSerializer(many=True)})
+                   responses={200: paginated(StaffWithdrawalOutputSerializer, name="PaginatedStaffWithdrawalList")})
     def get(self, request: Request) -> Response:
         paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(manual_review_queue(), request, view=self)

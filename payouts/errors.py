@@ -61,3 +61,9 @@ class InvalidWebhook(PayoutError):
     code = "payouts/invalid-webhook"
     title = "Webhook rejected"
     status = 400
+
+
+class WebhookTooLarge(PayoutError):
+    code = "payouts/webhook-too-large"
+    title = "Webhook body too large"
+    status = 413

@@ -27,13 +27,14 @@ from typing import Any, ClassVar
 
 import requests
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from ops import psp
 
 from .errors import UnknownProvider
 from .models import Withdrawal
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_TIMEOUT_S = 5.0
 
 
 class Outcome(enum.StrEnum):
@@ -95,7 +96,7 @@ STRIPE_PAYOUT_STATUSES = {
 
 def provider_timeout_s() -> float:
     """Client timeout for PSP calls, in seconds (short: a payout worker must not hang)."""
-    return float(getattr(settings, "PAYOUT_PROVIDER_TIMEOUT_S", DEFAULT_TIMEOUT_S))
+    return float(settings.PAYOUT_PROVIDER_TIMEOUT_S)
 
 
 class PayoutProvider:
@@ -117,18 +118,7 @@ class AdyenTransfersProvider(PayoutProvider):
     name = "adyen"
 
     def _api(self) -> Any:
-        import Adyen
-
-        adyen = Adyen.Adyen(
-            xapikey=settings.ADYEN_API_KEY,
-            platform=getattr(settings, "ADYEN_PLATFORM", "test"),  # "live" in production
-            http_timeout=provider_timeout_s(),
-        )
-        api = adyen.transfers.transfers_api
-        base = getattr(settings, "ADYEN_API_BASE", "")
-        if base:
-            api.baseUrl = base.rstrip("/")
-        return api
+        return psp.point_at_base(psp.adyen_sdk(timeout_s=provider_timeout_s()).transfers.transfers_api)
 
     def request_body(self, *, withdrawal: Withdrawal, idempotency_key: str) -> dict[str, Any]:
         """Build the transfer request; `reference` carries our idempotency key back in webhooks.
@@ -138,7 +128,7 @@ class AdyenTransfersProvider(PayoutProvider):
         destination = withdrawal.destination or {}
         counterparty = destination.get("counterparty") or {
             "transferInstrumentId": str(
-                destination.get("transfer_instrument_id") or getattr(settings, "ADYEN_TRANSFER_INSTRUMENT_ID", "")
+                destination.get("transfer_instrument_id") or settings.ADYEN_TRANSFER_INSTRUMENT_ID
             )
         }
         return {
@@ -161,7 +151,11 @@ class AdyenTransfersProvider(PayoutProvider):
 
         body = self.request_body(withdrawal=withdrawal, idempotency_key=idempotency_key)
         try:
-            result = self._api().transfer_funds(body, idempotency_key=idempotency_key)
+            api = self._api()
+        except ImproperlyConfigured as exc:  # e.g. the test platform in production: nothing was sent
+            return SubmitResult(Outcome.ERROR, detail=f"configuration: {exc}"[:500])
+        try:
+            result = api.transfer_funds(body, idempotency_key=idempotency_key)
         except requests.Timeout as exc:
             return SubmitResult(Outcome.AMBIGUOUS, detail=f"timeout: {exc}"[:500])
         except requests.ConnectionError as exc:
@@ -255,16 +249,7 @@ class StripePayoutProvider(PayoutProvider):
     name = "stripe"
 
     def _client(self) -> Any:
-        import stripe
-
-        kwargs: dict[str, Any] = {
-            "http_client": stripe.RequestsClient(timeout=provider_timeout_s()),
-            "max_network_retries": 0,  # the payout worker decides about retries
-        }
-        base = getattr(settings, "STRIPE_API_BASE", "")
-        if base:
-            kwargs["base_addresses"] = {"api": base.rstrip("/")}
-        return stripe.StripeClient(settings.STRIPE_API_KEY, **kwargs)
+        return psp.stripe_client(timeout_s=provider_timeout_s())  # no SDK retries: the payout worker decides
 
     def submit(self, *, withdrawal: Withdrawal, idempotency_key: str) -> SubmitResult:
         import stripe

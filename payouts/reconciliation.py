@@ -46,12 +46,12 @@ RECONCILER = SystemActor("payout-reconciler")
 
 def reconcile_after_s() -> int:
     """How long a submitted payout waits for its webhook before we ask the PSP (setting in minutes)."""
-    return int(float(getattr(settings, "PAYOUT_RECONCILE_AFTER_MINUTES", 5)) * 60)
+    return int(float(settings.PAYOUT_RECONCILE_AFTER_MINUTES) * 60)
 
 
 def manual_resolve_after_s() -> int:
     """How long after submission an operator may resolve without any answer from the PSP (minutes)."""
-    return int(float(getattr(settings, "PAYOUT_MANUAL_RESOLVE_AFTER_MINUTES", 24 * 60)) * 60)
+    return int(float(settings.PAYOUT_MANUAL_RESOLVE_AFTER_MINUTES) * 60)
 
 
 @dataclass(frozen=True)

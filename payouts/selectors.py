@@ -95,7 +95,7 @@ def withdrawal_pending_signoffs(*, withdrawal: Withdrawal) -> list[dict[str, Any
 def payouts_waiting(*, older_than_s: int | None = None) -> list[int]:
     """Return ids of payouts nobody is working on: approved, or submitted with no PSP answer and no call lately."""
     if older_than_s is None:
-        older_than_s = int(getattr(settings, "PAYOUT_REQUEUE_AFTER_S", 30))
+        older_than_s = int(settings.PAYOUT_REQUEUE_AFTER_S)
     cutoff = timezone.now() - timedelta(seconds=older_than_s)
     answered = (PayoutAttempt.Outcome.ACCEPTED, PayoutAttempt.Outcome.DECLINED, PayoutAttempt.Outcome.REFUSED)
     ids = []
@@ -128,8 +128,8 @@ STUCK_LIMITS_MINUTES = {
 
 def stuck_limit_s(kind: str) -> int:
     """Return the age in seconds after which `kind` counts as stuck (setting in minutes)."""
-    name, default = STUCK_LIMITS_MINUTES[kind]
-    return int(float(getattr(settings, name, default)) * 60)
+    name, _ = STUCK_LIMITS_MINUTES[kind]
+    return int(float(getattr(settings, name)) * 60)
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,7 @@ ACTION_LABELS = {
 
 def auto_pause_after_failures() -> int:
     """Consecutive PSP failures after which payouts pause themselves."""
-    return int(getattr(settings, "PAYOUT_AUTO_PAUSE_AFTER_FAILURES", 5))
+    return int(settings.PAYOUT_AUTO_PAUSE_AFTER_FAILURES)
 
 
 # --- Helpers -------------------------------------------------------------------------------

@@ -14,11 +14,11 @@ logger = logging.getLogger(__name__)
 
 
 def _max_retries() -> int:
-    return int(getattr(settings, "PAYOUT_MAX_RETRIES", 5))
+    return int(settings.PAYOUT_MAX_RETRIES)
 
 
 def _backoff_s(retries: int) -> int:
-    base = int(getattr(settings, "PAYOUT_RETRY_BACKOFF_S", 30))
+    base = int(settings.PAYOUT_RETRY_BACKOFF_S)
     return min(base * 2**retries, 3600)
 
 

@@ -13,13 +13,14 @@ import logging
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from ops.errors import ApplicationError, ServiceUnavailable, problem_json_response
 
-from .errors import InvalidWebhook
+from .errors import InvalidWebhook, WebhookTooLarge
 from .services import PayoutNotice, payout_event_process
 
 logger = logging.getLogger(__name__)
@@ -30,10 +31,25 @@ STRIPE_OUTCOMES = {"payout.paid": "paid", "payout.failed": "failed"}
 
 
 def _raw_body(request: HttpRequest) -> bytes:
-    body = request.body
-    if len(body) > int(getattr(settings, "WEBHOOK_MAX_BODY_BYTES", 256 * 1024)):
-        raise InvalidWebhook("Body too large.")
+    """Return the raw body within WEBHOOK_MAX_BODY_BYTES, or refuse it with 413 before reading it all."""
+    limit = int(settings.WEBHOOK_MAX_BODY_BYTES)
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > limit:
+        raise WebhookTooLarge(f"The body is {declared} bytes; the limit is {limit}.")
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        raise WebhookTooLarge(f"The body is over the limit of {limit} bytes.") from None
+    if len(body) > limit:
+        raise WebhookTooLarge(f"The body is {len(body)} bytes; the limit is {limit}.")
     return body
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _json_object(body: bytes) -> dict[str, Any]:
@@ -102,14 +118,14 @@ def _stripe_notice(request: HttpRequest) -> PayoutNotice:
         raise ServiceUnavailable("STRIPE_WEBHOOK_SECRET is not configured; cannot verify Stripe webhooks.")
     body = _raw_body(request)
     try:
-        stripe.Webhook.construct_event(
+        stripe.WebhookSignature.verify_header(
             body.decode("utf-8"), request.headers.get("Stripe-Signature", ""), secret, tolerance=300
         )
-    except (ValueError, UnicodeDecodeError, stripe.SignatureVerificationError):
+    except (UnicodeDecodeError, stripe.SignatureVerificationError):
         raise InvalidWebhook("Invalid Stripe-Signature; nothing was changed.") from None
-    payload = _json_object(body)
-    obj = (payload.get("data") or {}).get("object") or {}
-    metadata = obj.get("metadata") or {}
+    payload = _json_object(body)  # signed, but refused unless a JSON object (the SDK would crash on it)
+    obj = _dict(_dict(payload.get("data")).get("object"))
+    metadata = _dict(obj.get("metadata"))
     event_type = str(payload.get("type") or "")
     return PayoutNotice(
         provider="stripe",

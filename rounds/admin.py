@@ -13,7 +13,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, render
 from django.urls import URLPattern, path, reverse
 
 from ledger.admin_money import money_column
@@ -157,7 +157,7 @@ class RoundAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
     def enter_price_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         """Record an operator's official close, with evidence (it counts as one oracle source)."""
-        round_obj = Round.objects.get(pk=object_id)
+        round_obj = get_object_or_404(Round, pk=object_id)
         change_url = reverse("admin:rounds_round_change", args=[round_obj.pk])
         form = PriceForm(request.POST or None)
         if request.method == "POST" and form.is_valid():

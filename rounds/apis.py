@@ -18,10 +18,14 @@ from rest_framework.views import APIView
 
 from accounts.permissions import IsPlayer
 from ops.idempotency import idempotent
+from ops.schema import PAGINATION_PARAMETERS, paginated
 
 from .models import Bet, Round
 from .selectors import bet_proof, player_bets, round_current, round_get
 from .services import bet_place
+
+# A bet's record is hashed as canonical JSON (RFC 8785), which allows no integer beyond 2**53 - 1.
+MAX_STAKE_U = 2**53 - 1
 
 
 class StrictIntegerField(serializers.IntegerField):
@@ -136,7 +140,7 @@ class BetPlaceApi(APIView):
     @extend_schema_serializer(component_name="BetPlaceInput")
     class InputSerializer(serializers.Serializer):
         side = serializers.ChoiceField(choices=["UP", "DOWN"])
-        stake_u = StrictIntegerField(min_value=1)
+        stake_u = StrictIntegerField(min_value=1, max_value=MAX_STAKE_U)
 
     @extend_schema(
         request=InputSerializer,
@@ -155,7 +159,8 @@ class BetPlaceApi(APIView):
 class BetListApi(APIView):
     """The player's own bets with their payouts, newest first (limit/offset)."""
 
-    @extend_schema(responses={200: BetOutputSerializer(many=True)})
+    @extend_schema(responses={200: paginated(BetOutputSerializer, name="PaginatedBetList")},
+                   parameters=PAGINATION_PARAMETERS, operation_id="v1_bets_list")
     def get(self, request: Request) -> Response:
         paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(player_bets(user=request.user), request, view=self)

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet, Sum
 
 from rounds import clock
@@ -73,7 +74,7 @@ def bet_get_for_player(*, user: Any, bet_id: str) -> Bet:
     """Return one of the player's own bets or raise BetNotFound."""
     try:
         return Bet.objects.select_related("round").get(bet_id=bet_id, player=user)
-    except (Bet.DoesNotExist, ValueError) as exc:
+    except (Bet.DoesNotExist, ValueError, ValidationError) as exc:  # ValidationError: not a UUID
         raise BetNotFound(f"You have no bet {bet_id}.") from exc
 
 

@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 
 from accounts.permissions import IsPlayerToWrite
 from ops.idempotency import idempotent
+from ops.schema import PAGINATION_PARAMETERS, paginated
 
 from .models import Deposit
 from .selectors import deposit_get, deposit_list
@@ -72,7 +73,8 @@ class DepositsApi(APIView):
 
     OutputSerializer = DepositOutputSerializer
 
-    @extend_schema(responses={200: DepositOutputSerializer(many=True)})
+    @extend_schema(responses={200: paginated(DepositOutputSerializer, name="PaginatedDepositList")},
+                   parameters=PAGINATION_PARAMETERS, operation_id="v1_deposits_list")
     def get(self, request: Request) -> Response:
         paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(deposit_list(user=request.user), request, view=self)

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from ops import psp
 
 from .models import Deposit, Provider
-
-DEFAULT_TIMEOUT_S = 10.0
-DEFAULT_RETURN_URL = "http://localhost:8000/deposits/return"
 
 # PSP amounts are in the currency's minor unit; only currencies whose minor unit matches ours are offered.
 PSP_CURRENCIES: dict[str, frozenset[str]] = {
@@ -40,37 +40,17 @@ class StartedPayment:
 
 
 def _timeout_s() -> float:
-    return float(getattr(settings, "DEPOSIT_PROVIDER_TIMEOUT_S", DEFAULT_TIMEOUT_S))
+    return float(settings.DEPOSIT_PROVIDER_TIMEOUT_S)
 
 
 def stripe_client() -> Any:
     """Return a StripeClient pointed at settings.STRIPE_API_BASE when set (the stub), else at Stripe."""
-    import stripe
-
-    kwargs: dict[str, Any] = {
-        "http_client": stripe.RequestsClient(timeout=_timeout_s()),
-        "max_network_retries": 0,
-    }
-    base = getattr(settings, "STRIPE_API_BASE", "")
-    if base:
-        kwargs["base_addresses"] = {"api": base.rstrip("/")}
-    return stripe.StripeClient(settings.STRIPE_API_KEY, **kwargs)
+    return psp.stripe_client(timeout_s=_timeout_s())
 
 
 def adyen_checkout_api() -> Any:
-    """Return the Adyen Checkout payments API, pointed at settings.ADYEN_API_BASE when set."""
-    import Adyen
-
-    adyen = Adyen.Adyen(
-        xapikey=settings.ADYEN_API_KEY,
-        platform=getattr(settings, "ADYEN_PLATFORM", "test"),
-        http_timeout=_timeout_s(),
-    )
-    api = adyen.checkout.payments_api
-    base = getattr(settings, "ADYEN_API_BASE", "")
-    if base:
-        api.baseUrl = base.rstrip("/")
-    return api
+    """Return the Adyen Checkout payments API on the configured platform (ADYEN_API_BASE when set)."""
+    return psp.point_at_base(psp.adyen_sdk(timeout_s=_timeout_s()).checkout.payments_api)
 
 
 def stripe_payment_intent_create(*, deposit: Deposit) -> StartedPayment:
@@ -103,11 +83,15 @@ def adyen_session_create(*, deposit: Deposit, return_url: str = "") -> StartedPa
         "amount": {"value": deposit.amount_u, "currency": deposit.currency},
         "reference": deposit.reference,
         "merchantAccount": settings.ADYEN_MERCHANT_ACCOUNT,
-        "returnUrl": return_url or getattr(settings, "DEPOSIT_RETURN_URL", DEFAULT_RETURN_URL),
+        "returnUrl": return_url or settings.DEPOSIT_RETURN_URL,
         "shopperReference": str(deposit.user.public_id),
     }
     try:
-        result = adyen_checkout_api().sessions(request, idempotency_key=deposit.reference)
+        api = adyen_checkout_api()
+    except ImproperlyConfigured as exc:  # e.g. the test platform in production: nothing was sent
+        raise ProviderCallFailed(f"Adyen: configuration: {exc}") from exc
+    try:
+        result = api.sessions(request, idempotency_key=deposit.reference)
     except AdyenError as exc:
         raise ProviderCallFailed(f"Adyen: {type(exc).__name__} (HTTP {getattr(exc, 'status_code', None)})") from exc
     except requests.RequestException as exc:

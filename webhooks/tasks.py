@@ -29,12 +29,12 @@ BACKOFF_CAP_S = 300
 
 def max_attempts() -> int:
     """How many times an event is tried before it is marked failed."""
-    return int(getattr(settings, "WEBHOOK_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS))
+    return int(settings.WEBHOOK_MAX_ATTEMPTS)
 
 
 def backoff_s(retries: int) -> float:
     """Exponential backoff with jitter: about 1, 2, 4, 8... seconds, capped."""
-    base = float(getattr(settings, "WEBHOOK_RETRY_BACKOFF_S", 1.0))
+    base = float(settings.WEBHOOK_RETRY_BACKOFF_S)
     delay = min(base * (2**retries), BACKOFF_CAP_S)
     return delay * (0.5 + random.random() / 2)
 
@@ -93,7 +93,7 @@ def retry_stale_events() -> int:
     """Beat: re-enqueue events still `received` after a while (broker down at commit, lost message)."""
     from .selectors import webhook_events_stale
 
-    stale_after = timedelta(seconds=int(getattr(settings, "WEBHOOK_STALE_AFTER_S", 15)))
+    stale_after = timedelta(seconds=int(settings.WEBHOOK_STALE_AFTER_S))
     with worker_run("webhooks_sweeper") as detail:
         ids = webhook_events_stale(older_than=stale_after)
         for event_id in ids:

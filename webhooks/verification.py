@@ -1,6 +1,8 @@
 """Signature checks on the raw webhook body, each the provider's own way.
 
-* Stripe: `stripe.Webhook.construct_event(payload, Stripe-Signature, secret, tolerance=300)`.
+* Stripe: `stripe.WebhookSignature.verify_header(payload, Stripe-Signature, secret, tolerance=300)`
+  (the check `stripe.Webhook.construct_event` makes), then our own parsing: a signed body that is
+  not a JSON object is refused, not handed to the SDK.
 * Adyen: `Adyen.util.is_valid_hmac_notification` on EVERY notification item (the SDK checks one).
 * Custody: `X-Webhook-Signature` = hex HMAC-SHA256 of the raw body with the shared key,
   compared in constant time.
@@ -48,13 +50,11 @@ def stripe_event_verify(*, body: bytes, signature_header: str) -> dict[str, Any]
     except UnicodeDecodeError:
         raise MalformedPayload("The body is not UTF-8.") from None
     try:
-        stripe.Webhook.construct_event(payload, signature_header, secret, tolerance=STRIPE_TOLERANCE_S)
+        stripe.WebhookSignature.verify_header(payload, signature_header, secret, tolerance=STRIPE_TOLERANCE_S)
     except stripe.SignatureVerificationError:
         raise InvalidSignature(
             f"The Stripe-Signature does not match, or its timestamp is older than {STRIPE_TOLERANCE_S} s."
         ) from None
-    except ValueError:
-        raise MalformedPayload("The body is not valid JSON.") from None
     event = json_object(body)
     if not isinstance(event.get("id"), str) or not event["id"] or not isinstance(event.get("type"), str):
         raise MalformedPayload("A Stripe event needs an id and a type.")

@@ -15,6 +15,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent.parent
 RUN_DIR = BASE_DIR / ".run"
 
 env = environ.Env()
+# A `.env` file beside manage.py is read when present; real environment variables win over it.
+if (BASE_DIR / ".env").is_file():
+    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ENVIRONMENT = env("ENVIRONMENT", default="development")
@@ -38,6 +41,9 @@ THIRD_PARTY_APPS = [
     "django_fsm",
     "auditlog",
     "django_prometheus",
+    "corsheaders",
+    "axes",
+    "csp",
 ]
 LOCAL_APPS = [
     "accounts",
@@ -50,18 +56,24 @@ LOCAL_APPS = [
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "ops.middleware.CorrelationIdMiddleware",
     "ops.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "auditlog.middleware.AuditlogMiddleware",
+    "ops.front_door.NoStoreForAuthenticatedApiMiddleware",
+    "ops.auditlog_setup.AuditlogMiddleware",
     "ops.middleware.MaintenanceModeMiddleware",
     "config.db_router.AdminListsOnReplicaMiddleware",
+    "axes.middleware.AxesMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -85,25 +97,133 @@ TEMPLATES = [
 ]
 
 # --- Database -----------------------------------------------------------------------------
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
-DATABASES["default"]["ATOMIC_REQUESTS"] = False
+# django-prometheus wraps the database backend: queries, errors and new connections per alias
+# (`django_db_*`), the house manual's connection KPI.
+PROMETHEUS_DB_ENGINES = {
+    "django.db.backends.postgresql": "django_prometheus.db.backends.postgresql",
+    "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
+}
+
+
+def instrumented_database(config: dict) -> dict:
+    """Return a DATABASES entry with its ENGINE swapped for django-prometheus's wrapper."""
+    config = dict(config)
+    config["ENGINE"] = PROMETHEUS_DB_ENGINES.get(config["ENGINE"], config["ENGINE"])
+    config["ATOMIC_REQUESTS"] = False
+    return config
+
+
+DATABASES = {"default": instrumented_database(
+    env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"))}
 # A streaming replica for reports, TVL, metrics gauges and admin lists (config/db_router.py, docs/ops/scaling.md).
 DB_READONLY_ENDPOINT = env("DB_READONLY_ENDPOINT", default="")
 DB_READONLY_MAX_LAG_S = env.float("DB_READONLY_MAX_LAG_S", default=5.0)
 DB_READONLY_CHECK_INTERVAL_S = env.float("DB_READONLY_CHECK_INTERVAL_S", default=5.0)
 READONLY_DATABASE: dict | None = None
 if DB_READONLY_ENDPOINT:
-    READONLY_DATABASE = env.db_url_config(DB_READONLY_ENDPOINT)
+    READONLY_DATABASE = instrumented_database(env.db_url_config(DB_READONLY_ENDPOINT))
     READONLY_DATABASE.setdefault("OPTIONS", {})["connect_timeout"] = 2  # an unreachable replica: fall back fast
     READONLY_DATABASE["TEST"] = {"MIRROR": "default"}
     DATABASES["replica"] = READONLY_DATABASE
 DATABASE_ROUTERS = ["config.db_router.ReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Cache: local memory per process, counted by django-prometheus (`django_cache_*`).
+CACHES = {"default": {"BACKEND": "django_prometheus.cache.backends.locmem.LocMemCache"}}
+
+# Passwords: Django's validators; operators (staff) need at least 12 characters.
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator",
+     "OPTIONS": {"user_attributes": ["email"]}},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
+    {"NAME": "accounts.password_validation.StaffMinimumLengthValidator", "OPTIONS": {"min_length": 12}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# --- Login protection (django-axes) ----------------------------------------------------------
+# Lock an account for one client address after LOGIN_FAILURE_LIMIT wrong passwords, on the API
+# login and the admin login alike; the lockout ends after LOGIN_LOCKOUT_MINUTES or when an operator
+# runs `unlock_login`. Lockouts and unlocks land in the audit log.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env.bool("LOGIN_PROTECTION_ENABLED", default=True)
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=30))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_USERNAME_FORM_FIELD = "username"  # the key Django's authenticate() and the admin form use for the email
+AXES_USERNAME_CALLABLE = "accounts.login_protection.login_username"
+AXES_CLIENT_IP_CALLABLE = "ops.front_door.client_ip"
+AXES_RESET_ON_SUCCESS = True
+AXES_DISABLE_ACCESS_LOG = True  # no log of successful logins (it would open a session for every API login)
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # a fixed lockout; attempts during it do not extend it
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
+AXES_VERBOSE = False
+
+# --- Front door: sessions, proxies, CORS, CSP ------------------------------------------------
+# Sessions are the operators' (players use tokens): a working day.
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE_S", default=8 * 3600)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+# The proxy in front of Django: the header that says the original request was HTTPS
+# ("HTTP_X_FORWARDED_PROTO=https"; empty: no proxy is trusted), and how many proxies append
+# to X-Forwarded-For (0: the client address is REMOTE_ADDR).
+_proxy_ssl_header = env("SECURE_PROXY_SSL_HEADER", default="")
+SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl_header.split("=", 1)) if "=" in _proxy_ssl_header else None
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# HSTS preload is a one-way door (browsers hard-code the domain): off unless asked for.
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+
+# CORS (django-cors-headers): no origin is allowed unless listed; only the API is exposed.
+CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
+CORS_ALLOW_ALL_ORIGINS = False
+CORS_ALLOWED_ORIGIN_REGEXES: list[str] = []  # not used: list origins in CORS_ALLOWED_ORIGINS
+CORS_ALLOW_CREDENTIALS = False
+CORS_URLS_REGEX = r"^/v1/.*$"
+CORS_ALLOW_HEADERS = ("accept", "authorization", "content-type", "idempotency-key", "x-request-id")
+
+# Content-Security-Policy (django-csp) on every HTML page: the admin and the API docs load only
+# from this site (the Swagger UI is served by drf-spectacular-sidecar; its init script is a file).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        # Styles may be inline (the admin's widgets and the Swagger UI set style attributes); scripts may not.
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    },
+}
+
+# --- Metrics ---------------------------------------------------------------------------------
+# `/metrics` answers a scraper that sends `Authorization: Bearer <METRICS_TOKEN>` or comes from an
+# address in METRICS_ALLOWED_IPS; with neither configured it is open only where METRICS_PUBLIC is on
+# (development and tests; production forces it off).
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
+METRICS_PUBLIC = env.bool("METRICS_PUBLIC", default=True)
+# prometheus_client's multiprocess mode (several gunicorn workers): the directory is read from the
+# environment by prometheus_client itself before Django starts; it is declared here for the checks.
+PROMETHEUS_MULTIPROC_DIR = env("PROMETHEUS_MULTIPROC_DIR", default="")
+PROMETHEUS_EXPORT_MIGRATIONS = False
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -136,7 +256,7 @@ SPECTACULAR_SETTINGS = {
 REST_KNOX = {
     "TOKEN_TTL": timedelta(hours=env.int("API_TOKEN_TTL_HOURS", default=12)),
     "AUTO_REFRESH": False,
-    "TOKEN_LIMIT_PER_USER": 20,
+    "TOKEN_LIMIT_PER_USER": env.int("API_TOKEN_LIMIT_PER_USER", default=20),
 }
 IDEMPOTENCY_IN_PROGRESS_TIMEOUT = timedelta(seconds=env.int("IDEMPOTENCY_IN_PROGRESS_TIMEOUT_S", default=300))
 
@@ -205,10 +325,22 @@ ORACLE_DEADLINE_MINUTES = env.int("ORACLE_DEADLINE_MINUTES", default=60)
 FOUR_EYES_THRESHOLDS = env.json(
     "FOUR_EYES_THRESHOLDS", default={"USD": "10000.00", "EUR": "10000.00", "USDC": "10000"}
 )
+PAYOUT_AUTO_PAUSE_AFTER_FAILURES = env.int("PAYOUT_AUTO_PAUSE_AFTER_FAILURES", default=5)
+PAYOUT_MAX_RETRIES = env.int("PAYOUT_MAX_RETRIES", default=5)
+PAYOUT_RETRY_BACKOFF_S = env.int("PAYOUT_RETRY_BACKOFF_S", default=30)
+PAYOUT_PROVIDER_TIMEOUT_S = env.float("PAYOUT_PROVIDER_TIMEOUT_S", default=5.0)
+PAYOUT_REQUEUE_AFTER_S = env.int("PAYOUT_REQUEUE_AFTER_S", default=30)
 SIMULATION_ENABLED = env.bool("SIMULATION_ENABLED", default=False)
 BOOTSTRAP_ENABLED = env.bool("BOOTSTRAP_ENABLED", default=False)
 
 # PSPs. The stub (webhooks.stub) stands in for them outside production.
+# STRIPE_KEY_MODE says which kind of key STRIPE_API_KEY must be (sk_/rk_ test or live); ADYEN_ENVIRONMENT
+# picks Adyen's platform, and "live" needs the account's live endpoint prefix
+# (`<prefix>-checkout-live.adyenpayments.com`).
+STRIPE_KEY_MODE = env("STRIPE_KEY_MODE", default="test")
+ADYEN_ENVIRONMENT = env("ADYEN_ENVIRONMENT", default="test")
+ADYEN_LIVE_ENDPOINT_PREFIX = env("ADYEN_LIVE_ENDPOINT_PREFIX", default="")
+ADYEN_TRANSFER_INSTRUMENT_ID = env("ADYEN_TRANSFER_INSTRUMENT_ID", default="")
 STRIPE_API_KEY = env("STRIPE_API_KEY", default="")
 STRIPE_API_BASE = env("STRIPE_API_BASE", default="")
 STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="")
@@ -230,6 +362,7 @@ STUCK_WEBHOOK_AFTER_MINUTES = env.float("STUCK_WEBHOOK_AFTER_MINUTES", default=5
 STUCK_ROUND_AFTER_MINUTES = env.float("STUCK_ROUND_AFTER_MINUTES", default=90)
 PAYOUT_RECONCILE_AFTER_MINUTES = env.float("PAYOUT_RECONCILE_AFTER_MINUTES", default=5)
 PAYOUT_MANUAL_RESOLVE_AFTER_MINUTES = env.float("PAYOUT_MANUAL_RESOLVE_AFTER_MINUTES", default=24 * 60)
+WEBHOOK_RETRY_BACKOFF_S = env.float("WEBHOOK_RETRY_BACKOFF_S", default=1.0)
 DEPOSIT_PROVIDER_TIMEOUT_S = env.float("DEPOSIT_PROVIDER_TIMEOUT_S", default=10.0)
 DEPOSIT_RETURN_URL = env("DEPOSIT_RETURN_URL", default="http://localhost:8000/deposits/return")
 
@@ -259,5 +392,6 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "celery": {"level": "INFO"},
+        "axes": {"level": "WARNING"},  # one INFO line per login otherwise; lockouts are WARNING
     },
 }

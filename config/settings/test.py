@@ -1,11 +1,11 @@
 """Settings for `make test`: PostgreSQL and Redis on 127.0.0.1, never SQLite."""
 
 from .base import *  # noqa: F403
-from .base import DATABASES, env
+from .base import DATABASES, env, instrumented_database
 
 SECRET_KEY = "test-insecure"
-DATABASES["default"] = env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/backoffice")
-DATABASES["default"]["ATOMIC_REQUESTS"] = False
+DATABASES["default"] = instrumented_database(
+    env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/backoffice"))
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/9")
 CELERY_BROKER_URL = REDIS_URL
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}

@@ -19,11 +19,13 @@ from ops.switches import switch_is_on
 pytestmark = pytest.mark.django_db
 
 LIVE = {
-    "DEBUG": False, "SECRET_KEY": "k" * 50, "ALLOWED_HOSTS": ["backoffice.example.net"],
-    "STRIPE_API_KEY": "sk_live_abc123", "ADYEN_API_KEY": "AQE1live", "STRIPE_WEBHOOK_SECRET": "whsec_live1",
-    "ADYEN_HMAC_KEY": "A1B2" * 16, "CUSTODY_WEBHOOK_KEY": "custody-prod-key-1", "STRIPE_API_BASE": "",
-    "ADYEN_API_BASE": "", "SIMULATION_ENABLED": False, "BOOTSTRAP_ENABLED": False,
-"SECURE_SSL_REDIRECT": True, "SESSION_COOKIE_SECURE": True,
+    "DEBUG": False, "SECRET_KEY": "k8#Qz!v2" * 7, "ALLOWED_HOSTS": ["backoffice.example.net"],
+    "STRIPE_API_KEY": "sk_live_abc123", "STRIPE_KEY_MODE": "live", "ADYEN_API_KEY": "AQE1live",
+    "ADYEN_ENVIRONMENT": "live", "ADYEN_LIVE_ENDPOINT_PREFIX": "1797a841fbb37ca7-AdyenDemo",
+    "STRIPE_WEBHOOK_SECRET": "whsec_live1", "ADYEN_HMAC_KEY": "A1B2" * 16, "CUSTODY_WEBHOOK_KEY": "custody-prod-key-1",
+    "STRIPE_API_BASE": "", "ADYEN_API_BASE": "", "SIMULATION_ENABLED": False, "BOOTSTRAP_ENABLED": False,
+    "SECURE_SSL_REDIRECT": True, "SESSION_COOKIE_SECURE": True, "CSRF_COOKIE_SECURE": True,
+    "SECURE_HSTS_SECONDS": 31_536_000, "METRICS_PUBLIC": False, "METRICS_TOKEN": "m" * 8 + "Rk2v9QpX" * 4,
 }
 
 
@@ -42,7 +44,7 @@ def live_settings(settings: Any) -> Any:
 
 def test_verify_prod_env_passes_on_a_production_configuration(live_settings: Any) -> None:
     text = run("verify_prod_env")
-    assert "FAIL" not in text and text.strip().endswith("verify_prod_env: PASS (12 checks)")
+    assert "FAIL" not in text and text.strip().endswith("verify_prod_env: PASS (18 checks)")
 
 
 @pytest.mark.parametrize(
@@ -65,7 +67,7 @@ def test_verify_prod_env_fails_on_each_unsafe_setting(live_settings: Any, name: 
 
 
 def test_a_waiver_turns_a_fail_into_waived_until_its_deadline(live_settings: Any) -> None:
-    live_settings.STRIPE_API_KEY = "sk_test_123"
+    live_settings.ADYEN_API_KEY = "adyen_test_key"
     run("waiver", "add", "--check", "psp_keys_live", "--ticket", "OPS-7", "--risk", "medium", "--owner", "sre",
         "--deadline", (timezone.now() + timedelta(days=3)).strftime("%Y-%m-%d"), "--reason", "live key tomorrow")
     assert "WAIVED psp_keys_live" in run("verify_prod_env")

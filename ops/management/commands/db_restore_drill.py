@@ -50,7 +50,7 @@ class Command(BaseCommand):
         if options["phase"] == "backup":
             self._backup(Path(options["dir"]))
         else:
-            if getattr(settings, "ENVIRONMENT", "") == "production":
+            if settings.ENVIRONMENT == "production":
                 raise CommandError("REFUSED: the restore phase never runs in production. Run the backup phase only.")
             self._restore(Path(options["dir"]), options["snapshot"], options["keep"])
 

@@ -25,7 +25,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--user", required=True, help="the player's email")
         parser.add_argument("--amount", required=True, type=int, help="minor units (micro USDC for USDC)")
-        parser.add_argument("--currency", default=getattr(settings, "DEFAULT_CURRENCY", "USDC"))
+        parser.add_argument("--currency", default=settings.DEFAULT_CURRENCY)
         parser.add_argument("--provider", default="adyen")
         parser.add_argument("--operator", help="the operator's email (recorded as the actor)")
         parser.add_argument("--dry-run", action="store_true", help="check and show what would happen; change nothing")

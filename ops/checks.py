@@ -1,0 +1,28 @@
+"""The production rules of `verify_prod_env` as Django system checks tagged `deploy`.
+
+`manage.py check --deploy` (under `config.settings.production`) reports each failing rule as an
+error `ops.E0NN` naming the rule, so a deployment pipeline refuses an unsafe configuration before
+the code serves a request. Waivers do not apply here: they belong to `verify_prod_env`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.checks import CheckMessage, Error, register
+
+from .prod_env import SYSTEM_CHECKS
+
+TAG = "production"
+
+
+@register(TAG, deploy=True)
+def production_rules(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Run every production rule that needs no database; one error per failing rule."""
+    errors: list[CheckMessage] = []
+    for number, (name, check) in enumerate(SYSTEM_CHECKS, start=1):
+        ok, detail = check()
+        if not ok:
+            errors.append(Error(f"{name}: {detail}", hint=f"verify_prod_env check {name!r}; see "
+                                "docs/ops/go_live_runbook.md", id=f"ops.E{number:03d}"))
+    return errors
