@@ -6,8 +6,8 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import render
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
 from django.urls import URLPattern, path, reverse
 
 from ledger.admin import ReadOnlyAdmin
@@ -129,11 +129,9 @@ class ProposalAdmin(ReadOnlyAdmin):
 
     def decide_view(self, request: HttpRequest, proposal_id: int, decision: str) -> HttpResponse:
         """Approve (apply it now) or reject a pending proposal, with a reason."""
-        proposal = Proposal.objects.select_related("proposed_by").filter(pk=proposal_id).first()
-        changelist = reverse("admin:ops_proposal_changelist")
-        if proposal is None or decision not in ("approve", "reject"):
-            self.message_user(request, f"No proposal {proposal_id} to {decision}.", messages.ERROR)
-            return HttpResponseRedirect(changelist)
+        proposal = get_object_or_404(Proposal.objects.select_related("proposed_by"), pk=proposal_id)
+        if decision not in ("approve", "reject"):
+            raise Http404(f"No decision {decision!r}.")
         back = reverse("admin:ops_proposal_change", args=[proposal.pk])
         form = DecisionReasonForm(request.POST or None, required=decision == "reject")
         if request.method == "POST" and form.is_valid():

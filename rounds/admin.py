@@ -171,17 +171,9 @@ class RoundAdmin(ReadOnlyMixin, admin.ModelAdmin):
             return HttpResponseRedirect(change_url)
         return self._form_page(request, round_obj, f"Enter the official close of round {round_obj.code}", form)
 
-    def _round_or_redirect(self, request: HttpRequest, object_id: int) -> Round | None:
-        round_obj = Round.objects.filter(pk=object_id).first()
-        if round_obj is None:
-            self.message_user(request, f"No round {object_id}.", messages.ERROR)
-        return round_obj
-
     def force_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         """Propose a forced UP or DOWN; a different operator must approve it."""
-        round_obj = self._round_or_redirect(request, object_id)
-        if round_obj is None:
-            return HttpResponseRedirect(reverse("admin:rounds_round_changelist"))
+        round_obj = get_object_or_404(Round, pk=object_id)
         change_url = reverse("admin:rounds_round_change", args=[round_obj.pk])
         form = ForceForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
@@ -197,9 +189,7 @@ class RoundAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
     def void_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         """The emergency stop: void the round now (one operator, with a reason); every stake goes back."""
-        round_obj = self._round_or_redirect(request, object_id)
-        if round_obj is None:
-            return HttpResponseRedirect(reverse("admin:rounds_round_changelist"))
+        round_obj = get_object_or_404(Round, pk=object_id)
         change_url = reverse("admin:rounds_round_change", args=[round_obj.pk])
         form = VoidForm(request.POST or None)
         if request.method == "POST" and form.is_valid():

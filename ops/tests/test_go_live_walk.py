@@ -110,6 +110,6 @@ def test_the_go_live_runbook_passes_in_its_written_order(
                 assert text.strip().endswith("go_live_smoke: PASS (7 steps)"), text
             if argv[0] == "canary":
                 assert text.strip().endswith("canary: PASS"), text
-    assert log[0].endswith("verify_prod_env: PASS (12 checks)"), log
+    assert log[0].endswith("verify_prod_env: PASS (18 checks)"), log
     assert not switch_is_on(Switch.Name.MAINTENANCE)
     assert Withdrawal.objects.get(user=canary_player).state == "paid"

@@ -26,6 +26,8 @@ PRODUCTION_ENV = {
     "STRIPE_API_KEY": "sk_live_abc123", "STRIPE_WEBHOOK_SECRET": "whsec_live1", "ADYEN_API_KEY": "AQE1live",
     "ADYEN_HMAC_KEY": "A1B2" * 16, "ADYEN_MERCHANT_ACCOUNT": "Merchant", "ADYEN_BALANCE_ACCOUNT_ID": "BA1",
     "CUSTODY_WEBHOOK_KEY": "custody-prod-key-1", "DEPOSIT_RETURN_URL": "https://backoffice.example.net/return",
+    "STRIPE_KEY_MODE": "live", "ADYEN_ENVIRONMENT": "live", "ADYEN_LIVE_ENDPOINT_PREFIX": "1797a841fbb37ca7-AdyenDemo",
+    "METRICS_TOKEN": "Qm7Rk2v9Xp3Lz8Wn4Tc6Yb1Hd5Gf0Js2",
 }
 
 

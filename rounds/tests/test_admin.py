@@ -88,7 +88,7 @@ def test_admin_pages_and_forms(locked_round: Any, make_staff: Callable[..., Any]
     assert all(str(bet.bet_id).encode() in page.content for bet in bets)  # bets inline, read-only
     assert round_obj.salt.encode() not in page.content
     assert a.post(f"/admin/rounds/round/{round_obj.pk}/change/", {"fee_bps": 0}).status_code == 403
-    assert a.get("/admin/rounds/round/999999/force/").status_code == 302  # a missing round: a message, no 500
+    assert a.get("/admin/rounds/round/999999/force/").status_code == 404  # a missing round: 404, no 500
 
     a.post(f"/admin/rounds/round/{round_obj.pk}/enter-price/", {"price": "101.5", "evidence": "nasdaq.com"})
     assert OracleObservation.objects.get(kind="operator").price == "101.5"

@@ -47,8 +47,9 @@ def test_a_bet_proof_for_an_id_that_is_not_a_uuid_is_a_404(player: Any, api_clie
 @pytest.mark.parametrize("path", [
     "/admin/rounds/round/999999/enter-price/",
     "/admin/rounds/round/999999/force/",
-    "/admin/rounds/round/force-request/999999/approve/",
-    "/admin/rounds/round/force-request/999999/reject/",
+    "/admin/rounds/round/999999/void/",
+    "/admin/ops/proposal/999999/decide/approve/",
+    "/admin/ops/proposal/999999/decide/reject/",
 ])
 def test_admin_views_with_a_missing_round_or_request_are_404(make_staff: Callable[..., Any], path: str) -> None:
     client = Client()
