@@ -66,6 +66,9 @@ class PayoutProvider:
     def submit(self, *, withdrawal: Withdrawal, idempotency_key: str) -> SubmitResult:
         raise NotImplementedError
 
+    def validate_request(self, *, currency: str, destination: Any) -> None:
+        """Refuse, at request time, a currency or destination this rail can never pay (raise an ApplicationError)."""
+
 
 class AdyenTransfersProvider(PayoutProvider):
     """Adyen Balance Platform Transfers API (`POST /transfers`) through the official SDK."""
