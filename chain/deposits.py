@@ -30,7 +30,7 @@ from ops.audit import audit_record
 
 from . import rpc
 from .config import CURRENCY, PROVIDER_NAME, ChainSettings, chain_settings, web3_client
-from .errors import ChainNotConfigured
+from .errors import ChainError, ChainNotConfigured
 from .models import ChainCursor, ChainDeposit, DepositAddress
 
 logger = logging.getLogger(__name__)
@@ -69,6 +69,8 @@ def derive_address(*, xpub: str, index: int) -> str:
 
 def deposit_address_for(*, user: Any) -> DepositAddress:
     """Return the player's deposit address, deriving and storing it on first use."""
+    if getattr(user, "is_staff", False) or not getattr(user, "is_active", False):
+        raise ChainError("Deposit addresses are for active players only; operator accounts cannot deposit.")
     xpub = _xpub()
     fingerprint = xpub_fingerprint(xpub)
     existing = DepositAddress.objects.filter(user=user).first()

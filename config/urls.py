@@ -18,5 +18,6 @@ urlpatterns = [
     path("", include("ledger.urls")),
     path("", include("webhooks.urls")),
     path("", include("payouts.urls")),
+    path("", include("chain.urls")),
     path("", include("rounds.urls")),
 ]

@@ -11,14 +11,14 @@ CONFIRMATIONS = 3
 TEST_SEED = bytes(range(32))  # deterministic test HD wallet; its xprv never reaches the app
 
 
-def test_xpub() -> str:
+def deposit_xpub() -> str:
     """The account-level xpub the app is configured with (the test keeps the xprv to prove addresses)."""
     from bip32 import BIP32
 
     return BIP32.from_seed(TEST_SEED).get_xpub_from_path("m/44'/60'/0'")
 
 
-def test_deposit_private_key(index: int) -> bytes:
+def deposit_private_key(index: int) -> bytes:
     """The private key of deposit address m/0/<index> (test side only)."""
     from bip32 import BIP32
 
@@ -93,6 +93,6 @@ def chain_env_vars(env: ChainEnv, *, confirmations: int = CONFIRMATIONS) -> dict
         "CHAIN_CONFIRMATIONS": str(confirmations),
         "CHAIN_MAX_FEE_PER_GAS_WEI": str(10**11),
         "CHAIN_PRIORITY_FEE_WEI": str(10**9),
-        "CHAIN_DEPOSIT_XPUB": test_xpub(),
+        "CHAIN_DEPOSIT_XPUB": deposit_xpub(),
         "CHAIN_HOT_WALLET_KEY": "0x" + bytes(env.hot.key).hex(),
     }
