@@ -333,3 +333,28 @@ def test_hot_wallet_balances_are_metrics(chain: Any) -> None:
     assert HOT_WALLET_GAS._value.get() == chain.gas_balance(chain.hot.address)
     assert HOT_WALLET_LOW.labels(asset="token")._value.get() == 0  # 1000 USDC is the default alert level
     assert result["token_low"] is False
+
+
+def test_beat_tasks_skip_quietly_when_the_rail_is_unused_and_fail_loudly_when_work_waits(
+    settings: Any, onchain_player: Any, finance: Any, make_chain: Any
+) -> None:
+    from chain.errors import ChainNotConfigured
+    from chain.tasks import check_hot_wallet, scan_chain_deposits, track_chain_payouts
+    from ops.models import WorkerRun
+
+    settings.CHAIN_RPC_URL = ""
+    for task in (track_chain_payouts, scan_chain_deposits, check_hot_wallet):
+        assert task() == {"skipped": "on-chain rail not configured"}
+    assert not WorkerRun.objects.filter(worker__startswith="chain").exists()
+
+    make_chain()
+    withdrawal = _approved(onchain_player, finance, Account.create().address)
+    payout_submit(withdrawal_id=withdrawal.pk)
+    report = track_chain_payouts()
+    assert report["checked"] == 1
+    assert WorkerRun.objects.get(worker="chain_payouts").result == "ok"
+    settings.CHAIN_RPC_URL = ""  # misconfigured while a transfer is open: the run fails, and is recorded
+    with pytest.raises(ChainNotConfigured):
+        track_chain_payouts()
+    failed = WorkerRun.objects.get(worker="chain_payouts", result="failed")
+    assert "CHAIN_RPC_URL" in failed.detail["error"]
