@@ -175,7 +175,8 @@ def chain_transfer_sign(
 
 def chain_transfer_broadcast(*, record: ChainTransfer, w3: Any) -> rpc.Sent:
     """Send the stored signed bytes (outside any transaction), then record that we did."""
-    sent = rpc.send_raw(w3, raw_tx=record.raw_tx, tx_hash=record.tx_hash)
+    sent = rpc.send_raw(w3, raw_tx=record.raw_tx, tx_hash=record.tx_hash, sender=record.from_address,
+                        nonce=record.nonce)
     now = timezone.now()
     if sent.outcome in ("sent", "known"):
         ChainTransfer.objects.filter(pk=record.pk, first_broadcast_at__isnull=True).update(first_broadcast_at=now)
@@ -337,7 +338,7 @@ def chain_payouts_track() -> TrackReport:
         _track_open(w3=w3, cfg=cfg, head=head, record=record, report=report)
     recent = ChainTransfer.objects.filter(
         status=ChainTransfer.Status.CONFIRMED, review_reason="", block_number__gt=head - cfg.reorg_watch_blocks
-    ) | ChainTransfer.objects.filter(status=ChainTransfer.Status.CONFIRMED, review_reason="", block_number__gt=head)
+    )  # includes blocks above the head, which a reorganisation to a shorter chain leaves behind
     for record in recent.order_by("nonce"):
         _recheck_confirmed(w3=w3, cfg=cfg, head=head, record=record, report=report)
     return report

@@ -136,8 +136,13 @@ class Sent:
     detail: str = ""
 
 
-def send_raw(w3: Any, *, raw_tx: str, tx_hash: str) -> Sent:
-    """Broadcast signed bytes; an 'already known' or 'nonce too low' for our own hash counts as sent."""
+def send_raw(w3: Any, *, raw_tx: str, tx_hash: str, sender: str, nonce: int) -> Sent:
+    """Broadcast signed bytes; an 'already known' or 'nonce too low' for our own hash counts as sent.
+
+    `nonce_taken` means the account's mined nonce has passed ours with another transaction: ours can never
+    be mined. A refusal while an earlier nonce is still missing (a gap) is `rejected`: sending the earlier
+    transaction first heals it.
+    """
     from web3.exceptions import Web3RPCError
 
     try:
@@ -149,9 +154,10 @@ def send_raw(w3: Any, *, raw_tx: str, tx_hash: str) -> Sent:
         try:
             if tx_known(w3, tx_hash):
                 return Sent("known", message)
+            mined_nonce = int(call(w3.eth.get_transaction_count, sender, "latest"))
         except ChainUnavailable as inner:
             return Sent("unreachable", str(inner))
-        if "nonce" in message.lower():
+        if mined_nonce > nonce:
             return Sent("nonce_taken", message)
         return Sent("rejected", message)
     return Sent("sent")

@@ -358,3 +358,29 @@ def test_beat_tasks_skip_quietly_when_the_rail_is_unused_and_fail_loudly_when_wo
         track_chain_payouts()
     failed = WorkerRun.objects.get(worker="chain_payouts", result="failed")
     assert "CHAIN_RPC_URL" in failed.detail["error"]
+
+
+def test_a_signed_but_unsent_transaction_does_not_block_later_payouts(
+    chain: Any, make_player: Any, fund: Any, finance: Any, assert_ledger_ok: Any
+) -> None:
+    withdrawals = []
+    for _ in range(2):
+        player = make_player()
+        fund(player, AMOUNT_U)
+        withdrawals.append(_approved(player, finance, Account.create().address))
+    chain.bridge.fail_sends = 1
+    assert payout_submit(withdrawal_id=withdrawals[0].pk).status == "ambiguous"  # nonce 0 signed, never sent
+    later = payout_submit(withdrawal_id=withdrawals[1].pk)  # nonce 1: the node refuses it while 0 is missing
+    assert later.status == "ambiguous" and "rejected" in later.detail
+    assert sorted(ChainTransfer.objects.values_list("nonce", "status")) == [
+        (0, ChainTransfer.Status.SIGNED), (1, ChainTransfer.Status.SIGNED)]
+    assert not ChainTransfer.objects.exclude(review_reason="").exists()
+
+    chain_payouts_track()  # the tracker sends them in nonce order: the gap closes
+    assert sorted(ChainTransfer.objects.values_list("status", flat=True)) == [ChainTransfer.Status.BROADCAST] * 2
+    _confirm(chain)
+    for withdrawal in withdrawals:
+        withdrawal.refresh_from_db()
+        assert withdrawal.state == Withdrawal.State.PAID
+        assert chain.token_balance(withdrawal.destination["address"]) == AMOUNT_U
+    assert_ledger_ok()
