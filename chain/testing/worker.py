@@ -5,7 +5,9 @@
 It reaches the database from DATABASE_URL and the chain through the JSON-RPC bridge (CHAIN_RPC_URL),
 like a real worker. `--die-after sign` kills the process with SIGKILL after the transaction was
 signed and recorded but before it is broadcast; `--die-after broadcast` right after the broadcast,
-before the result is recorded. `--start-at` makes several workers start submitting at one instant.
+before the result is recorded. `--start-at` makes several workers start submitting at one instant; `--slow-sign S` pauses S seconds
+inside the nonce allocation (after the wallet row is read, before signing), so that two workers' critical
+sections would overlap if the row lock did not serialise them.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("withdrawal_ids", type=int, nargs="+")
     parser.add_argument("--die-after", choices=["sign", "broadcast"], default="")
     parser.add_argument("--start-at", type=float, default=0.0)
+    parser.add_argument("--slow-sign", type=float, default=0.0)
     args = parser.parse_args(argv)
 
     from chain import provider as provider_module
@@ -41,6 +44,17 @@ def main(argv: list[str]) -> int:
 
     if args.die_after:
         provider_module.chain_transfer_broadcast = killed
+
+    if args.slow_sign:
+        from chain import payouts as payouts_module
+
+        real_signed = payouts_module._signed
+
+        def slow_signed(**kwargs: Any) -> Any:
+            time.sleep(args.slow_sign)
+            return real_signed(**kwargs)
+
+        payouts_module._signed = slow_signed
 
     from payouts.services import payout_submit
 

@@ -92,9 +92,9 @@ def test_two_workers_at_once_use_distinct_nonces_without_gaps(
         fund(player, AMOUNT_U)
         withdrawals.append(_approved(player, finance, Account.create().address))
     start_at = time.time() + 4  # both processes are up by then and submit at the same instant
-    workers = [
-        _worker(chain, *[str(w.pk) for w in withdrawals[0::2]], "--start-at", str(start_at)),
-        _worker(chain, *[str(w.pk) for w in withdrawals[1::2]], "--start-at", str(start_at)),
+    workers = [  # each holds the nonce allocation open for 0.5 s: without the row lock they would collide
+        _worker(chain, *[str(w.pk) for w in withdrawals[0::2]], "--start-at", str(start_at), "--slow-sign", "0.5"),
+        _worker(chain, *[str(w.pk) for w in withdrawals[1::2]], "--start-at", str(start_at), "--slow-sign", "0.5"),
     ]
     outputs = []
     for proc in workers:
