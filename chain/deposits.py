@@ -246,3 +246,24 @@ def chain_deposits_scan() -> ScanReport:
         last_block=new_last, last_block_hash=(rpc.block_hash_at(w3, new_last) or "") if new_last >= 0 else "",
         updated_at=timezone.now())
     return report
+
+
+def chain_deposit_mark_reviewed(*, deposit_id: int, acting_user: Any, reason: str) -> ChainDeposit:
+    """Acknowledge a flagged deposit (after deciding, e.g. with a manual adjustment), with a reason, audited."""
+    from ops.audit import actor_label
+
+    if not (getattr(acting_user, "is_staff", False) and acting_user.has_perm("payouts.resolve_withdrawal")):
+        raise ChainError(f"{actor_label(acting_user)} may not review on-chain deposits. Nothing was changed.")
+    if not isinstance(reason, str) or not reason.strip():
+        raise ChainError("Give a reason; it is kept in the audit log. Nothing was changed.")
+    with transaction.atomic():
+        deposit = ChainDeposit.objects.select_for_update().filter(pk=deposit_id).first()
+        if deposit is None or not deposit.review_reason or deposit.reviewed_at is not None:
+            raise ChainError(f"On-chain deposit {deposit_id} does not wait for review.")
+        deposit.reviewed_at = timezone.now()
+        deposit.reviewed_by = actor_label(acting_user)
+        deposit.save(update_fields=["reviewed_at", "reviewed_by"])
+        audit_record(actor=acting_user, action="chain.deposit.reviewed", obj=deposit,
+                     object_type="chain.chaindeposit", reason=reason.strip(),
+                     data={"tx_hash": deposit.tx_hash, "log_index": deposit.log_index, "amount_u": deposit.amount_u})
+    return deposit
