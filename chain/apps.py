@@ -10,3 +10,6 @@ class ChainConfig(AppConfig):
     def ready(self) -> None:
         # Registers the payout rail, the deposits invariant, the stuck-job finder and the wallet metrics.
         from . import invariants, metrics, provider, selectors  # noqa: F401
+        from .payouts import register_chain_decisions
+
+        register_chain_decisions()

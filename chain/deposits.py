@@ -26,7 +26,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from ledger.services import external_account, transfer, user_account
-from ops.audit import audit_record
+from ops.actors import SystemActor, require_operator, require_player
+from ops.audit import actor_label, audit_record
 
 from . import rpc
 from .config import CURRENCY, PROVIDER_NAME, ChainSettings, chain_settings, web3_client
@@ -36,7 +37,7 @@ from .models import ChainCursor, ChainDeposit, DepositAddress
 logger = logging.getLogger(__name__)
 
 CURSOR_NAME = "usdc-deposits"
-WATCHER = "chain-deposit-watcher"
+WATCHER = SystemActor("chain-deposit-watcher")
 
 
 # --- Addresses -----------------------------------------------------------------------------
@@ -69,8 +70,7 @@ def derive_address(*, xpub: str, index: int) -> str:
 
 def deposit_address_for(*, user: Any) -> DepositAddress:
     """Return the player's deposit address, deriving and storing it on first use."""
-    if getattr(user, "is_staff", False) or not getattr(user, "is_active", False):
-        raise ChainError("Deposit addresses are for active players only; operator accounts cannot deposit.")
+    require_player(user)
     xpub = _xpub()
     fingerprint = xpub_fingerprint(xpub)
     existing = DepositAddress.objects.filter(user=user).first()
@@ -137,7 +137,7 @@ def _credit(*, deposit_id: int) -> bool:
             amount_u=deposit.amount_u,
             type="deposit",
             reference=f"chain-deposit:{deposit.chain_id}:{deposit.tx_hash}:{deposit.log_index}",
-            system=WATCHER,
+            actor=WATCHER,
             metadata={"tx_hash": deposit.tx_hash, "log_index": deposit.log_index, "block": deposit.block_number,
                       "from": deposit.from_address, "to": deposit.to_address},
         )
@@ -250,10 +250,7 @@ def chain_deposits_scan() -> ScanReport:
 
 def chain_deposit_mark_reviewed(*, deposit_id: int, acting_user: Any, reason: str) -> ChainDeposit:
     """Acknowledge a flagged deposit (after deciding, e.g. with a manual adjustment), with a reason, audited."""
-    from ops.audit import actor_label
-
-    if not (getattr(acting_user, "is_staff", False) and acting_user.has_perm("payouts.resolve_withdrawal")):
-        raise ChainError(f"{actor_label(acting_user)} may not review on-chain deposits. Nothing was changed.")
+    require_operator(acting_user, permission="payouts.resolve_withdrawal", what="review on-chain deposits")
     if not isinstance(reason, str) or not reason.strip():
         raise ChainError("Give a reason; it is kept in the audit log. Nothing was changed.")
     with transaction.atomic():

@@ -27,6 +27,8 @@ from django.db import transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
+from ops.actors import SystemActor, require_operator
+from ops.approvals import DecisionKind, decision_propose, register_decision
 from ops.audit import actor_label, audit_record
 from ops.models import Switch
 from ops.switches import switch_is_on, switch_set
@@ -38,7 +40,8 @@ from .models import ChainTransfer, HotWallet
 
 logger = logging.getLogger(__name__)
 
-CHAIN_WORKER = "chain-payout-worker"
+CHAIN_WORKER = SystemActor("chain-payout-worker")
+REPLACE_KIND = "chain_replace_tx"
 
 
 # --- Destinations --------------------------------------------------------------------------
@@ -164,7 +167,7 @@ def chain_transfer_sign(
             from_address=key.address, token_address=cfg.token_address, to_address=to,
             amount_u=withdrawal.amount_u, nonce=nonce, gas_limit=cfg.gas_limit,
             max_fee_per_gas=preflight.max_fee_per_gas, max_priority_fee_per_gas=preflight.priority_fee,
-            raw_tx=raw_tx, tx_hash=tx_hash, created_by=CHAIN_WORKER,
+            raw_tx=raw_tx, tx_hash=tx_hash, created_by=actor_label(CHAIN_WORKER),
         )
         audit_record(actor=CHAIN_WORKER, action="chain.transfer.signed", obj=record, object_type="chain.chaintransfer",
                      data={"withdrawal_id": withdrawal.pk, "nonce": nonce, "tx_hash": tx_hash, "to": to,
@@ -344,75 +347,105 @@ def chain_payouts_track() -> TrackReport:
     return report
 
 
-# --- Operator decision: replace a stuck transaction ----------------------------------------
+# --- Operator decision (four eyes): replace a stuck transaction ----------------------------
+
+def _check_replaceable(*, record: ChainTransfer, cfg: ChainSettings, max_fee: int, tip: int) -> None:
+    """Refuse a replacement that is not possible now (changes nothing)."""
+    from payouts.models import Withdrawal
+
+    if record.status not in (ChainTransfer.Status.SIGNED, ChainTransfer.Status.BROADCAST) or record.replaced_by_id:
+        raise ReplacementRefused(
+            f"Transfer {record.tx_hash} is {record.status}" + (" and already replaced" if record.replaced_by_id else "")
+            + "; only a stuck, unmined, latest transaction can be replaced. Nothing was changed.")
+    if record.withdrawal.state != Withdrawal.State.PAYOUT_SUBMITTED:
+        raise ReplacementRefused(f"Withdrawal {record.withdrawal_id} is {record.withdrawal.state}. Nothing was changed.")
+    if max_fee > cfg.max_fee_per_gas_wei or tip > max_fee or tip < 0:
+        raise ReplacementRefused("The fees must stay within CHAIN_MAX_FEE_PER_GAS_WEI (tip <= max fee). "
+                                 "Nothing was changed.")
+    if max_fee * 10 < int(record.max_fee_per_gas) * 11 or tip * 10 < int(record.max_priority_fee_per_gas) * 11:
+        raise ReplacementRefused("A replacement must raise both fees by at least 10% (nodes refuse less). "
+                                 "Nothing was changed.")
+
 
 def chain_transfer_replace(
     *, transfer_id: int, acting_user: Any, max_fee_per_gas_wei: int, max_priority_fee_per_gas_wei: int, reason: str
-) -> ChainTransfer:
-    """Sign a replacement of a stuck transfer: same nonce, recipient and amount, higher fees.
+) -> Any:
+    """Propose, or as a second operator approve, replacing a stuck transfer: same nonce, higher fees.
 
-    An operator's decision: `acting_user` must be a staff user allowed to retry payouts, with a reason;
-    it is audited. At most one of the transactions sharing the nonce can ever be mined, so the player
-    is paid at most once. The replacement is broadcast after the record commits.
-
-    Four eyes: SEAM for the shared maker-checker (issue 8). Today one authorised operator decides;
-    when the maker-checker lands, this function should be the *checker's* execution step (the maker
-    proposes transfer_id and fees; a different operator approves), called only after approval.
+    A maker-checker decision (`ops.approvals`, kind `chain_replace_tx`, always two operators allowed to
+    retry payouts, never the player's own): the first operator's call records a proposal and signs
+    nothing; a different operator proposing the same fees (or `decision_approve`) applies it. Applying
+    signs a transaction with the same nonce, recipient and amount, so at most one of the two can ever be
+    mined; it is broadcast after commit (and by the tracker). Returns the Proposal.
     """
-    from payouts.models import Withdrawal
+    record = ChainTransfer.objects.select_related("withdrawal").filter(pk=transfer_id).first()
+    if record is None:
+        raise ChainTransferNotFound(f"No on-chain transfer {transfer_id}.")
+    _check_replaceable(record=record, cfg=chain_settings(), max_fee=max_fee_per_gas_wei,
+                       tip=max_priority_fee_per_gas_wei)
+    return decision_propose(
+        kind=REPLACE_KIND, subject=f"chain_tx:{record.pk}",
+        payload={"transfer_id": record.pk, "tx_hash": record.tx_hash, "nonce": record.nonce,
+                 "max_fee_per_gas_wei": max_fee_per_gas_wei,
+                 "max_priority_fee_per_gas_wei": max_priority_fee_per_gas_wei},
+        amounts={record.withdrawal.currency: record.amount_u}, parties=[record.withdrawal.user_id],
+        reason=reason, acting_user=acting_user,
+        evidence=f"{record.status} since {record.created_at:%Y-%m-%d %H:%M:%S}Z, {record.broadcast_count} broadcasts",
+    )
 
-    if not (getattr(acting_user, "is_staff", False) and getattr(acting_user, "is_active", False)
-            and acting_user.has_perm("payouts.retry_payout")):
-        raise ReplacementRefused(f"{actor_label(acting_user)} may not replace an on-chain payout. Nothing was changed.")
-    if not isinstance(reason, str) or not reason.strip():
-        raise ReplacementRefused("Give a reason for the replacement; it is kept in the audit log. Nothing was changed.")
+
+def _lock_replace_subject(subject: str) -> None:
+    ChainTransfer.objects.select_for_update().filter(pk=int(subject.removeprefix("chain_tx:"))).first()
+
+
+def _apply_replace(proposal: Any, checker: Any) -> dict[str, Any]:
+    """Sign and record the replacement (in the approving operator's transaction); broadcast after commit."""
+    payload = proposal.payload
     cfg = chain_settings()
     key = hot_wallet_key()
-    with transaction.atomic():
-        record = ChainTransfer.objects.select_for_update().filter(pk=transfer_id).first()
-        if record is None:
-            raise ChainTransferNotFound(f"No on-chain transfer {transfer_id}.")
-        if record.withdrawal.user_id == acting_user.pk:
-            raise ReplacementRefused("Nobody may decide on their own withdrawal.")
-        if record.status not in (ChainTransfer.Status.SIGNED, ChainTransfer.Status.BROADCAST) or record.replaced_by_id:
-            raise ReplacementRefused(
-                f"Transfer {record.tx_hash} is {record.status}"
-                + (" and already replaced" if record.replaced_by_id else "") + "; only a stuck, unmined, "
-                "latest transaction can be replaced. Nothing was changed.")
-        if record.withdrawal.state != Withdrawal.State.PAYOUT_SUBMITTED:
-            raise ReplacementRefused(f"Withdrawal {record.withdrawal_id} is {record.withdrawal.state}. Nothing was changed.")
-        if max_fee_per_gas_wei > cfg.max_fee_per_gas_wei or max_priority_fee_per_gas_wei > max_fee_per_gas_wei:
-            raise ReplacementRefused("The fees must stay within CHAIN_MAX_FEE_PER_GAS_WEI (tip <= max fee).")
-        if (max_fee_per_gas_wei * 10 < int(record.max_fee_per_gas) * 11
-                or max_priority_fee_per_gas_wei * 10 < int(record.max_priority_fee_per_gas) * 11):
-            raise ReplacementRefused("A replacement must raise both fees by at least 10% (nodes refuse less).")
-        HotWallet.objects.select_for_update().get(address=record.from_address)
-        raw_tx, tx_hash = _signed(key=key, cfg=cfg, nonce=record.nonce, to=record.to_address,
-                                  amount_u=record.amount_u, max_fee=max_fee_per_gas_wei,
-                                  priority=max_priority_fee_per_gas_wei)
-        seq = (ChainTransfer.objects.filter(idempotency_key=record.idempotency_key)
-               .order_by("-seq").values_list("seq", flat=True).first() or 0) + 1
-        replacement = ChainTransfer.objects.create(
-            withdrawal_id=record.withdrawal_id, idempotency_key=record.idempotency_key, seq=seq,
-            chain_id=record.chain_id, from_address=record.from_address, token_address=record.token_address,
-            to_address=record.to_address, amount_u=record.amount_u, nonce=record.nonce, gas_limit=record.gas_limit,
-            max_fee_per_gas=max_fee_per_gas_wei, max_priority_fee_per_gas=max_priority_fee_per_gas_wei,
-            raw_tx=raw_tx, tx_hash=tx_hash, created_by=actor_label(acting_user),
-        )
-        record.replaced_by = replacement
-        record.save(update_fields=["replaced_by", "updated_at"])
-        audit_record(actor=acting_user, action="chain.transfer.replace", obj=record,
-                     object_type="chain.chaintransfer", reason=reason.strip(),
-                     data={"withdrawal_id": record.withdrawal_id, "nonce": record.nonce, "old_hash": record.tx_hash,
-                           "new_hash": tx_hash, "max_fee_per_gas": max_fee_per_gas_wei})
-    chain_transfer_broadcast(record=replacement, w3=web3_client(cfg))
-    return replacement
+    record = ChainTransfer.objects.select_for_update().select_related("withdrawal").get(pk=payload["transfer_id"])
+    max_fee, tip = int(payload["max_fee_per_gas_wei"]), int(payload["max_priority_fee_per_gas_wei"])
+    _check_replaceable(record=record, cfg=cfg, max_fee=max_fee, tip=tip)
+    HotWallet.objects.select_for_update().get(address=record.from_address)
+    raw_tx, tx_hash = _signed(key=key, cfg=cfg, nonce=record.nonce, to=record.to_address, amount_u=record.amount_u,
+                              max_fee=max_fee, priority=tip)
+    seq = (ChainTransfer.objects.filter(idempotency_key=record.idempotency_key)
+           .order_by("-seq").values_list("seq", flat=True).first() or 0) + 1
+    replacement = ChainTransfer.objects.create(
+        withdrawal_id=record.withdrawal_id, idempotency_key=record.idempotency_key, seq=seq,
+        chain_id=record.chain_id, from_address=record.from_address, token_address=record.token_address,
+        to_address=record.to_address, amount_u=record.amount_u, nonce=record.nonce, gas_limit=record.gas_limit,
+        max_fee_per_gas=max_fee, max_priority_fee_per_gas=tip, raw_tx=raw_tx, tx_hash=tx_hash,
+        created_by=f"{proposal.proposed_by.email} + {actor_label(checker)}",
+    )
+    record.replaced_by = replacement
+    record.save(update_fields=["replaced_by", "updated_at"])
+    audit_record(actor=checker, action="chain.transfer.replace", obj=record, object_type="chain.chaintransfer",
+                 reason=proposal.reason,
+                 data={"withdrawal_id": record.withdrawal_id, "nonce": record.nonce, "old_hash": record.tx_hash,
+                       "new_hash": tx_hash, "max_fee_per_gas": max_fee, "proposed_by": proposal.proposed_by.email,
+                       "proposal_id": proposal.pk})
+    replacement_id = replacement.pk
+    transaction.on_commit(lambda: _broadcast_by_id(replacement_id), robust=True)
+    return {"replacement_tx_hash": tx_hash, "nonce": record.nonce}
+
+
+def _broadcast_by_id(transfer_id: int) -> None:
+    record = ChainTransfer.objects.get(pk=transfer_id)
+    chain_transfer_broadcast(record=record, w3=web3_client())
+
+
+def register_chain_decisions() -> None:
+    """Offer the replacement of a stuck transaction to the maker-checker (always two operators)."""
+    register_decision(DecisionKind(
+        name=REPLACE_KIND, label="replace a stuck on-chain payout", permission="payouts.retry_payout",
+        lock=_lock_replace_subject, apply=_apply_replace, always_two=True,
+    ))
 
 
 def chain_transfer_mark_reviewed(*, transfer_id: int, acting_user: Any, reason: str) -> ChainTransfer:
     """Acknowledge a flagged transfer (after acting on it), with a reason, audited."""
-    if not (getattr(acting_user, "is_staff", False) and acting_user.has_perm("payouts.resolve_withdrawal")):
-        raise ReplacementRefused(f"{actor_label(acting_user)} may not review on-chain payouts.")
+    require_operator(acting_user, permission="payouts.resolve_withdrawal", what="review on-chain payouts")
     if not isinstance(reason, str) or not reason.strip():
         raise ReplacementRefused("Give a reason; it is kept in the audit log. Nothing was changed.")
     with transaction.atomic():

@@ -48,21 +48,29 @@ def test_a_flagged_deposit_is_acknowledged_by_a_named_operator(chain: Any, playe
     assert AuditRecord.objects.filter(action="chain.deposit.reviewed", reason="adjusted by hand, ticket 7").exists()
 
 
-def test_a_stuck_transaction_is_replaced_from_the_command_line(chain: Any, onchain_player: Any,
-                                                               finance: Any) -> None:
+def test_a_stuck_transaction_is_replaced_from_the_command_line_by_two_operators(
+    chain: Any, onchain_player: Any, finance: Any, make_staff: Any
+) -> None:
     chain.bridge.set_automine(False)
     withdrawal = withdrawal_request(user=onchain_player, amount_u=10**6, currency="USDC", provider="chain",
                                     destination={"address": Account.create().address})
     withdrawal_approve(withdrawal_id=withdrawal.pk, acting_user=finance)
     payout_submit(withdrawal_id=withdrawal.pk)
     stuck = ChainTransfer.objects.get()
+    args = ["chain_replace_tx", "--tx", stuck.tx_hash, "--max-fee-wei", str(int(stuck.max_fee_per_gas) * 2),
+            "--tip-wei", str(int(stuck.max_priority_fee_per_gas) * 2), "--reason", "stuck for 2h"]
     out = StringIO()
-    call_command("chain_replace_tx", "--tx", stuck.tx_hash, "--max-fee-wei", str(int(stuck.max_fee_per_gas) * 2),
-                 "--tip-wei", str(int(stuck.max_priority_fee_per_gas) * 2), "--reason", "stuck for 2h",
-                 "--operator", finance.email, stdout=out)
+    call_command(*args, "--operator", finance.email, stdout=out)
+    assert "a second operator must approve" in out.getvalue()
+    assert ChainTransfer.objects.count() == 1
+    with pytest.raises(CommandError):
+        call_command(*args, "--operator", finance.email)
+    second = make_staff(role="finance")
+    out = StringIO()
+    call_command(*args, "--operator", second.email, stdout=out)
     replacement = ChainTransfer.objects.get(seq=1)
     assert replacement.tx_hash in out.getvalue() and replacement.nonce == stuck.nonce
-    assert AuditRecord.objects.filter(action="chain.transfer.replace", actor=finance).count() == 1
+    assert AuditRecord.objects.filter(action="chain.transfer.replace", actor=second).count() == 1
     with pytest.raises(CommandError, match="already replaced"):
         call_command("chain_replace_tx", "--tx", stuck.tx_hash, "--max-fee-wei", "1", "--tip-wei", "1",
                      "--reason", "again", "--operator", finance.email)

@@ -34,7 +34,7 @@ def _credited_journals() -> int:
 def test_deposit_addresses_come_from_the_xpub_and_match_the_offline_keys(
     settings: Any, player: Any, make_player: Any, api_client_for: Any, make_staff: Any
 ) -> None:
-    from chain.errors import ChainError
+    from ops.errors import NotAPlayer
 
     settings.CHAIN_DEPOSIT_XPUB = deposit_xpub()
     settings.CHAIN_RPC_URL, settings.CHAIN_ID = "http://127.0.0.1:9", 1
@@ -49,7 +49,7 @@ def test_deposit_addresses_come_from_the_xpub_and_match_the_offline_keys(
     assert derive_address(xpub=deposit_xpub(), index=other.pk) == deposit_address_for(user=other).address
     body = api_client_for(player).get("/v1/chain/deposit-address").json()
     assert body["address"] == row.address and body["currency"] == "USDC"
-    with pytest.raises(ChainError):
+    with pytest.raises(NotAPlayer):
         deposit_address_for(user=make_staff(role="finance"))
 
 

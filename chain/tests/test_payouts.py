@@ -287,11 +287,15 @@ def test_detector_lists_unconfirmed_transactions_past_the_threshold(
     assert f"withdrawal={withdrawal.pk} nonce=0" in findings[0].detail
 
 
-def test_replacing_a_stuck_transaction_reuses_the_nonce_and_needs_an_operator(
-    chain: Any, onchain_player: Any, finance: Any, make_staff: Any, assert_ledger_ok: Any
+def test_replacing_a_stuck_transaction_reuses_the_nonce_under_four_eyes(
+    chain: Any, onchain_player: Any, finance: Any, make_staff: Any, assert_ledger_ok: Any,
+    django_capture_on_commit_callbacks: Any,
 ) -> None:
     from chain.errors import ReplacementRefused
     from chain.payouts import chain_transfer_replace
+    from ops.actors import SystemActor
+    from ops.approvals import SecondOperatorRequired
+    from ops.errors import ApplicationError
 
     chain.bridge.set_automine(False)
     dest = Account.create().address
@@ -300,15 +304,29 @@ def test_replacing_a_stuck_transaction_reuses_the_nonce_and_needs_an_operator(
     stuck = ChainTransfer.objects.get()
     fees = {"max_fee_per_gas_wei": int(stuck.max_fee_per_gas) * 2,
             "max_priority_fee_per_gas_wei": int(stuck.max_priority_fee_per_gas) * 2}
-    for actor in (onchain_player, make_staff(role="support"), "payout-worker"):
-        with pytest.raises(ReplacementRefused):
+    for actor in (onchain_player, make_staff(role="support"), SystemActor("payout-worker")):
+        with pytest.raises(ApplicationError):
             chain_transfer_replace(transfer_id=stuck.pk, acting_user=actor, reason="stuck", **fees)
-    with pytest.raises(ReplacementRefused):
+    with pytest.raises(ApplicationError):
         chain_transfer_replace(transfer_id=stuck.pk, acting_user=finance, reason=" ", **fees)
+    with pytest.raises(ReplacementRefused):  # fees not raised enough
+        chain_transfer_replace(transfer_id=stuck.pk, acting_user=finance, reason="stuck",
+                               max_fee_per_gas_wei=int(stuck.max_fee_per_gas),
+                               max_priority_fee_per_gas_wei=int(stuck.max_priority_fee_per_gas))
     assert ChainTransfer.objects.count() == 1
 
-    replacement = chain_transfer_replace(transfer_id=stuck.pk, acting_user=finance, reason="stuck 2h", **fees)
-    assert replacement.nonce == stuck.nonce and replacement.seq == 1 and replacement.tx_hash != stuck.tx_hash
+    proposal = chain_transfer_replace(transfer_id=stuck.pk, acting_user=finance, reason="stuck 2h", **fees)
+    assert proposal.state == "pending" and ChainTransfer.objects.count() == 1  # one operator signs nothing
+    with pytest.raises(SecondOperatorRequired):
+        chain_transfer_replace(transfer_id=stuck.pk, acting_user=finance, reason="stuck 2h", **fees)
+    with django_capture_on_commit_callbacks(execute=True):
+        applied = chain_transfer_replace(transfer_id=stuck.pk, acting_user=make_staff(role="finance"),
+                                         reason="agreed", **fees)
+    assert applied.pk == proposal.pk and applied.state == "applied"
+    replacement = ChainTransfer.objects.get(seq=1)
+    assert replacement.nonce == stuck.nonce and replacement.tx_hash != stuck.tx_hash
+    assert replacement.tx_hash == applied.result["replacement_tx_hash"]
+    assert replacement.status == ChainTransfer.Status.BROADCAST  # sent after commit
     with pytest.raises(ReplacementRefused):  # the original is already replaced
         chain_transfer_replace(transfer_id=stuck.pk, acting_user=finance, reason="again", **fees)
     chain.bridge.set_automine(True)

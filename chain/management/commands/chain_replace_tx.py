@@ -1,7 +1,8 @@
 """`chain_replace_tx --tx HASH --max-fee-wei N --tip-wei N --reason R --operator EMAIL`: replace a stuck payout.
 
-Signs a new transaction with the same nonce, recipient and amount and higher fees (an operator's decision,
-audited), then broadcasts it. At most one of the two can ever be mined.
+A four-eyes decision: the first operator's run proposes it (nothing is signed); a different operator
+running the same command with the same fees approves it, and only then is a new transaction with the same
+nonce, recipient and amount and higher fees signed and broadcast. At most one of the two can ever be mined.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from chain.models import ChainTransfer
 from chain.payouts import chain_transfer_replace
-from ops.cli import operator_from_option
+from ops.cli import operator_by_email
 from ops.errors import ApplicationError
 
 
@@ -27,15 +28,19 @@ class Command(BaseCommand):
         parser.add_argument("--operator", required=True, help="the operator's email (recorded as the actor)")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        operator = operator_from_option(options["operator"])
+        operator = operator_by_email(options["operator"])
         row = ChainTransfer.objects.filter(tx_hash=options["tx"].lower()).first()
         if row is None:
             raise CommandError(f"No on-chain transfer {options['tx']}.")
         try:
-            replacement = chain_transfer_replace(
+            proposal = chain_transfer_replace(
                 transfer_id=row.pk, acting_user=operator, max_fee_per_gas_wei=options["max_fee_wei"],
                 max_priority_fee_per_gas_wei=options["tip_wei"], reason=options["reason"],
             )
         except ApplicationError as exc:
             raise CommandError(exc.detail) from exc
-        self.stdout.write(f"nonce {replacement.nonce}: {row.tx_hash} replaced by {replacement.tx_hash}")
+        if proposal.state == proposal.State.APPLIED:
+            self.stdout.write(f"nonce {row.nonce}: {row.tx_hash} replaced by {proposal.result['replacement_tx_hash']}")
+        else:
+            self.stdout.write(f"proposal {proposal.pk} recorded ({proposal.state}); a second operator must approve it "
+                              "(run the same command, or approve the proposal)")

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from chain.deposits import chain_deposit_mark_reviewed
 from chain.models import ChainDeposit, ChainTransfer
 from chain.payouts import chain_transfer_mark_reviewed
-from ops.cli import operator_from_option
+from ops.cli import operator_by_email
 from ops.errors import ApplicationError
 
 
@@ -24,7 +24,7 @@ class Command(BaseCommand):
         parser.add_argument("--operator", required=True, help="the operator's email (recorded as the actor)")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        operator = operator_from_option(options["operator"])
+        operator = operator_by_email(options["operator"])
         try:
             if options["tx"]:
                 row = ChainTransfer.objects.filter(tx_hash=options["tx"].lower()).first()
