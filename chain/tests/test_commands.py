@@ -74,3 +74,17 @@ def test_a_stuck_transaction_is_replaced_from_the_command_line_by_two_operators(
     with pytest.raises(CommandError, match="already replaced"):
         call_command("chain_replace_tx", "--tx", stuck.tx_hash, "--max-fee-wei", "1", "--tip-wei", "1",
                      "--reason", "again", "--operator", finance.email)
+
+
+def test_the_withdraw_command_takes_a_checksummed_destination(onchain_player: Any) -> None:
+    from payouts.models import Withdrawal
+
+    with pytest.raises(CommandError, match="EIP-55"):
+        call_command("withdraw", "--user", onchain_player.email, "--amount", "1000000", "--provider", "chain",
+                     "--destination-address", "0x52908400098527886e0f7030069857d2e4169ee7")
+    with pytest.raises(CommandError, match="destination"):
+        call_command("withdraw", "--user", onchain_player.email, "--amount", "1000000", "--provider", "chain")
+    assert not Withdrawal.objects.exists()
+    call_command("withdraw", "--user", onchain_player.email, "--amount", "1000000", "--provider", "chain",
+                 "--destination-address", "0x52908400098527886E0F7030069857D2E4169EE7", stdout=StringIO())
+    assert Withdrawal.objects.get().destination == {"address": "0x52908400098527886E0F7030069857D2E4169EE7"}
