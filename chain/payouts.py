@@ -292,16 +292,22 @@ def _track_open(*, w3: Any, cfg: ChainSettings, head: int, record: ChainTransfer
 
 
 def _nonce_taken(*, w3: Any, record: ChainTransfer) -> None:
-    """Our nonce was used by another transaction: drop it if a sibling (replacement) is mined, else flag."""
+    """Our nonce was used by another transaction, so ours can never be mined.
+
+    A sibling (an operator's replacement) mined: ours is dropped. Otherwise a transaction we did not
+    record took the nonce: ours is dropped and the payout goes to manual review with the evidence.
+    """
     for sibling in _siblings(record):
         if rpc.receipt_of(w3, sibling.tx_hash) is not None:
             ChainTransfer.objects.filter(pk=record.pk).update(status=ChainTransfer.Status.DROPPED)
             return
-    if not record.review_reason:
+    reason = f"nonce {record.nonce} of {record.from_address} was used by a transaction we did not record"
+    logger.error("transfer %s of withdrawal %s: %s: manual review", record.tx_hash, record.withdrawal_id, reason)
+    with transaction.atomic():
         ChainTransfer.objects.filter(pk=record.pk).update(
-            review_reason=f"nonce {record.nonce} was used by a transaction we did not record",
-            evidence=_evidence(record, "nonce_taken"))
-        logger.error("nonce %s of transfer %s used by an unknown transaction: review", record.nonce, record.tx_hash)
+            status=ChainTransfer.Status.DROPPED, evidence=_evidence(record, "nonce_taken", detail=reason))
+        _settle(record=record, outcome="failed", event_type="nonce_taken", detail=reason,
+                payload={"tx_hash": record.tx_hash, "nonce": record.nonce, "from": record.from_address})
 
 
 def _recheck_confirmed(*, w3: Any, cfg: ChainSettings, head: int, record: ChainTransfer, report: TrackReport) -> None:

@@ -53,8 +53,8 @@ class OnChainUSDCProvider(PayoutProvider):
         except ChainNotConfigured as exc:
             return SubmitResult(Outcome.REFUSED, detail=exc.detail)
         w3 = web3_client(cfg)
-        record = ChainTransfer.objects.filter(idempotency_key=idempotency_key).order_by("-seq").first()
-        if record is None:
+        records = list(ChainTransfer.objects.filter(idempotency_key=idempotency_key).order_by("-seq"))
+        if not records:
             try:
                 preflight = chain_preflight(w3=w3, cfg=cfg, sender=key.address, amount_u=withdrawal.amount_u)
             except rpc.ChainUnavailable as exc:
@@ -65,14 +65,19 @@ class OnChainUSDCProvider(PayoutProvider):
             if preflight.fee_refusal:
                 return SubmitResult(Outcome.ERROR, detail=preflight.fee_refusal)
             try:
-                record = chain_transfer_sign(withdrawal=withdrawal, idempotency_key=idempotency_key, key=key,
-                                             cfg=cfg, preflight=preflight)
+                records = [chain_transfer_sign(withdrawal=withdrawal, idempotency_key=idempotency_key, key=key,
+                                               cfg=cfg, preflight=preflight)]
             except InvalidChainAddress as exc:
                 return SubmitResult(Outcome.REFUSED, detail=exc.detail)
-        if record.status == ChainTransfer.Status.REVERTED:
-            return SubmitResult(Outcome.DECLINED, psp_reference=record.tx_hash, detail="transfer reverted on chain")
-        if record.status in (ChainTransfer.Status.MINED, ChainTransfer.Status.CONFIRMED):
-            return SubmitResult(Outcome.ACCEPTED, psp_reference=record.tx_hash, detail=record.status)
+        # One payout attempt may hold an original and an operator's replacements, all with one nonce.
+        done = [r for r in records if r.status in (ChainTransfer.Status.MINED, ChainTransfer.Status.CONFIRMED)]
+        if done:
+            return SubmitResult(Outcome.ACCEPTED, psp_reference=done[0].tx_hash, detail=done[0].status)
+        pending = [r for r in records if r.status in (ChainTransfer.Status.SIGNED, ChainTransfer.Status.BROADCAST)]
+        if not pending:  # reverted, or its nonce taken by a transaction we did not sign for this payout
+            return SubmitResult(Outcome.DECLINED, psp_reference=records[0].tx_hash,
+                                detail=f"transfer {records[0].status} on chain")
+        record = pending[0]  # the latest (highest seq) still open
         sent = chain_transfer_broadcast(record=record, w3=w3)
         if sent.outcome in ("sent", "known"):
             return SubmitResult(Outcome.ACCEPTED, psp_reference=record.tx_hash,

@@ -402,3 +402,39 @@ def test_a_signed_but_unsent_transaction_does_not_block_later_payouts(
         assert withdrawal.state == Withdrawal.State.PAID
         assert chain.token_balance(withdrawal.destination["address"]) == AMOUNT_U
     assert_ledger_ok()
+
+
+def test_a_nonce_taken_by_an_unknown_transaction_sends_the_payout_to_review(
+    chain: Any, onchain_player: Any, finance: Any, assert_ledger_ok: Any
+) -> None:
+    dest = Account.create().address
+    withdrawal = _approved(onchain_player, finance, dest)
+    chain.bridge.fail_sends = 1
+    assert payout_submit(withdrawal_id=withdrawal.pk).status == "ambiguous"  # nonce 0 signed, not sent
+    # Someone else uses the hot wallet's key: nonce 0 goes to another transaction.
+    with chain.bridge.lock:
+        w3 = chain.bridge.w3
+        other = chain.hot.sign_transaction({"to": Account.create().address, "value": 1, "nonce": 0, "gas": 21_000,
+                                            "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 10**9,
+                                            "chainId": w3.eth.chain_id, "type": 2})
+        w3.eth.send_raw_transaction(other.raw_transaction)
+    chain_payouts_track()
+    record = ChainTransfer.objects.get()
+    withdrawal.refresh_from_db()
+    assert record.status == ChainTransfer.Status.DROPPED and record.evidence[-1]["event"] == "nonce_taken"
+    assert withdrawal.state == Withdrawal.State.PAYOUT_FAILED  # manual review, funds still held
+    assert balances(onchain_player).held_u == AMOUNT_U and _chain_clearing_u() == 0
+    assert chain.transfers(receiver=dest) == []
+    assert_ledger_ok()
+
+
+def test_the_api_refuses_an_unchecksummed_destination(onchain_player: Any, api_client_for: Any) -> None:
+    before = snapshot()
+    response = api_client_for(onchain_player).post(
+        "/v1/withdrawals", {"amount_u": AMOUNT_U, "currency": "USDC", "provider": "chain",
+                            "destination": {"address": "0x52908400098527886e0f7030069857d2e4169ee7"}},
+        format="json", HTTP_IDEMPOTENCY_KEY="bad-address-1")
+    assert response.status_code == 400
+    assert response["Content-Type"].startswith("application/problem+json")
+    assert response.json()["type"] == "chain/invalid-address"
+    assert snapshot() == before
