@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 from payouts.selectors import StuckFinding, register_stuck_finder
@@ -49,21 +50,24 @@ def chain_stuck_findings(*, now: datetime | None = None) -> list[StuckFinding]:
     """Unconfirmed transactions past the threshold, and transfers or deposits flagged for review."""
     now = now or timezone.now()
     limit_s = stuck_unconfirmed_after_s()
+    stuck = Q(status__in=ChainTransfer.OPEN, replaced_by__isnull=True, created_at__lt=now - timedelta(seconds=limit_s))
+    flagged = ~Q(review_reason="") & Q(reviewed_at__isnull=True)
     findings = []
-    for row in ChainTransfer.objects.filter(
-        status__in=ChainTransfer.OPEN, replaced_by__isnull=True, created_at__lt=now - timedelta(seconds=limit_s)
-    ).order_by("created_at"):
-        findings.append(StuckFinding(
-            kind="chain_tx", id=row.tx_hash, state=row.status, age_s=int((now - row.created_at).total_seconds()),
-            limit_s=limit_s,
-            detail=f"withdrawal={row.withdrawal_id} nonce={row.nonce} to={row.to_address} amount_u={row.amount_u} "
-                   f"broadcasts={row.broadcast_count}",
-        ))
-    for row in ChainTransfer.objects.exclude(review_reason="").filter(reviewed_at__isnull=True).order_by("id"):
-        findings.append(StuckFinding(
-            kind="chain_tx", id=row.tx_hash, state="needs_review", age_s=int((now - row.updated_at).total_seconds()),
-            limit_s=0, detail=f"withdrawal={row.withdrawal_id} nonce={row.nonce} {row.review_reason}",
-        ))
+    rows = ChainTransfer.objects.filter(stuck | flagged).defer("raw_tx", "evidence").order_by("created_at", "id")
+    for row in rows:  # one query
+        if row.review_reason and row.reviewed_at is None:
+            findings.append(StuckFinding(
+                kind="chain_tx", id=row.tx_hash, state="needs_review",
+                age_s=int((now - row.updated_at).total_seconds()), limit_s=0,
+                detail=f"withdrawal={row.withdrawal_id} nonce={row.nonce} {row.review_reason}",
+            ))
+        else:
+            findings.append(StuckFinding(
+                kind="chain_tx", id=row.tx_hash, state=row.status,
+                age_s=int((now - row.created_at).total_seconds()), limit_s=limit_s,
+                detail=f"withdrawal={row.withdrawal_id} nonce={row.nonce} to={row.to_address} "
+                       f"amount_u={row.amount_u} broadcasts={row.broadcast_count}",
+            ))
     for row in ChainDeposit.objects.exclude(review_reason="").filter(reviewed_at__isnull=True).order_by("id"):
         findings.append(StuckFinding(
             kind="chain_deposit", id=f"{row.tx_hash}:{row.log_index}", state="needs_review",
