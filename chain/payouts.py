@@ -151,8 +151,17 @@ def chain_transfer_sign(
     *, withdrawal: Any, idempotency_key: str, key: HotWalletKey, cfg: ChainSettings, preflight: Preflight
 ) -> ChainTransfer:
     """Allocate a nonce under the wallet's row lock, sign, and record; one record per payout attempt."""
+    from payouts.models import Withdrawal
+
     to = destination_address(withdrawal.destination)
     with transaction.atomic():
+        # The withdrawal first (the payouts app's lock order), then the wallet: never sign for a payout that
+        # stopped being paid meanwhile (resolved, or another attempt).
+        current = Withdrawal.objects.select_for_update().get(pk=withdrawal.pk)
+        if current.state != Withdrawal.State.PAYOUT_SUBMITTED or current.idempotency_key != idempotency_key:
+            raise ReplacementRefused(
+                f"Withdrawal {withdrawal.pk} is {current.state} on attempt {current.idempotency_key}; "
+                f"nothing signed for {idempotency_key}.")
         wallet = _wallet_locked(address=key.address, chain_id=cfg.chain_id, chain_nonce=preflight.chain_nonce)
         existing = ChainTransfer.objects.filter(idempotency_key=idempotency_key, seq=0).first()
         if existing is not None:  # another worker signed this attempt while we read the chain

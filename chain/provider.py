@@ -18,11 +18,11 @@ import logging
 from typing import Any
 
 from payouts.models import Withdrawal
-from payouts.providers import Outcome, PayoutProvider, SubmitResult, register_provider
+from payouts.providers import Outcome, PayoutProvider, PayoutStatus, StatusResult, SubmitResult, register_provider
 
 from . import rpc
 from .config import CURRENCY, PROVIDER_NAME, chain_settings, hot_wallet_key, web3_client
-from .errors import ChainNotConfigured, InvalidChainAddress
+from .errors import ChainNotConfigured, InvalidChainAddress, ReplacementRefused
 from .models import ChainTransfer
 from .payouts import (
     chain_preflight,
@@ -67,7 +67,7 @@ class OnChainUSDCProvider(PayoutProvider):
             try:
                 records = [chain_transfer_sign(withdrawal=withdrawal, idempotency_key=idempotency_key, key=key,
                                                cfg=cfg, preflight=preflight)]
-            except InvalidChainAddress as exc:
+            except (InvalidChainAddress, ReplacementRefused) as exc:
                 return SubmitResult(Outcome.REFUSED, detail=exc.detail)
         # One payout attempt may hold an original and an operator's replacements, all with one nonce.
         done = [r for r in records if r.status in (ChainTransfer.Status.MINED, ChainTransfer.Status.CONFIRMED)]
@@ -84,6 +84,34 @@ class OnChainUSDCProvider(PayoutProvider):
                                 detail=f"nonce {record.nonce} {sent.outcome}")
         return SubmitResult(Outcome.AMBIGUOUS, psp_reference=record.tx_hash,
                             detail=f"nonce {record.nonce} {sent.outcome}: {sent.detail}"[:500])
+
+
+    def status(self, *, withdrawal: Withdrawal, idempotency_key: str, psp_reference: str = "") -> StatusResult:
+        """Answer the PSP reconciler from our own records: always pending (no final answer from here).
+
+        The confirmation tracker alone decides paid or failed on chain, after its confirmations and
+        checks; a status call must never mark an on-chain payout paid or send it to manual review while a
+        signed transaction might still be mined.
+        """
+        records = list(ChainTransfer.objects.filter(idempotency_key=idempotency_key).order_by("-seq"))
+        if not records:
+            return StatusResult(PayoutStatus.PENDING, detail="nothing signed yet; the payout worker owns it")
+        latest = records[0]
+        return StatusResult(PayoutStatus.PENDING, psp_reference=latest.tx_hash, psp_status=latest.status,
+                            amount_u=latest.amount_u, currency=CURRENCY,
+                            detail=f"nonce {latest.nonce} {latest.status}; the confirmation tracker decides",
+                            evidence={"tx_hashes": [r.tx_hash for r in records]})
+
+    def resolution_blocker(self, *, withdrawal: Withdrawal) -> str:
+        """Refuse resolving by hand while a signed transaction of the current attempt could still be mined."""
+        open_rows = ChainTransfer.objects.filter(idempotency_key=withdrawal.idempotency_key,
+                                                 status__in=ChainTransfer.OPEN)
+        row = open_rows.order_by("-seq").first()
+        if row is None:
+            return ""
+        return (f"On-chain transaction {row.tx_hash} (nonce {row.nonce}) is {row.status} and may still be mined; "
+                "it cannot be resolved by hand. Wait for the confirmation tracker, or replace it "
+                "(chain_replace_tx). Nothing was changed.")
 
 
 register_provider(OnChainUSDCProvider())

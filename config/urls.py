@@ -9,6 +9,7 @@ from ops import views as ops_views
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("health", ops_views.health, name="health"),
+    path("health/live", ops_views.health_live, name="health-live"),
     path("health/ready", ops_views.health_ready, name="health-ready"),
     path("api/health", ops_views.health_ready, name="api-health"),
     path("metrics", ops_views.metrics, name="metrics"),

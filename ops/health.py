@@ -1,4 +1,8 @@
-"""Health checks: liveness, and readiness of the database and the broker."""
+"""Health checks: liveness, and readiness of the database and the broker.
+
+`/health/live` answers without touching anything (a process probe); `/health` answers 503 when the database
+is unreachable (the seeds' P0 check `curl -f /health`); `/health/ready` checks the database and the broker.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import connections
 
 
 def check_database() -> dict[str, Any]:
     """Run a trivial query on the default database."""
+    connection = connections["default"]
     started = time.perf_counter()
     try:
         with connection.cursor() as cursor:

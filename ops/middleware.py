@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 
@@ -42,30 +43,65 @@ class RequestMetricsMiddleware:
         response = self.get_response(request)
         match = getattr(request, "resolver_match", None)
         path = "/" + match.route if match is not None and match.route else "<unmatched>"
+        status = "maintenance" if getattr(response, "maintenance", False) else str(response.status_code)
         HTTP_REQUEST_DURATION.labels(
-            method=request.method, path=path, status=str(response.status_code)
+            method=request.method, path=path, status=status
         ).observe(time.perf_counter() - started)
         return response
 
 
 class MaintenanceModeMiddleware:
-    """While maintenance mode is on, refuse writes on the player API; reads, health and admin stay up."""
+    """While maintenance mode is on, refuse players' writes; operators, login, webhooks, health and reads stay up.
+
+    Runs as `process_view`, after URL resolution, so a refusal is counted under its route. The 503 is a
+    problem+json of type `maintenance` with `Retry-After`, and `http_request_duration_seconds` labels it
+    `status="maintenance"` (not a server error: a `status=~"5.."` alert does not fire during a cutover).
+    Staff are recognised by their admin session or their API token (the API's own authenticators).
+    """
 
     GUARDED_PREFIXES = ("/v1/", "/simulate/")
+    OPEN_PREFIXES = ("/v1/auth/",)  # login / logout: the cutover's smoke test and operators need them
+    RETRY_AFTER_S = "120"
 
     def __init__(self, get_response: Handler) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.method not in ("GET", "HEAD", "OPTIONS") and request.path.startswith(self.GUARDED_PREFIXES):
-            from .models import Switch
-            from .switches import switch_is_on
-
-            if switch_is_on(Switch.Name.MAINTENANCE):
-                return problem_json_response({
-                    "type": "maintenance",
-                    "title": "Maintenance in progress",
-                    "status": 503,
-                    "detail": "The platform is in maintenance mode; retry later.",
-                })
         return self.get_response(request)
+
+    def process_view(self, request: HttpRequest, view_func: Any, view_args: Any, view_kwargs: Any) -> HttpResponse | None:
+        if request.method in ("GET", "HEAD", "OPTIONS") or not request.path.startswith(self.GUARDED_PREFIXES):
+            return None
+        if request.path.startswith(self.OPEN_PREFIXES):
+            return None
+        from .models import Switch
+        from .switches import switch_is_on
+
+        if not switch_is_on(Switch.Name.MAINTENANCE) or _is_staff(request):
+            return None
+        response = problem_json_response({
+            "type": "maintenance",
+            "title": "Maintenance in progress",
+            "status": 503,
+            "detail": "The platform is in maintenance mode; retry later.",
+        })
+        response["Retry-After"] = self.RETRY_AFTER_S
+        response.maintenance = True  # type: ignore[attr-defined]
+        return response
+
+
+def _is_staff(request: HttpRequest) -> bool:
+    """Whether the caller is an operator: by the admin session, else by the API's authenticators."""
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        return bool(user.is_staff)
+    from rest_framework.exceptions import APIException
+    from rest_framework.request import Request
+    from rest_framework.settings import api_settings
+
+    drf_request = Request(request, authenticators=[auth() for auth in api_settings.DEFAULT_AUTHENTICATION_CLASSES])
+    try:
+        drf_user = drf_request.user
+    except APIException:
+        return False
+    return bool(getattr(drf_user, "is_staff", False))

@@ -248,6 +248,9 @@ class PayoutResolveApi(APIView):
             withdrawal = withdrawal_resolve(
                 withdrawal_id=withdrawal_id, acting_user=request.user, **data.validated_data
             )
-            return _staff_response(withdrawal, from_state=Withdrawal.State.PAYOUT_FAILED)
+            # A payout still payout_submitted (PSP asked) may be resolved too: 202 while it awaits a second operator.
+            undecided = withdrawal.state if withdrawal.state in (
+                Withdrawal.State.PAYOUT_FAILED, Withdrawal.State.PAYOUT_SUBMITTED) else Withdrawal.State.PAYOUT_FAILED
+            return _staff_response(withdrawal, from_state=undecided)
 
         return _maybe_idempotent(request, handler)

@@ -42,3 +42,26 @@ def manual_review_metrics() -> Iterable[Metric]:
     for action in MANUAL_REVIEW_ACTIONS:
         transitions.add_metric([action], counts.get(f"payouts.withdrawal.{action}", 0))
     yield transitions
+
+
+@register_db_metrics
+def payout_attempt_metrics() -> Iterable[Metric]:
+    """`payout_attempts_total{provider,outcome}`: every PSP payout call by its outcome (the rollback trigger's base).
+
+    outcome is accepted, declined, refused, ambiguous, error, or pending (in flight or interrupted).
+    """
+    from .models import PayoutAttempt
+
+    attempts = CounterMetricFamily(
+        "payout_attempts", "Payout calls to the PSPs, by provider and outcome.", labels=["provider", "outcome"]
+    )
+    counts = {
+        (row["provider"], row["outcome"]): row["n"]
+        for row in PayoutAttempt.objects.values("provider", "outcome").annotate(n=Count("id"))
+    }
+    from .providers import provider_names
+
+    for provider in sorted({*provider_names(), *(p for p, _ in counts)}):
+        for outcome in PayoutAttempt.Outcome.values:
+            attempts.add_metric([provider, outcome], counts.get((provider, outcome), 0))
+    yield attempts

@@ -102,12 +102,13 @@ class Withdrawal(ConcurrentTransitionMixin, models.Model):
     def mark_failed(self) -> None:
         """The PSP declined or reported a failure; funds stay held for manual review."""
 
-    @transition(field=state, source=State.PAYOUT_FAILED, target=State.PAID,
+    # From payout_submitted only once the PSP has been asked (see payouts.reconciliation.resolution_blocker).
+    @transition(field=state, source=[State.PAYOUT_FAILED, State.PAYOUT_SUBMITTED], target=State.PAID,
                 permission="payouts.resolve_withdrawal", custom={"label": "Confirm sent"})
     def confirm_sent(self) -> None:
         """Manual review: the money did leave; the held funds are burned."""
 
-    @transition(field=state, source=State.PAYOUT_FAILED, target=State.REFUNDED,
+    @transition(field=state, source=[State.PAYOUT_FAILED, State.PAYOUT_SUBMITTED], target=State.REFUNDED,
                 permission="payouts.resolve_withdrawal", custom={"label": "Refund"})
     def refund_failed(self) -> None:
         """Manual review: the payout definitely failed; the held funds are released."""
@@ -183,3 +184,26 @@ class PayoutEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider}:{self.event_id} {self.event_type}"
+
+
+class PayoutStatusCheck(models.Model):
+    """One time we asked the PSP what became of a payout attempt, and what it answered (the evidence)."""
+
+    withdrawal = models.ForeignKey(Withdrawal, on_delete=models.PROTECT, related_name="status_checks")
+    provider = models.CharField(max_length=30)
+    idempotency_key = models.CharField(max_length=100, db_index=True)
+    answer = models.CharField(max_length=20, help_text="paid, failed, pending, not_found, unknown or error.")
+    psp_reference = models.CharField(max_length=100, blank=True)
+    psp_status = models.CharField(max_length=50, blank=True)
+    detail = models.TextField(blank=True)
+    evidence = models.JSONField(default=dict, blank=True)
+    action = models.CharField(max_length=100, blank=True, help_text="What reconciliation did with the answer.")
+    checked_at = models.DateTimeField(db_default=Now())
+
+    ANSWERED = ("paid", "failed", "pending", "not_found", "unknown")  # the PSP answered (error: we could not ask)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.idempotency_key} {self.answer} ({self.action})"

@@ -9,6 +9,11 @@ and classifies the answer into a `SubmitResult`:
 * ERROR: a transient failure where nothing happened (5xx, connection refused); safe to retry;
 * REFUSED: a request or configuration error (bad key, bad request); a retry will not help.
 
+`PayoutProvider.status(*, withdrawal, idempotency_key, psp_reference)` asks the PSP what became of a
+payout (by its id, else by our idempotency key) and classifies the answer into a `StatusResult`: PAID,
+FAILED (final), PENDING (not final yet), NOT_FOUND, UNKNOWN (a status we do not know) or ERROR (we could
+not ask). `payouts.reconciliation` acts on it.
+
 Add a rail (e.g. on-chain USDC) by subclassing `PayoutProvider` and calling `register_provider`.
 """
 
@@ -17,7 +22,7 @@ from __future__ import annotations
 import enum
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import requests
@@ -53,6 +58,41 @@ class SubmitResult:
         return self.outcome in (Outcome.AMBIGUOUS, Outcome.ERROR)
 
 
+class PayoutStatus(enum.StrEnum):
+    PAID = "paid"
+    FAILED = "failed"
+    PENDING = "pending"
+    NOT_FOUND = "not_found"
+    UNKNOWN = "unknown"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class StatusResult:
+    """What the PSP said when asked about one payout, with its raw answer as evidence."""
+
+    status: PayoutStatus
+    psp_reference: str = ""
+    psp_status: str = ""
+    amount_u: int | None = None
+    currency: str = ""
+    detail: str = ""
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+ADYEN_TRANSFER_STATUSES = {
+    "booked": PayoutStatus.PAID, "credited": PayoutStatus.PAID,
+    "failed": PayoutStatus.FAILED, "returned": PayoutStatus.FAILED, "refused": PayoutStatus.FAILED,
+    "error": PayoutStatus.FAILED,
+    "received": PayoutStatus.PENDING, "authorised": PayoutStatus.PENDING, "pending": PayoutStatus.PENDING,
+    "approvalPending": PayoutStatus.PENDING, "captured": PayoutStatus.PENDING,
+}
+STRIPE_PAYOUT_STATUSES = {
+    "paid": PayoutStatus.PAID, "failed": PayoutStatus.FAILED, "canceled": PayoutStatus.FAILED,
+    "pending": PayoutStatus.PENDING, "in_transit": PayoutStatus.PENDING,
+}
+
+
 def provider_timeout_s() -> float:
     """Client timeout for PSP calls, in seconds (short: a payout worker must not hang)."""
     return float(getattr(settings, "PAYOUT_PROVIDER_TIMEOUT_S", DEFAULT_TIMEOUT_S))
@@ -66,8 +106,16 @@ class PayoutProvider:
     def submit(self, *, withdrawal: Withdrawal, idempotency_key: str) -> SubmitResult:
         raise NotImplementedError
 
+    def status(self, *, withdrawal: Withdrawal, idempotency_key: str, psp_reference: str = "") -> StatusResult:
+        """Ask the PSP about a payout (by its reference, else by our key); never raises for a PSP answer."""
+        raise NotImplementedError
+
     def validate_request(self, *, currency: str, destination: Any) -> None:
         """Refuse, at request time, a currency or destination this rail can never pay (raise an ApplicationError)."""
+
+    def resolution_blocker(self, *, withdrawal: Withdrawal) -> str:
+        """Why a submitted payout may not be resolved by hand now (e.g. a transaction that may still land), or ""."""
+        return ""
 
 
 class AdyenTransfersProvider(PayoutProvider):
@@ -148,6 +196,52 @@ class AdyenTransfersProvider(PayoutProvider):
         return SubmitResult(Outcome.ACCEPTED, psp_reference=str(transfer.get("id", "")), detail=status)
 
 
+    def status(self, *, withdrawal: Withdrawal, idempotency_key: str, psp_reference: str = "") -> StatusResult:
+        """`GET /transfers/{id}`, or `GET /transfers?reference=<our key>` when we never learnt the id."""
+        from Adyen.exceptions import AdyenAPIResponseError, AdyenError
+
+        api = self._api()
+        try:
+            if psp_reference:
+                transfer = api.get_transfer(psp_reference).message or {}
+            else:
+                found = api.get_all_transfers(query_parameters={
+                    "reference": idempotency_key, "balanceAccountId": settings.ADYEN_BALANCE_ACCOUNT_ID,
+                }).message or {}
+                matches = [t for t in found.get("data") or [] if t.get("reference") == idempotency_key]
+                if not matches:
+                    return StatusResult(PayoutStatus.NOT_FOUND, detail=f"no transfer with reference {idempotency_key}",
+                                        evidence={"response": found})
+                if len(matches) > 1:
+                    return StatusResult(PayoutStatus.UNKNOWN, detail=f"{len(matches)} transfers share reference "
+                                        f"{idempotency_key}", evidence={"response": found})
+                transfer = matches[0]
+        except (requests.Timeout, requests.ConnectionError) as exc:
+            return StatusResult(PayoutStatus.ERROR, detail=f"{type(exc).__name__}: {exc}"[:500])
+        except AdyenAPIResponseError as exc:
+            if exc.status_code == 404:
+                return StatusResult(PayoutStatus.NOT_FOUND, psp_reference=psp_reference, detail=_adyen_detail(exc))
+            return StatusResult(PayoutStatus.ERROR, detail=_adyen_detail(exc))
+        except AdyenError as exc:
+            if getattr(exc, "status_code", None) == 404:
+                return StatusResult(PayoutStatus.NOT_FOUND, psp_reference=psp_reference, detail=_adyen_detail(exc))
+            return StatusResult(PayoutStatus.ERROR, detail=_adyen_detail(exc))
+        psp_status = str(transfer.get("status", ""))
+        amount = transfer.get("amount") or {}
+        return StatusResult(
+            ADYEN_TRANSFER_STATUSES.get(psp_status, PayoutStatus.UNKNOWN), psp_reference=str(transfer.get("id", "")),
+            psp_status=psp_status, amount_u=_int_or_none(amount.get("value")), currency=str(amount.get("currency", "")),
+            detail=f"status={psp_status} reason={transfer.get('reason', '')}", evidence={"transfer": transfer},
+        )
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def _adyen_problem(exc: Any) -> dict[str, Any]:
     try:
         body = json.loads(exc.raw_response or "{}")
@@ -211,6 +305,44 @@ class StripePayoutProvider(PayoutProvider):
         if status in ("failed", "canceled"):
             return SubmitResult(Outcome.DECLINED, psp_reference=str(payout.id), detail=status)
         return SubmitResult(Outcome.ACCEPTED, psp_reference=str(payout.id), detail=status)
+
+    def status(self, *, withdrawal: Withdrawal, idempotency_key: str, psp_reference: str = "") -> StatusResult:
+        """Retrieve the payout (`GET /v1/payouts/{id}`); without its id, find it among the recent payouts
+        by the idempotency key we put in its metadata."""
+        import stripe
+
+        client = self._client()
+        try:
+            if psp_reference:
+                payout = client.v1.payouts.retrieve(psp_reference)
+            else:
+                recent = client.v1.payouts.list(params={"limit": 100})
+                matches = [p for p in recent.data if _stripe_metadata(p).get("idempotency_key") == idempotency_key]
+                if not matches:
+                    return StatusResult(PayoutStatus.NOT_FOUND, detail=f"no recent payout with idempotency_key "
+                                        f"{idempotency_key} in its metadata")
+                if len(matches) > 1:
+                    return StatusResult(PayoutStatus.UNKNOWN, detail=f"{len(matches)} payouts share key {idempotency_key}",
+                                        evidence={"payouts": [m.to_dict() for m in matches]})
+                payout = matches[0]
+        except stripe.InvalidRequestError as exc:
+            if exc.http_status == 404:
+                return StatusResult(PayoutStatus.NOT_FOUND, psp_reference=psp_reference,
+                                    detail=f"{exc.code}: {exc.user_message}"[:500])
+            return StatusResult(PayoutStatus.ERROR, detail=f"{exc.code}: {exc.user_message}"[:500])
+        except stripe.StripeError as exc:
+            return StatusResult(PayoutStatus.ERROR, detail=f"{type(exc).__name__}: {exc.user_message or exc}"[:500])
+        psp_status = str(payout.status or "")
+        return StatusResult(
+            STRIPE_PAYOUT_STATUSES.get(psp_status, PayoutStatus.UNKNOWN), psp_reference=str(payout.id),
+            psp_status=psp_status, amount_u=_int_or_none(payout.amount), currency=str(payout.currency or "").upper(),
+            detail=f"status={psp_status} {payout.failure_code or ''}".strip(), evidence={"payout": payout.to_dict()},
+        )
+
+
+def _stripe_metadata(obj: Any) -> dict[str, Any]:
+    metadata = getattr(obj, "metadata", None)
+    return metadata.to_dict() if hasattr(metadata, "to_dict") else dict(metadata or {})
 
 
 _registry: dict[str, PayoutProvider] = {}

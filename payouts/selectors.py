@@ -94,18 +94,19 @@ def withdrawal_pending_signoffs(*, withdrawal: Withdrawal) -> list[dict[str, Any
 
 
 def payouts_waiting(*, older_than_s: int | None = None) -> list[int]:
-    """Return ids of payouts nobody is working on: approved, or submitted with no PSP answer yet."""
+    """Return ids of payouts nobody is working on: approved, or submitted with no PSP answer and no call lately."""
     if older_than_s is None:
-        older_than_s = int(getattr(settings, "PAYOUT_REQUEUE_AFTER_S", 600))
+        older_than_s = int(getattr(settings, "PAYOUT_REQUEUE_AFTER_S", 30))
     cutoff = timezone.now() - timedelta(seconds=older_than_s)
     answered = (PayoutAttempt.Outcome.ACCEPTED, PayoutAttempt.Outcome.DECLINED, PayoutAttempt.Outcome.REFUSED)
     ids = []
     for withdrawal in Withdrawal.objects.filter(
         state__in=[Withdrawal.State.APPROVED, Withdrawal.State.PAYOUT_SUBMITTED], state_changed_at__lte=cutoff
     ).order_by("id"):
-        if withdrawal.state == Withdrawal.State.PAYOUT_SUBMITTED and withdrawal.attempts.filter(
-            idempotency_key=withdrawal.idempotency_key, outcome__in=answered
-        ).exists():
+        if withdrawal.state == Withdrawal.State.PAYOUT_SUBMITTED and (
+            withdrawal.attempts.filter(idempotency_key=withdrawal.idempotency_key, outcome__in=answered).exists()
+            or withdrawal.attempts.filter(started_at__gt=cutoff).exists()  # a call or retry in progress
+        ):
             continue
         ids.append(withdrawal.pk)
     return ids
@@ -113,12 +114,23 @@ def payouts_waiting(*, older_than_s: int | None = None) -> list[int]:
 
 # --- Stuck work ----------------------------------------------------------------------------
 
-STUCK_DEFAULTS_S = {
-    Withdrawal.State.REQUESTED: ("PAYOUT_STUCK_REQUESTED_AFTER_S", 24 * 3600),
-    Withdrawal.State.APPROVED: ("PAYOUT_STUCK_APPROVED_AFTER_S", 3600),
-    Withdrawal.State.PAYOUT_SUBMITTED: ("PAYOUT_STUCK_SUBMITTED_AFTER_S", 2 * 3600),
+# Age limits in minutes: (setting, default). A payout in flight with no PSP answer, an approved payout not
+# submitted and a webhook not processed are stuck within minutes; the PSP's confirmation of an accepted
+# payout may take a banking day (reconcile_payouts asks the PSP well before that).
+STUCK_LIMITS_MINUTES = {
+    "requested": ("STUCK_REQUESTED_AFTER_MINUTES", 24 * 60),
+    "approved": ("STUCK_APPROVED_AFTER_MINUTES", 5),
+    "in_flight": ("STUCK_IN_FLIGHT_AFTER_MINUTES", 5),
+    "unconfirmed": ("STUCK_UNCONFIRMED_AFTER_MINUTES", 24 * 60),
+    "webhook": ("STUCK_WEBHOOK_AFTER_MINUTES", 5),
+    "round": ("STUCK_ROUND_AFTER_MINUTES", 90),
 }
-WEBHOOK_STUCK_SETTING = ("WEBHOOK_STUCK_AFTER_S", 15 * 60)
+
+
+def stuck_limit_s(kind: str) -> int:
+    """Return the age in seconds after which `kind` counts as stuck (setting in minutes)."""
+    name, default = STUCK_LIMITS_MINUTES[kind]
+    return int(float(getattr(settings, name, default)) * 60)
 
 
 @dataclass(frozen=True)
@@ -147,27 +159,63 @@ def _age(seconds: int) -> str:
     return f"{hours}h{rest // 60:02d}m"
 
 
-def stuck_limits() -> dict[str, int]:
-    """Return the age (seconds) after which each state counts as stuck."""
-    return {state: int(getattr(settings, name, default)) for state, (name, default) in STUCK_DEFAULTS_S.items()}
+def _withdrawal_finding(w: Withdrawal, *, now: datetime, limit_s: int, state: str, detail: str = "") -> StuckFinding:
+    return StuckFinding(
+        kind="withdrawal", id=str(w.pk), state=state,
+        age_s=int((now - w.state_changed_at).total_seconds()), limit_s=limit_s,
+        detail=f"amount_u={w.amount_u} {w.currency} provider={w.provider} user={w.user.email}"
+        + (f" psp_reference={w.psp_reference}" if w.psp_reference else "") + (f" {detail}" if detail else ""),
+    )
 
 
 def stuck_withdrawals(*, now: datetime | None = None) -> list[StuckFinding]:
-    """Return withdrawals stuck in requested / approved / payout_submitted past their limits."""
+    """Return withdrawals waiting past their limits.
+
+    requested (no operator decision), approved (not submitted), payout_submitted with no answer from the PSP
+    for the current attempt (in flight: a killed worker, a timeout), and payout_submitted accepted by the PSP
+    but never confirmed.
+    """
     now = now or timezone.now()
     findings = []
-    for state, limit_s in stuck_limits().items():
+    for state in ("requested", "approved"):
+        limit_s = stuck_limit_s(state)
         rows = Withdrawal.objects.filter(
             state=state, state_changed_at__lt=now - timedelta(seconds=limit_s)
         ).select_related("user").order_by("state_changed_at", "id")
-        for w in rows:
-            findings.append(StuckFinding(
-                kind="withdrawal", id=str(w.pk), state=w.state,
-                age_s=int((now - w.state_changed_at).total_seconds()), limit_s=limit_s,
-                detail=f"amount_u={w.amount_u} {w.currency} provider={w.provider} user={w.user.email}"
-                + (f" psp_reference={w.psp_reference}" if w.psp_reference else ""),
-            ))
+        findings += [_withdrawal_finding(w, now=now, limit_s=limit_s, state=state) for w in rows]
+    in_flight_s, unconfirmed_s = stuck_limit_s("in_flight"), stuck_limit_s("unconfirmed")
+    answered = (PayoutAttempt.Outcome.ACCEPTED, PayoutAttempt.Outcome.DECLINED, PayoutAttempt.Outcome.REFUSED)
+    rows = Withdrawal.objects.filter(
+        state=Withdrawal.State.PAYOUT_SUBMITTED, state_changed_at__lt=now - timedelta(seconds=min(in_flight_s, unconfirmed_s))
+    ).select_related("user").order_by("state_changed_at", "id")
+    for w in rows:
+        age_s = (now - w.state_changed_at).total_seconds()
+        accepted = w.attempts.filter(idempotency_key=w.idempotency_key, outcome__in=answered).exists()
+        if not accepted and age_s > in_flight_s:
+            findings.append(_withdrawal_finding(w, now=now, limit_s=in_flight_s, state="payout_submitted",
+                                                detail="in flight: no answer from the PSP"))
+        elif accepted and age_s > unconfirmed_s:
+            findings.append(_withdrawal_finding(w, now=now, limit_s=unconfirmed_s, state="payout_submitted",
+                                                detail="accepted by the PSP, never confirmed"))
     return findings
+
+
+def stuck_rounds(*, now: datetime | None = None) -> list[StuckFinding]:
+    """Return rounds still open or locked past their settle time (plus the limit)."""
+    from rounds.models import Round
+
+    now = now or timezone.now()
+    limit_s = stuck_limit_s("round")
+    rows = Round.objects.filter(
+        status__in=Round.UNSETTLED, settle_after__lt=now - timedelta(seconds=limit_s)
+    ).order_by("settle_after")
+    return [
+        StuckFinding(
+            kind="round", id=r.code, state=r.status, age_s=int((now - r.settle_after).total_seconds()),
+            limit_s=limit_s, detail=f"settle_after={r.settle_after.isoformat()} oracle_attempts={r.oracle_attempts}",
+        )
+        for r in rows
+    ]
 
 
 def stuck_webhook_events(*, now: datetime | None = None) -> list[StuckFinding]:
@@ -175,8 +223,7 @@ def stuck_webhook_events(*, now: datetime | None = None) -> list[StuckFinding]:
     from webhooks.models import WebhookEvent
 
     now = now or timezone.now()
-    name, default = WEBHOOK_STUCK_SETTING
-    limit_s = int(getattr(settings, name, default))
+    limit_s = stuck_limit_s("webhook")
     rows = WebhookEvent.objects.exclude(
         status__in=[WebhookEvent.Status.PROCESSED, WebhookEvent.Status.IGNORED]
     ).filter(received_at__lt=now - timedelta(seconds=limit_s)).order_by("received_at")
@@ -216,9 +263,10 @@ def register_stuck_finder(finder: Callable[..., list[StuckFinding]]) -> Callable
 
 
 def stuck_finance_jobs(*, now: datetime | None = None) -> list[StuckFinding]:
-    """Return every stuck piece of finance work: withdrawals, webhook events, payout events to review."""
+    """Return every stuck piece of work: withdrawals, webhook events, payout events to review, rounds."""
     now = now or timezone.now()
-    findings = stuck_withdrawals(now=now) + stuck_webhook_events(now=now) + payout_events_needing_review(now=now)
+    findings = (stuck_withdrawals(now=now) + stuck_webhook_events(now=now) + payout_events_needing_review(now=now)
+                + stuck_rounds(now=now))
     for finder in _stuck_finders:
         findings += finder(now=now)
     return findings

@@ -284,6 +284,9 @@ def withdrawal_reject(*, withdrawal_id: int, acting_user: Actor, reason: str) ->
 def withdrawal_resolve(*, withdrawal_id: int, acting_user: Actor, decision: str, reason: str) -> Withdrawal:
     """Manual review of a failed payout: `confirm_sent` (burn), `refund_failed` (release) or `retry`.
 
+    `confirm_sent` / `refund_failed` also apply to a payout still `payout_submitted` once the PSP was asked
+    (`payouts.reconciliation.resolution_blocker`).
+
     A reason is required. Above the threshold, two different operators must make the same decision
     on the same payout attempt: the first proposes it, the second applies it.
     """
@@ -293,6 +296,10 @@ def withdrawal_resolve(*, withdrawal_id: int, acting_user: Actor, decision: str,
     with transaction.atomic():
         withdrawal = withdrawal_lock(withdrawal_id=withdrawal_id)
         _authorize(withdrawal=withdrawal, action=decision, actor=acting_user)
+        if withdrawal.state == Withdrawal.State.PAYOUT_SUBMITTED:
+            from .reconciliation import require_resolvable  # no answer from the PSP yet: ask it first
+
+            require_resolvable(withdrawal)
         decision_propose(
             kind=RESOLVE_KIND, subject=withdrawal_subject(withdrawal.pk),
             payload={"decision": decision, "generation": withdrawal.payout_generation},

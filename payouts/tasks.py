@@ -6,6 +6,7 @@ import logging
 
 from celery import Task, shared_task
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 from ops.workers import worker_run
 
@@ -26,11 +27,14 @@ def submit_payout(self: Task, withdrawal_id: int) -> str:
     """Submit one withdrawal's payout; a timeout or 5xx is retried with the same PSP idempotency key."""
     from .services import payout_submit
 
-    with worker_run("payout") as detail:
-        run = payout_submit(withdrawal_id=withdrawal_id)
-        detail.update(withdrawal_id=withdrawal_id, status=run.status, idempotency_key=run.idempotency_key)
-        if run.retryable:
-            detail["result"] = "failed"
+    try:
+        with worker_run("payout") as detail:
+            run = payout_submit(withdrawal_id=withdrawal_id)
+            detail.update(withdrawal_id=withdrawal_id, status=run.status, idempotency_key=run.idempotency_key)
+            if run.retryable:
+                detail["result"] = "failed"
+    except (OperationalError, InterfaceError) as exc:  # the database is restarting: try again (same PSP key)
+        raise self.retry(exc=exc, countdown=_backoff_s(self.request.retries)) from exc
     if run.retryable:
         if self.request.retries < _max_retries():
             raise self.retry(countdown=_backoff_s(self.request.retries))
@@ -66,3 +70,16 @@ def requeue_payouts() -> int:
         queued = payouts_requeue()
         detail["queued"] = queued[:100]
     return len(queued)
+
+
+@shared_task(name="payouts.tasks.reconcile_payouts")
+def reconcile_payouts() -> int:
+    """Beat: ask the PSP about submitted payouts with no final answer, and apply what it says."""
+    from .reconciliation import payouts_reconcile
+
+    with worker_run("payout_reconcile") as detail:
+        results = payouts_reconcile()
+        detail["results"] = [r.line() for r in results[:50]]
+        if any(r.answer == "error" for r in results):
+            detail["result"] = "failed"
+    return len(results)

@@ -38,6 +38,12 @@ class ReferenceUnavailable(RoundError):
     status = 409
 
 
+class ReferenceNotFinal(ReferenceUnavailable):
+    code = "rounds/reference-not-final"
+    title = "The previous session has not closed yet; its close cannot be this round's reference"
+    status = 409
+
+
 class RoundLocked(RoundError):
     code = "rounds/locked"
     title = "The round is not taking bets"

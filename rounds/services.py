@@ -26,6 +26,7 @@ from ledger.services import house_account, round_pool_account, transfer, user_ac
 from ops.actors import BEAT, Actor, SystemActor, actor_label, require_actor, require_operator, require_player
 from ops.approvals import DecisionKind, decision_propose, decisions_cancel, register_decision
 from ops.audit import audit_record
+from ops.db_guard import service_write_allow
 from ops.models import Proposal, Switch
 from ops.switches import switch_is_on
 from rounds import clock
@@ -112,10 +113,29 @@ def _reference_close(*, instrument: str, previous_day: date) -> tuple[Decimal, s
     return answer.price, "oracle: " + ", ".join(e.source for e in answer.evidence if e.price is not None)
 
 
+def _require_final_reference(*, code: str, previous_day: date) -> None:
+    """Refuse unless the reference session has closed and its settle buffer has passed (oracle or operator)."""
+    try:
+        final_at = calendar.session_times(day=previous_day).settle_after_utc
+    except (calendar.NotATradingDay, calendar.OutsideCalendarRange) as exc:
+        raise errors.NotASession(str(exc)) from exc
+    if clock.now() < final_at:
+        raise errors.ReferenceNotFinal(
+            f"Round {code}'s reference is the close of {previous_day}, which is final only at "
+            f"{final_at:%Y-%m-%d %H:%M}Z (the session's close plus the settle buffer); open it after that. "
+            "Nothing was changed.",
+            extra={"code": code, "reference_session": str(previous_day), "final_at": final_at.isoformat()},
+        )
+
+
 def round_open(
     *, code: str, acting_user: Actor, reference_close: Decimal | None = None, reason: str = ""
 ) -> tuple[Round, bool]:
-    """Open the round of one XNYS session; return (round, created). Opening twice returns the first."""
+    """Open the round of one XNYS session; return (round, created). Opening twice returns the first.
+
+    The reference close (the previous session's) is taken only once that session has closed plus the settle
+    buffer, whether from the oracle or from an operator; before then ReferenceNotFinal (409).
+    """
     day = _day(code)
     try:
         times = calendar.session_times(day=day)
@@ -130,6 +150,7 @@ def round_open(
         raise errors.RoundTooLate(f"Round {code} would lock at {times.lock_utc:%Y-%m-%d %H:%M:%S}Z; too late to open.")
     instrument, currency = settings.ROUND_INSTRUMENT, settings.ROUND_CURRENCY
     previous_day = calendar.previous_session(day=day)
+    _require_final_reference(code=code, previous_day=previous_day)
     if reference_close is not None:
         if not reason.strip():
             raise errors.ReasonRequired("A reference close given by hand needs a reason.")
@@ -490,6 +511,7 @@ def _compute_payouts(*, round_obj: Round, effective: Result, reason_code: VoidRe
     On PostgreSQL a million bets never travel to Python; on the embedded SQLite default (small rounds)
     `rounds.domain.pool.settle_pool` computes the same integers (the tests compare both).
     """
+    service_write_allow()  # the bets' payouts change here only (red-line trigger)
     if _payouts_in_sql():
         with connection.cursor() as cursor:
             # Once a day, for this transaction only: sort and aggregate a million rows in memory.
@@ -773,17 +795,9 @@ def _upcoming_code(*, now: datetime) -> str | None:
 
 
 def rounds_tick() -> dict[str, Any]:
-    """Open the next session's round if none is open, lock what is due, settle (AUTO) what is due."""
+    """Lock what is due, settle (AUTO) what is due, then open the next session's round if none is open."""
     now = clock.now()
     report: dict[str, Any] = {"opened": [], "locked": [], "settled": [], "pending": [], "errors": []}
-    if not Round.objects.filter(status=Round.Status.OPEN, lock_at__gt=now).exists():
-        code = _upcoming_code(now=now)
-        if code and not Round.objects.filter(code=code).exists():
-            try:
-                round_open(code=code, acting_user=BEAT)
-                report["opened"].append(code)
-            except errors.RoundError as exc:
-                report["pending"].append(f"open {code}: {exc.detail}")
     for code in Round.objects.filter(status=Round.Status.OPEN, lock_at__lte=now).values_list("code", flat=True):
         _, changed = round_lock(code=code, acting_user=BEAT)
         if changed:
@@ -799,6 +813,15 @@ def rounds_tick() -> dict[str, Any]:
             continue
         if changed:
             report["settled"].append(f"{code}:{round_obj.result}")
+    # Open last: the next round's reference is the round just settled (once its session's close is final).
+    if not Round.objects.filter(status=Round.Status.OPEN, lock_at__gt=now).exists():
+        code = _upcoming_code(now=now)
+        if code and not Round.objects.filter(code=code).exists():
+            try:
+                round_open(code=code, acting_user=BEAT)
+                report["opened"].append(code)
+            except errors.RoundError as exc:
+                report["pending"].append(f"open {code}: {exc.detail}")
     return report
 
 

@@ -28,6 +28,7 @@ from ledger.errors import InsufficientFunds, LedgerError
 from ledger.services import MAX_AMOUNT_U, external_account, transfer, user_account
 from ops.actors import Actor, SystemActor, require_player
 from ops.audit import audit_record
+from ops.db_guard import service_write_allow
 
 from .errors import (
     DepositProviderFailed,
@@ -462,6 +463,7 @@ def webhook_event_process(*, event_id: int, replay: bool = False) -> WebhookEven
     derived from the PSP's payment, so no path credits twice.
     """
     with transaction.atomic():
+        service_write_allow()  # deposits' money columns change here only (red-line trigger)
         event = WebhookEvent.objects.select_for_update().filter(pk=event_id).first()
         if event is None:
             raise UnknownWebhookEvent(f"No webhook event with id {event_id}.")

@@ -42,7 +42,7 @@ def backoff_s(retries: int) -> float:
 @shared_task(bind=True, name="webhooks.tasks.process_webhook_event", max_retries=None)
 def process_webhook_event(self: Any, event_id: int) -> str:
     """Process one stored webhook event; retry transient errors, then mark it failed."""
-    from .services import webhook_event_process, webhook_event_record_error
+    from .services import webhook_event_process
 
     retry_error: Exception | None = None
     try:
@@ -52,7 +52,7 @@ def process_webhook_event(self: Any, event_id: int) -> str:
                 event = webhook_event_process(event_id=event_id)
             except TRANSIENT_ERRORS as exc:
                 final = self.request.retries + 1 >= max_attempts()
-                webhook_event_record_error(event_id=event_id, error=exc, final=final)
+                _record_error(event_id=event_id, error=exc, final=final)
                 if final:
                     raise
                 detail["result"] = "retry"
@@ -65,9 +65,27 @@ def process_webhook_event(self: Any, event_id: int) -> str:
         return "failed"
     except Exception as exc:  # a bug or bad data: retrying will not help, show it to operators now
         logger.exception("webhook event %s could not be processed", event_id)
-        webhook_event_record_error(event_id=event_id, error=exc, final=True)
+        if not _record_error(event_id=event_id, error=exc, final=True):
+            # Not even recorded (the database is unreachable): try the whole task again later.
+            raise self.retry(exc=exc, countdown=backoff_s(self.request.retries)) from exc
         return "failed"
     raise self.retry(exc=retry_error, countdown=backoff_s(self.request.retries))
+
+
+def _record_error(*, event_id: int, error: BaseException, final: bool) -> bool:
+    """Record a failed attempt; if that fails too (database restarting), log it and go on to the retry.
+
+    Return whether it was recorded. The event stays `received`/`failed` either way, so the retry (or the
+    sweep, `retry_stale_events`) picks it up again.
+    """
+    from .services import webhook_event_record_error
+
+    try:
+        webhook_event_record_error(event_id=event_id, error=error, final=final)
+    except Exception:
+        logger.exception("could not record the error of webhook event %s; it will be retried", event_id)
+        return False
+    return True
 
 
 @shared_task(name="webhooks.tasks.retry_stale_events")
@@ -75,7 +93,7 @@ def retry_stale_events() -> int:
     """Beat: re-enqueue events still `received` after a while (broker down at commit, lost message)."""
     from .selectors import webhook_events_stale
 
-    stale_after = timedelta(seconds=int(getattr(settings, "WEBHOOK_STALE_AFTER_S", 120)))
+    stale_after = timedelta(seconds=int(getattr(settings, "WEBHOOK_STALE_AFTER_S", 15)))
     with worker_run("webhooks_sweeper") as detail:
         ids = webhook_events_stale(older_than=stale_after)
         for event_id in ids:

@@ -438,3 +438,32 @@ def test_the_api_refuses_an_unchecksummed_destination(onchain_player: Any, api_c
     assert response["Content-Type"].startswith("application/problem+json")
     assert response.json()["type"] == "chain/invalid-address"
     assert snapshot() == before
+
+
+def test_reconciliation_never_settles_an_open_transaction_and_it_cannot_be_resolved_by_hand(
+    chain: Any, onchain_player: Any, finance: Any, settings: Any, assert_ledger_ok: Any
+) -> None:
+    from payouts.errors import InvalidTransition
+    from payouts.reconciliation import payout_reconcile, resolution_blocker
+    from payouts.services import withdrawal_resolve
+
+    chain.bridge.set_automine(False)  # the transaction stays in the pool
+    withdrawal = _approved(onchain_player, finance, Account.create().address)
+    payout_submit(withdrawal_id=withdrawal.pk)
+    result = payout_reconcile(withdrawal_id=withdrawal.pk)
+    assert result.answer == "pending" and result.action == "none: no final answer yet"
+    withdrawal.refresh_from_db()
+    assert withdrawal.state == Withdrawal.State.PAYOUT_SUBMITTED
+    assert "may still be mined" in resolution_blocker(withdrawal)
+    settings.PAYOUT_MANUAL_RESOLVE_AFTER_MINUTES = 0
+    before = snapshot()
+    for decision in ("refund_failed", "confirm_sent"):
+        with pytest.raises(InvalidTransition, match="may still be mined"):
+            withdrawal_resolve(withdrawal_id=withdrawal.pk, acting_user=finance, decision=decision, reason="stuck")
+    assert snapshot() == before
+    chain.bridge.set_automine(True)
+    chain.bridge.mine(1)
+    _confirm(chain)
+    withdrawal.refresh_from_db()
+    assert withdrawal.state == Withdrawal.State.PAID
+    assert_ledger_ok()

@@ -152,11 +152,14 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(RUN_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "ledger-reconciliation": {"task": "ledger.tasks.reconcile_ledger", "schedule": crontab(minute="*/5")},
-    "ops-stuck-finance-jobs": {"task": "payouts.tasks.detect_stuck_finance_jobs", "schedule": crontab(minute="*/30")},
+    "ops-stuck-finance-jobs": {"task": "payouts.tasks.detect_stuck_finance_jobs", "schedule": crontab(minute="*/5")},
     "rounds-tick": {"task": "rounds.tasks.rounds_tick", "schedule": crontab(minute="*")},
-    "payouts-requeue": {"task": "payouts.tasks.requeue_payouts", "schedule": crontab(minute="*/10")},
+    # Every 20 s for payouts waiting 30 s (PAYOUT_REQUEUE_AFTER_S): resumed within a minute of the broker's return.
+    "payouts-requeue": {"task": "payouts.tasks.requeue_payouts", "schedule": timedelta(seconds=20)},
+    "payouts-reconcile": {"task": "payouts.tasks.reconcile_payouts", "schedule": crontab(minute="*/2")},
     "ops-escalate-waivers": {"task": "ops.tasks.escalate_overdue_waivers", "schedule": crontab(minute=7)},
-    "webhooks-retry-pending": {"task": "webhooks.tasks.retry_stale_events", "schedule": crontab(minute="*/5")},
+    # Every 10 s: after a broker outage, events stored meanwhile are processed within a minute of its return.
+    "webhooks-retry-pending": {"task": "webhooks.tasks.retry_stale_events", "schedule": timedelta(seconds=10)},
     "chain-track-payouts": {"task": "chain.tasks.track_chain_payouts", "schedule": crontab(minute="*")},
     "chain-scan-deposits": {"task": "chain.tasks.scan_chain_deposits", "schedule": crontab(minute="*")},
     "chain-wallet-balances": {"task": "chain.tasks.check_hot_wallet", "schedule": crontab(minute="*/5")},
@@ -190,7 +193,16 @@ ADYEN_HMAC_KEY = env("ADYEN_HMAC_KEY", default="")
 CUSTODY_WEBHOOK_KEY = env("CUSTODY_WEBHOOK_KEY", default="")
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=256 * 1024)
 WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=5)
-WEBHOOK_STALE_AFTER_S = env.int("WEBHOOK_STALE_AFTER_S", default=120)
+WEBHOOK_STALE_AFTER_S = env.int("WEBHOOK_STALE_AFTER_S", default=15)
+# Stuck work and PSP reconciliation (minutes): see detect_stuck_finance_jobs and payouts/reconciliation.py.
+STUCK_REQUESTED_AFTER_MINUTES = env.float("STUCK_REQUESTED_AFTER_MINUTES", default=24 * 60)
+STUCK_APPROVED_AFTER_MINUTES = env.float("STUCK_APPROVED_AFTER_MINUTES", default=5)
+STUCK_IN_FLIGHT_AFTER_MINUTES = env.float("STUCK_IN_FLIGHT_AFTER_MINUTES", default=5)
+STUCK_UNCONFIRMED_AFTER_MINUTES = env.float("STUCK_UNCONFIRMED_AFTER_MINUTES", default=24 * 60)
+STUCK_WEBHOOK_AFTER_MINUTES = env.float("STUCK_WEBHOOK_AFTER_MINUTES", default=5)
+STUCK_ROUND_AFTER_MINUTES = env.float("STUCK_ROUND_AFTER_MINUTES", default=90)
+PAYOUT_RECONCILE_AFTER_MINUTES = env.float("PAYOUT_RECONCILE_AFTER_MINUTES", default=5)
+PAYOUT_MANUAL_RESOLVE_AFTER_MINUTES = env.float("PAYOUT_MANUAL_RESOLVE_AFTER_MINUTES", default=24 * 60)
 DEPOSIT_PROVIDER_TIMEOUT_S = env.float("DEPOSIT_PROVIDER_TIMEOUT_S", default=10.0)
 DEPOSIT_RETURN_URL = env("DEPOSIT_RETURN_URL", default="http://localhost:8000/deposits/return")
 

@@ -23,16 +23,33 @@ def custody_deposit(*, user: Any, amount_u: int, reference: str, currency: str =
 
 
 def open_next_round() -> Any:
-    """Open the next session's round (after today) through the service, on the real clock, so every
-    record of a story (deposit, bet, withdrawal) carries real instants in the order they happened."""
-    from datetime import date
+    """Open, through the service and on the real clock, the first round whose reference close is final now.
 
-    from rounds.domain.calendar import code_for, next_session
+    That is the session after the last one whose close (plus the settle buffer) has passed: today's
+    round before today's close, the next session's after it. Every record of a story (deposit, bet,
+    withdrawal) then carries real instants in the order they happened. In the five minutes between a
+    close and its settle buffer no round can take bets; the helper waits them out.
+    """
+    import time as _time
+    from datetime import timedelta
+
+    from rounds.domain.calendar import code_for, next_session, previous_session, session_times
     from rounds.services import round_open
 
-    today = timezone.now().date()
-    code = code_for(next_session(on_or_after=date.fromordinal(today.toordinal() + 1)))
-    round_obj, _ = round_open(code=code, acting_user=SystemActor("test"), reference_close=Decimal(100), reason="test")
+    while True:
+        now = timezone.now()
+        target = next_session(on_or_after=now.date() - timedelta(days=7))
+        for _ in range(15):
+            reference_final = session_times(day=previous_session(day=target)).settle_after_utc <= now
+            if reference_final and now < session_times(day=target).lock_utc - timedelta(seconds=30):
+                break
+            target = next_session(on_or_after=target + timedelta(days=1))
+        else:
+            _time.sleep(10)  # between a close and its settle buffer: wait for the next round's reference
+            continue
+        break
+    round_obj, _ = round_open(code=code_for(target), acting_user=SystemActor("test"), reference_close=Decimal(100),
+                              reason="test")
     return round_obj
 
 

@@ -25,6 +25,19 @@ def run(*args: str) -> str:
     return out.getvalue()
 
 
+def detect(*args: str) -> str:
+    """Run the detector; return its output, asserting it exits 1 exactly when it printed something."""
+    out = StringIO()
+    try:
+        call_command("detect_stuck_finance_jobs", *args, stdout=out)
+    except CommandError as exc:
+        assert exc.returncode == 1 and "stuck item" in str(exc)
+        assert out.getvalue().strip() not in ("", "[]")
+        return out.getvalue()
+    assert out.getvalue().strip() in ("", "[]")
+    return out.getvalue()
+
+
 def age(withdrawal: Withdrawal, **delta: float) -> None:
     Withdrawal.objects.filter(pk=withdrawal.pk).update(state_changed_at=timezone.now() - timedelta(**delta))
 
@@ -81,8 +94,8 @@ def test_withdraw_unknown_user(db: Any) -> None:
 def test_prints_nothing_when_all_is_well(funded_player: Any, finance: Any) -> None:
     fresh = withdrawal_request(user=funded_player, amount_u=1_000_000, currency="USDC", provider="adyen")
     withdrawal_approve(withdrawal_id=fresh.pk, acting_user=finance)
-    assert run("detect_stuck_finance_jobs") == ""
-    assert json.loads(run("detect_stuck_finance_jobs", "--json")) == []
+    assert detect() == ""
+    assert json.loads(detect("--json")) == []
 
 
 def test_reports_each_stuck_withdrawal_once(funded_player: Any, finance: Any, settings: Any) -> None:
@@ -91,18 +104,18 @@ def test_reports_each_stuck_withdrawal_once(funded_player: Any, finance: Any, se
     withdrawal_approve(withdrawal_id=approved.pk, acting_user=finance)
     recent = withdrawal_request(user=funded_player, amount_u=3_000_000, currency="USDC", provider="adyen")
     age(requested, hours=25)
-    age(approved, minutes=61)
+    age(approved, minutes=6)
     age(recent, hours=23)
 
-    lines = run("detect_stuck_finance_jobs").splitlines()
+    lines = detect().splitlines()
     assert len(lines) == 2
     assert lines[0].startswith(f"withdrawal {requested.pk} state=requested age=25h00m")
-    assert lines[1].startswith(f"withdrawal {approved.pk} state=approved age=1h01m")
-    rows = json.loads(run("detect_stuck_finance_jobs", "--json"))
+    assert lines[1].startswith(f"withdrawal {approved.pk} state=approved age=0h06m")
+    rows = json.loads(detect("--json"))
     assert [(r["id"], r["state"]) for r in rows] == [(str(requested.pk), "requested"), (str(approved.pk), "approved")]
 
-    settings.PAYOUT_STUCK_REQUESTED_AFTER_S = 22 * 3600
-    assert len(run("detect_stuck_finance_jobs").splitlines()) == 3
+    settings.STUCK_REQUESTED_AFTER_MINUTES = 22 * 60
+    assert len(detect().splitlines()) == 3
 
 
 def test_scheduled_task_logs_and_records_the_run(funded_player: Any, caplog: Any) -> None:
@@ -113,3 +126,22 @@ def test_scheduled_task_logs_and_records_the_run(funded_player: Any, caplog: Any
     assert f"withdrawal {stuck.pk} state=requested" in caplog.text
     runs = list(WorkerRun.objects.filter(worker="stuck_jobs").order_by("id").values_list("result", flat=True))
     assert runs == ["ok", "failed"]
+
+
+def test_limits_are_minutes_for_work_that_should_take_seconds(funded_player: Any, finance: Any) -> None:
+    """An approved payout not submitted and a webhook not processed are stuck after 5 minutes, not hours."""
+    from webhooks.models import WebhookEvent
+
+    approved = withdrawal_request(user=funded_player, amount_u=1_000_000, currency="USDC", provider="adyen")
+    withdrawal_approve(withdrawal_id=approved.pk, acting_user=finance)
+    event = WebhookEvent.objects.create(provider="stripe", event_id="evt_stuck", payload={}, payload_hash="0" * 64)
+    age(approved, minutes=4)
+    WebhookEvent.objects.filter(pk=event.pk).update(received_at=timezone.now() - timedelta(minutes=4))
+    assert detect() == ""
+    age(approved, minutes=5, seconds=1)
+    WebhookEvent.objects.filter(pk=event.pk).update(received_at=timezone.now() - timedelta(minutes=5, seconds=1))
+    lines = detect().splitlines()
+    assert [line.split(" age=")[0] for line in lines] == [
+        f"withdrawal {approved.pk} state=approved", f"webhook_event {event.pk} state=received",
+    ]
+    assert all("(limit 0h05m)" in line for line in lines)

@@ -288,7 +288,10 @@ def test_paid_after_a_refund_is_reported_until_an_operator_reviews_it(
 
     def detector() -> str:
         out = StringIO()
-        call_command("detect_stuck_finance_jobs", stdout=out)
+        try:
+            call_command("detect_stuck_finance_jobs", stdout=out)
+        except CommandError:  # exit 1: something is stuck (it printed it)
+            assert out.getvalue()
         return out.getvalue()
 
     withdrawal = failed_payout(stub, funded_player, finance)
@@ -311,3 +314,28 @@ def test_paid_after_a_refund_is_reported_until_an_operator_reviews_it(
     assert AuditRecord.objects.get(action="payouts.payout_event.reviewed").reason == "recovered from the player, ticket 9"
     with pytest.raises(CommandError, match="already reviewed"):
         call_command("review_payout_event", "--id", str(event.pk), "--reason", "again", "--operator", finance.email)
+
+
+def test_a_database_error_in_the_payout_task_is_retried_with_the_same_key(
+    stub: Any, funded_player: Any, finance: Any, monkeypatch: Any, settings: Any
+) -> None:
+    from django.db import OperationalError
+
+    from payouts import services
+
+    settings.PAYOUT_RETRY_BACKOFF_S = 0
+    withdrawal = approved(funded_player, finance)
+    real, calls = services.payout_submit, []
+
+    def restarting_database(**kwargs: Any) -> Any:
+        calls.append(kwargs["withdrawal_id"])
+        if len(calls) == 1:
+            raise OperationalError("the database system is starting up")
+        return real(**kwargs)
+
+    monkeypatch.setattr(services, "payout_submit", restarting_database)
+    assert submit_payout.apply(args=[withdrawal.pk]).get() == "accepted"
+    assert calls == [withdrawal.pk, withdrawal.pk]
+    withdrawal.refresh_from_db()
+    assert withdrawal.state == Withdrawal.State.PAYOUT_SUBMITTED
+    assert stub.submissions(withdrawal.idempotency_key) == 1

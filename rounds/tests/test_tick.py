@@ -41,9 +41,9 @@ def test_a_day_on_the_clock(clock: Any, prices: Any, place: Callable[..., Any]) 
     prices.set(date(2025, 9, 8), "99")
     report = rounds_tick()
     assert report["settled"] == ["20250908:DOWN"]
+    assert report["opened"] == ["20250909"]  # in the same tick: the reference just became final
     clock.set(round_obj.settle_after + timedelta(minutes=1))
-    report = rounds_tick()
-    assert report["opened"] == ["20250909"]
+    assert rounds_tick()["opened"] == []
     assert Round.objects.get(code="20250909").reference_close == "99"
     assert WorkerRun.objects.filter(worker="rounds").count() == 7
 
@@ -88,3 +88,14 @@ def test_tick_and_commands_at_once_settle_once(
     settled = Round.objects.get(code="20250908")
     assert settled.status == Round.Status.SETTLED and settled.result == "UP"
     assert Journal.objects.filter(type="settlement").count() == 1
+
+
+def test_the_detector_lists_a_round_past_its_settle_time(open_round: Callable[..., Any], settings: Any) -> None:
+    from payouts.selectors import stuck_rounds
+
+    round_obj = open_round("20250908")  # settle_after is long past on the real clock: nobody settled it
+    (finding,) = stuck_rounds()
+    assert (finding.kind, finding.id, finding.state, finding.limit_s) == ("round", "20250908", "OPEN", 90 * 60)
+    assert f"settle_after={round_obj.settle_after.isoformat()}" in finding.line()
+    settings.STUCK_ROUND_AFTER_MINUTES = 10 * 365 * 24 * 60
+    assert stuck_rounds() == []

@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import transaction
 
 from ops.actors import BEAT
+from ops.db_guard import service_write_allow
 from rounds.models import Bet, Round
 
 pytestmark = pytest.mark.django_db
@@ -46,14 +48,18 @@ def test_settled_round_passes(settled: Round, capsys: Any) -> None:
 
 def test_altered_bet_fails_merkle(settled: Round, capsys: Any) -> None:
     bet = Bet.objects.filter(round=settled).order_by("id").first()
-    Bet.objects.filter(pk=bet.pk).update(stake_u=bet.stake_u + 1)
+    with transaction.atomic():
+        service_write_allow()  # tampering by someone who got past the red-line trigger
+        Bet.objects.filter(pk=bet.pk).update(stake_u=bet.stake_u + 1)
     ok, out = verify(settled.code, capsys)
     assert not ok and "FAIL merkle" in out and "FAIL round" in out
 
 
 def test_altered_payout_fails_payouts(settled: Round, capsys: Any) -> None:
     bet = Bet.objects.filter(round=settled, side="UP").order_by("id").first()
-    Bet.objects.filter(pk=bet.pk).update(payout_u=bet.payout_u + 1)
+    with transaction.atomic():
+        service_write_allow()  # tampering by someone who got past the red-line trigger
+        Bet.objects.filter(pk=bet.pk).update(payout_u=bet.payout_u + 1)
     ok, out = verify(settled.code, capsys)
     assert not ok and "FAIL payouts" in out and "FAIL merkle" not in out
 
@@ -104,3 +110,19 @@ def test_unsettled_round_fails(open_round: Callable[..., Any], capsys: Any) -> N
     round_obj = open_round("20250908")
     ok, out = verify(round_obj.code, capsys)
     assert not ok and "nothing revealed yet" in out
+
+
+
+def test_raw_update_of_a_bet_is_refused_by_the_database(
+    open_round: Callable[..., Any], place: Callable[..., Any]
+) -> None:
+    from django.db import DatabaseError, connection
+
+    bet = place(open_round("20250908"), "UP", 2_000_000)
+    with connection.cursor() as cursor:  # as in a fresh transaction: the services' permission is not set
+        cursor.execute("SELECT set_config('backoffice.service_write', '', true)")
+    for column in ("stake_u", "payout_u"):
+        with pytest.raises(DatabaseError, match="red line: UPDATE of rounds_bet"), transaction.atomic():
+            Bet.objects.filter(pk=bet.pk).update(**{column: 1})
+    bet.refresh_from_db()
+    assert (bet.stake_u, bet.payout_u) == (2_000_000, None)

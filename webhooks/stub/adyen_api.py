@@ -150,5 +150,11 @@ class AdyenAPI:
     def found(self, obj: JSON) -> Reply:
         return Reply(200, obj, {"pspReference": adyen_reference()})
 
+    def listed(self, objects: list[JSON], query: dict[str, str]) -> Reply:
+        """``GET /transfers``: the transfers, filtered by ``reference`` when given."""
+        reference = query.get("reference")
+        data = [obj for obj in objects if reference is None or obj.get("reference") == reference]
+        return Reply(200, {"data": data, "_links": {}}, {"pspReference": adyen_reference()})
+
     def missing(self, kind: str, object_id: str) -> Reply:
         return service_error(404, "000", f"No {kind} with id {object_id!r}.", "validation")

@@ -4,6 +4,7 @@
 * ``GET  /_stub/submissions?key=K``        -> ``{"idempotency_key": K, "submissions": n}``
 * ``POST /_stub/mode``  ``{"kind", "mode", "times"?, "delay"?}``
 * ``POST /_stub/reset``
+* ``POST /_stub/objects/{id}``             ``{"status"}`` -> the object with its new status (what status calls return)
 * ``POST /_stub/webhooks/stripe``          ``{"target_url", "secret", "type", "object", "event_id"?, "timestamp"?}``
 * ``POST /_stub/webhooks/adyen``           ``{"target_url", "hmac_key", "items": [{...}], "basic_auth"?: [user, pw]}``
   where each item holds :func:`~webhooks.stub.signing.adyen_notification_item` keyword
@@ -78,6 +79,8 @@ def _dispatch(stub: "PSPStub", request: Incoming, action: str, body: JSON) -> Re
     if request.method == "POST" and action == "mode":
         stub.set_mode(body["kind"], body["mode"], body.get("times"), body.get("delay"))
         return Reply(200, {"ok": True})
+    if request.method == "POST" and action.startswith("objects/"):
+        return Reply(200, stub.set_object_status(action.removeprefix("objects/"), str(body["status"])))
     if request.method == "POST" and action == "reset":
         stub.reset()
         return Reply(200, {"ok": True})

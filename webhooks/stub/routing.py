@@ -34,7 +34,7 @@ class Incoming:
 
 @dataclass(frozen=True)
 class Route:
-    """One PSP endpoint: ``create`` executes a POST, ``retrieve`` returns an object."""
+    """One PSP endpoint: ``create`` executes a POST, ``retrieve`` returns an object, ``list`` several."""
 
     provider: str
     kind: str
@@ -52,10 +52,13 @@ ROUTES = (
     _route("stripe", "stripe_payment_intent", "retrieve", "GET", r"/v1/payment_intents/(?P<id>[^/]+)"),
     _route("stripe", "stripe_payout", "create", "POST", r"/v1/payouts"),
     _route("stripe", "stripe_payout", "retrieve", "GET", r"/v1/payouts/(?P<id>[^/]+)"),
+    _route("stripe", "stripe_payout", "list", "GET", r"/v1/payouts"),
     _route("stripe", "stripe_transfer", "create", "POST", r"/v1/transfers"),
     _route("stripe", "stripe_transfer", "retrieve", "GET", r"/v1/transfers/(?P<id>[^/]+)"),
     _route("adyen", "adyen_session", "create", "POST", r"/sessions"),
     _route("adyen", "adyen_transfer", "create", "POST", r"/transfers"),
+    _route("adyen", "adyen_transfer", "retrieve", "GET", r"/transfers/(?P<id>[^/]+)"),
+    _route("adyen", "adyen_transfer", "list", "GET", r"/transfers"),
 )
 
 
@@ -96,5 +99,7 @@ class Provider(Protocol):
     def key_reused(self, idempotency_key: str) -> Reply: ...
 
     def found(self, obj: JSON) -> Reply: ...
+
+    def listed(self, objects: list[JSON], query: dict[str, str]) -> Reply: ...
 
     def missing(self, kind: str, object_id: str) -> Reply: ...

@@ -47,8 +47,8 @@ ADYEN = AdyenAPI()
 
 
 def provider_for(request: Incoming) -> Provider:
-    """Adyen's SDK always sends JSON; Stripe's sends form data (or nothing, for GET)."""
-    return ADYEN if request.content_type == "application/json" else STRIPE
+    """Adyen's SDK sends JSON and its ``X-API-Key`` (also on GET); Stripe's sends form data (or nothing, for GET)."""
+    return ADYEN if request.content_type == "application/json" or "x-api-key" in request.headers else STRIPE
 
 
 class PSPStub:
@@ -148,6 +148,10 @@ class PSPStub:
         """Objects created so far (payment intents, payouts, sessions, transfers...)."""
         return self._state.objects(kind)
 
+    def set_object_status(self, object_id: str, status: str) -> JSON:
+        """Give a created object a new ``status`` (e.g. a payout now ``paid``); what status calls then return."""
+        return self._state.set_object_status(object_id, status)
+
     # Request handling -------------------------------------------------------
 
     def dispatch(self, request: Incoming) -> Reply:
@@ -170,6 +174,8 @@ class PSPStub:
         record.kind = route.kind
         if not api.authorized(request.headers):
             return api.unauthorized()
+        if route.action == "list":
+            return api.listed(self._state.objects(route.kind), request.query)
         if object_id is not None:
             obj = self._state.find_object(route.kind, object_id)
             return api.found(obj) if obj is not None else api.missing(route.kind, object_id)

@@ -143,6 +143,13 @@ class StubState:
             stored_kind, obj = self._objects.get(object_id, (None, None))
             return copy.deepcopy(obj) if stored_kind == kind else None
 
+    def set_object_status(self, object_id: str, status: str) -> JSON:
+        """Change a created object's ``status`` (the PSP's later verdict); KeyError if unknown."""
+        with self.lock:
+            kind, obj = self._objects[object_id]
+            obj["status"] = status
+            return copy.deepcopy(obj)
+
     def objects(self, kind: str | None = None) -> list[JSON]:
         with self.lock:
             return [copy.deepcopy(obj) for obj_kind, obj in self._objects.values() if kind in (None, obj_kind)]

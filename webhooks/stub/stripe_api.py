@@ -264,6 +264,13 @@ class StripeAPI:
     def found(self, obj: JSON) -> Reply:
         return Reply(200, obj, _headers())
 
+    def listed(self, objects: list[JSON], query: dict[str, str]) -> Reply:
+        """A Stripe list (newest first), ``limit`` honoured (default 10, at most 100)."""
+        limit = max(1, min(int(query.get("limit", 10)), 100))
+        newest = sorted(objects, key=lambda obj: obj.get("created", 0), reverse=True)
+        body = {"object": "list", "data": newest[:limit], "has_more": len(newest) > limit, "url": "/v1/payouts"}
+        return Reply(200, body, _headers())
+
     def missing(self, kind: str, object_id: str) -> Reply:
         noun, param = _OBJECT_NAMES[kind]
         return error_reply(

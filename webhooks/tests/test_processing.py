@@ -377,6 +377,39 @@ def test_transient_errors_are_retried_then_the_event_is_failed(
     assert available(player, "USD") == 2500
 
 
+def test_an_error_that_cannot_be_recorded_still_schedules_the_retry(
+    player: Any, deliver: Any, inline_worker: list[int], monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    """The database restarts: the handler fails and so does recording the error; the retry still comes."""
+    settings.WEBHOOK_MAX_ATTEMPTS = 5
+    deposit = pending_deposit(player)
+    real_credit, real_record = services._HANDLERS["credit"], services.webhook_event_record_error
+    down = {"handler": 1, "record": 1}
+
+    def flaky_credit(notice: Any, event: Any) -> Any:
+        if down["handler"]:
+            down["handler"] -= 1
+            raise OperationalError("server closed the connection unexpectedly")
+        return real_credit(notice, event)
+
+    def flaky_record(**kwargs: Any) -> None:
+        if down["record"]:
+            down["record"] -= 1
+            raise OperationalError("the database system is starting up")
+        real_record(**kwargs)
+
+    monkeypatch.setitem(services._HANDLERS, "credit", flaky_credit)
+    monkeypatch.setattr(services, "webhook_event_record_error", flaky_record)
+
+    deliver(STRIPE_URL, stripe_delivery("payment_intent.succeeded", payment_intent(deposit))[1])
+
+    event = WebhookEvent.objects.get()
+    assert down == {"handler": 0, "record": 0}
+    assert event.status == "processed" and available(player, "USD") == 2500  # credited by the retry, once
+    runs = list(WorkerRun.objects.filter(worker="webhooks").order_by("id").values_list("result", flat=True))
+    assert runs == ["retry", "ok"]
+
+
 def test_a_bug_marks_the_event_failed_at_once(player: Any, deliver: Any, inline_worker: list[int],
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     deposit = pending_deposit(player)

@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('ops', '0003_proposal'),
+        ('ops', '0004_red_line_triggers'),
     ]
 
     operations = [
