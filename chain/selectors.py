@@ -42,7 +42,7 @@ def hot_wallet_balances() -> WalletBalances:
 
 
 def stuck_unconfirmed_after_s() -> int:
-    return int(getattr(settings, "CHAIN_STUCK_UNCONFIRMED_AFTER_S", 30 * 60))
+    return int(float(getattr(settings, "CHAIN_STUCK_UNCONFIRMED_AFTER_MINUTES", 30)) * 60)
 
 
 @register_stuck_finder

@@ -278,9 +278,9 @@ def test_detector_lists_unconfirmed_transactions_past_the_threshold(
     chain.bridge.set_automine(False)  # a stuck transaction: never mined
     withdrawal = _approved(onchain_player, finance, Account.create().address)
     payout_submit(withdrawal_id=withdrawal.pk)
-    settings.CHAIN_STUCK_UNCONFIRMED_AFTER_S = 3600
+    settings.CHAIN_STUCK_UNCONFIRMED_AFTER_MINUTES = 60
     assert [f for f in stuck_finance_jobs() if f.kind == "chain_tx"] == []
-    settings.CHAIN_STUCK_UNCONFIRMED_AFTER_S = 0
+    settings.CHAIN_STUCK_UNCONFIRMED_AFTER_MINUTES = 0
     findings = [f for f in stuck_finance_jobs() if f.kind == "chain_tx"]
     record = ChainTransfer.objects.get()
     assert len(findings) == 1 and findings[0].id == record.tx_hash and findings[0].state == "broadcast"

@@ -222,7 +222,7 @@ CHAIN_DEPOSIT_XPUB = env("CHAIN_DEPOSIT_XPUB", default="")  # public only: depos
 CHAIN_DEPOSIT_START_BLOCK = env.int("CHAIN_DEPOSIT_START_BLOCK", default=0)
 CHAIN_LOW_TOKEN_BALANCE_U = env.int("CHAIN_LOW_TOKEN_BALANCE_U", default=1_000 * 10**6)
 CHAIN_LOW_GAS_BALANCE_WEI = env.int("CHAIN_LOW_GAS_BALANCE_WEI", default=5 * 10**16)
-CHAIN_STUCK_UNCONFIRMED_AFTER_S = env.int("CHAIN_STUCK_UNCONFIRMED_AFTER_S", default=30 * 60)
+CHAIN_STUCK_UNCONFIRMED_AFTER_MINUTES = env.float("CHAIN_STUCK_UNCONFIRMED_AFTER_MINUTES", default=30)
 
 # --- Logging ------------------------------------------------------------------------------
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
