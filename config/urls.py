@@ -20,5 +20,6 @@ urlpatterns = [
     path("", include("ledger.urls")),
     path("", include("webhooks.urls")),
     path("", include("payouts.urls")),
+    path("", include("payouts.chain.urls")),
     path("", include("rounds.urls")),
 ]

@@ -6,6 +6,11 @@ PASS/FAIL report written from `docs/ops/canary_report_template.md`.
 
 With `simulate` (never in production) the deposit arrives as a signed custody webhook and the payout
 confirmation as a signed Adyen Transfers webhook; otherwise the canary waits for the real ones.
+
+On chain (`provider="chain"`, with a checksummed `destination` address): the canary shows the player's
+deposit address and waits until a deposit of the canary amount sent there on chain is credited (after the
+confirmations), then withdraws to `destination` and waits until the transfer is confirmed on chain.
+Nothing is simulated on chain.
 """
 
 from __future__ import annotations
@@ -51,6 +56,8 @@ class CanaryRun:
     provider: str
     simulate: bool
     timeout_s: float = 60.0
+    destination: dict[str, Any] | None = None
+    notify: Callable[[str], None] = field(default=lambda message: None)
     steps: list[Step] = field(default_factory=list)
     ledger_note: str = "not reached"
     started_at: str = field(default_factory=lambda: _now())
@@ -115,6 +122,8 @@ def _poll(until: Callable[[], Any], timeout_s: float, what: str) -> Any:
 
 def canary_run(run: CanaryRun) -> CanaryRun:
     """Run the loop, recording each step; stop at the first failure."""
+    if run.provider == "chain" and not (run.destination or {}).get("address"):
+        raise CanaryFailed("an on-chain canary needs a destination address (--destination-address)")
     if run.simulate and settings.ENVIRONMENT == "production":
         raise CanaryFailed("simulation is refused in production: make a real deposit and let the PSP confirm")
     player, operator = _Api(run.base_url, 15), _Api(run.base_url, 15)
@@ -136,6 +145,13 @@ def canary_run(run: CanaryRun) -> CanaryRun:
 
     def deposit() -> str:
         start_available = state["start"][0]
+        if run.provider == "chain":
+            address = player.get("/v1/chain/deposit-address")["address"]
+            run.notify(f"waiting for a deposit of {run.amount_u} {run.currency} units on chain to {address}")
+            _poll(lambda: _wallet(player, run.currency)[0] >= start_available + run.amount_u, run.timeout_s,
+                  f"an on-chain deposit to {address} to be confirmed and credited")
+            state["deposited"] = run.amount_u
+            return f"on-chain deposit to {address} credited after confirmations"
         if run.simulate:
             reference = f"canary-deposit-{uuid.uuid4()}"
             from webhooks.stub import send_custody_deposit
@@ -156,7 +172,9 @@ def canary_run(run: CanaryRun) -> CanaryRun:
         return "real deposit already credited"
 
     def withdraw() -> str:
-        body = {"amount_u": run.amount_u, "currency": run.currency, "provider": run.provider}
+        body: dict[str, Any] = {"amount_u": run.amount_u, "currency": run.currency, "provider": run.provider}
+        if run.destination:
+            body["destination"] = run.destination
         response = player.post("/v1/withdrawals", body, expect=(201,), key=f"canary-{uuid.uuid4()}")
         state["withdrawal"] = response.json()["id"]
         return f"withdrawal {state['withdrawal']} requested"
@@ -177,6 +195,15 @@ def canary_run(run: CanaryRun) -> CanaryRun:
         return f"payout submitted, PSP reference {w['psp_reference']}"
 
     def paid() -> str:
+        if run.provider == "chain":
+            def confirmed() -> Any:
+                w = player.get(f"/v1/withdrawals/{state['withdrawal']}")
+                if w["state"] == "payout_failed":
+                    raise CanaryFailed(f"the on-chain transfer {w['tx_hash']} failed: withdrawal in manual review")
+                return w if w["state"] == "paid" else None
+
+            w = _poll(confirmed, run.timeout_s, "the on-chain transfer to be confirmed")
+            return f"confirmed on chain, tx {w['tx_hash']}, paid at {_now()}"
         if run.simulate:
             if run.provider != "adyen":
                 raise CanaryFailed("simulated payout confirmation is implemented for adyen")

@@ -79,8 +79,12 @@ class WithdrawalOutputSerializer(serializers.Serializer):
     provider = serializers.CharField()
     destination = serializers.JSONField()
     psp_reference = serializers.CharField()
+    tx_hash = serializers.SerializerMethodField(help_text="On-chain payouts: the transaction hash.")
     created_at = serializers.DateTimeField()
     state_changed_at = serializers.DateTimeField()
+
+    def get_tx_hash(self, obj: Withdrawal) -> str | None:
+        return obj.psp_reference or None if obj.provider == "chain" else None
 
 
 class StaffWithdrawalOutputSerializer(WithdrawalOutputSerializer):

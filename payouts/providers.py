@@ -111,6 +111,13 @@ class PayoutProvider:
         """Ask the PSP about a payout (by its reference, else by our key); never raises for a PSP answer."""
         raise NotImplementedError
 
+    def validate_request(self, *, currency: str, destination: Any) -> None:
+        """Refuse, at request time, a currency or destination this rail can never pay (raise an ApplicationError)."""
+
+    def resolution_blocker(self, *, withdrawal: Withdrawal) -> str:
+        """Why a submitted payout may not be resolved by hand now (e.g. a transaction that may still land), or ""."""
+        return ""
+
 
 class AdyenTransfersProvider(PayoutProvider):
     """Adyen Balance Platform Transfers API (`POST /transfers`) through the official SDK."""

@@ -177,6 +177,9 @@ def resolution_blocker(withdrawal: Withdrawal) -> str:
     """
     if withdrawal.state != Withdrawal.State.PAYOUT_SUBMITTED:
         return ""
+    rail_blocker = get_provider(withdrawal.provider).resolution_blocker(withdrawal=withdrawal)
+    if rail_blocker:
+        return rail_blocker
     if PayoutStatusCheck.objects.filter(
         withdrawal=withdrawal, idempotency_key=withdrawal.idempotency_key, answer__in=PayoutStatusCheck.ANSWERED
     ).exists():

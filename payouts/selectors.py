@@ -4,6 +4,7 @@ and the stuck-job detector's findings."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -252,8 +253,20 @@ def payout_events_needing_review(*, now: datetime | None = None) -> list[StuckFi
     ]
 
 
+_stuck_finders: list[Callable[..., list[StuckFinding]]] = []
+
+
+def register_stuck_finder(finder: Callable[..., list[StuckFinding]]) -> Callable[..., list[StuckFinding]]:
+    """Let a higher app (e.g. `chain`) add findings: `finder(*, now)` returns StuckFindings."""
+    _stuck_finders.append(finder)
+    return finder
+
+
 def stuck_finance_jobs(*, now: datetime | None = None) -> list[StuckFinding]:
     """Return every stuck piece of work: withdrawals, webhook events, payout events to review, rounds."""
     now = now or timezone.now()
-    return (stuck_withdrawals(now=now) + stuck_webhook_events(now=now) + payout_events_needing_review(now=now)
-            + stuck_rounds(now=now))
+    findings = (stuck_withdrawals(now=now) + stuck_webhook_events(now=now) + payout_events_needing_review(now=now)
+                + stuck_rounds(now=now))
+    for finder in _stuck_finders:
+        findings += finder(now=now)
+    return findings

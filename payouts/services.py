@@ -189,9 +189,10 @@ def withdrawal_validate(*, user: User, amount_u: Any, currency: Any, provider: A
     if amount_u > MAX_AMOUNT_U:
         raise InvalidAmount(f"amount_u {amount_u} is out of range.")
     get_currency(currency)
-    get_provider(provider)
+    rail = get_provider(provider)
     if destination is not None and not isinstance(destination, dict):
         raise InvalidWithdrawal("destination must be an object.")
+    rail.validate_request(currency=currency, destination=destination)
     require_player(user)
 
 

@@ -52,6 +52,7 @@ LOCAL_APPS = [
     "webhooks",
     "payouts",
     "rounds",
+    "payouts.chain",
 ]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
@@ -295,6 +296,9 @@ CELERY_TASK_ROUTES = {
     "payouts.tasks.submit_payout": {"queue": "payouts"},
     "payouts.tasks.requeue_payouts": {"queue": "payouts"},
     "payouts.tasks.reconcile_payouts": {"queue": "payouts"},
+    "chain.tasks.track_chain_payouts": {"queue": "payouts"},
+    "chain.tasks.scan_chain_deposits": {"queue": "webhooks"},
+    "chain.tasks.check_hot_wallet": {"queue": "housekeeping"},
     "payouts.tasks.detect_stuck_finance_jobs": {"queue": "housekeeping"},
     "rounds.tasks.rounds_tick": {"queue": "rounds"},
     "ledger.tasks.reconcile_ledger": {"queue": "housekeeping"},
@@ -310,6 +314,9 @@ CELERY_BEAT_SCHEDULE = {
     "ops-escalate-waivers": {"task": "ops.tasks.escalate_overdue_waivers", "schedule": crontab(minute=7)},
     # Every 10 s: after a broker outage, events stored meanwhile are processed within a minute of its return.
     "webhooks-retry-pending": {"task": "webhooks.tasks.retry_stale_events", "schedule": timedelta(seconds=10)},
+    "chain-track-payouts": {"task": "chain.tasks.track_chain_payouts", "schedule": crontab(minute="*")},
+    "chain-scan-deposits": {"task": "chain.tasks.scan_chain_deposits", "schedule": crontab(minute="*")},
+    "chain-wallet-balances": {"task": "chain.tasks.check_hot_wallet", "schedule": crontab(minute="*/5")},
 }
 
 # --- Money and product settings ------------------------------------------------------------
@@ -370,6 +377,24 @@ DEPOSIT_RETURN_URL = env("DEPOSIT_RETURN_URL", default="http://localhost:8000/de
 OTEL_EXPORTER_OTLP_ENDPOINT = env("OTEL_EXPORTER_OTLP_ENDPOINT", default="")
 OTEL_SERVICE_NAME = env("OTEL_SERVICE_NAME", default="backoffice")
 SENTRY_DSN = env("SENTRY_DSN", default="")
+
+# USDC on chain (app `chain`). The hot wallet's key is read from CHAIN_HOT_WALLET_KEY in the process
+# environment at signing time only; it is never a setting, never logged, never stored.
+CHAIN_RPC_URL = env("CHAIN_RPC_URL", default="")
+CHAIN_ID = env.int("CHAIN_ID", default=0)
+CHAIN_USDC_ADDRESS = env("CHAIN_USDC_ADDRESS", default="")
+CHAIN_CONFIRMATIONS = env.int("CHAIN_CONFIRMATIONS", default=12)
+CHAIN_MAX_FEE_PER_GAS_WEI = env.int("CHAIN_MAX_FEE_PER_GAS_WEI", default=200 * 10**9)
+CHAIN_PRIORITY_FEE_WEI = env.int("CHAIN_PRIORITY_FEE_WEI", default=2 * 10**9)
+CHAIN_GAS_LIMIT = env.int("CHAIN_GAS_LIMIT", default=100_000)
+CHAIN_RPC_TIMEOUT_S = env.float("CHAIN_RPC_TIMEOUT_S", default=10.0)
+CHAIN_REORG_WATCH_BLOCKS = env.int("CHAIN_REORG_WATCH_BLOCKS", default=64)
+CHAIN_HOT_WALLET_ADDRESS = env("CHAIN_HOT_WALLET_ADDRESS", default="")  # for metrics where no key is held
+CHAIN_DEPOSIT_XPUB = env("CHAIN_DEPOSIT_XPUB", default="")  # public only: deposit keys live offline
+CHAIN_DEPOSIT_START_BLOCK = env.int("CHAIN_DEPOSIT_START_BLOCK", default=0)
+CHAIN_LOW_TOKEN_BALANCE_U = env.int("CHAIN_LOW_TOKEN_BALANCE_U", default=1_000 * 10**6)
+CHAIN_LOW_GAS_BALANCE_WEI = env.int("CHAIN_LOW_GAS_BALANCE_WEI", default=5 * 10**16)
+CHAIN_STUCK_UNCONFIRMED_AFTER_MINUTES = env.float("CHAIN_STUCK_UNCONFIRMED_AFTER_MINUTES", default=30)
 
 # --- Logging ------------------------------------------------------------------------------
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")

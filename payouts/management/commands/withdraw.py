@@ -1,4 +1,4 @@
-"""`withdraw --user EMAIL --amount N [--currency USDC] [--provider adyen] [--dry-run]` (house manual).
+"""`withdraw --user EMAIL --amount N [--currency USDC] [--provider adyen] [--destination-address 0x…] [--dry-run]`.
 
 Requests a withdrawal for the player through the same service as the API: the funds are held and
 the withdrawal waits for approval. Refusals exit non-zero with one readable line.
@@ -27,14 +27,17 @@ class Command(BaseCommand):
         parser.add_argument("--amount", required=True, type=int, help="minor units (micro USDC for USDC)")
         parser.add_argument("--currency", default=settings.DEFAULT_CURRENCY)
         parser.add_argument("--provider", default="adyen")
+        parser.add_argument("--destination-address", default="", help="chain: the player's EIP-55 address")
         parser.add_argument("--operator", help="the operator's email (recorded as the actor)")
         parser.add_argument("--dry-run", action="store_true", help="check and show what would happen; change nothing")
 
     def handle(self, *args: Any, **options: Any) -> None:
         user = user_by_email(options["user"])
         amount_u, code, provider = options["amount"], options["currency"], options["provider"]
+        destination = {"address": options["destination_address"]} if options["destination_address"] else None
         try:
-            withdrawal_validate(user=user, amount_u=amount_u, currency=code, provider=provider)
+            withdrawal_validate(user=user, amount_u=amount_u, currency=code, provider=provider,
+                                destination=destination)
             currency = get_currency(code)
             if options["dry_run"]:
                 available = Account.objects.filter(
@@ -53,7 +56,8 @@ class Command(BaseCommand):
             actor = operator_from_option(options["operator"])
             with command_lock("withdraw"):
                 withdrawal = withdrawal_request(
-                    user=user, amount_u=amount_u, currency=code, provider=provider, acting_user=actor
+                    user=user, amount_u=amount_u, currency=code, provider=provider, destination=destination,
+                    acting_user=actor,
                 )
         except ApplicationError as exc:
             raise CommandError(f"refused: {exc.detail}") from exc

@@ -1,0 +1,33 @@
+"""On-chain refusals, in the project's one error contract."""
+
+from ops.errors import ApplicationError
+
+
+class ChainError(ApplicationError):
+    code = "chain/error"
+    title = "On-chain request refused"
+    status = 400
+
+
+class ChainNotConfigured(ChainError):
+    code = "chain/not-configured"
+    title = "The on-chain rail is not configured"
+    status = 503
+
+
+class InvalidChainAddress(ChainError):
+    code = "chain/invalid-address"
+    title = "Invalid on-chain address"
+    status = 400
+
+
+class ChainTransferNotFound(ChainError):
+    code = "chain/transfer-not-found"
+    title = "On-chain transfer not found"
+    status = 404
+
+
+class ReplacementRefused(ChainError):
+    code = "chain/replacement-refused"
+    title = "This transaction cannot be replaced"
+    status = 409
