@@ -31,9 +31,12 @@ export ADYEN_API_KEY="AQE$("$PYTHON" -c 'import secrets; print(secrets.token_hex
 export ADYEN_HMAC_KEY
 ADYEN_HMAC_KEY=$("$PYTHON" -c 'import secrets; print(secrets.token_hex(32).upper())')
 export ADYEN_MERCHANT_ACCOUNT=LocalMerchant ADYEN_BALANCE_ACCOUNT_ID=BA_LOCAL
+# Live platform as in production (the SDK objects are pointed at the stub by ADYEN_API_BASE).
+export ADYEN_ENVIRONMENT=live ADYEN_LIVE_ENDPOINT_PREFIX=local-prefix STRIPE_KEY_MODE=live
 export CUSTODY_WEBHOOK_KEY
 CUSTODY_WEBHOOK_KEY=$("$PYTHON" -c 'import secrets; print(secrets.token_hex(32))')
 export DEPOSIT_RETURN_URL="http://127.0.0.1:$PORT/deposits/return"
+export METRICS_TOKEN="$("$PYTHON" -c 'import secrets; print(secrets.token_urlsafe(32))')"  # metrics are private
 export PORT WEB_CONCURRENCY=${WEB_CONCURRENCY:-2} WORKER_CONCURRENCY=${WORKER_CONCURRENCY:-1}
 export CELERY_BEAT_SCHEDULE_FILE="$work/celerybeat-schedule" LOG_LEVEL=${LOG_LEVEL:-WARNING}
 

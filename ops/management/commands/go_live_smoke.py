@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import requests
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
@@ -34,7 +35,7 @@ class Command(BaseCommand):
             ("auth router", lambda: self._login(base, options["email"], options["password"])),
             ("payouts router reachable", lambda: self._expect("GET", f"{base}/v1/payouts/manual-review", 401, 403)),
             ("withdrawals router reachable", lambda: self._expect("GET", f"{base}/v1/withdrawals", 401, 403)),
-            ("metrics", lambda: self._expect("GET", f"{base}/metrics", 200)),
+            ("metrics", lambda: self._expect("GET", f"{base}/metrics", 200, headers=self._metrics_auth())),
         ]
         failed = 0
         for name, step in steps:
@@ -55,8 +56,13 @@ class Command(BaseCommand):
             raise RuntimeError(f"{len(plan)} migration(s) not applied: {plan[0][0]}")
         return "no unapplied migrations"
 
-    def _expect(self, method: str, url: str, *statuses: int) -> str:
-        response = requests.request(method, url, timeout=self.timeout)
+    def _metrics_auth(self) -> dict[str, str]:
+        """Scrape as Prometheus does: with the bearer token when one is configured (metrics are private)."""
+        token = settings.METRICS_TOKEN
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+    def _expect(self, method: str, url: str, *statuses: int, headers: dict[str, str] | None = None) -> str:
+        response = requests.request(method, url, timeout=self.timeout, headers=headers or {})
         if response.status_code not in statuses:
             raise RuntimeError(f"{method} {url} answered {response.status_code}, expected {statuses}")
         return f"{method} {url} -> {response.status_code}"
