@@ -91,3 +91,12 @@ def celery_worker_on_redis(transactional_db: Any) -> Any:
     app.control.purge()
     with start_worker(app, pool="threads", concurrency=4, perform_ping_check=False, shutdown_timeout=30):
         yield app
+
+
+@pytest.fixture
+def browser() -> Any:
+    """Debian's Chromium through Playwright, for the tests marked `browser` (see ops/tests/browser.py)."""
+    from ops.tests.browser import chromium
+
+    with chromium() as launched:
+        yield launched

@@ -9,57 +9,26 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from accounts.tests.factories import PASSWORD
 from ledger.money import format_money
 from ledger.selectors import tvl
 from payouts.models import Withdrawal
 
+from .browser import SCREENSHOTS, admin_login
 from .console_helpers import story
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = "/usr/bin/chromium"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 DESKTOP = {"width": 1280, "height": 900}
 TABLET = {"width": 768, "height": 1024}
 
 
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    """Debian's Chromium (never a downloaded browser); a missing browser fails the test, it does not skip."""
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: install Debian's chromium (.ci/run does)"
-    from playwright.sync_api import sync_playwright
-
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's sync API runs an event loop in this thread
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-        from django.db import connections
-
-        connections.close_all()
-
-
 def login(browser: Any, base_url: str, email: str, viewport: dict[str, int]) -> Any:
-    page = browser.new_context(base_url=base_url, viewport=viewport, accept_downloads=True).new_page()
-    page.goto("/admin/login/")
-    page.fill("#id_username", email)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_selector("#user-tools")
-    return page
+    return admin_login(browser, base_url, email, viewport=viewport)
 
 
 UNLABELLED_CONTROLS = """() => [...document.querySelectorAll('#content input, #content select, #content textarea')]

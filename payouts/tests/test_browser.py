@@ -6,56 +6,17 @@ it from the manual-review queue. Screenshots are saved under artifacts/screensho
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from accounts.tests.factories import PASSWORD
+from ops.tests.browser import SCREENSHOTS, admin_login
 from payouts.models import Withdrawal
 from payouts.services import payout_submit, withdrawal_request
 
 from .helpers import balances
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-CHROMIUM = "/usr/bin/chromium"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    """Debian's Chromium (never a downloaded browser); a missing browser fails the test, it does not skip."""
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: install Debian's chromium (.ci/run does)"
-    from playwright.sync_api import sync_playwright
-
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's sync API runs an event loop in this thread
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-        # ORM calls made inside Playwright's context got their own connection; close it here.
-        from django.db import connections
-
-        connections.close_all()
-
-
-def admin_login(browser: Any, base_url: str, email: str) -> Any:
-    page = browser.new_context(base_url=base_url).new_page()
-    page.goto("/admin/login/")
-    page.fill("#id_username", email)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_selector("#user-tools")
-    return page
-
 
 def act(page: Any, label: str, reason: str, shot: str) -> None:
     """Press a transition button on the change page, give the reason, submit."""

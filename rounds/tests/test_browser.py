@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 
 from ops.models import Proposal
-from payouts.tests.test_browser import SCREENSHOTS, admin_login, browser  # noqa: F401  (the browser fixture)
+from ops.tests.browser import SCREENSHOTS, admin_login
 from rounds.models import Round
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_forced_result_proposed_by_one_operator_and_approved_by_another(
-    browser: Any, live_server: Any, open_round: Callable[..., Any], place: Callable[..., Any],  # noqa: F811
+    browser: Any, live_server: Any, open_round: Callable[..., Any], place: Callable[..., Any],
     lock_and_reach_settlement: Callable[..., Any], make_staff: Callable[..., Any],
 ) -> None:
     alice, bob = make_staff(role="finance"), make_staff(role="finance")
