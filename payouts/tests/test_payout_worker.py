@@ -266,12 +266,20 @@ def test_provider_sends_our_key_amount_and_credentials(provider: str, stub: Any,
         assert request.body["amount"] == {"currency": "USDC", "value": AMOUNT_U}
         assert request.body["balanceAccountId"] == "BA_TEST"
         assert request.body["reference"] == withdrawal.idempotency_key
+        assert withdrawal.flow_id.startswith("wd_")
+        assert request.body["description"] == f"Withdrawal {withdrawal.pk} flow {withdrawal.flow_id}"
+        [transfer] = stub.objects("adyen_transfer")
+        assert withdrawal.flow_id in transfer["description"]  # what the PSP keeps
     else:
         assert request.path == "/v1/payouts"
         assert request.headers["authorization"] == "Bearer sk_test_stub"
         assert request.body["amount"] == str(AMOUNT_U)
         assert request.body["metadata"] == {"withdrawal_id": str(withdrawal.pk),
-                                            "idempotency_key": withdrawal.idempotency_key}
+                                            "idempotency_key": withdrawal.idempotency_key,
+                                            "flow_id": withdrawal.flow_id}
+        assert withdrawal.flow_id.startswith("wd_")
+        [payout] = stub.objects("stripe_payout")
+        assert payout["metadata"]["flow_id"] == withdrawal.flow_id  # what the PSP keeps
 
 
 def test_paid_after_a_refund_is_reported_until_an_operator_reviews_it(
