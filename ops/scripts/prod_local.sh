@@ -31,12 +31,17 @@ export ADYEN_API_KEY="AQE$("$PYTHON" -c 'import secrets; print(secrets.token_hex
 export ADYEN_HMAC_KEY
 ADYEN_HMAC_KEY=$("$PYTHON" -c 'import secrets; print(secrets.token_hex(32).upper())')
 export ADYEN_MERCHANT_ACCOUNT=LocalMerchant ADYEN_BALANCE_ACCOUNT_ID=BA_LOCAL
+# Production talks to Adyen's live platform, which needs the account's endpoint prefix; ADYEN_API_BASE points
+# every Adyen API object at the stub all the same.
+export ADYEN_LIVE_ENDPOINT_PREFIX=local
 export CUSTODY_WEBHOOK_KEY
 CUSTODY_WEBHOOK_KEY=$("$PYTHON" -c 'import secrets; print(secrets.token_hex(32))')
 export DEPOSIT_RETURN_URL="http://127.0.0.1:$PORT/deposits/return"
 export PORT WEB_CONCURRENCY=${WEB_CONCURRENCY:-2} WORKER_CONCURRENCY=${WORKER_CONCURRENCY:-1}
 export CELERY_BEAT_SCHEDULE_FILE="$work/celerybeat-schedule" LOG_LEVEL=${LOG_LEVEL:-WARNING}
 export STATIC_ROOT="$work/static"
+# /metrics is private in production; the stack's scraper (go_live_smoke here) reads it from this machine.
+export METRICS_ALLOWED_IPS=127.0.0.1
 
 pids=()
 cleanup() {
