@@ -9,7 +9,7 @@ queued it), psycopg (one span per query) and requests (the PSP SDKs' HTTP calls,
 sent along). Tests pass their own exporter (the SDK's in-memory one).
 
 One flow, one id: a `flow_id` is born with each money flow and stored on its record (`flow_id_new`:
-`wd_<hex>` on a withdrawal, `dep_<hex>` on a deposit, `bet_<hex>` on a bet, `stl_<hex>` on a round when its
+`wd-<hex>` on a withdrawal, `dep-<hex>` on a deposit, `bet-<hex>` on a bet, `stl-<hex>` on a round when its
 settlement starts, `Round.settlement_flow_id`). Records older than the field keep the id their flow had
 before it was stored (`withdrawal:<id>`, `deposit:<provider>:<reference>`, `bet:<bet_id>`), so traces
 exported earlier still match. Saving such a record binds its flow to the current request or job
@@ -77,8 +77,11 @@ def flow_reset(**_kwargs: Any) -> None:
 
 
 def flow_id_new(kind: str) -> str:
-    """A new flow id for a money flow of this kind (`wd`, `dep`, `bet`, `stl`): `<kind>_<32 hex>`."""
-    return f"{kind}_{uuid.uuid4().hex}"
+    """A new flow id for a money flow of this kind (`wd`, `dep`, `bet`, `stl`): `<kind>-<32 hex>`.
+
+    Letters, digits and a hyphen only: a bank transfer's description (where Adyen keeps it) allows no more.
+    """
+    return f"{kind}-{uuid.uuid4().hex}"
 
 
 def flow_id_of(instance: Any) -> str | None:

@@ -80,7 +80,7 @@ def test_a_deposit_is_one_trace_from_webhook_to_credit(spans: Any, celery_worker
                for q in worker_queries), "the credit's ledger insert is not in the trace"
 
     flow = Deposit.objects.get(provider="custody", reference="tx-traced").flow_id  # born with the deposit
-    assert flow.startswith("dep_"), flow
+    assert flow.startswith("dep-"), flow
     assert server[0].attributes.get("flow_id") == flow
     assert publish[0].attributes.get("flow_id") == flow and run[0].attributes.get("flow_id") == flow
     assert all(q.attributes.get("flow_id") == flow for q in worker_queries)

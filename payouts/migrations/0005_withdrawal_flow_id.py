@@ -1,7 +1,7 @@
 """A withdrawal's flow id, stored on it (ops/tracing.py).
 
 Rows older than the field keep the flow id their traces already carry (`withdrawal:<id>`); new rows get
-`wd_<hex>`. Only the new column is written: no money column, so the red-line trigger is not involved and no
+`wd-<hex>`. Only the new column is written: no money column, so the red-line trigger is not involved and no
 balance changes.
 """
 

@@ -75,7 +75,7 @@ def test_a_withdrawal_is_one_flow_from_request_to_paid_webhook(
     assert withdrawal.state == Withdrawal.State.PAID
 
     flow = withdrawal.flow_id  # stored on the record when the request created it
-    assert flow.startswith("wd_"), flow
+    assert flow.startswith("wd-"), flow
     [transfer] = stub.objects("adyen_transfer")
     assert transfer["description"] == f"Withdrawal {withdrawal.pk} flow {flow}"  # the PSP keeps it
     finished = spans.get_finished_spans()
@@ -89,7 +89,7 @@ def test_a_withdrawal_is_one_flow_from_request_to_paid_webhook(
         "http.request.method")) == "POST" and "db.system" not in s.attributes]
     assert psp_calls, sorted({(s.name, str(s.kind)) for s in finished if s.kind == SpanKind.CLIENT})
     other_flows = {s.attributes.get("flow_id") for s in finished} - {flow, None}
-    assert not any(f.startswith(("wd_", "withdrawal:")) for f in other_flows), other_flows
+    assert not any(f.startswith(("wd-", "withdrawal:")) for f in other_flows), other_flows
 
     # Every span of the worker's run (the task, its queries, the PSP call) carries the stored flow id.
     runs = [s for s in finished if s.kind == SpanKind.CONSUMER and "submit_payout" in s.name]

@@ -1,7 +1,7 @@
 """Flow ids stored on bets and on a round's settlement (ops/tracing.py).
 
 Bets older than the field keep the flow id their traces already carry (`bet:<bet_id>`); new bets get
-`bet_<hex>`. A round's `settlement_flow_id` is set when its settlement starts; rounds already settled or
+`bet-<hex>`. A round's `settlement_flow_id` is set when its settlement starts; rounds already settled or
 voided get `settlement:<code>`. Only the new columns are written: no money column, so the red-line
 trigger is not involved and no balance changes.
 """

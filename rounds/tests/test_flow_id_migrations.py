@@ -66,4 +66,4 @@ def test_existing_rows_keep_their_flow_and_no_money_moves(
     assert_ledger_ok()
     # New records are born with a new flow id.
     assert withdrawal_request(user=player, amount_u=1_000_000, currency="USDC", provider="adyen").flow_id.startswith(
-        "wd_")
+        "wd-")

@@ -86,7 +86,7 @@ def test_the_tick_settles_a_round_as_one_flow(
     report = rounds_tick()  # no close price yet: the settlement starts and waits
     assert report["pending"] and not report["settled"]
     flow = Round.objects.get(pk=round_obj.pk).settlement_flow_id
-    assert flow and flow.startswith("stl_"), flow
+    assert flow and flow.startswith("stl-"), flow
     assert flow not in {b.flow_id for b in bets}
 
     prices.set(date(2025, 9, 8), "101")
@@ -122,7 +122,7 @@ def test_a_voided_round_settles_in_its_own_flow(
     request.getfixturevalue("fresh_job")
     round_void(code="20250908", reason="feed corrupted", acting_user=make_staff(role="finance"))
     voided = Round.objects.get(pk=round_obj.pk)
-    assert voided.status == Round.Status.VOID and voided.settlement_flow_id.startswith("stl_")
+    assert voided.status == Round.Status.VOID and voided.settlement_flow_id.startswith("stl-")
     [settle] = [s for s in spans.get_finished_spans() if s.name == "round.settle"]
     assert settle.attributes["flow_id"] == voided.settlement_flow_id
     assert settle.attributes["round.void"] is True

@@ -1,7 +1,7 @@
 """A deposit's flow id, stored on it (ops/tracing.py).
 
 Rows older than the field keep the flow id their traces already carry (`deposit:<provider>:<reference>`);
-new rows get `dep_<hex>`. Only the new column is written: no money column, so the red-line trigger is not
+new rows get `dep-<hex>`. Only the new column is written: no money column, so the red-line trigger is not
 involved and no balance changes.
 """
 
