@@ -14,6 +14,7 @@ from axes.signals import user_locked_out
 from django.conf import settings
 from django.dispatch import receiver
 
+from ops.actors import SystemActor
 from ops.audit import audit_record
 
 AXES_SYSTEM = "axes"
@@ -34,9 +35,8 @@ def audit_lockout(sender: Any, request: Any = None, username: str = "", ip_addre
     if failures is None or failures != settings.AXES_FAILURE_LIMIT:
         return
     audit_record(
-        actor=None, action="auth.lockout", object_type="accounts.user", object_id=username,
+        actor=SystemActor(AXES_SYSTEM), action="auth.lockout", object_type="accounts.user", object_id=username,
         reason=f"{failures} failed logins", to_state="locked",
         data={"username": username, "ip_address": ip_address, "path": getattr(request, "path", ""),
               "cooloff_s": int(settings.AXES_COOLOFF_TIME.total_seconds())},
-        system=AXES_SYSTEM,
     )

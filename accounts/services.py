@@ -78,7 +78,6 @@ def login_unlock(*, username: str, ip_address: str | None = None, acting_user: A
         actor=acting_user, action="auth.unlock", object_type="accounts.user", object_id=username,
         reason=reason, from_state="locked", to_state="unlocked",
         data={"username": username, "ip_address": ip_address or "*", "addresses": addresses, "attempts": count},
-        system="unlock_login",
     )
     return count
 

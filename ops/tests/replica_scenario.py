@@ -39,6 +39,7 @@ def main() -> None:
     from ledger.models import Account
     from ledger.selectors import tvl
     from ledger.services import external_account, transfer, user_account
+    from ops.actors import SystemActor
 
     assert "replica" in settings.DATABASES, "DB_READONLY_ENDPOINT did not add the replica alias"
     started = time.monotonic()
@@ -50,7 +51,7 @@ def main() -> None:
     def credit(n: int, amount_u: int) -> None:
         transfer(source=external_account(provider="test", currency="USDC"),
                  destination=user_account(user=player, currency="USDC"), amount_u=amount_u, type="deposit",
-                 reference=f"replica-test:{n}", system="test")
+                 reference=f"replica-test:{n}", actor=SystemActor("test"))
 
     def replica_sql(sql: str) -> Any:
         with connections["replica"].cursor() as cursor:
