@@ -26,6 +26,7 @@ PRODUCTION_ENV = {
     "STRIPE_API_KEY": "sk_live_abc123", "STRIPE_WEBHOOK_SECRET": "whsec_live1", "ADYEN_API_KEY": "AQE1live",
     "ADYEN_HMAC_KEY": "A1B2" * 16, "ADYEN_MERCHANT_ACCOUNT": "Merchant", "ADYEN_BALANCE_ACCOUNT_ID": "BA1",
     "CUSTODY_WEBHOOK_KEY": "custody-prod-key-1", "DEPOSIT_RETURN_URL": "https://backoffice.example.net/return",
+    "ADYEN_LIVE_ENDPOINT_PREFIX": "1797a841fbb37ca7-BackOffice", "METRICS_ALLOWED_IPS": "10.0.0.0/8",
 }
 
 
