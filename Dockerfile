@@ -27,9 +27,10 @@ ENV PATH=/opt/venv/bin:$PATH \
 WORKDIR /app
 # The code belongs to root and is read-only for the app user; only artifacts/ (reports, snapshots) is writable.
 COPY . /app
-# Static files for the admin and the API docs, collected at build time with throwaway values
-# (production settings refuse to import without their secrets; none of these reach the image's env).
-RUN DJANGO_SETTINGS_MODULE=config.settings.local DJANGO_SECRET_KEY=collectstatic-only \
+# Static files for the admin and the API docs, collected at build time with production's storage (compressed,
+# content-hashed names and their manifest; whitenoise serves them) and a throwaway secret (production settings
+# refuse to import without their secrets; none of these reach the image's env).
+RUN DJANGO_SETTINGS_MODULE=config.settings.collectstatic DJANGO_SECRET_KEY=collectstatic-only \
     python manage.py collectstatic --noinput --verbosity 0 \
     && mkdir -p /app/artifacts && chown app:app /app/artifacts
 USER app

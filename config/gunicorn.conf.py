@@ -2,7 +2,7 @@
 
 Everything here reads the environment so the container, compose.yaml and `make prod-local` share it:
 PORT / BIND, WEB_CONCURRENCY (default: 2 x usable CPUs + 1), WEB_THREADS, WEB_TIMEOUT_S. The access log
-is one JSON object per request on stdout. When PROMETHEUS_MULTIPROC_DIR is set the directory is created
+is one JSON object per request on stdout (`config.gunicorn_logging.JsonAccessLogger`). When PROMETHEUS_MULTIPROC_DIR is set the directory is created
 and emptied at start (stale files from a previous run would be counted). Server hooks live in a module
 (`ops.gunicorn_hooks` by default, GUNICORN_HOOKS_MODULE to change it): when it exists its hooks are used.
 """
@@ -36,11 +36,9 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
 accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
-access_log_format = (
-    '{"ts": "%(t)s", "logger": "gunicorn.access", "remote": "%(h)s", "method": "%(m)s", "path": "%(U)s", '
-    '"query": "%(q)s", "status": %(s)s, "bytes": "%(B)s", "duration_s": %(L)s, "pid": %(p)s, '
-    '"correlation_id": "%({x-request-id}o)s", "user_agent": "%(a)s"}'
-)
+# One JSON object per request, encoded by json.dumps (config/gunicorn_logging.py): a `"` or a `\` in a path or
+# a user agent cannot break the line, as it would in an `access_log_format` template.
+logger_class = "config.gunicorn_logging.JsonAccessLogger"
 
 _multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
 

@@ -8,12 +8,18 @@ with the trace context carried in the task's headers, so a task continues the tr
 queued it), psycopg (one span per query) and requests (the PSP SDKs' HTTP calls, with the trace context
 sent along). Tests pass their own exporter (the SDK's in-memory one).
 
-One flow, one id: a `flow_id` is born with each money flow's record and derived from it (so it is stored
-with it): `withdrawal:<id>`, `deposit:<provider>:<reference>`, `bet:<bet_id>`. Saving such a record binds its
-flow to the current request or job (`flow_bind`): the flow id goes on the current span, into OpenTelemetry
-baggage (which the Celery and requests instrumentations carry into every task queued and every PSP call made
-afterwards), onto every span started later (`FlowIdSpanProcessor`) and into the JSON logs (`flow_id`). A
-webhook that belongs to a flow binds it when its record is saved (a payout's paid webhook saves the withdrawal).
+One flow, one id: a `flow_id` is born with each money flow and stored on its record (`flow_id_new`:
+`wd-<hex>` on a withdrawal, `dep-<hex>` on a deposit, `bet-<hex>` on a bet, `stl-<hex>` on a round when its
+settlement starts, `Round.settlement_flow_id`). Records older than the field keep the id their flow had
+before it was stored (`withdrawal:<id>`, `deposit:<provider>:<reference>`, `bet:<bet_id>`), so traces
+exported earlier still match. Saving such a record binds its flow to the current request or job
+(`flow_bind`); so does every task that reloads the record by id and every webhook that finds it. A bound
+flow goes on the current span, into OpenTelemetry baggage (which the Celery and requests instrumentations
+carry into every task queued and every PSP call made afterwards), onto every span started later
+(`FlowIdSpanProcessor`) and into the JSON logs (`flow_id`). The PSP calls also send it in the PSP's own
+object (Stripe `metadata["flow_id"]`, Adyen Checkout `metadata.flow_id`, Adyen transfer `description`), so
+the PSP's dashboard leads back to the flow. `flow_span` wraps a unit of work of its own (a round's
+settlement) in a span of that flow.
 
 `sentry_init()` reports errors to Sentry when `SENTRY_DSN` is set (no personal data, no performance traces).
 """
@@ -21,6 +27,9 @@ webhook that belongs to a flow binds it when its record is saved (a payout's pai
 from __future__ import annotations
 
 import logging
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
@@ -30,6 +39,7 @@ from opentelemetry.sdk.trace import SpanProcessor
 logger = logging.getLogger(__name__)
 
 _instrumentors: list[Any] = []
+_provider: list[Any] = []  # the tracer provider of tracing_init, while instrumented
 _flow_id: ContextVar[str] = ContextVar("flow_id", default="-")
 FLOW_KEY = "flow_id"
 
@@ -66,22 +76,47 @@ def flow_reset(**_kwargs: Any) -> None:
     _flow_id.set("-")
 
 
+def flow_id_new(kind: str) -> str:
+    """A new flow id for a money flow of this kind (`wd`, `dep`, `bet`, `stl`): `<kind>-<32 hex>`.
+
+    Letters, digits and a hyphen only: a bank transfer's description (where Adyen keeps it) allows no more.
+    """
+    return f"{kind}-{uuid.uuid4().hex}"
+
+
 def flow_id_of(instance: Any) -> str | None:
-    """The flow id a money record carries (derived from its identity), or None."""
+    """The flow id stored on a money record (a webhook event: its deposit's, when already loaded), or None."""
     label = instance._meta.label
-    if label == "payouts.Withdrawal":
-        return f"withdrawal:{instance.pk}"
-    if label == "webhooks.Deposit":
-        return f"deposit:{instance.provider}:{instance.reference}"
+    if label in ("payouts.Withdrawal", "webhooks.Deposit", "rounds.Bet"):
+        return instance.flow_id or None
     if label == "webhooks.WebhookEvent":
         if instance.deposit_id and instance._meta.get_field("deposit").is_cached(instance):  # no extra query
             return flow_id_of(instance.deposit)
-        if instance.provider == "custody":  # the custody event id is the deposit's reference
-            return f"deposit:custody:{instance.event_id}"
         return None
-    if label == "rounds.Bet":
-        return f"bet:{instance.bet_id}"
     return None
+
+
+@contextmanager
+def flow_span(name: str, *, flow_id: str, attributes: dict[str, Any] | None = None) -> Iterator[None]:
+    """Run a block as one span of this flow (a round's settlement); the flow is unbound again after it."""
+    token = _flow_id.set(flow_id)
+    context_token = None
+    try:
+        if not _instrumentors:
+            yield
+            return
+        from opentelemetry import baggage, context
+
+        context_token = context.attach(baggage.set_baggage(FLOW_KEY, flow_id))
+        tracer = _provider[0].get_tracer(__name__)
+        with tracer.start_as_current_span(name, attributes={**(attributes or {}), FLOW_KEY: flow_id}):
+            yield
+    finally:
+        if context_token is not None:
+            from opentelemetry import context
+
+            context.detach(context_token)
+        _flow_id.reset(token)
 
 
 def _bind_saved_record(sender: Any, instance: Any, **_kwargs: Any) -> None:
@@ -114,7 +149,6 @@ class FlowIdSpanProcessor(SpanProcessor):
             span.set_attribute(FLOW_KEY, str(flow_id))
 
 
-
 def tracing_init(*, exporter: Any = None) -> Any:
     """Instrument this process when an OTLP endpoint is configured (or an exporter is given); return the provider."""
     endpoint = settings.OTEL_EXPORTER_OTLP_ENDPOINT
@@ -140,6 +174,7 @@ def tracing_init(*, exporter: Any = None) -> Any:
         trace.set_tracer_provider(provider)
     else:
         provider.add_span_processor(SimpleSpanProcessor(exporter))
+    _provider.append(provider)
     for instrumentor, options in ((DjangoInstrumentor(), {}), (CeleryInstrumentor(), {}),
                                   (PsycopgInstrumentor(), {"enable_commenter": False}),
                                   (RequestsInstrumentor(), {})):
@@ -153,6 +188,7 @@ def tracing_shutdown() -> None:
     """Remove the instrumentations (tests)."""
     while _instrumentors:
         _instrumentors.pop().uninstrument()
+    _provider.clear()
 
 
 def current_trace_id() -> str:

@@ -70,12 +70,12 @@ def run_operator_action(*, action: str, withdrawal_id: int, acting_user: Any, re
 class WithdrawalAdmin(admin.ModelAdmin):
     list_display = ("id", "user_email", "amount", "provider", "state", "psp_reference", "created_at", "state_changed_at")
     list_filter = ("state", "provider", "currency")
-    search_fields = ("=id", "user__email", "psp_reference")
+    search_fields = ("=id", "user__email", "psp_reference", "=flow_id")
     list_select_related = ("user",)
     ordering = ("-id",)
     readonly_fields = (
         "user", "amount", "currency", "provider", "destination", "state", "payout_generation",
-        "psp_reference", "created_at", "state_changed_at",
+        "psp_reference", "created_at", "state_changed_at", "flow_id",
     )
     fields = readonly_fields
     actions = ["bulk_approve"]

@@ -14,6 +14,13 @@ from django.db import models
 from django.db.models.functions import Now
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
+from ops.tracing import flow_id_new
+
+
+def withdrawal_flow_id() -> str:
+    """A new withdrawal's flow id."""
+    return flow_id_new("wd")
+
 
 def _system_only(instance: Withdrawal, user: Any) -> bool:
     """Transitions driven by the payout worker or a PSP webhook; no person may fire them."""
@@ -52,6 +59,8 @@ class Withdrawal(ConcurrentTransitionMixin, models.Model):
     psp_reference = models.CharField(max_length=100, blank=True, db_index=True)
     created_at = models.DateTimeField(db_default=Now(), db_index=True)
     state_changed_at = models.DateTimeField(db_default=Now())
+    flow_id = models.CharField(max_length=200, unique=True, editable=False, default=withdrawal_flow_id,
+                               help_text="The money flow this record starts: on its spans, logs, tasks and PSP calls (ops/tracing.py).")
 
     class Meta:
         ordering = ["-id"]

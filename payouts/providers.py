@@ -130,6 +130,8 @@ class AdyenTransfersProvider(PayoutProvider):
     def request_body(self, *, withdrawal: Withdrawal, idempotency_key: str) -> dict[str, Any]:
         """Build the transfer request; `reference` carries our idempotency key back in webhooks.
 
+        The Transfers API keeps no metadata, so the flow id goes in `description`.
+
         The destination is the player's `counterparty` (Adyen's format) or a `transfer_instrument_id`.
         """
         destination = withdrawal.destination or {}
@@ -145,7 +147,8 @@ class AdyenTransfersProvider(PayoutProvider):
             "counterparty": counterparty,
             "reference": idempotency_key,
             "referenceForBeneficiary": f"withdrawal {withdrawal.pk}",
-            "description": f"Withdrawal {withdrawal.pk}",
+            # A transfer has no metadata: its description (ours, up to 140 characters) carries the flow.
+            "description": f"Withdrawal {withdrawal.pk} flow {withdrawal.flow_id}"[:140],
         }
 
     def submit(self, *, withdrawal: Withdrawal, idempotency_key: str) -> SubmitResult:
@@ -265,7 +268,8 @@ class StripePayoutProvider(PayoutProvider):
             "amount": withdrawal.amount_u,
             "currency": withdrawal.currency.lower(),
             "description": f"Withdrawal {withdrawal.pk}",
-            "metadata": {"withdrawal_id": str(withdrawal.pk), "idempotency_key": idempotency_key},
+            "metadata": {"withdrawal_id": str(withdrawal.pk), "idempotency_key": idempotency_key,
+                         "flow_id": withdrawal.flow_id},
         }
         destination = (withdrawal.destination or {}).get("bank_account") or (withdrawal.destination or {}).get("id")
         if destination:

@@ -32,6 +32,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from ops.actors import SystemActor
+from ops.tracing import flow_bind
 
 from .errors import InvalidTransition, WithdrawalNotFound
 from .lock_objects import withdrawal_lock
@@ -105,6 +106,7 @@ def payout_reconcile(*, withdrawal_id: int, dry_run: bool = False) -> Reconciled
     withdrawal = Withdrawal.objects.filter(pk=withdrawal_id).first()
     if withdrawal is None:
         raise WithdrawalNotFound(f"No withdrawal {withdrawal_id}.")
+    flow_bind(withdrawal.flow_id)
     if withdrawal.state != Withdrawal.State.PAYOUT_SUBMITTED:
         return Reconciled(withdrawal_id, "skipped", f"withdrawal is {withdrawal.state}; nothing to reconcile")
     key, reference = withdrawal.idempotency_key, withdrawal.psp_reference

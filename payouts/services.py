@@ -30,6 +30,7 @@ from ops.approvals import DecisionKind, decision_propose, decisions_cancel, regi
 from ops.audit import actor_label, audit_record
 from ops.models import Proposal, Switch
 from ops.switches import switch_is_on, switch_set
+from ops.tracing import flow_bind
 
 from .errors import (
     ConcurrentAction,
@@ -396,6 +397,7 @@ def payout_submit(*, withdrawal_id: int, acting_user: SystemActor = PAYOUT_WORKE
     """
     with transaction.atomic():
         withdrawal = withdrawal_lock(withdrawal_id=withdrawal_id)
+        flow_bind(withdrawal.flow_id)  # the job joins the withdrawal's flow (its logs, spans and PSP call)
         if withdrawal.state not in (Withdrawal.State.APPROVED, Withdrawal.State.PAYOUT_SUBMITTED):
             return PayoutRun("nothing_to_do", f"withdrawal is {withdrawal.state}")
         if withdrawal.state == Withdrawal.State.PAYOUT_SUBMITTED and withdrawal.attempts.filter(
@@ -551,6 +553,7 @@ def _apply_notice(*, notice: PayoutNotice, event: PayoutEvent, actor: SystemActo
         logger.warning("payout webhook %s:%s matches no withdrawal", notice.provider, notice.event_id)
         return "ignored: no matching withdrawal"
     withdrawal = withdrawal_lock(withdrawal_id=withdrawal_id)
+    flow_bind(withdrawal.flow_id)  # the webhook joins the flow of the withdrawal it confirms
     event.withdrawal = withdrawal
     if key and key != withdrawal.idempotency_key:
         logger.error("payout webhook %s about old attempt %s of withdrawal %s (now %s, %s): review",

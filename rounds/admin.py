@@ -96,7 +96,7 @@ class RoundAdmin(ReadOnlyMixin, admin.ModelAdmin):
                     "result", "void_reason", money_column("fee_u"), money_column("breakage_u"), "lock_at",
                     "settled_at")
     list_filter = ("status", "result")
-    search_fields = ("=code",)
+    search_fields = ("=code", "=settlement_flow_id")
     ordering = ("-code",)
     readonly_fields = (
         "code", "instrument", "currency", "status", "open_at", "lock_at", "close_at", "settle_after", "fee_bps",
@@ -104,7 +104,7 @@ class RoundAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "merkle_root", "locked_at", money_column("up_pool_u"), money_column("down_pool_u"), "up_bets", "down_bets", "result", "void_reason",
         "close_price", "price_evidence", "forced", money_column("fee_u"), money_column("breakage_u"),
         money_column("payouts_total_u"), "winners",
-        "settled_at", "settlement_duration_s", "oracle_attempts", "oracle_last_error",
+        "settled_at", "settlement_duration_s", "oracle_attempts", "oracle_last_error", "settlement_flow_id",
     )
     fields = readonly_fields  # the salt is never shown: it is revealed with the settlement
     inlines = [BetInline]
@@ -209,9 +209,9 @@ class RoundAdmin(ReadOnlyMixin, admin.ModelAdmin):
 class BetAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ("bet_id", "round", "player", "side", STAKE, "placed_at", PAYOUT)
     list_filter = ("side", "round__status")
-    search_fields = ("=bet_id", "player__email", "=round__code")
+    search_fields = ("=bet_id", "player__email", "=round__code", "=flow_id")
     list_select_related = ("round", "player")
-    readonly_fields = ("bet_id", "round", "player", "account", "side", STAKE, "placed_at", PAYOUT)
+    readonly_fields = ("bet_id", "round", "player", "account", "side", STAKE, "placed_at", PAYOUT, "flow_id")
     fields = readonly_fields
 
 

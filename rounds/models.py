@@ -14,7 +14,13 @@ from django.conf import settings
 from django.db import models
 from django.db.models.functions import Now
 
+from ops.tracing import flow_id_new
 from rounds.domain.pool import Result, Side, VoidReason
+
+
+def bet_flow_id() -> str:
+    """A new bet's flow id."""
+    return flow_id_new("bet")
 
 
 class Round(models.Model):
@@ -74,6 +80,10 @@ class Round(models.Model):
     settlement_duration_s = models.FloatField(null=True, blank=True)
     oracle_attempts = models.PositiveIntegerField(default=0)
     oracle_last_error = models.TextField(blank=True)
+    settlement_flow_id = models.CharField(
+        max_length=200, unique=True, null=True, blank=True, editable=False,
+        help_text="The settlement's flow id, set when settlement starts (ops/tracing.py).",
+    )
     created_at = models.DateTimeField(db_default=Now())
 
     class Meta:
@@ -123,6 +133,8 @@ class Bet(models.Model):
         max_length=32, null=True, editable=False,
         help_text="Merkle leaf hash of the public bet record, computed when the bet is placed.",
     )
+    flow_id = models.CharField(max_length=200, unique=True, editable=False, default=bet_flow_id,
+                               help_text="The money flow this record starts: on its spans, logs, tasks and PSP calls (ops/tracing.py).")
 
     class Meta:
         ordering = ["-id"]

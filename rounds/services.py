@@ -29,6 +29,7 @@ from ops.audit import audit_record
 from ops.db_guard import service_write_allow
 from ops.models import Proposal, Switch
 from ops.switches import switch_is_on
+from ops.tracing import flow_id_new, flow_span
 from rounds import clock
 from rounds.domain import calendar
 from rounds.domain.integrity import (
@@ -467,6 +468,8 @@ def _settle(
         )
     SETTLEMENT_DURATION.observe(time.monotonic() - started)
     round_obj.refresh_from_db()
+    logger.info("round %s %s (%s): pool %s, fee %s, paid %s to %s winners, breakage %s", round_obj.code,
+                round_obj.status, round_obj.result, total, fee, paid, winners, breakage)
     return round_obj, True
 
 
@@ -605,6 +608,12 @@ def round_settle(*, code: str, acting_user: Actor) -> tuple[Round, bool]:
     return settled, changed
 
 
+def settlement_flow_id(*, round_id: int) -> str:
+    """The round's settlement flow id: born with the first settlement attempt, the same for every retry."""
+    Round.objects.filter(pk=round_id, settlement_flow_id__isnull=True).update(settlement_flow_id=flow_id_new("stl"))
+    return str(Round.objects.filter(pk=round_id).values_list("settlement_flow_id", flat=True).get())
+
+
 def _settle_auto(*, code: str, acting_user: Actor) -> tuple[Round, bool]:
     from .selectors import round_get
 
@@ -617,6 +626,12 @@ def _settle_auto(*, code: str, acting_user: Actor) -> tuple[Round, bool]:
     now = clock.now()
     if now < round_obj.settle_after:
         raise errors.SettleTooEarly(f"Round {code} settles from {round_obj.settle_after:%Y-%m-%d %H:%M:%S}Z.")
+    flow_id = settlement_flow_id(round_id=round_obj.pk)
+    with flow_span("round.settle", flow_id=flow_id, attributes={"round.code": code}):
+        return _settle_from_oracle(round_obj=round_obj, code=code, acting_user=acting_user)
+
+
+def _settle_from_oracle(*, round_obj: Round, code: str, acting_user: Actor) -> tuple[Round, bool]:
     if round_obj.up_pool_u == 0 or round_obj.down_pool_u == 0:
         # Void by pool composition (empty or one-sided): no price needed.
         return _settle(round_id=round_obj.pk, result=Result.VOID, void_reason=None, close=None, evidence=[],
@@ -738,8 +753,10 @@ def _apply_force(proposal: Proposal, checker: User) -> dict[str, Any]:
         "result": forced_result.value, "operator": proposal.proposed_by.email, "approved_by": checker.email,
         "reason": proposal.reason, "evidence": proposal.evidence, "proposal": proposal.pk,
     }
-    round_obj, _ = _settle(round_id=round_obj.pk, result=forced_result, void_reason=None, close=None,
-                           evidence=[], forced=forced, acting_user=checker, reason=proposal.reason)
+    flow_id = settlement_flow_id(round_id=round_obj.pk)
+    with flow_span("round.settle", flow_id=flow_id, attributes={"round.code": code, "round.forced": True}):
+        round_obj, _ = _settle(round_id=round_obj.pk, result=forced_result, void_reason=None, close=None,
+                               evidence=[], forced=forced, acting_user=checker, reason=proposal.reason)
     return {"round": round_obj.code, "status": round_obj.status, "result": round_obj.result}
 
 
@@ -773,8 +790,11 @@ def round_void(*, code: str, reason: str, acting_user: Actor) -> tuple[Round, bo
             round_lock(code=code, acting_user=acting_user, reason=f"emergency stop: {reason.strip()}")
         forced = {"result": Result.VOID.value, "operator": actor_label(acting_user), "approved_by": None,
                   "reason": reason.strip(), "emergency_stop": True}
-        settled = _settle(round_id=round_obj.pk, result=Result.VOID, void_reason=VoidReason.CANCELLED, close=None,
-                          evidence=[], forced=forced, acting_user=acting_user, reason=reason.strip())
+        flow_id = settlement_flow_id(round_id=round_obj.pk)
+        with flow_span("round.settle", flow_id=flow_id, attributes={"round.code": code, "round.void": True}):
+            settled = _settle(round_id=round_obj.pk, result=Result.VOID, void_reason=VoidReason.CANCELLED,
+                              close=None, evidence=[], forced=forced, acting_user=acting_user,
+                              reason=reason.strip())
         decisions_cancel(subject=force_subject(code), actor=acting_user, reason=f"round {code} voided: {reason}")
     logger.warning("round %s voided by %s (emergency stop): %s", code, actor_label(acting_user), reason.strip())
     return settled
@@ -838,6 +858,7 @@ __all__ = [
     "round_settle",
     "round_void",
     "rounds_tick",
+    "settlement_flow_id",
     "settlement_preview",
     "settlement_preview_auto",
 ]

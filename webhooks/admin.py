@@ -55,11 +55,11 @@ class DepositAdmin(ReadOnlyAdmin):
     list_display = ("public_id", "provider", "user", AMOUNT, "currency", "status", "psp_id", "created_at",
                     "credited_at")
     list_filter = ("status", "provider", "currency")
-    search_fields = ("reference", "public_id", "psp_id", "psp_payment_reference", "user__email")
+    search_fields = ("reference", "public_id", "psp_id", "psp_payment_reference", "user__email", "=flow_id")
     readonly_fields = ("public_id", "provider", "reference", "user", AMOUNT, "currency", "status", "psp_id",
                        "psp_payment_reference", "failure_reason", "journal", money_column("refunded_u"),
                        money_column("charged_back_u"),
-                       "created_at", "credited_at", "updated_at")
+                       "created_at", "credited_at", "updated_at", "flow_id")
     exclude = ("psp_client_data",)
     inlines = (WebhookEventInline,)
 

@@ -14,12 +14,19 @@ from django.conf import settings
 from django.db import models
 from django.db.models.functions import Now
 
+from ops.tracing import flow_id_new
+
 
 class Provider(models.TextChoices):
     STRIPE = "stripe", "Stripe"
     ADYEN = "adyen", "Adyen"
     CUSTODY = "custody", "Custody / on-chain"
     SIMULATION = "simulation", "Simulation (development only)"
+
+
+def deposit_flow_id() -> str:
+    """A new deposit's flow id."""
+    return flow_id_new("dep")
 
 
 class Deposit(models.Model):
@@ -56,6 +63,8 @@ class Deposit(models.Model):
     created_at = models.DateTimeField(db_default=Now())
     credited_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+    flow_id = models.CharField(max_length=200, unique=True, editable=False, default=deposit_flow_id,
+                               help_text="The money flow this record starts: on its spans, logs, tasks and PSP calls (ops/tracing.py).")
 
     class Meta:
         ordering = ["-id"]

@@ -54,13 +54,14 @@ def adyen_checkout_api() -> Any:
 
 
 def stripe_payment_intent_create(*, deposit: Deposit) -> StartedPayment:
-    """Create a PaymentIntent carrying our reference in metadata; idempotency key = our reference."""
+    """Create a PaymentIntent carrying our reference and the flow id in metadata; idempotency key = our reference."""
     import stripe
 
     params: dict[str, Any] = {
         "amount": deposit.amount_u,
         "currency": deposit.currency.lower(),
-        "metadata": {"deposit_reference": deposit.reference, "user": str(deposit.user.public_id)},
+        "metadata": {"deposit_reference": deposit.reference, "user": str(deposit.user.public_id),
+                     "flow_id": deposit.flow_id},
         "automatic_payment_methods": {"enabled": True},
         "description": f"Deposit {deposit.reference}",
     }
@@ -75,7 +76,8 @@ def stripe_payment_intent_create(*, deposit: Deposit) -> StartedPayment:
 
 
 def adyen_session_create(*, deposit: Deposit, return_url: str = "") -> StartedPayment:
-    """Create a Checkout session with reference = our reference; idempotency key = our reference."""
+    """Create a Checkout session with reference = our reference and the flow id in its metadata;
+    idempotency key = our reference."""
     import requests
     from Adyen.exceptions import AdyenError
 
@@ -85,6 +87,7 @@ def adyen_session_create(*, deposit: Deposit, return_url: str = "") -> StartedPa
         "merchantAccount": settings.ADYEN_MERCHANT_ACCOUNT,
         "returnUrl": return_url or settings.DEPOSIT_RETURN_URL,
         "shopperReference": str(deposit.user.public_id),
+        "metadata": {"flow_id": deposit.flow_id},
     }
     try:
         api = adyen_checkout_api()

@@ -29,6 +29,7 @@ from ledger.services import MAX_AMOUNT_U, external_account, transfer, user_accou
 from ops.actors import Actor, SystemActor, require_player
 from ops.audit import audit_record
 from ops.db_guard import service_write_allow
+from ops.tracing import flow_bind
 
 from .errors import (
     DepositProviderFailed,
@@ -219,6 +220,7 @@ def stripe_event_receive(*, event: dict[str, Any], headers: dict[str, str], raw_
     """Store a verified Stripe event; a type we do not handle is stored as ignored."""
     notice = stripe_notice(event)
     ignored = notice.kind == Kind.IGNORE
+    _join_deposit_flow(notice)
     return _store(
         provider=Provider.STRIPE, event_id=event["id"], event_type=str(event.get("type", "")), payload=event,
         headers=headers, raw_body=raw_body,
@@ -236,6 +238,7 @@ def adyen_notification_receive(
         for item in items:
             notice = adyen_notice(item)
             ignored = notice.kind == Kind.IGNORE
+            _join_deposit_flow(notice)
             received.append(_store(
                 provider=Provider.ADYEN, event_id=adyen_event_id(item), event_type=str(item.get("eventCode", "")),
                 payload=item, headers=headers, raw_body=raw_body,
@@ -302,8 +305,14 @@ def _flagged(reason: str, journal_reference: str = "") -> Outcome:
 
 
 def _deposit_for_update(notice: Notice) -> Deposit | None:
-    """Find and lock the deposit an event is about: by our reference, else by the PSP's ids."""
-    deposits = Deposit.objects.select_for_update().filter(provider=notice.provider)
+    """Find and lock the deposit an event is about (by our reference, else by the PSP's ids); join its flow."""
+    deposit = _deposit_matching(notice, Deposit.objects.select_for_update().filter(provider=notice.provider))
+    if deposit is not None:
+        flow_bind(deposit.flow_id)
+    return deposit
+
+
+def _deposit_matching(notice: Notice, deposits: Any) -> Any:
     if notice.deposit_reference:
         deposit = deposits.filter(reference=notice.deposit_reference).first()
         if deposit is not None:
@@ -312,6 +321,16 @@ def _deposit_for_update(notice: Notice) -> Deposit | None:
         return (deposits.filter(psp_payment_reference=notice.psp_reference).order_by("pk").first()
                 or deposits.filter(psp_id=notice.psp_reference).order_by("pk").first())
     return None
+
+
+def _join_deposit_flow(notice: Notice) -> None:
+    """Bind the flow of the deposit a PSP event is about, when we know it, before the event is queued."""
+    if notice.kind == Kind.IGNORE:
+        return
+    flow_id = _deposit_matching(notice, Deposit.objects.filter(provider=notice.provider).values_list(
+        "flow_id", flat=True))
+    if flow_id:
+        flow_bind(flow_id)
 
 
 def _fmt(amount_u: int | None, currency: str) -> str:

@@ -61,6 +61,7 @@ MIDDLEWARE = [
     "ops.middleware.CorrelationIdMiddleware",
     "ops.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # /static/ (the admin's CSS and JS), before everything else
     "corsheaders.middleware.CorsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -231,7 +232,15 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# whitenoise serves /static/ from STATIC_ROOT (filled by `collectstatic`) in every process. Production keeps
+# the files compressed under content-hashed names (`STORAGES_COLLECTED`), served with a one-year immutable
+# cache header; it needs `collectstatic` first (the image runs it at build time). `make run` and the tests
+# keep Django's plain storage, which needs no collectstatic (`make run` serves from the apps with DEBUG).
+STATIC_ROOT = Path(env("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
+STORAGES_COLLECTED = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
 
 # --- API ----------------------------------------------------------------------------------
 REST_FRAMEWORK = {

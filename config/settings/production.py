@@ -6,10 +6,11 @@ public metrics.
 """
 
 from .base import *  # noqa: F403
-from .base import READONLY_DATABASE, env, instrumented_database
+from .base import READONLY_DATABASE, STORAGES_COLLECTED, env, instrumented_database
 
 DEBUG = False
 ENVIRONMENT = "production"
+STORAGES = STORAGES_COLLECTED  # run `collectstatic` before starting (the image does, at build time)
 SECRET_KEY = env("DJANGO_SECRET_KEY")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 DATABASES = {"default": instrumented_database(env.db("DATABASE_URL"))}

@@ -39,6 +39,9 @@ export DEPOSIT_RETURN_URL="http://127.0.0.1:$PORT/deposits/return"
 export METRICS_TOKEN="$("$PYTHON" -c 'import secrets; print(secrets.token_urlsafe(32))')"  # metrics are private
 export PORT WEB_CONCURRENCY=${WEB_CONCURRENCY:-2} WORKER_CONCURRENCY=${WORKER_CONCURRENCY:-1}
 export CELERY_BEAT_SCHEDULE_FILE="$work/celerybeat-schedule" LOG_LEVEL=${LOG_LEVEL:-WARNING}
+export STATIC_ROOT="$work/static"
+# /metrics is private in production; the stack's scraper (go_live_smoke here) reads it from this machine.
+export METRICS_ALLOWED_IPS=127.0.0.1
 
 pids=()
 cleanup() {
@@ -66,6 +69,8 @@ fi
 release=$(sed -n 's/^release: //p' Procfile)
 echo "prod-local: $release"
 $release
+# As the image's build does: the static files whitenoise serves (compressed, content-hashed names).
+"$PYTHON" manage.py collectstatic --noinput --verbosity 0
 DJANGO_SETTINGS_MODULE=config.settings.local "$PYTHON" manage.py seed --demo >/dev/null
 
 "$PYTHON" -m webhooks.stub --port "$STUB_PORT" >"$logs/stub.log" 2>&1 &
@@ -89,6 +94,12 @@ for queue in webhooks payouts rounds housekeeping; do
     for _ in $(seq 1 120); do grep -q "ready\." "$logs/worker-$queue.log" 2>/dev/null && break; sleep 0.5; done
     grep -q "ready\." "$logs/worker-$queue.log" || { echo "worker $queue did not start"; exit 1; }
 done
+
+css=$("$PYTHON" -c 'import json, os, sys; print(json.load(open(os.path.join(os.environ["STATIC_ROOT"], "staticfiles.json")))["paths"]["admin/css/base.css"])')
+headers=$(curl -fsS -D - -o /dev/null "$base/static/$css")
+echo "$headers" | grep -qi '^cache-control: max-age=315360000, public, immutable' \
+    || { echo "prod-local: /static/$css is not served with a long cache:"; echo "$headers"; exit 1; }
+echo "prod-local: /static/$css served (cache-control: max-age=315360000, public, immutable)"
 
 echo "prod-local: bash scripts/go_live_smoke.sh $base"
 SMOKE_EMAIL=finance@example.com SMOKE_PASSWORD=finance-demo-pass bash scripts/go_live_smoke.sh "$base"

@@ -80,10 +80,11 @@ def generate(*, bets: int = 1_000_000, days: int = 30, side_rows: int = 3_000) -
         # per-row FK triggers for this one statement saves queuing three million deferred checks.
         cursor.execute("SET LOCAL session_replication_role = replica")
         cursor.execute(
-            "INSERT INTO rounds_bet (round_id, player_id, account_id, bet_id, side, stake_u, placed_at)"
+            "INSERT INTO rounds_bet (round_id, player_id, account_id, bet_id, side, stake_u, placed_at, flow_id)"
             " SELECT r.id, p.owner_id, p.account_id, gen_random_uuid(),"
             "  CASE WHEN i %% 3 = 0 THEN 'DOWN' ELSE 'UP' END, 1000000 + (i %% 97) * 10000,"
-            "  r.lock_at - interval '2 hours' + (i %% 3600) * interval '1 second'"
+            "  r.lock_at - interval '2 hours' + (i %% 3600) * interval '1 second',"
+            "  'bet-' || replace(gen_random_uuid()::text, '-', '')"
             " FROM generate_series(0, %s - 1) i JOIN bulk_rounds r ON r.n = i %% %s JOIN bulk_players p ON p.n = i / %s",
             [bets, n_rounds, n_rounds],
         )

@@ -7,7 +7,9 @@ import os
 import re
 import runpy
 import subprocess
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -49,10 +51,8 @@ def test_gunicorn_config_sizes_workers_from_the_cpus_and_logs_json(monkeypatch: 
     config = runpy.run_path(str(ROOT / "config" / "gunicorn.conf.py"))
     assert config["workers"] == 2 * len(os.sched_getaffinity(0)) + 1
     assert config["timeout"] == 30 and config["accesslog"] == "-"
-    atoms = {"t": "[27/Nov/2026:09:00:00 +0000]", "h": "10.0.0.1", "m": "GET", "U": "/health", "q": "",
-             "s": "200", "B": "12", "L": "0.004", "p": "42", "{x-request-id}o": "abc", "a": "curl/8"}
-    line = json.loads(config["access_log_format"] % atoms)
-    assert line["status"] == 200 and line["path"] == "/health" and line["correlation_id"] == "abc"
+    assert config["logger_class"] == "config.gunicorn_logging.JsonAccessLogger"
+    assert "access_log_format" not in config  # a %-template cannot escape what the client sends
     monkeypatch.setenv("WEB_CONCURRENCY", "3")
     assert runpy.run_path(str(ROOT / "config" / "gunicorn.conf.py"))["workers"] == 3
 
@@ -81,3 +81,104 @@ def test_the_release_step_migrates_with_the_production_settings() -> None:
                             capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "No migrations to apply." in result.stdout
+
+
+def _access_atoms(**overrides: Any) -> dict[str, Any]:
+    atoms = {"h": "10.0.0.1", "m": "GET", "U": "/health", "q": "", "s": "200", "B": 12, "D": 4000,
+             "L": "0.004000", "p": "<42>", "{x-request-id}o": "abc", "a": "curl/8"}
+    return {**atoms, **overrides}
+
+
+@pytest.mark.parametrize(("path", "user_agent"), [
+    ('/v1/x"y', 'Mozilla/5.0 "quoted" (X11)'),
+    ("/static/a\\\\b\\", "agent\\"),                                 # backslashes, one closing the string
+    ('/v1/x\\"}, "status": 500, "path": "/forged', 'ua"}\n{"logger": "forged"'),  # an injected object
+    ("/v1/caf\u00e9\t\x00", "ua\r\n\x1b[31m"),                       # non-ASCII and control characters
+])
+def test_the_access_log_line_is_json_whatever_the_client_sends(path: str, user_agent: str) -> None:
+    from config.gunicorn_logging import access_line
+
+    line = access_line(_access_atoms(U=path, a=user_agent, q='a="b"'))
+    assert "\n" not in line and line.isascii()
+    record = json.loads(line)
+    assert (record["path"], record["user_agent"], record["query"]) == (path, user_agent, 'a="b"')
+    assert (record["status"], record["bytes"], record["duration_s"], record["correlation_id"]) == (200, 12, 0.004, "abc")
+    assert record["logger"] == "gunicorn.access" and record["pid"] == os.getpid()
+
+
+@pytest.fixture
+def production_web(tmp_path: Path) -> Any:
+    """gunicorn through the entrypoint (`bin/backoffice web`) on the production settings, after `collectstatic`
+    into a temporary STATIC_ROOT as the image's build does; yields (base URL, STATIC_ROOT, log file)."""
+    import sys
+    import urllib.request
+
+    from ops.tests.processes import free_port, stop, wait_until
+    from ops.tests.test_seed_scripts import PRODUCTION_ENV
+
+    static_root = tmp_path / "static"
+    port = free_port()
+    env = {**{k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}, **PRODUCTION_ENV,
+           "PYTHON": sys.executable, "STATIC_ROOT": str(static_root),
+           "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/unused", "REDIS_URL": "redis://127.0.0.1:6379/15",
+           "PORT": str(port), "WEB_CONCURRENCY": "1", "LOG_LEVEL": "INFO"}
+    collected = subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"],  # noqa: S603
+                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=180, check=False)
+    assert collected.returncode == 0, collected.stdout + collected.stderr
+    log_path = tmp_path / "web.log"
+    with log_path.open("w") as log:
+        web = subprocess.Popen([str(ROOT / "bin" / "backoffice"), "web"], cwd=ROOT, env=env,  # noqa: S603
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        try:
+            urllib.request.urlopen(f"{base}/health", timeout=2)  # noqa: S310 - our own server
+        except urllib.error.HTTPError:
+            return True  # it answered (a redirect or an error page is still an answer)
+        except OSError:
+            return False
+        return True
+
+    try:
+        wait_until(answers, 60, "gunicorn to answer")
+        yield base, static_root, log_path
+    finally:
+        stop(web)
+
+
+def _get(url: str, **headers: str) -> Any:
+    import requests
+
+    return requests.get(url, headers={"Host": "backoffice.example.net", "X-Forwarded-Proto": "https", **headers},
+                        timeout=10, allow_redirects=False)
+
+
+def test_production_serves_the_admin_css_with_a_long_cache_and_logs_json(production_web: Any) -> None:
+    base, static_root, log_path = production_web
+    manifest = json.loads((static_root / "staticfiles.json").read_text())
+    hashed = manifest["paths"]["admin/css/base.css"]
+    assert hashed != "admin/css/base.css"  # a content-hashed name
+
+    response = _get(f"{base}/static/{hashed}", **{"Accept-Encoding": "gzip"})
+    assert response.status_code == 200, response.text[:500]
+    assert response.headers["Content-Type"].startswith("text/css")
+    assert response.headers["Cache-Control"] == "max-age=315360000, public, immutable"
+    assert response.headers.get("Content-Encoding") == "gzip"  # the compressed copy collectstatic wrote
+    assert "#header" in response.text  # the admin's stylesheet itself
+    plain = _get(f"{base}/static/admin/css/base.css")  # the unhashed name: served, cached briefly
+    assert plain.status_code == 200 and "immutable" not in plain.headers["Cache-Control"]
+    assert _get(f"{base}/static/admin/css/missing.css").status_code == 404
+
+    # The access log of these requests, and of a path and a user agent full of quotes, is JSON line by line.
+    nasty_agent = 'Mozilla/5.0 "quoted" \\ back\\'
+    assert _get(f"{base}/static/x%22y%5C", **{"User-Agent": nasty_agent}).status_code == 404
+    deadline = time.monotonic() + 10
+    while True:
+        access = [json.loads(line) for line in log_path.read_text().splitlines() if '"gunicorn.access"' in line]
+        if any(r["user_agent"] == nasty_agent for r in access) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    [nasty] = [r for r in access if r["user_agent"] == nasty_agent]
+    assert nasty["path"] == '/static/x"y\\' and nasty["status"] == 404
+    assert any(r["path"] == f"/static/{hashed}" and r["status"] == 200 for r in access)

@@ -1,6 +1,6 @@
 """Traces with the OpenTelemetry SDK's in-memory exporter: a deposit from its webhook to its credit is one
 trace across the web request, the Celery publish, the worker's run and their database queries, and the log
-lines of that flow carry its trace id; every span of the flow carries its `flow_id` (`deposit:custody:<reference>`)."""
+lines of that flow carry its trace id; every span of the flow carries the `flow_id` stored on the deposit."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 from django.test import Client
 
 from ops.tracing import TraceIdLogFilter, flow_reset, tracing_init, tracing_shutdown
+from webhooks.models import Deposit
 from webhooks.tests.helpers import CUSTODY_URL, available, custody_delivery, custody_payload
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -78,10 +79,14 @@ def test_a_deposit_is_one_trace_from_webhook_to_credit(spans: Any, celery_worker
     assert any("ledger_entry" in str(q.attributes.get("db.statement", q.attributes.get("db.query.text", "")))
                for q in worker_queries), "the credit's ledger insert is not in the trace"
 
-    flow = "deposit:custody:tx-traced"
+    flow = Deposit.objects.get(provider="custody", reference="tx-traced").flow_id  # born with the deposit
+    assert flow.startswith("dep-"), flow
     assert server[0].attributes.get("flow_id") == flow
     assert publish[0].attributes.get("flow_id") == flow and run[0].attributes.get("flow_id") == flow
     assert all(q.attributes.get("flow_id") == flow for q in worker_queries)
+    worker_spans = [s for s in in_trace if s.start_time >= run[0].start_time and s.end_time <= run[0].end_time]
+    assert {s.attributes.get("flow_id") for s in worker_spans} == {flow}
+    assert {s.attributes.get("flow_id") for s in finished} - {None} == {flow}  # no other flow was seen
 
     hex_id = format(trace_id, "032x")
     lines = [r for r in records.records if r.getMessage().startswith("Signature Verified")]

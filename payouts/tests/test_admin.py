@@ -42,6 +42,15 @@ def test_list_filters_and_change_page(requested: Withdrawal, finance: Any) -> No
     assert 'name="_save"' not in page  # read-only: no form can set state or amounts
 
 
+def test_an_operator_finds_a_withdrawal_by_its_flow_id(requested: Withdrawal, funded_player: Any,
+                                                        finance: Any) -> None:
+    other = withdrawal_request(user=funded_player, amount_u=1_000_000, currency="USDC", provider="adyen")
+    client = login(finance)
+    page = client.get(BASE, {"q": requested.flow_id}).content.decode()
+    assert f"{BASE}{requested.pk}/change/" in page and f"{BASE}{other.pk}/change/" not in page
+    assert requested.flow_id in client.get(f"{BASE}{requested.pk}/change/").content.decode()
+
+
 def test_no_form_can_change_a_withdrawal(requested: Withdrawal, make_staff: Any) -> None:
     admin = make_staff(role="admin")
     frozen = snapshot()

@@ -71,9 +71,13 @@ def test_a_withdrawal_is_one_flow_from_request_to_paid_webhook(
     finally:
         root.removeHandler(records)
         root.setLevel(level)
-    assert Withdrawal.objects.get(pk=created["id"]).state == Withdrawal.State.PAID
+    withdrawal = Withdrawal.objects.get(pk=created["id"])
+    assert withdrawal.state == Withdrawal.State.PAID
 
-    flow = f"withdrawal:{created['id']}"
+    flow = withdrawal.flow_id  # stored on the record when the request created it
+    assert flow.startswith("wd-"), flow
+    [transfer] = stub.objects("adyen_transfer")
+    assert transfer["description"] == f"Withdrawal {withdrawal.pk} flow {flow}"  # the PSP keeps it
     finished = spans.get_finished_spans()
     in_flow = [s for s in finished if s.attributes.get("flow_id") == flow]
     servers = {s.name for s in in_flow if s.kind == SpanKind.SERVER}
@@ -85,10 +89,29 @@ def test_a_withdrawal_is_one_flow_from_request_to_paid_webhook(
         "http.request.method")) == "POST" and "db.system" not in s.attributes]
     assert psp_calls, sorted({(s.name, str(s.kind)) for s in finished if s.kind == SpanKind.CLIENT})
     other_flows = {s.attributes.get("flow_id") for s in finished} - {flow, None}
-    assert not any(f.startswith("withdrawal:") for f in other_flows), other_flows
+    assert not any(f.startswith(("wd-", "withdrawal:")) for f in other_flows), other_flows
+
+    # Every span of the worker's run (the task, its queries, the PSP call) carries the stored flow id.
+    runs = [s for s in finished if s.kind == SpanKind.CONSUMER and "submit_payout" in s.name]
+    assert runs
+    for run in runs:
+        inside = [s for s in finished if s.context.trace_id == run.context.trace_id
+                  and s.start_time >= run.start_time and s.end_time <= run.end_time]
+        assert len(inside) > 1 and {s.attributes.get("flow_id") for s in inside} == {flow}, inside
+    # The paid webhook's spans from the moment it found the withdrawal carry it too.
+    [webhook] = [s for s in in_flow if s.kind == SpanKind.SERVER and s.name == "POST webhooks/payouts/adyen"]
+    locked = [s for s in finished if s.context.trace_id == webhook.context.trace_id and "FOR UPDATE" in str(
+        s.attributes.get("db.statement", s.attributes.get("db.query.text", ""))) and "payouts_withdrawal" in str(
+        s.attributes.get("db.statement", s.attributes.get("db.query.text", "")))]
+    assert locked
+    after = [s for s in finished if s.context.trace_id == webhook.context.trace_id
+             and s.start_time > locked[0].end_time and s is not webhook]
+    assert after and {s.attributes.get("flow_id") for s in after} == {flow}
 
     flow_lines = [r for r in records.records if r.flow_id == flow]
     assert flow_lines, "no log line carries the flow"
     worker_traces = {format(s.context.trace_id, "032x") for s in in_flow if s.kind == SpanKind.CONSUMER}
     assert any(r.trace_id in worker_traces for r in flow_lines), "no worker log line carries the flow"
+    payout_lines = [r for r in records.records if r.getMessage().startswith(f"payout of withdrawal {withdrawal.pk} ")]
+    assert payout_lines and all(r.flow_id == flow for r in payout_lines), [r.flow_id for r in payout_lines]
     print(f"{flow}: {len(in_flow)} spans; servers {sorted(servers)}; {len(flow_lines)} log lines")

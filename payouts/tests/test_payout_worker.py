@@ -3,6 +3,7 @@ and the manual-review decisions that follow a failed payout."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -266,12 +267,22 @@ def test_provider_sends_our_key_amount_and_credentials(provider: str, stub: Any,
         assert request.body["amount"] == {"currency": "USDC", "value": AMOUNT_U}
         assert request.body["balanceAccountId"] == "BA_TEST"
         assert request.body["reference"] == withdrawal.idempotency_key
+        assert withdrawal.flow_id.startswith("wd-")
+        assert request.body["description"] == f"Withdrawal {withdrawal.pk} flow {withdrawal.flow_id}"
+        # Banks carry a transfer's description in the SEPA character set: letters, digits, / - ? : ( ) . , ' + space.
+        assert re.fullmatch(r"[A-Za-z0-9/?:().,'+ -]{1,140}", request.body["description"])
+        [transfer] = stub.objects("adyen_transfer")
+        assert withdrawal.flow_id in transfer["description"]  # what the PSP keeps
     else:
         assert request.path == "/v1/payouts"
         assert request.headers["authorization"] == "Bearer sk_test_stub"
         assert request.body["amount"] == str(AMOUNT_U)
         assert request.body["metadata"] == {"withdrawal_id": str(withdrawal.pk),
-                                            "idempotency_key": withdrawal.idempotency_key}
+                                            "idempotency_key": withdrawal.idempotency_key,
+                                            "flow_id": withdrawal.flow_id}
+        assert withdrawal.flow_id.startswith("wd-")
+        [payout] = stub.objects("stripe_payout")
+        assert payout["metadata"]["flow_id"] == withdrawal.flow_id  # what the PSP keeps
 
 
 def test_paid_after_a_refund_is_reported_until_an_operator_reviews_it(

@@ -49,6 +49,7 @@ def test_stripe_deposit_start_then_webhook_credits_once(
     assert stub.submissions(deposit.reference) == 1
     (intent,) = stub.objects("stripe_payment_intent")
     assert intent["metadata"]["deposit_reference"] == deposit.reference
+    assert deposit.flow_id.startswith("dep-") and intent["metadata"]["flow_id"] == deposit.flow_id
     assert (intent["amount"], intent["currency"]) == (2500, "usd")
     assert Journal.objects.count() == 0  # no money moves before the PSP confirms
 
@@ -83,6 +84,9 @@ def test_adyen_deposit_start_then_webhook_credits_once(
     assert request.body["reference"] == deposit.reference
     assert request.body["amount"] == {"value": 1130, "currency": "EUR"}
     assert request.idempotency_key == deposit.reference
+    assert deposit.flow_id.startswith("dep-") and request.body["metadata"] == {"flow_id": deposit.flow_id}
+    (session,) = stub.objects("adyen_session")
+    assert session["metadata"]["flow_id"] == deposit.flow_id
 
     item = adyen_item(deposit)
     for _ in range(2):
