@@ -48,8 +48,11 @@ migrate-prod: $(VENV)/.runtime-installed
 prod-local: $(VENV)/.runtime-installed
 	BIN=$(BIN) bash ops/scripts/prod_local.sh
 
+## lint: ruff (rules and format), and no model change without its migration.
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/python manage.py makemigrations --check --dry-run --verbosity 0
 
 clean:
 	rm -rf $(VENV) .run db.sqlite3

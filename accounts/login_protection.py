@@ -35,8 +35,16 @@ def audit_lockout(sender: Any, request: Any = None, username: str = "", ip_addre
     if failures is None or failures != settings.AXES_FAILURE_LIMIT:
         return
     audit_record(
-        actor=SystemActor(AXES_SYSTEM), action="auth.lockout", object_type="accounts.user", object_id=username,
-        reason=f"{failures} failed logins", to_state="locked",
-        data={"username": username, "ip_address": ip_address, "path": getattr(request, "path", ""),
-              "cooloff_s": int(settings.AXES_COOLOFF_TIME.total_seconds())},
+        actor=SystemActor(AXES_SYSTEM),
+        action="auth.lockout",
+        object_type="accounts.user",
+        object_id=username,
+        reason=f"{failures} failed logins",
+        to_state="locked",
+        data={
+            "username": username,
+            "ip_address": ip_address,
+            "path": getattr(request, "path", ""),
+            "cooloff_s": int(settings.AXES_COOLOFF_TIME.total_seconds()),
+        },
     )

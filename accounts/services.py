@@ -58,7 +58,7 @@ def token_issue(*, user: Any) -> tuple[str, datetime | None]:
     AuthToken.objects.filter(user=user, expiry__lt=timezone.now()).delete()
     live = list(AuthToken.objects.filter(user=user).order_by("-created", "-pk").values_list("pk", flat=True))
     if len(live) >= limit:
-        AuthToken.objects.filter(pk__in=live[limit - 1:]).delete()
+        AuthToken.objects.filter(pk__in=live[limit - 1 :]).delete()
     instance, token = AuthToken.objects.create(user=user)
     return token, instance.expiry
 
@@ -75,8 +75,13 @@ def login_unlock(*, username: str, ip_address: str | None = None, acting_user: A
     addresses = sorted({a for a in attempts.values_list("ip_address", flat=True) if a})
     count, _ = attempts.delete()
     audit_record(
-        actor=acting_user, action="auth.unlock", object_type="accounts.user", object_id=username,
-        reason=reason, from_state="locked", to_state="unlocked",
+        actor=acting_user,
+        action="auth.unlock",
+        object_type="accounts.user",
+        object_id=username,
+        reason=reason,
+        from_state="locked",
+        to_state="unlocked",
         data={"username": username, "ip_address": ip_address or "*", "addresses": addresses, "attempts": count},
     )
     return count
@@ -98,7 +103,11 @@ def sessions_invalidate(*, user: Any = None, acting_user: Any, reason: str) -> d
         tokens, _ = AuthToken.objects.filter(user=user).delete()
     counts = {"sessions": sessions, "tokens": tokens}
     audit_record(
-        actor=acting_user, action="auth.invalidate_sessions", object_type="accounts.user",
-        object_id=str(user.pk) if user else "*", reason=reason, data=counts,
+        actor=acting_user,
+        action="auth.invalidate_sessions",
+        object_type="accounts.user",
+        object_id=str(user.pk) if user else "*",
+        reason=reason,
+        data=counts,
     )
     return counts

@@ -104,8 +104,12 @@ def main() -> None:
         naive = median(sum_bets, max(3, args.runs // 2))
         print(f"GET /admin/ (dashboard page):          {page * 1000:8.1f} ms  ({queries} queries)")
         print(f"dashboard() selector alone:           {selector * 1000:8.1f} ms")
-        print(f"floor 1: {queries} x SELECT 1 round trips:   {floor_trips * 1000:8.1f} ms  page/floor1 = {page / floor_trips:.1f}")
-        print(f"floor 2: tvl_by_currency():            {floor_tvl * 1000:8.1f} ms  page/floor2 = {page / floor_tvl:.1f}")
+        print(
+            f"floor 1: {queries} x SELECT 1 round trips:   {floor_trips * 1000:8.1f} ms  page/floor1 = {page / floor_trips:.1f}"
+        )
+        print(
+            f"floor 2: tvl_by_currency():            {floor_tvl * 1000:8.1f} ms  page/floor2 = {page / floor_tvl:.1f}"
+        )
         print(f"contrast: SUM over rounds_bet:         {naive * 1000:8.1f} ms  (never done by the page)")
         print(f"goal: page under {GOAL_S * 1000:.0f} ms: {'PASS' if page < GOAL_S else 'FAIL'}")
     finally:

@@ -81,8 +81,12 @@ def ledger_worker(worker: int, account_ids: list[int], seconds: float, start_at:
     while time.time() < deadline:
         src, dst = rng.sample(account_ids, 2)
         transfer(
-            source=accounts[src], destination=accounts[dst], amount_u=rng.randint(1, 1000),
-            type="bench", reference=f"bench-{worker}-{done}", actor=SystemActor("bench")
+            source=accounts[src],
+            destination=accounts[dst],
+            amount_u=rng.randint(1, 1000),
+            type="bench",
+            reference=f"bench-{worker}-{done}",
+            actor=SystemActor("bench"),
         )
         done += 1
     connection.close()
@@ -104,11 +108,29 @@ def run_ledger(clients: int, seconds: float, account_ids: list[int]) -> float:
 def run_pgbench(clients: int, seconds: int) -> float:
     psql(f"DROP DATABASE IF EXISTS {PGBENCH_DB}")
     psql(f"CREATE DATABASE {PGBENCH_DB}")
-    subprocess.run(["pgbench", "-q", "-i", "-s", "10", "-h", "127.0.0.1", "-U", "postgres", PGBENCH_DB],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["pgbench", "-q", "-i", "-s", "10", "-h", "127.0.0.1", "-U", "postgres", PGBENCH_DB],
+        check=True,
+        capture_output=True,
+    )
     result = subprocess.run(
-        ["pgbench", "-c", str(clients), "-j", str(clients), "-T", str(seconds), "-h", "127.0.0.1", "-U", "postgres", PGBENCH_DB],
-        check=True, capture_output=True, text=True,
+        [
+            "pgbench",
+            "-c",
+            str(clients),
+            "-j",
+            str(clients),
+            "-T",
+            str(seconds),
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            PGBENCH_DB,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     match = re.search(r"tps = ([\d.]+) \(without initial connection time\)", result.stdout)
     if not match:

@@ -85,10 +85,10 @@ def prepare(bets: int, players: int) -> str:
         cursor.execute(
             "INSERT INTO rounds_bet (round_id, player_id, account_id, bet_id, side, stake_u, placed_at, leaf)"
             " SELECT %s, b.owner_id, b.account_id, b.bet_id, b.side, b.stake_u, b.placed_at,"
-            "  sha256('\\x00'::bytea || convert_to('{\"bet_id\":\"' || b.bet_id || '\",\"placed_at\":\"'"
+            '  sha256(\'\\x00\'::bytea || convert_to(\'{"bet_id":"\' || b.bet_id || \'","placed_at":"\''
             "  || to_char(b.placed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS')"
             "  || CASE WHEN to_char(b.placed_at, 'US') = '000000' THEN '' ELSE '.' || to_char(b.placed_at, 'US') END"
-            "  || 'Z\",\"player_id\":\"' || u.public_id || '\",\"side\":\"' || b.side"
+            '  || \'Z","player_id":"\' || u.public_id || \'","side":"\' || b.side'
             "  || '\",\"stake_u\":' || b.stake_u || '}', 'UTF8'))"
             " FROM (SELECT p.owner_id, p.account_id, gen_random_uuid() AS bet_id,"
             "  CASE WHEN random() < 0.5 THEN 'UP' ELSE 'DOWN' END AS side,"
@@ -192,9 +192,16 @@ def settle(code: str) -> tuple[float, int]:
     started = time.monotonic()
     with connection.execute_wrapper(timed):
         # The settlement engine itself (what a forced UP applies after its two operators), timed alone.
-        round_obj, changed = _settle(round_id=Round.objects.get(code=code).pk, result=Result.UP, void_reason=None,
-                                     close=None, evidence=[], forced={"result": "UP", "operator": "bench"},
-                                     acting_user=SystemActor("bench"), reason="benchmark")
+        round_obj, changed = _settle(
+            round_id=Round.objects.get(code=code).pk,
+            result=Result.UP,
+            void_reason=None,
+            close=None,
+            evidence=[],
+            forced={"result": "UP", "operator": "bench"},
+            acting_user=SystemActor("bench"),
+            reason="benchmark",
+        )
     seconds = time.monotonic() - started
     for took, sql in timings:
         if took >= 0.2:
@@ -202,14 +209,15 @@ def settle(code: str) -> tuple[float, int]:
     assert changed
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT COUNT(*) FROM ledger_entry e JOIN ledger_journal j ON j.id = e.journal_id"
-            " WHERE j.reference = %s",
+            "SELECT COUNT(*) FROM ledger_entry e JOIN ledger_journal j ON j.id = e.journal_id WHERE j.reference = %s",
             [f"round:{code}:settlement"],
         )
         (rows,) = cursor.fetchone()
     in_transaction = round_obj.settlement_duration_s or 0.0
-    print(f"  {in_transaction:6.2f} s  inside the transaction; {seconds - in_transaction:.2f} s commit (deferred FK"
-          " checks and the ledger's zero-sum trigger) and the rest")
+    print(
+        f"  {in_transaction:6.2f} s  inside the transaction; {seconds - in_transaction:.2f} s commit (deferred FK"
+        " checks and the ledger's zero-sum trigger) and the rest"
+    )
     print(
         f"settled round {code}: {round_obj.result}, total {round_obj.total_pool_u:,} u, fee {round_obj.fee_u:,},"
         f" breakage {round_obj.breakage_u:,}, {round_obj.winners:,} winning bets, {rows:,} entries"
@@ -254,8 +262,11 @@ def main() -> None:
     parser.add_argument("--bets", type=int, default=1_000_000)
     parser.add_argument("--players", type=int, default=200_000)
     parser.add_argument("--check", action="store_true", help="run every ledger invariant afterwards")
-    parser.add_argument("--lock-with-service", action="store_true",
-                        help="lock through round_lock (times the Merkle root) instead of by SQL")
+    parser.add_argument(
+        "--lock-with-service",
+        action="store_true",
+        help="lock through round_lock (times the Merkle root) instead of by SQL",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args()
     psql(f"DROP DATABASE IF EXISTS {DB}")
@@ -268,10 +279,14 @@ def main() -> None:
         bare = floor(rows, args.players, foreign_keys=False)
         with_fk = floor(rows, args.players, foreign_keys=True)
         print(f"settlement: {seconds:.2f} s for {args.bets:,} bets ({rows:,} entry rows)")
-        print(f"floor, INSERT ... SELECT generate_series of {rows:,} rows (LIKE ledger_entry INCLUDING ALL):"
-              f" {bare:.2f} s -> ratio {seconds / bare:.2f}")
-        print(f"floor, same plus ledger_entry's two deferred foreign keys checked at commit:"
-              f" {with_fk:.2f} s -> ratio {seconds / with_fk:.2f}")
+        print(
+            f"floor, INSERT ... SELECT generate_series of {rows:,} rows (LIKE ledger_entry INCLUDING ALL):"
+            f" {bare:.2f} s -> ratio {seconds / bare:.2f}"
+        )
+        print(
+            f"floor, same plus ledger_entry's two deferred foreign keys checked at commit:"
+            f" {with_fk:.2f} s -> ratio {seconds / with_fk:.2f}"
+        )
         print("goals: under 30 s for a million bets, ratio 3 or better")
         if args.check:
             from ledger.reconciliation import ledger_breaches

@@ -34,9 +34,17 @@ def prepare() -> str:
     """Create and migrate the database if needed; return a player's API token."""
     dbname = os.environ["DATABASE_URL"].rsplit("/", 1)[1]
     base = os.environ["DATABASE_URL"].rsplit("/", 1)[0]
-    exists = subprocess.run(["psql", f"{base}/postgres", "-tAc",  # noqa: S607
-                             f"SELECT 1 FROM pg_database WHERE datname = '{dbname}'"],
-                            capture_output=True, text=True, check=True).stdout.strip()
+    exists = subprocess.run(
+        [
+            "psql",
+            f"{base}/postgres",
+            "-tAc",  # noqa: S607
+            f"SELECT 1 FROM pg_database WHERE datname = '{dbname}'",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     if not exists:
         subprocess.run(["createdb", f"--maintenance-db={base}/postgres", dbname], check=True)  # noqa: S607
     subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, check=True)
@@ -84,10 +92,18 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=18870)
     args = parser.parse_args()
     token = prepare()
-    env = {**os.environ, "PYTHON": sys.executable, "WEB_CONCURRENCY": str(args.web_workers),
-           "BIND": f"127.0.0.1:{args.port}", "LOG_LEVEL": "WARNING"}
-    server = subprocess.Popen([str(ROOT / "bin" / "backoffice"), "web", "--access-logfile", "/dev/null"],  # noqa: S603
-                              cwd=ROOT, env=env)
+    env = {
+        **os.environ,
+        "PYTHON": sys.executable,
+        "WEB_CONCURRENCY": str(args.web_workers),
+        "BIND": f"127.0.0.1:{args.port}",
+        "LOG_LEVEL": "WARNING",
+    }
+    server = subprocess.Popen(
+        [str(ROOT / "bin" / "backoffice"), "web", "--access-logfile", "/dev/null"],  # noqa: S603
+        cwd=ROOT,
+        env=env,
+    )
     base = f"http://127.0.0.1:{args.port}"
     try:
         for _ in range(120):
@@ -98,14 +114,21 @@ def main() -> int:
                 time.sleep(0.5)
         else:
             raise SystemExit("the web server did not start")
-        print(f"one gunicorn server, {args.web_workers} sync worker(s), {args.clients} client threads, "
-              f"{args.seconds:.0f} s per endpoint, {os.cpu_count()} CPUs (shared)")
-        for path, headers in (("/api/health", {}), ("/v1/withdrawals", {"Authorization": f"Token {token}"}),
-                              ("/health/ready", {})):
+        print(
+            f"one gunicorn server, {args.web_workers} sync worker(s), {args.clients} client threads, "
+            f"{args.seconds:.0f} s per endpoint, {os.cpu_count()} CPUs (shared)"
+        )
+        for path, headers in (
+            ("/api/health", {}),
+            ("/v1/withdrawals", {"Authorization": f"Token {token}"}),
+            ("/health/ready", {}),
+        ):
             count, latencies, errors = hammer(f"{base}{path}", headers, args.seconds, args.clients)
             q = statistics.quantiles(latencies, n=100)
-            print(f"GET {path:<18} {count / args.seconds:7.1f} req/s  p50 {q[49] * 1000:6.1f} ms  "
-                  f"p95 {q[94] * 1000:6.1f} ms  errors {errors}")
+            print(
+                f"GET {path:<18} {count / args.seconds:7.1f} req/s  p50 {q[49] * 1000:6.1f} ms  "
+                f"p95 {q[94] * 1000:6.1f} ms  errors {errors}"
+            )
     finally:
         server.terminate()
         server.wait(timeout=30)

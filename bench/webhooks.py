@@ -138,8 +138,14 @@ def _floor(players: list[Any], count: int, concurrency: int, currency: str) -> f
 
     def credit(index: int) -> None:
         try:
-            transfer(source=source, destination=accounts[index % len(accounts)], amount_u=1_000_000 + index,
-                     type="deposit", reference=f"bench-floor:{tag}:{index}", actor=SystemActor("bench"))
+            transfer(
+                source=source,
+                destination=accounts[index % len(accounts)],
+                amount_u=1_000_000 + index,
+                type="deposit",
+                reference=f"bench-floor:{tag}:{index}",
+                actor=SystemActor("bench"),
+            )
         finally:
             if index % concurrency == concurrency - 1:
                 connection.close()
@@ -157,8 +163,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--players", type=int, default=50, help="distinct players credited (default 50)")
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes (default 2)")
     parser.add_argument("--celery-concurrency", type=int, default=4, help="Celery worker concurrency (default 4)")
-    parser.add_argument("--celery-pool", default="prefork", choices=["prefork", "threads"],
-                        help="Celery pool (default prefork: processes, no shared GIL)")
+    parser.add_argument(
+        "--celery-pool",
+        default="prefork",
+        choices=["prefork", "threads"],
+        help="Celery pool (default prefork: processes, no shared GIL)",
+    )
     parser.add_argument("--timeout", type=float, default=120.0, help="give up waiting for credits after (s)")
     args = parser.parse_args(argv)
 
@@ -183,20 +193,62 @@ def main(argv: list[str] | None = None) -> int:
     run = uuid.uuid4().hex[:10]
     prefix = f"deposit:custody:bench-{run}-"
     deliveries = [
-        custody_request({"reference": f"bench-{run}-{i}", "user_id": str(players[i % len(players)].public_id),
-                         "amount_u": 1_000_000 + i, "currency": currency}, settings.CUSTODY_WEBHOOK_KEY)
+        custody_request(
+            {
+                "reference": f"bench-{run}-{i}",
+                "user_id": str(players[i % len(players)].public_id),
+                "amount_u": 1_000_000 + i,
+                "currency": currency,
+            },
+            settings.CUSTODY_WEBHOOK_KEY,
+        )
         for i in range(args.count)
     ]
 
     logs = ROOT / ".run" / "bench"
     logs.mkdir(parents=True, exist_ok=True)
     port = _free_port()
-    web = _start([str(BIN / "gunicorn"), "config.wsgi", "-b", f"127.0.0.1:{port}", "-k", "gthread",
-                  "-w", str(args.web_workers), "--threads", "8", "--backlog", "1024", "--log-level", "warning"],
-                 env, logs / "gunicorn.log")
-    worker = _start([str(BIN / "celery"), "-A", "config.celery_app", "worker", "-P", args.celery_pool,
-                     "-c", str(args.celery_concurrency), "-l", "WARNING", "--without-gossip", "--without-mingle",
-                     "--without-heartbeat", "-n", f"bench-{run}@%h"], env, logs / "celery.log")
+    web = _start(
+        [
+            str(BIN / "gunicorn"),
+            "config.wsgi",
+            "-b",
+            f"127.0.0.1:{port}",
+            "-k",
+            "gthread",
+            "-w",
+            str(args.web_workers),
+            "--threads",
+            "8",
+            "--backlog",
+            "1024",
+            "--log-level",
+            "warning",
+        ],
+        env,
+        logs / "gunicorn.log",
+    )
+    worker = _start(
+        [
+            str(BIN / "celery"),
+            "-A",
+            "config.celery_app",
+            "worker",
+            "-P",
+            args.celery_pool,
+            "-c",
+            str(args.celery_concurrency),
+            "-l",
+            "WARNING",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-n",
+            f"bench-{run}@%h",
+        ],
+        env,
+        logs / "celery.log",
+    )
     try:
         _wait_http(f"http://127.0.0.1:{port}/health")
         time.sleep(1.0)  # let the worker connect to the broker
@@ -225,8 +277,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"signed custody deposits: {args.count}, client threads: {args.concurrency}, players: {len(players)}")
     print(f"  POSTs acknowledged (202) in {acked - started:.2f} s  -> {args.count / (acked - started):.1f} acks/s")
     print(f"  received -> credited:  {elapsed:.2f} s  -> {rate:.1f} confirmed deposits/s")
-    print(f"  per-deposit latency (POST sent -> credit committed): p50 {statistics.median(latencies) * 1000:.0f} ms, "
-          f"p95 {latencies[int(len(latencies) * 0.95) - 1] * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms")
+    print(
+        f"  per-deposit latency (POST sent -> credit committed): p50 {statistics.median(latencies) * 1000:.0f} ms, "
+        f"p95 {latencies[int(len(latencies) * 0.95) - 1] * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms"
+    )
     print(f"floor: bare transfer() credits, same count and threads: {floor:.1f} credits/s")
     print(f"ratio: webhook path is {floor / rate:.1f}x slower than the floor ({rate / floor:.2f} of it)")
     return 0

@@ -36,7 +36,8 @@ LAG_SQL = (
 )
 
 REPLICA_FALLBACK = Counter(
-    "db_replica_fallback_total", "Reads meant for the read replica that went to the primary, by reason.",
+    "db_replica_fallback_total",
+    "Reads meant for the read replica that went to the primary, by reason.",
     ["reason"],
 )
 REPLICA_LAG = Gauge("db_replica_lag_seconds", "Replay lag of the read replica at its last check (seconds).")
@@ -134,15 +135,18 @@ class AdminListsOnReplicaMiddleware:
 
     def process_view(self, request: Any, view_func: Callable[..., Any], view_args: Any, view_kwargs: Any) -> Any:
         match = getattr(request, "resolver_match", None)
-        if request.method != "GET" or match is None or match.namespace != "admin" or not str(
-                match.url_name).endswith("_changelist"):
+        if (
+            request.method != "GET"
+            or match is None
+            or match.namespace != "admin"
+            or not str(match.url_name).endswith("_changelist")
+        ):
             return None
         with read_from_replica():
             response = view_func(request, *view_args, **view_kwargs)
             if hasattr(response, "render") and callable(response.render):
                 response.render()
         return response
-
 
 
 def read_alias() -> str:

@@ -55,9 +55,7 @@ def _prepare_multiproc_dir() -> None:
 
 _HOOKS = ("on_starting", "when_ready", "post_fork", "post_worker_init", "worker_exit", "child_exit", "on_exit")
 _hooks_module_name = os.environ.get("GUNICORN_HOOKS_MODULE", "ops.gunicorn_hooks")
-_hooks_module = (
-    importlib.import_module(_hooks_module_name) if importlib.util.find_spec(_hooks_module_name) else None
-)
+_hooks_module = importlib.import_module(_hooks_module_name) if importlib.util.find_spec(_hooks_module_name) else None
 
 
 def on_starting(server: object) -> None:

@@ -29,7 +29,9 @@ def money_column(field: str, *, currency: str = "currency", description: str | N
     """
 
     def column(obj: Any) -> str:
-        return format_html('<span class="money">{}</span>', format_money_safe(getattr(obj, field), _resolve(obj, currency)))
+        return format_html(
+            '<span class="money">{}</span>', format_money_safe(getattr(obj, field), _resolve(obj, currency))
+        )
 
     column.__name__ = f"{field}_money"
     label = description or field.removesuffix("_u").replace("_", " ")

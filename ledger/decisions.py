@@ -37,6 +37,7 @@ def _no_subject_lock(subject: str) -> None:
 
 # --- Adjustments ---------------------------------------------------------------------------
 
+
 def _adjustment_legs(legs: Sequence[tuple[int, int]]) -> list[Leg]:
     accounts = Account.objects.in_bulk([account_id for account_id, _ in legs])
     missing = [account_id for account_id, _ in legs if account_id not in accounts]
@@ -60,22 +61,30 @@ def adjustment_propose(*, legs: Sequence[tuple[int, int]], reason: str, acting_u
             amounts[leg.account.currency] += leg.amount_u
     parties = {leg.account.owner_id for leg in resolved if leg.account.owner_id is not None}
     return decision_propose(
-        kind=ADJUSTMENT_KIND, subject=f"ledger.adjustment:{uuid.uuid4()}",
+        kind=ADJUSTMENT_KIND,
+        subject=f"ledger.adjustment:{uuid.uuid4()}",
         payload={"legs": [{"account_id": leg.account.pk, "amount_u": leg.amount_u} for leg in resolved]},
-        amounts=dict(amounts), parties=parties, reason=reason, acting_user=acting_user,
+        amounts=dict(amounts),
+        parties=parties,
+        reason=reason,
+        acting_user=acting_user,
     )
 
 
 def _apply_adjustment(proposal: Proposal, checker: User) -> dict[str, Any]:
     legs = _adjustment_legs([(leg["account_id"], leg["amount_u"]) for leg in proposal.payload["legs"]])
     journal = journal_post(
-        type="adjustment", reference=f"adjustment:{proposal.pk}", legs=legs, actor=checker,
+        type="adjustment",
+        reference=f"adjustment:{proposal.pk}",
+        legs=legs,
+        actor=checker,
         metadata={"reason": proposal.reason, "proposal": proposal.pk, "proposed_by": proposal.proposed_by.email},
     )
     return {"journal": journal.reference}
 
 
 # --- Operator credits ----------------------------------------------------------------------
+
 
 def operator_credit_propose(
     *, user: object, amount_u: int, currency: str, reason: str, acting_user: object, reference: str = ""
@@ -87,10 +96,18 @@ def operator_credit_propose(
     if amount_u < 0:
         raise InvalidAmount("An operator credit is a positive amount.")
     return decision_propose(
-        kind=CREDIT_KIND, subject=f"ledger.operator_credit:{uuid.uuid4()}",
-        payload={"user": str(player.public_id), "amount_u": amount_u, "currency": currency,
-                 "reference": reference.strip()},
-        amounts={currency: amount_u}, parties=[player.pk], reason=reason, acting_user=acting_user,
+        kind=CREDIT_KIND,
+        subject=f"ledger.operator_credit:{uuid.uuid4()}",
+        payload={
+            "user": str(player.public_id),
+            "amount_u": amount_u,
+            "currency": currency,
+            "reference": reference.strip(),
+        },
+        amounts={currency: amount_u},
+        parties=[player.pk],
+        reason=reason,
+        acting_user=acting_user,
     )
 
 
@@ -98,19 +115,35 @@ def _apply_credit(proposal: Proposal, checker: User) -> dict[str, Any]:
     payload = proposal.payload
     user = get_user_model().objects.get(public_id=payload["user"])
     journal = operator_credit(
-        user=user, amount_u=payload["amount_u"], currency=payload["currency"], actor=checker,
-        reference=payload.get("reference") or f"operator-credit:{proposal.pk}", reason=proposal.reason,
+        user=user,
+        amount_u=payload["amount_u"],
+        currency=payload["currency"],
+        actor=checker,
+        reference=payload.get("reference") or f"operator-credit:{proposal.pk}",
+        reason=proposal.reason,
     )
     return {"journal": journal.reference, "replayed": journal.replayed}
 
 
 def register_ledger_decisions() -> None:
     """Offer adjustments and operator credits to the maker-checker."""
-    register_decision(DecisionKind(
-        name=ADJUSTMENT_KIND, label="adjust the ledger", permission="ledger.post_adjustment",
-        lock=_no_subject_lock, apply=_apply_adjustment,
-    ))
-    register_decision(DecisionKind(
-        name=CREDIT_KIND, label="credit a player", permission="ledger.credit_player",
-        lock=_no_subject_lock, apply=_apply_credit, always_two=True, self_approval_in_development=True,
-    ))
+    register_decision(
+        DecisionKind(
+            name=ADJUSTMENT_KIND,
+            label="adjust the ledger",
+            permission="ledger.post_adjustment",
+            lock=_no_subject_lock,
+            apply=_apply_adjustment,
+        )
+    )
+    register_decision(
+        DecisionKind(
+            name=CREDIT_KIND,
+            label="credit a player",
+            permission="ledger.credit_player",
+            lock=_no_subject_lock,
+            apply=_apply_credit,
+            always_two=True,
+            self_approval_in_development=True,
+        )
+    )

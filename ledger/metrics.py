@@ -37,8 +37,8 @@ def tvl_metrics() -> Iterable[Metric]:
         Account.Kind.HOUSE: ("tvl_house_u", "House balance: fees and breakage (minor units)."),
     }
     families = {kind: GaugeMetricFamily(name, doc, labels=["currency"]) for kind, (name, doc) in names.items()}
-    for kind, currency, total in Account.objects.values("kind", "currency").annotate(t=Sum("balance_u")).values_list(
-        "kind", "currency", "t"
+    for kind, currency, total in (
+        Account.objects.values("kind", "currency").annotate(t=Sum("balance_u")).values_list("kind", "currency", "t")
     ):
         if kind in families:
             families[kind].add_metric([currency], total or 0)

@@ -21,9 +21,7 @@ def user_wallet(*, user: Any) -> list[dict[str, Any]]:
     """Return the player's balances per currency: available, held, and staked in open rounds."""
     from rounds.selectors import user_open_stakes
 
-    wallet: dict[str, dict[str, Any]] = defaultdict(
-        lambda: {"available_u": 0, "held_u": 0, "in_open_bets_u": 0}
-    )
+    wallet: dict[str, dict[str, Any]] = defaultdict(lambda: {"available_u": 0, "held_u": 0, "in_open_bets_u": 0})
     for account in Account.objects.filter(owner=user):
         key = "available_u" if account.kind == Account.Kind.USER_AVAILABLE else "held_u"
         wallet[account.currency][key] = account.balance_u
@@ -86,8 +84,10 @@ RESTORE_CHECKS: tuple[tuple[str, str], ...] = (
     ("entries", "SELECT COUNT(*) FROM ledger_entry"),
     ("accounts", "SELECT COUNT(*) FROM ledger_account"),
     ("balance sum", "SELECT COALESCE(SUM(ABS(balance_u)), 0) FROM ledger_account"),
-    ("unbalanced batches",
-     "SELECT COUNT(*) FROM (SELECT ref_id FROM ledger_entries GROUP BY ref_id HAVING SUM(amount_u) != 0) b"),
+    (
+        "unbalanced batches",
+        "SELECT COUNT(*) FROM (SELECT ref_id FROM ledger_entries GROUP BY ref_id HAVING SUM(amount_u) != 0) b",
+    ),
 )
 """Figures a restored copy of the ledger must reproduce exactly (`db_restore_drill` runs them on both)."""
 
@@ -128,7 +128,9 @@ def tvl_by_currency() -> dict[str, Tvl]:
     """Return `tvl()` for every currency that has an account, from one grouped query."""
     sums: dict[str, dict[str, int]] = defaultdict(dict)
     for currency, kind, total in (
-        Account.objects.values("currency", "kind").annotate(total=Sum("balance_u")).values_list("currency", "kind", "total")
+        Account.objects.values("currency", "kind")
+        .annotate(total=Sum("balance_u"))
+        .values_list("currency", "kind", "total")
     ):
         sums[currency][kind] = total or 0
     return {

@@ -46,6 +46,7 @@ class Leg:
 
 # --- Accounts ----------------------------------------------------------------------------------
 
+
 def account_get_or_create(
     *, name: str, currency: str, kind: str, owner: Any = None, allow_negative: bool = False
 ) -> Account:
@@ -84,6 +85,7 @@ def round_pool_account(*, code: str, currency: str) -> Account:
 
 
 # --- Validation --------------------------------------------------------------------------------
+
 
 def _validate_amount(amount_u: Any) -> int:
     if isinstance(amount_u, bool) or not isinstance(amount_u, int):
@@ -153,8 +155,13 @@ def _write_postgresql(journal: Journal, legs: Sequence[Leg], deltas: Mapping[int
     entry_rows = ", ".join(["(%s::bigint, %s::varchar, %s::bigint)"] * len(legs))
     delta_rows = ", ".join(["(%s::bigint, %s::bigint)"] * len(deltas))
     params: list[Any] = [
-        journal.type, journal.reference, journal.fingerprint, json.dumps(journal.metadata),
-        journal.actor_id, journal.actor_label, journal.reverses_id,
+        journal.type,
+        journal.reference,
+        journal.fingerprint,
+        json.dumps(journal.metadata),
+        journal.actor_id,
+        journal.actor_label,
+        journal.reverses_id,
     ]
     for leg in legs:
         params.extend((leg.account.pk, leg.account.currency, leg.amount_u))
@@ -163,7 +170,8 @@ def _write_postgresql(journal: Journal, legs: Sequence[Leg], deltas: Mapping[int
     update = (
         f", u AS (UPDATE ledger_account a SET balance_u = a.balance_u + d.delta "
         f"FROM (VALUES {delta_rows}) AS d(id, delta) WHERE a.id = d.id)"
-        if deltas else ""
+        if deltas
+        else ""
     )
     with connection.cursor() as cursor:
         cursor.execute(
@@ -192,6 +200,7 @@ def _existing(reference: str, fingerprint: str) -> Journal:
 
 
 # --- Postings ----------------------------------------------------------------------------------
+
 
 def journal_post(
     *,
@@ -297,12 +306,14 @@ def journal_post_bulk(
     fixed_amounts = [leg.amount_u for leg in legs]
     params = list(leg_query.params)
     with transaction.atomic():
-        _, foreign = accounts_lock_from_query(sql=leg_query.sql, params=params, extra_ids=fixed_ids,
-                                              currency=currency)
+        _, foreign = accounts_lock_from_query(sql=leg_query.sql, params=params, extra_ids=fixed_ids, currency=currency)
         if foreign:
             raise CurrencyMismatch(f"{foreign} accounts in the legs of {reference!r} are not in {currency}.")
         journal = Journal.objects.create(
-            type=type, reference=reference, metadata=dict(metadata or {}), actor=actor_user(actor),
+            type=type,
+            reference=reference,
+            metadata=dict(metadata or {}),
+            actor=actor_user(actor),
             actor_label=actor_label(actor),
             fingerprint=hashlib.sha256(f"{type}|bulk|{reference}".encode()).hexdigest(),
         )
@@ -315,8 +326,9 @@ def journal_post_bulk(
                 " FROM unnest(%s::bigint[], %s::bigint[]) AS f(account_id, amount_u) WHERE f.amount_u <> 0",
                 [journal.pk, currency, *params, journal.pk, currency, fixed_ids, fixed_amounts],
             )
-            cursor.execute("SELECT COALESCE(SUM(amount_u), 0), COUNT(*) FROM ledger_entry WHERE journal_id = %s",
-                           [journal.pk])
+            cursor.execute(
+                "SELECT COALESCE(SUM(amount_u), 0), COUNT(*) FROM ledger_entry WHERE journal_id = %s", [journal.pk]
+            )
             total, count = (int(value) for value in cursor.fetchone())
             if count < 2 or total != 0:
                 raise UnbalancedJournal(f"{reference!r} has {count} entries summing to {total:+d}; nothing was posted.")
@@ -425,7 +437,10 @@ def operator_credit(*, user: User, amount_u: int, currency: str, actor: Actor, r
         )
         if not journal.replayed:
             audit_record(
-                actor=actor, action="ledger.operator_credit", obj=journal, reason=reason,
+                actor=actor,
+                action="ledger.operator_credit",
+                obj=journal,
+                reason=reason,
                 data={"user": str(user.public_id), "amount_u": amount_u, "currency": currency},
             )
     return journal

@@ -62,9 +62,7 @@ def actor_label(actor: Actor) -> str:
 def is_operator(actor: object) -> bool:
     """Return whether the actor is an active staff user."""
     user_model = get_user_model()
-    return bool(
-        isinstance(actor, user_model) and actor.pk is not None and actor.is_active and actor.is_staff
-    )
+    return bool(isinstance(actor, user_model) and actor.pk is not None and actor.is_active and actor.is_staff)
 
 
 def require_operator(actor: object, *, permission: str | None = None, what: str = "do this") -> User:

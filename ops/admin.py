@@ -20,7 +20,16 @@ from .switches import switch_set
 
 @admin.register(AuditRecord)
 class AuditRecordAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "actor_label", "action", "object_type", "object_id", "from_state", "to_state", "reason"]
+    list_display = [
+        "created_at",
+        "actor_label",
+        "action",
+        "object_type",
+        "object_id",
+        "from_state",
+        "to_state",
+        "reason",
+    ]
     list_filter = ["action", "object_type"]
     search_fields = ["actor_label", "object_id", "reason", "correlation_id"]
     date_hierarchy = "created_at"
@@ -72,8 +81,12 @@ class WaiverAdmin(admin.ModelAdmin):
 class DecisionReasonForm(forms.Form):
     """The second operator's reason (required to reject)."""
 
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), max_length=2000, required=False,
-                             label="Reason (kept in the audit log)")
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        max_length=2000,
+        required=False,
+        label="Reason (kept in the audit log)",
+    )
 
     def __init__(self, *args: Any, required: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -113,18 +126,23 @@ class ProposalAdmin(ReadOnlyAdmin):
 
     def get_urls(self) -> list[URLPattern]:
         return [
-            path("<int:proposal_id>/decide/<str:decision>/", self.admin_site.admin_view(self.decide_view),
-                 name="ops_proposal_decide"),
+            path(
+                "<int:proposal_id>/decide/<str:decision>/",
+                self.admin_site.admin_view(self.decide_view),
+                name="ops_proposal_decide",
+            ),
             *super().get_urls(),
         ]
 
-    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
-                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         proposal = Proposal.objects.filter(pk=object_id).first() if str(object_id).isdigit() else None
         context = dict(extra_context or {})
         if proposal is not None:
-            context["decisions"] = [{"proposal": proposal, "may_approve": may_approve(proposal=proposal,
-                                                                                      user=request.user)}]
+            context["decisions"] = [
+                {"proposal": proposal, "may_approve": may_approve(proposal=proposal, user=request.user)}
+            ]
         return super().change_view(request, object_id, form_url, context)
 
     def decide_view(self, request: HttpRequest, proposal_id: int, decision: str) -> HttpResponse:
@@ -137,11 +155,13 @@ class ProposalAdmin(ReadOnlyAdmin):
         if request.method == "POST" and form.is_valid():
             try:
                 if decision == "approve":
-                    decision_approve(proposal_id=proposal.pk, acting_user=request.user,
-                                     reason=form.cleaned_data["reason"])
+                    decision_approve(
+                        proposal_id=proposal.pk, acting_user=request.user, reason=form.cleaned_data["reason"]
+                    )
                 else:
-                    decision_reject(proposal_id=proposal.pk, acting_user=request.user,
-                                    reason=form.cleaned_data["reason"])
+                    decision_reject(
+                        proposal_id=proposal.pk, acting_user=request.user, reason=form.cleaned_data["reason"]
+                    )
             except ApplicationError as exc:
                 self.message_user(request, f"{decision.title()} refused: {exc.detail}", messages.ERROR)
             else:
@@ -149,8 +169,12 @@ class ProposalAdmin(ReadOnlyAdmin):
                 self.message_user(request, f"Proposal {proposal.pk} is now {proposal.state}.", messages.SUCCESS)
             return HttpResponseRedirect(request.GET.get("next") or back)
         context = {
-            **self.admin_site.each_context(request), "opts": self.model._meta, "proposal": proposal, "form": form,
-            "title": f"{decision.title()} proposal {proposal.pk}", "back_url": back,
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "proposal": proposal,
+            "form": form,
+            "title": f"{decision.title()} proposal {proposal.pk}",
+            "back_url": back,
             "submit_label": "Approve and apply" if decision == "approve" else "Reject",
         }
         return render(request, "ops/admin/proposal_decide.html", context)

@@ -93,6 +93,7 @@ def decision_kind(name: str) -> DecisionKind:
 
 # --- Thresholds ----------------------------------------------------------------------------
 
+
 def parse_thresholds(raw: Mapping[str, Any]) -> dict[str, int]:
     """Convert `{"USD": "10000.00", "USDC": "10000"}` (major units) to minor units, exactly.
 
@@ -107,7 +108,7 @@ def parse_thresholds(raw: Mapping[str, Any]) -> dict[str, int]:
         if currency is None:
             raise ImproperlyConfigured(f"FOUR_EYES_THRESHOLDS: unknown currency {code!r}.")
         if isinstance(value, bool) or not isinstance(value, str | int):
-            raise ImproperlyConfigured(f"FOUR_EYES_THRESHOLDS[{code}] must be a string like \"10000.00\".")
+            raise ImproperlyConfigured(f'FOUR_EYES_THRESHOLDS[{code}] must be a string like "10000.00".')
         try:
             amount = Decimal(str(value).strip())
         except InvalidOperation:
@@ -141,6 +142,7 @@ def needs_second_operator(*, kind: DecisionKind, amounts: Mapping[str, int]) -> 
 
 
 # --- Decisions -----------------------------------------------------------------------------
+
 
 def _reason(reason: object, what: str = "this decision") -> str:
     if not isinstance(reason, str) or not reason.strip():
@@ -177,9 +179,11 @@ def decision_propose(
     _check_parties(operator=operator, parties=parties)
     with transaction.atomic():
         spec.lock(subject)
-        pending = Proposal.objects.select_for_update().filter(
-            kind=kind, subject=subject, state=Proposal.State.PENDING
-        ).first()
+        pending = (
+            Proposal.objects.select_for_update()
+            .filter(kind=kind, subject=subject, state=Proposal.State.PENDING)
+            .first()
+        )
         if pending is not None:
             if pending.payload != dict(payload):
                 raise DecisionRefused(
@@ -192,17 +196,32 @@ def decision_propose(
         try:
             with transaction.atomic():
                 proposal = Proposal.objects.create(
-                    kind=kind, subject=subject, payload=dict(payload), amounts=dict(amounts), parties=parties,
-                    needs_second_operator=two, reason=reason, evidence=(evidence or "").strip(),
+                    kind=kind,
+                    subject=subject,
+                    payload=dict(payload),
+                    amounts=dict(amounts),
+                    parties=parties,
+                    needs_second_operator=two,
+                    reason=reason,
+                    evidence=(evidence or "").strip(),
                     proposed_by=operator,
                 )
         except IntegrityError as exc:  # another operator proposed at the same instant
             raise DecisionRefused("Another decision on this was proposed meanwhile; reload and retry.") from exc
         audit_record(
-            actor=operator, action="approvals.propose", obj=proposal, reason=reason,
+            actor=operator,
+            action="approvals.propose",
+            obj=proposal,
+            reason=reason,
             to_state=proposal.state,
-            data={"kind": kind, "subject": subject, "payload": proposal.payload, "amounts": proposal.amounts,
-                  "needs_second_operator": two, "evidence": proposal.evidence},
+            data={
+                "kind": kind,
+                "subject": subject,
+                "payload": proposal.payload,
+                "amounts": proposal.amounts,
+                "needs_second_operator": two,
+                "evidence": proposal.evidence,
+            },
         )
         if not two:
             _apply(spec=spec, proposal=proposal, checker=operator, reason=reason)
@@ -236,10 +255,15 @@ def decision_reject(*, proposal_id: int, acting_user: object, reason: str) -> Pr
         proposal = Proposal.objects.select_for_update().get(pk=proposal_id)
         _require_pending(proposal)
         _decide(proposal=proposal, state=Proposal.State.REJECTED, by=operator, reason=reason)
-        audit_record(actor=operator, action="approvals.reject", obj=proposal, reason=reason,
-                     from_state=Proposal.State.PENDING, to_state=proposal.state,
-                     data={"kind": proposal.kind, "subject": proposal.subject,
-                           "proposed_by": proposal.proposed_by.email})
+        audit_record(
+            actor=operator,
+            action="approvals.reject",
+            obj=proposal,
+            reason=reason,
+            from_state=Proposal.State.PENDING,
+            to_state=proposal.state,
+            data={"kind": proposal.kind, "subject": proposal.subject, "proposed_by": proposal.proposed_by.email},
+        )
     return proposal
 
 
@@ -251,17 +275,25 @@ def decisions_cancel(*, subject: str, actor: object, reason: str) -> int:
         proposal.decision_reason = reason
         proposal.decided_at = timezone.now()
         proposal.save(update_fields=["state", "decision_reason", "decided_at"])
-        audit_record(actor=actor, action="approvals.cancel", obj=proposal, reason=reason,  # type: ignore[arg-type]
-                     from_state=Proposal.State.PENDING, to_state=proposal.state,
-                     data={"kind": proposal.kind, "subject": proposal.subject})
+        audit_record(
+            actor=actor,
+            action="approvals.cancel",
+            obj=proposal,
+            reason=reason,  # type: ignore[arg-type]
+            from_state=Proposal.State.PENDING,
+            to_state=proposal.state,
+            data={"kind": proposal.kind, "subject": proposal.subject},
+        )
         cancelled += 1
     return cancelled
 
 
 def _require_pending(proposal: Proposal) -> None:
     if proposal.state != Proposal.State.PENDING:
-        raise DecisionRefused(f"Proposal {proposal.pk} is already {proposal.state}. Nothing was changed.",
-                              extra={"proposal_id": proposal.pk, "state": proposal.state})
+        raise DecisionRefused(
+            f"Proposal {proposal.pk} is already {proposal.state}. Nothing was changed.",
+            extra={"proposal_id": proposal.pk, "state": proposal.state},
+        )
 
 
 def _approve(*, spec: DecisionKind, proposal: Proposal, operator: User, reason: str) -> Proposal:
@@ -281,12 +313,22 @@ def _apply(*, spec: DecisionKind, proposal: Proposal, checker: User, reason: str
     result = spec.apply(proposal, checker)
     _decide(proposal=proposal, state=Proposal.State.APPLIED, by=checker, reason=reason, result=result)
     audit_record(
-        actor=checker, action="approvals.apply", obj=proposal, reason=proposal.reason,
-        from_state=Proposal.State.PENDING, to_state=proposal.state,
-        data={"kind": proposal.kind, "subject": proposal.subject, "payload": proposal.payload,
-              "proposed_by": proposal.proposed_by.email, "approved_by": checker.email,
-              "approval_reason": reason, "needs_second_operator": proposal.needs_second_operator,
-              "result": result},
+        actor=checker,
+        action="approvals.apply",
+        obj=proposal,
+        reason=proposal.reason,
+        from_state=Proposal.State.PENDING,
+        to_state=proposal.state,
+        data={
+            "kind": proposal.kind,
+            "subject": proposal.subject,
+            "payload": proposal.payload,
+            "proposed_by": proposal.proposed_by.email,
+            "approved_by": checker.email,
+            "approval_reason": reason,
+            "needs_second_operator": proposal.needs_second_operator,
+            "result": result,
+        },
     )
 
 
@@ -305,6 +347,7 @@ def _describe(proposal: Proposal) -> str:
 
 
 # --- Reads ---------------------------------------------------------------------------------
+
 
 def proposals_for_subject(*, subject: str) -> list[Proposal]:
     """Every proposal on one subject, newest first (pending ones are what a second operator acts on)."""

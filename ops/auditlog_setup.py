@@ -61,8 +61,12 @@ def register_models() -> None:
 
     from .models import Switch, Waiver
 
-    auditlog.register(get_user_model(), mask_fields=["password"], exclude_fields=["last_login"],
-                      m2m_fields={"groups", "user_permissions"})
+    auditlog.register(
+        get_user_model(),
+        mask_fields=["password"],
+        exclude_fields=["last_login"],
+        m2m_fields={"groups", "user_permissions"},
+    )
     auditlog.register(Group, m2m_fields={"permissions"})
     auditlog.register(Switch)
     auditlog.register(Waiver)

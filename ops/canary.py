@@ -148,22 +148,29 @@ def canary_run(run: CanaryRun) -> CanaryRun:
         if run.provider == "chain":
             address = player.get("/v1/chain/deposit-address")["address"]
             run.notify(f"waiting for a deposit of {run.amount_u} {run.currency} units on chain to {address}")
-            _poll(lambda: _wallet(player, run.currency)[0] >= start_available + run.amount_u, run.timeout_s,
-                  f"an on-chain deposit to {address} to be confirmed and credited")
+            _poll(
+                lambda: _wallet(player, run.currency)[0] >= start_available + run.amount_u,
+                run.timeout_s,
+                f"an on-chain deposit to {address} to be confirmed and credited",
+            )
             state["deposited"] = run.amount_u
             return f"on-chain deposit to {address} credited after confirmations"
         if run.simulate:
             reference = f"canary-deposit-{uuid.uuid4()}"
             from webhooks.stub import send_custody_deposit
 
-            response = send_custody_deposit(f"{player.base}/webhooks/deposits",
-                                            {"reference": reference, "user_id": player.user_id,
-                                             "amount_u": run.amount_u, "currency": run.currency},
-                                            settings.CUSTODY_WEBHOOK_KEY)
+            response = send_custody_deposit(
+                f"{player.base}/webhooks/deposits",
+                {"reference": reference, "user_id": player.user_id, "amount_u": run.amount_u, "currency": run.currency},
+                settings.CUSTODY_WEBHOOK_KEY,
+            )
             if response.status_code >= 300:
                 raise CanaryFailed(f"deposit webhook answered {response.status_code}: {response.text[:200]}")
-            _poll(lambda: _wallet(player, run.currency)[0] >= start_available + run.amount_u, run.timeout_s,
-                  "the deposit to be credited")
+            _poll(
+                lambda: _wallet(player, run.currency)[0] >= start_available + run.amount_u,
+                run.timeout_s,
+                "the deposit to be credited",
+            )
             state["deposited"] = run.amount_u
             return f"Tx {reference} credited"
         if start_available < run.amount_u:
@@ -196,6 +203,7 @@ def canary_run(run: CanaryRun) -> CanaryRun:
 
     def paid() -> str:
         if run.provider == "chain":
+
             def confirmed() -> Any:
                 w = player.get(f"/v1/withdrawals/{state['withdrawal']}")
                 if w["state"] == "payout_failed":
@@ -209,22 +217,31 @@ def canary_run(run: CanaryRun) -> CanaryRun:
                 raise CanaryFailed("simulated payout confirmation is implemented for adyen")
             from webhooks.stub import send_adyen_transfer_webhook
 
-            transfer = {"id": state["psp_reference"], "reference": f"wd-{state['withdrawal']}",
-                        "amount": {"value": run.amount_u, "currency": run.currency}}
-            response = send_adyen_transfer_webhook(f"{player.base}/webhooks/payouts/adyen", transfer, "booked",
-                                                   settings.ADYEN_HMAC_KEY)
+            transfer = {
+                "id": state["psp_reference"],
+                "reference": f"wd-{state['withdrawal']}",
+                "amount": {"value": run.amount_u, "currency": run.currency},
+            }
+            response = send_adyen_transfer_webhook(
+                f"{player.base}/webhooks/payouts/adyen", transfer, "booked", settings.ADYEN_HMAC_KEY
+            )
             if response.status_code >= 300:
                 raise CanaryFailed(f"payout webhook answered {response.status_code}: {response.text[:200]}")
-        _poll(lambda: player.get(f"/v1/withdrawals/{state['withdrawal']}")["state"] == "paid", run.timeout_s,
-              "the PSP's paid webhook")
+        _poll(
+            lambda: player.get(f"/v1/withdrawals/{state['withdrawal']}")["state"] == "paid",
+            run.timeout_s,
+            "the PSP's paid webhook",
+        )
         return f"paid at {_now()}"
 
     def ledger() -> str:
         start_available, start_held = state["start"]
         available, held = _wallet(player, run.currency)
         expected = start_available + state["deposited"] - run.amount_u
-        run.ledger_note = (f"held {start_held} -> {held} (expected {start_held}); available {start_available} -> "
-                           f"{available} (expected {expected})")
+        run.ledger_note = (
+            f"held {start_held} -> {held} (expected {start_held}); available {start_available} -> "
+            f"{available} (expected {expected})"
+        )
         if held != start_held or available != expected:
             raise CanaryFailed(run.ledger_note)
         breaches = ledger_breaches()
@@ -233,9 +250,15 @@ def canary_run(run: CanaryRun) -> CanaryRun:
         run.ledger_note += "; every ledger invariant holds"
         return run.ledger_note
 
-    steps = [("Login", login), ("Deposit", deposit), ("Withdraw request", withdraw), ("Admin approve", approve),
-             ("Payout submitted", submitted), ("Admin mark paid (PSP webhook)", paid),
-             ("Ledger settlement / invariant", ledger)]
+    steps = [
+        ("Login", login),
+        ("Deposit", deposit),
+        ("Withdraw request", withdraw),
+        ("Admin approve", approve),
+        ("Payout submitted", submitted),
+        ("Admin mark paid (PSP webhook)", paid),
+        ("Ledger settlement / invariant", ledger),
+    ]
     try:
         for name, action in steps:
             record(name, action)
@@ -247,15 +270,25 @@ def canary_run(run: CanaryRun) -> CanaryRun:
 def canary_report(run: CanaryRun, *, release: str = "") -> str:
     """Fill the report template with the run's steps."""
     currency = get_currency(run.currency)
-    rows = "\n".join(f"| {i} | {s.name} | {s.result} | {s.at} | {s.detail.replace('|', '/')} |"
-                     for i, s in enumerate(run.steps, 1))
-    decision = ("GO: Canary PASS." if run.passed else
-                "NO-GO: Canary FAIL. Roll back per the go-live runbook's decision matrix.")
+    rows = "\n".join(
+        f"| {i} | {s.name} | {s.result} | {s.at} | {s.detail.replace('|', '/')} |" for i, s in enumerate(run.steps, 1)
+    )
+    decision = (
+        "GO: Canary PASS." if run.passed else "NO-GO: Canary FAIL. Roll back per the go-live runbook's decision matrix."
+    )
     values = {
-        "result": "PASS" if run.passed else "FAIL", "started_at": run.started_at, "finished_at": _now(),
-        "base_url": run.base_url, "release": release or "-", "player": run.player_email,
-        "operator": run.operator_email, "amount": currency.format(run.amount_u), "provider": run.provider,
-        "steps": rows, "ledger": run.ledger_note, "decision": decision,
+        "result": "PASS" if run.passed else "FAIL",
+        "started_at": run.started_at,
+        "finished_at": _now(),
+        "base_url": run.base_url,
+        "release": release or "-",
+        "player": run.player_email,
+        "operator": run.operator_email,
+        "amount": currency.format(run.amount_u),
+        "provider": run.provider,
+        "steps": rows,
+        "ledger": run.ledger_note,
+        "decision": decision,
     }
     text = TEMPLATE.read_text()
     for key, value in values.items():

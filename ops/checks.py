@@ -23,6 +23,11 @@ def production_rules(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
     for number, (name, check) in enumerate(SYSTEM_CHECKS, start=1):
         ok, detail = check()
         if not ok:
-            errors.append(Error(f"{name}: {detail}", hint=f"verify_prod_env check {name!r}; see "
-                                "docs/ops/go_live_runbook.md", id=f"ops.E{number:03d}"))
+            errors.append(
+                Error(
+                    f"{name}: {detail}",
+                    hint=f"verify_prod_env check {name!r}; see docs/ops/go_live_runbook.md",
+                    id=f"ops.E{number:03d}",
+                )
+            )
     return errors

@@ -63,8 +63,9 @@ def refusals_as_command_errors() -> Iterator[None]:
         raise CommandError(f"{exc.code}: {exc.detail}") from exc
 
 
-def proposal_decide(*, approve: int | None, reject: int | None, kind: str, operator_email: str | None,
-                    reason: str) -> tuple[Proposal, User]:
+def proposal_decide(
+    *, approve: int | None, reject: int | None, kind: str, operator_email: str | None, reason: str
+) -> tuple[Proposal, User]:
     """Approve or reject a proposal of one kind for `--approve ID` / `--reject ID`; refusals are one line."""
     operator = operator_by_email(operator_email)
     proposal_id = approve if approve is not None else reject

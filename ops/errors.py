@@ -116,8 +116,11 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         exc = drf_exceptions.PermissionDenied()
     if isinstance(exc, drf_exceptions.APIException):
         response = drf_exception_handler(exc, context)
-        headers = {k: v for k, v in (response.headers.items() if response is not None else [])
-                   if k.lower() in ("www-authenticate", "retry-after", "allow")}
+        headers = {
+            k: v
+            for k, v in (response.headers.items() if response is not None else [])
+            if k.lower() in ("www-authenticate", "retry-after", "allow")
+        }
         return problem_response(_drf_problem(exc), headers=headers)
     return None
 

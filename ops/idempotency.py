@@ -88,9 +88,7 @@ def _reserve(*, user: Any, key: str, scope: str, fingerprint: str) -> Idempotenc
     existing = IdempotencyKey.objects.get(user=user, key=key)
     if existing.request_hash != fingerprint or existing.scope != scope:
         IDEMPOTENCY_EVENTS.labels(outcome="mismatch").inc()
-        raise IdempotencyKeyReused(
-            "This Idempotency-Key was already used for a different request; nothing was done."
-        )
+        raise IdempotencyKeyReused("This Idempotency-Key was already used for a different request; nothing was done.")
     if existing.state == IdempotencyKey.State.COMPLETED:
         return _replay(existing)
     stale_before = timezone.now() - settings.IDEMPOTENCY_IN_PROGRESS_TIMEOUT
@@ -117,9 +115,7 @@ def _release(row: IdempotencyKey) -> None:
     IDEMPOTENCY_EVENTS.labels(outcome="released").inc()
 
 
-def idempotent_call(
-    *, request: Request, scope: str, handler: Callable[[], Response], atomic: bool = True
-) -> Response:
+def idempotent_call(*, request: Request, scope: str, handler: Callable[[], Response], atomic: bool = True) -> Response:
     """Run `handler` at most once per (user, Idempotency-Key), replaying its stored response.
 
     With `atomic` (the default) the handler's writes and the stored response commit together. A
@@ -178,9 +174,7 @@ class _TransientResponse(Exception):
         self.response = response
 
 
-def idempotent(
-    view_method: Callable[..., Response] | None = None, *, atomic: bool = True
-) -> Any:
+def idempotent(view_method: Callable[..., Response] | None = None, *, atomic: bool = True) -> Any:
     """Decorate an APIView's `post` so it obeys the Idempotency-Key contract.
 
     `@idempotent` runs the view in one transaction with its stored response; `@idempotent(atomic=False)`
@@ -192,7 +186,9 @@ def idempotent(
         def wrapper(self: Any, request: Request, *args: Any, **kwargs: Any) -> Response:
             scope = f"{request.method} {request.path}"[:200]
             return idempotent_call(
-                request=request, scope=scope, atomic=atomic,
+                request=request,
+                scope=scope,
+                atomic=atomic,
                 handler=lambda: method(self, request, *args, **kwargs),
             )
 

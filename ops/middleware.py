@@ -44,9 +44,9 @@ class RequestMetricsMiddleware:
         match = getattr(request, "resolver_match", None)
         path = "/" + match.route if match is not None and match.route else "<unmatched>"
         status = "maintenance" if getattr(response, "maintenance", False) else str(response.status_code)
-        HTTP_REQUEST_DURATION.labels(
-            method=request.method, path=path, status=status
-        ).observe(time.perf_counter() - started)
+        HTTP_REQUEST_DURATION.labels(method=request.method, path=path, status=status).observe(
+            time.perf_counter() - started
+        )
         return response
 
 
@@ -69,7 +69,9 @@ class MaintenanceModeMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         return self.get_response(request)
 
-    def process_view(self, request: HttpRequest, view_func: Any, view_args: Any, view_kwargs: Any) -> HttpResponse | None:
+    def process_view(
+        self, request: HttpRequest, view_func: Any, view_args: Any, view_kwargs: Any
+    ) -> HttpResponse | None:
         if request.method in ("GET", "HEAD", "OPTIONS") or not request.path.startswith(self.GUARDED_PREFIXES):
             return None
         if request.path.startswith(self.OPEN_PREFIXES):
@@ -79,12 +81,14 @@ class MaintenanceModeMiddleware:
 
         if not switch_is_on(Switch.Name.MAINTENANCE) or _is_staff(request):
             return None
-        response = problem_json_response({
-            "type": "maintenance",
-            "title": "Maintenance in progress",
-            "status": 503,
-            "detail": "The platform is in maintenance mode; retry later.",
-        })
+        response = problem_json_response(
+            {
+                "type": "maintenance",
+                "title": "Maintenance in progress",
+                "status": 503,
+                "detail": "The platform is in maintenance mode; retry later.",
+            }
+        )
         response["Retry-After"] = self.RETRY_AFTER_S
         response.maintenance = True  # type: ignore[attr-defined]
         return response

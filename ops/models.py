@@ -29,7 +29,9 @@ class AuditRecord(models.Model):
         indexes = [models.Index(fields=["object_type", "object_id"])]
 
     def __str__(self) -> str:
-        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action} {self.object_type}:{self.object_id}"
+        return (
+            f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action} {self.object_type}:{self.object_id}"
+        )
 
 
 class IdempotencyKey(models.Model):
@@ -157,7 +159,9 @@ class Proposal(models.Model):
         ordering = ["-id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["kind", "subject"], condition=models.Q(state="pending"), name="ops_proposal_one_pending",
+                fields=["kind", "subject"],
+                condition=models.Q(state="pending"),
+                name="ops_proposal_one_pending",
             ),
         ]
 

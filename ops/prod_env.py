@@ -60,9 +60,12 @@ def check_secret_key() -> tuple[bool, str]:
     key = str(settings.SECRET_KEY)
     ok, _ = _secret("SECRET_KEY")
     strong = ok and len(key) >= MIN_SECRET_KEY_LENGTH and len(set(key)) >= MIN_SECRET_KEY_UNIQUE_CHARS
-    return strong, ("SECRET_KEY is long, varied and not a development value" if strong else
-                    f"SECRET_KEY is missing, a development value, shorter than {MIN_SECRET_KEY_LENGTH} "
-                    f"characters or with fewer than {MIN_SECRET_KEY_UNIQUE_CHARS} distinct ones")
+    return strong, (
+        "SECRET_KEY is long, varied and not a development value"
+        if strong
+        else f"SECRET_KEY is missing, a development value, shorter than {MIN_SECRET_KEY_LENGTH} "
+        f"characters or with fewer than {MIN_SECRET_KEY_UNIQUE_CHARS} distinct ones"
+    )
 
 
 def check_allowed_hosts() -> tuple[bool, str]:
@@ -133,8 +136,7 @@ def check_simulation_off() -> tuple[bool, str]:
 
 def check_https() -> tuple[bool, str]:
     secure = settings.SECURE_SSL_REDIRECT and settings.SESSION_COOKIE_SECURE and settings.CSRF_COOKIE_SECURE
-    return (bool(secure), "HTTPS redirect and secure cookies on" if secure else
-            "HTTPS redirect or secure cookies off")
+    return (bool(secure), "HTTPS redirect and secure cookies on" if secure else "HTTPS redirect or secure cookies off")
 
 
 def check_hsts() -> tuple[bool, str]:
@@ -152,13 +154,17 @@ def check_metrics_private() -> tuple[bool, str]:
     if token and (len(token) < MIN_METRICS_TOKEN_LENGTH or _looks_like_test_value(token)):
         return False, f"METRICS_TOKEN is shorter than {MIN_METRICS_TOKEN_LENGTH} characters or a test value"
     return True, "metrics need " + " or ".join(
-        (["the bearer token"] if token else []) + ([f"an address in {ips}"] if ips else []))
+        (["the bearer token"] if token else []) + ([f"an address in {ips}"] if ips else [])
+    )
 
 
 def check_login_protection() -> tuple[bool, str]:
     ok = bool(settings.AXES_ENABLED) and int(settings.AXES_FAILURE_LIMIT) <= MAX_LOGIN_FAILURE_LIMIT
-    return ok, (f"logins lock after {settings.AXES_FAILURE_LIMIT} failures" if ok else
-                f"login protection off or its limit above {MAX_LOGIN_FAILURE_LIMIT}")
+    return ok, (
+        f"logins lock after {settings.AXES_FAILURE_LIMIT} failures"
+        if ok
+        else f"login protection off or its limit above {MAX_LOGIN_FAILURE_LIMIT}"
+    )
 
 
 def check_overdue_waivers() -> tuple[bool, str]:
@@ -173,10 +179,17 @@ def check_django_security() -> tuple[bool, str]:
     """Django's own deployment checks (`security.*`), as `manage.py check --deploy` runs them."""
     from django.core.checks import WARNING, run_checks
 
-    messages = [m for m in run_checks(tags=["security"], include_deployment_checks=True)
-                if m.level >= WARNING and not m.is_silenced()]
-    return (not messages, "Django's security checks pass" if not messages else
-            "; ".join(f"{m.id}: {str(m.msg).split('.')[0]}" for m in messages))
+    messages = [
+        m
+        for m in run_checks(tags=["security"], include_deployment_checks=True)
+        if m.level >= WARNING and not m.is_silenced()
+    ]
+    return (
+        not messages,
+        "Django's security checks pass"
+        if not messages
+        else "; ".join(f"{m.id}: {str(m.msg).split('.')[0]}" for m in messages),
+    )
 
 
 # (name, check, part of `manage.py check --deploy`). The last two are not system checks: one reads
@@ -218,7 +231,9 @@ def verify_prod_env() -> list[CheckResult]:
             continue
         waiver = Waiver.objects.filter(check_name=name, closed_at__isnull=True, deadline__gte=now).first()
         if waiver and name != "waivers_in_date":
-            results.append(CheckResult(name, "WAIVED", f"{detail} (waived by {waiver.ticket} until {waiver.deadline:%Y-%m-%d})"))
+            results.append(
+                CheckResult(name, "WAIVED", f"{detail} (waived by {waiver.ticket} until {waiver.deadline:%Y-%m-%d})")
+            )
         else:
             results.append(CheckResult(name, "FAIL", detail))
     return results

@@ -32,28 +32,48 @@ def _withdrawal_states() -> list[tuple[str, int, int]]:
 def _worker_failures(day: date) -> list[tuple[str, int]]:
     from django.db.models import Count
 
-    rows = (WorkerRun.objects.filter(result=WorkerRun.Result.FAILED, finished_at__date=day)
-            .values("worker").annotate(n=Count("id")).order_by("worker"))
+    rows = (
+        WorkerRun.objects.filter(result=WorkerRun.Result.FAILED, finished_at__date=day)
+        .values("worker")
+        .annotate(n=Count("id"))
+        .order_by("worker")
+    )
     return [(r["worker"], r["n"]) for r in rows]
 
 
 def daily_reconciliation_report(*, day: date) -> tuple[str, bool]:
     """Render the report for one UTC day; return the Markdown and whether every invariant holds."""
     breaches = ledger_breaches()
-    lines = [f"# Daily reconciliation report — {day:%Y-%m-%d} (UTC)", "",
-             f"Generated {timezone.now():%Y-%m-%d %H:%M:%S} UTC.", "", "## 1. Ledger invariants", ""]
+    lines = [
+        f"# Daily reconciliation report — {day:%Y-%m-%d} (UTC)",
+        "",
+        f"Generated {timezone.now():%Y-%m-%d %H:%M:%S} UTC.",
+        "",
+        "## 1. Ledger invariants",
+        "",
+    ]
     if breaches:
         lines.append(f"**FAIL** — {len(breaches)} breach(es). Freeze non-essential payouts and escalate.")
         lines.extend(f"- {b}" for b in breaches)
     else:
         lines.append(f"**PASS** — {len(invariant_names())} invariants hold: {', '.join(invariant_names())}.")
-    lines += ["", "## 2. TVL", "", "| currency | locked | total cash | pending withdrawals | house |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## 2. TVL",
+        "",
+        "| currency | locked | total cash | pending withdrawals | house |",
+        "|---|---|---|---|---|",
+    ]
     for code in currencies_in_use():
         t, cur = tvl(currency=code), CURRENCIES[code]
-        lines.append(f"| {code} | {cur.format(t.locked_u)} | {cur.format(t.total_cash_u)} | "
-                     f"{cur.format(t.pending_withdrawals_u)} | {cur.format(t.house_u)} |")
+        lines.append(
+            f"| {code} | {cur.format(t.locked_u)} | {cur.format(t.total_cash_u)} | "
+            f"{cur.format(t.pending_withdrawals_u)} | {cur.format(t.house_u)} |"
+        )
     lines += ["", "## 3. Money moved today", "", "| type | currency | journals | amount |", "|---|---|---|---|"]
-    for journal_type, code, count, total in journal_flows(start=_day_bounds(day)[0], end=_day_bounds(day)[1], using=read_alias()):
+    for journal_type, code, count, total in journal_flows(
+        start=_day_bounds(day)[0], end=_day_bounds(day)[1], using=read_alias()
+    ):
         lines.append(f"| {journal_type} | {code} | {count} | {CURRENCIES[code].format(total)} |")
     lines += ["", "## 4. House fees (settlements)", ""]
     fees = house_settlement_fees(start=_day_bounds(day)[0], end=_day_bounds(day)[1], using=read_alias())

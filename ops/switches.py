@@ -29,7 +29,11 @@ def switch_set(*, name: str, on: bool, reason: str, actor: Any) -> Switch:
     switch.changed_by = actor_label(actor)
     switch.save()
     audit_record(
-        actor=actor, action=f"switch.{name}", obj=switch, reason=reason,
-        from_state="on" if before else "off", to_state="on" if on else "off",
+        actor=actor,
+        action=f"switch.{name}",
+        obj=switch,
+        reason=reason,
+        from_state="on" if before else "off",
+        to_state="on" if on else "off",
     )
     return switch

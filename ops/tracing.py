@@ -143,8 +143,7 @@ class FlowIdSpanProcessor(SpanProcessor):
     def on_start(self, span: Any, parent_context: Any = None) -> None:
         from opentelemetry import baggage
 
-        flow_id = baggage.get_baggage(FLOW_KEY, parent_context) or (
-            _flow_id.get() if _flow_id.get() != "-" else None)
+        flow_id = baggage.get_baggage(FLOW_KEY, parent_context) or (_flow_id.get() if _flow_id.get() != "-" else None)
         if flow_id:
             span.set_attribute(FLOW_KEY, str(flow_id))
 
@@ -163,8 +162,9 @@ def tracing_init(*, exporter: Any = None) -> Any:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
-    resource = Resource.create({"service.name": settings.OTEL_SERVICE_NAME,
-                                "deployment.environment": settings.ENVIRONMENT})
+    resource = Resource.create(
+        {"service.name": settings.OTEL_SERVICE_NAME, "deployment.environment": settings.ENVIRONMENT}
+    )
     provider = TracerProvider(resource=resource)
     provider.add_span_processor(FlowIdSpanProcessor())
     if exporter is None:
@@ -175,9 +175,12 @@ def tracing_init(*, exporter: Any = None) -> Any:
     else:
         provider.add_span_processor(SimpleSpanProcessor(exporter))
     _provider.append(provider)
-    for instrumentor, options in ((DjangoInstrumentor(), {}), (CeleryInstrumentor(), {}),
-                                  (PsycopgInstrumentor(), {"enable_commenter": False}),
-                                  (RequestsInstrumentor(), {})):
+    for instrumentor, options in (
+        (DjangoInstrumentor(), {}),
+        (CeleryInstrumentor(), {}),
+        (PsycopgInstrumentor(), {"enable_commenter": False}),
+        (RequestsInstrumentor(), {}),
+    ):
         instrumentor.instrument(tracer_provider=provider, **options)
         _instrumentors.append(instrumentor)
     logger.info("tracing on: %s", "OTLP " + endpoint if endpoint and exporter is None else "given exporter")
@@ -215,6 +218,9 @@ def sentry_init() -> bool:
         return False
     import sentry_sdk
 
-    sentry_sdk.init(dsn=dsn, environment=settings.ENVIRONMENT,  # no personal data by default
-                    traces_sample_rate=0.0)
+    sentry_sdk.init(
+        dsn=dsn,
+        environment=settings.ENVIRONMENT,  # no personal data by default
+        traces_sample_rate=0.0,
+    )
     return True

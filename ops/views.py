@@ -54,10 +54,14 @@ def metrics_registry() -> CollectorRegistry:
 def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus exposition, for a scraper with the bearer token or from an allowed address."""
     if not metrics_access_allowed(request):
-        response = problem_json_response({
-            "type": "metrics/forbidden", "title": "Metrics are private", "status": 401,
-            "detail": "Send Authorization: Bearer <METRICS_TOKEN>, or scrape from an allowed address.",
-        })
+        response = problem_json_response(
+            {
+                "type": "metrics/forbidden",
+                "title": "Metrics are private",
+                "status": 401,
+                "detail": "Send Authorization: Bearer <METRICS_TOKEN>, or scrape from an allowed address.",
+            }
+        )
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
     return HttpResponse(generate_latest(metrics_registry()), content_type=CONTENT_TYPE_LATEST)

@@ -37,8 +37,12 @@ def worker_run(worker: str) -> Iterator[dict[str, Any]]:
 def _record(worker: str, result: str, started: Any, detail: dict[str, Any]) -> None:
     try:
         WorkerRun.objects.create(
-            worker=worker, result=result, started_at=started, finished_at=timezone.now(),
-            detail=detail, correlation_id=get_correlation_id(),
+            worker=worker,
+            result=result,
+            started_at=started,
+            finished_at=timezone.now(),
+            detail=detail,
+            correlation_id=get_correlation_id(),
         )
     except Exception:
         logger.exception("could not record the %s worker run", worker)

@@ -68,14 +68,32 @@ def run_operator_action(*, action: str, withdrawal_id: int, acting_user: Any, re
 
 @admin.register(Withdrawal)
 class WithdrawalAdmin(admin.ModelAdmin):
-    list_display = ("id", "user_email", "amount", "provider", "state", "psp_reference", "created_at", "state_changed_at")
+    list_display = (
+        "id",
+        "user_email",
+        "amount",
+        "provider",
+        "state",
+        "psp_reference",
+        "created_at",
+        "state_changed_at",
+    )
     list_filter = ("state", "provider", "currency")
     search_fields = ("=id", "user__email", "psp_reference", "=flow_id")
     list_select_related = ("user",)
     ordering = ("-id",)
     readonly_fields = (
-        "user", "amount", "currency", "provider", "destination", "state", "payout_generation",
-        "psp_reference", "created_at", "state_changed_at", "flow_id",
+        "user",
+        "amount",
+        "currency",
+        "provider",
+        "destination",
+        "state",
+        "payout_generation",
+        "psp_reference",
+        "created_at",
+        "state_changed_at",
+        "flow_id",
     )
     fields = readonly_fields
     actions = ["bulk_approve"]
@@ -105,8 +123,9 @@ class WithdrawalAdmin(admin.ModelAdmin):
         done, pending, refused = 0, 0, []
         for withdrawal_id in queryset.order_by("pk").values_list("pk", flat=True):
             try:
-                withdrawal = withdrawal_approve(withdrawal_id=withdrawal_id, acting_user=request.user,
-                                                reason="bulk approval in the admin")
+                withdrawal = withdrawal_approve(
+                    withdrawal_id=withdrawal_id, acting_user=request.user, reason="bulk approval in the admin"
+                )
             except ApplicationError as exc:
                 refused.append(f"#{withdrawal_id}: {exc.detail}")
                 continue
@@ -117,16 +136,22 @@ class WithdrawalAdmin(admin.ModelAdmin):
         if done:
             self.message_user(request, f"Approved {done} withdrawal(s).", messages.SUCCESS)
         if pending:
-            self.message_user(request, f"{pending} withdrawal(s) above the four-eyes threshold await a second operator.",
-                              messages.WARNING)
+            self.message_user(
+                request,
+                f"{pending} withdrawal(s) above the four-eyes threshold await a second operator.",
+                messages.WARNING,
+            )
         for line in refused:
             self.message_user(request, f"Not approved {line}", messages.ERROR)
 
     def get_urls(self) -> list[URLPattern]:
         opts = self.model._meta
         return [
-            path("<int:object_id>/act/<str:action>/", self.admin_site.admin_view(self.operator_action_view),
-                 name=f"{opts.app_label}_{opts.model_name}_act"),
+            path(
+                "<int:object_id>/act/<str:action>/",
+                self.admin_site.admin_view(self.operator_action_view),
+                name=f"{opts.app_label}_{opts.model_name}_act",
+            ),
             *super().get_urls(),
         ]
 
@@ -152,8 +177,9 @@ class WithdrawalAdmin(admin.ModelAdmin):
             buttons.append({"action": action, "label": label, "url": url})
         return buttons
 
-    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
-                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         context = dict(extra_context or {})
         try:
             withdrawal = withdrawal_get_for_staff(withdrawal_id=object_id)
@@ -163,11 +189,14 @@ class WithdrawalAdmin(admin.ModelAdmin):
         context.update(
             operator_actions=self.available_actions(request, withdrawal),
             ledger_entries=withdrawal_entries(withdrawal=withdrawal),
-            audit_trail=audit_trail_with_decisions(object_type="payouts.withdrawal", object_id=str(withdrawal.pk),
-                                                   subject=subject),
+            audit_trail=audit_trail_with_decisions(
+                object_type="payouts.withdrawal", object_id=str(withdrawal.pk), subject=subject
+            ),
             payout_attempts=withdrawal_attempts(withdrawal=withdrawal),
-            decisions=[{"proposal": p, "may_approve": may_approve(proposal=p, user=request.user)}
-                       for p in proposals_for_subject(subject=subject)],
+            decisions=[
+                {"proposal": p, "may_approve": may_approve(proposal=p, user=request.user)}
+                for p in proposals_for_subject(subject=subject)
+            ],
             payout_events=withdrawal.events.order_by("id"),
         )
         return super().change_view(request, object_id, form_url, context)
@@ -188,14 +217,21 @@ class WithdrawalAdmin(admin.ModelAdmin):
         form = ReasonForm(request.POST or None, reason_required=spec["reason_required"])
         if request.method == "POST" and form.is_valid():
             try:
-                after = run_operator_action(action=action, withdrawal_id=withdrawal.pk, acting_user=request.user,
-                                            reason=form.cleaned_data["reason"])
+                after = run_operator_action(
+                    action=action,
+                    withdrawal_id=withdrawal.pk,
+                    acting_user=request.user,
+                    reason=form.cleaned_data["reason"],
+                )
             except ApplicationError as exc:
                 self.message_user(request, f"{spec['label']} refused: {exc.detail}", messages.ERROR)
             else:
                 if after.state == withdrawal.state:
-                    self.message_user(request, "Proposed; above the four-eyes threshold a different operator "
-                                      "must approve it.", messages.WARNING)
+                    self.message_user(
+                        request,
+                        "Proposed; above the four-eyes threshold a different operator must approve it.",
+                        messages.WARNING,
+                    )
                 else:
                     self.message_user(request, f"Withdrawal {after.pk} is now {after.state}.", messages.SUCCESS)
             return HttpResponseRedirect(change_url)

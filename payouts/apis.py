@@ -108,7 +108,9 @@ def _maybe_idempotent(request: Request, handler: Callable[[], Response]) -> Resp
 def _staff_response(withdrawal: Withdrawal, from_state: str | None = None) -> Response:
     body = StaffWithdrawalOutputSerializer(withdrawal).data
     # 202: a first four-eyes sign-off was recorded; a second operator must complete the action.
-    code = status.HTTP_202_ACCEPTED if body["pending_signoffs"] and withdrawal.state == from_state else status.HTTP_200_OK
+    code = (
+        status.HTTP_202_ACCEPTED if body["pending_signoffs"] and withdrawal.state == from_state else status.HTTP_200_OK
+    )
     return Response(body, status=code)
 
 
@@ -133,9 +135,11 @@ class WithdrawalsApi(APIView):
                 raise serializers.ValidationError(f"Unknown provider; one of {', '.join(provider_names())}.")
             return value
 
-    @extend_schema(parameters=[OpenApiParameter("limit", int), OpenApiParameter("offset", int)],
-                   responses={200: paginated(WithdrawalOutputSerializer, name="PaginatedWithdrawalList")},
-                   operation_id="v1_withdrawals_list")
+    @extend_schema(
+        parameters=[OpenApiParameter("limit", int), OpenApiParameter("offset", int)],
+        responses={200: paginated(WithdrawalOutputSerializer, name="PaginatedWithdrawalList")},
+        operation_id="v1_withdrawals_list",
+    )
     def get(self, request: Request) -> Response:
         paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(withdrawal_list(user=request.user), request, view=self)
@@ -225,8 +229,10 @@ class ManualReviewListApi(APIView):
 
     permission_classes = [CanViewWithdrawals]
 
-    @extend_schema(parameters=[OpenApiParameter("limit", int), OpenApiParameter("offset", int)],
-                   responses={200: paginated(StaffWithdrawalOutputSerializer, name="PaginatedStaffWithdrawalList")})
+    @extend_schema(
+        parameters=[OpenApiParameter("limit", int), OpenApiParameter("offset", int)],
+        responses={200: paginated(StaffWithdrawalOutputSerializer, name="PaginatedStaffWithdrawalList")},
+    )
     def get(self, request: Request) -> Response:
         paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(manual_review_queue(), request, view=self)
@@ -252,8 +258,11 @@ class PayoutResolveApi(APIView):
                 withdrawal_id=withdrawal_id, acting_user=request.user, **data.validated_data
             )
             # A payout still payout_submitted (PSP asked) may be resolved too: 202 while it awaits a second operator.
-            undecided = withdrawal.state if withdrawal.state in (
-                Withdrawal.State.PAYOUT_FAILED, Withdrawal.State.PAYOUT_SUBMITTED) else Withdrawal.State.PAYOUT_FAILED
+            undecided = (
+                withdrawal.state
+                if withdrawal.state in (Withdrawal.State.PAYOUT_FAILED, Withdrawal.State.PAYOUT_SUBMITTED)
+                else Withdrawal.State.PAYOUT_FAILED
+            )
             return _staff_response(withdrawal, from_state=undecided)
 
         return _maybe_idempotent(request, handler)

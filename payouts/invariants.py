@@ -32,6 +32,7 @@ def check_held_equals_withdrawals() -> Iterable[Breach]:
         held_u, withdrawals_u = held.get((user_id, currency), 0), in_flight.get((user_id, currency), 0)
         if held_u != withdrawals_u:
             yield Breach(
-                "held_equals_withdrawals", currency,
+                "held_equals_withdrawals",
+                currency,
                 f"user {user_id} holds {held_u} but withdrawals in held states total {withdrawals_u}",
             )

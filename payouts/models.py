@@ -59,8 +59,13 @@ class Withdrawal(ConcurrentTransitionMixin, models.Model):
     psp_reference = models.CharField(max_length=100, blank=True, db_index=True)
     created_at = models.DateTimeField(db_default=Now(), db_index=True)
     state_changed_at = models.DateTimeField(db_default=Now())
-    flow_id = models.CharField(max_length=200, unique=True, editable=False, default=withdrawal_flow_id,
-                               help_text="The money flow this record starts: on its spans, logs, tasks and PSP calls (ops/tracing.py).")
+    flow_id = models.CharField(
+        max_length=200,
+        unique=True,
+        editable=False,
+        default=withdrawal_flow_id,
+        help_text="The money flow this record starts: on its spans, logs, tasks and PSP calls (ops/tracing.py).",
+    )
 
     class Meta:
         ordering = ["-id"]
@@ -84,18 +89,29 @@ class Withdrawal(ConcurrentTransitionMixin, models.Model):
 
     # Transitions: bodies are empty on purpose; the services move the money around them.
 
-    @transition(field=state, source=State.REQUESTED, target=State.APPROVED,
-                permission="payouts.approve_withdrawal", custom={"label": "Approve"})
+    @transition(
+        field=state,
+        source=State.REQUESTED,
+        target=State.APPROVED,
+        permission="payouts.approve_withdrawal",
+        custom={"label": "Approve"},
+    )
     def approve(self) -> None:
         """An operator approved the withdrawal; no money moves."""
 
-    @transition(field=state, source=State.REQUESTED, target=State.REJECTED,
-                permission="payouts.reject_withdrawal", custom={"label": "Reject"})
+    @transition(
+        field=state,
+        source=State.REQUESTED,
+        target=State.REJECTED,
+        permission="payouts.reject_withdrawal",
+        custom={"label": "Reject"},
+    )
     def reject(self) -> None:
         """An operator rejected the withdrawal; the held funds are released."""
 
-    @transition(field=state, source=State.REQUESTED, target=State.CANCELLED,
-                permission=_owner_only, custom={"label": "Cancel"})
+    @transition(
+        field=state, source=State.REQUESTED, target=State.CANCELLED, permission=_owner_only, custom={"label": "Cancel"}
+    )
     def cancel(self) -> None:
         """The player cancelled before approval; the held funds are released."""
 
@@ -112,18 +128,33 @@ class Withdrawal(ConcurrentTransitionMixin, models.Model):
         """The PSP declined or reported a failure; funds stay held for manual review."""
 
     # From payout_submitted only once the PSP has been asked (see payouts.reconciliation.resolution_blocker).
-    @transition(field=state, source=[State.PAYOUT_FAILED, State.PAYOUT_SUBMITTED], target=State.PAID,
-                permission="payouts.resolve_withdrawal", custom={"label": "Confirm sent"})
+    @transition(
+        field=state,
+        source=[State.PAYOUT_FAILED, State.PAYOUT_SUBMITTED],
+        target=State.PAID,
+        permission="payouts.resolve_withdrawal",
+        custom={"label": "Confirm sent"},
+    )
     def confirm_sent(self) -> None:
         """Manual review: the money did leave; the held funds are burned."""
 
-    @transition(field=state, source=[State.PAYOUT_FAILED, State.PAYOUT_SUBMITTED], target=State.REFUNDED,
-                permission="payouts.resolve_withdrawal", custom={"label": "Refund"})
+    @transition(
+        field=state,
+        source=[State.PAYOUT_FAILED, State.PAYOUT_SUBMITTED],
+        target=State.REFUNDED,
+        permission="payouts.resolve_withdrawal",
+        custom={"label": "Refund"},
+    )
     def refund_failed(self) -> None:
         """Manual review: the payout definitely failed; the held funds are released."""
 
-    @transition(field=state, source=State.PAYOUT_FAILED, target=State.PAYOUT_SUBMITTED,
-                permission="payouts.retry_payout", custom={"label": "Retry payout"})
+    @transition(
+        field=state,
+        source=State.PAYOUT_FAILED,
+        target=State.PAYOUT_SUBMITTED,
+        permission="payouts.retry_payout",
+        custom={"label": "Retry payout"},
+    )
     def retry(self) -> None:
         """Manual review: submit a new payout attempt (a new PSP idempotency key)."""
 
@@ -173,9 +204,7 @@ class PayoutEvent(models.Model):
     event_id = models.CharField(max_length=200)
     event_type = models.CharField(max_length=100)
     payload = models.JSONField()
-    withdrawal = models.ForeignKey(
-        Withdrawal, null=True, blank=True, on_delete=models.PROTECT, related_name="events"
-    )
+    withdrawal = models.ForeignKey(Withdrawal, null=True, blank=True, on_delete=models.PROTECT, related_name="events")
     result = models.CharField(max_length=200, blank=True)
     received_at = models.DateTimeField(db_default=Now())
     reviewed_at = models.DateTimeField(

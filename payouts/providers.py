@@ -82,15 +82,24 @@ class StatusResult:
 
 
 ADYEN_TRANSFER_STATUSES = {
-    "booked": PayoutStatus.PAID, "credited": PayoutStatus.PAID,
-    "failed": PayoutStatus.FAILED, "returned": PayoutStatus.FAILED, "refused": PayoutStatus.FAILED,
+    "booked": PayoutStatus.PAID,
+    "credited": PayoutStatus.PAID,
+    "failed": PayoutStatus.FAILED,
+    "returned": PayoutStatus.FAILED,
+    "refused": PayoutStatus.FAILED,
     "error": PayoutStatus.FAILED,
-    "received": PayoutStatus.PENDING, "authorised": PayoutStatus.PENDING, "pending": PayoutStatus.PENDING,
-    "approvalPending": PayoutStatus.PENDING, "captured": PayoutStatus.PENDING,
+    "received": PayoutStatus.PENDING,
+    "authorised": PayoutStatus.PENDING,
+    "pending": PayoutStatus.PENDING,
+    "approvalPending": PayoutStatus.PENDING,
+    "captured": PayoutStatus.PENDING,
 }
 STRIPE_PAYOUT_STATUSES = {
-    "paid": PayoutStatus.PAID, "failed": PayoutStatus.FAILED, "canceled": PayoutStatus.FAILED,
-    "pending": PayoutStatus.PENDING, "in_transit": PayoutStatus.PENDING,
+    "paid": PayoutStatus.PAID,
+    "failed": PayoutStatus.FAILED,
+    "canceled": PayoutStatus.FAILED,
+    "pending": PayoutStatus.PENDING,
+    "in_transit": PayoutStatus.PENDING,
 }
 
 
@@ -173,9 +182,7 @@ class AdyenTransfersProvider(PayoutProvider):
             return SubmitResult(Outcome.AMBIGUOUS, detail=f"connection error: {exc}"[:500])
         except AdyenAPIUnprocessableEntity as exc:
             refused = _adyen_problem(exc).get("response") or {}
-            return SubmitResult(
-                Outcome.DECLINED, psp_reference=str(refused.get("id", "")), detail=_adyen_detail(exc)
-            )
+            return SubmitResult(Outcome.DECLINED, psp_reference=str(refused.get("id", "")), detail=_adyen_detail(exc))
         except AdyenAPICommunicationError as exc:
             if exc.status_code in (500, 502, 503, 504) or not exc.status_code:
                 return SubmitResult(Outcome.ERROR, detail=_adyen_detail(exc))
@@ -192,7 +199,6 @@ class AdyenTransfersProvider(PayoutProvider):
             return SubmitResult(Outcome.DECLINED, psp_reference=str(transfer.get("id", "")), detail=status)
         return SubmitResult(Outcome.ACCEPTED, psp_reference=str(transfer.get("id", "")), detail=status)
 
-
     def status(self, *, withdrawal: Withdrawal, idempotency_key: str, psp_reference: str = "") -> StatusResult:
         """`GET /transfers/{id}`, or `GET /transfers?reference=<our key>` when we never learnt the id."""
         from Adyen.exceptions import AdyenAPIResponseError, AdyenError
@@ -202,16 +208,28 @@ class AdyenTransfersProvider(PayoutProvider):
             if psp_reference:
                 transfer = api.get_transfer(psp_reference).message or {}
             else:
-                found = api.get_all_transfers(query_parameters={
-                    "reference": idempotency_key, "balanceAccountId": settings.ADYEN_BALANCE_ACCOUNT_ID,
-                }).message or {}
+                found = (
+                    api.get_all_transfers(
+                        query_parameters={
+                            "reference": idempotency_key,
+                            "balanceAccountId": settings.ADYEN_BALANCE_ACCOUNT_ID,
+                        }
+                    ).message
+                    or {}
+                )
                 matches = [t for t in found.get("data") or [] if t.get("reference") == idempotency_key]
                 if not matches:
-                    return StatusResult(PayoutStatus.NOT_FOUND, detail=f"no transfer with reference {idempotency_key}",
-                                        evidence={"response": found})
+                    return StatusResult(
+                        PayoutStatus.NOT_FOUND,
+                        detail=f"no transfer with reference {idempotency_key}",
+                        evidence={"response": found},
+                    )
                 if len(matches) > 1:
-                    return StatusResult(PayoutStatus.UNKNOWN, detail=f"{len(matches)} transfers share reference "
-                                        f"{idempotency_key}", evidence={"response": found})
+                    return StatusResult(
+                        PayoutStatus.UNKNOWN,
+                        detail=f"{len(matches)} transfers share reference {idempotency_key}",
+                        evidence={"response": found},
+                    )
                 transfer = matches[0]
         except (requests.Timeout, requests.ConnectionError) as exc:
             return StatusResult(PayoutStatus.ERROR, detail=f"{type(exc).__name__}: {exc}"[:500])
@@ -226,9 +244,13 @@ class AdyenTransfersProvider(PayoutProvider):
         psp_status = str(transfer.get("status", ""))
         amount = transfer.get("amount") or {}
         return StatusResult(
-            ADYEN_TRANSFER_STATUSES.get(psp_status, PayoutStatus.UNKNOWN), psp_reference=str(transfer.get("id", "")),
-            psp_status=psp_status, amount_u=_int_or_none(amount.get("value")), currency=str(amount.get("currency", "")),
-            detail=f"status={psp_status} reason={transfer.get('reason', '')}", evidence={"transfer": transfer},
+            ADYEN_TRANSFER_STATUSES.get(psp_status, PayoutStatus.UNKNOWN),
+            psp_reference=str(transfer.get("id", "")),
+            psp_status=psp_status,
+            amount_u=_int_or_none(amount.get("value")),
+            currency=str(amount.get("currency", "")),
+            detail=f"status={psp_status} reason={transfer.get('reason', '')}",
+            evidence={"transfer": transfer},
         )
 
 
@@ -268,8 +290,11 @@ class StripePayoutProvider(PayoutProvider):
             "amount": withdrawal.amount_u,
             "currency": withdrawal.currency.lower(),
             "description": f"Withdrawal {withdrawal.pk}",
-            "metadata": {"withdrawal_id": str(withdrawal.pk), "idempotency_key": idempotency_key,
-                         "flow_id": withdrawal.flow_id},
+            "metadata": {
+                "withdrawal_id": str(withdrawal.pk),
+                "idempotency_key": idempotency_key,
+                "flow_id": withdrawal.flow_id,
+            },
         }
         destination = (withdrawal.destination or {}).get("bank_account") or (withdrawal.destination or {}).get("id")
         if destination:
@@ -284,8 +309,15 @@ class StripePayoutProvider(PayoutProvider):
         except stripe.APIError as exc:
             return SubmitResult(Outcome.ERROR, detail=f"HTTP {exc.http_status}: {exc.user_message}"[:500])
         except (stripe.CardError, stripe.InvalidRequestError) as exc:
-            if exc.code in ("balance_insufficient", "account_closed", "no_account", "invalid_account_number",
-                            "debit_not_authorized", "bank_account_restricted", "insufficient_funds"):
+            if exc.code in (
+                "balance_insufficient",
+                "account_closed",
+                "no_account",
+                "invalid_account_number",
+                "debit_not_authorized",
+                "bank_account_restricted",
+                "insufficient_funds",
+            ):
                 return SubmitResult(Outcome.DECLINED, detail=f"{exc.code}: {exc.user_message}"[:500])
             return SubmitResult(Outcome.REFUSED, detail=f"{exc.code}: {exc.user_message}"[:500])
         except stripe.StripeError as exc:
@@ -308,24 +340,34 @@ class StripePayoutProvider(PayoutProvider):
                 recent = client.v1.payouts.list(params={"limit": 100})
                 matches = [p for p in recent.data if _stripe_metadata(p).get("idempotency_key") == idempotency_key]
                 if not matches:
-                    return StatusResult(PayoutStatus.NOT_FOUND, detail=f"no recent payout with idempotency_key "
-                                        f"{idempotency_key} in its metadata")
+                    return StatusResult(
+                        PayoutStatus.NOT_FOUND,
+                        detail=f"no recent payout with idempotency_key {idempotency_key} in its metadata",
+                    )
                 if len(matches) > 1:
-                    return StatusResult(PayoutStatus.UNKNOWN, detail=f"{len(matches)} payouts share key {idempotency_key}",
-                                        evidence={"payouts": [m.to_dict() for m in matches]})
+                    return StatusResult(
+                        PayoutStatus.UNKNOWN,
+                        detail=f"{len(matches)} payouts share key {idempotency_key}",
+                        evidence={"payouts": [m.to_dict() for m in matches]},
+                    )
                 payout = matches[0]
         except stripe.InvalidRequestError as exc:
             if exc.http_status == 404:
-                return StatusResult(PayoutStatus.NOT_FOUND, psp_reference=psp_reference,
-                                    detail=f"{exc.code}: {exc.user_message}"[:500])
+                return StatusResult(
+                    PayoutStatus.NOT_FOUND, psp_reference=psp_reference, detail=f"{exc.code}: {exc.user_message}"[:500]
+                )
             return StatusResult(PayoutStatus.ERROR, detail=f"{exc.code}: {exc.user_message}"[:500])
         except stripe.StripeError as exc:
             return StatusResult(PayoutStatus.ERROR, detail=f"{type(exc).__name__}: {exc.user_message or exc}"[:500])
         psp_status = str(payout.status or "")
         return StatusResult(
-            STRIPE_PAYOUT_STATUSES.get(psp_status, PayoutStatus.UNKNOWN), psp_reference=str(payout.id),
-            psp_status=psp_status, amount_u=_int_or_none(payout.amount), currency=str(payout.currency or "").upper(),
-            detail=f"status={psp_status} {payout.failure_code or ''}".strip(), evidence={"payout": payout.to_dict()},
+            STRIPE_PAYOUT_STATUSES.get(psp_status, PayoutStatus.UNKNOWN),
+            psp_reference=str(payout.id),
+            psp_status=psp_status,
+            amount_u=_int_or_none(payout.amount),
+            currency=str(payout.currency or "").upper(),
+            detail=f"status={psp_status} {payout.failure_code or ''}".strip(),
+            evidence={"payout": payout.to_dict()},
         )
 
 

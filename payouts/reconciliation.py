@@ -73,7 +73,9 @@ def payouts_to_reconcile(*, older_than_s: int | None = None) -> list[int]:
     return list(
         Withdrawal.objects.filter(
             state=Withdrawal.State.PAYOUT_SUBMITTED, state_changed_at__lte=timezone.now() - timedelta(seconds=limit)
-        ).order_by("state_changed_at", "id").values_list("pk", flat=True)[:200]
+        )
+        .order_by("state_changed_at", "id")
+        .values_list("pk", flat=True)[:200]
     )
 
 
@@ -87,8 +89,9 @@ def _contradiction(withdrawal: Withdrawal, result: StatusResult) -> str:
 
 def _planned(withdrawal: Withdrawal, result: StatusResult) -> str:
     """What `_apply` would do with this answer (for a dry run)."""
-    contradiction = _contradiction(withdrawal, result) if result.status in (PayoutStatus.PAID,
-                                                                              PayoutStatus.PENDING) else ""
+    contradiction = (
+        _contradiction(withdrawal, result) if result.status in (PayoutStatus.PAID, PayoutStatus.PENDING) else ""
+    )
     if contradiction or result.status in (PayoutStatus.NOT_FOUND, PayoutStatus.UNKNOWN):
         return f"would go to manual review: {contradiction or result.detail}"
     return {
@@ -123,8 +126,13 @@ def payout_reconcile(*, withdrawal_id: int, dry_run: bool = False) -> Reconciled
     with transaction.atomic():
         withdrawal = withdrawal_lock(withdrawal_id=withdrawal_id)
         check = PayoutStatusCheck(
-            withdrawal=withdrawal, provider=withdrawal.provider, idempotency_key=key, answer=str(result.status),
-            psp_reference=result.psp_reference, psp_status=result.psp_status, detail=result.detail,
+            withdrawal=withdrawal,
+            provider=withdrawal.provider,
+            idempotency_key=key,
+            answer=str(result.status),
+            psp_reference=result.psp_reference,
+            psp_status=result.psp_status,
+            detail=result.detail,
             evidence=result.evidence,
         )
         if withdrawal.state != Withdrawal.State.PAYOUT_SUBMITTED or withdrawal.idempotency_key != key:
@@ -133,20 +141,32 @@ def payout_reconcile(*, withdrawal_id: int, dry_run: bool = False) -> Reconciled
             check.action = _apply(withdrawal=withdrawal, result=result, key=key)
         check.save()
     log = logger.info if result.status in (PayoutStatus.PAID, PayoutStatus.PENDING) else logger.warning
-    log("reconciled withdrawal %s with %s: %s (%s) -> %s", withdrawal_id, withdrawal.provider, result.status,
-        result.detail, check.action)
+    log(
+        "reconciled withdrawal %s with %s: %s (%s) -> %s",
+        withdrawal_id,
+        withdrawal.provider,
+        result.status,
+        result.detail,
+        check.action,
+    )
     return Reconciled(withdrawal_id, str(result.status), check.action)
 
 
 def _apply(*, withdrawal: Withdrawal, result: StatusResult, key: str) -> str:
     evidence = f"{withdrawal.provider} status call for {key}: {result.status} ({result.detail})"
     data: dict[str, Any] = {"idempotency_key": key, "psp_status": result.psp_status, "source": "reconciliation"}
-    contradiction = _contradiction(withdrawal, result) if result.status in (PayoutStatus.PAID,
-                                                                              PayoutStatus.PENDING) else ""
+    contradiction = (
+        _contradiction(withdrawal, result) if result.status in (PayoutStatus.PAID, PayoutStatus.PENDING) else ""
+    )
     if contradiction or result.status in (PayoutStatus.NOT_FOUND, PayoutStatus.UNKNOWN):
         why = contradiction or evidence
-        _transition(withdrawal=withdrawal, action="mark_failed", actor=RECONCILER,
-                    reason=f"manual review: {why}", data={**data, "evidence": result.evidence})
+        _transition(
+            withdrawal=withdrawal,
+            action="mark_failed",
+            actor=RECONCILER,
+            reason=f"manual review: {why}",
+            data={**data, "evidence": result.evidence},
+        )
         return f"manual review (payout_failed): {why}"[:100]
     if result.status == PayoutStatus.PAID:
         if result.psp_reference and not withdrawal.psp_reference:
@@ -167,8 +187,9 @@ def _apply(*, withdrawal: Withdrawal, result: StatusResult, key: str) -> str:
 
 def payouts_reconcile(*, older_than_s: int | None = None, dry_run: bool = False) -> list[Reconciled]:
     """Reconcile every submitted payout waiting longer than the limit (beat and `reconcile_payouts`)."""
-    return [payout_reconcile(withdrawal_id=pk, dry_run=dry_run)
-            for pk in payouts_to_reconcile(older_than_s=older_than_s)]
+    return [
+        payout_reconcile(withdrawal_id=pk, dry_run=dry_run) for pk in payouts_to_reconcile(older_than_s=older_than_s)
+    ]
 
 
 def resolution_blocker(withdrawal: Withdrawal) -> str:

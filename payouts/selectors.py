@@ -87,8 +87,13 @@ def withdrawal_pending_signoffs(*, withdrawal: Withdrawal) -> list[dict[str, Any
         subject=withdrawal_subject(withdrawal.pk), state=Proposal.State.PENDING
     ).select_related("proposed_by")
     return [
-        {"proposal_id": p.pk, "action": p.payload.get("decision", "approve"), "operator": p.proposed_by.email,
-         "reason": p.reason, "at": p.created_at}
+        {
+            "proposal_id": p.pk,
+            "action": p.payload.get("decision", "approve"),
+            "operator": p.proposed_by.email,
+            "reason": p.reason,
+            "at": p.created_at,
+        }
         for p in rows
     ]
 
@@ -161,10 +166,14 @@ def _age(seconds: int) -> str:
 
 def _withdrawal_finding(w: Withdrawal, *, now: datetime, limit_s: int, state: str, detail: str = "") -> StuckFinding:
     return StuckFinding(
-        kind="withdrawal", id=str(w.pk), state=state,
-        age_s=int((now - w.state_changed_at).total_seconds()), limit_s=limit_s,
+        kind="withdrawal",
+        id=str(w.pk),
+        state=state,
+        age_s=int((now - w.state_changed_at).total_seconds()),
+        limit_s=limit_s,
         detail=f"amount_u={w.amount_u} {w.currency} provider={w.provider} user={w.user.email}"
-        + (f" psp_reference={w.psp_reference}" if w.psp_reference else "") + (f" {detail}" if detail else ""),
+        + (f" psp_reference={w.psp_reference}" if w.psp_reference else "")
+        + (f" {detail}" if detail else ""),
     )
 
 
@@ -179,24 +188,45 @@ def stuck_withdrawals(*, now: datetime | None = None) -> list[StuckFinding]:
     findings = []
     for state in ("requested", "approved"):
         limit_s = stuck_limit_s(state)
-        rows = Withdrawal.objects.filter(
-            state=state, state_changed_at__lt=now - timedelta(seconds=limit_s)
-        ).select_related("user").order_by("state_changed_at", "id")
+        rows = (
+            Withdrawal.objects.filter(state=state, state_changed_at__lt=now - timedelta(seconds=limit_s))
+            .select_related("user")
+            .order_by("state_changed_at", "id")
+        )
         findings += [_withdrawal_finding(w, now=now, limit_s=limit_s, state=state) for w in rows]
     in_flight_s, unconfirmed_s = stuck_limit_s("in_flight"), stuck_limit_s("unconfirmed")
     answered = (PayoutAttempt.Outcome.ACCEPTED, PayoutAttempt.Outcome.DECLINED, PayoutAttempt.Outcome.REFUSED)
-    rows = Withdrawal.objects.filter(
-        state=Withdrawal.State.PAYOUT_SUBMITTED, state_changed_at__lt=now - timedelta(seconds=min(in_flight_s, unconfirmed_s))
-    ).select_related("user").order_by("state_changed_at", "id")
+    rows = (
+        Withdrawal.objects.filter(
+            state=Withdrawal.State.PAYOUT_SUBMITTED,
+            state_changed_at__lt=now - timedelta(seconds=min(in_flight_s, unconfirmed_s)),
+        )
+        .select_related("user")
+        .order_by("state_changed_at", "id")
+    )
     for w in rows:
         age_s = (now - w.state_changed_at).total_seconds()
         accepted = w.attempts.filter(idempotency_key=w.idempotency_key, outcome__in=answered).exists()
         if not accepted and age_s > in_flight_s:
-            findings.append(_withdrawal_finding(w, now=now, limit_s=in_flight_s, state="payout_submitted",
-                                                detail="in flight: no answer from the PSP"))
+            findings.append(
+                _withdrawal_finding(
+                    w,
+                    now=now,
+                    limit_s=in_flight_s,
+                    state="payout_submitted",
+                    detail="in flight: no answer from the PSP",
+                )
+            )
         elif accepted and age_s > unconfirmed_s:
-            findings.append(_withdrawal_finding(w, now=now, limit_s=unconfirmed_s, state="payout_submitted",
-                                                detail="accepted by the PSP, never confirmed"))
+            findings.append(
+                _withdrawal_finding(
+                    w,
+                    now=now,
+                    limit_s=unconfirmed_s,
+                    state="payout_submitted",
+                    detail="accepted by the PSP, never confirmed",
+                )
+            )
     return findings
 
 
@@ -206,13 +236,17 @@ def stuck_rounds(*, now: datetime | None = None) -> list[StuckFinding]:
 
     now = now or timezone.now()
     limit_s = stuck_limit_s("round")
-    rows = Round.objects.filter(
-        status__in=Round.UNSETTLED, settle_after__lt=now - timedelta(seconds=limit_s)
-    ).order_by("settle_after")
+    rows = Round.objects.filter(status__in=Round.UNSETTLED, settle_after__lt=now - timedelta(seconds=limit_s)).order_by(
+        "settle_after"
+    )
     return [
         StuckFinding(
-            kind="round", id=r.code, state=r.status, age_s=int((now - r.settle_after).total_seconds()),
-            limit_s=limit_s, detail=f"settle_after={r.settle_after.isoformat()} oracle_attempts={r.oracle_attempts}",
+            kind="round",
+            id=r.code,
+            state=r.status,
+            age_s=int((now - r.settle_after).total_seconds()),
+            limit_s=limit_s,
+            detail=f"settle_after={r.settle_after.isoformat()} oracle_attempts={r.oracle_attempts}",
         )
         for r in rows
     ]
@@ -224,13 +258,18 @@ def stuck_webhook_events(*, now: datetime | None = None) -> list[StuckFinding]:
 
     now = now or timezone.now()
     limit_s = stuck_limit_s("webhook")
-    rows = WebhookEvent.objects.exclude(
-        status__in=[WebhookEvent.Status.PROCESSED, WebhookEvent.Status.IGNORED]
-    ).filter(received_at__lt=now - timedelta(seconds=limit_s)).order_by("received_at")
+    rows = (
+        WebhookEvent.objects.exclude(status__in=[WebhookEvent.Status.PROCESSED, WebhookEvent.Status.IGNORED])
+        .filter(received_at__lt=now - timedelta(seconds=limit_s))
+        .order_by("received_at")
+    )
     return [
         StuckFinding(
-            kind="webhook_event", id=str(event.pk), state=str(event.status),
-            age_s=int((now - event.received_at).total_seconds()), limit_s=limit_s,
+            kind="webhook_event",
+            id=str(event.pk),
+            state=str(event.status),
+            age_s=int((now - event.received_at).total_seconds()),
+            limit_s=limit_s,
             detail=f"provider={event.provider} event_id={event.event_id} reference={event.reference}",
         )
         for event in rows
@@ -240,13 +279,16 @@ def stuck_webhook_events(*, now: datetime | None = None) -> list[StuckFinding]:
 def payout_events_needing_review(*, now: datetime | None = None) -> list[StuckFinding]:
     """Return payout webhooks whose PSP outcome disagrees with our state (e.g. paid after a refund), unacknowledged."""
     now = now or timezone.now()
-    rows = PayoutEvent.objects.filter(
-        result__startswith=PayoutEvent.REVIEW_PREFIX, reviewed_at__isnull=True
-    ).order_by("received_at")
+    rows = PayoutEvent.objects.filter(result__startswith=PayoutEvent.REVIEW_PREFIX, reviewed_at__isnull=True).order_by(
+        "received_at"
+    )
     return [
         StuckFinding(
-            kind="payout_event", id=str(event.pk), state="needs_review",
-            age_s=int((now - event.received_at).total_seconds()), limit_s=0,
+            kind="payout_event",
+            id=str(event.pk),
+            state="needs_review",
+            age_s=int((now - event.received_at).total_seconds()),
+            limit_s=0,
             detail=f"withdrawal={event.withdrawal_id} {event.provider}:{event.event_id} {event.result}",
         )
         for event in rows
@@ -265,8 +307,12 @@ def register_stuck_finder(finder: Callable[..., list[StuckFinding]]) -> Callable
 def stuck_finance_jobs(*, now: datetime | None = None) -> list[StuckFinding]:
     """Return every stuck piece of work: withdrawals, webhook events, payout events to review, rounds."""
     now = now or timezone.now()
-    findings = (stuck_withdrawals(now=now) + stuck_webhook_events(now=now) + payout_events_needing_review(now=now)
-                + stuck_rounds(now=now))
+    findings = (
+        stuck_withdrawals(now=now)
+        + stuck_webhook_events(now=now)
+        + payout_events_needing_review(now=now)
+        + stuck_rounds(now=now)
+    )
     for finder in _stuck_finders:
         findings += finder(now=now)
     return findings

@@ -69,12 +69,14 @@ ACTION_LABELS = {
 
 # --- Settings ------------------------------------------------------------------------------
 
+
 def auto_pause_after_failures() -> int:
     """Consecutive PSP failures after which payouts pause themselves."""
     return int(settings.PAYOUT_AUTO_PAUSE_AFTER_FAILURES)
 
 
 # --- Helpers -------------------------------------------------------------------------------
+
 
 def _require_reason(reason: Any) -> str:
     if not isinstance(reason, str) or not reason.strip():
@@ -129,8 +131,11 @@ def _transition(
     )
     if action in SYSTEM_ACTIONS or action in ("cancel", "reject"):
         # Decisions pending on the old state can no longer apply.
-        decisions_cancel(subject=withdrawal_subject(withdrawal.pk), actor=actor,
-                         reason=f"withdrawal {withdrawal.pk} is now {withdrawal.state}")
+        decisions_cancel(
+            subject=withdrawal_subject(withdrawal.pk),
+            actor=actor,
+            reason=f"withdrawal {withdrawal.pk} is now {withdrawal.state}",
+        )
 
 
 def _withdrawal_id(subject: str) -> int:
@@ -180,6 +185,7 @@ def _schedule_payout(withdrawal: Withdrawal) -> None:
 
 
 # --- Player actions ------------------------------------------------------------------------
+
 
 def withdrawal_validate(*, user: User, amount_u: Any, currency: Any, provider: Any, destination: Any = None) -> None:
     """Refuse a withdrawal request that could never be valid (changes nothing)."""
@@ -253,6 +259,7 @@ def withdrawal_cancel(*, withdrawal_id: int, acting_user: Actor, reason: str = "
 
 # --- Operator decisions (maker-checker, ops.approvals) ---------------------------------------
 
+
 def withdrawal_approve(*, withdrawal_id: int, acting_user: Actor, reason: str = "") -> Withdrawal:
     """Approve a requested withdrawal (no money moves); queue the payout worker after commit.
 
@@ -264,9 +271,13 @@ def withdrawal_approve(*, withdrawal_id: int, acting_user: Actor, reason: str = 
         withdrawal = withdrawal_lock(withdrawal_id=withdrawal_id)
         _authorize(withdrawal=withdrawal, action="approve", actor=acting_user)
         decision_propose(
-            kind=APPROVE_KIND, subject=withdrawal_subject(withdrawal.pk), payload={},
-            amounts={withdrawal.currency: withdrawal.amount_u}, parties=[withdrawal.user_id],
-            reason=reason, acting_user=acting_user,
+            kind=APPROVE_KIND,
+            subject=withdrawal_subject(withdrawal.pk),
+            payload={},
+            amounts={withdrawal.currency: withdrawal.amount_u},
+            parties=[withdrawal.user_id],
+            reason=reason,
+            acting_user=acting_user,
         )
         withdrawal.refresh_from_db()
     return withdrawal
@@ -302,10 +313,13 @@ def withdrawal_resolve(*, withdrawal_id: int, acting_user: Actor, decision: str,
 
             require_resolvable(withdrawal)
         decision_propose(
-            kind=RESOLVE_KIND, subject=withdrawal_subject(withdrawal.pk),
+            kind=RESOLVE_KIND,
+            subject=withdrawal_subject(withdrawal.pk),
             payload={"decision": decision, "generation": withdrawal.payout_generation},
-            amounts={withdrawal.currency: withdrawal.amount_u}, parties=[withdrawal.user_id],
-            reason=reason, acting_user=acting_user,
+            amounts={withdrawal.currency: withdrawal.amount_u},
+            parties=[withdrawal.user_id],
+            reason=reason,
+            acting_user=acting_user,
         )
         withdrawal.refresh_from_db()
     return withdrawal
@@ -322,8 +336,13 @@ def _maker_data(proposal: Proposal, checker: User) -> dict[str, Any]:
 def _apply_approve(proposal: Proposal, checker: User) -> dict[str, Any]:
     """Apply an approval (the checker fires the transition); the payout worker is queued after commit."""
     withdrawal = _lock_subject(proposal.subject)
-    _transition(withdrawal=withdrawal, action="approve", actor=checker, reason=proposal.reason,
-                data=_maker_data(proposal, checker))
+    _transition(
+        withdrawal=withdrawal,
+        action="approve",
+        actor=checker,
+        reason=proposal.reason,
+        data=_maker_data(proposal, checker),
+    )
     _schedule_payout(withdrawal)
     return {"withdrawal": withdrawal.pk, "state": withdrawal.state}
 
@@ -339,9 +358,13 @@ def _apply_resolve(proposal: Proposal, checker: User) -> dict[str, Any]:
         )
     if decision == "retry":
         withdrawal.payout_generation += 1
-    _transition(withdrawal=withdrawal, action=decision, actor=checker, reason=proposal.reason,
-                data={"decision": decision, "generation": withdrawal.payout_generation,
-                      **_maker_data(proposal, checker)})
+    _transition(
+        withdrawal=withdrawal,
+        action=decision,
+        actor=checker,
+        reason=proposal.reason,
+        data={"decision": decision, "generation": withdrawal.payout_generation, **_maker_data(proposal, checker)},
+    )
     if decision == "confirm_sent":
         _burn(withdrawal=withdrawal, actor=checker, reason=proposal.reason)
     elif decision == "refund_failed":
@@ -353,17 +376,28 @@ def _apply_resolve(proposal: Proposal, checker: User) -> dict[str, Any]:
 
 def register_withdrawal_decisions() -> None:
     """Offer withdrawal approval and manual resolution to the maker-checker."""
-    register_decision(DecisionKind(
-        name=APPROVE_KIND, label="approve a withdrawal", permission="payouts.approve_withdrawal",
-        lock=_lock_subject, apply=_apply_approve,
-    ))
-    register_decision(DecisionKind(
-        name=RESOLVE_KIND, label="resolve a failed payout", permission="payouts.resolve_withdrawal",
-        lock=_lock_subject, apply=_apply_resolve,
-    ))
+    register_decision(
+        DecisionKind(
+            name=APPROVE_KIND,
+            label="approve a withdrawal",
+            permission="payouts.approve_withdrawal",
+            lock=_lock_subject,
+            apply=_apply_approve,
+        )
+    )
+    register_decision(
+        DecisionKind(
+            name=RESOLVE_KIND,
+            label="resolve a failed payout",
+            permission="payouts.resolve_withdrawal",
+            lock=_lock_subject,
+            apply=_apply_resolve,
+        )
+    )
 
 
 # --- The payout worker ---------------------------------------------------------------------
+
 
 def payouts_paused() -> str:
     """Return the name of the switch that stops payouts, or an empty string."""
@@ -400,10 +434,17 @@ def payout_submit(*, withdrawal_id: int, acting_user: SystemActor = PAYOUT_WORKE
         flow_bind(withdrawal.flow_id)  # the job joins the withdrawal's flow (its logs, spans and PSP call)
         if withdrawal.state not in (Withdrawal.State.APPROVED, Withdrawal.State.PAYOUT_SUBMITTED):
             return PayoutRun("nothing_to_do", f"withdrawal is {withdrawal.state}")
-        if withdrawal.state == Withdrawal.State.PAYOUT_SUBMITTED and withdrawal.attempts.filter(
-            idempotency_key=withdrawal.idempotency_key,
-            outcome__in=[PayoutAttempt.Outcome.ACCEPTED, PayoutAttempt.Outcome.DECLINED, PayoutAttempt.Outcome.REFUSED],
-        ).exists():
+        if (
+            withdrawal.state == Withdrawal.State.PAYOUT_SUBMITTED
+            and withdrawal.attempts.filter(
+                idempotency_key=withdrawal.idempotency_key,
+                outcome__in=[
+                    PayoutAttempt.Outcome.ACCEPTED,
+                    PayoutAttempt.Outcome.DECLINED,
+                    PayoutAttempt.Outcome.REFUSED,
+                ],
+            ).exists()
+        ):
             return PayoutRun("nothing_to_do", "the PSP already answered this attempt", withdrawal.idempotency_key)
         paused = payouts_paused()
         if paused:
@@ -411,8 +452,13 @@ def payout_submit(*, withdrawal_id: int, acting_user: SystemActor = PAYOUT_WORKE
             return PayoutRun("paused", f"switch {paused} is on", withdrawal.idempotency_key)
         if withdrawal.state == Withdrawal.State.APPROVED:
             withdrawal.payout_generation += 1
-            _transition(withdrawal=withdrawal, action="submit", actor=acting_user,
-                        reason="payout submitted to the PSP", data={"generation": withdrawal.payout_generation})
+            _transition(
+                withdrawal=withdrawal,
+                action="submit",
+                actor=acting_user,
+                reason="payout submitted to the PSP",
+                data={"generation": withdrawal.payout_generation},
+            )
         key = withdrawal.idempotency_key
         attempt = PayoutAttempt.objects.create(withdrawal=withdrawal, provider=withdrawal.provider, idempotency_key=key)
 
@@ -425,20 +471,29 @@ def payout_submit(*, withdrawal_id: int, acting_user: SystemActor = PAYOUT_WORKE
     with transaction.atomic():
         withdrawal = withdrawal_lock(withdrawal_id=withdrawal_id)
         PayoutAttempt.objects.filter(pk=attempt.pk).update(
-            outcome=str(result.outcome), psp_reference=result.psp_reference, detail=result.detail,
+            outcome=str(result.outcome),
+            psp_reference=result.psp_reference,
+            detail=result.detail,
             finished_at=timezone.now(),
         )
         current = key == withdrawal.idempotency_key
         if result.outcome == Outcome.ACCEPTED and current and result.psp_reference:
             withdrawal.psp_reference = result.psp_reference
             withdrawal.save(update_fields=["psp_reference"])
-        elif result.outcome in (Outcome.DECLINED, Outcome.REFUSED) and current and (
-            withdrawal.state == Withdrawal.State.PAYOUT_SUBMITTED
+        elif (
+            result.outcome in (Outcome.DECLINED, Outcome.REFUSED)
+            and current
+            and (withdrawal.state == Withdrawal.State.PAYOUT_SUBMITTED)
         ):
             if result.psp_reference:
                 withdrawal.psp_reference = result.psp_reference
-            _transition(withdrawal=withdrawal, action="mark_failed", actor=acting_user,
-                        reason=f"PSP {result.outcome}: {result.detail}", data={"idempotency_key": key})
+            _transition(
+                withdrawal=withdrawal,
+                action="mark_failed",
+                actor=acting_user,
+                reason=f"PSP {result.outcome}: {result.detail}",
+                data={"idempotency_key": key},
+            )
     log = logger.info if result.outcome == Outcome.ACCEPTED else logger.warning
     log("payout of withdrawal %s via %s: %s %s", withdrawal.pk, withdrawal.provider, result.outcome, result.detail)
     _check_provider_health(provider=withdrawal.provider)
@@ -488,6 +543,7 @@ def payouts_requeue(*, older_than_s: int | None = None) -> list[int]:
 
 # --- Settlement by webhook -----------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class PayoutNotice:
     """A verified PSP webhook about a payout, reduced to what we act on."""
@@ -512,13 +568,17 @@ def _find_withdrawal_id(notice: PayoutNotice) -> tuple[int | None, str]:
     if notice.psp_reference:
         found = (
             attempts.filter(psp_reference=notice.psp_reference)
-            .values_list("withdrawal_id", "idempotency_key").order_by("-id").first()
+            .values_list("withdrawal_id", "idempotency_key")
+            .order_by("-id")
+            .first()
         )
         if found is not None:
             return found[0], found[1]
-        withdrawal_id = Withdrawal.objects.filter(
-            provider=notice.provider, psp_reference=notice.psp_reference
-        ).values_list("pk", flat=True).first()
+        withdrawal_id = (
+            Withdrawal.objects.filter(provider=notice.provider, psp_reference=notice.psp_reference)
+            .values_list("pk", flat=True)
+            .first()
+        )
         if withdrawal_id is not None:
             return withdrawal_id, ""
     return None, ""
@@ -535,7 +595,9 @@ def payout_event_process(*, notice: PayoutNotice) -> tuple[PayoutEvent, bool]:
         try:
             with transaction.atomic():
                 event = PayoutEvent.objects.create(
-                    provider=notice.provider, event_id=notice.event_id, event_type=notice.event_type,
+                    provider=notice.provider,
+                    event_id=notice.event_id,
+                    event_type=notice.event_type,
                     payload=notice.payload,
                 )
         except IntegrityError:
@@ -556,27 +618,40 @@ def _apply_notice(*, notice: PayoutNotice, event: PayoutEvent, actor: SystemActo
     flow_bind(withdrawal.flow_id)  # the webhook joins the flow of the withdrawal it confirms
     event.withdrawal = withdrawal
     if key and key != withdrawal.idempotency_key:
-        logger.error("payout webhook %s about old attempt %s of withdrawal %s (now %s, %s): review",
-                     notice.event_id, key, withdrawal.pk, withdrawal.idempotency_key, withdrawal.state)
+        logger.error(
+            "payout webhook %s about old attempt %s of withdrawal %s (now %s, %s): review",
+            notice.event_id,
+            key,
+            withdrawal.pk,
+            withdrawal.idempotency_key,
+            withdrawal.state,
+        )
         return f"review: about old attempt {key}; withdrawal is {withdrawal.state}"
     if withdrawal.state != Withdrawal.State.PAYOUT_SUBMITTED:
         if notice.outcome == "paid" and withdrawal.state == Withdrawal.State.PAID:
             return "already paid"
         if notice.outcome == "failed" and withdrawal.state == Withdrawal.State.PAYOUT_FAILED:
             return "already in manual review"
-        logger.error("payout webhook %s says %s but withdrawal %s is %s: review",
-                     notice.event_id, notice.outcome, withdrawal.pk, withdrawal.state)
+        logger.error(
+            "payout webhook %s says %s but withdrawal %s is %s: review",
+            notice.event_id,
+            notice.outcome,
+            withdrawal.pk,
+            withdrawal.state,
+        )
         return f"review: PSP says {notice.outcome} but withdrawal is {withdrawal.state}"
     reason = f"{notice.provider} {notice.event_type} {notice.event_id} {notice.detail}".strip()
     if notice.psp_reference and not withdrawal.psp_reference:
         withdrawal.psp_reference = notice.psp_reference
     if notice.outcome == "paid":
-        _transition(withdrawal=withdrawal, action="mark_paid", actor=actor, reason=reason,
-                    data={"event_id": notice.event_id})
+        _transition(
+            withdrawal=withdrawal, action="mark_paid", actor=actor, reason=reason, data={"event_id": notice.event_id}
+        )
         _burn(withdrawal=withdrawal, actor=actor, reason=reason)
         return "paid"
-    _transition(withdrawal=withdrawal, action="mark_failed", actor=actor, reason=reason,
-                data={"event_id": notice.event_id})
+    _transition(
+        withdrawal=withdrawal, action="mark_failed", actor=actor, reason=reason, data={"event_id": notice.event_id}
+    )
     return "payout_failed"
 
 
@@ -593,7 +668,12 @@ def payout_event_mark_reviewed(*, event_id: int, acting_user: Actor, reason: str
         event.reviewed_at = timezone.now()
         event.reviewed_by = actor_label(acting_user)
         event.save(update_fields=["reviewed_at", "reviewed_by"])
-        audit_record(actor=acting_user, action="payouts.payout_event.reviewed", obj=event,
-                     object_type="payouts.payoutevent", reason=reason,
-                     data={"withdrawal": event.withdrawal_id, "result": event.result})
+        audit_record(
+            actor=acting_user,
+            action="payouts.payout_event.reviewed",
+            obj=event,
+            object_type="payouts.payoutevent",
+            reason=reason,
+            data={"withdrawal": event.withdrawal_id, "result": event.result},
+        )
     return event

@@ -40,7 +40,9 @@ def submit_payout(self: Task, withdrawal_id: int) -> str:
             raise self.retry(countdown=_backoff_s(self.request.retries))
         logger.error(
             "payout of withdrawal %s still %s after %s retries; it stays payout_submitted for the stuck-job detector",
-            withdrawal_id, run.status, self.request.retries,
+            withdrawal_id,
+            run.status,
+            self.request.retries,
         )
     return run.status
 

@@ -65,8 +65,14 @@ def _json_object(body: bytes) -> dict[str, Any]:
 def _answer(notice: PayoutNotice) -> JsonResponse:
     logger.info("Signature Verified: %s payout webhook %s", notice.provider, notice.event_id)
     event, duplicate = payout_event_process(notice=notice)
-    logger.info("payout webhook %s:%s %s -> %s%s", notice.provider, notice.event_id, notice.event_type,
-                event.result, " (duplicate)" if duplicate else "")
+    logger.info(
+        "payout webhook %s:%s %s -> %s%s",
+        notice.provider,
+        notice.event_id,
+        notice.event_type,
+        event.result,
+        " (duplicate)" if duplicate else "",
+    )
     return JsonResponse({"received": True, "duplicate": duplicate, "result": event.result})
 
 

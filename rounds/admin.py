@@ -33,8 +33,11 @@ class PriceForm(forms.Form):
     """An official close read from a named source."""
 
     price = forms.DecimalField(max_digits=30, decimal_places=10, min_value=0)
-    evidence = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), max_length=2000,
-                               help_text="Where the price was read (URL, terminal, screenshot reference).")
+    evidence = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        max_length=2000,
+        help_text="Where the price was read (URL, terminal, screenshot reference).",
+    )
 
 
 class ForceForm(forms.Form):
@@ -42,8 +45,11 @@ class ForceForm(forms.Form):
 
     result = forms.ChoiceField(choices=[("UP", "UP"), ("DOWN", "DOWN")])
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), max_length=2000)
-    evidence = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), max_length=2000,
-                               help_text="Where the official close was read.")
+    evidence = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        max_length=2000,
+        help_text="Where the official close was read.",
+    )
 
 
 class VoidForm(forms.Form):
@@ -84,27 +90,65 @@ class BetInline(ReadOnlyMixin, admin.TabularInline):
         round_obj = getattr(request, "_rounds_inline_round", None)
         if round_obj is None:
             return queryset.none()
-        first_ids = list(
-            queryset.filter(round=round_obj).order_by("id").values_list("id", flat=True)[:INLINE_BETS]
-        )
+        first_ids = list(queryset.filter(round=round_obj).order_by("id").values_list("id", flat=True)[:INLINE_BETS])
         return queryset.filter(id__in=first_ids)
 
 
 @admin.register(Round)
 class RoundAdmin(ReadOnlyMixin, admin.ModelAdmin):
-    list_display = ("code", "status", money_column("up_pool_u"), money_column("down_pool_u"), "total", "bets",
-                    "result", "void_reason", money_column("fee_u"), money_column("breakage_u"), "lock_at",
-                    "settled_at")
+    list_display = (
+        "code",
+        "status",
+        money_column("up_pool_u"),
+        money_column("down_pool_u"),
+        "total",
+        "bets",
+        "result",
+        "void_reason",
+        money_column("fee_u"),
+        money_column("breakage_u"),
+        "lock_at",
+        "settled_at",
+    )
     list_filter = ("status", "result")
     search_fields = ("=code", "=settlement_flow_id")
     ordering = ("-code",)
     readonly_fields = (
-        "code", "instrument", "currency", "status", "open_at", "lock_at", "close_at", "settle_after", "fee_bps",
-        money_column("min_stake_u"), "reference_close", "reference_session", "rules_version", "previous_commit", "commit",
-        "merkle_root", "locked_at", money_column("up_pool_u"), money_column("down_pool_u"), "up_bets", "down_bets", "result", "void_reason",
-        "close_price", "price_evidence", "forced", money_column("fee_u"), money_column("breakage_u"),
-        money_column("payouts_total_u"), "winners",
-        "settled_at", "settlement_duration_s", "oracle_attempts", "oracle_last_error", "settlement_flow_id",
+        "code",
+        "instrument",
+        "currency",
+        "status",
+        "open_at",
+        "lock_at",
+        "close_at",
+        "settle_after",
+        "fee_bps",
+        money_column("min_stake_u"),
+        "reference_close",
+        "reference_session",
+        "rules_version",
+        "previous_commit",
+        "commit",
+        "merkle_root",
+        "locked_at",
+        money_column("up_pool_u"),
+        money_column("down_pool_u"),
+        "up_bets",
+        "down_bets",
+        "result",
+        "void_reason",
+        "close_price",
+        "price_evidence",
+        "forced",
+        money_column("fee_u"),
+        money_column("breakage_u"),
+        money_column("payouts_total_u"),
+        "winners",
+        "settled_at",
+        "settlement_duration_s",
+        "oracle_attempts",
+        "oracle_last_error",
+        "settlement_flow_id",
     )
     fields = readonly_fields  # the salt is never shown: it is revealed with the settlement
     inlines = [BetInline]
@@ -127,8 +171,9 @@ class RoundAdmin(ReadOnlyMixin, admin.ModelAdmin):
             *super().get_urls(),
         ]
 
-    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
-                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         context = dict(extra_context or {})
         round_obj = Round.objects.filter(pk=object_id).first() if str(object_id).isdigit() else None
         if round_obj is not None:
@@ -137,10 +182,13 @@ class RoundAdmin(ReadOnlyMixin, admin.ModelAdmin):
             context.update(
                 breakdown=settlement_breakdown(round_obj=round_obj) if round_obj.is_finished else None,
                 observations=round_obj.observations.order_by("-id")[:50],
-                decisions=[{"proposal": p, "may_approve": may_approve(proposal=p, user=request.user)}
-                           for p in proposals_for_subject(subject=subject)],
-                audit_trail=audit_trail_with_decisions(object_type="rounds.round", object_id=str(round_obj.pk),
-                                                       subject=subject),
+                decisions=[
+                    {"proposal": p, "may_approve": may_approve(proposal=p, user=request.user)}
+                    for p in proposals_for_subject(subject=subject)
+                ],
+                audit_trail=audit_trail_with_decisions(
+                    object_type="rounds.round", object_id=str(round_obj.pk), subject=subject
+                ),
                 can_enter_price=request.user.has_perm("rounds.enter_oracle_price") and not round_obj.is_finished,
                 can_force=may_force and round_obj.status == Round.Status.LOCKED,
                 can_void=may_force and round_obj.status in Round.UNSETTLED,
@@ -149,8 +197,11 @@ class RoundAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
     def _form_page(self, request: HttpRequest, round_obj: Round, title: str, form: forms.Form) -> HttpResponse:
         context = {
-            **self.admin_site.each_context(request), "opts": self.model._meta, "original": round_obj,
-            "title": title, "form": form,
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": round_obj,
+            "title": title,
+            "form": form,
             "change_url": reverse("admin:rounds_round_change", args=[round_obj.pk]),
         }
         return render(request, "rounds/admin/round_action.html", context)
@@ -162,8 +213,12 @@ class RoundAdmin(ReadOnlyMixin, admin.ModelAdmin):
         form = PriceForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:
-                oracle_price_enter(code=round_obj.code, price=form.cleaned_data["price"],
-                                   evidence=form.cleaned_data["evidence"], acting_user=request.user)
+                oracle_price_enter(
+                    code=round_obj.code,
+                    price=form.cleaned_data["price"],
+                    evidence=form.cleaned_data["evidence"],
+                    acting_user=request.user,
+                )
             except ApplicationError as exc:
                 self.message_user(request, f"Price refused: {exc.detail}", messages.ERROR)
             else:
@@ -182,8 +237,9 @@ class RoundAdmin(ReadOnlyMixin, admin.ModelAdmin):
             except ApplicationError as exc:
                 self.message_user(request, f"Proposal refused: {exc.detail}", messages.ERROR)
             else:
-                self.message_user(request, f"Proposal {proposal.pk} recorded; a second operator must approve it.",
-                                  messages.WARNING)
+                self.message_user(
+                    request, f"Proposal {proposal.pk} recorded; a second operator must approve it.", messages.WARNING
+                )
             return HttpResponseRedirect(change_url)
         return self._form_page(request, round_obj, f"Propose a forced result for round {round_obj.code}", form)
 
@@ -194,13 +250,15 @@ class RoundAdmin(ReadOnlyMixin, admin.ModelAdmin):
         form = VoidForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:
-                voided, _ = round_void(code=round_obj.code, reason=form.cleaned_data["reason"],
-                                       acting_user=request.user)
+                voided, _ = round_void(
+                    code=round_obj.code, reason=form.cleaned_data["reason"], acting_user=request.user
+                )
             except ApplicationError as exc:
                 self.message_user(request, f"Void refused: {exc.detail}", messages.ERROR)
             else:
-                self.message_user(request, f"Round {voided.code} is {voided.status}; stakes refunded.",
-                                  messages.SUCCESS)
+                self.message_user(
+                    request, f"Round {voided.code} is {voided.status}; stakes refunded.", messages.SUCCESS
+                )
             return HttpResponseRedirect(change_url)
         return self._form_page(request, round_obj, f"Void round {round_obj.code} (emergency stop)", form)
 

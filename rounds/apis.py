@@ -159,8 +159,11 @@ class BetPlaceApi(APIView):
 class BetListApi(APIView):
     """The player's own bets with their payouts, newest first (limit/offset)."""
 
-    @extend_schema(responses={200: paginated(BetOutputSerializer, name="PaginatedBetList")},
-                   parameters=PAGINATION_PARAMETERS, operation_id="v1_bets_list")
+    @extend_schema(
+        responses={200: paginated(BetOutputSerializer, name="PaginatedBetList")},
+        parameters=PAGINATION_PARAMETERS,
+        operation_id="v1_bets_list",
+    )
     def get(self, request: Request) -> Response:
         paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(player_bets(user=request.user), request, view=self)

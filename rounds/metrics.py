@@ -31,7 +31,9 @@ def betting_metrics() -> Iterable[Metric]:
     open_stakes = {
         (side, currency): total
         for side, currency, total in Bet.objects.filter(round__status__in=Round.UNSETTLED)
-        .values("side", "round__currency").annotate(t=Sum("stake_u")).values_list("side", "round__currency", "t")
+        .values("side", "round__currency")
+        .annotate(t=Sum("stake_u"))
+        .values_list("side", "round__currency", "t")
     }
     for side in ("UP", "DOWN"):
         currencies = {c for (_, c) in open_stakes} or {settings.ROUND_CURRENCY}
@@ -50,8 +52,10 @@ def betting_metrics() -> Iterable[Metric]:
         "betting_breakage_u", "Breakage kept by the house from settled rounds (minor units).", labels=["currency"]
     )
     for currency, fee, brk in (
-        Round.objects.filter(status=Round.Status.SETTLED).values("currency")
-        .annotate(f=Sum("fee_u"), b=Sum("breakage_u")).values_list("currency", "f", "b")
+        Round.objects.filter(status=Round.Status.SETTLED)
+        .values("currency")
+        .annotate(f=Sum("fee_u"), b=Sum("breakage_u"))
+        .values_list("currency", "f", "b")
     ):
         fees.add_metric([currency], fee or 0)
         breakage.add_metric([currency], brk or 0)
@@ -82,7 +86,9 @@ def round_metrics() -> Iterable[Metric]:
         "round_voids", "Rounds voided, by reason (CANCELLED = an operator's emergency stop).", labels=["reason"]
     )
     counts = dict(
-        Round.objects.filter(status=Round.Status.VOID).values("void_reason").annotate(n=Count("id"))
+        Round.objects.filter(status=Round.Status.VOID)
+        .values("void_reason")
+        .annotate(n=Count("id"))
         .values_list("void_reason", "n")
     )
     for reason in VoidReason:

@@ -38,8 +38,7 @@ class Round(models.Model):
     code = models.CharField(max_length=8, unique=True)
     instrument = models.CharField(max_length=50)
     currency = models.CharField(max_length=10)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN, editable=False,
-                              db_index=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN, editable=False, db_index=True)
     pool_account = models.OneToOneField(
         "ledger.Account", on_delete=models.PROTECT, related_name="round", editable=False
     )
@@ -81,7 +80,11 @@ class Round(models.Model):
     oracle_attempts = models.PositiveIntegerField(default=0)
     oracle_last_error = models.TextField(blank=True)
     settlement_flow_id = models.CharField(
-        max_length=200, unique=True, null=True, blank=True, editable=False,
+        max_length=200,
+        unique=True,
+        null=True,
+        blank=True,
+        editable=False,
         help_text="The settlement's flow id, set when settlement starts (ops/tracing.py).",
     )
     created_at = models.DateTimeField(db_default=Now())
@@ -121,7 +124,10 @@ class Bet(models.Model):
     round = models.ForeignKey(Round, on_delete=models.PROTECT, related_name="bets", db_index=False)
     player = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="bets")
     account = models.ForeignKey(
-        "ledger.Account", on_delete=models.PROTECT, related_name="+", db_index=False,
+        "ledger.Account",
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
         help_text="The player's available account the stake came from and any payout goes to.",
     )
     bet_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
@@ -130,11 +136,18 @@ class Bet(models.Model):
     placed_at = models.DateTimeField()
     payout_u = models.BigIntegerField(null=True, blank=True)
     leaf = models.BinaryField(
-        max_length=32, null=True, editable=False,
+        max_length=32,
+        null=True,
+        editable=False,
         help_text="Merkle leaf hash of the public bet record, computed when the bet is placed.",
     )
-    flow_id = models.CharField(max_length=200, unique=True, editable=False, default=bet_flow_id,
-                               help_text="The money flow this record starts: on its spans, logs, tasks and PSP calls (ops/tracing.py).")
+    flow_id = models.CharField(
+        max_length=200,
+        unique=True,
+        editable=False,
+        default=bet_flow_id,
+        help_text="The money flow this record starts: on its spans, logs, tasks and PSP calls (ops/tracing.py).",
+    )
 
     class Meta:
         ordering = ["-id"]
@@ -176,7 +189,8 @@ class OracleObservation(models.Model):
         ordering = ["-id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["round", "source"], condition=models.Q(kind="operator"),
+                fields=["round", "source"],
+                condition=models.Q(kind="operator"),
                 name="rounds_observation_one_operator_price_per_source",
             ),
         ]

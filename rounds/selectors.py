@@ -143,8 +143,10 @@ def bet_proof(*, user: Any, bet_id: str) -> BetProof:
         raise ProofNotReady(f"Round {round_obj.code} is still open; proofs exist from its lock.")
     record = bet_record(bet=bet)
     leaf = bet_leaf(**record)  # type: ignore[arg-type]
-    ids = [str(bet_id) for bet_id in Bet.objects.filter(round=round_obj).order_by("bet_id")
-           .values_list("bet_id", flat=True)]
+    ids = [
+        str(bet_id)
+        for bet_id in Bet.objects.filter(round=round_obj).order_by("bet_id").values_list("bet_id", flat=True)
+    ]
     proof = merkle_proof(round_leaves(round_obj=round_obj), ids.index(str(bet.bet_id)))
     return BetProof(record=record, leaf=leaf.hex(), proof=proof, root=round_obj.merkle_root)
 
@@ -178,14 +180,16 @@ def _forced_checks(
     got = (reveal.get("result"), reveal.get("void_reason"))
     lines = [
         VerifyLine(
-            "evidence", True,
+            "evidence",
+            True,
             f"result forced by {forced.get('operator')} (approved by {forced.get('approved_by') or '-'}): "
             f"{forced.get('reason')}; evidence: {forced.get('evidence') or '-'}",
         ),
         VerifyLine("result", got == want, "ok" if got == want else f"result {got} != recomputed {want}"),
     ]
     same = dict(payouts) == dict(expected.payouts_u) and (reveal.get("fee_u"), reveal.get("breakage_u")) == (
-        expected.fee_u, expected.breakage_u
+        expected.fee_u,
+        expected.breakage_u,
     )
     lines.append(VerifyLine("payouts", same, "ok" if same else "payouts, fee or breakage differ from recomputation"))
     return lines

@@ -201,9 +201,17 @@ def round_open(
             salt=salt,
         )
         audit_record(
-            actor=acting_user, action="rounds.open", obj=round_obj, reason=reason, to_state=Round.Status.OPEN,
-            data={"code": code, "reference_close": round_obj.reference_close, "reference_source": reference_source,
-                  "commit": round_obj.commit},
+            actor=acting_user,
+            action="rounds.open",
+            obj=round_obj,
+            reason=reason,
+            to_state=Round.Status.OPEN,
+            data={
+                "code": code,
+                "reference_close": round_obj.reference_close,
+                "reference_source": reference_source,
+                "commit": round_obj.commit,
+            },
         )
     return round_obj, True
 
@@ -281,8 +289,12 @@ def round_lock(*, code: str, acting_user: Actor, reason: str = "") -> tuple[Roun
         )
         assert updated == 1
         audit_record(
-            actor=acting_user, action="rounds.lock", obj=round_obj, reason=reason,
-            from_state=Round.Status.OPEN, to_state=Round.Status.LOCKED,
+            actor=acting_user,
+            action="rounds.lock",
+            obj=round_obj,
+            reason=reason,
+            from_state=Round.Status.OPEN,
+            to_state=Round.Status.LOCKED,
             data={"merkle_root": root, "early": now < round_obj.lock_at},
         )
     round_obj.refresh_from_db()
@@ -309,7 +321,9 @@ class Breakdown:
     winners: int
 
 
-def _effective(*, result: Result, void_reason: VoidReason | None, up_u: int, down_u: int) -> tuple[Result, VoidReason | None]:
+def _effective(
+    *, result: Result, void_reason: VoidReason | None, up_u: int, down_u: int
+) -> tuple[Result, VoidReason | None]:
     """Apply the pool-composition rules first (empty, one-sided), as `settle_pool` does."""
     if up_u == 0 and down_u == 0:
         return Result.VOID, VoidReason.EMPTY
@@ -381,8 +395,17 @@ def settlement_preview(*, code: str, result: Result, void_reason: VoidReason | N
         stakes = list(bets.filter(side=effective.value).values_list("stake_u", flat=True))
         paid, winners = sum(stake * net // win_u for stake in stakes), len(stakes)
     return Breakdown(
-        code=code, result=effective, void_reason=reason, up_pool_u=up_u, down_pool_u=down_u, total_u=up_u + down_u,
-        fee_u=fee, net_u=net, payouts_total_u=paid, breakage_u=net - paid, winners=winners,
+        code=code,
+        result=effective,
+        void_reason=reason,
+        up_pool_u=up_u,
+        down_pool_u=down_u,
+        total_u=up_u + down_u,
+        fee_u=fee,
+        net_u=net,
+        payouts_total_u=paid,
+        breakage_u=net - paid,
+        winners=winners,
     )
 
 
@@ -395,8 +418,10 @@ def settlement_preview_auto(*, code: str) -> tuple[Breakdown, Decimal | None]:
         return settlement_preview(code=code, result=Result.VOID), None
     try:
         answer = resolve_close(
-            sources=_oracle_sources(round_obj=round_obj), instrument=round_obj.instrument,
-            day=calendar.parse_code(code), clock=clock.now,
+            sources=_oracle_sources(round_obj=round_obj),
+            instrument=round_obj.instrument,
+            day=calendar.parse_code(code),
+            clock=clock.now,
         )
     except (OracleError, OracleConfigError) as exc:
         raise errors.OraclePending(f"Round {code}: {exc}.") from exc
@@ -406,8 +431,15 @@ def settlement_preview_auto(*, code: str) -> tuple[Breakdown, Decimal | None]:
 
 
 def _reveal_header(
-    *, round_obj: Round, close: Decimal | None, evidence: list[dict[str, Any]], result: Result,
-    void_reason: VoidReason | None, fee_u: int, breakage_u: int, forced: dict[str, Any] | None,
+    *,
+    round_obj: Round,
+    close: Decimal | None,
+    evidence: list[dict[str, Any]],
+    result: Result,
+    void_reason: VoidReason | None,
+    fee_u: int,
+    breakage_u: int,
+    forced: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """Return the public reveal (as `build_reveal`), without the payouts: those live on the bets."""
     params = round_params(round_obj=round_obj)
@@ -427,8 +459,15 @@ def _reveal_header(
 
 
 def _settle(
-    *, round_id: int, result: Result, void_reason: VoidReason | None, close: Decimal | None,
-    evidence: list[dict[str, Any]], forced: dict[str, Any] | None, acting_user: Actor, reason: str = "",
+    *,
+    round_id: int,
+    result: Result,
+    void_reason: VoidReason | None,
+    close: Decimal | None,
+    evidence: list[dict[str, Any]],
+    forced: dict[str, Any] | None,
+    acting_user: Actor,
+    reason: str = "",
 ) -> tuple[Round, bool]:
     """Settle a LOCKED round in one transaction with a handful of set-based statements."""
     started = time.monotonic()
@@ -442,34 +481,75 @@ def _settle(
         fee, net, win_u = _fee_and_net(result=effective, fee_bps=round_obj.fee_bps, up_u=up_u, down_u=down_u)
         house = house_account(currency=round_obj.currency)
         paid, winners, breakage = _settle_money(
-            round_obj=round_obj, effective=effective, reason_code=reason_code, fee=fee, net=net, win_u=win_u,
-            total=total, house_id=house.pk, acting_user=acting_user,
+            round_obj=round_obj,
+            effective=effective,
+            reason_code=reason_code,
+            fee=fee,
+            net=net,
+            win_u=win_u,
+            total=total,
+            house_id=house.pk,
+            acting_user=acting_user,
         )
         status = Round.Status.VOID if effective is Result.VOID else Round.Status.SETTLED
         now = clock.now()
         duration = time.monotonic() - started
         reveal = _reveal_header(
-            round_obj=round_obj, close=close, evidence=evidence, result=effective, void_reason=reason_code,
-            fee_u=fee, breakage_u=breakage, forced=forced,
+            round_obj=round_obj,
+            close=close,
+            evidence=evidence,
+            result=effective,
+            void_reason=reason_code,
+            fee_u=fee,
+            breakage_u=breakage,
+            forced=forced,
         )
         updated = Round.objects.filter(pk=round_id, status=Round.Status.LOCKED).update(
-            status=status, result=effective.value, void_reason=reason_code.value if reason_code else "",
-            close_price=format_price(price=close) if close is not None else "", price_evidence=evidence,
-            forced=forced, fee_u=fee, breakage_u=breakage, payouts_total_u=paid, winners=winners,
-            reveal=reveal, settled_at=now, settlement_duration_s=duration,
+            status=status,
+            result=effective.value,
+            void_reason=reason_code.value if reason_code else "",
+            close_price=format_price(price=close) if close is not None else "",
+            price_evidence=evidence,
+            forced=forced,
+            fee_u=fee,
+            breakage_u=breakage,
+            payouts_total_u=paid,
+            winners=winners,
+            reveal=reveal,
+            settled_at=now,
+            settlement_duration_s=duration,
         )
         assert updated == 1
         audit_record(
-            actor=acting_user, action="rounds.settle", obj=round_obj, reason=reason,
-            from_state=Round.Status.LOCKED, to_state=status,
-            data={"result": effective.value, "void_reason": reason_code.value if reason_code else None,
-                  "total_u": total, "fee_u": fee, "breakage_u": breakage, "payouts_total_u": paid,
-                  "forced": forced},
+            actor=acting_user,
+            action="rounds.settle",
+            obj=round_obj,
+            reason=reason,
+            from_state=Round.Status.LOCKED,
+            to_state=status,
+            data={
+                "result": effective.value,
+                "void_reason": reason_code.value if reason_code else None,
+                "total_u": total,
+                "fee_u": fee,
+                "breakage_u": breakage,
+                "payouts_total_u": paid,
+                "forced": forced,
+            },
         )
     SETTLEMENT_DURATION.observe(time.monotonic() - started)
     round_obj.refresh_from_db()
-    logger.info("round %s %s (%s): pool %s, fee %s, paid %s to %s winners, breakage %s", round_obj.code,
-                round_obj.status, round_obj.result, total, fee, paid, winners, breakage)
+    logger.info(
+        "round %s %s (%s): pool %s, fee %s, paid %s to %s winners, breakage %s",
+        round_obj.code,
+        round_obj.status,
+        round_obj.result,
+        total,
+        fee,
+        paid,
+        winners,
+        breakage,
+    )
     return round_obj, True
 
 
@@ -481,23 +561,38 @@ def _check_pool(*, round_obj: Round, total: int) -> None:
         )
 
 
-def _check_conservation(*, round_obj: Round, effective: Result, paid: int, fee: int, breakage: int,
-                        total: int, short: int) -> None:
+def _check_conservation(
+    *, round_obj: Round, effective: Result, paid: int, fee: int, breakage: int, total: int, short: int
+) -> None:
     if paid + fee + breakage != total or breakage < 0 or short or (effective is Result.VOID and breakage):
         raise errors.SettlementMismatch(
             f"Round {round_obj.code}: paid {paid} + fee {fee} + breakage {breakage} != total {total}."
         )
 
 
-def _settlement_journal_fields(*, round_obj: Round, effective: Result, reason_code: VoidReason | None, total: int,
-                               fee: int, breakage: int, paid: int, winners: int) -> dict[str, Any]:
+def _settlement_journal_fields(
+    *,
+    round_obj: Round,
+    effective: Result,
+    reason_code: VoidReason | None,
+    total: int,
+    fee: int,
+    breakage: int,
+    paid: int,
+    winners: int,
+) -> dict[str, Any]:
     return {
         "type": "settlement",
         "reference": f"round:{round_obj.code}:settlement",
         "metadata": {
-            "round": round_obj.code, "result": effective.value,
-            "void_reason": reason_code.value if reason_code else None, "total_u": total, "fee_u": fee,
-            "breakage_u": breakage, "payouts_total_u": paid, "winners": winners,
+            "round": round_obj.code,
+            "result": effective.value,
+            "void_reason": reason_code.value if reason_code else None,
+            "total_u": total,
+            "fee_u": fee,
+            "breakage_u": breakage,
+            "payouts_total_u": paid,
+            "winners": winners,
         },
     }
 
@@ -507,8 +602,9 @@ def _payouts_in_sql() -> bool:
     return connection.vendor == "postgresql"
 
 
-def _compute_payouts(*, round_obj: Round, effective: Result, reason_code: VoidReason | None, net: int,
-                     win_u: int) -> None:
+def _compute_payouts(
+    *, round_obj: Round, effective: Result, reason_code: VoidReason | None, net: int, win_u: int
+) -> None:
     """Write each bet's payout on the round's bets: one UPDATE on PostgreSQL, the reference math elsewhere.
 
     On PostgreSQL a million bets never travel to Python; on the embedded SQLite default (small rounds)
@@ -533,7 +629,9 @@ def _compute_payouts(*, round_obj: Round, effective: Result, reason_code: VoidRe
     bets = list(Bet.objects.filter(round_id=round_obj.pk).order_by("pk"))
     settlement = settle_pool(
         stakes=[(bet.pk, Side(bet.side), bet.stake_u) for bet in bets],
-        result=effective, fee_bps=round_obj.fee_bps, void_reason=reason_code,
+        result=effective,
+        fee_bps=round_obj.fee_bps,
+        void_reason=reason_code,
     )
     for bet in bets:
         bet.payout_u = settlement.payouts_u[bet.pk]
@@ -541,8 +639,16 @@ def _compute_payouts(*, round_obj: Round, effective: Result, reason_code: VoidRe
 
 
 def _settle_money(
-    *, round_obj: Round, effective: Result, reason_code: VoidReason | None, fee: int, net: int, win_u: int,
-    total: int, house_id: int, acting_user: Actor,
+    *,
+    round_obj: Round,
+    effective: Result,
+    reason_code: VoidReason | None,
+    fee: int,
+    net: int,
+    win_u: int,
+    total: int,
+    house_id: int,
+    acting_user: Actor,
 ) -> tuple[int, int, int]:
     """Compute the payouts, check conservation, and post one settlement journal through the ledger's door."""
     from ledger.models import Account
@@ -557,19 +663,30 @@ def _settle_money(
     )
     paid, winners, short = int(figures["paid"]), int(figures["winners"]), int(figures["short"])
     breakage = net - paid
-    _check_conservation(round_obj=round_obj, effective=effective, paid=paid, fee=fee, breakage=breakage,
-                        total=total, short=short)
+    _check_conservation(
+        round_obj=round_obj, effective=effective, paid=paid, fee=fee, breakage=breakage, total=total, short=short
+    )
     if not total:
         return paid, winners, breakage
     accounts = Account.objects.in_bulk([round_obj.pool_account_id, house_id])
     pool, house = accounts[round_obj.pool_account_id], accounts[house_id]
     journal_post_bulk(
         legs=[Leg(pool, -total), *(Leg(house, amount) for amount in (fee, breakage) if amount)],  # two house entries
-        leg_query=LegQuery("SELECT account_id, payout_u FROM rounds_bet WHERE round_id = %s AND payout_u > 0",
-                           [round_obj.pk]),
-        currency=round_obj.currency, actor=acting_user,
-        **_settlement_journal_fields(round_obj=round_obj, effective=effective, reason_code=reason_code,
-                                     total=total, fee=fee, breakage=breakage, paid=paid, winners=winners),
+        leg_query=LegQuery(
+            "SELECT account_id, payout_u FROM rounds_bet WHERE round_id = %s AND payout_u > 0", [round_obj.pk]
+        ),
+        currency=round_obj.currency,
+        actor=acting_user,
+        **_settlement_journal_fields(
+            round_obj=round_obj,
+            effective=effective,
+            reason_code=reason_code,
+            total=total,
+            fee=fee,
+            breakage=breakage,
+            paid=paid,
+            winners=winners,
+        ),
     )
     pool.refresh_from_db(fields=["balance_u"])
     if pool.balance_u != 0:
@@ -580,8 +697,12 @@ def _settle_money(
 def _record_observations(*, round_obj: Round, evidence: tuple[PriceEvidence, ...]) -> None:
     OracleObservation.objects.bulk_create(
         OracleObservation(
-            round=round_obj, kind=OracleObservation.Kind.FETCHED, source=e.source,
-            price=format_price(price=e.price) if e.price is not None else "", error=e.error or "", url=e.url,
+            round=round_obj,
+            kind=OracleObservation.Kind.FETCHED,
+            source=e.source,
+            price=format_price(price=e.price) if e.price is not None else "",
+            error=e.error or "",
+            url=e.url,
             fetched_at=e.fetched_at,
         )
         for e in evidence
@@ -603,8 +724,11 @@ def round_settle(*, code: str, acting_user: Actor) -> tuple[Round, bool]:
     settled, changed = _settle_auto(code=code, acting_user=acting_user)
     if changed:
         with transaction.atomic():  # a forced result proposed meanwhile can no longer apply
-            decisions_cancel(subject=force_subject(code), actor=acting_user,
-                             reason=f"round {code} settled {settled.result} from the oracle")
+            decisions_cancel(
+                subject=force_subject(code),
+                actor=acting_user,
+                reason=f"round {code} settled {settled.result} from the oracle",
+            )
     return settled, changed
 
 
@@ -634,31 +758,50 @@ def _settle_auto(*, code: str, acting_user: Actor) -> tuple[Round, bool]:
 def _settle_from_oracle(*, round_obj: Round, code: str, acting_user: Actor) -> tuple[Round, bool]:
     if round_obj.up_pool_u == 0 or round_obj.down_pool_u == 0:
         # Void by pool composition (empty or one-sided): no price needed.
-        return _settle(round_id=round_obj.pk, result=Result.VOID, void_reason=None, close=None, evidence=[],
-                       forced=None, acting_user=acting_user)
+        return _settle(
+            round_id=round_obj.pk,
+            result=Result.VOID,
+            void_reason=None,
+            close=None,
+            evidence=[],
+            forced=None,
+            acting_user=acting_user,
+        )
     try:
         answer = resolve_close(
-            sources=_oracle_sources(round_obj=round_obj), instrument=round_obj.instrument,
-            day=calendar.parse_code(code), clock=clock.now,
+            sources=_oracle_sources(round_obj=round_obj),
+            instrument=round_obj.instrument,
+            day=calendar.parse_code(code),
+            clock=clock.now,
         )
     except (OracleError, OracleConfigError) as exc:
         gathered = getattr(exc, "evidence", ())
         _record_observations(round_obj=round_obj, evidence=gathered)
-        Round.objects.filter(pk=round_obj.pk).update(oracle_attempts=F("oracle_attempts") + 1,
-                                                      oracle_last_error=str(exc)[:2000])
+        Round.objects.filter(pk=round_obj.pk).update(
+            oracle_attempts=F("oracle_attempts") + 1, oracle_last_error=str(exc)[:2000]
+        )
         if clock.now() < oracle_deadline_for(round_obj=round_obj):
             raise errors.OraclePending(f"Round {code}: {exc}. Retried until the deadline.") from exc
         return _settle(
-            round_id=round_obj.pk, result=Result.VOID, void_reason=VoidReason.ORACLE_FAILURE, close=None,
-            evidence=[e.as_dict() for e in gathered], forced=None, acting_user=acting_user,
+            round_id=round_obj.pk,
+            result=Result.VOID,
+            void_reason=VoidReason.ORACLE_FAILURE,
+            close=None,
+            evidence=[e.as_dict() for e in gathered],
+            forced=None,
+            acting_user=acting_user,
             reason=f"oracle failure: {exc}",
         )
     _record_observations(round_obj=round_obj, evidence=answer.evidence)
     price_result = outcome(reference=Decimal(round_obj.reference_close), close=answer.price)
     return _settle(
-        round_id=round_obj.pk, result=price_result,
-        void_reason=VoidReason.TIE if price_result is Result.VOID else None, close=answer.price,
-        evidence=[e.as_dict() for e in answer.evidence], forced=None, acting_user=acting_user,
+        round_id=round_obj.pk,
+        result=price_result,
+        void_reason=VoidReason.TIE if price_result is Result.VOID else None,
+        close=answer.price,
+        evidence=[e.as_dict() for e in answer.evidence],
+        forced=None,
+        acting_user=acting_user,
     )
 
 
@@ -676,20 +819,29 @@ def oracle_price_enter(*, code: str, price: Any, evidence: str, acting_user: Act
         if round_obj.is_finished:
             raise errors.RoundLocked(f"Round {code} is {round_obj.status}; a price now changes nothing.")
         if clock.now() < round_obj.close_at:
-            raise errors.SettleTooEarly(f"Round {code} closes at {round_obj.close_at:%Y-%m-%d %H:%M:%S}Z; "
-                                        "its closing price cannot be known yet.")
+            raise errors.SettleTooEarly(
+                f"Round {code} closes at {round_obj.close_at:%Y-%m-%d %H:%M:%S}Z; "
+                "its closing price cannot be known yet."
+            )
         source = f"operator:{actor_label(acting_user)}"
         try:
             with transaction.atomic():
                 observation = OracleObservation.objects.create(
-                    round=round_obj, kind=OracleObservation.Kind.OPERATOR, source=source,
-                    price=format_price(price=value), evidence=evidence.strip(),
-                    entered_by=acting_user if getattr(acting_user, "pk", None) else None, fetched_at=clock.now(),
+                    round=round_obj,
+                    kind=OracleObservation.Kind.OPERATOR,
+                    source=source,
+                    price=format_price(price=value),
+                    evidence=evidence.strip(),
+                    entered_by=acting_user if getattr(acting_user, "pk", None) else None,
+                    fetched_at=clock.now(),
                 )
         except IntegrityError as exc:
             raise errors.PriceAlreadyEntered(f"{source} already entered a price for round {code}.") from exc
         audit_record(
-            actor=acting_user, action="rounds.enter_oracle_price", obj=round_obj, reason=evidence.strip(),
+            actor=acting_user,
+            action="rounds.enter_oracle_price",
+            obj=round_obj,
+            reason=evidence.strip(),
             data={"price": observation.price, "source": source},
         )
     return observation
@@ -714,7 +866,9 @@ def _check_forceable(*, round_obj: Round) -> None:
             extra={"status": round_obj.status, "result": round_obj.result},
         )
     if round_obj.status != Round.Status.LOCKED:
-        raise errors.RoundNotLocked(f"Round {round_obj.code} is {round_obj.status}; a result is forced only from LOCKED.")
+        raise errors.RoundNotLocked(
+            f"Round {round_obj.code} is {round_obj.status}; a result is forced only from LOCKED."
+        )
     if clock.now() < round_obj.close_at:
         raise errors.SettleTooEarly(
             f"Round {round_obj.code} closes at {round_obj.close_at:%Y-%m-%d %H:%M:%S}Z; "
@@ -738,8 +892,14 @@ def force_result_propose(*, code: str, result: str, reason: str, evidence: str, 
         _check_forceable(round_obj=round_obj)
         bettors = Bet.objects.filter(round=round_obj).values_list("player_id", flat=True)
         return decision_propose(
-            kind=FORCE_KIND, subject=force_subject(round_obj.code), payload={"result": wanted},
-            amounts={}, parties=list(bettors), reason=reason, evidence=evidence, acting_user=acting_user,
+            kind=FORCE_KIND,
+            subject=force_subject(round_obj.code),
+            payload={"result": wanted},
+            amounts={},
+            parties=list(bettors),
+            reason=reason,
+            evidence=evidence,
+            acting_user=acting_user,
         )
 
 
@@ -750,22 +910,40 @@ def _apply_force(proposal: Proposal, checker: User) -> dict[str, Any]:
     _check_forceable(round_obj=round_obj)
     forced_result = Result(proposal.payload["result"])
     forced = {
-        "result": forced_result.value, "operator": proposal.proposed_by.email, "approved_by": checker.email,
-        "reason": proposal.reason, "evidence": proposal.evidence, "proposal": proposal.pk,
+        "result": forced_result.value,
+        "operator": proposal.proposed_by.email,
+        "approved_by": checker.email,
+        "reason": proposal.reason,
+        "evidence": proposal.evidence,
+        "proposal": proposal.pk,
     }
     flow_id = settlement_flow_id(round_id=round_obj.pk)
     with flow_span("round.settle", flow_id=flow_id, attributes={"round.code": code, "round.forced": True}):
-        round_obj, _ = _settle(round_id=round_obj.pk, result=forced_result, void_reason=None, close=None,
-                               evidence=[], forced=forced, acting_user=checker, reason=proposal.reason)
+        round_obj, _ = _settle(
+            round_id=round_obj.pk,
+            result=forced_result,
+            void_reason=None,
+            close=None,
+            evidence=[],
+            forced=forced,
+            acting_user=checker,
+            reason=proposal.reason,
+        )
     return {"round": round_obj.code, "status": round_obj.status, "result": round_obj.result}
 
 
 def register_round_decisions() -> None:
     """Offer forced results to the maker-checker: always two operators, whatever the pool."""
-    register_decision(DecisionKind(
-        name=FORCE_KIND, label="force a round's result", permission=FORCE_PERMISSION,
-        lock=lambda subject: round_lock_row(code=subject.rsplit(":", 1)[1]), apply=_apply_force, always_two=True,
-    ))
+    register_decision(
+        DecisionKind(
+            name=FORCE_KIND,
+            label="force a round's result",
+            permission=FORCE_PERMISSION,
+            lock=lambda subject: round_lock_row(code=subject.rsplit(":", 1)[1]),
+            apply=_apply_force,
+            always_two=True,
+        )
+    )
 
 
 def round_void(*, code: str, reason: str, acting_user: Actor) -> tuple[Round, bool]:
@@ -788,13 +966,25 @@ def round_void(*, code: str, reason: str, acting_user: Actor) -> tuple[Round, bo
             )
         if round_obj.status == Round.Status.OPEN:
             round_lock(code=code, acting_user=acting_user, reason=f"emergency stop: {reason.strip()}")
-        forced = {"result": Result.VOID.value, "operator": actor_label(acting_user), "approved_by": None,
-                  "reason": reason.strip(), "emergency_stop": True}
+        forced = {
+            "result": Result.VOID.value,
+            "operator": actor_label(acting_user),
+            "approved_by": None,
+            "reason": reason.strip(),
+            "emergency_stop": True,
+        }
         flow_id = settlement_flow_id(round_id=round_obj.pk)
         with flow_span("round.settle", flow_id=flow_id, attributes={"round.code": code, "round.void": True}):
-            settled = _settle(round_id=round_obj.pk, result=Result.VOID, void_reason=VoidReason.CANCELLED,
-                              close=None, evidence=[], forced=forced, acting_user=acting_user,
-                              reason=reason.strip())
+            settled = _settle(
+                round_id=round_obj.pk,
+                result=Result.VOID,
+                void_reason=VoidReason.CANCELLED,
+                close=None,
+                evidence=[],
+                forced=forced,
+                acting_user=acting_user,
+                reason=reason.strip(),
+            )
         decisions_cancel(subject=force_subject(code), actor=acting_user, reason=f"round {code} voided: {reason}")
     logger.warning("round %s voided by %s (emergency stop): %s", code, actor_label(acting_user), reason.strip())
     return settled

@@ -23,7 +23,9 @@ def run(command: str) -> None:
     except ImportError:
         if VENV_PYTHON.exists() and Path(sys.prefix).resolve() != (ROOT / ".venv").resolve():
             os.execv(VENV_PYTHON, [str(VENV_PYTHON), *sys.argv])  # noqa: S606 - the project's own interpreter
-        sys.exit(f"{Path(sys.argv[0]).name}: Django is not installed (run `make .venv/.dev-installed` or use the image)")
+        sys.exit(
+            f"{Path(sys.argv[0]).name}: Django is not installed (run `make .venv/.dev-installed` or use the image)"
+        )
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
     from django.core.management import execute_from_command_line

@@ -52,27 +52,74 @@ AMOUNT = money_column("amount_u", description="amount")
 
 @admin.register(Deposit)
 class DepositAdmin(ReadOnlyAdmin):
-    list_display = ("public_id", "provider", "user", AMOUNT, "currency", "status", "psp_id", "created_at",
-                    "credited_at")
+    list_display = (
+        "public_id",
+        "provider",
+        "user",
+        AMOUNT,
+        "currency",
+        "status",
+        "psp_id",
+        "created_at",
+        "credited_at",
+    )
     list_filter = ("status", "provider", "currency")
     search_fields = ("reference", "public_id", "psp_id", "psp_payment_reference", "user__email", "=flow_id")
-    readonly_fields = ("public_id", "provider", "reference", "user", AMOUNT, "currency", "status", "psp_id",
-                       "psp_payment_reference", "failure_reason", "journal", money_column("refunded_u"),
-                       money_column("charged_back_u"),
-                       "created_at", "credited_at", "updated_at", "flow_id")
+    readonly_fields = (
+        "public_id",
+        "provider",
+        "reference",
+        "user",
+        AMOUNT,
+        "currency",
+        "status",
+        "psp_id",
+        "psp_payment_reference",
+        "failure_reason",
+        "journal",
+        money_column("refunded_u"),
+        money_column("charged_back_u"),
+        "created_at",
+        "credited_at",
+        "updated_at",
+        "flow_id",
+    )
     exclude = ("psp_client_data",)
     inlines = (WebhookEventInline,)
 
 
 @admin.register(WebhookEvent)
 class WebhookEventAdmin(ReadOnlyAdmin):
-    list_display = ("id", "provider", "event_id", "event_type", "status", "attempts", "short_reason", "received_at",
-                    "processed_at")
+    list_display = (
+        "id",
+        "provider",
+        "event_id",
+        "event_type",
+        "status",
+        "attempts",
+        "short_reason",
+        "received_at",
+        "processed_at",
+    )
     list_filter = ("status", "provider", "event_type")
     search_fields = ("event_id", "reference", "deposit__reference")
-    readonly_fields = ("provider", "event_id", "event_type", "reference", "status", "reason", "attempts",
-                       "last_error", "deposit", "journal_reference", "received_at", "processed_at", "payload_hash",
-                       "pretty_payload", "headers")
+    readonly_fields = (
+        "provider",
+        "event_id",
+        "event_type",
+        "reference",
+        "status",
+        "reason",
+        "attempts",
+        "last_error",
+        "deposit",
+        "journal_reference",
+        "received_at",
+        "processed_at",
+        "payload_hash",
+        "pretty_payload",
+        "headers",
+    )
     exclude = ("payload",)
     actions = ("replay_events",)
 

@@ -73,8 +73,11 @@ class DepositsApi(APIView):
 
     OutputSerializer = DepositOutputSerializer
 
-    @extend_schema(responses={200: paginated(DepositOutputSerializer, name="PaginatedDepositList")},
-                   parameters=PAGINATION_PARAMETERS, operation_id="v1_deposits_list")
+    @extend_schema(
+        responses={200: paginated(DepositOutputSerializer, name="PaginatedDepositList")},
+        parameters=PAGINATION_PARAMETERS,
+        operation_id="v1_deposits_list",
+    )
     def get(self, request: Request) -> Response:
         paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(deposit_list(user=request.user), request, view=self)

@@ -20,8 +20,11 @@ from .models import Deposit
 def check_credited_deposits() -> Iterable[Breach]:
     """A credited deposit's journal credits its amount to its player's available account."""
     credit = Entry.objects.filter(
-        journal_id=OuterRef("journal_id"), amount_u=OuterRef("amount_u"), currency=OuterRef("currency"),
-        account__owner_id=OuterRef("user_id"), account__kind=Account.Kind.USER_AVAILABLE,
+        journal_id=OuterRef("journal_id"),
+        amount_u=OuterRef("amount_u"),
+        currency=OuterRef("currency"),
+        account__owner_id=OuterRef("user_id"),
+        account__kind=Account.Kind.USER_AVAILABLE,
     )
     broken = (
         Deposit.objects.filter(status=Deposit.Status.CREDITED)

@@ -55,7 +55,11 @@ class Deposit(models.Model):
     psp_client_data = models.JSONField(default=dict, blank=True, help_text="What the client needs to pay.")
     failure_reason = models.TextField(blank=True)
     journal = models.OneToOneField(
-        "ledger.Journal", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        "ledger.Journal",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
         help_text="The credit journal (one journal credits at most one deposit).",
     )
     refunded_u = models.BigIntegerField(default=0, help_text="Refunds debited from the player so far.")
@@ -63,8 +67,13 @@ class Deposit(models.Model):
     created_at = models.DateTimeField(db_default=Now())
     credited_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
-    flow_id = models.CharField(max_length=200, unique=True, editable=False, default=deposit_flow_id,
-                               help_text="The money flow this record starts: on its spans, logs, tasks and PSP calls (ops/tracing.py).")
+    flow_id = models.CharField(
+        max_length=200,
+        unique=True,
+        editable=False,
+        default=deposit_flow_id,
+        help_text="The money flow this record starts: on its spans, logs, tasks and PSP calls (ops/tracing.py).",
+    )
 
     class Meta:
         ordering = ["-id"]

@@ -17,8 +17,15 @@ from .models import Provider
 STRIPE_CREDIT_TYPES = ("payment_intent.succeeded", "checkout.session.completed")
 # Events that move no money here but may mean money is owed either way: stored and flagged for an operator.
 STRIPE_REVIEW_TYPES = ("charge.dispute.closed", "charge.dispute.funds_reinstated", "charge.refund.updated")
-ADYEN_REVIEW_CODES = ("CHARGEBACK_REVERSED", "SECOND_CHARGEBACK", "NOTIFICATION_OF_CHARGEBACK", "REFUND_FAILED",
-                      "REFUNDED_REVERSED", "PREARBITRATION_WON", "PREARBITRATION_LOST")
+ADYEN_REVIEW_CODES = (
+    "CHARGEBACK_REVERSED",
+    "SECOND_CHARGEBACK",
+    "NOTIFICATION_OF_CHARGEBACK",
+    "REFUND_FAILED",
+    "REFUNDED_REVERSED",
+    "PREARBITRATION_WON",
+    "PREARBITRATION_LOST",
+)
 
 
 class Kind(enum.StrEnum):
@@ -76,8 +83,9 @@ def stripe_notice(event: dict[str, Any]) -> Notice:
     if event_type == "payment_intent.succeeded":
         # What was received, not what was asked for; `amount` only when Stripe omits amount_received.
         amount = _int(obj["amount_received"]) if "amount_received" in obj else _int(obj.get("amount"))
-        return Notice(Kind.CREDIT, Provider.STRIPE, _str(metadata.get("deposit_reference")), _str(obj.get("id")),
-                      amount, currency)
+        return Notice(
+            Kind.CREDIT, Provider.STRIPE, _str(metadata.get("deposit_reference")), _str(obj.get("id")), amount, currency
+        )
     if event_type == "checkout.session.completed":
         if obj.get("payment_status") != "paid":
             return Notice(Kind.IGNORE, Provider.STRIPE, note=f"checkout session not paid ({obj.get('payment_status')})")
@@ -85,20 +93,45 @@ def stripe_notice(event: dict[str, Any]) -> Notice:
         payment = _str(obj.get("payment_intent")) or _str(obj.get("id"))
         return Notice(Kind.CREDIT, Provider.STRIPE, reference, payment, _int(obj.get("amount_total")), currency)
     if event_type == "payment_intent.canceled":
-        return Notice(Kind.FAIL, Provider.STRIPE, _str(metadata.get("deposit_reference")), _str(obj.get("id")),
-                      note="payment intent canceled")
+        return Notice(
+            Kind.FAIL,
+            Provider.STRIPE,
+            _str(metadata.get("deposit_reference")),
+            _str(obj.get("id")),
+            note="payment intent canceled",
+        )
     if event_type == "charge.refunded":
         # amount_refunded is cumulative over the charge's refunds: debit what is not debited yet.
-        return Notice(Kind.REFUND, Provider.STRIPE, _str(metadata.get("deposit_reference")),
-                      _str(obj.get("payment_intent")), _int(obj.get("amount_refunded")), currency,
-                      reversal_id=f"{_str(obj.get('id'))}:{obj.get('amount_refunded')}", cumulative=True)
+        return Notice(
+            Kind.REFUND,
+            Provider.STRIPE,
+            _str(metadata.get("deposit_reference")),
+            _str(obj.get("payment_intent")),
+            _int(obj.get("amount_refunded")),
+            currency,
+            reversal_id=f"{_str(obj.get('id'))}:{obj.get('amount_refunded')}",
+            cumulative=True,
+        )
     if event_type == "charge.dispute.created":
-        return Notice(Kind.CHARGEBACK, Provider.STRIPE, "", _str(obj.get("payment_intent")),
-                      _int(obj.get("amount")), currency, reversal_id=_str(obj.get("id")))
+        return Notice(
+            Kind.CHARGEBACK,
+            Provider.STRIPE,
+            "",
+            _str(obj.get("payment_intent")),
+            _int(obj.get("amount")),
+            currency,
+            reversal_id=_str(obj.get("id")),
+        )
     if event_type in STRIPE_REVIEW_TYPES:
-        return Notice(Kind.REVIEW, Provider.STRIPE, _str(metadata.get("deposit_reference")),
-                      _str(obj.get("payment_intent")), _int(obj.get("amount")), currency,
-                      note=f"{event_type} (status {obj.get('status')!r}): no money moved automatically; review")
+        return Notice(
+            Kind.REVIEW,
+            Provider.STRIPE,
+            _str(metadata.get("deposit_reference")),
+            _str(obj.get("payment_intent")),
+            _int(obj.get("amount")),
+            currency,
+            note=f"{event_type} (status {obj.get('status')!r}): no money moved automatically; review",
+        )
     return Notice(Kind.IGNORE, Provider.STRIPE, note=f"event type {event_type!r} is not handled")
 
 
@@ -113,28 +146,43 @@ def adyen_notice(item: dict[str, Any]) -> Notice:
     if code == "AUTHORISATION":
         if success:
             return Notice(Kind.CREDIT, Provider.ADYEN, merchant_reference, psp_reference, value, currency)
-        return Notice(Kind.FAIL, Provider.ADYEN, merchant_reference, psp_reference,
-                      note=f"authorisation refused: {_str(item.get('reason')) or 'no reason given'}")
+        return Notice(
+            Kind.FAIL,
+            Provider.ADYEN,
+            merchant_reference,
+            psp_reference,
+            note=f"authorisation refused: {_str(item.get('reason')) or 'no reason given'}",
+        )
     original = _str(item.get("originalReference"))
     if code == "REFUND":
         if not success:
             return Notice(Kind.IGNORE, Provider.ADYEN, note="refund request failed at Adyen; no money moved")
-        return Notice(Kind.REFUND, Provider.ADYEN, merchant_reference, original, value, currency,
-                      reversal_id=psp_reference)
+        return Notice(
+            Kind.REFUND, Provider.ADYEN, merchant_reference, original, value, currency, reversal_id=psp_reference
+        )
     if code == "CHARGEBACK":
-        return Notice(Kind.CHARGEBACK, Provider.ADYEN, merchant_reference, original, value, currency,
-                      reversal_id=psp_reference)
+        return Notice(
+            Kind.CHARGEBACK, Provider.ADYEN, merchant_reference, original, value, currency, reversal_id=psp_reference
+        )
     if code in ADYEN_REVIEW_CODES:
-        return Notice(Kind.REVIEW, Provider.ADYEN, merchant_reference, original, value, currency,
-                      note=f"{code} (success {item.get('success')!r}): no money moved automatically; review")
+        return Notice(
+            Kind.REVIEW,
+            Provider.ADYEN,
+            merchant_reference,
+            original,
+            value,
+            currency,
+            note=f"{code} (success {item.get('success')!r}): no money moved automatically; review",
+        )
     return Notice(Kind.IGNORE, Provider.ADYEN, note=f"event code {code!r} is not handled")
 
 
 def signed_deposit_notice(provider: str, payload: dict[str, Any]) -> Notice:
     """Read a custody (or simulated) deposit: the reference names both the deposit and the payment."""
     reference = _str(payload.get("reference"))
-    return Notice(Kind.CREDIT, provider, reference, reference, _int(payload.get("amount_u")),
-                  _str(payload.get("currency")))
+    return Notice(
+        Kind.CREDIT, provider, reference, reference, _int(payload.get("amount_u")), _str(payload.get("currency"))
+    )
 
 
 def notice_for(provider: str, payload: dict[str, Any]) -> Notice:

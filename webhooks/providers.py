@@ -60,8 +60,11 @@ def stripe_payment_intent_create(*, deposit: Deposit) -> StartedPayment:
     params: dict[str, Any] = {
         "amount": deposit.amount_u,
         "currency": deposit.currency.lower(),
-        "metadata": {"deposit_reference": deposit.reference, "user": str(deposit.user.public_id),
-                     "flow_id": deposit.flow_id},
+        "metadata": {
+            "deposit_reference": deposit.reference,
+            "user": str(deposit.user.public_id),
+            "flow_id": deposit.flow_id,
+        },
         "automatic_payment_methods": {"enabled": True},
         "description": f"Deposit {deposit.reference}",
     }

@@ -66,6 +66,7 @@ KEPT_HEADERS = ("Content-Type", "User-Agent", "Stripe-Signature", "X-Webhook-Sig
 
 # --- Helpers -------------------------------------------------------------------------------------
 
+
 def payload_hash(payload: Any) -> str:
     """SHA-256 of the canonical JSON of a payload (key order and spacing do not matter)."""
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -126,6 +127,7 @@ def _player(value: Any) -> Any:
 
 # --- Starting a deposit --------------------------------------------------------------------------
 
+
 def deposit_start(*, user: User, provider: str, amount_u: int, currency: str, return_url: str = "") -> Deposit:
     """Create a pending deposit and start its payment with the PSP (idempotency key = our reference).
 
@@ -147,9 +149,13 @@ def deposit_start(*, user: User, provider: str, amount_u: int, currency: str, re
         deposit = Deposit.objects.create(
             provider=provider, reference=str(uuid.uuid4()), user=user, amount_u=amount_u, currency=currency
         )
-        audit_record(actor=user, action="deposits.start", obj=deposit, to_state=deposit.status,
-                     data={"provider": provider, "amount_u": amount_u, "currency": currency,
-                           "reference": deposit.reference})
+        audit_record(
+            actor=user,
+            action="deposits.start",
+            obj=deposit,
+            to_state=deposit.status,
+            data={"provider": provider, "amount_u": amount_u, "currency": currency, "reference": deposit.reference},
+        )
     try:
         started = payment_start(deposit=deposit, return_url=return_url)
     except ProviderCallFailed as exc:
@@ -166,6 +172,7 @@ def deposit_start(*, user: User, provider: str, amount_u: int, currency: str, re
 
 
 # --- Receiving verified events -------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Received:
@@ -194,9 +201,16 @@ def _store(
         with transaction.atomic():
             deposit = Deposit.objects.create(provider=provider, **deposit_fields) if deposit_fields else None
             event = WebhookEvent.objects.create(
-                provider=provider, event_id=event_id[:200], event_type=event_type[:100],
-                reference=event_reference(provider, payload)[:200], payload_hash=digest, payload=payload,
-                raw_body=raw_body.decode("utf-8", "replace"), headers=headers, status=status, reason=reason,
+                provider=provider,
+                event_id=event_id[:200],
+                event_type=event_type[:100],
+                reference=event_reference(provider, payload)[:200],
+                payload_hash=digest,
+                payload=payload,
+                raw_body=raw_body.decode("utf-8", "replace"),
+                headers=headers,
+                status=status,
+                reason=reason,
                 deposit=deposit,
                 processed_at=timezone.now() if status != WebhookEvent.Status.RECEIVED else None,
             )
@@ -222,8 +236,12 @@ def stripe_event_receive(*, event: dict[str, Any], headers: dict[str, str], raw_
     ignored = notice.kind == Kind.IGNORE
     _join_deposit_flow(notice)
     return _store(
-        provider=Provider.STRIPE, event_id=event["id"], event_type=str(event.get("type", "")), payload=event,
-        headers=headers, raw_body=raw_body,
+        provider=Provider.STRIPE,
+        event_id=event["id"],
+        event_type=str(event.get("type", "")),
+        payload=event,
+        headers=headers,
+        raw_body=raw_body,
         status=WebhookEvent.Status.IGNORED if ignored else WebhookEvent.Status.RECEIVED,
         reason=notice.note if ignored else "",
     )
@@ -239,12 +257,18 @@ def adyen_notification_receive(
             notice = adyen_notice(item)
             ignored = notice.kind == Kind.IGNORE
             _join_deposit_flow(notice)
-            received.append(_store(
-                provider=Provider.ADYEN, event_id=adyen_event_id(item), event_type=str(item.get("eventCode", "")),
-                payload=item, headers=headers, raw_body=raw_body,
-                status=WebhookEvent.Status.IGNORED if ignored else WebhookEvent.Status.RECEIVED,
-                reason=notice.note if ignored else "",
-            ))
+            received.append(
+                _store(
+                    provider=Provider.ADYEN,
+                    event_id=adyen_event_id(item),
+                    event_type=str(item.get("eventCode", "")),
+                    payload=item,
+                    headers=headers,
+                    raw_body=raw_body,
+                    status=WebhookEvent.Status.IGNORED if ignored else WebhookEvent.Status.RECEIVED,
+                    reason=notice.note if ignored else "",
+                )
+            )
     return received
 
 
@@ -280,14 +304,24 @@ def signed_deposit_receive(
     """Store a custody deposit and its pending Deposit; the same reference with another payload is a 409."""
     deposit = signed_deposit_validate(payload)
     return _store(
-        provider=provider, event_id=deposit.reference, event_type="deposit", payload=payload, headers=headers,
-        raw_body=raw_body, enqueue=enqueue,
-        deposit_fields={"reference": deposit.reference, "user": deposit.user, "amount_u": deposit.amount_u,
-                        "currency": deposit.currency},
+        provider=provider,
+        event_id=deposit.reference,
+        event_type="deposit",
+        payload=payload,
+        headers=headers,
+        raw_body=raw_body,
+        enqueue=enqueue,
+        deposit_fields={
+            "reference": deposit.reference,
+            "user": deposit.user,
+            "amount_u": deposit.amount_u,
+            "currency": deposit.currency,
+        },
     )
 
 
 # --- Processing ----------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -318,8 +352,10 @@ def _deposit_matching(notice: Notice, deposits: Any) -> Any:
         if deposit is not None:
             return deposit
     if notice.psp_reference:
-        return (deposits.filter(psp_payment_reference=notice.psp_reference).order_by("pk").first()
-                or deposits.filter(psp_id=notice.psp_reference).order_by("pk").first())
+        return (
+            deposits.filter(psp_payment_reference=notice.psp_reference).order_by("pk").first()
+            or deposits.filter(psp_id=notice.psp_reference).order_by("pk").first()
+        )
     return None
 
 
@@ -327,8 +363,9 @@ def _join_deposit_flow(notice: Notice) -> None:
     """Bind the flow of the deposit a PSP event is about, when we know it, before the event is queued."""
     if notice.kind == Kind.IGNORE:
         return
-    flow_id = _deposit_matching(notice, Deposit.objects.filter(provider=notice.provider).values_list(
-        "flow_id", flat=True))
+    flow_id = _deposit_matching(
+        notice, Deposit.objects.filter(provider=notice.provider).values_list("flow_id", flat=True)
+    )
     if flow_id:
         flow_bind(flow_id)
 
@@ -343,33 +380,47 @@ def _fmt(amount_u: int | None, currency: str) -> str:
 def _credit(notice: Notice, event: WebhookEvent) -> Outcome:
     deposit = _deposit_for_update(notice)
     if deposit is None:
-        return _flagged(f"No {notice.provider} deposit matches reference {notice.deposit_reference!r} / "
-                        f"payment {notice.psp_reference!r}; nothing credited.")
+        return _flagged(
+            f"No {notice.provider} deposit matches reference {notice.deposit_reference!r} / "
+            f"payment {notice.psp_reference!r}; nothing credited."
+        )
     event.deposit = deposit
     if not notice.psp_reference:
         return _flagged("The confirmation names no payment reference; nothing credited.")
     if notice.provider == Provider.STRIPE and deposit.psp_id and deposit.psp_id != notice.psp_reference:
-        return _flagged(f"Payment {notice.psp_reference} is not this deposit's payment intent "
-                        f"({deposit.psp_id}); nothing credited.")
+        return _flagged(
+            f"Payment {notice.psp_reference} is not this deposit's payment intent ({deposit.psp_id}); nothing credited."
+        )
     merchant = settings.ADYEN_MERCHANT_ACCOUNT
     if notice.provider == Provider.ADYEN and merchant and event.payload.get("merchantAccountCode") != merchant:
-        return _flagged(f"Confirmation for merchant account {event.payload.get('merchantAccountCode')!r}, "
-                        f"not ours ({merchant}); nothing credited.")
+        return _flagged(
+            f"Confirmation for merchant account {event.payload.get('merchantAccountCode')!r}, "
+            f"not ours ({merchant}); nothing credited."
+        )
     if deposit.status == Deposit.Status.FAILED:
-        return _flagged(f"Confirmation for deposit {deposit.reference}, which already failed "
-                        f"({deposit.failure_reason or 'no reason'}); nothing credited.")
+        return _flagged(
+            f"Confirmation for deposit {deposit.reference}, which already failed "
+            f"({deposit.failure_reason or 'no reason'}); nothing credited."
+        )
     if notice.amount_u != deposit.amount_u or notice.currency != deposit.currency:
-        return _flagged(f"Confirmed {_fmt(notice.amount_u, notice.currency)} but deposit {deposit.reference} is "
-                        f"{_fmt(deposit.amount_u, deposit.currency)}; nothing credited.")
+        return _flagged(
+            f"Confirmed {_fmt(notice.amount_u, notice.currency)} but deposit {deposit.reference} is "
+            f"{_fmt(deposit.amount_u, deposit.currency)}; nothing credited."
+        )
     if deposit.status == Deposit.Status.CREDITED:
         if deposit.psp_payment_reference == notice.psp_reference:
-            return _processed(f"Already credited (journal {notice.credit_reference}); nothing more.",
-                              notice.credit_reference)
-        return _flagged(f"Deposit {deposit.reference} was already credited by payment "
-                        f"{deposit.psp_payment_reference}; this is payment {notice.psp_reference}. Nothing credited.")
+            return _processed(
+                f"Already credited (journal {notice.credit_reference}); nothing more.", notice.credit_reference
+            )
+        return _flagged(
+            f"Deposit {deposit.reference} was already credited by payment "
+            f"{deposit.psp_payment_reference}; this is payment {notice.psp_reference}. Nothing credited."
+        )
     if deposit.user.is_staff or deposit.user.is_superuser:
-        return _flagged(f"Deposit {deposit.reference} is for operator account {deposit.user.email}; operators hold "
-                        "no balance. Nothing credited: return the money through the PSP.")
+        return _flagged(
+            f"Deposit {deposit.reference} is for operator account {deposit.user.email}; operators hold "
+            "no balance. Nothing credited: return the money through the PSP."
+        )
     try:
         journal = transfer(
             source=external_account(provider=notice.provider, currency=deposit.currency),
@@ -378,8 +429,12 @@ def _credit(notice: Notice, event: WebhookEvent) -> Outcome:
             type="deposit",
             reference=notice.credit_reference,
             actor=SystemActor(f"webhook:{notice.provider}"),
-            metadata={"deposit": deposit.reference, "provider": notice.provider, "psp_reference": notice.psp_reference,
-                      "webhook_event": event.pk},
+            metadata={
+                "deposit": deposit.reference,
+                "provider": notice.provider,
+                "psp_reference": notice.psp_reference,
+                "webhook_event": event.pk,
+            },
         )
     except LedgerError as exc:
         return _flagged(f"The ledger refused the credit ({exc.code}: {exc.detail}); nothing credited.")
@@ -388,13 +443,23 @@ def _credit(notice: Notice, event: WebhookEvent) -> Outcome:
     deposit.psp_payment_reference = notice.psp_reference
     deposit.credited_at = timezone.now()
     deposit.save(update_fields=["status", "journal", "psp_payment_reference", "credited_at", "updated_at"])
-    audit_record(actor=SystemActor(f"webhook:{notice.provider}"), action="deposits.credit", obj=deposit,
-                 from_state=Deposit.Status.PENDING, to_state=Deposit.Status.CREDITED,
-                 data={"journal": journal.reference, "amount_u": deposit.amount_u, "currency": deposit.currency,
-                       "webhook_event": event.pk})
+    audit_record(
+        actor=SystemActor(f"webhook:{notice.provider}"),
+        action="deposits.credit",
+        obj=deposit,
+        from_state=Deposit.Status.PENDING,
+        to_state=Deposit.Status.CREDITED,
+        data={
+            "journal": journal.reference,
+            "amount_u": deposit.amount_u,
+            "currency": deposit.currency,
+            "webhook_event": event.pk,
+        },
+    )
     verb = "Already credited" if journal.replayed else "Credited"
-    return _processed(f"{verb} {_fmt(deposit.amount_u, deposit.currency)} (journal {journal.reference}).",
-                      journal.reference)
+    return _processed(
+        f"{verb} {_fmt(deposit.amount_u, deposit.currency)} (journal {journal.reference}).", journal.reference
+    )
 
 
 def _fail(notice: Notice, event: WebhookEvent) -> Outcome:
@@ -403,16 +468,23 @@ def _fail(notice: Notice, event: WebhookEvent) -> Outcome:
         return _flagged(f"Failure notice for no known deposit ({notice.deposit_reference or notice.psp_reference}).")
     event.deposit = deposit
     if deposit.status == Deposit.Status.CREDITED:
-        return _flagged(f"Failure notice ({notice.note}) for deposit {deposit.reference}, already credited; "
-                        "check with the PSP.")
+        return _flagged(
+            f"Failure notice ({notice.note}) for deposit {deposit.reference}, already credited; check with the PSP."
+        )
     if deposit.status == Deposit.Status.FAILED:
         return _processed("Deposit already failed; nothing to do.")
     deposit.status = Deposit.Status.FAILED
     deposit.failure_reason = notice.note[:1000]
     deposit.save(update_fields=["status", "failure_reason", "updated_at"])
-    audit_record(actor=SystemActor(f"webhook:{notice.provider}"), action="deposits.fail", obj=deposit,
-                 from_state=Deposit.Status.PENDING, to_state=Deposit.Status.FAILED, reason=notice.note,
-                 data={"webhook_event": event.pk})
+    audit_record(
+        actor=SystemActor(f"webhook:{notice.provider}"),
+        action="deposits.fail",
+        obj=deposit,
+        from_state=Deposit.Status.PENDING,
+        to_state=Deposit.Status.FAILED,
+        reason=notice.note,
+        data={"webhook_event": event.pk},
+    )
     return _processed(f"Deposit marked failed: {notice.note}.")
 
 
@@ -426,17 +498,22 @@ def _reverse(notice: Notice, event: WebhookEvent) -> Outcome:
     if deposit.status != Deposit.Status.CREDITED:
         return _flagged(f"{what} for deposit {deposit.reference}, which is {deposit.status}; no money moved.")
     if notice.amount_u is None or notice.amount_u <= 0 or notice.currency != deposit.currency:
-        return _flagged(f"{what} of {_fmt(notice.amount_u, notice.currency)} does not fit deposit "
-                        f"{deposit.reference}; no money moved.")
+        return _flagged(
+            f"{what} of {_fmt(notice.amount_u, notice.currency)} does not fit deposit "
+            f"{deposit.reference}; no money moved."
+        )
     amount_u = notice.amount_u - deposit.refunded_u if notice.cumulative else notice.amount_u
     if amount_u <= 0:
-        return _flagged(f"{what}: {_fmt(notice.amount_u, notice.currency)} refunded in total, already debited; "
-                        "nothing more moved.")
+        return _flagged(
+            f"{what}: {_fmt(notice.amount_u, notice.currency)} refunded in total, already debited; nothing more moved."
+        )
     outstanding_u = deposit.amount_u - deposit.refunded_u - deposit.charged_back_u
     if amount_u > outstanding_u:
-        return _flagged(f"{what} of {_fmt(amount_u, deposit.currency)} exceeds what remains of deposit "
-                        f"{deposit.reference} after earlier refunds and chargebacks "
-                        f"({_fmt(outstanding_u, deposit.currency)}); no money moved.")
+        return _flagged(
+            f"{what} of {_fmt(amount_u, deposit.currency)} exceeds what remains of deposit "
+            f"{deposit.reference} after earlier refunds and chargebacks "
+            f"({_fmt(outstanding_u, deposit.currency)}); no money moved."
+        )
     try:
         journal = transfer(
             source=user_account(user=deposit.user, currency=deposit.currency),
@@ -448,18 +525,27 @@ def _reverse(notice: Notice, event: WebhookEvent) -> Outcome:
             metadata={"deposit": deposit.reference, "webhook_event": event.pk, "kind": str(notice.kind)},
         )
     except InsufficientFunds:
-        return _flagged(f"{what} of {_fmt(amount_u, deposit.currency)} on deposit {deposit.reference}: the player's "
-                        "available balance does not cover it. MANUAL HANDLING NEEDED; no money moved.")
+        return _flagged(
+            f"{what} of {_fmt(amount_u, deposit.currency)} on deposit {deposit.reference}: the player's "
+            "available balance does not cover it. MANUAL HANDLING NEEDED; no money moved."
+        )
     except LedgerError as exc:
         return _flagged(f"{what}: the ledger refused the debit ({exc.code}: {exc.detail}); no money moved.")
     if not journal.replayed:
         field = "refunded_u" if notice.kind == Kind.REFUND else "charged_back_u"
         Deposit.objects.filter(pk=deposit.pk).update(**{field: F(field) + amount_u})
-        audit_record(actor=SystemActor(f"webhook:{notice.provider}"), action=f"deposits.{notice.kind}", obj=deposit,
-                     reason=f"{what} notified by {notice.provider}",
-                     data={"journal": journal.reference, "amount_u": amount_u, "webhook_event": event.pk})
-    return _flagged(f"{what}: debited {_fmt(amount_u, deposit.currency)} from the player's available "
-                    f"(journal {journal.reference}). Review with the PSP.", journal.reference)
+        audit_record(
+            actor=SystemActor(f"webhook:{notice.provider}"),
+            action=f"deposits.{notice.kind}",
+            obj=deposit,
+            reason=f"{what} notified by {notice.provider}",
+            data={"journal": journal.reference, "amount_u": amount_u, "webhook_event": event.pk},
+        )
+    return _flagged(
+        f"{what}: debited {_fmt(amount_u, deposit.currency)} from the player's available "
+        f"(journal {journal.reference}). Review with the PSP.",
+        journal.reference,
+    )
 
 
 def _review(notice: Notice, event: WebhookEvent) -> Outcome:
@@ -470,8 +556,13 @@ def _review(notice: Notice, event: WebhookEvent) -> Outcome:
     return _flagged(f"{notice.note} ({where}).")
 
 
-_HANDLERS = {Kind.CREDIT: _credit, Kind.FAIL: _fail, Kind.REFUND: _reverse, Kind.CHARGEBACK: _reverse,
-             Kind.REVIEW: _review}
+_HANDLERS = {
+    Kind.CREDIT: _credit,
+    Kind.FAIL: _fail,
+    Kind.REFUND: _reverse,
+    Kind.CHARGEBACK: _reverse,
+    Kind.REVIEW: _review,
+}
 
 
 def webhook_event_process(*, event_id: int, replay: bool = False) -> WebhookEvent:
@@ -500,8 +591,9 @@ def webhook_event_process(*, event_id: int, replay: bool = False) -> WebhookEven
         event.attempts += 1
         event.last_error = ""
         event.processed_at = timezone.now()
-        event.save(update_fields=["status", "reason", "journal_reference", "attempts", "last_error", "processed_at",
-                                  "deposit"])
+        event.save(
+            update_fields=["status", "reason", "journal_reference", "attempts", "last_error", "processed_at", "deposit"]
+        )
     if event.status == WebhookEvent.Status.FLAGGED:
         logger.warning("webhook event %s flagged: %s", event.pk, event.reason)
     return event
@@ -527,13 +619,20 @@ def webhook_event_replay(*, event_id: int, acting_user: Actor, reason: str = "")
         if before is None:
             raise UnknownWebhookEvent(f"No webhook event with id {event_id}.")
         event = webhook_event_process(event_id=event_id, replay=True)
-        audit_record(actor=acting_user, action="webhooks.replay", obj=event, reason=reason or "replay",
-                     from_state=before, to_state=event.status,
-                     data={"provider": event.provider, "event_id": event.event_id, "result": event.reason})
+        audit_record(
+            actor=acting_user,
+            action="webhooks.replay",
+            obj=event,
+            reason=reason or "replay",
+            from_state=before,
+            to_state=event.status,
+            data={"provider": event.provider, "event_id": event.event_id, "result": event.reason},
+        )
     return event
 
 
 # --- Simulation ----------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class SimulatedDeposit:
@@ -559,8 +658,12 @@ def simulated_deposit(*, user_id: Any, amount_u: Any, currency: Any, reference: 
     if amount_u == 0:
         balance = account_balance(account=user_account(user=user, currency=currency))
         return SimulatedDeposit(user, currency, 0, "", "balance", False, balance)
-    payload = {"reference": str(reference or uuid.uuid4()), "user_id": str(user.public_id), "amount_u": amount_u,
-               "currency": currency}
+    payload = {
+        "reference": str(reference or uuid.uuid4()),
+        "user_id": str(user.public_id),
+        "amount_u": amount_u,
+        "currency": currency,
+    }
     received = signed_deposit_receive(provider=Provider.SIMULATION, payload=payload, headers={}, enqueue=False)
     event = webhook_event_process(event_id=received.event.pk)
     balance = account_balance(account=user_account(user=user, currency=currency))

@@ -121,8 +121,12 @@ def custody_deposit_webhook(request: HttpRequest) -> HttpResponse:
         provider=Provider.CUSTODY, payload=payload, headers=selected_headers(request.headers), raw_body=body
     )
     return JsonResponse(
-        {"received": True, "duplicate": received.duplicate, "reference": received.event.event_id,
-         "status": received.event.status},
+        {
+            "received": True,
+            "duplicate": received.duplicate,
+            "reference": received.event.event_id,
+            "status": received.event.status,
+        },
         status=200 if received.duplicate else 202,
     )
 
@@ -143,12 +147,14 @@ def simulate_deposit_webhook(request: HttpRequest) -> HttpResponse:
         currency=payload.get("currency", settings.ROUND_CURRENCY),
         reference=payload.get("reference"),
     )
-    return JsonResponse({
-        "user_id": str(result.user.public_id),
-        "currency": result.currency,
-        "amount_u": result.amount_u,
-        "reference": result.reference or None,
-        "status": result.status,
-        "duplicate": result.duplicate,
-        "balance_u": result.balance_u,
-    })
+    return JsonResponse(
+        {
+            "user_id": str(result.user.public_id),
+            "currency": result.currency,
+            "amount_u": result.amount_u,
+            "reference": result.reference or None,
+            "status": result.status,
+            "duplicate": result.duplicate,
+            "balance_u": result.balance_u,
+        }
+    )

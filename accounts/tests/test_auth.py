@@ -75,7 +75,9 @@ def test_roles_are_groups_with_permissions(make_staff: Any) -> None:
     assert has_role(support, SUPPORT) and not has_role(support, FINANCE)
     assert has_role(finance, FINANCE)
     assert support.has_perm("ledger.view_account") and not support.has_perm("ledger.add_account")
-    assert not any(p.startswith(("ledger.add_", "ledger.change_", "ledger.delete_")) for p in finance.get_all_permissions())
+    assert not any(
+        p.startswith(("ledger.add_", "ledger.change_", "ledger.delete_")) for p in finance.get_all_permissions()
+    )
 
 
 def test_invalidate_sessions_logs_everyone_out(player: Any, make_staff: Any) -> None:
@@ -109,10 +111,17 @@ def test_a_player_with_balances_cannot_be_made_an_operator(player: Any, fund: An
     admin_user.save()
     client = Client()
     client.force_login(admin_user)
-    response = client.post(f"/admin/accounts/user/{player.pk}/change/", {
-        "email": player.email, "display_name": "", "is_active": "on", "is_staff": "on",
-        "date_joined_0": "2026-01-01", "date_joined_1": "00:00:00",
-    })
+    response = client.post(
+        f"/admin/accounts/user/{player.pk}/change/",
+        {
+            "email": player.email,
+            "display_name": "",
+            "is_active": "on",
+            "is_staff": "on",
+            "date_joined_0": "2026-01-01",
+            "date_joined_1": "00:00:00",
+        },
+    )
     assert response.status_code == 200 and b"has player balances" in response.content
     player.refresh_from_db()
     assert player.is_staff is False

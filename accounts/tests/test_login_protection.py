@@ -59,8 +59,9 @@ def test_the_lockout_ends_after_the_cooloff(player: Any, settings: Any) -> None:
     for _ in range(settings.AXES_FAILURE_LIMIT):
         api_login(player.email, "wrong-password")
     assert api_login(player.email, PASSWORD).status_code == 429
-    AccessAttempt.objects.update(attempt_time=AccessAttempt.objects.get().attempt_time
-                                 - settings.AXES_COOLOFF_TIME - timedelta(seconds=1))
+    AccessAttempt.objects.update(
+        attempt_time=AccessAttempt.objects.get().attempt_time - settings.AXES_COOLOFF_TIME - timedelta(seconds=1)
+    )
     assert api_login(player.email, PASSWORD).status_code == 200
 
 

@@ -115,8 +115,7 @@ def instrumented_database(config: dict) -> dict:
     return config
 
 
-DATABASES = {"default": instrumented_database(
-    env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"))}
+DATABASES = {"default": instrumented_database(env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"))}
 # A streaming replica for reports, TVL, metrics gauges and admin lists (config/db_router.py, docs/ops/scaling.md).
 DB_READONLY_ENDPOINT = env("DB_READONLY_ENDPOINT", default="")
 DB_READONLY_MAX_LAG_S = env.float("DB_READONLY_MAX_LAG_S", default=5.0)
@@ -135,8 +134,10 @@ CACHES = {"default": {"BACKEND": "django_prometheus.cache.backends.locmem.LocMem
 
 # Passwords: Django's validators; operators (staff) need at least 12 characters.
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator",
-     "OPTIONS": {"user_attributes": ["email"]}},
+    {
+        "NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator",
+        "OPTIONS": {"user_attributes": ["email"]},
+    },
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
     {"NAME": "accounts.password_validation.StaffMinimumLengthValidator", "OPTIONS": {"min_length": 12}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
@@ -338,9 +339,7 @@ ORACLE_SOURCES = env.json("ORACLE_SOURCES", default=[])
 ORACLE_DEADLINE_MINUTES = env.int("ORACLE_DEADLINE_MINUTES", default=60)
 # Manual money decisions above these amounts (major units, per currency) need two operators; a
 # currency missing here needs two for every decision. Validated at start-up (ops.approvals).
-FOUR_EYES_THRESHOLDS = env.json(
-    "FOUR_EYES_THRESHOLDS", default={"USD": "10000.00", "EUR": "10000.00", "USDC": "10000"}
-)
+FOUR_EYES_THRESHOLDS = env.json("FOUR_EYES_THRESHOLDS", default={"USD": "10000.00", "EUR": "10000.00", "USDC": "10000"})
 PAYOUT_AUTO_PAUSE_AFTER_FAILURES = env.int("PAYOUT_AUTO_PAUSE_AFTER_FAILURES", default=5)
 PAYOUT_MAX_RETRIES = env.int("PAYOUT_MAX_RETRIES", default=5)
 PAYOUT_RETRY_BACKOFF_S = env.int("PAYOUT_RETRY_BACKOFF_S", default=30)
@@ -410,8 +409,10 @@ LOG_LEVEL = env("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"correlation": {"()": "ops.logging.CorrelationIdFilter"},
-                "trace": {"()": "ops.tracing.TraceIdLogFilter"}},
+    "filters": {
+        "correlation": {"()": "ops.logging.CorrelationIdFilter"},
+        "trace": {"()": "ops.tracing.TraceIdLogFilter"},
+    },
     "formatters": {
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",

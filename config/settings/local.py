@@ -17,7 +17,10 @@ LOG_LEVEL = env("LOG_LEVEL", default="INFO")
 BOOTSTRAP_ENABLED = env.bool("BOOTSTRAP_ENABLED", default=True)
 # The demo oracle: two "sources" served by the local PSP stub (`make run` starts it on STUB_PORT).
 _STUB = f"http://127.0.0.1:{env.int('STUB_PORT', default=12111)}/_stub/prices"
-ORACLE_SOURCES = env.json("ORACLE_SOURCES", default=[
-    {"name": "stub-a", "url": _STUB + "/a/{instrument}/{date}", "field": "close"},
-    {"name": "stub-b", "url": _STUB + "/b/{instrument}/{date}", "field": "close"},
-])
+ORACLE_SOURCES = env.json(
+    "ORACLE_SOURCES",
+    default=[
+        {"name": "stub-a", "url": _STUB + "/a/{instrument}/{date}", "field": "close"},
+        {"name": "stub-b", "url": _STUB + "/b/{instrument}/{date}", "field": "close"},
+    ],
+)

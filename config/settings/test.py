@@ -5,7 +5,8 @@ from .base import DATABASES, env, instrumented_database
 
 SECRET_KEY = "test-insecure"
 DATABASES["default"] = instrumented_database(
-    env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/backoffice"))
+    env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/backoffice")
+)
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/9")
 CELERY_BROKER_URL = REDIS_URL
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}

@@ -21,16 +21,22 @@ pytestmark = pytest.mark.django_db
 
 
 def snapshot() -> tuple:
-    return (tuple(Account.objects.order_by("pk").values_list("balance_u", flat=True)), Journal.objects.count(),
-            Entry.objects.count(), tuple(Proposal.objects.order_by("pk").values_list("state", flat=True)))
+    return (
+        tuple(Account.objects.order_by("pk").values_list("balance_u", flat=True)),
+        Journal.objects.count(),
+        Entry.objects.count(),
+        tuple(Proposal.objects.order_by("pk").values_list("state", flat=True)),
+    )
 
 
 @pytest.fixture
 def books(player: Any, fund: Any, settings: Any) -> dict[str, Account]:
     settings.FOUR_EYES_THRESHOLDS = {"USDC": "0.000100"}  # 100 micro USDC: the amounts below need two
     fund(player, 1_000)
-    return {"player": services.user_account(user=player, currency="USDC"),
-            "house": services.house_account(currency="USDC")}
+    return {
+        "player": services.user_account(user=player, currency="USDC"),
+        "house": services.house_account(currency="USDC"),
+    }
 
 
 def test_proposal_moves_nothing_and_a_second_operator_posts_it(
@@ -38,8 +44,11 @@ def test_proposal_moves_nothing_and_a_second_operator_posts_it(
 ) -> None:
     maker, checker = make_staff(role="finance"), make_staff(role="finance")
     before = snapshot()[:3]
-    proposal = adjustment_propose(legs=[(books["player"].pk, -300), (books["house"].pk, 300)],
-                                  reason="fee charged by hand, ticket 12", acting_user=maker)
+    proposal = adjustment_propose(
+        legs=[(books["player"].pk, -300), (books["house"].pk, 300)],
+        reason="fee charged by hand, ticket 12",
+        acting_user=maker,
+    )
     assert proposal.state == Proposal.State.PENDING and snapshot()[:3] == before
     with pytest.raises(SecondOperatorRequired, match="different operator"):
         decision_approve(proposal_id=proposal.pk, reason="self", acting_user=maker)
@@ -49,8 +58,9 @@ def test_proposal_moves_nothing_and_a_second_operator_posts_it(
     assert Journal.objects.get(reference=f"adjustment:{proposal.pk}").actor == checker
     assert Account.objects.get(pk=books["player"].pk).balance_u == 700
     assert Account.objects.get(pk=books["house"].pk).balance_u == 300
-    actions = list(AuditRecord.objects.filter(object_type="ops.proposal").order_by("id")
-                   .values_list("action", "actor_label"))
+    actions = list(
+        AuditRecord.objects.filter(object_type="ops.proposal").order_by("id").values_list("action", "actor_label")
+    )
     assert actions == [("approvals.propose", maker.email), ("approvals.apply", checker.email)]
     with pytest.raises(Exception, match="already applied"):
         decision_approve(proposal_id=proposal.pk, reason="again", acting_user=checker)
@@ -67,8 +77,9 @@ def test_refusals_change_nothing(books: dict[str, Account], make_staff: Any) -> 
     with pytest.raises(ReasonRequired):
         adjustment_propose(legs=[(books["player"].pk, -1), (books["house"].pk, 1)], reason=" ", acting_user=maker)
     assert snapshot() == before
-    overdraft = adjustment_propose(legs=[(books["player"].pk, -5_000), (books["house"].pk, 5_000)], reason="too much",
-                                   acting_user=maker)
+    overdraft = adjustment_propose(
+        legs=[(books["player"].pk, -5_000), (books["house"].pk, 5_000)], reason="too much", acting_user=maker
+    )
     before = snapshot()
     with pytest.raises(InsufficientFunds):
         decision_approve(proposal_id=overdraft.pk, reason="ok", acting_user=checker)
@@ -83,18 +94,62 @@ def test_refusals_change_nothing(books: dict[str, Account], make_staff: Any) -> 
 def test_adjustment_command(books: dict[str, Account], make_staff: Any) -> None:
     maker, checker = make_staff(role="finance"), make_staff(role="finance")
     out = StringIO()
-    call_command("adjustment", "propose", "--leg", books["player"].name, "USDC", "-200", "--leg", "house", "USDC",
-                 "200", "--reason", "goodwill reversal", "--operator", maker.email, stdout=out)
+    call_command(
+        "adjustment",
+        "propose",
+        "--leg",
+        books["player"].name,
+        "USDC",
+        "-200",
+        "--leg",
+        "house",
+        "USDC",
+        "200",
+        "--reason",
+        "goodwill reversal",
+        "--operator",
+        maker.email,
+        stdout=out,
+    )
     adjustment_id = Proposal.objects.get().pk
     assert f"adjustment {adjustment_id} proposed" in out.getvalue()
     with pytest.raises(CommandError, match="different operator"):
         call_command("adjustment", "approve", "--id", str(adjustment_id), "--reason", "ok", "--operator", maker.email)
-    call_command("adjustment", "approve", "--id", str(adjustment_id), "--reason", "ok", "--operator", checker.email,
-                 stdout=out)
+    call_command(
+        "adjustment", "approve", "--id", str(adjustment_id), "--reason", "ok", "--operator", checker.email, stdout=out
+    )
     assert f"adjustment {adjustment_id} applied, journal adjustment:{adjustment_id}" in out.getvalue()
     with pytest.raises(CommandError, match="No account"):
-        call_command("adjustment", "propose", "--leg", "nobody", "USDC", "-1", "--leg", "house", "USDC", "1",
-                     "--reason", "x", "--operator", maker.email)
+        call_command(
+            "adjustment",
+            "propose",
+            "--leg",
+            "nobody",
+            "USDC",
+            "-1",
+            "--leg",
+            "house",
+            "USDC",
+            "1",
+            "--reason",
+            "x",
+            "--operator",
+            maker.email,
+        )
     with pytest.raises(CommandError, match="not an active operator"):
-        call_command("adjustment", "propose", "--leg", "house", "USDC", "-1", "--leg", books["player"].name, "USDC",
-                     "1", "--reason", "x", "--operator", books["player"].owner.email)
+        call_command(
+            "adjustment",
+            "propose",
+            "--leg",
+            "house",
+            "USDC",
+            "-1",
+            "--leg",
+            books["player"].name,
+            "USDC",
+            "1",
+            "--reason",
+            "x",
+            "--operator",
+            books["player"].owner.email,
+        )

@@ -31,7 +31,10 @@ def test_statement_is_own_entries_newest_first_paginated(make_player: Any, fund:
     services.transfer(
         source=services.user_account(user=alice, currency="USDC"),
         destination=services.house_account(currency="USDC"),
-        amount_u=5, type="fee", reference="fee-1", actor=SystemActor("test")
+        amount_u=5,
+        type="fee",
+        reference="fee-1",
+        actor=SystemActor("test"),
     )
     page = api_client_for(alice).get("/v1/ledger/entries?limit=2&offset=0").json()
     assert page["count"] == 4

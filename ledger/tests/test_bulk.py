@@ -19,13 +19,18 @@ ACTOR = SystemActor("test")
 def values(rows: list[tuple[int, int]]) -> LegQuery:
     """A leg query over literal rows (a caller would select from its own table)."""
     placeholders = ", ".join(["(%s::bigint, %s::bigint)"] * len(rows))
-    return LegQuery(f"SELECT account_id, amount_u FROM (VALUES {placeholders}) AS v(account_id, amount_u)",  # noqa: S608
-                    [value for row in rows for value in row])
+    return LegQuery(
+        f"SELECT account_id, amount_u FROM (VALUES {placeholders}) AS v(account_id, amount_u)",  # noqa: S608
+        [value for row in rows for value in row],
+    )
 
 
 def state() -> tuple:
-    return (tuple(Account.objects.order_by("pk").values_list("balance_u", flat=True)),
-            Journal.objects.count(), Entry.objects.count())
+    return (
+        tuple(Account.objects.order_by("pk").values_list("balance_u", flat=True)),
+        Journal.objects.count(),
+        Entry.objects.count(),
+    )
 
 
 @pytest.fixture
@@ -34,16 +39,28 @@ def pool(make_player: Any, fund: Any) -> dict[str, Any]:
     pool = services.round_pool_account(code="20250908", currency="USDC")
     for player in players:
         fund(player, 1_000)
-        services.transfer(source=services.user_account(user=player, currency="USDC"), destination=pool,
-                          amount_u=1_000, type="bet", reference=f"stake:{player.pk}", actor=ACTOR)
-    return {"pool": pool, "accounts": [services.user_account(user=p, currency="USDC") for p in players],
-            "house": services.house_account(currency="USDC")}
+        services.transfer(
+            source=services.user_account(user=player, currency="USDC"),
+            destination=pool,
+            amount_u=1_000,
+            type="bet",
+            reference=f"stake:{player.pk}",
+            actor=ACTOR,
+        )
+    return {
+        "pool": pool,
+        "accounts": [services.user_account(user=p, currency="USDC") for p in players],
+        "house": services.house_account(currency="USDC"),
+    }
 
 
 def test_a_bulk_posting_moves_the_query_legs_and_the_fixed_ones(pool: dict[str, Any], assert_ledger_ok: Any) -> None:
     accounts = pool["accounts"]
     journal = journal_post_bulk(
-        type="settlement", reference="bulk-1", currency="USDC", actor=ACTOR,
+        type="settlement",
+        reference="bulk-1",
+        currency="USDC",
+        actor=ACTOR,
         legs=[Leg(pool["pool"], -3_000), Leg(pool["house"], 30), Leg(pool["house"], 1)],
         leg_query=values([(accounts[0].pk, 1_500), (accounts[1].pk, 1_469), (accounts[2].pk, 0)]),
     )
@@ -55,16 +72,28 @@ def test_a_bulk_posting_moves_the_query_legs_and_the_fixed_ones(pool: dict[str, 
     assert_ledger_ok()
 
 
-@pytest.mark.parametrize(("case", "error"), [
-    ("unbalanced", UnbalancedJournal), ("overdraft", InsufficientFunds), ("currency", CurrencyMismatch),
-    ("reused reference", ReferenceConflict),
-])
-def test_refusals_change_nothing(case: str, error: type[Exception], pool: dict[str, Any], make_player: Any,
-                                 fund: Any) -> None:
+@pytest.mark.parametrize(
+    ("case", "error"),
+    [
+        ("unbalanced", UnbalancedJournal),
+        ("overdraft", InsufficientFunds),
+        ("currency", CurrencyMismatch),
+        ("reused reference", ReferenceConflict),
+    ],
+)
+def test_refusals_change_nothing(
+    case: str, error: type[Exception], pool: dict[str, Any], make_player: Any, fund: Any
+) -> None:
     accounts, house = pool["accounts"], pool["house"]
     usd = services.user_account(user=make_player(), currency="USD")
-    journal_post_bulk(type="settlement", reference="taken", currency="USDC", actor=ACTOR,
-                      legs=[Leg(house, 1)], leg_query=values([(pool["pool"].pk, -1)]))  # the pool now holds 2,999
+    journal_post_bulk(
+        type="settlement",
+        reference="taken",
+        currency="USDC",
+        actor=ACTOR,
+        legs=[Leg(house, 1)],
+        leg_query=values([(pool["pool"].pk, -1)]),
+    )  # the pool now holds 2,999
     before = state()
     legs, rows = [Leg(pool["pool"], -2_999)], [(accounts[0].pk, 2_999)]
     if case == "unbalanced":
@@ -75,6 +104,7 @@ def test_refusals_change_nothing(case: str, error: type[Exception], pool: dict[s
         rows = [(accounts[0].pk, 1_999), (usd.pk, 1_000)]
     reference = "taken" if case == "reused reference" else "bulk-2"
     with pytest.raises(error):
-        journal_post_bulk(type="settlement", reference=reference, currency="USDC", actor=ACTOR, legs=legs,
-                          leg_query=values(rows))
+        journal_post_bulk(
+            type="settlement", reference=reference, currency="USDC", actor=ACTOR, legs=legs, leg_query=values(rows)
+        )
     assert state() == before

@@ -30,7 +30,10 @@ def test_tvl_prints_the_manuals_three_figures(player: Any, fund: Any) -> None:
     services.transfer(
         source=services.user_account(user=player, currency="USDC"),
         destination=services.round_pool_account(code="20250908", currency="USDC"),
-        amount_u=1_000_000, type="bet", reference="b1", actor=SystemActor("test")
+        amount_u=1_000_000,
+        type="bet",
+        reference="b1",
+        actor=SystemActor("test"),
     )
     text = run("tvl")
     assert "📊 TVL Metrics:" in text
@@ -44,8 +47,17 @@ def test_tvl_prints_the_manuals_three_figures(player: Any, fund: Any) -> None:
 
 def test_deposit_is_a_proposal_that_a_second_operator_applies(player: Any, make_staff: Any) -> None:
     maker, checker = make_staff(role="finance"), make_staff(role="finance")
-    text = run("deposit", "--user", player.email, "--amount", "1000000", "--reason", "PSP outage, ticket 7",
-               "--operator", maker.email)
+    text = run(
+        "deposit",
+        "--user",
+        player.email,
+        "--amount",
+        "1000000",
+        "--reason",
+        "PSP outage, ticket 7",
+        "--operator",
+        maker.email,
+    )
     proposal = Proposal.objects.get()
     assert f"Proposal {proposal.pk}: credit 1.000000 USDC" in text and "Nothing moved" in text
     assert Journal.objects.count() == 0 and not Account.objects.filter(owner=player).exists()
@@ -83,8 +95,9 @@ def test_deposit_rejected_moves_nothing(player: Any, make_staff: Any) -> None:
     proposal = Proposal.objects.get()
     with pytest.raises(CommandError, match="reason"):
         run("deposit", "--reject", str(proposal.pk), "--operator", checker.email)
-    assert "rejected" in run("deposit", "--reject", str(proposal.pk), "--reason", "no ticket", "--operator",
-                             checker.email)
+    assert "rejected" in run(
+        "deposit", "--reject", str(proposal.pk), "--reason", "no ticket", "--operator", checker.email
+    )
     with pytest.raises(CommandError, match="already rejected"):
         run("deposit", "--approve", str(proposal.pk), "--operator", checker.email)
     assert Journal.objects.count() == 0
@@ -107,8 +120,19 @@ def test_deposit_amount_zero_shows_the_balance_and_changes_nothing(player: Any, 
         (["--amount", "5", "--operator", "ghost@example.com", "--reason", "r"], "No user"),
         (["--amount", "5", "--reason", "r"], "--operator is required"),
         (["--amount", "5", "--operator", "finance-x@example.com"], "reason"),
-        (["--user", "finance-x@example.com", "--amount", "5", "--reason", "r", "--operator", "finance-y@example.com"],
-         "operator account"),
+        (
+            [
+                "--user",
+                "finance-x@example.com",
+                "--amount",
+                "5",
+                "--reason",
+                "r",
+                "--operator",
+                "finance-y@example.com",
+            ],
+            "operator account",
+        ),
         (["--approve", "999", "--operator", "finance-x@example.com"], "No ledger.operator_credit proposal 999"),
     ],
 )
@@ -141,7 +165,11 @@ def test_seed_demo_is_idempotent() -> None:
     run("seed", "--demo")
     snapshot = (User.objects.count(), Journal.objects.count(), sum(Account.objects.values_list("balance_u", flat=True)))
     run("seed", "--demo")
-    assert (User.objects.count(), Journal.objects.count(), sum(Account.objects.values_list("balance_u", flat=True))) == snapshot
+    assert (
+        User.objects.count(),
+        Journal.objects.count(),
+        sum(Account.objects.values_list("balance_u", flat=True)),
+    ) == snapshot
     assert User.objects.filter(is_staff=True, groups__name="finance").count() == 2
 
 

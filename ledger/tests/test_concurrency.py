@@ -28,7 +28,14 @@ def test_sixteen_threads_lose_no_update_and_never_deadlock() -> None:
     hot.append(services.house_account(currency="USDC"))
     psp = services.external_account(provider="seed", currency="USDC")
     for i, account in enumerate(hot):
-        services.transfer(source=psp, destination=account, amount_u=START_U, type="deposit", reference=f"start-{i}", actor=SystemActor("test"))
+        services.transfer(
+            source=psp,
+            destination=account,
+            amount_u=START_U,
+            type="deposit",
+            reference=f"start-{i}",
+            actor=SystemActor("test"),
+        )
 
     applied: list[tuple[int, int, int]] = []
     refused: Counter[str] = Counter()
@@ -45,7 +52,12 @@ def test_sixteen_threads_lose_no_update_and_never_deadlock() -> None:
                 amount = rng.randint(1, 400)
                 try:
                     services.transfer(
-                        source=src, destination=dst, amount_u=amount, type="t", reference=f"c-{n}-{i}", actor=SystemActor("test")
+                        source=src,
+                        destination=dst,
+                        amount_u=amount,
+                        type="t",
+                        reference=f"c-{n}-{i}",
+                        actor=SystemActor("test"),
                     )
                 except InsufficientFunds:
                     with lock:

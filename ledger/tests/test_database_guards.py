@@ -19,7 +19,10 @@ def journal(player: Any) -> Journal:
     return services.transfer(
         source=services.external_account(provider="adyen", currency="USDC"),
         destination=services.user_account(user=player, currency="USDC"),
-        amount_u=100, type="deposit", reference="dep-1", actor=SystemActor("test")
+        amount_u=100,
+        type="deposit",
+        reference="dep-1",
+        actor=SystemActor("test"),
     )
 
 
@@ -78,7 +81,9 @@ def test_journal_with_one_entry_is_refused(journal: Journal) -> None:
 def test_entries_cannot_join_a_committed_journal(player: Any) -> None:
     psp = services.external_account(provider="adyen", currency="USDC")
     available = services.user_account(user=player, currency="USDC")
-    committed = services.transfer(source=psp, destination=available, amount_u=100, type="deposit", reference="c-1", actor=SystemActor("test"))
+    committed = services.transfer(
+        source=psp, destination=available, amount_u=100, type="deposit", reference="c-1", actor=SystemActor("test")
+    )
     with pytest.raises(DatabaseError, match="transaction that creates their journal"):
         run_sql(
             "INSERT INTO ledger_entry (journal_id, account_id, currency, amount_u) "

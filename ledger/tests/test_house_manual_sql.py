@@ -56,18 +56,36 @@ def settled_day(make_player: Any) -> None:
     house = services.house_account(currency="USDC")
     for i, player in enumerate((winner, loser)):
         available = services.user_account(user=player, currency="USDC")
-        services.transfer(source=psp, destination=available, amount_u=1_000_000, type="deposit", reference=f"d{i}", actor=SystemActor("test"))
-        services.transfer(source=available, destination=pool, amount_u=1_000_000, type="bet", reference=f"b{i}", actor=SystemActor("test"))
+        services.transfer(
+            source=psp,
+            destination=available,
+            amount_u=1_000_000,
+            type="deposit",
+            reference=f"d{i}",
+            actor=SystemActor("test"),
+        )
+        services.transfer(
+            source=available,
+            destination=pool,
+            amount_u=1_000_000,
+            type="bet",
+            reference=f"b{i}",
+            actor=SystemActor("test"),
+        )
     services.journal_post(
-        type="settlement", reference="round:20250908:settlement",
+        type="settlement",
+        reference="round:20250908:settlement",
         legs=[
             Leg(pool, -2_000_000),
             Leg(services.user_account(user=winner, currency="USDC"), 1_979_999),
             Leg(house, 20_000),
             Leg(house, 1),
-        ], actor=SystemActor("test")
+        ],
+        actor=SystemActor("test"),
     )
-    services.transfer(source=psp, destination=house, amount_u=5, type="adjustment", reference="adj-1", actor=SystemActor("test"))
+    services.transfer(
+        source=psp, destination=house, amount_u=5, type="adjustment", reference="adj-1", actor=SystemActor("test")
+    )
 
 
 def test_house_balance(settled_day: None) -> None:

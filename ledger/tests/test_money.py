@@ -87,7 +87,7 @@ def test_parse_major_takes_a_negative_only_when_allowed() -> None:
 
 @pytest.mark.parametrize("code", sorted(CURRENCIES))
 def test_every_registered_currency_round_trips(code: str) -> None:
-    for amount_u in (0, 1, 10**CURRENCIES[code].exponent, 123456789):
+    for amount_u in (0, 1, 10 ** CURRENCIES[code].exponent, 123456789):
         assert parse_major(format_money(amount_u, code), code) == amount_u
 
 

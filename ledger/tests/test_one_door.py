@@ -19,7 +19,9 @@ APPS = ("accounts", "config", "ops", "payouts", "rounds", "webhooks")
 
 def modules_outside_the_ledger() -> list[Path]:
     return [
-        path for app in APPS for path in sorted((ROOT / app).rglob("*.py"))
+        path
+        for app in APPS
+        for path in sorted((ROOT / app).rglob("*.py"))
         if "tests" not in path.parts and "migrations" not in path.parts
     ]
 
@@ -27,8 +29,9 @@ def modules_outside_the_ledger() -> list[Path]:
 def strings_naming_ledger_tables(source: str) -> list[tuple[int, str]]:
     """The string literals (SQL lives in strings) that name a ledger table, with their line numbers."""
     tokens = tokenize.generate_tokens(io.StringIO(source).readline)
-    return [(tok.start[0], tok.string) for tok in tokens
-            if tok.type in STRING_TOKENS and LEDGER_TABLE.search(tok.string)]
+    return [
+        (tok.start[0], tok.string) for tok in tokens if tok.type in STRING_TOKENS and LEDGER_TABLE.search(tok.string)
+    ]
 
 
 def test_no_module_outside_the_ledger_names_a_ledger_table() -> None:

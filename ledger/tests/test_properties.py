@@ -37,10 +37,12 @@ class LedgerMachine(RuleBasedStateMachine):
         run = next(_run)
         players = [UserFactory(email=f"prop{run}-{i}@example.com") for i in range(3)]
         self.accounts = [services.user_account(user=p, currency="USDC") for p in players]
-        self.accounts.append(services.account_get_or_create(
-            name=f"house-prop-{run}", currency="USDC", kind=Account.Kind.HOUSE))
+        self.accounts.append(
+            services.account_get_or_create(name=f"house-prop-{run}", currency="USDC", kind=Account.Kind.HOUSE)
+        )
         self.external = services.account_get_or_create(
-            name=f"psp:prop-{run}", currency="USDC", kind=Account.Kind.EXTERNAL, allow_negative=True)
+            name=f"psp:prop-{run}", currency="USDC", kind=Account.Kind.EXTERNAL, allow_negative=True
+        )
         self.accounts.append(self.external)
         self.model = {a.pk: 0 for a in self.accounts}
         self.posted: list[tuple[str, list[tuple[int, int]], str]] = []
@@ -75,7 +77,9 @@ class LedgerMachine(RuleBasedStateMachine):
         a, b = self.accounts[src], self.accounts[dst]
         legs = [(a.pk, -amount), (b.pk, amount)] if isinstance(amount, int) else []
         self._attempt(
-            lambda: services.transfer(source=a, destination=b, amount_u=amount, type="t", reference=self._new_ref(), actor=SystemActor("test")),
+            lambda: services.transfer(
+                source=a, destination=b, amount_u=amount, type="t", reference=self._new_ref(), actor=SystemActor("test")
+            ),
             legs,
         )
 
@@ -84,21 +88,30 @@ class LedgerMachine(RuleBasedStateMachine):
         player = self.accounts[0]
         self._attempt(
             lambda: services.transfer(
-                source=self.external, destination=player, amount_u=amount, type="deposit", reference=self._new_ref(), actor=SystemActor("test")
+                source=self.external,
+                destination=player,
+                amount_u=amount,
+                type="deposit",
+                reference=self._new_ref(),
+                actor=SystemActor("test"),
             ),
             [(self.external.pk, -amount), (player.pk, amount)],
         )
 
-    @rule(amounts=st.lists(st.tuples(st.integers(0, 4), st.integers(-3_000, 3_000)), min_size=1, max_size=5),
-          balance=st.booleans())
+    @rule(
+        amounts=st.lists(st.tuples(st.integers(0, 4), st.integers(-3_000, 3_000)), min_size=1, max_size=5),
+        balance=st.booleans(),
+    )
     def multi_leg(self, amounts: list[tuple[int, int]], balance: bool) -> None:
         legs = [(self.accounts[i].pk, amt) for i, amt in amounts]
         if balance:
             legs.append((self.external.pk, -sum(amt for _, amt in legs) or 1))
         self._attempt(
             lambda: services.journal_post(
-                type="multi", reference=self._new_ref(),
-                legs=[Leg(Account.objects.get(pk=pk), amt) for pk, amt in legs], actor=SystemActor("test")
+                type="multi",
+                reference=self._new_ref(),
+                legs=[Leg(Account.objects.get(pk=pk), amt) for pk, amt in legs],
+                actor=SystemActor("test"),
             ),
             legs,
         )
@@ -109,7 +122,9 @@ class LedgerMachine(RuleBasedStateMachine):
         reference, legs, _type = data.draw(st.sampled_from(self.posted))
         journal = Journal.objects.get(reference=reference)
         self._attempt(
-            lambda: services.journal_reverse(journal=journal, reference=self._new_ref(), actor=SystemActor("test"), reason="undo"),
+            lambda: services.journal_reverse(
+                journal=journal, reference=self._new_ref(), actor=SystemActor("test"), reason="undo"
+            ),
             [(pk, -amt) for pk, amt in legs],
         )
 
@@ -127,7 +142,12 @@ class LedgerMachine(RuleBasedStateMachine):
         source, destination = Account.objects.get(pk=src), Account.objects.get(pk=dst)
         try:
             journal = services.transfer(
-                source=source, destination=destination, amount_u=amount, type=journal_type, reference=reference, actor=SystemActor("test")
+                source=source,
+                destination=destination,
+                amount_u=amount,
+                type=journal_type,
+                reference=reference,
+                actor=SystemActor("test"),
             )
             assert not tamper and journal.replayed
         except LedgerError:
@@ -149,7 +169,9 @@ def test_random_postings_keep_every_invariant() -> None:
     run_state_machine_as_test(
         LedgerMachine,
         settings=settings(
-            max_examples=40, stateful_step_count=25, deadline=None,
+            max_examples=40,
+            stateful_step_count=25,
+            deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
         ),
     )

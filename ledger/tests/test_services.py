@@ -36,7 +36,9 @@ def snapshot() -> tuple:
 def books(player: Any) -> dict[str, Account]:
     psp = services.external_account(provider="stripe", currency="USDC")
     available = services.user_account(user=player, currency="USDC")
-    services.transfer(source=psp, destination=available, amount_u=1_000, type="deposit", reference="seed-1", actor=SystemActor("test"))
+    services.transfer(
+        source=psp, destination=available, amount_u=1_000, type="deposit", reference="seed-1", actor=SystemActor("test")
+    )
     return {
         "psp": psp,
         "available": available,
@@ -48,7 +50,12 @@ def books(player: Any) -> dict[str, Account]:
 
 def test_transfer_moves_money_and_keeps_invariants(books: dict[str, Account], assert_ledger_ok: Any) -> None:
     journal = services.transfer(
-        source=books["available"], destination=books["house"], amount_u=400, type="fee", reference="w-1", actor=SystemActor("test")
+        source=books["available"],
+        destination=books["house"],
+        amount_u=400,
+        type="fee",
+        reference="w-1",
+        actor=SystemActor("test"),
     )
     assert journal.replayed is False
     assert Account.objects.get(pk=books["available"].pk).balance_u == 600
@@ -58,17 +65,45 @@ def test_transfer_moves_money_and_keeps_invariants(books: dict[str, Account], as
 
 
 def test_same_reference_same_contents_is_a_replay(books: dict[str, Account]) -> None:
-    first = services.transfer(source=books["available"], destination=books["held"], amount_u=5, type="t", reference="r", actor=SystemActor("test"))
+    first = services.transfer(
+        source=books["available"],
+        destination=books["held"],
+        amount_u=5,
+        type="t",
+        reference="r",
+        actor=SystemActor("test"),
+    )
     before = snapshot()
-    again = services.transfer(source=books["available"], destination=books["held"], amount_u=5, type="t", reference="r", actor=SystemActor("test"))
+    again = services.transfer(
+        source=books["available"],
+        destination=books["held"],
+        amount_u=5,
+        type="t",
+        reference="r",
+        actor=SystemActor("test"),
+    )
     assert again.pk == first.pk and again.replayed is True
     assert snapshot() == before
 
 
 def test_replay_is_recognised_even_when_funds_are_now_short(books: dict[str, Account]) -> None:
-    services.transfer(source=books["available"], destination=books["held"], amount_u=1_000, type="t", reference="all", actor=SystemActor("test"))
+    services.transfer(
+        source=books["available"],
+        destination=books["held"],
+        amount_u=1_000,
+        type="t",
+        reference="all",
+        actor=SystemActor("test"),
+    )
     before = snapshot()
-    again = services.transfer(source=books["available"], destination=books["held"], amount_u=1_000, type="t", reference="all", actor=SystemActor("test"))
+    again = services.transfer(
+        source=books["available"],
+        destination=books["held"],
+        amount_u=1_000,
+        type="t",
+        reference="all",
+        actor=SystemActor("test"),
+    )
     assert again.replayed is True
     assert snapshot() == before
 
@@ -86,10 +121,19 @@ def test_replay_is_recognised_even_when_funds_are_now_short(books: dict[str, Acc
         (1_001, InsufficientFunds),
     ],
 )
-def test_bad_transfer_amounts_are_refused_and_change_nothing(books: dict[str, Account], amount: Any, error: type) -> None:
+def test_bad_transfer_amounts_are_refused_and_change_nothing(
+    books: dict[str, Account], amount: Any, error: type
+) -> None:
     before = snapshot()
     with pytest.raises(error):
-        services.transfer(source=books["available"], destination=books["held"], amount_u=amount, type="t", reference="bad", actor=SystemActor("test"))
+        services.transfer(
+            source=books["available"],
+            destination=books["held"],
+            amount_u=amount,
+            type="t",
+            reference="bad",
+            actor=SystemActor("test"),
+        )
     assert snapshot() == before
 
 
@@ -97,7 +141,10 @@ def test_unbalanced_legs_are_refused(books: dict[str, Account]) -> None:
     before = snapshot()
     with pytest.raises(UnbalancedJournal, match="off by USDC \\+1"):
         services.journal_post(
-            type="t", reference="u", legs=[Leg(books["available"], -5), Leg(books["held"], 6)], actor=SystemActor("test")
+            type="t",
+            reference="u",
+            legs=[Leg(books["available"], -5), Leg(books["held"], 6)],
+            actor=SystemActor("test"),
         )
     with pytest.raises(UnbalancedJournal, match="at least two"):
         services.journal_post(type="t", reference="u", legs=[Leg(books["psp"], 0)], actor=SystemActor("test"))
@@ -107,9 +154,18 @@ def test_unbalanced_legs_are_refused(books: dict[str, Account]) -> None:
 def test_legs_in_two_currencies_must_each_balance(books: dict[str, Account]) -> None:
     before = snapshot()
     with pytest.raises(UnbalancedJournal):
-        services.journal_post(type="t", reference="x", legs=[Leg(books["psp"], -5), Leg(books["usd"], 5)], actor=SystemActor("test"))
+        services.journal_post(
+            type="t", reference="x", legs=[Leg(books["psp"], -5), Leg(books["usd"], 5)], actor=SystemActor("test")
+        )
     with pytest.raises(CurrencyMismatch):
-        services.transfer(source=books["psp"], destination=books["usd"], amount_u=5, type="t", reference="x", actor=SystemActor("test"))
+        services.transfer(
+            source=books["psp"],
+            destination=books["usd"],
+            amount_u=5,
+            type="t",
+            reference="x",
+            actor=SystemActor("test"),
+        )
     assert snapshot() == before
 
 
@@ -121,12 +177,33 @@ def test_unknown_currency_is_refused(player: Any) -> None:
 
 
 def test_reused_reference_with_other_contents_is_refused(books: dict[str, Account]) -> None:
-    services.transfer(source=books["available"], destination=books["held"], amount_u=5, type="t", reference="r", actor=SystemActor("test"))
+    services.transfer(
+        source=books["available"],
+        destination=books["held"],
+        amount_u=5,
+        type="t",
+        reference="r",
+        actor=SystemActor("test"),
+    )
     before = snapshot()
     with pytest.raises(ReferenceConflict):
-        services.transfer(source=books["available"], destination=books["held"], amount_u=6, type="t", reference="r", actor=SystemActor("test"))
+        services.transfer(
+            source=books["available"],
+            destination=books["held"],
+            amount_u=6,
+            type="t",
+            reference="r",
+            actor=SystemActor("test"),
+        )
     with pytest.raises(ReferenceConflict):
-        services.transfer(source=books["available"], destination=books["house"], amount_u=5, type="t", reference="r", actor=SystemActor("test"))
+        services.transfer(
+            source=books["available"],
+            destination=books["house"],
+            amount_u=5,
+            type="t",
+            reference="r",
+            actor=SystemActor("test"),
+        )
     assert snapshot() == before
 
 
@@ -134,8 +211,10 @@ def test_overdraft_names_the_account_and_changes_nothing(books: dict[str, Accoun
     before = snapshot()
     with pytest.raises(InsufficientFunds) as caught:
         services.journal_post(
-            type="settlement", reference="o",
-            legs=[Leg(books["available"], -700), Leg(books["available"], -700), Leg(books["house"], 1_400)], actor=SystemActor("test")
+            type="settlement",
+            reference="o",
+            legs=[Leg(books["available"], -700), Leg(books["available"], -700), Leg(books["house"], 1_400)],
+            actor=SystemActor("test"),
         )
     assert caught.value.extra["account"] == books["available"].name
     assert caught.value.extra["required_u"] == 1_400
@@ -147,8 +226,17 @@ def test_external_accounts_may_go_negative(books: dict[str, Account]) -> None:
 
 
 def test_reversal_posts_the_opposite_once(books: dict[str, Account], assert_ledger_ok: Any) -> None:
-    original = services.transfer(source=books["available"], destination=books["house"], amount_u=300, type="fee", reference="f", actor=SystemActor("test"))
-    reversal = services.journal_reverse(journal=original, reference="f-rev", actor=SystemActor("test"), reason="charged twice")
+    original = services.transfer(
+        source=books["available"],
+        destination=books["house"],
+        amount_u=300,
+        type="fee",
+        reference="f",
+        actor=SystemActor("test"),
+    )
+    reversal = services.journal_reverse(
+        journal=original, reference="f-rev", actor=SystemActor("test"), reason="charged twice"
+    )
     assert reversal.reverses_id == original.pk
     assert Account.objects.get(pk=books["available"].pk).balance_u == 1_000
     assert Account.objects.get(pk=books["house"].pk).balance_u == 0
@@ -156,7 +244,9 @@ def test_reversal_posts_the_opposite_once(books: dict[str, Account], assert_ledg
     with pytest.raises(AlreadyReversed):
         services.journal_reverse(journal=original, reference="f-rev-2", actor=SystemActor("test"), reason="again")
     with pytest.raises(AlreadyReversed):
-        services.journal_reverse(journal=reversal, reference="f-rev-3", actor=SystemActor("test"), reason="undo the undo")
+        services.journal_reverse(
+            journal=reversal, reference="f-rev-3", actor=SystemActor("test"), reason="undo the undo"
+        )
     with pytest.raises(InvalidAmount):
         services.journal_reverse(journal=original, reference="f-rev-4", actor=SystemActor("test"), reason="  ")
     assert snapshot() == before
@@ -165,10 +255,19 @@ def test_reversal_posts_the_opposite_once(books: dict[str, Account], assert_ledg
 
 def test_reversal_that_would_overdraw_is_refused(books: dict[str, Account]) -> None:
     original = Journal.objects.get(reference="seed-1")
-    services.transfer(source=books["available"], destination=books["house"], amount_u=900, type="bet", reference="spent", actor=SystemActor("test"))
+    services.transfer(
+        source=books["available"],
+        destination=books["house"],
+        amount_u=900,
+        type="bet",
+        reference="spent",
+        actor=SystemActor("test"),
+    )
     before = snapshot()
     with pytest.raises(InsufficientFunds):
-        services.journal_reverse(journal=original, reference="seed-1-rev", actor=SystemActor("test"), reason="chargeback")
+        services.journal_reverse(
+            journal=original, reference="seed-1-rev", actor=SystemActor("test"), reason="chargeback"
+        )
     assert snapshot() == before
 
 

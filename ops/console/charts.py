@@ -46,10 +46,22 @@ def daily_bar_chart(*, title: str, days: list[date], values: list[int], currency
         height = abs(value) * (HEIGHT - 2) // peak if peak else 0
         if value and height == 0:
             height = 1  # a small day still shows
-        bars.append(Bar(x=i * step + 1, y=HEIGHT - height, width=max(step - 2, 1), height=height,
-                        label=f"{day:%Y-%m-%d}: {amount}"))
-    return BarChart(title=title, total=format_money_safe(sum(values), currency),
-                    peak=format_money_safe(peak, currency), bars=bars, rows=rows)
+        bars.append(
+            Bar(
+                x=i * step + 1,
+                y=HEIGHT - height,
+                width=max(step - 2, 1),
+                height=height,
+                label=f"{day:%Y-%m-%d}: {amount}",
+            )
+        )
+    return BarChart(
+        title=title,
+        total=format_money_safe(sum(values), currency),
+        peak=format_money_safe(peak, currency),
+        bars=bars,
+        rows=rows,
+    )
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,16 @@ from .timeline import KINDS, TimelineFilter
 
 class TimelineFilterForm(forms.Form):
     kind = forms.MultipleChoiceField(
-        label="Kinds", choices=list(KINDS.items()), required=False, widget=forms.CheckboxSelectMultiple,
+        label="Kinds",
+        choices=list(KINDS.items()),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
         help_text="None ticked shows every kind.",
     )
     day_from = forms.DateField(label="From (UTC day)", required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    day_to = forms.DateField(label="To (UTC day, inclusive)", required=False,
-                             widget=forms.DateInput(attrs={"type": "date"}))
+    day_to = forms.DateField(
+        label="To (UTC day, inclusive)", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
 
     def timeline_filter(self) -> TimelineFilter:
         """The filter the form describes (everything when invalid or empty)."""

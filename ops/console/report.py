@@ -65,45 +65,69 @@ def daily_report(*, day: date) -> DailyReport:
     breaches = [str(b) for b in ledger_breaches()]
     deposits = list(
         Deposit.objects.filter(created_at__gte=start, created_at__lt=end)
-        .values("provider", "currency", "status").annotate(n=Count("id"), total_u=Sum("amount_u"))
+        .values("provider", "currency", "status")
+        .annotate(n=Count("id"), total_u=Sum("amount_u"))
         .order_by("provider", "currency", "status")
     )
     by_state = list(
-        Withdrawal.objects.values("state", "currency").annotate(n=Count("id"), total_u=Sum("amount_u"))
+        Withdrawal.objects.values("state", "currency")
+        .annotate(n=Count("id"), total_u=Sum("amount_u"))
         .order_by("state", "currency")
     )
     requested = list(
-        Withdrawal.objects.filter(created_at__gte=start, created_at__lt=end).values("currency")
-        .annotate(n=Count("id"), total_u=Sum("amount_u")).order_by("currency")
+        Withdrawal.objects.filter(created_at__gte=start, created_at__lt=end)
+        .values("currency")
+        .annotate(n=Count("id"), total_u=Sum("amount_u"))
+        .order_by("currency")
     )
     attempts = list(
-        PayoutAttempt.objects.filter(started_at__gte=start, started_at__lt=end).values("provider", "outcome")
-        .annotate(n=Count("id")).order_by("provider", "outcome")
+        PayoutAttempt.objects.filter(started_at__gte=start, started_at__lt=end)
+        .values("provider", "outcome")
+        .annotate(n=Count("id"))
+        .order_by("provider", "outcome")
     )
     paid_ids = AuditRecord.objects.filter(
         object_type="payouts.withdrawal", to_state=Withdrawal.State.PAID, created_at__gte=start, created_at__lt=end
     ).values("object_id")
     paid = list(
         Withdrawal.objects.filter(pk__in=[int(r["object_id"]) for r in paid_ids if r["object_id"].isdigit()])
-        .values("currency").annotate(n=Count("id"), total_u=Sum("amount_u")).order_by("currency")
+        .values("currency")
+        .annotate(n=Count("id"), total_u=Sum("amount_u"))
+        .order_by("currency")
     )
-    rounds = list(Round.objects.filter(Q(code=f"{day:%Y%m%d}") | Q(settled_at__gte=start, settled_at__lt=end))
-                  .order_by("code"))
+    rounds = list(
+        Round.objects.filter(Q(code=f"{day:%Y%m%d}") | Q(settled_at__gte=start, settled_at__lt=end)).order_by("code")
+    )
 
     risks = [Risk(f"ledger invariant breach: {b}", ON_CALL_FINANCE, "now") for b in breaches]
     queue = Withdrawal.objects.filter(state=Withdrawal.State.PAYOUT_FAILED).count()
     if queue:
         risks.append(Risk(f"{queue} withdrawal(s) in the manual-review queue", ON_CALL_FINANCE))
     risks += [Risk(f"stuck: {f.line()}", ON_CALL_FINANCE) for f in stuck_finance_jobs(now=now)]
-    risks += [Risk(f"switch {s.name} is on: {s.reason}", s.changed_by or ON_CALL_ENGINEER)
-              for s in Switch.objects.filter(on=True).order_by("name")]
-    risks += [Risk(f"waiver {w.check_name} ({w.risk}, ticket {w.ticket})" + (" — ESCALATED" if w.escalated_at else ""),
-                   w.owner, f"{w.deadline:%Y-%m-%d %H:%M} UTC")
-              for w in Waiver.objects.filter(closed_at__isnull=True).order_by("deadline")]
+    risks += [
+        Risk(f"switch {s.name} is on: {s.reason}", s.changed_by or ON_CALL_ENGINEER)
+        for s in Switch.objects.filter(on=True).order_by("name")
+    ]
+    risks += [
+        Risk(
+            f"waiver {w.check_name} ({w.risk}, ticket {w.ticket})" + (" — ESCALATED" if w.escalated_at else ""),
+            w.owner,
+            f"{w.deadline:%Y-%m-%d %H:%M} UTC",
+        )
+        for w in Waiver.objects.filter(closed_at__isnull=True).order_by("deadline")
+    ]
     return DailyReport(
-        day=day, generated_at=now, invariant_names=invariant_names(), breaches=breaches, deposits=deposits,
-        withdrawals_by_state=by_state, withdrawals_requested=requested, payout_attempts=attempts, payouts_paid=paid,
-        rounds=rounds, risks=risks,
+        day=day,
+        generated_at=now,
+        invariant_names=invariant_names(),
+        breaches=breaches,
+        deposits=deposits,
+        withdrawals_by_state=by_state,
+        withdrawals_requested=requested,
+        payout_attempts=attempts,
+        payouts_paid=paid,
+        rounds=rounds,
+        risks=risks,
     )
 
 
@@ -114,9 +138,18 @@ def _money(row: dict[str, Any]) -> str:
 def render_w1_markdown(report: DailyReport) -> str:
     """Write the report in the W1 layout (Markdown)."""
     r = report
-    lines = [f"# W1 report — {r.day:%Y-%m-%d} (UTC)", "",
-             f"Generated {r.generated_at:%Y-%m-%d %H:%M:%S} UTC.", "", "## 1. Date", "", f"{r.day:%Y-%m-%d}", "",
-             "## 2. Invariants", ""]
+    lines = [
+        f"# W1 report — {r.day:%Y-%m-%d} (UTC)",
+        "",
+        f"Generated {r.generated_at:%Y-%m-%d %H:%M:%S} UTC.",
+        "",
+        "## 1. Date",
+        "",
+        f"{r.day:%Y-%m-%d}",
+        "",
+        "## 2. Invariants",
+        "",
+    ]
     if r.breaches:
         lines.append(f"**FAIL** — {len(r.breaches)} breach(es). Freeze non-essential payouts and escalate.")
         lines += [f"- {b}" for b in r.breaches]
@@ -126,24 +159,47 @@ def render_w1_markdown(report: DailyReport) -> str:
     lines += [f"| {d['provider']} | {d['currency']} | {d['status']} | {d['n']} | {_money(d)} |" for d in r.deposits]
     if not r.deposits:
         lines.append("| — | — | — | 0 | — |")
-    lines += ["", "## 4. Withdrawals by state", "", "Requested this day: "
-              + (", ".join(f"{w['n']} ({_money(w)})" for w in r.withdrawals_requested) or "none") + ".", "",
-              "| state (now) | currency | count | amount |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "## 4. Withdrawals by state",
+        "",
+        "Requested this day: "
+        + (", ".join(f"{w['n']} ({_money(w)})" for w in r.withdrawals_requested) or "none")
+        + ".",
+        "",
+        "| state (now) | currency | count | amount |",
+        "|---|---|---|---|",
+    ]
     lines += [f"| {w['state']} | {w['currency']} | {w['n']} | {_money(w)} |" for w in r.withdrawals_by_state]
-    lines += ["", "## 5. Payouts", "", "Paid this day: "
-              + (", ".join(f"{p['n']} ({_money(p)})" for p in r.payouts_paid) or "none") + ".", "",
-              "| provider | outcome | attempts |", "|---|---|---|"]
+    lines += [
+        "",
+        "## 5. Payouts",
+        "",
+        "Paid this day: " + (", ".join(f"{p['n']} ({_money(p)})" for p in r.payouts_paid) or "none") + ".",
+        "",
+        "| provider | outcome | attempts |",
+        "|---|---|---|",
+    ]
     lines += [f"| {a['provider']} | {a['outcome']} | {a['n']} |" for a in r.payout_attempts]
-    lines += ["", "## 6. Round results", "", "| round | status | result | up pool | down pool | fee | breakage | winners |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## 6. Round results",
+        "",
+        "| round | status | result | up pool | down pool | fee | breakage | winners |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for rd in r.rounds:
         c = rd.currency
-        lines.append(f"| {rd.code} | {rd.status} | {rd.result or rd.void_reason or '—'} | "
-                     f"{format_money_safe(rd.up_pool_u, c)} | {format_money_safe(rd.down_pool_u, c)} | "
-                     f"{format_money_safe(rd.fee_u, c)} | {format_money_safe(rd.breakage_u, c)} | "
-                     f"{'—' if rd.winners is None else rd.winners} |")
+        lines.append(
+            f"| {rd.code} | {rd.status} | {rd.result or rd.void_reason or '—'} | "
+            f"{format_money_safe(rd.up_pool_u, c)} | {format_money_safe(rd.down_pool_u, c)} | "
+            f"{format_money_safe(rd.fee_u, c)} | {format_money_safe(rd.breakage_u, c)} | "
+            f"{'—' if rd.winners is None else rd.winners} |"
+        )
     lines += ["", "## 7. Open risks (owner)", ""]
-    lines += [f"- [ ] {risk.what} — owner: {risk.owner}" + (f", due {risk.due}" if risk.due else "") for risk in r.risks]
+    lines += [
+        f"- [ ] {risk.what} — owner: {risk.owner}" + (f", due {risk.due}" if risk.due else "") for risk in r.risks
+    ]
     if not r.risks:
         lines.append("- none open")
     lines += ["- [ ] One improvement or risk from this report opened as a ticket — owner: the reader.", ""]

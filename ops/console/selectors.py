@@ -109,12 +109,22 @@ def daily_flows(*, today: date) -> dict[str, DailySeries]:
                 out[currency] = DailySeries(currency, days, {n: [0] * len(days) for n in SERIES})
             out[currency].series[name][index[day]] += int(total or 0)
 
-    add("deposits", Deposit.objects.filter(status=Deposit.Status.CREDITED, credited_at__gte=start)
-        .annotate(day=TruncDate("credited_at", tzinfo=UTC)).values("day", "currency").annotate(t=Sum("amount_u"))
-        .values_list("day", "currency", "t"))
-    add("withdrawals", Withdrawal.objects.filter(created_at__gte=start)
-        .annotate(day=TruncDate("created_at", tzinfo=UTC)).values("day", "currency").annotate(t=Sum("amount_u"))
-        .values_list("day", "currency", "t"))
+    add(
+        "deposits",
+        Deposit.objects.filter(status=Deposit.Status.CREDITED, credited_at__gte=start)
+        .annotate(day=TruncDate("credited_at", tzinfo=UTC))
+        .values("day", "currency")
+        .annotate(t=Sum("amount_u"))
+        .values_list("day", "currency", "t"),
+    )
+    add(
+        "withdrawals",
+        Withdrawal.objects.filter(created_at__gte=start)
+        .annotate(day=TruncDate("created_at", tzinfo=UTC))
+        .values("day", "currency")
+        .annotate(t=Sum("amount_u"))
+        .values_list("day", "currency", "t"),
+    )
     # Stakes and fees from the rounds' stored pools (bets are never summed here), by the round's day.
     for code, currency, up, down, fee in Round.objects.filter(code__gte=f"{days[0]:%Y%m%d}").values_list(
         "code", "currency", "up_pool_u", "down_pool_u", "fee_u"
@@ -129,8 +139,13 @@ def payout_outcome_rates(*, since: datetime) -> list[tuple[str, int]]:
     """Payout attempts by outcome since an instant (accepted, declined, ambiguous, ...), most frequent first."""
     from payouts.models import PayoutAttempt
 
-    rows = (PayoutAttempt.objects.filter(started_at__gte=since).values("outcome").annotate(n=Count("id"))
-            .order_by("-n", "outcome").values_list("outcome", "n"))
+    rows = (
+        PayoutAttempt.objects.filter(started_at__gte=since)
+        .values("outcome")
+        .annotate(n=Count("id"))
+        .order_by("-n", "outcome")
+        .values_list("outcome", "n")
+    )
     return [(outcome, n) for outcome, n in rows]
 
 
@@ -157,8 +172,9 @@ def dashboard(*, now: datetime | None = None) -> Dashboard:
         current_round=current_round_status(now=now),
         switches=[(name, label, switches.get(name)) for name, label in Switch.Name.choices],
         last_reconciliation=ReconciliationRun.objects.order_by("-id").first(),
-        waivers=list(Waiver.objects.filter(closed_at__isnull=True, deadline__lt=now + WAIVER_HORIZON)
-                     .order_by("deadline")),
+        waivers=list(
+            Waiver.objects.filter(closed_at__isnull=True, deadline__lt=now + WAIVER_HORIZON).order_by("deadline")
+        ),
         daily=daily_flows(today=now.astimezone(UTC).date()),
         payout_outcomes=payout_outcome_rates(since=now - timedelta(days=CHART_DAYS)),
         pending_decisions=Proposal.objects.filter(state=Proposal.State.PENDING).count(),

@@ -95,70 +95,165 @@ def timeline_page(rows: Iterator[TimelineRow], *, limit: int) -> tuple[list[Time
 
 # --- Rows, one function per kind -------------------------------------------------------------------
 
+
 def _entry(e: Any) -> TimelineRow:
-    return TimelineRow(e.created_at, "entry", f"entry {e.pk}", f"{e.journal.type} {e.journal.reference} on {e.account.name}",
-                       e.amount_u, e.currency, e.journal.actor_label, "admin:ledger_journal_change", e.journal_id, e.pk)
+    return TimelineRow(
+        e.created_at,
+        "entry",
+        f"entry {e.pk}",
+        f"{e.journal.type} {e.journal.reference} on {e.account.name}",
+        e.amount_u,
+        e.currency,
+        e.journal.actor_label,
+        "admin:ledger_journal_change",
+        e.journal_id,
+        e.pk,
+    )
 
 
 def _deposit(d: Any) -> TimelineRow:
-    return TimelineRow(d.created_at, "deposit", f"deposit {d.public_id}", f"{d.provider} {d.reference}: {d.status}",
-                       d.amount_u, d.currency, d.user.email, "admin:webhooks_deposit_change", d.pk, d.pk)
+    return TimelineRow(
+        d.created_at,
+        "deposit",
+        f"deposit {d.public_id}",
+        f"{d.provider} {d.reference}: {d.status}",
+        d.amount_u,
+        d.currency,
+        d.user.email,
+        "admin:webhooks_deposit_change",
+        d.pk,
+        d.pk,
+    )
 
 
 def _webhook(w: Any) -> TimelineRow:
-    return TimelineRow(w.received_at, "webhook", f"webhook event {w.pk}",
-                       f"{w.provider} {w.event_type or '?'} {w.event_id}: {w.status}" + (f" ({w.reason})" if w.reason else ""),
-                       None, "", w.provider, "admin:webhooks_webhookevent_change", w.pk, w.pk)
+    return TimelineRow(
+        w.received_at,
+        "webhook",
+        f"webhook event {w.pk}",
+        f"{w.provider} {w.event_type or '?'} {w.event_id}: {w.status}" + (f" ({w.reason})" if w.reason else ""),
+        None,
+        "",
+        w.provider,
+        "admin:webhooks_webhookevent_change",
+        w.pk,
+        w.pk,
+    )
 
 
 def _withdrawal(w: Any) -> TimelineRow:
-    return TimelineRow(w.created_at, "withdrawal", f"withdrawal {w.pk}", f"requested via {w.provider}; now {w.state}",
-                       w.amount_u, w.currency, w.user.email, "admin:payouts_withdrawal_change", w.pk, w.pk)
+    return TimelineRow(
+        w.created_at,
+        "withdrawal",
+        f"withdrawal {w.pk}",
+        f"requested via {w.provider}; now {w.state}",
+        w.amount_u,
+        w.currency,
+        w.user.email,
+        "admin:payouts_withdrawal_change",
+        w.pk,
+        w.pk,
+    )
 
 
 def _attempt(a: Any) -> TimelineRow:
-    return TimelineRow(a.started_at, "payout_attempt", f"payout attempt {a.pk}",
-                       f"withdrawal {a.withdrawal_id} {a.provider} {a.idempotency_key}: {a.outcome}"
-                       + (f" {a.psp_reference}" if a.psp_reference else ""),
-                       a.withdrawal.amount_u, a.withdrawal.currency, "payout worker", "admin:payouts_payoutattempt_change",
-                       a.pk, a.pk)
+    return TimelineRow(
+        a.started_at,
+        "payout_attempt",
+        f"payout attempt {a.pk}",
+        f"withdrawal {a.withdrawal_id} {a.provider} {a.idempotency_key}: {a.outcome}"
+        + (f" {a.psp_reference}" if a.psp_reference else ""),
+        a.withdrawal.amount_u,
+        a.withdrawal.currency,
+        "payout worker",
+        "admin:payouts_payoutattempt_change",
+        a.pk,
+        a.pk,
+    )
 
 
 def _payout_event(p: Any) -> TimelineRow:
-    return TimelineRow(p.received_at, "payout_event", f"payout webhook {p.pk}",
-                       f"{p.provider} {p.event_type} {p.event_id}: {p.result}", None, "", p.provider,
-                       "admin:payouts_payoutevent_change", p.pk, p.pk)
+    return TimelineRow(
+        p.received_at,
+        "payout_event",
+        f"payout webhook {p.pk}",
+        f"{p.provider} {p.event_type} {p.event_id}: {p.result}",
+        None,
+        "",
+        p.provider,
+        "admin:payouts_payoutevent_change",
+        p.pk,
+        p.pk,
+    )
 
 
 def _proposal(p: Any) -> TimelineRow:
     detail = ", ".join(f"{k}={v}" for k, v in p.payload.items())
     decided = f"; {p.get_state_display().lower()} by {p.decided_by.email}" if p.decided_by_id else ""
-    return TimelineRow(p.created_at, "approval", f"proposal {p.pk}",
-                       f"{p.kind} {detail} ({p.state}{decided}): {p.reason}", None, "", p.proposed_by.email,
-                       "admin:ops_proposal_change", p.pk, p.pk)
+    return TimelineRow(
+        p.created_at,
+        "approval",
+        f"proposal {p.pk}",
+        f"{p.kind} {detail} ({p.state}{decided}): {p.reason}",
+        None,
+        "",
+        p.proposed_by.email,
+        "admin:ops_proposal_change",
+        p.pk,
+        p.pk,
+    )
 
 
 def _bet(b: Any) -> TimelineRow:
-    return TimelineRow(b.placed_at, "bet", f"bet {b.bet_id}", f"round {b.round.code} {b.side}"
-                       + ("" if b.payout_u is None else f"; paid {format_money_safe(b.payout_u, b.round.currency)}"),
-                       b.stake_u, b.round.currency, b.player.email, "admin:rounds_bet_change", b.pk, b.pk)
+    return TimelineRow(
+        b.placed_at,
+        "bet",
+        f"bet {b.bet_id}",
+        f"round {b.round.code} {b.side}"
+        + ("" if b.payout_u is None else f"; paid {format_money_safe(b.payout_u, b.round.currency)}"),
+        b.stake_u,
+        b.round.currency,
+        b.player.email,
+        "admin:rounds_bet_change",
+        b.pk,
+        b.pk,
+    )
 
 
 def _audit(r: Any) -> TimelineRow:
     kind = "withdrawal" if r.object_type == "payouts.withdrawal" else "audit"
     moved = f" {r.from_state} → {r.to_state}" if (r.from_state or r.to_state) else ""
-    return TimelineRow(r.created_at, kind, f"{r.object_type} {r.object_id}",
-                       f"{r.action}{moved}" + (f": {r.reason}" if r.reason else ""), None, "", r.actor_label,
-                       "admin:ops_auditrecord_change", r.pk, r.pk)
+    return TimelineRow(
+        r.created_at,
+        kind,
+        f"{r.object_type} {r.object_id}",
+        f"{r.action}{moved}" + (f": {r.reason}" if r.reason else ""),
+        None,
+        "",
+        r.actor_label,
+        "admin:ops_auditrecord_change",
+        r.pk,
+        r.pk,
+    )
 
 
 def _observation(o: Any) -> TimelineRow:
-    return TimelineRow(o.fetched_at, "round", f"oracle observation {o.pk}",
-                       f"{o.kind} {o.source}: " + (o.price or f"error {o.error}"), None, "",
-                       o.entered_by.email if o.entered_by else "oracle", "admin:rounds_oracleobservation_change", o.pk, o.pk)
+    return TimelineRow(
+        o.fetched_at,
+        "round",
+        f"oracle observation {o.pk}",
+        f"{o.kind} {o.source}: " + (o.price or f"error {o.error}"),
+        None,
+        "",
+        o.entered_by.email if o.entered_by else "oracle",
+        "admin:rounds_oracleobservation_change",
+        o.pk,
+        o.pk,
+    )
 
 
 # --- Timelines ---------------------------------------------------------------------------------------
+
 
 def player_timeline(*, user: Any, flt: TimelineFilter) -> Iterator[TimelineRow]:
     """Everything about one player, newest first."""
@@ -170,20 +265,33 @@ def player_timeline(*, user: Any, flt: TimelineFilter) -> Iterator[TimelineRow]:
 
     withdrawal_ids = [str(pk) for pk in Withdrawal.objects.filter(user=user).values_list("pk", flat=True)]
     audit = AuditRecord.objects.filter(
-        Q(actor=user) | Q(object_type=user._meta.label_lower, object_id=str(user.pk))
+        Q(actor=user)
+        | Q(object_type=user._meta.label_lower, object_id=str(user.pk))
         | Q(object_type="payouts.withdrawal", object_id__in=withdrawal_ids)
     )
-    return _stream(flt, [
-        ("entry", Entry.objects.filter(account__owner=user).select_related("journal", "account"), "created_at", _entry),
-        ("deposit", Deposit.objects.filter(user=user).select_related("user"), "created_at", _deposit),
-        ("webhook", WebhookEvent.objects.filter(deposit__user=user), "received_at", _webhook),
-        ("withdrawal", Withdrawal.objects.filter(user=user).select_related("user"), "created_at", _withdrawal),
-        ("withdrawal", audit.filter(object_type="payouts.withdrawal"), "created_at", _audit),
-        ("payout_attempt", PayoutAttempt.objects.filter(withdrawal__user=user).select_related("withdrawal"),
-         "started_at", _attempt),
-        ("bet", Bet.objects.filter(player=user).select_related("round", "player"), "placed_at", _bet),
-        ("audit", audit.exclude(object_type="payouts.withdrawal"), "created_at", _audit),
-    ])
+    return _stream(
+        flt,
+        [
+            (
+                "entry",
+                Entry.objects.filter(account__owner=user).select_related("journal", "account"),
+                "created_at",
+                _entry,
+            ),
+            ("deposit", Deposit.objects.filter(user=user).select_related("user"), "created_at", _deposit),
+            ("webhook", WebhookEvent.objects.filter(deposit__user=user), "received_at", _webhook),
+            ("withdrawal", Withdrawal.objects.filter(user=user).select_related("user"), "created_at", _withdrawal),
+            ("withdrawal", audit.filter(object_type="payouts.withdrawal"), "created_at", _audit),
+            (
+                "payout_attempt",
+                PayoutAttempt.objects.filter(withdrawal__user=user).select_related("withdrawal"),
+                "started_at",
+                _attempt,
+            ),
+            ("bet", Bet.objects.filter(player=user).select_related("round", "player"), "placed_at", _bet),
+            ("audit", audit.exclude(object_type="payouts.withdrawal"), "created_at", _audit),
+        ],
+    )
 
 
 def withdrawal_timeline(*, withdrawal: Any, flt: TimelineFilter) -> Iterator[TimelineRow]:
@@ -192,18 +300,46 @@ def withdrawal_timeline(*, withdrawal: Any, flt: TimelineFilter) -> Iterator[Tim
     from ops.models import AuditRecord, Proposal
     from payouts.models import PayoutAttempt, PayoutEvent, Withdrawal
 
-    return _stream(flt, [
-        ("withdrawal", Withdrawal.objects.filter(pk=withdrawal.pk).select_related("user"), "created_at", _withdrawal),
-        ("withdrawal", AuditRecord.objects.filter(object_type="payouts.withdrawal", object_id=str(withdrawal.pk)),
-         "created_at", _audit),
-        ("entry", Entry.objects.filter(journal__reference__startswith=f"withdrawal:{withdrawal.pk}:")
-         .select_related("journal", "account"), "created_at", _entry),
-        ("payout_attempt", PayoutAttempt.objects.filter(withdrawal=withdrawal).select_related("withdrawal"),
-         "started_at", _attempt),
-        ("payout_event", PayoutEvent.objects.filter(withdrawal=withdrawal), "received_at", _payout_event),
-        ("approval", Proposal.objects.filter(subject=f"payouts.withdrawal:{withdrawal.pk}")
-         .select_related("proposed_by", "decided_by"), "created_at", _proposal),
-    ])
+    return _stream(
+        flt,
+        [
+            (
+                "withdrawal",
+                Withdrawal.objects.filter(pk=withdrawal.pk).select_related("user"),
+                "created_at",
+                _withdrawal,
+            ),
+            (
+                "withdrawal",
+                AuditRecord.objects.filter(object_type="payouts.withdrawal", object_id=str(withdrawal.pk)),
+                "created_at",
+                _audit,
+            ),
+            (
+                "entry",
+                Entry.objects.filter(journal__reference__startswith=f"withdrawal:{withdrawal.pk}:").select_related(
+                    "journal", "account"
+                ),
+                "created_at",
+                _entry,
+            ),
+            (
+                "payout_attempt",
+                PayoutAttempt.objects.filter(withdrawal=withdrawal).select_related("withdrawal"),
+                "started_at",
+                _attempt,
+            ),
+            ("payout_event", PayoutEvent.objects.filter(withdrawal=withdrawal), "received_at", _payout_event),
+            (
+                "approval",
+                Proposal.objects.filter(subject=f"payouts.withdrawal:{withdrawal.pk}").select_related(
+                    "proposed_by", "decided_by"
+                ),
+                "created_at",
+                _proposal,
+            ),
+        ],
+    )
 
 
 def round_timeline(*, round_obj: Any, flt: TimelineFilter) -> Iterator[TimelineRow]:
@@ -212,17 +348,38 @@ def round_timeline(*, round_obj: Any, flt: TimelineFilter) -> Iterator[TimelineR
     from ops.models import AuditRecord, Proposal
     from rounds.models import Bet, OracleObservation
 
-    return _stream(flt, [
-        ("audit", AuditRecord.objects.filter(object_type="rounds.round", object_id=str(round_obj.pk)), "created_at",
-         _audit),
-        ("round", OracleObservation.objects.filter(round=round_obj).select_related("entered_by"), "fetched_at",
-         _observation),
-        ("approval", Proposal.objects.filter(subject=f"rounds.round:{round_obj.code}")
-         .select_related("proposed_by", "decided_by"), "created_at", _proposal),
-        ("bet", Bet.objects.filter(round=round_obj).select_related("round", "player"), "placed_at", _bet),
-        ("entry", Entry.objects.filter(account_id=round_obj.pool_account_id).select_related("journal", "account"),
-         "created_at", _entry),
-    ])
+    return _stream(
+        flt,
+        [
+            (
+                "audit",
+                AuditRecord.objects.filter(object_type="rounds.round", object_id=str(round_obj.pk)),
+                "created_at",
+                _audit,
+            ),
+            (
+                "round",
+                OracleObservation.objects.filter(round=round_obj).select_related("entered_by"),
+                "fetched_at",
+                _observation,
+            ),
+            (
+                "approval",
+                Proposal.objects.filter(subject=f"rounds.round:{round_obj.code}").select_related(
+                    "proposed_by", "decided_by"
+                ),
+                "created_at",
+                _proposal,
+            ),
+            ("bet", Bet.objects.filter(round=round_obj).select_related("round", "player"), "placed_at", _bet),
+            (
+                "entry",
+                Entry.objects.filter(account_id=round_obj.pool_account_id).select_related("journal", "account"),
+                "created_at",
+                _entry,
+            ),
+        ],
+    )
 
 
 CSV_HEADER = ["at_utc", "kind", "object", "summary", "amount_u", "currency", "amount", "actor"]
@@ -237,5 +394,13 @@ def timeline_csv_rows(rows: Iterable[TimelineRow]) -> Iterator[list[str]]:
     """The CSV export: a header, then one line per row; amounts both exact (minor units) and for people."""
     yield CSV_HEADER
     for row in rows:
-        yield [row.at.astimezone(UTC).isoformat(), row.kind, _text_cell(row.object_label), _text_cell(row.summary),
-               "" if row.amount_u is None else str(row.amount_u), row.currency, row.amount, _text_cell(row.actor)]
+        yield [
+            row.at.astimezone(UTC).isoformat(),
+            row.kind,
+            _text_cell(row.object_label),
+            _text_cell(row.summary),
+            "" if row.amount_u is None else str(row.amount_u),
+            row.currency,
+            row.amount,
+            _text_cell(row.actor),
+        ]

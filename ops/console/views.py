@@ -26,8 +26,12 @@ from .selectors import Dashboard, dashboard
 from .timeline import player_timeline, round_timeline, timeline_csv_rows, timeline_page, withdrawal_timeline
 
 PAGE_ROWS = 200
-SERIES_TITLES = {"deposits": "Deposits credited", "withdrawals": "Withdrawals requested", "stakes": "Stakes (by round day; open rounds: today)",
-                 "fees": "House fees (by round)"}
+SERIES_TITLES = {
+    "deposits": "Deposits credited",
+    "withdrawals": "Withdrawals requested",
+    "stakes": "Stakes (by round day; open rounds: today)",
+    "fees": "House fees (by round)",
+}
 
 
 def _require(request: HttpRequest, perm: str) -> None:
@@ -39,30 +43,45 @@ def dashboard_context(request: HttpRequest) -> dict[str, Any]:
     """The home page's figures and charts (staff only: the admin index is behind admin_view)."""
     data: Dashboard = dashboard()
     tvl = [
-        {"currency": code, "locked": format_money_safe(t.locked_u, code), "cash": format_money_safe(t.total_cash_u, code),
-         "pending": format_money_safe(t.pending_withdrawals_u, code), "house": format_money_safe(t.house_u, code)}
+        {
+            "currency": code,
+            "locked": format_money_safe(t.locked_u, code),
+            "cash": format_money_safe(t.total_cash_u, code),
+            "pending": format_money_safe(t.pending_withdrawals_u, code),
+            "house": format_money_safe(t.house_u, code),
+        }
         for code, t in data.tvl.items()
     ]
     chart_rows = [
-        {"currency": code, "charts": [charts.daily_bar_chart(title=SERIES_TITLES[name], days=series.days,
-                                                             values=series.series[name], currency=code)
-                                      for name in SERIES_TITLES]}
+        {
+            "currency": code,
+            "charts": [
+                charts.daily_bar_chart(
+                    title=SERIES_TITLES[name], days=series.days, values=series.series[name], currency=code
+                )
+                for name in SERIES_TITLES
+            ],
+        }
         for code, series in data.daily.items()
     ]
     pool_split = None
     current = data.current_round
     if current is not None:
         r = current.round
-        pool_split = charts.split_bar([
-            ("UP", r.up_pool_u, format_money_safe(r.up_pool_u, r.currency) + _bets(r.up_bets), "up"),
-            ("DOWN", r.down_pool_u, format_money_safe(r.down_pool_u, r.currency) + _bets(r.down_bets), "down"),
-        ])
+        pool_split = charts.split_bar(
+            [
+                ("UP", r.up_pool_u, format_money_safe(r.up_pool_u, r.currency) + _bets(r.up_bets), "up"),
+                ("DOWN", r.down_pool_u, format_money_safe(r.down_pool_u, r.currency) + _bets(r.down_bets), "down"),
+            ]
+        )
     outcome_total = sum(n for _, n in data.payout_outcomes)
     outcomes = charts.split_bar([(o, n, f"{n} attempts", f"outcome-{o}") for o, n in data.payout_outcomes])
     return {
         "dash": data,
         "tvl_rows": tvl,
-        "manual_review_total": ", ".join(format_money_safe(t or 0, c) for c, t in sorted(data.manual_review_total.items())),
+        "manual_review_total": ", ".join(
+            format_money_safe(t or 0, c) for c, t in sorted(data.manual_review_total.items())
+        ),
         "chart_rows": chart_rows,
         "pool_split": pool_split,
         "round_total": format_money_safe(current.round.total_pool_u, current.round.currency) if current else "",
@@ -84,8 +103,16 @@ def _countdown(seconds: int) -> str:
     return f"{hours} h {rest // 60:02d} min"
 
 
-def _timeline_response(request: HttpRequest, *, title: str, subject: Any, rows_for: Any, csv_name: str,
-                       template: str = "ops/console/timeline.html", extra: dict[str, Any] | None = None) -> HttpResponse:
+def _timeline_response(
+    request: HttpRequest,
+    *,
+    title: str,
+    subject: Any,
+    rows_for: Any,
+    csv_name: str,
+    template: str = "ops/console/timeline.html",
+    extra: dict[str, Any] | None = None,
+) -> HttpResponse:
     form = TimelineFilterForm(request.GET or None)
     flt = form.timeline_filter()
     if request.GET.get("format") == "csv":
@@ -95,8 +122,14 @@ def _timeline_response(request: HttpRequest, *, title: str, subject: Any, rows_f
     query["format"] = "csv"
     context = {
         **request.admin_site.each_context(request),  # type: ignore[attr-defined]
-        "title": title, "subject": subject, "form": form, "rows": rows, "more": more, "page_rows": PAGE_ROWS,
-        "csv_query": query.urlencode(), **(extra or {}),
+        "title": title,
+        "subject": subject,
+        "form": form,
+        "rows": rows,
+        "more": more,
+        "page_rows": PAGE_ROWS,
+        "csv_query": query.urlencode(),
+        **(extra or {}),
     }
     return render(request, template, context)
 
@@ -123,14 +156,21 @@ def player_view(request: HttpRequest, user_id: int) -> HttpResponse:
     _require(request, "accounts.view_user")
     user = get_object_or_404(get_user_model(), pk=user_id)
     wallet = [
-        {"currency": w["currency"], "available": format_money_safe(w["available_u"], w["currency"]),
-         "held": format_money_safe(w["held_u"], w["currency"]),
-         "in_open_bets": format_money_safe(w["in_open_bets_u"], w["currency"])}
+        {
+            "currency": w["currency"],
+            "available": format_money_safe(w["available_u"], w["currency"]),
+            "held": format_money_safe(w["held_u"], w["currency"]),
+            "in_open_bets": format_money_safe(w["in_open_bets_u"], w["currency"]),
+        }
         for w in user_wallet(user=user)
     ]
     return _timeline_response(
-        request, title=f"Player {user.email}", subject=user, csv_name=f"player-{user.pk}-timeline.csv",
-        rows_for=lambda flt: player_timeline(user=user, flt=flt), template="ops/console/player.html",
+        request,
+        title=f"Player {user.email}",
+        subject=user,
+        csv_name=f"player-{user.pk}-timeline.csv",
+        rows_for=lambda flt: player_timeline(user=user, flt=flt),
+        template="ops/console/player.html",
         extra={"wallet": wallet},
     )
 
@@ -139,9 +179,15 @@ def player_search_view(request: HttpRequest) -> HttpResponse:
     """Find a player by email to open their page."""
     _require(request, "accounts.view_user")
     q = request.GET.get("q", "").strip()
-    users = list(get_user_model().objects.filter(email__icontains=q, is_staff=False).order_by("email")[:50]) if q else []
-    context = {**request.admin_site.each_context(request), "title": "Find a player", "q": q,  # type: ignore[attr-defined]
-               "users": users}
+    users = (
+        list(get_user_model().objects.filter(email__icontains=q, is_staff=False).order_by("email")[:50]) if q else []
+    )
+    context = {
+        **request.admin_site.each_context(request),
+        "title": "Find a player",
+        "q": q,  # type: ignore[attr-defined]
+        "users": users,
+    }
     return render(request, "ops/console/player_search.html", context)
 
 
@@ -152,8 +198,11 @@ def withdrawal_view(request: HttpRequest, withdrawal_id: int) -> HttpResponse:
     _require(request, "payouts.view_withdrawal")
     withdrawal = get_object_or_404(Withdrawal.objects.select_related("user"), pk=withdrawal_id)
     return _timeline_response(
-        request, title=f"Withdrawal {withdrawal.pk}: {format_money_safe(withdrawal.amount_u, withdrawal.currency)} "
-        f"({withdrawal.state})", subject=withdrawal, csv_name=f"withdrawal-{withdrawal.pk}-timeline.csv",
+        request,
+        title=f"Withdrawal {withdrawal.pk}: {format_money_safe(withdrawal.amount_u, withdrawal.currency)} "
+        f"({withdrawal.state})",
+        subject=withdrawal,
+        csv_name=f"withdrawal-{withdrawal.pk}-timeline.csv",
         rows_for=lambda flt: withdrawal_timeline(withdrawal=withdrawal, flt=flt),
         extra={"player": withdrawal.user},
     )
@@ -166,8 +215,11 @@ def round_view(request: HttpRequest, code: str) -> HttpResponse:
     _require(request, "rounds.view_round")
     round_obj = get_object_or_404(Round, code=code)
     return _timeline_response(
-        request, title=f"Round {round_obj.code} ({round_obj.status})", subject=round_obj,
-        csv_name=f"round-{round_obj.code}-timeline.csv", rows_for=lambda flt: round_timeline(round_obj=round_obj, flt=flt),
+        request,
+        title=f"Round {round_obj.code} ({round_obj.status})",
+        subject=round_obj,
+        csv_name=f"round-{round_obj.code}-timeline.csv",
+        rows_for=lambda flt: round_timeline(round_obj=round_obj, flt=flt),
     )
 
 
@@ -181,10 +233,16 @@ def _report_rows(report: Any) -> dict[str, Any]:
         "report_states": money(report.withdrawals_by_state),
         "report_paid": money(report.payouts_paid),
         "report_rounds": [
-            {"code": r.code, "status": r.status, "result": r.result or r.void_reason or "—",
-             "up": format_money_safe(r.up_pool_u, r.currency), "down": format_money_safe(r.down_pool_u, r.currency),
-             "fee": format_money_safe(r.fee_u, r.currency), "breakage": format_money_safe(r.breakage_u, r.currency),
-             "winners": "—" if r.winners is None else r.winners}
+            {
+                "code": r.code,
+                "status": r.status,
+                "result": r.result or r.void_reason or "—",
+                "up": format_money_safe(r.up_pool_u, r.currency),
+                "down": format_money_safe(r.down_pool_u, r.currency),
+                "fee": format_money_safe(r.fee_u, r.currency),
+                "breakage": format_money_safe(r.breakage_u, r.currency),
+                "winners": "—" if r.winners is None else r.winners,
+            }
             for r in report.rounds
         ],
     }
@@ -202,6 +260,12 @@ def report_view(request: HttpRequest) -> HttpResponse:
         response = HttpResponse(render_w1_markdown(report), content_type="text/markdown; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="reconciliation-{day:%Y-%m-%d}.md"'
         return response
-    context = {**request.admin_site.each_context(request), "title": f"Daily reconciliation report — {day:%Y-%m-%d}",  # type: ignore[attr-defined]
-               "form": form, "report": report, "day": day, **_report_rows(report)}
+    context = {
+        **request.admin_site.each_context(request),
+        "title": f"Daily reconciliation report — {day:%Y-%m-%d}",  # type: ignore[attr-defined]
+        "form": form,
+        "report": report,
+        "day": day,
+        **_report_rows(report),
+    }
     return render(request, "ops/console/report.html", context)

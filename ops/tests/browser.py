@@ -17,8 +17,14 @@ from accounts.tests.factories import PASSWORD
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
@@ -42,8 +48,9 @@ def chromium() -> Iterator[Any]:
 
 def admin_login(browser: Any, base_url: str, email: str, *, viewport: dict[str, int] | None = None) -> Any:
     """Open a page logged into the admin as `email` (the factories' password)."""
-    context = browser.new_context(base_url=base_url, accept_downloads=True,
-                                  **({"viewport": viewport} if viewport else {}))
+    context = browser.new_context(
+        base_url=base_url, accept_downloads=True, **({"viewport": viewport} if viewport else {})
+    )
     page = context.new_page()
     page.goto("/admin/login/")
     page.fill("#id_username", email)

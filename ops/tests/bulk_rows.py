@@ -43,15 +43,29 @@ def generate(*, bets: int = 1_000_000, days: int = 30, side_rows: int = 3_000) -
         day = date(int(code[:4]), int(code[4:6]), int(code[6:]))
         close = datetime.combine(day, time(21, 0), tzinfo=UTC)
         settled = code != current
-        rounds.append(Round(
-            code=code, instrument="NASDAQ-COMPOSITE", currency="USDC",
-            status=Round.Status.SETTLED if settled else Round.Status.OPEN, pool_account=pool,
-            open_at=close - timedelta(hours=30), lock_at=close - timedelta(seconds=1), close_at=close,
-            settle_after=close + timedelta(minutes=5), fee_bps=100, min_stake_u=1_000_000, reference_close="100",
-            reference_session=day - timedelta(days=1), rules_version="bulk", commit=hashlib.sha256(code.encode()).hexdigest(),
-            salt="bulk", result="UP" if settled else "", close_price="101" if settled else "",
-            settled_at=close + timedelta(minutes=6) if settled else None,
-        ))
+        rounds.append(
+            Round(
+                code=code,
+                instrument="NASDAQ-COMPOSITE",
+                currency="USDC",
+                status=Round.Status.SETTLED if settled else Round.Status.OPEN,
+                pool_account=pool,
+                open_at=close - timedelta(hours=30),
+                lock_at=close - timedelta(seconds=1),
+                close_at=close,
+                settle_after=close + timedelta(minutes=5),
+                fee_bps=100,
+                min_stake_u=1_000_000,
+                reference_close="100",
+                reference_session=day - timedelta(days=1),
+                rules_version="bulk",
+                commit=hashlib.sha256(code.encode()).hexdigest(),
+                salt="bulk",
+                result="UP" if settled else "",
+                close_price="101" if settled else "",
+                settled_at=close + timedelta(minutes=6) if settled else None,
+            )
+        )
     Round.objects.bulk_create(rounds)
     n_rounds = len(codes)
     players = math.ceil(bets / n_rounds)
@@ -100,16 +114,30 @@ def generate(*, bets: int = 1_000_000, days: int = 30, side_rows: int = 3_000) -
         cursor.execute("SELECT owner_id FROM bulk_players ORDER BY n LIMIT %s", [side_rows])
         owners = [row[0] for row in cursor.fetchall()]
     now = timezone.now()
-    journals = Journal.objects.bulk_create([
-        Journal(type="deposit", reference=f"deposit:bulk-{i}", fingerprint="bulk", actor_label="bulk")
-        for i in range(side_rows)
-    ], batch_size=1000)
-    Deposit.objects.bulk_create([
-        Deposit(provider="custody", reference=f"bulk-{i}", user_id=owners[i % len(owners)], amount_u=1_000_000 * (1 + i % 50),
-                currency="USDC", status=Deposit.Status.CREDITED, created_at=now - timedelta(hours=i % (24 * days)),
-                credited_at=now - timedelta(hours=i % (24 * days)), journal=journal)
-        for i, journal in enumerate(journals)
-    ], batch_size=1000)
+    journals = Journal.objects.bulk_create(
+        [
+            Journal(type="deposit", reference=f"deposit:bulk-{i}", fingerprint="bulk", actor_label="bulk")
+            for i in range(side_rows)
+        ],
+        batch_size=1000,
+    )
+    Deposit.objects.bulk_create(
+        [
+            Deposit(
+                provider="custody",
+                reference=f"bulk-{i}",
+                user_id=owners[i % len(owners)],
+                amount_u=1_000_000 * (1 + i % 50),
+                currency="USDC",
+                status=Deposit.Status.CREDITED,
+                created_at=now - timedelta(hours=i % (24 * days)),
+                credited_at=now - timedelta(hours=i % (24 * days)),
+                journal=journal,
+            )
+            for i, journal in enumerate(journals)
+        ],
+        batch_size=1000,
+    )
     external = Account.objects.create(name="psp:bulk", currency="USDC", kind=Account.Kind.EXTERNAL, allow_negative=True)
     with connection.cursor() as cursor:  # each deposit journal's two legs (the zero-sum trigger wants them)
         cursor.execute(
@@ -121,21 +149,50 @@ def generate(*, bets: int = 1_000_000, days: int = 30, side_rows: int = 3_000) -
             [external.pk],
         )
     states = [Withdrawal.State.PAID, Withdrawal.State.PAID, Withdrawal.State.PAYOUT_FAILED, Withdrawal.State.REQUESTED]
-    withdrawals = Withdrawal.objects.bulk_create([
-        Withdrawal(user_id=owners[i % len(owners)], amount_u=500_000 * (1 + i % 20), currency="USDC", provider="adyen",
-                   state=states[i % len(states)], created_at=now - timedelta(hours=i % (24 * days)),
-                   state_changed_at=now - timedelta(hours=i % (24 * days)))
-        for i in range(side_rows // 3)
-    ], batch_size=1000)
+    withdrawals = Withdrawal.objects.bulk_create(
+        [
+            Withdrawal(
+                user_id=owners[i % len(owners)],
+                amount_u=500_000 * (1 + i % 20),
+                currency="USDC",
+                provider="adyen",
+                state=states[i % len(states)],
+                created_at=now - timedelta(hours=i % (24 * days)),
+                state_changed_at=now - timedelta(hours=i % (24 * days)),
+            )
+            for i in range(side_rows // 3)
+        ],
+        batch_size=1000,
+    )
     outcomes = ["accepted", "accepted", "accepted", "declined", "ambiguous"]
-    PayoutAttempt.objects.bulk_create([
-        PayoutAttempt(withdrawal=w, provider="adyen", idempotency_key=f"wd-{w.pk}-1", outcome=outcomes[i % len(outcomes)],
-                      started_at=w.created_at)
-        for i, w in enumerate(withdrawals)
-    ], batch_size=1000)
+    PayoutAttempt.objects.bulk_create(
+        [
+            PayoutAttempt(
+                withdrawal=w,
+                provider="adyen",
+                idempotency_key=f"wd-{w.pk}-1",
+                outcome=outcomes[i % len(outcomes)],
+                started_at=w.created_at,
+            )
+            for i, w in enumerate(withdrawals)
+        ],
+        batch_size=1000,
+    )
     with connection.cursor() as cursor:
-        for table in ("rounds_bet", "rounds_round", "ledger_account", "accounts_user", "webhooks_deposit",
-                      "payouts_withdrawal", "payouts_payoutattempt"):
+        for table in (
+            "rounds_bet",
+            "rounds_round",
+            "ledger_account",
+            "accounts_user",
+            "webhooks_deposit",
+            "payouts_withdrawal",
+            "payouts_payoutattempt",
+        ):
             cursor.execute(f"ANALYZE {table}")  # noqa: S608 (fixed table names)
-    return {"bets": bets, "rounds": n_rounds, "players": players, "deposits": side_rows,
-            "withdrawals": len(withdrawals)}
+    return {
+        "bets": bets,
+        "rounds": n_rounds,
+        "players": players,
+        "deposits": side_rows,
+        "withdrawals": len(withdrawals),
+    }

@@ -15,7 +15,9 @@ def custody_deposit(*, user: Any, amount_u: int, reference: str, currency: str =
     from webhooks.services import signed_deposit_receive, webhook_event_process
 
     received = signed_deposit_receive(
-        provider="custody", headers={}, enqueue=False,
+        provider="custody",
+        headers={},
+        enqueue=False,
         payload={"reference": reference, "user_id": str(user.public_id), "amount_u": amount_u, "currency": currency},
     )
     webhook_event_process(event_id=received.event.pk)
@@ -48,8 +50,9 @@ def open_next_round() -> Any:
             _time.sleep(10)  # between a close and its settle buffer: wait for the next round's reference
             continue
         break
-    round_obj, _ = round_open(code=code_for(target), acting_user=SystemActor("test"), reference_close=Decimal(100),
-                              reason="test")
+    round_obj, _ = round_open(
+        code=code_for(target), acting_user=SystemActor("test"), reference_close=Decimal(100), reason="test"
+    )
     return round_obj
 
 

@@ -54,7 +54,8 @@ class OwnRedis:
         assert binary, "redis-server is not installed: this test cannot run (and must not pass as skipped)"
         self.process = subprocess.Popen(  # noqa: S603
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         wait_until(self.answers, 10, "redis-server to answer")
 
@@ -89,14 +90,22 @@ def start_worker(env: dict[str, str], log: IO[str], *args: str) -> subprocess.Po
     """A Celery worker in its own process group (so a test can kill it and its children at once)."""
     return subprocess.Popen(  # noqa: S603
         [sys.executable, "-m", "celery", "-A", "config.celery_app", "worker", "--loglevel", "WARNING", *args],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 
 def start_web(env: dict[str, str], log: IO[str], port: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(  # noqa: S603
         [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 

@@ -44,14 +44,21 @@ def main() -> None:
     assert "replica" in settings.DATABASES, "DB_READONLY_ENDPOINT did not add the replica alias"
     started = time.monotonic()
     call_command("migrate", verbosity=0)
-    print(f"migrated the primary in {time.monotonic() - started:.1f} s")  # on the primary only; the replica receives it by streaming
+    print(
+        f"migrated the primary in {time.monotonic() - started:.1f} s"
+    )  # on the primary only; the replica receives it by streaming
     player = User.objects.create_user("replica-player@example.com", "pw-replica-1")
     staff = User.objects.create_superuser("replica-admin@example.com", "pw-replica-2")
 
     def credit(n: int, amount_u: int) -> None:
-        transfer(source=external_account(provider="test", currency="USDC"),
-                 destination=user_account(user=player, currency="USDC"), amount_u=amount_u, type="deposit",
-                 reference=f"replica-test:{n}", actor=SystemActor("test"))
+        transfer(
+            source=external_account(provider="test", currency="USDC"),
+            destination=user_account(user=player, currency="USDC"),
+            amount_u=amount_u,
+            type="deposit",
+            reference=f"replica-test:{n}",
+            actor=SystemActor("test"),
+        )
 
     def replica_sql(sql: str) -> Any:
         with connections["replica"].cursor() as cursor:
@@ -69,7 +76,9 @@ def main() -> None:
             on_primary = stack.enter_context(CaptureQueriesContext(connections["default"]))
             stack.enter_context(read_from_replica())
             cash = tvl(currency="USDC").total_cash_u
-        ledger_reads = [q["sql"] for q in on_replica.captured_queries if "ledger_account" in q["sql"]] if on_replica else []
+        ledger_reads = (
+            [q["sql"] for q in on_replica.captured_queries if "ledger_account" in q["sql"]] if on_replica else []
+        )
         primary_reads = [q["sql"] for q in on_primary.captured_queries if "ledger_account" in q["sql"]]
         return cash, ledger_reads, primary_reads
 

@@ -50,10 +50,18 @@ def test_an_admin_edit_of_a_user_records_the_operator_and_masks_the_password(mak
     operator.save()
     client = Client(REMOTE_ADDR="198.51.100.4")
     client.force_login(operator)
-    response = client.post(f"/admin/accounts/user/{player.pk}/change/", {
-        "email": player.email, "display_name": "Renamed by support", "is_active": "on",
-        "date_joined_0": "2026-01-01", "date_joined_1": "00:00:00", "groups": [], "user_permissions": [],
-    })
+    response = client.post(
+        f"/admin/accounts/user/{player.pk}/change/",
+        {
+            "email": player.email,
+            "display_name": "Renamed by support",
+            "is_active": "on",
+            "date_joined_0": "2026-01-01",
+            "date_joined_1": "00:00:00",
+            "groups": [],
+            "user_permissions": [],
+        },
+    )
     assert response.status_code in (200, 302), response.content[:500]
     entry = LogEntry.objects.get_for_object(player).filter(action=LogEntry.Action.UPDATE).latest("timestamp")
     assert entry.actor == operator and entry.remote_addr == "198.51.100.4"

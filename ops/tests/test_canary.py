@@ -30,9 +30,26 @@ def stub(settings: Any) -> Any:
 def canary(base_url: str, player: Any, operator: Any, report_dir: Path, *extra: str) -> str:
     out = StringIO()
     call_command(
-        "canary", "--base-url", base_url, "--player-email", player.email, "--player-password", PASSWORD,
-        "--operator-email", operator.email, "--operator-password", PASSWORD, "--simulate",
-        "--timeout", "30", "--report-dir", str(report_dir), "--release", "test-sha", *extra, stdout=out,
+        "canary",
+        "--base-url",
+        base_url,
+        "--player-email",
+        player.email,
+        "--player-password",
+        PASSWORD,
+        "--operator-email",
+        operator.email,
+        "--operator-password",
+        PASSWORD,
+        "--simulate",
+        "--timeout",
+        "30",
+        "--report-dir",
+        str(report_dir),
+        "--release",
+        "test-sha",
+        *extra,
+        stdout=out,
     )
     return out.getvalue()
 
@@ -68,8 +85,9 @@ def test_canary_fails_when_the_payout_is_declined(
     assert balances == {"user_available": 0, "user_held": 10_000_000}, "a failed payout keeps the funds held"
 
 
-def test_canary_refuses_simulation_in_production(settings: Any, make_player: Any, make_staff: Any,
-                                                 tmp_path: Path) -> None:
+def test_canary_refuses_simulation_in_production(
+    settings: Any, make_player: Any, make_staff: Any, tmp_path: Path
+) -> None:
     settings.ENVIRONMENT = "production"
     with pytest.raises(CommandError, match="simulation is refused in production"):
         canary("http://127.0.0.1:9", make_player(), make_staff(role="finance"), tmp_path)

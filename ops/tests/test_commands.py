@@ -19,13 +19,27 @@ from ops.switches import switch_is_on
 pytestmark = pytest.mark.django_db
 
 LIVE = {
-    "DEBUG": False, "SECRET_KEY": "k8#Qz!v2" * 7, "ALLOWED_HOSTS": ["backoffice.example.net"],
-    "STRIPE_API_KEY": "sk_live_abc123", "STRIPE_KEY_MODE": "live", "ADYEN_API_KEY": "AQE1live",
-    "ADYEN_ENVIRONMENT": "live", "ADYEN_LIVE_ENDPOINT_PREFIX": "1797a841fbb37ca7-AdyenDemo",
-    "STRIPE_WEBHOOK_SECRET": "whsec_live1", "ADYEN_HMAC_KEY": "A1B2" * 16, "CUSTODY_WEBHOOK_KEY": "custody-prod-key-1",
-    "STRIPE_API_BASE": "", "ADYEN_API_BASE": "", "SIMULATION_ENABLED": False, "BOOTSTRAP_ENABLED": False,
-    "SECURE_SSL_REDIRECT": True, "SESSION_COOKIE_SECURE": True, "CSRF_COOKIE_SECURE": True,
-    "SECURE_HSTS_SECONDS": 31_536_000, "METRICS_PUBLIC": False, "METRICS_TOKEN": "m" * 8 + "Rk2v9QpX" * 4,
+    "DEBUG": False,
+    "SECRET_KEY": "k8#Qz!v2" * 7,
+    "ALLOWED_HOSTS": ["backoffice.example.net"],
+    "STRIPE_API_KEY": "sk_live_abc123",
+    "STRIPE_KEY_MODE": "live",
+    "ADYEN_API_KEY": "AQE1live",
+    "ADYEN_ENVIRONMENT": "live",
+    "ADYEN_LIVE_ENDPOINT_PREFIX": "1797a841fbb37ca7-AdyenDemo",
+    "STRIPE_WEBHOOK_SECRET": "whsec_live1",
+    "ADYEN_HMAC_KEY": "A1B2" * 16,
+    "CUSTODY_WEBHOOK_KEY": "custody-prod-key-1",
+    "STRIPE_API_BASE": "",
+    "ADYEN_API_BASE": "",
+    "SIMULATION_ENABLED": False,
+    "BOOTSTRAP_ENABLED": False,
+    "SECURE_SSL_REDIRECT": True,
+    "SESSION_COOKIE_SECURE": True,
+    "CSRF_COOKIE_SECURE": True,
+    "SECURE_HSTS_SECONDS": 31_536_000,
+    "METRICS_PUBLIC": False,
+    "METRICS_TOKEN": "m" * 8 + "Rk2v9QpX" * 4,
 }
 
 
@@ -68,8 +82,22 @@ def test_verify_prod_env_fails_on_each_unsafe_setting(live_settings: Any, name: 
 
 def test_a_waiver_turns_a_fail_into_waived_until_its_deadline(live_settings: Any) -> None:
     live_settings.ADYEN_API_KEY = "adyen_test_key"
-    run("waiver", "add", "--check", "psp_keys_live", "--ticket", "OPS-7", "--risk", "medium", "--owner", "sre",
-        "--deadline", (timezone.now() + timedelta(days=3)).strftime("%Y-%m-%d"), "--reason", "live key tomorrow")
+    run(
+        "waiver",
+        "add",
+        "--check",
+        "psp_keys_live",
+        "--ticket",
+        "OPS-7",
+        "--risk",
+        "medium",
+        "--owner",
+        "sre",
+        "--deadline",
+        (timezone.now() + timedelta(days=3)).strftime("%Y-%m-%d"),
+        "--reason",
+        "live key tomorrow",
+    )
     assert "WAIVED psp_keys_live" in run("verify_prod_env")
     Waiver.objects.update(deadline=timezone.now() - timedelta(days=1))
     with pytest.raises(CommandError):
@@ -77,8 +105,14 @@ def test_a_waiver_turns_a_fail_into_waived_until_its_deadline(live_settings: Any
 
 
 def test_an_overdue_high_risk_waiver_fails_until_escalated(live_settings: Any) -> None:
-    Waiver.objects.create(check_name="https", ticket="SEC-1", risk="high", owner="sre", reason="r",
-                          deadline=timezone.now() - timedelta(hours=1))
+    Waiver.objects.create(
+        check_name="https",
+        ticket="SEC-1",
+        risk="high",
+        owner="sre",
+        reason="r",
+        deadline=timezone.now() - timedelta(hours=1),
+    )
     with pytest.raises(CommandError):
         run("verify_prod_env")
     assert "ESCALATED waiver" in run("waiver", "escalate")
@@ -162,9 +196,17 @@ def test_production_settings_fail_fast_without_secrets(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "STRIPE_", "ADYEN_", "DATABASE_", "REDIS_"))}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "STRIPE_", "ADYEN_", "DATABASE_", "REDIS_"))
+    }
     env["DJANGO_SETTINGS_MODULE"] = "config.settings.production"
-    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=Path(__file__).resolve().parents[2],
-                            env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode != 0
     assert "Set the DJANGO_SECRET_KEY environment variable" in result.stderr

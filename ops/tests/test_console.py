@@ -51,8 +51,15 @@ def test_dashboard_shows_the_commands_and_metrics_figures(make_staff: Any, make_
     from datetime import timedelta
 
     from django.utils import timezone
-    Waiver.objects.create(check_name="hsts", ticket="T-1", risk="high", owner="alice", reason="r",
-                          deadline=timezone.now() + timedelta(days=2))
+
+    Waiver.objects.create(
+        check_name="hsts",
+        ticket="T-1",
+        risk="high",
+        owner="alice",
+        reason="r",
+        deadline=timezone.now() + timedelta(days=2),
+    )
     client, _ = staff_client(make_staff, role="support")
     page = client.get("/admin/")
     assert page.status_code == 200
@@ -61,13 +68,19 @@ def test_dashboard_shows_the_commands_and_metrics_figures(make_staff: Any, make_
     out = io.StringIO()
     call_command("tvl", "--json", stdout=out)
     import json
+
     figures = json.loads(out.getvalue())
     usdc = re.search(r'<tr data-currency="USDC">(.*?)</tr>', html, re.S)[1]
     assert f'data-figure="cash">{format_money(figures["total_cash_u"], "USDC")}<' in usdc
     assert f'data-figure="locked">{format_money(figures["locked_u"], "USDC")}<' in usdc
     assert f'data-figure="pending">{format_money(figures["pending_withdrawals_u"], "USDC")}<' in usdc
-    assert figures == {"currency": "USDC", "locked_u": 5_000_000, "total_cash_u": 35_000_000,
-                       "pending_withdrawals_u": 10_000_000, "house_u": 0}
+    assert figures == {
+        "currency": "USDC",
+        "locked_u": 5_000_000,
+        "total_cash_u": 35_000_000,
+        "pending_withdrawals_u": 10_000_000,
+        "house_u": 0,
+    }
     assert "$10.00" in re.search(r'<tr data-currency="USD">(.*?)</tr>', html, re.S)[1]
 
     metrics = Client().get("/metrics").content.decode()
@@ -79,9 +92,12 @@ def test_dashboard_shows_the_commands_and_metrics_figures(make_staff: Any, make_
     assert "Payout freeze" in html and "PSP incident" in html
     assert "hsts" in html and "alice" in html  # the waiver near its deadline
     totals = dict(re.findall(r"<strong>([^<]+)</strong>, USDC: total <span class=\"money\">([^<]+)</span>", html))
-    assert totals == {"Deposits credited": "50.000000 USDC", "Withdrawals requested": "10.000000 USDC",
-                      "Stakes (by round day; open rounds: today)": "5.000000 USDC",
-                      "House fees (by round)": "0.000000 USDC"}
+    assert totals == {
+        "Deposits credited": "50.000000 USDC",
+        "Withdrawals requested": "10.000000 USDC",
+        "Stakes (by round day; open rounds: today)": "5.000000 USDC",
+        "House fees (by round)": "0.000000 USDC",
+    }
     assert "No reconciliation has run yet." in html
     assert 'href="/admin/payouts/manualreviewwithdrawal/"' in html
     assert "Switches" in html and "Switchs" not in html
@@ -132,7 +148,9 @@ def test_player_timeline_csv_is_the_whole_timeline(make_staff: Any, make_player:
     assert bet[4:7] == ["5000000", "USDC", "5.000000 USDC"]
 
 
-def test_timeline_page_reads_only_what_it_shows(make_player: Any, fund: Any, django_assert_max_num_queries: Any) -> None:
+def test_timeline_page_reads_only_what_it_shows(
+    make_player: Any, fund: Any, django_assert_max_num_queries: Any
+) -> None:
     player = make_player()
     for i in range(30):
         custody_deposit(user=player, amount_u=1_000_000 + i, reference=f"many-{i}")
@@ -170,8 +188,9 @@ def test_report_page_and_w1_download(make_staff: Any, make_player: Any) -> None:
 
     player = make_player()
     story(player=player)
-    Waiver.objects.create(check_name="backup", ticket="T-2", risk="high", owner="bob", reason="r",
-                          deadline=timezone.now())
+    Waiver.objects.create(
+        check_name="backup", ticket="T-2", risk="high", owner="bob", reason="r", deadline=timezone.now()
+    )
     client, _ = staff_client(make_staff)
     day = timezone.now().date().isoformat()
     html = client.get("/admin/console/report/", {"day": day}).content.decode()
@@ -181,8 +200,15 @@ def test_report_page_and_w1_download(make_staff: Any, make_player: Any) -> None:
     assert f"reconciliation-{day}.md" in download["Content-Disposition"]
     text = download.content.decode()
     headings = re.findall(r"^## (.+)$", text, re.M)
-    assert headings == ["1. Date", "2. Invariants", "3. Deposits", "4. Withdrawals by state", "5. Payouts",
-                        "6. Round results", "7. Open risks (owner)"]
+    assert headings == [
+        "1. Date",
+        "2. Invariants",
+        "3. Deposits",
+        "4. Withdrawals by state",
+        "5. Payouts",
+        "6. Round results",
+        "7. Open risks (owner)",
+    ]
     assert "| custody | USDC | credited | 1 | 50.000000 USDC |" in text
     assert "| requested | USDC | 1 | 10.000000 USDC |" in text
     assert "owner: bob" in text
@@ -196,6 +222,7 @@ def test_admin_lists_show_money_in_major_units(make_staff: Any, make_player: Any
     s = story(player=player)
     client = Client()
     from accounts.tests.factories import StaffFactory
+
     client.force_login(StaffFactory(role="admin"))
     pages = {
         "/admin/rounds/round/": "5.000000 USDC",
@@ -226,7 +253,8 @@ def test_money_template_filter() -> None:
     from django.template import Context, Template
 
     rendered = Template("{% load money %}{{ a|money:'USD' }} {{ b|money:'USDC' }} {{ c|money:'USD' }}").render(
-        Context({"a": 10000, "b": 5_000_000, "c": None}))
+        Context({"a": 10000, "b": 5_000_000, "c": None})
+    )
     assert rendered == "$100.00 5.000000 USDC —"
 
 
@@ -255,8 +283,7 @@ def test_adjustment_legs_in_major_units(make_staff: Any, make_player: Any, fund:
     account = Account.objects.get(owner=player, kind=Account.Kind.USER_AVAILABLE)
     house = Account.objects.create(name="house", currency="USDC", kind=Account.Kind.HOUSE)
     staff = make_staff(role="admin")
-    proposal = adjustment_propose(legs=[(account.pk, -1_500_000), (house.pk, 1_500_000)], reason="r",
-                                  acting_user=staff)
+    proposal = adjustment_propose(legs=[(account.pk, -1_500_000), (house.pk, 1_500_000)], reason="r", acting_user=staff)
     client = Client()
     client.force_login(staff)
     html = client.get(f"/admin/ops/proposal/{proposal.pk}/change/").content.decode()
@@ -270,6 +297,14 @@ def test_timeline_csv_keeps_free_text_from_being_a_formula() -> None:
 
     from ops.console.timeline import TimelineRow, timeline_csv_rows
 
-    row = TimelineRow(datetime(2026, 1, 2, tzinfo=UTC), "audit", "x 1", "=HYPERLINK(\"http://evil\")", -5, "USD", "@me")
+    row = TimelineRow(datetime(2026, 1, 2, tzinfo=UTC), "audit", "x 1", '=HYPERLINK("http://evil")', -5, "USD", "@me")
     assert list(timeline_csv_rows([row]))[1] == [
-        "2026-01-02T00:00:00+00:00", "audit", "x 1", "'=HYPERLINK(\"http://evil\")", "-5", "USD", "-$0.05", "'@me"]
+        "2026-01-02T00:00:00+00:00",
+        "audit",
+        "x 1",
+        '\'=HYPERLINK("http://evil")',
+        "-5",
+        "USD",
+        "-$0.05",
+        "'@me",
+    ]

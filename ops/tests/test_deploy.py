@@ -38,7 +38,7 @@ def test_compose_services_run_the_procfile_commands_through_the_image_entrypoint
 
 def test_the_image_is_slim_non_root_and_checks_readiness() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
-    final = dockerfile[dockerfile.index("AS final"):]
+    final = dockerfile[dockerfile.index("AS final") :]
     assert re.search(r"^FROM python:3\.11-slim\S* AS final$", dockerfile, re.MULTILINE)
     assert "build-essential" not in final and "gcc" not in final
     assert re.search(r"^USER app$", final, re.MULTILINE)
@@ -58,8 +58,13 @@ def test_gunicorn_config_sizes_workers_from_the_cpus_and_logs_json(monkeypatch: 
 
 
 def test_the_entrypoint_refuses_an_unknown_queue() -> None:
-    result = subprocess.run([str(ROOT / "bin" / "backoffice"), "worker", "default"],  # noqa: S603
-                            capture_output=True, text=True, timeout=30, check=False)
+    result = subprocess.run(
+        [str(ROOT / "bin" / "backoffice"), "worker", "default"],  # noqa: S603
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert result.returncode == 2
     assert "unknown queue 'default'" in result.stderr
 
@@ -75,26 +80,52 @@ def test_the_release_step_migrates_with_the_production_settings() -> None:
     from ops.tests.test_seed_scripts import PRODUCTION_ENV
 
     db = connection.settings_dict
-    env = {**os.environ, **PRODUCTION_ENV, "PYTHON": sys.executable, "REDIS_URL": settings.CELERY_BROKER_URL,
-           "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"}
-    result = subprocess.run([str(ROOT / "bin" / "backoffice"), "migrate"], cwd=ROOT, env=env,  # noqa: S603
-                            capture_output=True, text=True, timeout=120, check=False)
+    env = {
+        **os.environ,
+        **PRODUCTION_ENV,
+        "PYTHON": sys.executable,
+        "REDIS_URL": settings.CELERY_BROKER_URL,
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+    }
+    result = subprocess.run(
+        [str(ROOT / "bin" / "backoffice"), "migrate"],
+        cwd=ROOT,
+        env=env,  # noqa: S603
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "No migrations to apply." in result.stdout
 
 
 def _access_atoms(**overrides: Any) -> dict[str, Any]:
-    atoms = {"h": "10.0.0.1", "m": "GET", "U": "/health", "q": "", "s": "200", "B": 12, "D": 4000,
-             "L": "0.004000", "p": "<42>", "{x-request-id}o": "abc", "a": "curl/8"}
+    atoms = {
+        "h": "10.0.0.1",
+        "m": "GET",
+        "U": "/health",
+        "q": "",
+        "s": "200",
+        "B": 12,
+        "D": 4000,
+        "L": "0.004000",
+        "p": "<42>",
+        "{x-request-id}o": "abc",
+        "a": "curl/8",
+    }
     return {**atoms, **overrides}
 
 
-@pytest.mark.parametrize(("path", "user_agent"), [
-    ('/v1/x"y', 'Mozilla/5.0 "quoted" (X11)'),
-    ("/static/a\\\\b\\", "agent\\"),                                 # backslashes, one closing the string
-    ('/v1/x\\"}, "status": 500, "path": "/forged', 'ua"}\n{"logger": "forged"'),  # an injected object
-    ("/v1/caf\u00e9\t\x00", "ua\r\n\x1b[31m"),                       # non-ASCII and control characters
-])
+@pytest.mark.parametrize(
+    ("path", "user_agent"),
+    [
+        ('/v1/x"y', 'Mozilla/5.0 "quoted" (X11)'),
+        ("/static/a\\\\b\\", "agent\\"),  # backslashes, one closing the string
+        ('/v1/x\\"}, "status": 500, "path": "/forged', 'ua"}\n{"logger": "forged"'),  # an injected object
+        ("/v1/caf\u00e9\t\x00", "ua\r\n\x1b[31m"),  # non-ASCII and control characters
+    ],
+)
 def test_the_access_log_line_is_json_whatever_the_client_sends(path: str, user_agent: str) -> None:
     from config.gunicorn_logging import access_line
 
@@ -102,7 +133,12 @@ def test_the_access_log_line_is_json_whatever_the_client_sends(path: str, user_a
     assert "\n" not in line and line.isascii()
     record = json.loads(line)
     assert (record["path"], record["user_agent"], record["query"]) == (path, user_agent, 'a="b"')
-    assert (record["status"], record["bytes"], record["duration_s"], record["correlation_id"]) == (200, 12, 0.004, "abc")
+    assert (record["status"], record["bytes"], record["duration_s"], record["correlation_id"]) == (
+        200,
+        12,
+        0.004,
+        "abc",
+    )
     assert record["logger"] == "gunicorn.access" and record["pid"] == os.getpid()
 
 
@@ -118,17 +154,37 @@ def production_web(tmp_path: Path) -> Any:
 
     static_root = tmp_path / "static"
     port = free_port()
-    env = {**{k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}, **PRODUCTION_ENV,
-           "PYTHON": sys.executable, "STATIC_ROOT": str(static_root),
-           "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/unused", "REDIS_URL": "redis://127.0.0.1:6379/15",
-           "PORT": str(port), "WEB_CONCURRENCY": "1", "LOG_LEVEL": "INFO"}
-    collected = subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"],  # noqa: S603
-                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=180, check=False)
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"},
+        **PRODUCTION_ENV,
+        "PYTHON": sys.executable,
+        "STATIC_ROOT": str(static_root),
+        "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/unused",
+        "REDIS_URL": "redis://127.0.0.1:6379/15",
+        "PORT": str(port),
+        "WEB_CONCURRENCY": "1",
+        "LOG_LEVEL": "INFO",
+    }
+    collected = subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"],  # noqa: S603
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
     assert collected.returncode == 0, collected.stdout + collected.stderr
     log_path = tmp_path / "web.log"
     with log_path.open("w") as log:
-        web = subprocess.Popen([str(ROOT / "bin" / "backoffice"), "web"], cwd=ROOT, env=env,  # noqa: S603
-                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        web = subprocess.Popen(
+            [str(ROOT / "bin" / "backoffice"), "web"],
+            cwd=ROOT,
+            env=env,  # noqa: S603
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     base = f"http://127.0.0.1:{port}"
 
     def answers() -> bool:
@@ -150,8 +206,12 @@ def production_web(tmp_path: Path) -> Any:
 def _get(url: str, **headers: str) -> Any:
     import requests
 
-    return requests.get(url, headers={"Host": "backoffice.example.net", "X-Forwarded-Proto": "https", **headers},
-                        timeout=10, allow_redirects=False)
+    return requests.get(
+        url,
+        headers={"Host": "backoffice.example.net", "X-Forwarded-Proto": "https", **headers},
+        timeout=10,
+        allow_redirects=False,
+    )
 
 
 def test_production_serves_the_admin_css_with_a_long_cache_and_logs_json(production_web: Any) -> None:

@@ -37,13 +37,20 @@ GOOD_ENV = {
 
 def check_deploy(**overrides: str) -> subprocess.CompletedProcess[str]:
     """Run `manage.py check --deploy --fail-level WARNING` with GOOD_ENV plus overrides ('' unsets)."""
-    base = {k: v for k, v in os.environ.items()
-            if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV", "PYTHONPATH")}
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV", "PYTHONPATH")
+    }
     env = {**base, **GOOD_ENV, **overrides}
     env = {k: v for k, v in env.items() if v != "<unset>"}
     return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

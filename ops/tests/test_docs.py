@@ -17,8 +17,14 @@ ENDPOINT = re.compile(r"(?:(?:GET|POST)\s+`?|https?://[a-z0-9<>.:-]+)(/[a-z0-9_/
 
 def test_docs_exist() -> None:
     names = {p.name for p in DOCS}
-    assert {"onboarding.md", "house_operating_manual.md", "on_call_runbook.md", "go_live_runbook.md",
-            "ops_handbook.md", "canary_report_template.md"} <= names
+    assert {
+        "onboarding.md",
+        "house_operating_manual.md",
+        "on_call_runbook.md",
+        "go_live_runbook.md",
+        "ops_handbook.md",
+        "canary_report_template.md",
+    } <= names
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)

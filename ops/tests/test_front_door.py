@@ -13,16 +13,20 @@ pytestmark = pytest.mark.django_db
 
 
 def test_no_cors_origin_is_allowed_by_default(client: Client) -> None:
-    response = client.options("/v1/wallet", HTTP_ORIGIN="https://evil.example",
-                              HTTP_ACCESS_CONTROL_REQUEST_METHOD="GET")
+    response = client.options(
+        "/v1/wallet", HTTP_ORIGIN="https://evil.example", HTTP_ACCESS_CONTROL_REQUEST_METHOD="GET"
+    )
     assert "Access-Control-Allow-Origin" not in response
 
 
 def test_a_listed_origin_gets_cors_headers(client: Client, settings: Any) -> None:
     settings.CORS_ALLOWED_ORIGINS = ["https://app.example.net"]
-    response = client.options("/v1/wallet", HTTP_ORIGIN="https://app.example.net",
-                              HTTP_ACCESS_CONTROL_REQUEST_METHOD="GET",
-                              HTTP_ACCESS_CONTROL_REQUEST_HEADERS="authorization")
+    response = client.options(
+        "/v1/wallet",
+        HTTP_ORIGIN="https://app.example.net",
+        HTTP_ACCESS_CONTROL_REQUEST_METHOD="GET",
+        HTTP_ACCESS_CONTROL_REQUEST_HEADERS="authorization",
+    )
     assert response["Access-Control-Allow-Origin"] == "https://app.example.net"
     assert "authorization" in response["Access-Control-Allow-Headers"]
     other = client.options("/v1/wallet", HTTP_ORIGIN="https://evil.example", HTTP_ACCESS_CONTROL_REQUEST_METHOD="GET")
@@ -65,8 +69,12 @@ def test_staff_sessions_last_a_working_day(settings: Any) -> None:
     assert settings.SESSION_COOKIE_AGE == 8 * 3600
 
 
-@override_settings(SECURE_SSL_REDIRECT=True, SECURE_HSTS_SECONDS=31_536_000, SECURE_HSTS_PRELOAD=False,
-                   SECURE_PROXY_SSL_HEADER=("HTTP_X_FORWARDED_PROTO", "https"))
+@override_settings(
+    SECURE_SSL_REDIRECT=True,
+    SECURE_HSTS_SECONDS=31_536_000,
+    SECURE_HSTS_PRELOAD=False,
+    SECURE_PROXY_SSL_HEADER=("HTTP_X_FORWARDED_PROTO", "https"),
+)
 def test_hsts_a_year_no_preload_and_the_proxy_header(client: Client) -> None:
     assert client.get("/health").status_code == 301  # plain HTTP is redirected
     response = client.get("/health", HTTP_X_FORWARDED_PROTO="https")
@@ -82,10 +90,23 @@ def test_production_settings_read_the_proxy_header_and_hsts_from_the_environment
 
     from ops.tests.test_deploy_checks import GOOD_ENV
 
-    code = ("from django.conf import settings as s; "
-            "print(s.SECURE_PROXY_SSL_HEADER, s.SECURE_HSTS_SECONDS, s.SECURE_HSTS_PRELOAD, s.SESSION_COOKIE_AGE)")
-    env = {**{k: v for k, v in os.environ.items() if k in ("PATH", "HOME")}, **GOOD_ENV,
-           "SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_SCHEME=https"}
-    out = subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=Path(__file__).resolve().parents[2],
-                         env=env, capture_output=True, text=True, timeout=120)
-    assert out.stdout.strip().splitlines()[-1] == "('HTTP_X_FORWARDED_SCHEME', 'https') 31536000 False 28800", out.stderr
+    code = (
+        "from django.conf import settings as s; "
+        "print(s.SECURE_PROXY_SSL_HEADER, s.SECURE_HSTS_SECONDS, s.SECURE_HSTS_PRELOAD, s.SESSION_COOKIE_AGE)"
+    )
+    env = {
+        **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME")},
+        **GOOD_ENV,
+        "SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_SCHEME=https",
+    }
+    out = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.stdout.strip().splitlines()[-1] == "('HTTP_X_FORWARDED_SCHEME', 'https') 31536000 False 28800", (
+        out.stderr
+    )

@@ -51,8 +51,9 @@ def fill(argv: list[str], values: dict[str, str]) -> list[str]:
         previous = argv[i - 1] if i else ""
         if arg in ("…", "<canary>") and previous in values:
             arg = values[previous]
-        filled.append(arg.replace("https://<host>", values["url"]).replace("<tag>", "rc-test")
-                      .replace("/backups", values["dir"]))
+        filled.append(
+            arg.replace("https://<host>", values["url"]).replace("<tag>", "rc-test").replace("/backups", values["dir"])
+        )
     return filled
 
 
@@ -69,19 +70,34 @@ def production_like(settings: Any) -> Any:
 
 
 def test_the_go_live_runbook_passes_in_its_written_order(
-    live_server: Any, celery_worker_on_redis: Any, make_player: Any, make_staff: Any, settings: Any, tmp_path: Path,
+    live_server: Any,
+    celery_worker_on_redis: Any,
+    make_player: Any,
+    make_staff: Any,
+    settings: Any,
+    tmp_path: Path,
 ) -> None:
     steps = command_sheet()
     assert [name for _, (name, *_) in steps] == [
-        "verify_prod_env", "db_restore_drill", "db_restore_drill", "switch", "migrate", "go_live_smoke", "switch",
+        "verify_prod_env",
+        "db_restore_drill",
+        "db_restore_drill",
+        "switch",
+        "migrate",
+        "go_live_smoke",
+        "switch",
         "canary",
     ]
     canary_player, operator = make_player(), make_staff(role="finance")
     values = {
-        "url": live_server.url, "dir": str(tmp_path),
-        "--email": canary_player.email, "--password": PASSWORD,
-        "--player-email": canary_player.email, "--player-password": PASSWORD,
-        "--operator-email": operator.email, "--operator-password": PASSWORD,
+        "url": live_server.url,
+        "dir": str(tmp_path),
+        "--email": canary_player.email,
+        "--password": PASSWORD,
+        "--player-email": canary_player.email,
+        "--player-password": PASSWORD,
+        "--operator-email": operator.email,
+        "--operator-password": PASSWORD,
     }
     with PSPStub(timeout_delay=2.0) as psp:
         settings.ADYEN_API_BASE = settings.STRIPE_API_BASE = psp.url
@@ -102,8 +118,9 @@ def test_the_go_live_runbook_passes_in_its_written_order(
             if argv[:3] == ["switch", "maintenance", "on"]:
                 assert switch_is_on(Switch.Name.MAINTENANCE)
                 # The acceptance of T-15: players' writes refused as maintenance, health up.
-                refused = Client().post("/v1/withdrawals", {}, content_type="application/json",
-                                        HTTP_AUTHORIZATION="Token nope")
+                refused = Client().post(
+                    "/v1/withdrawals", {}, content_type="application/json", HTTP_AUTHORIZATION="Token nope"
+                )
                 assert refused.status_code == 503 and refused.json()["type"] == "maintenance"
                 assert Client().get("/health").status_code == 200
             if argv[0] == "go_live_smoke":

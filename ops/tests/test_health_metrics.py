@@ -80,14 +80,19 @@ def test_maintenance_mode_refuses_players_writes_only(
     switch_set(name=Switch.Name.MAINTENANCE, on=True, reason="cutover", actor=make_staff(role="admin"))
     api = api_client_for(player)
 
-    refused = api.post("/v1/withdrawals", {"amount_u": 1_000_000, "currency": "USDC", "provider": "adyen"},
-                       format="json", HTTP_IDEMPOTENCY_KEY="maint-1")
+    refused = api.post(
+        "/v1/withdrawals",
+        {"amount_u": 1_000_000, "currency": "USDC", "provider": "adyen"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="maint-1",
+    )
     assert refused.status_code == 503 and refused.json()["type"] == "maintenance" and refused["Retry-After"]
     assert Withdrawal.objects.count() == 1
     assert api.get("/v1/wallet").status_code == 200  # reads stay up
     # The login, operators' API writes, webhooks and health keep working.
-    login = client.post("/v1/auth/login", {"email": finance.email, "password": "pw-finance-1"},
-                        content_type="application/json")
+    login = client.post(
+        "/v1/auth/login", {"email": finance.email, "password": "pw-finance-1"}, content_type="application/json"
+    )
     assert login.status_code == 200
     approve = client.post(f"/v1/withdrawals/{pending.pk}/approve", HTTP_AUTHORIZATION=f"Token {login.json()['token']}")
     assert approve.status_code == 200, approve.content

@@ -54,8 +54,9 @@ def test_metrics_from_an_allowed_address(client: Client, production_metrics: Any
     assert client.get("/metrics", REMOTE_ADDR="192.0.2.1", HTTP_X_FORWARDED_FOR="10.1.2.3").status_code == 401
     production_metrics.TRUSTED_PROXY_COUNT = 1
     assert client.get("/metrics", REMOTE_ADDR="192.0.2.9", HTTP_X_FORWARDED_FOR="10.1.2.3").status_code == 200
-    assert client.get("/metrics", REMOTE_ADDR="192.0.2.9",
-                      HTTP_X_FORWARDED_FOR="10.1.2.3, 192.0.2.1").status_code == 401
+    assert (
+        client.get("/metrics", REMOTE_ADDR="192.0.2.9", HTTP_X_FORWARDED_FOR="10.1.2.3, 192.0.2.1").status_code == 401
+    )
 
 
 def test_production_with_nothing_configured_refuses_everyone(client: Client, production_metrics: Any) -> None:
@@ -83,8 +84,9 @@ def _free_port() -> int:
 
 
 def _count(text: str) -> float:
-    match = re.search(r'^http_request_duration_seconds_count\{method="GET",path="/health",status="200"\} (\S+)$',
-                      text, re.MULTILINE)
+    match = re.search(
+        r'^http_request_duration_seconds_count\{method="GET",path="/health",status="200"\} (\S+)$', text, re.MULTILINE
+    )
     assert match, text[:2000]
     return float(match.group(1))
 
@@ -97,8 +99,11 @@ def _health_count_per_worker(directory: Path) -> dict[str, float]:
         for key, value, *_ in MmapedDict.read_all_values_from_file(str(path)):
             _, name, labels, _ = json.loads(key)
             # Buckets are stored per bucket (not cumulative): their sum is the count.
-            if (name == "http_request_duration_seconds_bucket"
-                    and labels.get("path") == "/health" and labels.get("status") == "200"):
+            if (
+                name == "http_request_duration_seconds_bucket"
+                and labels.get("path") == "/health"
+                and labels.get("status") == "200"
+            ):
                 total += value
         counts[path.stem.split("_")[-1]] = total
     return counts
@@ -117,9 +122,25 @@ def test_gunicorn_with_two_workers_reports_one_consistent_counter(settings: Any,
         "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
     }
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "python:config.gunicorn_hooks", "--workers", "2",
-         "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "config.wsgi:application"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            "python:config.gunicorn_hooks",
+            "--workers",
+            "2",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            "config.wsgi:application",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -137,8 +158,14 @@ def test_gunicorn_with_two_workers_reports_one_consistent_counter(settings: Any,
         sent = 1
         with ThreadPoolExecutor(max_workers=8) as pool:
             while True:
-                codes = list(pool.map(lambda _: requests.get(f"{base}/health", timeout=10,
-                                                             headers={"Connection": "close"}).status_code, range(16)))
+                codes = list(
+                    pool.map(
+                        lambda _: (
+                            requests.get(f"{base}/health", timeout=10, headers={"Connection": "close"}).status_code
+                        ),
+                        range(16),
+                    )
+                )
                 assert codes == [200] * 16
                 sent += 16
                 per_worker = _health_count_per_worker(multiproc)
@@ -147,8 +174,9 @@ def test_gunicorn_with_two_workers_reports_one_consistent_counter(settings: Any,
                 assert time.monotonic() < deadline + 60, f"one worker answered everything: {per_worker}"
         # Five scrapes in a row, no traffic between: each reads the sum over both workers' files
         # (not the share of whichever worker answers), so all five agree.
-        reads = [_count(requests.get(f"{base}/metrics", timeout=5, headers={"Connection": "close"}).text)
-                 for _ in range(5)]
+        reads = [
+            _count(requests.get(f"{base}/metrics", timeout=5, headers={"Connection": "close"}).text) for _ in range(5)
+        ]
         total = sum(_health_count_per_worker(multiproc).values())
         assert total >= sent and min(per_worker.values()) > 0
         assert reads == [total] * 5, (reads, per_worker)

@@ -46,7 +46,11 @@ def test_a_payout_on_a_refused_platform_is_a_retryable_error_and_sends_nothing(s
     from payouts.models import Withdrawal
     from payouts.providers import Outcome
 
-    settings.ENVIRONMENT, settings.ADYEN_ENVIRONMENT, settings.ADYEN_API_BASE = "production", "test", "http://127.0.0.1:9"
+    settings.ENVIRONMENT, settings.ADYEN_ENVIRONMENT, settings.ADYEN_API_BASE = (
+        "production",
+        "test",
+        "http://127.0.0.1:9",
+    )
     withdrawal = Withdrawal(pk=1, amount_u=1_000, currency="USD", provider="adyen", destination={})
     result = AdyenTransfersProvider().submit(withdrawal=withdrawal, idempotency_key="k-1")
     assert result.outcome == Outcome.ERROR and result.retryable
@@ -63,6 +67,10 @@ def test_a_deposit_on_a_refused_platform_is_a_provider_failure(settings: Any, pl
     from webhooks.providers import ProviderCallFailed, adyen_session_create
     from webhooks.tests.helpers import pending_deposit
 
-    settings.ENVIRONMENT, settings.ADYEN_ENVIRONMENT, settings.ADYEN_API_BASE = "production", "test", "http://127.0.0.1:9"
+    settings.ENVIRONMENT, settings.ADYEN_ENVIRONMENT, settings.ADYEN_API_BASE = (
+        "production",
+        "test",
+        "http://127.0.0.1:9",
+    )
     with pytest.raises(ProviderCallFailed, match="configuration: Production refuses Adyen's test platform"):
         adyen_session_create(deposit=pending_deposit(player, provider="adyen"))

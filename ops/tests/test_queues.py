@@ -132,7 +132,10 @@ def start_queue_worker(queue: str, logdir: Path, extra_env: dict[str, str]) -> t
     log = logdir / f"worker-{queue}.log"
     process = subprocess.Popen(  # noqa: S603 - our own entrypoint
         [str(ROOT / "bin" / "backoffice"), "worker", queue, "--without-mingle", "--without-gossip"],
-        cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
     )
     return process, log
 
@@ -164,32 +167,42 @@ def queue_workers(transactional_db: Any, tmp_path: Path) -> Iterator[tuple[Hangi
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_a_hanging_payout_psp_does_not_delay_deposit_crediting(
-    queue_workers: tuple[HangingPSP, dict[str, Path]], player: Any, make_staff: Any, fund: Any,
+    queue_workers: tuple[HangingPSP, dict[str, Path]],
+    player: Any,
+    make_staff: Any,
+    fund: Any,
     api_client_for: Any,
 ) -> None:
     psp, logs = queue_workers
     fund(player, 100_000_000)
     finance = make_staff(role="finance")
-    created = api_client_for(player).post(
-        "/v1/withdrawals", {"amount_u": 10_000_000, "currency": "USDC", "provider": "adyen"},
-        format="json", HTTP_IDEMPOTENCY_KEY="queue-isolation",
-    ).json()
+    created = (
+        api_client_for(player)
+        .post(
+            "/v1/withdrawals",
+            {"amount_u": 10_000_000, "currency": "USDC", "provider": "adyen"},
+            format="json",
+            HTTP_IDEMPOTENCY_KEY="queue-isolation",
+        )
+        .json()
+    )
     assert api_client_for(finance).post(f"/v1/withdrawals/{created['id']}/approve").status_code == 200
     # The payout worker is now inside the PSP call, which will not answer for as long as the test runs.
     wait_for(lambda: psp.open_connections() >= 1, 30, "the payout worker to call the PSP")
     hung_since = time.monotonic()
 
     delivery = custody_delivery(custody_payload(player, amount_u=7_000_000, reference="tx-queue-isolation"))
-    response = Client().post(CUSTODY_URL, data=delivery.body, content_type="application/json",
-                             headers=delivery.headers)
+    response = Client().post(CUSTODY_URL, data=delivery.body, content_type="application/json", headers=delivery.headers)
     assert response.status_code == 202, response.content
     wait_for(lambda: available(player, "USDC") == 90_000_000 + 7_000_000, 30, "the deposit to be credited")
     credited_after_s = time.monotonic() - hung_since
 
     assert WebhookEvent.objects.get().status == WebhookEvent.Status.PROCESSED
     assert psp.open_connections() >= 1, "the payout call was no longer hanging when the deposit was credited"
-    assert Withdrawal.objects.get(pk=created["id"]).state in (Withdrawal.State.APPROVED,
-                                                              Withdrawal.State.PAYOUT_SUBMITTED)
+    assert Withdrawal.objects.get(pk=created["id"]).state in (
+        Withdrawal.State.APPROVED,
+        Withdrawal.State.PAYOUT_SUBMITTED,
+    )
     assert "Task payouts.tasks.submit_payout[" in logs["payouts"].read_text()
     assert "Task webhooks.tasks.process_webhook_event[" in logs["webhooks"].read_text()
     assert "Task webhooks.tasks.process_webhook_event[" not in logs["payouts"].read_text()

@@ -54,8 +54,9 @@ def test_other_columns_and_service_transactions_pass(player: Any, fund: Callable
 
 
 def test_raw_update_of_a_deposit_money_column_is_refused(player: Any) -> None:
-    deposit = Deposit.objects.create(provider="stripe", reference="dep-red-line", user=player,
-                                     amount_u=10_000_000, currency="USDC")
+    deposit = Deposit.objects.create(
+        provider="stripe", reference="dep-red-line", user=player, amount_u=10_000_000, currency="USDC"
+    )
     for column in ("amount_u", "refunded_u", "charged_back_u"):
         with pytest.raises(DatabaseError, match="red line: UPDATE of webhooks_deposit"):
             _raw(f"UPDATE webhooks_deposit SET {column} = {column} + 1 WHERE id = %s", [deposit.pk])  # noqa: S608

@@ -42,9 +42,11 @@ def run(*command: str) -> None:
 
 
 def server_options(port: int, sockets: Path) -> str:
-    return (f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={sockets} -c fsync=off "
-            "-c shared_buffers=16MB -c max_connections=40 -c wal_level=replica -c max_wal_senders=4 "
-            "-c hot_standby=on -c wal_receiver_status_interval=1s")
+    return (
+        f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={sockets} -c fsync=off "
+        "-c shared_buffers=16MB -c max_connections=40 -c wal_level=replica -c max_wal_senders=4 "
+        "-c hot_standby=on -c wal_receiver_status_interval=1s"
+    )
 
 
 @pytest.fixture
@@ -58,14 +60,46 @@ def primary_and_replica() -> Iterator[dict[str, str]]:
     started: list[Path] = []
     try:
         run(str(PGBIN / "initdb"), "-D", str(primary), "--auth=trust", "-U", "postgres", "--no-sync", "-E", "UTF8")
-        run(str(PGBIN / "pg_ctl"), "-D", str(primary), "-o", server_options(ports["primary"], work),
-            "-l", str(work / "primary.log"), "-w", "start")
+        run(
+            str(PGBIN / "pg_ctl"),
+            "-D",
+            str(primary),
+            "-o",
+            server_options(ports["primary"], work),
+            "-l",
+            str(work / "primary.log"),
+            "-w",
+            "start",
+        )
         started.append(primary)
         run(str(PGBIN / "createdb"), "-h", "127.0.0.1", "-p", str(ports["primary"]), "-U", "postgres", "app")
-        run(str(PGBIN / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(ports["primary"]), "-U", "postgres",
-            "-D", str(replica), "-R", "-X", "stream", "--no-sync", "--checkpoint=fast")
-        run(str(PGBIN / "pg_ctl"), "-D", str(replica), "-o", server_options(ports["replica"], work),
-            "-l", str(work / "replica.log"), "-w", "start")
+        run(
+            str(PGBIN / "pg_basebackup"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(ports["primary"]),
+            "-U",
+            "postgres",
+            "-D",
+            str(replica),
+            "-R",
+            "-X",
+            "stream",
+            "--no-sync",
+            "--checkpoint=fast",
+        )
+        run(
+            str(PGBIN / "pg_ctl"),
+            "-D",
+            str(replica),
+            "-o",
+            server_options(ports["replica"], work),
+            "-l",
+            str(work / "replica.log"),
+            "-w",
+            "start",
+        )
         started.append(replica)
         stop = " ".join(as_postgres(str(PGBIN / "pg_ctl"), "-D", str(replica), "-m", "fast", "-w", "stop"))
         yield {
@@ -75,8 +109,12 @@ def primary_and_replica() -> Iterator[dict[str, str]]:
         }
     finally:
         for datadir in reversed(started):
-            subprocess.run(as_postgres(str(PGBIN / "pg_ctl"), "-D", str(datadir), "-m", "immediate", "stop"),  # noqa: S603
-                           capture_output=True, timeout=60, check=False)
+            subprocess.run(
+                as_postgres(str(PGBIN / "pg_ctl"), "-D", str(datadir), "-m", "immediate", "stop"),  # noqa: S603
+                capture_output=True,
+                timeout=60,
+                check=False,
+            )
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -89,7 +127,14 @@ def test_reports_read_a_streaming_replica_and_fall_back_to_the_primary(primary_a
         "DB_READONLY_CHECK_INTERVAL_S": "0",
         "DB_READONLY_MAX_LAG_S": "30",
     }
-    result = subprocess.run([sys.executable, "-m", "ops.tests.replica_scenario"], cwd=ROOT, env=env,  # noqa: S603
-                            capture_output=True, text=True, timeout=300, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "ops.tests.replica_scenario"],
+        cwd=ROOT,
+        env=env,  # noqa: S603
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     assert result.stdout.strip().endswith("replica scenario: PASS"), result.stdout

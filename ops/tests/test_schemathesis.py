@@ -59,8 +59,14 @@ def tokens(db: Any, fund: Any) -> dict[str, str]:
 
 
 @schema.parametrize()
-@settings(max_examples=MAX_EXAMPLES, deadline=None, phases=[Phase.explicit, Phase.generate],
-          suppress_health_check=list(HealthCheck), derandomize=True, database=None)
+@settings(
+    max_examples=MAX_EXAMPLES,
+    deadline=None,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=list(HealthCheck),
+    derandomize=True,
+    database=None,
+)
 def test_no_operation_answers_a_server_error(case: Any, tokens: dict[str, str]) -> None:
     for role in ("player", "operator"):
         response = case.call(headers={"Authorization": f"Token {tokens[role]}"})

@@ -22,11 +22,19 @@ ROOT = Path(__file__).resolve().parents[2]
 
 PRODUCTION_ENV = {
     "DJANGO_SETTINGS_MODULE": "config.settings.production",
-    "DJANGO_SECRET_KEY": "p" * 20 + "r0duct10n-" + "k" * 30, "DJANGO_ALLOWED_HOSTS": "backoffice.example.net",
-    "STRIPE_API_KEY": "sk_live_abc123", "STRIPE_WEBHOOK_SECRET": "whsec_live1", "ADYEN_API_KEY": "AQE1live",
-    "ADYEN_HMAC_KEY": "A1B2" * 16, "ADYEN_MERCHANT_ACCOUNT": "Merchant", "ADYEN_BALANCE_ACCOUNT_ID": "BA1",
-    "CUSTODY_WEBHOOK_KEY": "custody-prod-key-1", "DEPOSIT_RETURN_URL": "https://backoffice.example.net/return",
-    "STRIPE_KEY_MODE": "live", "ADYEN_ENVIRONMENT": "live", "ADYEN_LIVE_ENDPOINT_PREFIX": "1797a841fbb37ca7-AdyenDemo",
+    "DJANGO_SECRET_KEY": "p" * 20 + "r0duct10n-" + "k" * 30,
+    "DJANGO_ALLOWED_HOSTS": "backoffice.example.net",
+    "STRIPE_API_KEY": "sk_live_abc123",
+    "STRIPE_WEBHOOK_SECRET": "whsec_live1",
+    "ADYEN_API_KEY": "AQE1live",
+    "ADYEN_HMAC_KEY": "A1B2" * 16,
+    "ADYEN_MERCHANT_ACCOUNT": "Merchant",
+    "ADYEN_BALANCE_ACCOUNT_ID": "BA1",
+    "CUSTODY_WEBHOOK_KEY": "custody-prod-key-1",
+    "DEPOSIT_RETURN_URL": "https://backoffice.example.net/return",
+    "STRIPE_KEY_MODE": "live",
+    "ADYEN_ENVIRONMENT": "live",
+    "ADYEN_LIVE_ENDPOINT_PREFIX": "1797a841fbb37ca7-AdyenDemo",
     "METRICS_TOKEN": "Qm7Rk2v9Xp3Lz8Wn4Tc6Yb1Hd5Gf0Js2",
 }
 
@@ -43,7 +51,12 @@ def seed_script(command: str, **env: str) -> subprocess.CompletedProcess[str]:
         **env,
     }
     return subprocess.run(  # noqa: S603
-        ["/bin/bash", "-c", command], cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=120,
+        ["/bin/bash", "-c", command],
+        cwd=ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
         check=False,
     )
 
@@ -63,8 +76,12 @@ def test_go_live_smoke_sh(live_server: Any, make_staff: Any) -> None:
     operator = make_staff(role="finance")
     operator.set_password("smoke-pass-1")
     operator.save()
-    result = seed_script("bash scripts/go_live_smoke.sh", SMOKE_BASE_URL=live_server.url,
-                         SMOKE_EMAIL=operator.email, SMOKE_PASSWORD="smoke-pass-1")
+    result = seed_script(
+        "bash scripts/go_live_smoke.sh",
+        SMOKE_BASE_URL=live_server.url,
+        SMOKE_EMAIL=operator.email,
+        SMOKE_PASSWORD="smoke-pass-1",
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "go_live_smoke: PASS" in result.stdout
     assert "PASS auth router" in result.stdout
@@ -84,8 +101,12 @@ def test_detect_stuck_finance_jobs_py_prints_nothing_when_all_is_well_and_lists_
     assert result.stdout == ""
 
     delivery = custody_delivery(custody_payload(player, amount_u=3_000_000, reference="tx-stuck"))
-    assert Client().post(CUSTODY_URL, data=delivery.body, content_type="application/json",
-                         headers=delivery.headers).status_code == 202
+    assert (
+        Client()
+        .post(CUSTODY_URL, data=delivery.body, content_type="application/json", headers=delivery.headers)
+        .status_code
+        == 202
+    )
     WebhookEvent.objects.update(received_at=WebhookEvent.objects.get().received_at.replace(year=2020))
     result = seed_script("python3 scripts/detect_stuck_finance_jobs.py")
     event = WebhookEvent.objects.get()
@@ -100,8 +121,14 @@ def test_daily_reconciliation_report_py_and_its_w1_template(player: Any, fund: A
     from ops.models import Waiver
 
     fund(player, 5_000_000)
-    Waiver.objects.create(check_name="cors", ticket="OPS-7", risk="high", owner="@sre-lead", reason="cdn",
-                          deadline=timezone.now() + timedelta(days=2))
+    Waiver.objects.create(
+        check_name="cors",
+        ticket="OPS-7",
+        risk="high",
+        owner="@sre-lead",
+        reason="cdn",
+        deadline=timezone.now() + timedelta(days=2),
+    )
     result = seed_script("python3 scripts/daily_reconciliation_report.py")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("# Daily reconciliation report")
@@ -112,18 +139,29 @@ def test_daily_reconciliation_report_py_and_its_w1_template(player: Any, fund: A
     text = w1.stdout
     assert text.startswith(f"# W1 report — {timezone.now():%Y-%m-%d} (UTC)")
     assert "{{" not in text
-    sections = ["## 1. Date", "## 2. Invariants", "## 3. Deposits", "## 4. Withdrawals by state", "## 5. Payouts",
-                "## 6. Round results", "## 7. Open risks (owner)"]
+    sections = [
+        "## 1. Date",
+        "## 2. Invariants",
+        "## 3. Deposits",
+        "## 4. Withdrawals by state",
+        "## 5. Payouts",
+        "## 6. Round results",
+        "## 7. Open risks (owner)",
+    ]
     assert [text.index(s) for s in sections] == sorted(text.index(s) for s in sections)
     assert "**PASS**" in text
-    risks = text[text.index(sections[6]):]
+    risks = text[text.index(sections[6]) :]
     assert "waiver cors (high, ticket OPS-7)" in risks and "owner: @sre-lead" in risks
 
 
 def test_replay_psp_webhooks_py_event_id(player: Any) -> None:
     delivery = custody_delivery(custody_payload(player, amount_u=4_000_000, reference="tx-replay-script"))
-    assert Client().post(CUSTODY_URL, data=delivery.body, content_type="application/json",
-                         headers=delivery.headers).status_code == 202
+    assert (
+        Client()
+        .post(CUSTODY_URL, data=delivery.body, content_type="application/json", headers=delivery.headers)
+        .status_code
+        == 202
+    )
     event = WebhookEvent.objects.get()
     assert event.status == WebhookEvent.Status.RECEIVED  # no worker in this test: the message waits in Redis
 

@@ -29,6 +29,9 @@ def _names_read() -> dict[str, set[str]]:
 def test_every_setting_read_is_declared() -> None:
     found = _names_read()
     assert len(found) > 40  # the scan sees the code
-    undeclared = {name: sorted(paths) for name, paths in found.items()
-                  if not hasattr(base, name) and not hasattr(global_settings, name)}
+    undeclared = {
+        name: sorted(paths)
+        for name, paths in found.items()
+        if not hasattr(base, name) and not hasattr(global_settings, name)
+    }
     assert undeclared == {}

@@ -52,8 +52,9 @@ def test_a_deposit_is_one_trace_from_webhook_to_credit(spans: Any, celery_worker
     root.setLevel(logging.INFO)
     try:
         delivery = custody_delivery(custody_payload(player, amount_u=6_000_000, reference="tx-traced"))
-        response = Client().post(CUSTODY_URL, data=delivery.body, content_type="application/json",
-                                 headers=delivery.headers)
+        response = Client().post(
+            CUSTODY_URL, data=delivery.body, content_type="application/json", headers=delivery.headers
+        )
         assert response.status_code == 202, response.content
         deadline = time.monotonic() + 30
         while available(player, "USDC") != 6_000_000:
@@ -71,13 +72,18 @@ def test_a_deposit_is_one_trace_from_webhook_to_credit(spans: Any, celery_worker
     in_trace = [s for s in finished if s.context.trace_id == trace_id]
     publish = [s for s in in_trace if s.kind == SpanKind.PRODUCER and "process_webhook_event" in s.name]
     run = [s for s in in_trace if s.kind == SpanKind.CONSUMER and "process_webhook_event" in s.name]
-    queries = [s for s in in_trace if s.attributes.get("db.system") == "postgresql"
-               or s.attributes.get("db.system.name") == "postgresql"]
+    queries = [
+        s
+        for s in in_trace
+        if s.attributes.get("db.system") == "postgresql" or s.attributes.get("db.system.name") == "postgresql"
+    ]
     assert publish and run, sorted({(s.name, str(s.kind)) for s in finished})
     worker_queries = [q for q in queries if q.start_time >= run[0].start_time and q.end_time <= run[0].end_time]
     assert worker_queries, "no database span inside the worker's run"
-    assert any("ledger_entry" in str(q.attributes.get("db.statement", q.attributes.get("db.query.text", "")))
-               for q in worker_queries), "the credit's ledger insert is not in the trace"
+    assert any(
+        "ledger_entry" in str(q.attributes.get("db.statement", q.attributes.get("db.query.text", "")))
+        for q in worker_queries
+    ), "the credit's ledger insert is not in the trace"
 
     flow = Deposit.objects.get(provider="custody", reference="tx-traced").flow_id  # born with the deposit
     assert flow.startswith("dep-"), flow

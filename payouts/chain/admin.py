@@ -22,8 +22,18 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(ChainTransfer)
 class ChainTransferAdmin(ReadOnlyAdmin):
-    list_display = ("tx_hash", "withdrawal", "nonce", "seq", "status", "amount_u", "to_address", "block_number",
-                    "review_reason", "created_at")
+    list_display = (
+        "tx_hash",
+        "withdrawal",
+        "nonce",
+        "seq",
+        "status",
+        "amount_u",
+        "to_address",
+        "block_number",
+        "review_reason",
+        "created_at",
+    )
     list_filter = ("status",)
     search_fields = ("tx_hash", "to_address", "idempotency_key")
     exclude = ("raw_tx",)

@@ -29,7 +29,14 @@ class DepositAddressApi(APIView):
 
         cfg = chain_settings()
         row = deposit_address_for(user=request.user)
-        return Response(self.OutputSerializer({
-            "address": row.address, "currency": CURRENCY, "chain_id": cfg.chain_id,
-            "token_address": cfg.token_address, "confirmations": cfg.confirmations,
-        }).data)
+        return Response(
+            self.OutputSerializer(
+                {
+                    "address": row.address,
+                    "currency": CURRENCY,
+                    "chain_id": cfg.chain_id,
+                    "token_address": cfg.token_address,
+                    "confirmations": cfg.confirmations,
+                }
+            ).data
+        )

@@ -47,8 +47,11 @@ def chain_settings() -> ChainSettings:
     rpc_url = str(settings.CHAIN_RPC_URL or "")
     chain_id = int(settings.CHAIN_ID or 0)
     token = str(settings.CHAIN_USDC_ADDRESS or "")
-    missing = [name for name, value in (("CHAIN_RPC_URL", rpc_url), ("CHAIN_ID", chain_id),
-                                        ("CHAIN_USDC_ADDRESS", token)) if not value]
+    missing = [
+        name
+        for name, value in (("CHAIN_RPC_URL", rpc_url), ("CHAIN_ID", chain_id), ("CHAIN_USDC_ADDRESS", token))
+        if not value
+    ]
     if missing:
         raise ChainNotConfigured(f"Set {', '.join(missing)} to use the on-chain rail.")
     if not is_checksum_address(token):

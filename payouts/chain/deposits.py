@@ -42,6 +42,7 @@ WATCHER = SystemActor("chain-deposit-watcher")
 
 # --- Addresses -----------------------------------------------------------------------------
 
+
 def _xpub() -> str:
     xpub = str(settings.CHAIN_DEPOSIT_XPUB or "")
     if not xpub:
@@ -79,16 +80,23 @@ def deposit_address_for(*, user: Any) -> DepositAddress:
     address = derive_address(xpub=xpub, index=int(user.pk))
     try:
         with transaction.atomic():
-            row = DepositAddress.objects.create(user=user, xpub_fingerprint=fingerprint, index=int(user.pk),
-                                                address=address)
-            audit_record(actor=user, action="chain.deposit_address.created", obj=row,
-                         object_type="chain.depositaddress", data={"address": address, "index": int(user.pk)})
+            row = DepositAddress.objects.create(
+                user=user, xpub_fingerprint=fingerprint, index=int(user.pk), address=address
+            )
+            audit_record(
+                actor=user,
+                action="chain.deposit_address.created",
+                obj=row,
+                object_type="chain.depositaddress",
+                data={"address": address, "index": int(user.pk)},
+            )
     except IntegrityError:
         row = DepositAddress.objects.get(user=user)
     return row
 
 
 # --- The watcher ---------------------------------------------------------------------------
+
 
 @dataclass
 class ScanReport:
@@ -107,21 +115,31 @@ class ScanReport:
 def _logs(w3: Any, *, cfg: ChainSettings, addresses: list[str], from_block: int, to_block: int) -> list[dict[str, Any]]:
     if not addresses or from_block > to_block:
         return []
-    raw = rpc.call(w3.eth.get_logs, {
-        "address": cfg.token_address, "fromBlock": from_block, "toBlock": to_block,
-        "topics": [rpc.TRANSFER_TOPIC, None, [rpc.address_topic(a) for a in addresses]],
-    })
+    raw = rpc.call(
+        w3.eth.get_logs,
+        {
+            "address": cfg.token_address,
+            "fromBlock": from_block,
+            "toBlock": to_block,
+            "topics": [rpc.TRANSFER_TOPIC, None, [rpc.address_topic(a) for a in addresses]],
+        },
+    )
     out = []
     for log in raw:
         topics = [rpc.hex32(t) for t in log["topics"]]
         if len(topics) != 3 or topics[0] != rpc.TRANSFER_TOPIC:
             continue
-        out.append({
-            "tx_hash": rpc.hex32(log["transactionHash"]), "log_index": int(log["logIndex"]),
-            "block_number": int(log["blockNumber"]), "block_hash": rpc.hex32(log["blockHash"]),
-            "from": rpc.topic_address(topics[1]), "to": rpc.topic_address(topics[2]),
-            "amount_u": int(rpc.hex32(log["data"]), 16),
-        })
+        out.append(
+            {
+                "tx_hash": rpc.hex32(log["transactionHash"]),
+                "log_index": int(log["logIndex"]),
+                "block_number": int(log["blockNumber"]),
+                "block_hash": rpc.hex32(log["blockHash"]),
+                "from": rpc.topic_address(topics[1]),
+                "to": rpc.topic_address(topics[2]),
+                "amount_u": int(rpc.hex32(log["data"]), 16),
+            }
+        )
     return out
 
 
@@ -138,16 +156,30 @@ def _credit(*, deposit_id: int) -> bool:
             type="deposit",
             reference=f"chain-deposit:{deposit.chain_id}:{deposit.tx_hash}:{deposit.log_index}",
             actor=WATCHER,
-            metadata={"tx_hash": deposit.tx_hash, "log_index": deposit.log_index, "block": deposit.block_number,
-                      "from": deposit.from_address, "to": deposit.to_address},
+            metadata={
+                "tx_hash": deposit.tx_hash,
+                "log_index": deposit.log_index,
+                "block": deposit.block_number,
+                "from": deposit.from_address,
+                "to": deposit.to_address,
+            },
         )
         deposit.status = ChainDeposit.Status.CREDITED
         deposit.journal = journal
         deposit.credited_at = timezone.now()
         deposit.save(update_fields=["status", "journal", "credited_at"])
-        audit_record(actor=WATCHER, action="chain.deposit.credited", obj=deposit, object_type="chain.chaindeposit",
-                     data={"amount_u": deposit.amount_u, "user": str(deposit.user.public_id),
-                           "tx_hash": deposit.tx_hash, "log_index": deposit.log_index})
+        audit_record(
+            actor=WATCHER,
+            action="chain.deposit.credited",
+            obj=deposit,
+            object_type="chain.chaindeposit",
+            data={
+                "amount_u": deposit.amount_u,
+                "user": str(deposit.user.public_id),
+                "tx_hash": deposit.tx_hash,
+                "log_index": deposit.log_index,
+            },
+        )
     return True
 
 
@@ -176,50 +208,72 @@ def chain_deposits_scan() -> ScanReport:
         # The chain was reorganised below our cursor: read the watch window again (credits are unique).
         last = max(start - 1, min(last, head) - cfg.reorg_watch_blocks)
         report.rewound = True
-        logger.error("deposit watcher: block %s is no longer canonical; rescanning from %s",
-                     cursor.last_block, last + 1)
+        logger.error(
+            "deposit watcher: block %s is no longer canonical; rescanning from %s", cursor.last_block, last + 1
+        )
     safe = head - cfg.confirmations + 1  # the deepest block with enough confirmations
     from_block = last + 1
     report.from_block, report.to_block = from_block, head
 
     addresses = {row.address.lower(): row for row in DepositAddress.objects.all()}
-    logs = _logs(w3, cfg=cfg, addresses=[row.address for row in addresses.values()],
-                 from_block=from_block, to_block=head)
+    logs = _logs(
+        w3, cfg=cfg, addresses=[row.address for row in addresses.values()], from_block=from_block, to_block=head
+    )
     current = {(log["tx_hash"], log["log_index"]): log for log in logs}
     for log in logs:
         owner = addresses.get(log["to"].lower())
         if owner is None or log["amount_u"] <= 0:
             continue
         deposit, created = ChainDeposit.objects.get_or_create(
-            chain_id=cfg.chain_id, tx_hash=log["tx_hash"], log_index=log["log_index"],
-            defaults={"token_address": cfg.token_address, "from_address": log["from"], "to_address": log["to"],
-                      "user_id": owner.user_id, "amount_u": log["amount_u"], "currency": CURRENCY,
-                      "block_number": log["block_number"], "block_hash": log["block_hash"]},
+            chain_id=cfg.chain_id,
+            tx_hash=log["tx_hash"],
+            log_index=log["log_index"],
+            defaults={
+                "token_address": cfg.token_address,
+                "from_address": log["from"],
+                "to_address": log["to"],
+                "user_id": owner.user_id,
+                "amount_u": log["amount_u"],
+                "currency": CURRENCY,
+                "block_number": log["block_number"],
+                "block_hash": log["block_hash"],
+            },
         )
         if created:
             report.seen += 1
         elif deposit.status == ChainDeposit.Status.ORPHANED or deposit.block_hash != log["block_hash"]:
             # Mined again (or moved to another block) after a reorganisation: wait for confirmations anew.
-            ChainDeposit.objects.filter(pk=deposit.pk, status__in=[ChainDeposit.Status.SEEN,
-                                                                    ChainDeposit.Status.ORPHANED]).update(
-                status=ChainDeposit.Status.SEEN, block_number=log["block_number"], block_hash=log["block_hash"])
+            ChainDeposit.objects.filter(
+                pk=deposit.pk, status__in=[ChainDeposit.Status.SEEN, ChainDeposit.Status.ORPHANED]
+            ).update(status=ChainDeposit.Status.SEEN, block_number=log["block_number"], block_hash=log["block_hash"])
 
     # Seen deposits in the range just read that are gone from it were reorganised away: credit nothing.
-    for deposit in ChainDeposit.objects.filter(chain_id=cfg.chain_id, status=ChainDeposit.Status.SEEN,
-                                               block_number__gte=from_block):
+    for deposit in ChainDeposit.objects.filter(
+        chain_id=cfg.chain_id, status=ChainDeposit.Status.SEEN, block_number__gte=from_block
+    ):
         if (deposit.tx_hash, deposit.log_index) not in current:
             ChainDeposit.objects.filter(pk=deposit.pk, status=ChainDeposit.Status.SEEN).update(
                 status=ChainDeposit.Status.ORPHANED,
-                evidence=[*deposit.evidence, {"event": "reorged_out_before_confirmation",
-                                              "block_number": deposit.block_number, "block_hash": deposit.block_hash,
-                                              "head": head, "at": timezone.now().isoformat()}])
+                evidence=[
+                    *deposit.evidence,
+                    {
+                        "event": "reorged_out_before_confirmation",
+                        "block_number": deposit.block_number,
+                        "block_hash": deposit.block_hash,
+                        "head": head,
+                        "at": timezone.now().isoformat(),
+                    },
+                ],
+            )
             report.orphaned += 1
-            logger.warning("deposit %s:%s left the chain before confirmation; nothing credited",
-                           deposit.tx_hash, deposit.log_index)
+            logger.warning(
+                "deposit %s:%s left the chain before confirmation; nothing credited", deposit.tx_hash, deposit.log_index
+            )
 
     # Credit what is confirmed and still canonical (it was in this very read).
-    for deposit in ChainDeposit.objects.filter(chain_id=cfg.chain_id, status=ChainDeposit.Status.SEEN,
-                                               block_number__lte=safe).order_by("block_number", "log_index"):
+    for deposit in ChainDeposit.objects.filter(
+        chain_id=cfg.chain_id, status=ChainDeposit.Status.SEEN, block_number__lte=safe
+    ).order_by("block_number", "log_index"):
         log = current.get((deposit.tx_hash, deposit.log_index))
         if log is None or log["block_hash"] != deposit.block_hash:
             continue
@@ -227,24 +281,34 @@ def chain_deposits_scan() -> ScanReport:
             report.credited += 1
 
     # Credited deposits in the reorg watch window whose block left the chain: flag for review.
-    for deposit in ChainDeposit.objects.filter(chain_id=cfg.chain_id, status=ChainDeposit.Status.CREDITED,
-                                               review_reason="",
-                                               block_number__gt=head - cfg.reorg_watch_blocks):
+    for deposit in ChainDeposit.objects.filter(
+        chain_id=cfg.chain_id,
+        status=ChainDeposit.Status.CREDITED,
+        review_reason="",
+        block_number__gt=head - cfg.reorg_watch_blocks,
+    ):
         if deposit.block_number <= head and rpc.block_hash_at(w3, deposit.block_number) == deposit.block_hash:
             continue
         log = current.get((deposit.tx_hash, deposit.log_index))
         if log is not None and log["block_number"] <= safe:
             continue  # re-included and confirmed again: still on chain, credited once
-        _flag(deposit, f"credited deposit left the chain after {cfg.confirmations} confirmations "
-                       f"(was block {deposit.block_number} {deposit.block_hash}, head now {head})",
-              block_number=deposit.block_number, block_hash=deposit.block_hash, head=head)
+        _flag(
+            deposit,
+            f"credited deposit left the chain after {cfg.confirmations} confirmations "
+            f"(was block {deposit.block_number} {deposit.block_hash}, head now {head})",
+            block_number=deposit.block_number,
+            block_hash=deposit.block_hash,
+            head=head,
+        )
         report.flagged += 1
 
     new_last = max(last, min(safe, head)) if not report.rewound else min(safe, head)
     new_last = max(new_last, start - 1)
     ChainCursor.objects.filter(pk=cursor.pk).update(
-        last_block=new_last, last_block_hash=(rpc.block_hash_at(w3, new_last) or "") if new_last >= 0 else "",
-        updated_at=timezone.now())
+        last_block=new_last,
+        last_block_hash=(rpc.block_hash_at(w3, new_last) or "") if new_last >= 0 else "",
+        updated_at=timezone.now(),
+    )
     return report
 
 
@@ -260,7 +324,12 @@ def chain_deposit_mark_reviewed(*, deposit_id: int, acting_user: Any, reason: st
         deposit.reviewed_at = timezone.now()
         deposit.reviewed_by = actor_label(acting_user)
         deposit.save(update_fields=["reviewed_at", "reviewed_by"])
-        audit_record(actor=acting_user, action="chain.deposit.reviewed", obj=deposit,
-                     object_type="chain.chaindeposit", reason=reason.strip(),
-                     data={"tx_hash": deposit.tx_hash, "log_index": deposit.log_index, "amount_u": deposit.amount_u})
+        audit_record(
+            actor=acting_user,
+            action="chain.deposit.reviewed",
+            obj=deposit,
+            object_type="chain.chaindeposit",
+            reason=reason.strip(),
+            data={"tx_hash": deposit.tx_hash, "log_index": deposit.log_index, "amount_u": deposit.amount_u},
+        )
     return deposit

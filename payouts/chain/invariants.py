@@ -16,10 +16,20 @@ def check_chain_deposits() -> Iterable[Breach]:
 
     for deposit in ChainDeposit.objects.filter(status=ChainDeposit.Status.CREDITED).select_related("journal"):
         journal = deposit.journal
-        ok = journal is not None and journal.type == "deposit" and Entry.objects.filter(
-            journal=journal, amount_u=deposit.amount_u, currency=deposit.currency,
-            account__owner_id=deposit.user_id, account__kind=Account.Kind.USER_AVAILABLE,
-        ).exists()
+        ok = (
+            journal is not None
+            and journal.type == "deposit"
+            and Entry.objects.filter(
+                journal=journal,
+                amount_u=deposit.amount_u,
+                currency=deposit.currency,
+                account__owner_id=deposit.user_id,
+                account__kind=Account.Kind.USER_AVAILABLE,
+            ).exists()
+        )
         if not ok:
-            yield Breach("chain_deposit_credited_once", deposit.currency,
-                         f"chain deposit {deposit.tx_hash}:{deposit.log_index} has no matching credit")
+            yield Breach(
+                "chain_deposit_credited_once",
+                deposit.currency,
+                f"chain deposit {deposit.tx_hash}:{deposit.log_index} has no matching credit",
+            )

@@ -34,6 +34,9 @@ def chain_metrics() -> Iterable[Metric]:
     open_txs.add_metric([], ChainTransfer.objects.filter(status__in=ChainTransfer.OPEN).count())
     yield open_txs
     review = GaugeMetricFamily("chain_items_needing_review", "On-chain transfers and deposits flagged for review.")
-    review.add_metric([], ChainTransfer.objects.exclude(review_reason="").filter(reviewed_at__isnull=True).count()
-                      + ChainDeposit.objects.exclude(review_reason="").filter(reviewed_at__isnull=True).count())
+    review.add_metric(
+        [],
+        ChainTransfer.objects.exclude(review_reason="").filter(reviewed_at__isnull=True).count()
+        + ChainDeposit.objects.exclude(review_reason="").filter(reviewed_at__isnull=True).count(),
+    )
     yield review

@@ -70,7 +70,9 @@ class ChainTransfer(models.Model):
     class Meta:
         ordering = ["from_address", "nonce", "seq"]
         constraints = [
-            models.UniqueConstraint(fields=["chain_id", "from_address", "nonce", "seq"], name="chain_transfer_nonce_once"),
+            models.UniqueConstraint(
+                fields=["chain_id", "from_address", "nonce", "seq"], name="chain_transfer_nonce_once"
+            ),
             models.UniqueConstraint(fields=["idempotency_key", "seq"], name="chain_transfer_key_once"),
             models.CheckConstraint(condition=models.Q(amount_u__gt=0), name="chain_transfer_amount_positive"),
         ]
@@ -82,7 +84,9 @@ class ChainTransfer(models.Model):
 class DepositAddress(models.Model):
     """A player's deposit address, derived from the configured xpub at `m/<index>` (no private key here)."""
 
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="chain_deposit_address")
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="chain_deposit_address"
+    )
     xpub_fingerprint = models.CharField(max_length=16, help_text="Which xpub the address was derived from.")
     index = models.BigIntegerField()
     address = models.CharField(max_length=42, unique=True)
@@ -117,9 +121,7 @@ class ChainDeposit(models.Model):
     block_number = models.BigIntegerField()
     block_hash = models.CharField(max_length=66)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.SEEN, db_index=True)
-    journal = models.OneToOneField(
-        "ledger.Journal", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
+    journal = models.OneToOneField("ledger.Journal", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     evidence = models.JSONField(default=list, blank=True)
     review_reason = models.TextField(blank=True, help_text="Set when a credited deposit left the chain.")
     reviewed_at = models.DateTimeField(null=True, blank=True)

@@ -46,6 +46,7 @@ REPLACE_KIND = "chain_replace_tx"
 
 # --- Destinations --------------------------------------------------------------------------
 
+
 def destination_address(destination: Any) -> str:
     """Return the EIP-55 checksummed address of a withdrawal destination, or raise InvalidChainAddress."""
     from eth_utils import is_checksum_address
@@ -64,6 +65,7 @@ def destination_address(destination: Any) -> str:
 
 
 # --- Pre-flight: fees and balances ---------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Preflight:
@@ -119,19 +121,20 @@ def hot_wallet_starved(*, reason: str) -> None:
     """Stop every payout: raise the payout freeze (audited) because the hot wallet cannot pay."""
     logger.error("hot wallet cannot pay: %s; PAYOUT_FREEZE raised", reason)
     if not switch_is_on(Switch.Name.PAYOUT_FREEZE):
-        switch_set(name=Switch.Name.PAYOUT_FREEZE, on=True, reason=f"on-chain hot wallet: {reason}",
-                   actor=CHAIN_WORKER)
+        switch_set(name=Switch.Name.PAYOUT_FREEZE, on=True, reason=f"on-chain hot wallet: {reason}", actor=CHAIN_WORKER)
 
 
 # --- Sign and record, then broadcast -------------------------------------------------------
+
 
 def _wallet_locked(*, address: str, chain_id: int, chain_nonce: int) -> HotWallet:
     HotWallet.objects.get_or_create(address=address, defaults={"chain_id": chain_id, "next_nonce": chain_nonce})
     return HotWallet.objects.select_for_update().get(address=address)
 
 
-def _signed(*, key: HotWalletKey, cfg: ChainSettings, nonce: int, to: str, amount_u: int,
-            max_fee: int, priority: int) -> tuple[str, str]:
+def _signed(
+    *, key: HotWalletKey, cfg: ChainSettings, nonce: int, to: str, amount_u: int, max_fee: int, priority: int
+) -> tuple[str, str]:
     tx = {
         "type": 2,
         "chainId": cfg.chain_id,
@@ -161,7 +164,8 @@ def chain_transfer_sign(
         if current.state != Withdrawal.State.PAYOUT_SUBMITTED or current.idempotency_key != idempotency_key:
             raise ReplacementRefused(
                 f"Withdrawal {withdrawal.pk} is {current.state} on attempt {current.idempotency_key}; "
-                f"nothing signed for {idempotency_key}.")
+                f"nothing signed for {idempotency_key}."
+            )
         wallet = _wallet_locked(address=key.address, chain_id=cfg.chain_id, chain_nonce=preflight.chain_nonce)
         existing = ChainTransfer.objects.filter(idempotency_key=idempotency_key, seq=0).first()
         if existing is not None:  # another worker signed this attempt while we read the chain
@@ -169,39 +173,71 @@ def chain_transfer_sign(
         nonce = max(wallet.next_nonce, preflight.chain_nonce)
         wallet.next_nonce = nonce + 1
         wallet.save(update_fields=["next_nonce", "updated_at"])
-        raw_tx, tx_hash = _signed(key=key, cfg=cfg, nonce=nonce, to=to, amount_u=withdrawal.amount_u,
-                                  max_fee=preflight.max_fee_per_gas, priority=preflight.priority_fee)
-        record = ChainTransfer.objects.create(
-            withdrawal_id=withdrawal.pk, idempotency_key=idempotency_key, seq=0, chain_id=cfg.chain_id,
-            from_address=key.address, token_address=cfg.token_address, to_address=to,
-            amount_u=withdrawal.amount_u, nonce=nonce, gas_limit=cfg.gas_limit,
-            max_fee_per_gas=preflight.max_fee_per_gas, max_priority_fee_per_gas=preflight.priority_fee,
-            raw_tx=raw_tx, tx_hash=tx_hash, created_by=actor_label(CHAIN_WORKER),
+        raw_tx, tx_hash = _signed(
+            key=key,
+            cfg=cfg,
+            nonce=nonce,
+            to=to,
+            amount_u=withdrawal.amount_u,
+            max_fee=preflight.max_fee_per_gas,
+            priority=preflight.priority_fee,
         )
-        audit_record(actor=CHAIN_WORKER, action="chain.transfer.signed", obj=record, object_type="chain.chaintransfer",
-                     data={"withdrawal_id": withdrawal.pk, "nonce": nonce, "tx_hash": tx_hash, "to": to,
-                           "amount_u": withdrawal.amount_u, "idempotency_key": idempotency_key})
+        record = ChainTransfer.objects.create(
+            withdrawal_id=withdrawal.pk,
+            idempotency_key=idempotency_key,
+            seq=0,
+            chain_id=cfg.chain_id,
+            from_address=key.address,
+            token_address=cfg.token_address,
+            to_address=to,
+            amount_u=withdrawal.amount_u,
+            nonce=nonce,
+            gas_limit=cfg.gas_limit,
+            max_fee_per_gas=preflight.max_fee_per_gas,
+            max_priority_fee_per_gas=preflight.priority_fee,
+            raw_tx=raw_tx,
+            tx_hash=tx_hash,
+            created_by=actor_label(CHAIN_WORKER),
+        )
+        audit_record(
+            actor=CHAIN_WORKER,
+            action="chain.transfer.signed",
+            obj=record,
+            object_type="chain.chaintransfer",
+            data={
+                "withdrawal_id": withdrawal.pk,
+                "nonce": nonce,
+                "tx_hash": tx_hash,
+                "to": to,
+                "amount_u": withdrawal.amount_u,
+                "idempotency_key": idempotency_key,
+            },
+        )
     logger.info("withdrawal %s: signed transfer nonce %s hash %s", withdrawal.pk, nonce, tx_hash)
     return record
 
 
 def chain_transfer_broadcast(*, record: ChainTransfer, w3: Any) -> rpc.Sent:
     """Send the stored signed bytes (outside any transaction), then record that we did."""
-    sent = rpc.send_raw(w3, raw_tx=record.raw_tx, tx_hash=record.tx_hash, sender=record.from_address,
-                        nonce=record.nonce)
+    sent = rpc.send_raw(
+        w3, raw_tx=record.raw_tx, tx_hash=record.tx_hash, sender=record.from_address, nonce=record.nonce
+    )
     now = timezone.now()
     if sent.outcome in ("sent", "known"):
         ChainTransfer.objects.filter(pk=record.pk, first_broadcast_at__isnull=True).update(first_broadcast_at=now)
-        ChainTransfer.objects.filter(pk=record.pk).update(broadcast_count=F("broadcast_count") + 1,
-                                                          last_broadcast_at=now)
+        ChainTransfer.objects.filter(pk=record.pk).update(
+            broadcast_count=F("broadcast_count") + 1, last_broadcast_at=now
+        )
         ChainTransfer.objects.filter(pk=record.pk, status=ChainTransfer.Status.SIGNED).update(
-            status=ChainTransfer.Status.BROADCAST)
+            status=ChainTransfer.Status.BROADCAST
+        )
     else:
         logger.warning("broadcast of %s (nonce %s): %s %s", record.tx_hash, record.nonce, sent.outcome, sent.detail)
     return sent
 
 
 # --- Confirmation tracking -----------------------------------------------------------------
+
 
 def _evidence(record: ChainTransfer, event: str, **data: Any) -> list[dict[str, Any]]:
     return [*record.evidence, {"event": event, "at": timezone.now().isoformat(), **data}]
@@ -211,11 +247,18 @@ def _settle(*, record: ChainTransfer, outcome: str, event_type: str, detail: str
     """Hand a final answer to the payouts app's settlement (exactly once per transaction and outcome)."""
     from payouts.services import PayoutNotice, payout_event_process
 
-    event, duplicate = payout_event_process(notice=PayoutNotice(
-        provider=PROVIDER_NAME, event_id=f"{record.tx_hash}:{event_type}", event_type=f"chain.{event_type}",
-        payload=payload, outcome=outcome, idempotency_key=record.idempotency_key, psp_reference=record.tx_hash,
-        detail=detail,
-    ))
+    event, duplicate = payout_event_process(
+        notice=PayoutNotice(
+            provider=PROVIDER_NAME,
+            event_id=f"{record.tx_hash}:{event_type}",
+            event_type=f"chain.{event_type}",
+            payload=payload,
+            outcome=outcome,
+            idempotency_key=record.idempotency_key,
+            psp_reference=record.tx_hash,
+            detail=detail,
+        )
+    )
     return "duplicate" if duplicate else event.result
 
 
@@ -242,12 +285,24 @@ def _track_open(*, w3: Any, cfg: ChainSettings, head: int, record: ChainTransfer
     if receipt is None:
         if record.status == ChainTransfer.Status.MINED:
             report.reorged += 1
-            logger.warning("transfer %s left the chain before %s confirmations (was in block %s); sending it again",
-                           record.tx_hash, cfg.confirmations, record.block_number)
+            logger.warning(
+                "transfer %s left the chain before %s confirmations (was in block %s); sending it again",
+                record.tx_hash,
+                cfg.confirmations,
+                record.block_number,
+            )
             ChainTransfer.objects.filter(pk=record.pk).update(
-                status=ChainTransfer.Status.BROADCAST, block_number=None, block_hash="",
-                evidence=_evidence(record, "reorged_out_before_confirmation", block_number=record.block_number,
-                                   block_hash=record.block_hash, head=head))
+                status=ChainTransfer.Status.BROADCAST,
+                block_number=None,
+                block_hash="",
+                evidence=_evidence(
+                    record,
+                    "reorged_out_before_confirmation",
+                    block_number=record.block_number,
+                    block_hash=record.block_hash,
+                    head=head,
+                ),
+            )
         if record.replaced_by_id is not None:
             return  # an operator replaced it; the replacement is the one we push
         sent = chain_transfer_broadcast(record=record, w3=w3)
@@ -256,48 +311,89 @@ def _track_open(*, w3: Any, cfg: ChainSettings, head: int, record: ChainTransfer
             _nonce_taken(w3=w3, record=record)
         return
     if receipt["status"] != 1 or not rpc.find_transfer(
-        receipt, token=record.token_address, sender=record.from_address, receiver=record.to_address,
+        receipt,
+        token=record.token_address,
+        sender=record.from_address,
+        receiver=record.to_address,
         amount_u=record.amount_u,
     ):
         report.reverted += 1
         why = "reverted" if receipt["status"] != 1 else "mined without the expected Transfer log"
-        logger.error("transfer %s of withdrawal %s %s in block %s: manual review",
-                     record.tx_hash, record.withdrawal_id, why, receipt["block_number"])
+        logger.error(
+            "transfer %s of withdrawal %s %s in block %s: manual review",
+            record.tx_hash,
+            record.withdrawal_id,
+            why,
+            receipt["block_number"],
+        )
         with transaction.atomic():
-            evidence = _evidence(record, "reverted" if receipt["status"] != 1 else "wrong_transfer",
-                                 receipt={k: v for k, v in receipt.items()})
+            evidence = _evidence(
+                record,
+                "reverted" if receipt["status"] != 1 else "wrong_transfer",
+                receipt={k: v for k, v in receipt.items()},
+            )
             ChainTransfer.objects.filter(pk=record.pk).update(
-                status=ChainTransfer.Status.REVERTED, block_number=receipt["block_number"],
-                block_hash=receipt["block_hash"], evidence=evidence)
+                status=ChainTransfer.Status.REVERTED,
+                block_number=receipt["block_number"],
+                block_hash=receipt["block_hash"],
+                evidence=evidence,
+            )
             _siblings(record).filter(status__in=ChainTransfer.OPEN).update(status=ChainTransfer.Status.DROPPED)
-            _settle(record=record, outcome="failed", event_type="reverted",
-                    detail=f"{why} in block {receipt['block_number']} ({receipt['block_hash']})",
-                    payload={"tx_hash": record.tx_hash, "nonce": record.nonce, "receipt": receipt})
+            _settle(
+                record=record,
+                outcome="failed",
+                event_type="reverted",
+                detail=f"{why} in block {receipt['block_number']} ({receipt['block_hash']})",
+                payload={"tx_hash": record.tx_hash, "nonce": record.nonce, "receipt": receipt},
+            )
         return
     confirmations = head - receipt["block_number"] + 1
     if confirmations < cfg.confirmations:
         if record.status != ChainTransfer.Status.MINED or record.block_hash != receipt["block_hash"]:
             ChainTransfer.objects.filter(pk=record.pk).update(
-                status=ChainTransfer.Status.MINED, block_number=receipt["block_number"],
+                status=ChainTransfer.Status.MINED,
+                block_number=receipt["block_number"],
                 block_hash=receipt["block_hash"],
-                evidence=_evidence(record, "mined", block_number=receipt["block_number"],
-                                   block_hash=receipt["block_hash"]))
+                evidence=_evidence(
+                    record, "mined", block_number=receipt["block_number"], block_hash=receipt["block_hash"]
+                ),
+            )
         return
     report.confirmed += 1
     with transaction.atomic():
         ChainTransfer.objects.filter(pk=record.pk).update(
-            status=ChainTransfer.Status.CONFIRMED, block_number=receipt["block_number"],
-            block_hash=receipt["block_hash"], confirmed_at=timezone.now(),
-            evidence=_evidence(record, "confirmed", block_number=receipt["block_number"],
-                               block_hash=receipt["block_hash"], confirmations=confirmations, head=head))
+            status=ChainTransfer.Status.CONFIRMED,
+            block_number=receipt["block_number"],
+            block_hash=receipt["block_hash"],
+            confirmed_at=timezone.now(),
+            evidence=_evidence(
+                record,
+                "confirmed",
+                block_number=receipt["block_number"],
+                block_hash=receipt["block_hash"],
+                confirmations=confirmations,
+                head=head,
+            ),
+        )
         _siblings(record).filter(status__in=ChainTransfer.OPEN).update(status=ChainTransfer.Status.DROPPED)
-        result = _settle(record=record, outcome="paid", event_type="confirmed",
-                         detail=f"{confirmations} confirmations, block {receipt['block_number']}",
-                         payload={"tx_hash": record.tx_hash, "nonce": record.nonce, "to": record.to_address,
-                                  "amount_u": record.amount_u, "block_number": receipt["block_number"],
-                                  "block_hash": receipt["block_hash"], "confirmations": confirmations})
-    logger.info("transfer %s of withdrawal %s confirmed (%s): %s",
-                record.tx_hash, record.withdrawal_id, confirmations, result)
+        result = _settle(
+            record=record,
+            outcome="paid",
+            event_type="confirmed",
+            detail=f"{confirmations} confirmations, block {receipt['block_number']}",
+            payload={
+                "tx_hash": record.tx_hash,
+                "nonce": record.nonce,
+                "to": record.to_address,
+                "amount_u": record.amount_u,
+                "block_number": receipt["block_number"],
+                "block_hash": receipt["block_hash"],
+                "confirmations": confirmations,
+            },
+        )
+    logger.info(
+        "transfer %s of withdrawal %s confirmed (%s): %s", record.tx_hash, record.withdrawal_id, confirmations, result
+    )
 
 
 def _nonce_taken(*, w3: Any, record: ChainTransfer) -> None:
@@ -314,9 +410,15 @@ def _nonce_taken(*, w3: Any, record: ChainTransfer) -> None:
     logger.error("transfer %s of withdrawal %s: %s: manual review", record.tx_hash, record.withdrawal_id, reason)
     with transaction.atomic():
         ChainTransfer.objects.filter(pk=record.pk).update(
-            status=ChainTransfer.Status.DROPPED, evidence=_evidence(record, "nonce_taken", detail=reason))
-        _settle(record=record, outcome="failed", event_type="nonce_taken", detail=reason,
-                payload={"tx_hash": record.tx_hash, "nonce": record.nonce, "from": record.from_address})
+            status=ChainTransfer.Status.DROPPED, evidence=_evidence(record, "nonce_taken", detail=reason)
+        )
+        _settle(
+            record=record,
+            outcome="failed",
+            event_type="nonce_taken",
+            detail=reason,
+            payload={"tx_hash": record.tx_hash, "nonce": record.nonce, "from": record.from_address},
+        )
 
 
 def _recheck_confirmed(*, w3: Any, cfg: ChainSettings, head: int, record: ChainTransfer, report: TrackReport) -> None:
@@ -324,24 +426,43 @@ def _recheck_confirmed(*, w3: Any, cfg: ChainSettings, head: int, record: ChainT
     if rpc.block_hash_at(w3, record.block_number) == record.block_hash:
         return
     receipt = rpc.receipt_of(w3, record.tx_hash)
-    if receipt is not None and receipt["status"] == 1 and rpc.find_transfer(
-        receipt, token=record.token_address, sender=record.from_address, receiver=record.to_address,
-        amount_u=record.amount_u,
+    if (
+        receipt is not None
+        and receipt["status"] == 1
+        and rpc.find_transfer(
+            receipt,
+            token=record.token_address,
+            sender=record.from_address,
+            receiver=record.to_address,
+            amount_u=record.amount_u,
+        )
     ):
         ChainTransfer.objects.filter(pk=record.pk).update(
-            block_number=receipt["block_number"], block_hash=receipt["block_hash"],
-            evidence=_evidence(record, "reincluded_after_reorg", block_number=receipt["block_number"],
-                               block_hash=receipt["block_hash"]))
+            block_number=receipt["block_number"],
+            block_hash=receipt["block_hash"],
+            evidence=_evidence(
+                record, "reincluded_after_reorg", block_number=receipt["block_number"], block_hash=receipt["block_hash"]
+            ),
+        )
         return
     report.flagged += 1
-    reason = (f"paid transfer {record.tx_hash} left the chain after {cfg.confirmations} confirmations "
-              f"(was block {record.block_number} {record.block_hash}; head now {head}); the same signed "
-              "transaction was sent again")
+    reason = (
+        f"paid transfer {record.tx_hash} left the chain after {cfg.confirmations} confirmations "
+        f"(was block {record.block_number} {record.block_hash}; head now {head}); the same signed "
+        "transaction was sent again"
+    )
     logger.error("withdrawal %s: %s: manual review", record.withdrawal_id, reason)
     ChainTransfer.objects.filter(pk=record.pk).update(
         review_reason=reason,
-        evidence=_evidence(record, "reorged_out_after_confirmation", block_number=record.block_number,
-                           block_hash=record.block_hash, head=head, receipt=receipt))
+        evidence=_evidence(
+            record,
+            "reorged_out_after_confirmation",
+            block_number=record.block_number,
+            block_hash=record.block_hash,
+            head=head,
+            receipt=receipt,
+        ),
+    )
     chain_transfer_broadcast(record=record, w3=w3)
 
 
@@ -364,22 +485,29 @@ def chain_payouts_track() -> TrackReport:
 
 # --- Operator decision (four eyes): replace a stuck transaction ----------------------------
 
+
 def _check_replaceable(*, record: ChainTransfer, cfg: ChainSettings, max_fee: int, tip: int) -> None:
     """Refuse a replacement that is not possible now (changes nothing)."""
     from payouts.models import Withdrawal
 
     if record.status not in (ChainTransfer.Status.SIGNED, ChainTransfer.Status.BROADCAST) or record.replaced_by_id:
         raise ReplacementRefused(
-            f"Transfer {record.tx_hash} is {record.status}" + (" and already replaced" if record.replaced_by_id else "")
-            + "; only a stuck, unmined, latest transaction can be replaced. Nothing was changed.")
+            f"Transfer {record.tx_hash} is {record.status}"
+            + (" and already replaced" if record.replaced_by_id else "")
+            + "; only a stuck, unmined, latest transaction can be replaced. Nothing was changed."
+        )
     if record.withdrawal.state != Withdrawal.State.PAYOUT_SUBMITTED:
-        raise ReplacementRefused(f"Withdrawal {record.withdrawal_id} is {record.withdrawal.state}. Nothing was changed.")
+        raise ReplacementRefused(
+            f"Withdrawal {record.withdrawal_id} is {record.withdrawal.state}. Nothing was changed."
+        )
     if max_fee > cfg.max_fee_per_gas_wei or tip > max_fee or tip < 0:
-        raise ReplacementRefused("The fees must stay within CHAIN_MAX_FEE_PER_GAS_WEI (tip <= max fee). "
-                                 "Nothing was changed.")
+        raise ReplacementRefused(
+            "The fees must stay within CHAIN_MAX_FEE_PER_GAS_WEI (tip <= max fee). Nothing was changed."
+        )
     if max_fee * 10 < int(record.max_fee_per_gas) * 11 or tip * 10 < int(record.max_priority_fee_per_gas) * 11:
-        raise ReplacementRefused("A replacement must raise both fees by at least 10% (nodes refuse less). "
-                                 "Nothing was changed.")
+        raise ReplacementRefused(
+            "A replacement must raise both fees by at least 10% (nodes refuse less). Nothing was changed."
+        )
 
 
 def chain_transfer_replace(
@@ -396,15 +524,23 @@ def chain_transfer_replace(
     record = ChainTransfer.objects.select_related("withdrawal").filter(pk=transfer_id).first()
     if record is None:
         raise ChainTransferNotFound(f"No on-chain transfer {transfer_id}.")
-    _check_replaceable(record=record, cfg=chain_settings(), max_fee=max_fee_per_gas_wei,
-                       tip=max_priority_fee_per_gas_wei)
+    _check_replaceable(
+        record=record, cfg=chain_settings(), max_fee=max_fee_per_gas_wei, tip=max_priority_fee_per_gas_wei
+    )
     return decision_propose(
-        kind=REPLACE_KIND, subject=f"chain_tx:{record.pk}",
-        payload={"transfer_id": record.pk, "tx_hash": record.tx_hash, "nonce": record.nonce,
-                 "max_fee_per_gas_wei": max_fee_per_gas_wei,
-                 "max_priority_fee_per_gas_wei": max_priority_fee_per_gas_wei},
-        amounts={record.withdrawal.currency: record.amount_u}, parties=[record.withdrawal.user_id],
-        reason=reason, acting_user=acting_user,
+        kind=REPLACE_KIND,
+        subject=f"chain_tx:{record.pk}",
+        payload={
+            "transfer_id": record.pk,
+            "tx_hash": record.tx_hash,
+            "nonce": record.nonce,
+            "max_fee_per_gas_wei": max_fee_per_gas_wei,
+            "max_priority_fee_per_gas_wei": max_priority_fee_per_gas_wei,
+        },
+        amounts={record.withdrawal.currency: record.amount_u},
+        parties=[record.withdrawal.user_id],
+        reason=reason,
+        acting_user=acting_user,
         evidence=f"{record.status} since {record.created_at:%Y-%m-%d %H:%M:%S}Z, {record.broadcast_count} broadcasts",
     )
 
@@ -422,24 +558,57 @@ def _apply_replace(proposal: Any, checker: Any) -> dict[str, Any]:
     max_fee, tip = int(payload["max_fee_per_gas_wei"]), int(payload["max_priority_fee_per_gas_wei"])
     _check_replaceable(record=record, cfg=cfg, max_fee=max_fee, tip=tip)
     HotWallet.objects.select_for_update().get(address=record.from_address)
-    raw_tx, tx_hash = _signed(key=key, cfg=cfg, nonce=record.nonce, to=record.to_address, amount_u=record.amount_u,
-                              max_fee=max_fee, priority=tip)
-    seq = (ChainTransfer.objects.filter(idempotency_key=record.idempotency_key)
-           .order_by("-seq").values_list("seq", flat=True).first() or 0) + 1
+    raw_tx, tx_hash = _signed(
+        key=key,
+        cfg=cfg,
+        nonce=record.nonce,
+        to=record.to_address,
+        amount_u=record.amount_u,
+        max_fee=max_fee,
+        priority=tip,
+    )
+    seq = (
+        ChainTransfer.objects.filter(idempotency_key=record.idempotency_key)
+        .order_by("-seq")
+        .values_list("seq", flat=True)
+        .first()
+        or 0
+    ) + 1
     replacement = ChainTransfer.objects.create(
-        withdrawal_id=record.withdrawal_id, idempotency_key=record.idempotency_key, seq=seq,
-        chain_id=record.chain_id, from_address=record.from_address, token_address=record.token_address,
-        to_address=record.to_address, amount_u=record.amount_u, nonce=record.nonce, gas_limit=record.gas_limit,
-        max_fee_per_gas=max_fee, max_priority_fee_per_gas=tip, raw_tx=raw_tx, tx_hash=tx_hash,
+        withdrawal_id=record.withdrawal_id,
+        idempotency_key=record.idempotency_key,
+        seq=seq,
+        chain_id=record.chain_id,
+        from_address=record.from_address,
+        token_address=record.token_address,
+        to_address=record.to_address,
+        amount_u=record.amount_u,
+        nonce=record.nonce,
+        gas_limit=record.gas_limit,
+        max_fee_per_gas=max_fee,
+        max_priority_fee_per_gas=tip,
+        raw_tx=raw_tx,
+        tx_hash=tx_hash,
         created_by=f"{proposal.proposed_by.email} + {actor_label(checker)}",
     )
     record.replaced_by = replacement
     record.save(update_fields=["replaced_by", "updated_at"])
-    audit_record(actor=checker, action="chain.transfer.replace", obj=record, object_type="chain.chaintransfer",
-                 reason=proposal.reason,
-                 data={"withdrawal_id": record.withdrawal_id, "nonce": record.nonce, "old_hash": record.tx_hash,
-                       "new_hash": tx_hash, "max_fee_per_gas": max_fee, "proposed_by": proposal.proposed_by.email,
-                       "proposal_id": proposal.pk})
+    audit_record(
+        actor=checker,
+        action="chain.transfer.replace",
+        obj=record,
+        object_type="chain.chaintransfer",
+        reason=proposal.reason,
+        data={
+            "withdrawal_id": record.withdrawal_id,
+            "nonce": record.nonce,
+            "old_hash": record.tx_hash,
+            "new_hash": tx_hash,
+            "max_fee_per_gas": max_fee,
+            "proposed_by": proposal.proposed_by.email,
+            "proposal_id": proposal.pk,
+        },
+    )
     replacement_id = replacement.pk
     transaction.on_commit(lambda: _broadcast_by_id(replacement_id), robust=True)
     return {"replacement_tx_hash": tx_hash, "nonce": record.nonce}
@@ -452,10 +621,16 @@ def _broadcast_by_id(transfer_id: int) -> None:
 
 def register_chain_decisions() -> None:
     """Offer the replacement of a stuck transaction to the maker-checker (always two operators)."""
-    register_decision(DecisionKind(
-        name=REPLACE_KIND, label="replace a stuck on-chain payout", permission="payouts.retry_payout",
-        lock=_lock_replace_subject, apply=_apply_replace, always_two=True,
-    ))
+    register_decision(
+        DecisionKind(
+            name=REPLACE_KIND,
+            label="replace a stuck on-chain payout",
+            permission="payouts.retry_payout",
+            lock=_lock_replace_subject,
+            apply=_apply_replace,
+            always_two=True,
+        )
+    )
 
 
 def chain_transfer_mark_reviewed(*, transfer_id: int, acting_user: Any, reason: str) -> ChainTransfer:
@@ -470,8 +645,12 @@ def chain_transfer_mark_reviewed(*, transfer_id: int, acting_user: Any, reason: 
         record.reviewed_at = timezone.now()
         record.reviewed_by = actor_label(acting_user)
         record.save(update_fields=["reviewed_at", "reviewed_by", "updated_at"])
-        audit_record(actor=acting_user, action="chain.transfer.reviewed", obj=record,
-                     object_type="chain.chaintransfer", reason=reason.strip(), data={"tx_hash": record.tx_hash})
+        audit_record(
+            actor=acting_user,
+            action="chain.transfer.reviewed",
+            obj=record,
+            object_type="chain.chaintransfer",
+            reason=reason.strip(),
+            data={"tx_hash": record.tx_hash},
+        )
     return record
-
-

@@ -61,12 +61,17 @@ class OnChainUSDCProvider(PayoutProvider):
                 return SubmitResult(Outcome.ERROR, detail=f"node unreachable, nothing signed: {exc}"[:500])
             if preflight.shortfall:
                 hot_wallet_starved(reason=preflight.shortfall)
-                return SubmitResult(Outcome.DECLINED, detail=f"insufficient balance, nothing signed: {preflight.shortfall}")
+                return SubmitResult(
+                    Outcome.DECLINED, detail=f"insufficient balance, nothing signed: {preflight.shortfall}"
+                )
             if preflight.fee_refusal:
                 return SubmitResult(Outcome.ERROR, detail=preflight.fee_refusal)
             try:
-                records = [chain_transfer_sign(withdrawal=withdrawal, idempotency_key=idempotency_key, key=key,
-                                               cfg=cfg, preflight=preflight)]
+                records = [
+                    chain_transfer_sign(
+                        withdrawal=withdrawal, idempotency_key=idempotency_key, key=key, cfg=cfg, preflight=preflight
+                    )
+                ]
             except (InvalidChainAddress, ReplacementRefused) as exc:
                 return SubmitResult(Outcome.REFUSED, detail=exc.detail)
         # One payout attempt may hold an original and an operator's replacements, all with one nonce.
@@ -75,16 +80,20 @@ class OnChainUSDCProvider(PayoutProvider):
             return SubmitResult(Outcome.ACCEPTED, psp_reference=done[0].tx_hash, detail=done[0].status)
         pending = [r for r in records if r.status in (ChainTransfer.Status.SIGNED, ChainTransfer.Status.BROADCAST)]
         if not pending:  # reverted, or its nonce taken by a transaction we did not sign for this payout
-            return SubmitResult(Outcome.DECLINED, psp_reference=records[0].tx_hash,
-                                detail=f"transfer {records[0].status} on chain")
+            return SubmitResult(
+                Outcome.DECLINED, psp_reference=records[0].tx_hash, detail=f"transfer {records[0].status} on chain"
+            )
         record = pending[0]  # the latest (highest seq) still open
         sent = chain_transfer_broadcast(record=record, w3=w3)
         if sent.outcome in ("sent", "known"):
-            return SubmitResult(Outcome.ACCEPTED, psp_reference=record.tx_hash,
-                                detail=f"nonce {record.nonce} {sent.outcome}")
-        return SubmitResult(Outcome.AMBIGUOUS, psp_reference=record.tx_hash,
-                            detail=f"nonce {record.nonce} {sent.outcome}: {sent.detail}"[:500])
-
+            return SubmitResult(
+                Outcome.ACCEPTED, psp_reference=record.tx_hash, detail=f"nonce {record.nonce} {sent.outcome}"
+            )
+        return SubmitResult(
+            Outcome.AMBIGUOUS,
+            psp_reference=record.tx_hash,
+            detail=f"nonce {record.nonce} {sent.outcome}: {sent.detail}"[:500],
+        )
 
     def status(self, *, withdrawal: Withdrawal, idempotency_key: str, psp_reference: str = "") -> StatusResult:
         """Answer the PSP reconciler from our own records: always pending (no final answer from here).
@@ -97,21 +106,29 @@ class OnChainUSDCProvider(PayoutProvider):
         if not records:
             return StatusResult(PayoutStatus.PENDING, detail="nothing signed yet; the payout worker owns it")
         latest = records[0]
-        return StatusResult(PayoutStatus.PENDING, psp_reference=latest.tx_hash, psp_status=latest.status,
-                            amount_u=latest.amount_u, currency=CURRENCY,
-                            detail=f"nonce {latest.nonce} {latest.status}; the confirmation tracker decides",
-                            evidence={"tx_hashes": [r.tx_hash for r in records]})
+        return StatusResult(
+            PayoutStatus.PENDING,
+            psp_reference=latest.tx_hash,
+            psp_status=latest.status,
+            amount_u=latest.amount_u,
+            currency=CURRENCY,
+            detail=f"nonce {latest.nonce} {latest.status}; the confirmation tracker decides",
+            evidence={"tx_hashes": [r.tx_hash for r in records]},
+        )
 
     def resolution_blocker(self, *, withdrawal: Withdrawal) -> str:
         """Refuse resolving by hand while a signed transaction of the current attempt could still be mined."""
-        open_rows = ChainTransfer.objects.filter(idempotency_key=withdrawal.idempotency_key,
-                                                 status__in=ChainTransfer.OPEN)
+        open_rows = ChainTransfer.objects.filter(
+            idempotency_key=withdrawal.idempotency_key, status__in=ChainTransfer.OPEN
+        )
         row = open_rows.order_by("-seq").first()
         if row is None:
             return ""
-        return (f"On-chain transaction {row.tx_hash} (nonce {row.nonce}) is {row.status} and may still be mined; "
-                "it cannot be resolved by hand. Wait for the confirmation tracker, or replace it "
-                "(chain_replace_tx). Nothing was changed.")
+        return (
+            f"On-chain transaction {row.tx_hash} (nonce {row.nonce}) is {row.status} and may still be mined; "
+            "it cannot be resolved by hand. Wait for the confirmation tracker, or replace it "
+            "(chain_replace_tx). Nothing was changed."
+        )
 
 
 register_provider(OnChainUSDCProvider())

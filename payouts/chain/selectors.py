@@ -35,7 +35,9 @@ def hot_wallet_balances() -> WalletBalances:
     token_u = rpc.token_balance(w3, cfg.token_address, address)
     gas_wei = rpc.gas_balance(w3, address)
     return WalletBalances(
-        address=address, token_u=token_u, gas_wei=gas_wei,
+        address=address,
+        token_u=token_u,
+        gas_wei=gas_wei,
         token_low=token_u < int(settings.CHAIN_LOW_TOKEN_BALANCE_U),
         gas_low=gas_wei < int(settings.CHAIN_LOW_GAS_BALANCE_WEI),
     )
@@ -56,22 +58,37 @@ def chain_stuck_findings(*, now: datetime | None = None) -> list[StuckFinding]:
     rows = ChainTransfer.objects.filter(stuck | flagged).defer("raw_tx", "evidence").order_by("created_at", "id")
     for row in rows:  # one query
         if row.review_reason and row.reviewed_at is None:
-            findings.append(StuckFinding(
-                kind="chain_tx", id=row.tx_hash, state="needs_review",
-                age_s=int((now - row.updated_at).total_seconds()), limit_s=0,
-                detail=f"withdrawal={row.withdrawal_id} nonce={row.nonce} {row.review_reason}",
-            ))
+            findings.append(
+                StuckFinding(
+                    kind="chain_tx",
+                    id=row.tx_hash,
+                    state="needs_review",
+                    age_s=int((now - row.updated_at).total_seconds()),
+                    limit_s=0,
+                    detail=f"withdrawal={row.withdrawal_id} nonce={row.nonce} {row.review_reason}",
+                )
+            )
         else:
-            findings.append(StuckFinding(
-                kind="chain_tx", id=row.tx_hash, state=row.status,
-                age_s=int((now - row.created_at).total_seconds()), limit_s=limit_s,
-                detail=f"withdrawal={row.withdrawal_id} nonce={row.nonce} to={row.to_address} "
-                       f"amount_u={row.amount_u} broadcasts={row.broadcast_count}",
-            ))
+            findings.append(
+                StuckFinding(
+                    kind="chain_tx",
+                    id=row.tx_hash,
+                    state=row.status,
+                    age_s=int((now - row.created_at).total_seconds()),
+                    limit_s=limit_s,
+                    detail=f"withdrawal={row.withdrawal_id} nonce={row.nonce} to={row.to_address} "
+                    f"amount_u={row.amount_u} broadcasts={row.broadcast_count}",
+                )
+            )
     for row in ChainDeposit.objects.exclude(review_reason="").filter(reviewed_at__isnull=True).order_by("id"):
-        findings.append(StuckFinding(
-            kind="chain_deposit", id=f"{row.tx_hash}:{row.log_index}", state="needs_review",
-            age_s=int((now - row.seen_at).total_seconds()), limit_s=0,
-            detail=f"user={row.user_id} amount_u={row.amount_u} {row.review_reason}",
-        ))
+        findings.append(
+            StuckFinding(
+                kind="chain_deposit",
+                id=f"{row.tx_hash}:{row.log_index}",
+                state="needs_review",
+                age_s=int((now - row.seen_at).total_seconds()),
+                limit_s=0,
+                detail=f"user={row.user_id} amount_u={row.amount_u} {row.review_reason}",
+            )
+        )
     return findings

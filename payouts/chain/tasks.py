@@ -70,11 +70,13 @@ def check_hot_wallet() -> dict:
         return {"skipped": "on-chain rail not configured"}
     with worker_run("chain_hot_wallet") as detail:
         balances = hot_wallet_balances()
-        record_balances(token_u=balances.token_u, gas_wei=balances.gas_wei,
-                        token_low=balances.token_low, gas_low=balances.gas_low)
+        record_balances(
+            token_u=balances.token_u, gas_wei=balances.gas_wei, token_low=balances.token_low, gas_low=balances.gas_low
+        )
         detail.update(asdict(balances))
         if balances.token_low or balances.gas_low:
             detail["result"] = "failed"
-            logger.error("hot wallet %s low: token %s u, gas %s wei", balances.address, balances.token_u,
-                         balances.gas_wei)
+            logger.error(
+                "hot wallet %s low: token %s u, gas %s wei", balances.address, balances.token_u, balances.gas_wei
+            )
     return asdict(balances)

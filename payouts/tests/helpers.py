@@ -38,7 +38,9 @@ def snapshot() -> dict[str, Any]:
     from webhooks.models import Deposit
 
     return {
-        "withdrawals": list(Withdrawal.objects.order_by("pk").values_list("pk", "state", "amount_u", "payout_generation")),
+        "withdrawals": list(
+            Withdrawal.objects.order_by("pk").values_list("pk", "state", "amount_u", "payout_generation")
+        ),
         "journals": Journal.objects.count(),
         "entries": Entry.objects.count(),
         "balances": list(Account.objects.order_by("pk").values_list("name", "balance_u")),
@@ -47,27 +49,31 @@ def snapshot() -> dict[str, Any]:
         "events": PayoutEvent.objects.count(),
         "proposals": list(Proposal.objects.order_by("pk").values_list("pk", "kind", "state", "decided_by")),
         "all_audit": AuditRecord.objects.count(),
-        "rounds": list(Round.objects.order_by("pk").values_list("code", "status", "result", "up_pool_u", "down_pool_u")),
+        "rounds": list(
+            Round.objects.order_by("pk").values_list("code", "status", "result", "up_pool_u", "down_pool_u")
+        ),
         "bets": Bet.objects.count(),
         "deposits": list(Deposit.objects.order_by("pk").values_list("pk", "status", "amount_u")),
     }
 
 
-def send_adyen_transfer(transfer: dict[str, Any], status: str, *, key: str | None = None,
-                        tamper: bool = False) -> Any:
+def send_adyen_transfer(transfer: dict[str, Any], status: str, *, key: str | None = None, tamper: bool = False) -> Any:
     """POST a signed Adyen Transfers webhook (built by the stub's helpers) to the app."""
     from django.conf import settings
 
     signed = adyen_transfer_request(adyen_transfer_webhook(transfer, status), key or settings.ADYEN_HMAC_KEY)
     body = signed.body.replace(b'"booked"', b'"failed"') if tamper else signed.body
     return Client().post(
-        "/webhooks/payouts/adyen", data=body, content_type="application/json",
+        "/webhooks/payouts/adyen",
+        data=body,
+        content_type="application/json",
         headers={"HmacSignature": signed.headers["HmacSignature"]},
     )
 
 
-def send_stripe_payout_event(payout: dict[str, Any], event_type: str, *, secret: str | None = None,
-                             event_id: str | None = None) -> Any:
+def send_stripe_payout_event(
+    payout: dict[str, Any], event_type: str, *, secret: str | None = None, event_id: str | None = None
+) -> Any:
     """POST a signed Stripe payout event (built by the stub's helpers) to the app."""
     from django.conf import settings
 
@@ -75,6 +81,8 @@ def send_stripe_payout_event(payout: dict[str, Any], event_type: str, *, secret:
     event = stripe_event(event_type, {**payout, "status": status}, event_id)
     signed = stripe_request(event, secret or settings.STRIPE_WEBHOOK_SECRET)
     return Client().post(
-        "/webhooks/payouts/stripe", data=signed.body, content_type="application/json",
+        "/webhooks/payouts/stripe",
+        data=signed.body,
+        content_type="application/json",
         headers={"Stripe-Signature": signed.headers["Stripe-Signature"]},
     )

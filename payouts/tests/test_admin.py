@@ -42,8 +42,7 @@ def test_list_filters_and_change_page(requested: Withdrawal, finance: Any) -> No
     assert 'name="_save"' not in page  # read-only: no form can set state or amounts
 
 
-def test_an_operator_finds_a_withdrawal_by_its_flow_id(requested: Withdrawal, funded_player: Any,
-                                                        finance: Any) -> None:
+def test_an_operator_finds_a_withdrawal_by_its_flow_id(requested: Withdrawal, funded_player: Any, finance: Any) -> None:
     other = withdrawal_request(user=funded_player, amount_u=1_000_000, currency="USDC", provider="adyen")
     client = login(finance)
     page = client.get(BASE, {"q": requested.flow_id}).content.decode()
@@ -93,8 +92,9 @@ def test_support_sees_no_buttons_and_cannot_act(requested: Withdrawal, support: 
     assert snapshot() == frozen
 
 
-def test_bulk_approve_obeys_the_same_rules(funded_player: Any, finance: Any, finance2: Any, settings: Any,
-                                           django_capture_on_commit_callbacks: Any) -> None:
+def test_bulk_approve_obeys_the_same_rules(
+    funded_player: Any, finance: Any, finance2: Any, settings: Any, django_capture_on_commit_callbacks: Any
+) -> None:
     settings.FOUR_EYES_THRESHOLDS = {"USDC": "5"}
     small = withdrawal_request(user=funded_player, amount_u=1_000_000, currency="USDC", provider="adyen")
     big = withdrawal_request(user=funded_player, amount_u=6_000_000, currency="USDC", provider="adyen")
@@ -114,8 +114,9 @@ def test_bulk_approve_obeys_the_same_rules(funded_player: Any, finance: Any, fin
     assert states == {small.pk: "approved", big.pk: "requested", done.pk: "approved"}
 
 
-def test_manual_review_queue(stub: Any, funded_player: Any, finance: Any, requested: Withdrawal,
-                             assert_ledger_ok: Any) -> None:
+def test_manual_review_queue(
+    stub: Any, funded_player: Any, finance: Any, requested: Withdrawal, assert_ledger_ok: Any
+) -> None:
     stub.set_mode("adyen_transfer", "decline", times=1)
     failed = withdrawal_request(user=funded_player, amount_u=2_000_000, currency="USDC", provider="adyen")
     withdrawal_approve(withdrawal_id=failed.pk, acting_user=finance)
@@ -131,8 +132,11 @@ def test_manual_review_queue(stub: Any, funded_player: Any, finance: Any, reques
         assert f"/admin/payouts/manualreviewwithdrawal/{failed.pk}/act/{action}/" in detail
     assert "declined" in detail  # the payout attempt
 
-    response = client.post(f"/admin/payouts/manualreviewwithdrawal/{failed.pk}/act/refund_failed/",
-                           {"reason": "bank says account closed"}, follow=True)
+    response = client.post(
+        f"/admin/payouts/manualreviewwithdrawal/{failed.pk}/act/refund_failed/",
+        {"reason": "bank says account closed"},
+        follow=True,
+    )
     assert "is now refunded" in response.content.decode()
     assert_ledger_ok()
 
@@ -141,7 +145,14 @@ def test_every_payouts_admin_page_renders(stub: Any, requested: Withdrawal, fina
     withdrawal_approve(withdrawal_id=requested.pk, acting_user=finance)
     payout_submit(withdrawal_id=requested.pk)
     client = login(make_staff(role="admin", is_superuser=True))
-    for url in ("/admin/", "/admin/payouts/", BASE, f"{BASE}{requested.pk}/change/", "/admin/payouts/payoutattempt/",
-                "/admin/payouts/payoutevent/", "/admin/payouts/manualreviewwithdrawal/",
-                f"{BASE}{requested.pk}/act/retry/"):
+    for url in (
+        "/admin/",
+        "/admin/payouts/",
+        BASE,
+        f"{BASE}{requested.pk}/change/",
+        "/admin/payouts/payoutattempt/",
+        "/admin/payouts/payoutevent/",
+        "/admin/payouts/manualreviewwithdrawal/",
+        f"{BASE}{requested.pk}/act/retry/",
+    ):
         assert client.get(url, follow=True).status_code == 200, url

@@ -32,6 +32,7 @@ def assert_problem(response: Any, status: int, type_: str | None = None) -> dict
 
 # --- Requests and idempotency ----------------------------------------------------------------
 
+
 def test_same_request_twice_with_one_key_holds_once(funded_player: Any, api_client_for: Any) -> None:
     client = api_client_for(funded_player)
     before = balances(funded_player)
@@ -110,8 +111,10 @@ def test_anonymous_is_refused(db: Any) -> None:
 
 # --- Reading and cancelling --------------------------------------------------------------------
 
-def test_player_lists_and_reads_only_their_own(funded_player: Any, make_player: Any, fund: Any,
-                                               api_client_for: Any) -> None:
+
+def test_player_lists_and_reads_only_their_own(
+    funded_player: Any, make_player: Any, fund: Any, api_client_for: Any
+) -> None:
     other = make_player()
     fund(other, 10_000_000)
     mine = withdrawal_request(user=funded_player, amount_u=1_000_000, currency="USDC", provider="adyen")
@@ -130,8 +133,9 @@ def test_player_lists_and_reads_only_their_own(funded_player: Any, make_player: 
     assert snapshot() == frozen
 
 
-def test_player_cancels_while_requested(funded_player: Any, api_client_for: Any, assert_ledger_ok: Any,
-                                        finance: Any) -> None:
+def test_player_cancels_while_requested(
+    funded_player: Any, api_client_for: Any, assert_ledger_ok: Any, finance: Any
+) -> None:
     before = balances(funded_player)
     client = api_client_for(funded_player)
     created = post_withdrawal(client, BODY).json()
@@ -150,25 +154,29 @@ def test_player_cancels_while_requested(funded_player: Any, api_client_for: Any,
 
 # --- Operators ------------------------------------------------------------------------------
 
+
 def test_players_and_support_cannot_approve_or_reject(funded_player: Any, support: Any, api_client_for: Any) -> None:
     withdrawal = withdrawal_request(user=funded_player, amount_u=1_000_000, currency="USDC", provider="adyen")
     frozen = snapshot()
     assert_problem(api_client_for(funded_player).post(f"{URL}/{withdrawal.pk}/approve"), 403)
     assert_problem(api_client_for(support).post(f"{URL}/{withdrawal.pk}/approve"), 403, "payouts/forbidden")
-    assert_problem(api_client_for(support).post(f"{URL}/{withdrawal.pk}/reject", {"reason": "no"}), 403,
-                   "payouts/forbidden")
+    assert_problem(
+        api_client_for(support).post(f"{URL}/{withdrawal.pk}/reject", {"reason": "no"}), 403, "payouts/forbidden"
+    )
     assert snapshot() == frozen
 
 
-def test_reject_needs_a_reason_and_releases(funded_player: Any, finance: Any, api_client_for: Any,
-                                           assert_ledger_ok: Any) -> None:
+def test_reject_needs_a_reason_and_releases(
+    funded_player: Any, finance: Any, api_client_for: Any, assert_ledger_ok: Any
+) -> None:
     before = balances(funded_player)
     withdrawal = withdrawal_request(user=funded_player, amount_u=1_000_000, currency="USDC", provider="adyen")
     client = api_client_for(finance)
     frozen = snapshot()
     for body in ({}, {"reason": ""}, {"reason": "   "}):
-        assert_problem(client.post(f"{URL}/{withdrawal.pk}/reject", body, format="json"), 400,
-                       "payouts/reason-required")
+        assert_problem(
+            client.post(f"{URL}/{withdrawal.pk}/reject", body, format="json"), 400, "payouts/reason-required"
+        )
     assert snapshot() == frozen
     response = client.post(f"{URL}/{withdrawal.pk}/reject", {"reason": "KYC mismatch"}, format="json")
     assert response.json()["state"] == "rejected"
@@ -184,8 +192,14 @@ def test_second_approval_is_a_conflict(funded_player: Any, finance: Any, finance
     assert snapshot() == frozen
 
 
-def test_four_eyes_above_the_threshold(funded_player: Any, finance: Any, finance2: Any, api_client_for: Any,
-                                       settings: Any, django_capture_on_commit_callbacks: Any) -> None:
+def test_four_eyes_above_the_threshold(
+    funded_player: Any,
+    finance: Any,
+    finance2: Any,
+    api_client_for: Any,
+    settings: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
     settings.FOUR_EYES_THRESHOLDS = {"USDC": "2"}
     small = withdrawal_request(user=funded_player, amount_u=2_000_000, currency="USDC", provider="adyen")
     big = withdrawal_request(user=funded_player, amount_u=2_000_001, currency="USDC", provider="adyen")
@@ -209,8 +223,15 @@ def test_four_eyes_above_the_threshold(funded_player: Any, finance: Any, finance
     assert len(callbacks) == 1
 
 
-def test_four_eyes_for_manual_resolution(stub: Any, funded_player: Any, finance: Any, finance2: Any,
-                                         api_client_for: Any, settings: Any, assert_ledger_ok: Any) -> None:
+def test_four_eyes_for_manual_resolution(
+    stub: Any,
+    funded_player: Any,
+    finance: Any,
+    finance2: Any,
+    api_client_for: Any,
+    settings: Any,
+    assert_ledger_ok: Any,
+) -> None:
     settings.FOUR_EYES_THRESHOLDS = {"USDC": "1"}
     before = balances(funded_player)
     withdrawal = withdrawal_request(user=funded_player, amount_u=5_000_000, currency="USDC", provider="adyen")
@@ -220,27 +241,36 @@ def test_four_eyes_for_manual_resolution(stub: Any, funded_player: Any, finance:
     payout_submit(withdrawal_id=withdrawal.pk)
     url = f"/v1/payouts/{withdrawal.pk}/resolve"
 
-    response = api_client_for(finance).post(url, {"decision": "refund_failed", "reason": "gateway confirmed failure"},
-                                            format="json")
+    response = api_client_for(finance).post(
+        url, {"decision": "refund_failed", "reason": "gateway confirmed failure"}, format="json"
+    )
     assert response.status_code == 202
     assert response.json()["state"] == "payout_failed"
     assert balances(funded_player).held_u == 5_000_000
     # The same operator cannot complete it; a different decision by another operator does not either.
-    assert_problem(api_client_for(finance).post(url, {"decision": "refund_failed", "reason": "again"}, format="json"),
-                   409, "approvals/second-operator-required")
-    assert_problem(api_client_for(finance2).post(url, {"decision": "confirm_sent", "reason": "not sure"},
-                                                  format="json"), 409, "approvals/refused")
+    assert_problem(
+        api_client_for(finance).post(url, {"decision": "refund_failed", "reason": "again"}, format="json"),
+        409,
+        "approvals/second-operator-required",
+    )
+    assert_problem(
+        api_client_for(finance2).post(url, {"decision": "confirm_sent", "reason": "not sure"}, format="json"),
+        409,
+        "approvals/refused",
+    )
     assert balances(funded_player).held_u == 5_000_000
-    response = api_client_for(finance2).post(url, {"decision": "refund_failed", "reason": "agree: failed"},
-                                             format="json")
+    response = api_client_for(finance2).post(
+        url, {"decision": "refund_failed", "reason": "agree: failed"}, format="json"
+    )
     assert response.status_code == 200
     assert response.json()["state"] == "refunded"
     assert balances(funded_player) == before
     assert_ledger_ok()
 
 
-def test_manual_review_api(stub: Any, funded_player: Any, finance: Any, support: Any, api_client_for: Any,
-                           assert_ledger_ok: Any) -> None:
+def test_manual_review_api(
+    stub: Any, funded_player: Any, finance: Any, support: Any, api_client_for: Any, assert_ledger_ok: Any
+) -> None:
     stub.set_mode("adyen_transfer", "decline")
     ids = []
     for _ in range(3):
@@ -256,22 +286,39 @@ def test_manual_review_api(stub: Any, funded_player: Any, finance: Any, support:
 
     url = f"/v1/payouts/{ids[0]}/resolve"
     frozen = snapshot()
-    assert_problem(api_client_for(support).post(url, {"decision": "refund_failed", "reason": "x"}, format="json"),
-                   403, "payouts/forbidden")
+    assert_problem(
+        api_client_for(support).post(url, {"decision": "refund_failed", "reason": "x"}, format="json"),
+        403,
+        "payouts/forbidden",
+    )
     for reason_body in ({}, {"reason": ""}, {"reason": " \n"}):
-        assert_problem(api_client_for(finance).post(url, {"decision": "refund_failed", **reason_body}, format="json"),
-                       400, "payouts/reason-required")
+        assert_problem(
+            api_client_for(finance).post(url, {"decision": "refund_failed", **reason_body}, format="json"),
+            400,
+            "payouts/reason-required",
+        )
     assert_problem(api_client_for(finance).post(url, {"decision": "delete", "reason": "x"}, format="json"), 400)
     assert snapshot() == frozen
 
-    response = api_client_for(finance).post(url, {"decision": "confirm_sent", "reason": "gateway confirmed settlement"},
-                                            format="json", HTTP_IDEMPOTENCY_KEY="resolve-1")
+    response = api_client_for(finance).post(
+        url,
+        {"decision": "confirm_sent", "reason": "gateway confirmed settlement"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="resolve-1",
+    )
     assert response.json()["state"] == "paid"
-    replay = api_client_for(finance).post(url, {"decision": "confirm_sent", "reason": "gateway confirmed settlement"},
-                                          format="json", HTTP_IDEMPOTENCY_KEY="resolve-1")
+    replay = api_client_for(finance).post(
+        url,
+        {"decision": "confirm_sent", "reason": "gateway confirmed settlement"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="resolve-1",
+    )
     assert replay["Idempotent-Replayed"] == "true"
-    assert_problem(api_client_for(finance).post(url, {"decision": "refund_failed", "reason": "oops"}, format="json"),
-                   409, "payouts/invalid-transition")
+    assert_problem(
+        api_client_for(finance).post(url, {"decision": "refund_failed", "reason": "oops"}, format="json"),
+        409,
+        "payouts/invalid-transition",
+    )
     assert api_client_for(support).get("/v1/payouts/manual-review").json()["count"] == 2
     assert_ledger_ok()
 

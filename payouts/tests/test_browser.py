@@ -18,6 +18,7 @@ from .helpers import balances
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
+
 def act(page: Any, label: str, reason: str, shot: str) -> None:
     """Press a transition button on the change page, give the reason, submit."""
     page.click(f"a.button:has-text('{label}')")
@@ -51,8 +52,10 @@ def test_operator_approves_and_second_operator_resolves_from_the_queue(
     second = admin_login(browser, live_server.url, finance2.email)
     second.goto("/admin/payouts/manualreviewwithdrawal/")
     second.screenshot(path=str(SCREENSHOTS / "03-manual-review-queue.png"), full_page=True)
-    assert "1 withdrawal in manual review" in second.inner_text("#changelist-form") or second.locator(
-        "#result_list tbody tr").count() == 1
+    assert (
+        "1 withdrawal in manual review" in second.inner_text("#changelist-form")
+        or second.locator("#result_list tbody tr").count() == 1
+    )
     second.click(f"#result_list a[href*='/{failing.pk}/change/']")
     act(second, "Refund (release funds)", "gateway confirmed failure", "04-refund")
     assert "is now refunded" in second.inner_text("ul.messagelist")

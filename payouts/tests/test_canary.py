@@ -17,7 +17,9 @@ AMOUNT_U = 10_000_000  # 10 USDC, the runbook's canary amount
 
 
 def _psp_balance(provider: str) -> int:
-    return Account.objects.filter(name=f"psp:{provider}", currency="USDC").values_list("balance_u", flat=True).first() or 0
+    return (
+        Account.objects.filter(name=f"psp:{provider}", currency="USDC").values_list("balance_u", flat=True).first() or 0
+    )
 
 
 def _deposit_by_webhook(player: Any, amount_u: int, django_capture_on_commit_callbacks: Any) -> None:
@@ -29,12 +31,17 @@ def _deposit_by_webhook(player: Any, amount_u: int, django_capture_on_commit_cal
     from webhooks.stub import custody_request
     from webhooks.tasks import process_webhook_event
 
-    payload = {"reference": f"canary-{player.pk}", "user_id": str(player.public_id), "amount_u": amount_u,
-               "currency": "USDC"}
+    payload = {
+        "reference": f"canary-{player.pk}",
+        "user_id": str(player.public_id),
+        "amount_u": amount_u,
+        "currency": "USDC",
+    }
     signed = custody_request(payload, settings.CUSTODY_WEBHOOK_KEY)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        response = Client().post("/webhooks/deposits", signed.body, content_type="application/json",
-                                 headers=signed.headers)
+        response = Client().post(
+            "/webhooks/deposits", signed.body, content_type="application/json", headers=signed.headers
+        )
     assert response.status_code < 300, response.content
     assert len(callbacks) == 1  # processing is handed to the worker after commit
     process_webhook_event.apply(args=[WebhookEvent.objects.get(reference=payload["reference"]).pk]).get()
@@ -42,7 +49,12 @@ def _deposit_by_webhook(player: Any, amount_u: int, django_capture_on_commit_cal
 
 @pytest.mark.parametrize("provider", ["adyen", "stripe"])
 def test_canary_money_loop_over_http(
-    provider: str, stub: Any, player: Any, finance: Any, api_client_for: Any, assert_ledger_ok: Any,
+    provider: str,
+    stub: Any,
+    player: Any,
+    finance: Any,
+    api_client_for: Any,
+    assert_ledger_ok: Any,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
     start = balances(player)
@@ -53,8 +65,12 @@ def test_canary_money_loop_over_http(
     client = api_client_for(player)
 
     # Withdraw request: the funds are held.
-    response = client.post("/v1/withdrawals", {"amount_u": AMOUNT_U, "currency": "USDC", "provider": provider},
-                           format="json", HTTP_IDEMPOTENCY_KEY="canary-1")
+    response = client.post(
+        "/v1/withdrawals",
+        {"amount_u": AMOUNT_U, "currency": "USDC", "provider": provider},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="canary-1",
+    )
     assert response.status_code == 201, response.content
     withdrawal_id = response.json()["id"]
     assert response.json()["state"] == "requested"
@@ -113,8 +129,12 @@ def test_canary_money_loop_over_http(
     from payouts.selectors import withdrawal_audit_trail
 
     steps = [(r.from_state, r.to_state) for r in withdrawal_audit_trail(withdrawal=withdrawal)]
-    assert steps == [("", "requested"), ("requested", "approved"), ("approved", "payout_submitted"),
-                     ("payout_submitted", "paid")]
+    assert steps == [
+        ("", "requested"),
+        ("requested", "approved"),
+        ("approved", "payout_submitted"),
+        ("payout_submitted", "paid"),
+    ]
 
 
 def test_bad_signature_changes_nothing(stub: Any, funded_player: Any, finance: Any, assert_ledger_ok: Any) -> None:

@@ -44,6 +44,7 @@ def age(withdrawal: Withdrawal, **delta: float) -> None:
 
 # --- withdraw --------------------------------------------------------------------------------
 
+
 def test_withdraw_command_holds_through_the_service(funded_player: Any, assert_ledger_ok: Any) -> None:
     before = balances(funded_player)
     out = run("withdraw", "--user", funded_player.email, "--amount", "3000000", "--provider", "stripe")
@@ -90,6 +91,7 @@ def test_withdraw_unknown_user(db: Any) -> None:
 
 
 # --- detect_stuck_finance_jobs ----------------------------------------------------------------
+
 
 def test_prints_nothing_when_all_is_well(funded_player: Any, finance: Any) -> None:
     fresh = withdrawal_request(user=funded_player, amount_u=1_000_000, currency="USDC", provider="adyen")
@@ -142,6 +144,7 @@ def test_limits_are_minutes_for_work_that_should_take_seconds(funded_player: Any
     WebhookEvent.objects.filter(pk=event.pk).update(received_at=timezone.now() - timedelta(minutes=5, seconds=1))
     lines = detect().splitlines()
     assert [line.split(" age=")[0] for line in lines] == [
-        f"withdrawal {approved.pk} state=approved", f"webhook_event {event.pk} state=received",
+        f"withdrawal {approved.pk} state=approved",
+        f"webhook_event {event.pk} state=received",
     ]
     assert all("(limit 0h05m)" in line for line in lines)

@@ -72,10 +72,12 @@ def test_confirm_sent_and_refund_at_once_move_money_once(
     before = balances(funded_player)
     withdrawal = _failed_payout(stub, funded_player, finance)
     results = race(
-        lambda: withdrawal_resolve(withdrawal_id=withdrawal.pk, acting_user=finance, decision="confirm_sent",
-                                   reason="gateway says sent"),
-        lambda: withdrawal_resolve(withdrawal_id=withdrawal.pk, acting_user=finance2, decision="refund_failed",
-                                   reason="gateway says failed"),
+        lambda: withdrawal_resolve(
+            withdrawal_id=withdrawal.pk, acting_user=finance, decision="confirm_sent", reason="gateway says sent"
+        ),
+        lambda: withdrawal_resolve(
+            withdrawal_id=withdrawal.pk, acting_user=finance2, decision="refund_failed", reason="gateway says failed"
+        ),
     )
     winners = [r for r in results if isinstance(r, Withdrawal)]
     losers = [r for r in results if isinstance(r, ApplicationError)]
@@ -85,8 +87,9 @@ def test_confirm_sent_and_refund_at_once_move_money_once(
 
     withdrawal.refresh_from_db()
     assert withdrawal.state == winners[0].state
-    journals = set(Journal.objects.filter(reference__startswith=f"withdrawal:{withdrawal.pk}:")
-                   .values_list("type", flat=True))
+    journals = set(
+        Journal.objects.filter(reference__startswith=f"withdrawal:{withdrawal.pk}:").values_list("type", flat=True)
+    )
     after = balances(funded_player)
     assert after.held_u == 0
     if withdrawal.state == Withdrawal.State.PAID:
@@ -104,11 +107,16 @@ def test_two_refunds_at_once_release_once(
 ) -> None:
     before = balances(funded_player)
     withdrawal = _failed_payout(stub, funded_player, finance)
-    results = race(*[
-        (lambda op=op: withdrawal_resolve(withdrawal_id=withdrawal.pk, acting_user=op, decision="refund_failed",
-                                          reason="failed at the bank"))
-        for op in (finance, finance2)
-    ])
+    results = race(
+        *[
+            (
+                lambda op=op: withdrawal_resolve(
+                    withdrawal_id=withdrawal.pk, acting_user=op, decision="refund_failed", reason="failed at the bank"
+                )
+            )
+            for op in (finance, finance2)
+        ]
+    )
     assert sorted(type(r).__name__ for r in results) == ["InvalidTransition", "Withdrawal"]
     assert Journal.objects.filter(reference=f"withdrawal:{withdrawal.pk}:release").count() == 1
     assert balances(funded_player) == before
@@ -152,8 +160,12 @@ def test_second_operator_waits_for_the_row_lock_then_gets_409(
                 withdrawal_lock(withdrawal_id=withdrawal.pk)  # operator 1 holds the row...
                 locked.set()
                 release.wait(timeout=10)
-                withdrawal_resolve(withdrawal_id=withdrawal.pk, acting_user=finance, decision="refund_failed",
-                                   reason="bank says failed")
+                withdrawal_resolve(
+                    withdrawal_id=withdrawal.pk,
+                    acting_user=finance,
+                    decision="refund_failed",
+                    reason="bank says failed",
+                )
         finally:
             connection.close()
 
@@ -163,8 +175,9 @@ def test_second_operator_waits_for_the_row_lock_then_gets_409(
     threading.Timer(0.5, release.set).start()
     started = time.monotonic()
     with pytest.raises(ApplicationError) as error:
-        withdrawal_resolve(withdrawal_id=withdrawal.pk, acting_user=finance2, decision="confirm_sent",
-                           reason="bank says sent")
+        withdrawal_resolve(
+            withdrawal_id=withdrawal.pk, acting_user=finance2, decision="confirm_sent", reason="bank says sent"
+        )
     waited = time.monotonic() - started
     first.join(timeout=10)
 

@@ -50,7 +50,12 @@ def wait_for(predicate: Any, timeout: float = 20.0) -> None:
 
 
 def test_a_withdrawal_is_one_flow_from_request_to_paid_webhook(
-    spans: Any, stub: Any, celery_worker_on_redis: Any, funded_player: Any, finance: Any, api_client_for: Any,
+    spans: Any,
+    stub: Any,
+    celery_worker_on_redis: Any,
+    funded_player: Any,
+    finance: Any,
+    api_client_for: Any,
 ) -> None:
     from opentelemetry.trace import SpanKind
 
@@ -60,10 +65,16 @@ def test_a_withdrawal_is_one_flow_from_request_to_paid_webhook(
     root.addHandler(records)
     root.setLevel(logging.INFO)
     try:
-        created = api_client_for(funded_player).post(
-            "/v1/withdrawals", {"amount_u": 10_000_000, "currency": "USDC", "provider": "adyen"},
-            format="json", HTTP_IDEMPOTENCY_KEY="flow-traced",
-        ).json()
+        created = (
+            api_client_for(funded_player)
+            .post(
+                "/v1/withdrawals",
+                {"amount_u": 10_000_000, "currency": "USDC", "provider": "adyen"},
+                format="json",
+                HTTP_IDEMPOTENCY_KEY="flow-traced",
+            )
+            .json()
+        )
         assert api_client_for(finance).post(f"/v1/withdrawals/{created['id']}/approve").status_code == 200
         wait_for(lambda: Withdrawal.objects.filter(pk=created["id"]).exclude(psp_reference="").exists())
         assert send_adyen_transfer(stub.objects("adyen_transfer")[0], "booked").json()["result"] == "paid"
@@ -81,12 +92,20 @@ def test_a_withdrawal_is_one_flow_from_request_to_paid_webhook(
     finished = spans.get_finished_spans()
     in_flow = [s for s in finished if s.attributes.get("flow_id") == flow]
     servers = {s.name for s in in_flow if s.kind == SpanKind.SERVER}
-    assert servers == {"POST v1/withdrawals", "POST v1/withdrawals/<int:withdrawal_id>/approve",
-                       "POST webhooks/payouts/adyen"}, servers
+    assert servers == {
+        "POST v1/withdrawals",
+        "POST v1/withdrawals/<int:withdrawal_id>/approve",
+        "POST webhooks/payouts/adyen",
+    }, servers
     assert any(s.kind == SpanKind.PRODUCER and "submit_payout" in s.name for s in in_flow), "no publish span"
     assert any(s.kind == SpanKind.CONSUMER and "submit_payout" in s.name for s in in_flow), "no worker span"
-    psp_calls = [s for s in in_flow if s.kind == SpanKind.CLIENT and s.attributes.get("http.method", s.attributes.get(
-        "http.request.method")) == "POST" and "db.system" not in s.attributes]
+    psp_calls = [
+        s
+        for s in in_flow
+        if s.kind == SpanKind.CLIENT
+        and s.attributes.get("http.method", s.attributes.get("http.request.method")) == "POST"
+        and "db.system" not in s.attributes
+    ]
     assert psp_calls, sorted({(s.name, str(s.kind)) for s in finished if s.kind == SpanKind.CLIENT})
     other_flows = {s.attributes.get("flow_id") for s in finished} - {flow, None}
     assert not any(f.startswith(("wd-", "withdrawal:")) for f in other_flows), other_flows
@@ -95,17 +114,29 @@ def test_a_withdrawal_is_one_flow_from_request_to_paid_webhook(
     runs = [s for s in finished if s.kind == SpanKind.CONSUMER and "submit_payout" in s.name]
     assert runs
     for run in runs:
-        inside = [s for s in finished if s.context.trace_id == run.context.trace_id
-                  and s.start_time >= run.start_time and s.end_time <= run.end_time]
+        inside = [
+            s
+            for s in finished
+            if s.context.trace_id == run.context.trace_id
+            and s.start_time >= run.start_time
+            and s.end_time <= run.end_time
+        ]
         assert len(inside) > 1 and {s.attributes.get("flow_id") for s in inside} == {flow}, inside
     # The paid webhook's spans from the moment it found the withdrawal carry it too.
     [webhook] = [s for s in in_flow if s.kind == SpanKind.SERVER and s.name == "POST webhooks/payouts/adyen"]
-    locked = [s for s in finished if s.context.trace_id == webhook.context.trace_id and "FOR UPDATE" in str(
-        s.attributes.get("db.statement", s.attributes.get("db.query.text", ""))) and "payouts_withdrawal" in str(
-        s.attributes.get("db.statement", s.attributes.get("db.query.text", "")))]
+    locked = [
+        s
+        for s in finished
+        if s.context.trace_id == webhook.context.trace_id
+        and "FOR UPDATE" in str(s.attributes.get("db.statement", s.attributes.get("db.query.text", "")))
+        and "payouts_withdrawal" in str(s.attributes.get("db.statement", s.attributes.get("db.query.text", "")))
+    ]
     assert locked
-    after = [s for s in finished if s.context.trace_id == webhook.context.trace_id
-             and s.start_time > locked[0].end_time and s is not webhook]
+    after = [
+        s
+        for s in finished
+        if s.context.trace_id == webhook.context.trace_id and s.start_time > locked[0].end_time and s is not webhook
+    ]
     assert after and {s.attributes.get("flow_id") for s in after} == {flow}
 
     flow_lines = [r for r in records.records if r.flow_id == flow]

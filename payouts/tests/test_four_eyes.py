@@ -46,8 +46,17 @@ def approve_fully(withdrawal: Withdrawal, operators: list[Any]) -> None:
 
 @pytest.mark.parametrize(("currency", "limit_u"), LIMITS)
 @pytest.mark.parametrize(("side", "over_u", "needed"), SIDES)
-def test_approval(currency: str, limit_u: int, side: str, over_u: int, needed: int, player: Any,
-                  fund: Callable[..., Any], finance: Any, finance2: Any) -> None:
+def test_approval(
+    currency: str,
+    limit_u: int,
+    side: str,
+    over_u: int,
+    needed: int,
+    player: Any,
+    fund: Callable[..., Any],
+    finance: Any,
+    finance2: Any,
+) -> None:
     withdrawal = requested(player, fund, currency, limit_u + over_u)
     after = withdrawal_approve(withdrawal_id=withdrawal.pk, acting_user=finance)
     if needed == 1:
@@ -66,8 +75,19 @@ def test_approval(currency: str, limit_u: int, side: str, over_u: int, needed: i
 
 @pytest.mark.parametrize(("currency", "limit_u"), LIMITS)
 @pytest.mark.parametrize(("side", "over_u", "needed"), SIDES)
-def test_resolution(currency: str, limit_u: int, side: str, over_u: int, needed: int, stub: Any, player: Any,
-                    fund: Callable[..., Any], finance: Any, finance2: Any, assert_ledger_ok: Any) -> None:
+def test_resolution(
+    currency: str,
+    limit_u: int,
+    side: str,
+    over_u: int,
+    needed: int,
+    stub: Any,
+    player: Any,
+    fund: Callable[..., Any],
+    finance: Any,
+    finance2: Any,
+    assert_ledger_ok: Any,
+) -> None:
     amount_u = limit_u + over_u
     withdrawal = requested(player, fund, currency, amount_u)
     approve_fully(withdrawal, [finance, finance2][:needed])
@@ -76,17 +96,20 @@ def test_resolution(currency: str, limit_u: int, side: str, over_u: int, needed:
     assert Withdrawal.objects.get(pk=withdrawal.pk).state == Withdrawal.State.PAYOUT_FAILED
     held = user_account(user=player, currency=currency, kind="user_held")
 
-    after = withdrawal_resolve(withdrawal_id=withdrawal.pk, acting_user=finance, decision="refund_failed",
-                               reason="PSP confirmed the failure")
+    after = withdrawal_resolve(
+        withdrawal_id=withdrawal.pk, acting_user=finance, decision="refund_failed", reason="PSP confirmed the failure"
+    )
     if needed == 2:
         assert after.state == Withdrawal.State.PAYOUT_FAILED
         frozen = snapshot()
         with pytest.raises(SecondOperatorRequired):
-            withdrawal_resolve(withdrawal_id=withdrawal.pk, acting_user=finance, decision="refund_failed",
-                               reason="again")
+            withdrawal_resolve(
+                withdrawal_id=withdrawal.pk, acting_user=finance, decision="refund_failed", reason="again"
+            )
         assert snapshot() == frozen
-        after = withdrawal_resolve(withdrawal_id=withdrawal.pk, acting_user=finance2, decision="refund_failed",
-                                   reason="agreed")
+        after = withdrawal_resolve(
+            withdrawal_id=withdrawal.pk, acting_user=finance2, decision="refund_failed", reason="agreed"
+        )
     assert after.state == Withdrawal.State.REFUNDED
     held.refresh_from_db()
     assert held.balance_u == 0
@@ -96,13 +119,24 @@ def test_resolution(currency: str, limit_u: int, side: str, over_u: int, needed:
 
 @pytest.mark.parametrize(("currency", "limit_u"), LIMITS)
 @pytest.mark.parametrize(("side", "over_u", "needed"), SIDES)
-def test_adjustment(currency: str, limit_u: int, side: str, over_u: int, needed: int, player: Any,
-                    fund: Callable[..., Any], finance: Any, finance2: Any, assert_ledger_ok: Any) -> None:
+def test_adjustment(
+    currency: str,
+    limit_u: int,
+    side: str,
+    over_u: int,
+    needed: int,
+    player: Any,
+    fund: Callable[..., Any],
+    finance: Any,
+    finance2: Any,
+    assert_ledger_ok: Any,
+) -> None:
     amount_u = limit_u + over_u
     fund(player, amount_u, currency)
     account, house = user_account(user=player, currency=currency), house_account(currency=currency)
-    proposal = adjustment_propose(legs=[(account.pk, -amount_u), (house.pk, amount_u)], reason="ticket 42",
-                                  acting_user=finance)
+    proposal = adjustment_propose(
+        legs=[(account.pk, -amount_u), (house.pk, amount_u)], reason="ticket 42", acting_user=finance
+    )
     if needed == 2:
         assert proposal.state == Proposal.State.PENDING
         frozen = snapshot()
@@ -117,7 +151,11 @@ def test_adjustment(currency: str, limit_u: int, side: str, over_u: int, needed:
 
 
 def test_a_currency_without_a_threshold_always_needs_two(
-    settings: Any, player: Any, fund: Callable[..., Any], finance: Any, finance2: Any,
+    settings: Any,
+    player: Any,
+    fund: Callable[..., Any],
+    finance: Any,
+    finance2: Any,
 ) -> None:
     settings.FOUR_EYES_THRESHOLDS = {"USD": "10000.00"}
     withdrawal = requested(player, fund, "EUR", 1)  # one cent
@@ -128,8 +166,16 @@ def test_a_currency_without_a_threshold_always_needs_two(
 def test_thresholds_convert_exactly_and_refuse_bad_settings() -> None:
     assert parse_thresholds(THRESHOLDS) == {"USD": 1_000_000, "EUR": 1_000_000, "USDC": 10_000_000_000}
     assert parse_thresholds({"USDC": "0.000001", "USD": 5}) == {"USDC": 1, "USD": 500}
-    for bad in ({"USD": "10.001"}, {"DOGE": "1"}, {"USD": "-1"}, {"USD": "ten"}, {"USD": True}, {"USD": 1.5},
-                {"USD": "NaN"}, ["USD"]):
+    for bad in (
+        {"USD": "10.001"},
+        {"DOGE": "1"},
+        {"USD": "-1"},
+        {"USD": "ten"},
+        {"USD": True},
+        {"USD": 1.5},
+        {"USD": "NaN"},
+        ["USD"],
+    ):
         with pytest.raises(ImproperlyConfigured):
             parse_thresholds(bad)  # type: ignore[arg-type]
 
@@ -143,6 +189,12 @@ def test_the_actor_type_is_checked_where_it_enters(player: Any, fund: Callable[.
         house_account(currency="USDC")  # accounts need no actor; postings do:
         from ledger.services import transfer
 
-        transfer(source=user_account(user=player, currency="USDC"), destination=house_account(currency="USDC"),
-                 amount_u=1, type="fee", reference="no-actor", actor="someone")  # type: ignore[arg-type]
+        transfer(
+            source=user_account(user=player, currency="USDC"),
+            destination=house_account(currency="USDC"),
+            amount_u=1,
+            type="fee",
+            reference="no-actor",
+            actor="someone",
+        )  # type: ignore[arg-type]
     assert Withdrawal.objects.get(pk=withdrawal.pk).state == Withdrawal.State.REQUESTED

@@ -68,8 +68,11 @@ def test_worker_killed_during_psp_calls_is_detected_and_reconciled(
             for provider in ("adyen", "stripe"):
                 w = withdrawal_request(user=funded_player, amount_u=AMOUNT_U, currency="USDC", provider=provider)
                 withdrawals.append(withdrawal_approve(withdrawal_id=w.pk, acting_user=finance))  # queued on commit
-            wait_until(lambda: len([r for r in psp.requests if r.method == "POST"]) == 2, 30,
-                       "both payout calls to reach the PSP")
+            wait_until(
+                lambda: len([r for r in psp.requests if r.method == "POST"]) == 2,
+                30,
+                "both payout calls to reach the PSP",
+            )
         finally:
             stop(worker, kill=True)  # SIGKILL while the PSP holds both answers
             _forget_unacked(settings.CELERY_BROKER_URL)

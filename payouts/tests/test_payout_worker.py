@@ -56,8 +56,9 @@ def test_declined_payout_goes_to_manual_review_with_funds_held(
 def test_refund_failed_restores_the_funds(stub: Any, funded_player: Any, finance: Any, assert_ledger_ok: Any) -> None:
     before = balances(funded_player)
     withdrawal = failed_payout(stub, funded_player, finance)
-    withdrawal_resolve(withdrawal_id=withdrawal.pk, acting_user=finance, decision="refund_failed",
-                       reason="gateway confirmed failure")
+    withdrawal_resolve(
+        withdrawal_id=withdrawal.pk, acting_user=finance, decision="refund_failed", reason="gateway confirmed failure"
+    )
     withdrawal.refresh_from_db()
     assert withdrawal.state == Withdrawal.State.REFUNDED
     assert balances(funded_player) == before
@@ -68,8 +69,9 @@ def test_refund_failed_restores_the_funds(stub: Any, funded_player: Any, finance
 def test_confirm_sent_burns_the_funds(stub: Any, funded_player: Any, finance: Any, assert_ledger_ok: Any) -> None:
     before = balances(funded_player)
     withdrawal = failed_payout(stub, funded_player, finance)
-    withdrawal_resolve(withdrawal_id=withdrawal.pk, acting_user=finance, decision="confirm_sent",
-                       reason="gateway confirmed settlement")
+    withdrawal_resolve(
+        withdrawal_id=withdrawal.pk, acting_user=finance, decision="confirm_sent", reason="gateway confirmed settlement"
+    )
     withdrawal.refresh_from_db()
     assert withdrawal.state == Withdrawal.State.PAID
     after = balances(funded_player)
@@ -121,7 +123,9 @@ def test_timeout_then_retry_pays_out_once(
     assert second.idempotency_key == first.idempotency_key
     assert stub.submissions(withdrawal.idempotency_key) == 1
     assert list(PayoutAttempt.objects.filter(withdrawal=withdrawal).values_list("outcome", flat=True)) == [
-        "ambiguous", "accepted"]
+        "ambiguous",
+        "accepted",
+    ]
 
     if provider == "adyen":
         paid = send_adyen_transfer(stub.objects("adyen_transfer")[0], "booked")
@@ -254,8 +258,9 @@ def test_requeue_after_a_freeze_and_after_unanswered_timeouts(
 
 
 @pytest.mark.parametrize("provider", ["adyen", "stripe"])
-def test_provider_sends_our_key_amount_and_credentials(provider: str, stub: Any, funded_player: Any,
-                                                       finance: Any) -> None:
+def test_provider_sends_our_key_amount_and_credentials(
+    provider: str, stub: Any, funded_player: Any, finance: Any
+) -> None:
     withdrawal = approved(funded_player, finance, provider)
     payout_submit(withdrawal_id=withdrawal.pk)
     withdrawal.refresh_from_db()
@@ -277,9 +282,11 @@ def test_provider_sends_our_key_amount_and_credentials(provider: str, stub: Any,
         assert request.path == "/v1/payouts"
         assert request.headers["authorization"] == "Bearer sk_test_stub"
         assert request.body["amount"] == str(AMOUNT_U)
-        assert request.body["metadata"] == {"withdrawal_id": str(withdrawal.pk),
-                                            "idempotency_key": withdrawal.idempotency_key,
-                                            "flow_id": withdrawal.flow_id}
+        assert request.body["metadata"] == {
+            "withdrawal_id": str(withdrawal.pk),
+            "idempotency_key": withdrawal.idempotency_key,
+            "flow_id": withdrawal.flow_id,
+        }
         assert withdrawal.flow_id.startswith("wd-")
         [payout] = stub.objects("stripe_payout")
         assert payout["metadata"]["flow_id"] == withdrawal.flow_id  # what the PSP keeps
@@ -306,8 +313,9 @@ def test_paid_after_a_refund_is_reported_until_an_operator_reviews_it(
         return out.getvalue()
 
     withdrawal = failed_payout(stub, funded_player, finance)
-    withdrawal_resolve(withdrawal_id=withdrawal.pk, acting_user=finance2, decision="refund_failed",
-                       reason="gateway confirmed failure")
+    withdrawal_resolve(
+        withdrawal_id=withdrawal.pk, acting_user=finance2, decision="refund_failed", reason="gateway confirmed failure"
+    )
     assert detector() == ""
     before = snapshot()
     response = send_adyen_transfer(stub.objects("adyen_transfer")[0], "booked")
@@ -319,10 +327,20 @@ def test_paid_after_a_refund_is_reported_until_an_operator_reviews_it(
     assert f"payout_event {event.pk} state=needs_review" in report and f"withdrawal={withdrawal.pk}" in report
     with pytest.raises(CommandError, match="reason"):
         call_command("review_payout_event", "--id", str(event.pk), "--reason", " ", "--operator", finance.email)
-    call_command("review_payout_event", "--id", str(event.pk), "--reason", "recovered from the player, ticket 9",
-                 "--operator", finance.email, stdout=StringIO())
+    call_command(
+        "review_payout_event",
+        "--id",
+        str(event.pk),
+        "--reason",
+        "recovered from the player, ticket 9",
+        "--operator",
+        finance.email,
+        stdout=StringIO(),
+    )
     assert detector() == ""
-    assert AuditRecord.objects.get(action="payouts.payout_event.reviewed").reason == "recovered from the player, ticket 9"
+    assert (
+        AuditRecord.objects.get(action="payouts.payout_event.reviewed").reason == "recovered from the player, ticket 9"
+    )
     with pytest.raises(CommandError, match="already reviewed"):
         call_command("review_payout_event", "--id", str(event.pk), "--reason", "again", "--operator", finance.email)
 

@@ -49,7 +49,12 @@ def reconcile(withdrawal: Withdrawal) -> str:
 
 @pytest.mark.parametrize("provider", ["adyen", "stripe"])
 def test_accepted_never_confirmed_is_asked_then_resolved_with_four_eyes(
-    provider: str, stub: Any, funded_player: Any, finance: Any, finance2: Any, settings: Any,
+    provider: str,
+    stub: Any,
+    funded_player: Any,
+    finance: Any,
+    finance2: Any,
+    settings: Any,
     assert_ledger_ok: Any,
 ) -> None:
     before = balances(funded_player)
@@ -59,8 +64,9 @@ def test_accepted_never_confirmed_is_asked_then_resolved_with_four_eyes(
     # Not asked yet: resolution from payout_submitted is refused and changes nothing.
     frozen = snapshot()
     with pytest.raises(InvalidTransition, match="reconcile_payouts --withdrawal"):
-        withdrawal_resolve(withdrawal_id=withdrawal.pk, acting_user=finance2, decision="refund_failed",
-                           reason="PSP silent for days")
+        withdrawal_resolve(
+            withdrawal_id=withdrawal.pk, acting_user=finance2, decision="refund_failed", reason="PSP silent for days"
+        )
     assert snapshot() == frozen
 
     # Ask the PSP (a real status call through the SDK): still pending, recorded, nothing moves.
@@ -68,19 +74,31 @@ def test_accepted_never_confirmed_is_asked_then_resolved_with_four_eyes(
     gets = [r for r in stub.requests if r.method == "GET"]
     assert [r.path.rsplit("/", 1)[-1] for r in gets] == [obj["id"]]
     check = PayoutStatusCheck.objects.get(withdrawal=withdrawal)
-    assert (check.answer, check.psp_reference, check.idempotency_key) == ("pending", obj["id"], withdrawal.idempotency_key)
+    assert (check.answer, check.psp_reference, check.idempotency_key) == (
+        "pending",
+        obj["id"],
+        withdrawal.idempotency_key,
+    )
     assert snapshot()["balances"] == frozen["balances"]
 
     # Now the operators may resolve it: a reason is required, then two different operators.
     with pytest.raises(ReasonRequired):
         withdrawal_resolve(withdrawal_id=withdrawal.pk, acting_user=finance, decision="refund_failed", reason=" ")
-    withdrawal_resolve(withdrawal_id=withdrawal.pk, acting_user=finance, decision="refund_failed",
-                       reason="PSP says pending for 3 days; bank confirms nothing arrived")
+    withdrawal_resolve(
+        withdrawal_id=withdrawal.pk,
+        acting_user=finance,
+        decision="refund_failed",
+        reason="PSP says pending for 3 days; bank confirms nothing arrived",
+    )
     assert Withdrawal.objects.get(pk=withdrawal.pk).state == Withdrawal.State.PAYOUT_SUBMITTED  # one sign-off
     with pytest.raises(SecondOperatorRequired):
         withdrawal_resolve(withdrawal_id=withdrawal.pk, acting_user=finance, decision="refund_failed", reason="again")
-    withdrawal_resolve(withdrawal_id=withdrawal.pk, acting_user=finance2, decision="refund_failed",
-                       reason="confirmed with the bank, ticket 42")
+    withdrawal_resolve(
+        withdrawal_id=withdrawal.pk,
+        acting_user=finance2,
+        decision="refund_failed",
+        reason="confirmed with the bank, ticket 42",
+    )
     withdrawal.refresh_from_db()
     assert withdrawal.state == Withdrawal.State.REFUNDED
     assert balances(funded_player) == before
@@ -133,12 +151,21 @@ def test_a_final_failed_answer_goes_to_manual_review_with_funds_held(
     assert_ledger_ok()
 
 
-@pytest.mark.parametrize(("status", "amount_u", "why"), [
-    ("mystery", AMOUNT_U, "unknown"),
-    ("booked", AMOUNT_U + 1, "PSP amount"),
-])
+@pytest.mark.parametrize(
+    ("status", "amount_u", "why"),
+    [
+        ("mystery", AMOUNT_U, "unknown"),
+        ("booked", AMOUNT_U + 1, "PSP amount"),
+    ],
+)
 def test_unknown_or_contradictory_answer_goes_to_manual_review_with_evidence(
-    status: str, amount_u: int, why: str, stub: Any, funded_player: Any, finance: Any, assert_ledger_ok: Any,
+    status: str,
+    amount_u: int,
+    why: str,
+    stub: Any,
+    funded_player: Any,
+    finance: Any,
+    assert_ledger_ok: Any,
     monkeypatch: Any,
 ) -> None:
     withdrawal, obj = accepted(stub, funded_player, finance, "adyen")
@@ -155,9 +182,7 @@ def test_unknown_or_contradictory_answer_goes_to_manual_review_with_evidence(
     assert_ledger_ok()
 
 
-def test_a_payout_that_never_reached_the_psp_is_not_found_by_key(
-    stub: Any, funded_player: Any, finance: Any
-) -> None:
+def test_a_payout_that_never_reached_the_psp_is_not_found_by_key(stub: Any, funded_player: Any, finance: Any) -> None:
     stub.set_mode("adyen_transfer", "fail", times=1)  # 500: nothing stored at the PSP
     withdrawal = withdrawal_request(user=funded_player, amount_u=AMOUNT_U, currency="USDC", provider="adyen")
     withdrawal_approve(withdrawal_id=withdrawal.pk, acting_user=finance)
@@ -190,8 +215,12 @@ def test_resolution_without_an_answer_after_the_configured_time(
     withdrawal, _ = accepted(stub, funded_player, finance2, "adyen")
     settings.PAYOUT_MANUAL_RESOLVE_AFTER_MINUTES = 60
     Withdrawal.objects.filter(pk=withdrawal.pk).update(state_changed_at=timezone.now() - timedelta(minutes=61))
-    withdrawal_resolve(withdrawal_id=withdrawal.pk, acting_user=finance2, decision="confirm_sent",
-                       reason="bank statement shows the transfer")
+    withdrawal_resolve(
+        withdrawal_id=withdrawal.pk,
+        acting_user=finance2,
+        decision="confirm_sent",
+        reason="bank statement shows the transfer",
+    )
     assert Withdrawal.objects.get(pk=withdrawal.pk).state == Withdrawal.State.PAID
     assert Journal.objects.filter(reference=f"withdrawal:{withdrawal.pk}:payout").count() == 1
     assert_ledger_ok()
@@ -212,7 +241,12 @@ def test_beat_selection_detector_and_metric(stub: Any, funded_player: Any, finan
 
 
 def test_resolve_api_from_payout_submitted(
-    stub: Any, funded_player: Any, finance: Any, finance2: Any, settings: Any, api_client_for: Any,
+    stub: Any,
+    funded_player: Any,
+    finance: Any,
+    finance2: Any,
+    settings: Any,
+    api_client_for: Any,
     assert_ledger_ok: Any,
 ) -> None:
     withdrawal, obj = accepted(stub, funded_player, finance, "stripe")

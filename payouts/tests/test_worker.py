@@ -25,14 +25,24 @@ def wait_for(predicate: Any, timeout: float = 20.0) -> None:
 
 
 def test_approval_queues_the_payout_on_a_real_worker(
-    stub: Any, celery_worker_on_redis: Any, funded_player: Any, finance: Any, api_client_for: Any,
+    stub: Any,
+    celery_worker_on_redis: Any,
+    funded_player: Any,
+    finance: Any,
+    api_client_for: Any,
     assert_ledger_ok: Any,
 ) -> None:
     before = balances(funded_player)
-    created = api_client_for(funded_player).post(
-        "/v1/withdrawals", {"amount_u": 10_000_000, "currency": "USDC", "provider": "adyen"},
-        format="json", HTTP_IDEMPOTENCY_KEY="worker-canary",
-    ).json()
+    created = (
+        api_client_for(funded_player)
+        .post(
+            "/v1/withdrawals",
+            {"amount_u": 10_000_000, "currency": "USDC", "provider": "adyen"},
+            format="json",
+            HTTP_IDEMPOTENCY_KEY="worker-canary",
+        )
+        .json()
+    )
     assert api_client_for(finance).post(f"/v1/withdrawals/{created['id']}/approve").status_code == 200
 
     wait_for(lambda: Withdrawal.objects.filter(pk=created["id"]).exclude(psp_reference="").exists())

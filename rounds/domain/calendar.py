@@ -177,9 +177,7 @@ def code_for(day: date) -> str:
 def parse_code(code: str) -> date:
     """Parse a ``YYYYMMDD`` round code; raise InvalidRoundCode if it is not a date."""
     if not isinstance(code, str) or not _CODE_RE.fullmatch(code):
-        raise InvalidRoundCode(
-            f"round code must be 8 ASCII digits YYYYMMDD, got {code!r}"
-        )
+        raise InvalidRoundCode(f"round code must be 8 ASCII digits YYYYMMDD, got {code!r}")
     try:
         return date(int(code[:4]), int(code[4:6]), int(code[6:]))
     except ValueError as exc:

@@ -229,9 +229,7 @@ def _parse_instant(text: object, *, name: str) -> datetime:
         if format_instant(at=value) != text:
             raise ValueError("not canonical")
     except (TypeError, ValueError) as exc:
-        raise InvalidCommitParams(
-            f"{name} must be canonical ISO 8601 UTC, got {text!r}"
-        ) from exc
+        raise InvalidCommitParams(f"{name} must be canonical ISO 8601 UTC, got {text!r}") from exc
     return value
 
 
@@ -297,9 +295,7 @@ def _require(condition: bool, message: str) -> None:
 def _validate_params(params: Mapping[str, object]) -> None:
     """Check the exact key set and canonical form of every commit parameter."""
     _require(isinstance(params, Mapping), "params must be a mapping")
-    _require(
-        sorted(params) == list(COMMIT_FIELDS), f"params keys must be {COMMIT_FIELDS}"
-    )
+    _require(sorted(params) == list(COMMIT_FIELDS), f"params keys must be {COMMIT_FIELDS}")
     code = params["code"]
     _require(isinstance(code, str) and _is_round_code(code), f"bad round code {code!r}")
     _validate_scalars(params)
@@ -324,24 +320,18 @@ def _validate_scalars(params: Mapping[str, object]) -> None:
     )
     for name in ("instrument", "rules_version"):
         _require(isinstance(params[name], str) and params[name] != "", f"{name} empty")
-    _require(
-        _is_int(fee) and 0 <= fee <= BPS_DENOMINATOR, "fee_bps must be int 0..10000"
-    )
+    _require(_is_int(fee) and 0 <= fee <= BPS_DENOMINATOR, "fee_bps must be int 0..10000")
     _require(_is_int(min_stake) and min_stake > 0, "min_stake_u must be a positive int")
     _require(prev is None or _is_hex64(prev), "previous_commit must be null or 64 hex")
     _require(_is_hex64(params["salt"]), "salt must be 64 lowercase hex chars")
-    _require(
-        _is_canonical_price(params["reference_close"]), "reference_close not canonical"
-    )
+    _require(_is_canonical_price(params["reference_close"]), "reference_close not canonical")
 
 
 def _validate_times(params: Mapping[str, object]) -> None:
     """Validate the four instants and their order open < lock < close <= settle."""
     names = ("open_utc", "lock_utc", "close_utc", "settle_after_utc")
     opened, lock, close, settle = (_parse_instant(params[n], name=n) for n in names)
-    _require(
-        opened < lock < close <= settle, "need open < lock < close <= settle_after"
-    )
+    _require(opened < lock < close <= settle, "need open < lock < close <= settle_after")
 
 
 def round_commit(*, params: Mapping[str, object]) -> str:
@@ -358,9 +348,7 @@ def new_salt() -> str:
 # ---------------------------------------------------------------- Merkle tree
 
 
-def bet_leaf(
-    *, bet_id: str, player_id: str, side: str, stake_u: int, placed_at: str
-) -> bytes:
+def bet_leaf(*, bet_id: str, player_id: str, side: str, stake_u: int, placed_at: str) -> bytes:
     """Return the 32-byte leaf hash SHA-256(0x00 || canonical JSON of the bet)."""
     record: dict[str, object] = {
         "bet_id": bet_id,
@@ -446,9 +434,7 @@ def merkle_root(leaves: Sequence[bytes]) -> str:
     return _root_hex(leaves)
 
 
-def _path(
-    leaves: Sequence[bytes], index: int, lo: int, hi: int
-) -> list[tuple[str, str]]:
+def _path(leaves: Sequence[bytes], index: int, lo: int, hi: int) -> list[tuple[str, str]]:
     """Return the audit path of ``index`` in ``leaves[lo:hi]``, leaf level first."""
     if hi - lo == 1:
         return []
@@ -462,9 +448,7 @@ def merkle_proof(leaves: Sequence[bytes], index: int) -> list[tuple[str, str]]:
     """Return ``[(sibling_hex, 'L'|'R'), ...]`` from leaf ``index`` up to the root."""
     _check_leaves(leaves)
     if not _is_int(index) or not 0 <= index < len(leaves):
-        raise InvalidMerkleInput(
-            f"index {index!r} out of range for {len(leaves)} leaves"
-        )
+        raise InvalidMerkleInput(f"index {index!r} out of range for {len(leaves)} leaves")
     return _path(leaves, index, 0, len(leaves))
 
 
@@ -489,9 +473,7 @@ def verify_proof(*, leaf: bytes, proof: Sequence[tuple[str, str]], root: str) ->
         return False
 
 
-def proof_for_bet(
-    *, bets: Sequence[Mapping[str, object]], bet_id: str
-) -> list[tuple[str, str]]:
+def proof_for_bet(*, bets: Sequence[Mapping[str, object]], bet_id: str) -> list[tuple[str, str]]:
     """Return the inclusion proof of ``bet_id`` in the canonical tree of ``bets``."""
     ids = [bet["bet_id"] for bet in sort_bets(bets=bets)]
     if bet_id not in ids:
@@ -590,26 +572,16 @@ def _same_hex(recomputed: str, claimed: object) -> bool:
 def _check_commit(reveal: Mapping[str, object], commit: str) -> str:
     """Return '' if the revealed params + salt hash to ``commit``."""
     recomputed = round_commit(params=_full_params(reveal))
-    return (
-        ""
-        if _same_hex(recomputed, commit)
-        else f"commit mismatch: recomputed {recomputed}"
-    )
+    return "" if _same_hex(recomputed, commit) else f"commit mismatch: recomputed {recomputed}"
 
 
 def _check_merkle(bets: Sequence[Mapping[str, object]], root: str) -> str:
     """Return '' if the bets hash to the published Merkle root."""
     recomputed = _root_hex(bet_leaves(bets=bets))
-    return (
-        ""
-        if _same_hex(recomputed, root)
-        else f"merkle mismatch: recomputed {recomputed}"
-    )
+    return "" if _same_hex(recomputed, root) else f"merkle mismatch: recomputed {recomputed}"
 
 
-def _check_bets(
-    reveal: Mapping[str, object], bets: Sequence[Mapping[str, object]]
-) -> str:
+def _check_bets(reveal: Mapping[str, object], bets: Sequence[Mapping[str, object]]) -> str:
     """Return '' if every bet meets the minimum stake and was placed before lock."""
     params = _revealed_params(reveal)
     lock = _parse_instant(params["lock_utc"], name="lock_utc")
@@ -669,16 +641,12 @@ def _price_result(reveal: Mapping[str, object]) -> tuple[Result, VoidReason | No
         if reason not in VOID_WITHOUT_CLOSE:
             raise ValueError(f"no close revealed, yet void_reason is {reason}")
         return Result.VOID, reason
-    reference = _text(
-        _revealed_params(reveal)["reference_close"], name="reference_close"
-    )
+    reference = _text(_revealed_params(reveal)["reference_close"], name="reference_close")
     result = outcome(reference=Decimal(reference), close=close)
     return result, (VoidReason.TIE if result is Result.VOID else None)
 
 
-def _expected_settlement(
-    reveal: Mapping[str, object], bets: Sequence[Mapping[str, object]]
-) -> Settlement[str]:
+def _expected_settlement(reveal: Mapping[str, object], bets: Sequence[Mapping[str, object]]) -> Settlement[str]:
     """Recompute the settlement from revealed prices, params and bets."""
     result, reason = _price_result(reveal)
     stakes = [
@@ -690,14 +658,10 @@ def _expected_settlement(
         for b in sort_bets(bets=bets)
     ]
     fee_bps = _integer(_revealed_params(reveal)["fee_bps"], name="fee_bps")
-    return settle_pool(
-        stakes=stakes, result=result, fee_bps=fee_bps, void_reason=reason
-    )
+    return settle_pool(stakes=stakes, result=result, fee_bps=fee_bps, void_reason=reason)
 
 
-def _check_result(
-    reveal: Mapping[str, object], bets: Sequence[Mapping[str, object]]
-) -> str:
+def _check_result(reveal: Mapping[str, object], bets: Sequence[Mapping[str, object]]) -> str:
     """Return '' if the revealed result and void reason match the recomputation."""
     expected = _expected_settlement(reveal, bets)
     reason = expected.void_reason
@@ -706,9 +670,7 @@ def _check_result(
     return "" if got == want else f"result {got} != recomputed {want}"
 
 
-def _check_payouts(
-    reveal: Mapping[str, object], bets: Sequence[Mapping[str, object]]
-) -> str:
+def _check_payouts(reveal: Mapping[str, object], bets: Sequence[Mapping[str, object]]) -> str:
     """Return '' if revealed payouts, fee and breakage equal the recomputation."""
     expected = _expected_settlement(reveal, bets)
     payouts = _mapping(reveal["payouts_u"], name="payouts_u")
@@ -718,9 +680,7 @@ def _check_payouts(
     fee = _integer(reveal["fee_u"], name="fee_u")
     breakage = _integer(reveal["breakage_u"], name="breakage_u")
     want = (expected.fee_u, expected.breakage_u)
-    return (
-        "" if (fee, breakage) == want else f"fee/breakage {(fee, breakage)} != {want}"
-    )
+    return "" if (fee, breakage) == want else f"fee/breakage {(fee, breakage)} != {want}"
 
 
 def verify_reveal(

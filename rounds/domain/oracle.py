@@ -144,9 +144,7 @@ def _utc_now() -> datetime:
 def _checked_price(value: object, *, where: str) -> Decimal:
     """Return ``value`` as a finite positive Decimal or raise PriceUnavailable."""
     if isinstance(value, str) and not _PLAIN_NUMBER.fullmatch(value):
-        raise PriceUnavailable(
-            f"{where}: price string is not a plain number: {value!r}"
-        )
+        raise PriceUnavailable(f"{where}: price string is not a plain number: {value!r}")
     if isinstance(value, bool) or not isinstance(value, (Decimal, int, str)):
         raise PriceUnavailable(f"{where}: price is not a number: {value!r}")
     try:
@@ -198,9 +196,7 @@ def _read_capped(response: requests.Response, *, where: str) -> bytes:
     for chunk in response.iter_content(chunk_size=65_536):
         size += len(chunk)
         if size > MAX_RESPONSE_BYTES:
-            raise PriceUnavailable(
-                f"{where}: response larger than {MAX_RESPONSE_BYTES} bytes"
-            )
+            raise PriceUnavailable(f"{where}: response larger than {MAX_RESPONSE_BYTES} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -217,9 +213,7 @@ class HttpJsonPriceSource:
 
     def url_for(self, *, instrument: str, day: date) -> str:
         """Return the URL with ``{instrument}`` (quoted) and ``{date}`` filled in."""
-        return self.url_template.replace(
-            "{instrument}", quote(instrument, safe="")
-        ).replace("{date}", day.isoformat())
+        return self.url_template.replace("{instrument}", quote(instrument, safe="")).replace("{date}", day.isoformat())
 
     def fetch_close(self, *, instrument: str, day: date) -> Decimal:
         """GET the URL and return the Decimal at ``field_path`` or PriceUnavailable."""
@@ -235,12 +229,8 @@ class HttpJsonPriceSource:
                     raise PriceUnavailable(f"{where}: HTTP {response.status_code}")
                 body = _read_capped(response, where=where)
         except requests.RequestException as exc:
-            raise PriceUnavailable(
-                f"{where}: request failed: {type(exc).__name__}"
-            ) from exc
-        return _extract(
-            _parse_json(body, where=where), field_path=self.field_path, where=where
-        )
+            raise PriceUnavailable(f"{where}: request failed: {type(exc).__name__}") from exc
+        return _extract(_parse_json(body, where=where), field_path=self.field_path, where=where)
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,9 +254,7 @@ class StaticPriceSource:
         try:
             value = self.prices[(instrument, day)]
         except KeyError as exc:
-            raise PriceUnavailable(
-                f"{self.name}: no price for {instrument} {day}"
-            ) from exc
+            raise PriceUnavailable(f"{self.name}: no price for {instrument} {day}") from exc
         return _checked_price(value, where=self.name)
 
 
@@ -276,19 +264,13 @@ def _url_of(source: PriceSource, *, instrument: str, day: date) -> str:
     return url_for(instrument=instrument, day=day) if callable(url_for) else ""
 
 
-def _ask(
-    source: PriceSource, *, instrument: str, day: date, clock: Callable[[], datetime]
-) -> PriceEvidence:
+def _ask(source: PriceSource, *, instrument: str, day: date, clock: Callable[[], datetime]) -> PriceEvidence:
     """Query one source and record its answer or its failure as evidence."""
     url = _url_of(source, instrument=instrument, day=day)
     try:
-        price = _checked_price(
-            source.fetch_close(instrument=instrument, day=day), where=source.name
-        )
+        price = _checked_price(source.fetch_close(instrument=instrument, day=day), where=source.name)
     except PriceUnavailable as exc:
-        return PriceEvidence(
-            source=source.name, price=None, fetched_at=clock(), url=url, error=str(exc)
-        )
+        return PriceEvidence(source=source.name, price=None, fetched_at=clock(), url=url, error=str(exc))
     return PriceEvidence(source=source.name, price=price, fetched_at=clock(), url=url)
 
 
@@ -300,9 +282,7 @@ def _check_sources(sources: Sequence[PriceSource], min_agreeing: int) -> None:
     if len(set(names)) != len(names):
         raise OracleConfigError(f"source names must be unique: {names}")
     if len(names) < min_agreeing:
-        raise OracleConfigError(
-            f"need at least {min_agreeing} sources, got {len(names)}"
-        )
+        raise OracleConfigError(f"need at least {min_agreeing} sources, got {len(names)}")
 
 
 def resolve_close(
@@ -315,23 +295,17 @@ def resolve_close(
 ) -> OracleAnswer:
     """Return the close agreed by all responding sources (at least ``min_agreeing``)."""
     _check_sources(sources, min_agreeing)
-    evidence = tuple(
-        _ask(s, instrument=instrument, day=day, clock=clock) for s in sources
-    )
+    evidence = tuple(_ask(s, instrument=instrument, day=day, clock=clock) for s in sources)
     prices = [item.price for item in evidence if item.price is not None]
     if len(set(prices)) > 1:
-        quoted = ", ".join(
-            f"{e.source}={e.price}" for e in evidence if e.price is not None
-        )
+        quoted = ", ".join(f"{e.source}={e.price}" for e in evidence if e.price is not None)
         raise OracleDisagreement(f"sources disagree: {quoted}", evidence=evidence)
     if len(prices) < min_agreeing:
         raise OracleUnavailable(
             f"{len(prices)} of {len(sources)} sources priced; need {min_agreeing}",
             evidence=evidence,
         )
-    return OracleAnswer(
-        instrument=instrument, day=day, price=prices[0], evidence=evidence
-    )
+    return OracleAnswer(instrument=instrument, day=day, price=prices[0], evidence=evidence)
 
 
 def resolve_close_or_void(
@@ -355,13 +329,9 @@ def resolve_close_or_void(
     except OracleError as exc:
         if clock() < deadline:
             raise
-        return OracleVoid(
-            reason=VoidReason.ORACLE_FAILURE, detail=str(exc), evidence=exc.evidence
-        )
+        return OracleVoid(reason=VoidReason.ORACLE_FAILURE, detail=str(exc), evidence=exc.evidence)
 
 
-def oracle_deadline(
-    *, close_utc: datetime, grace: timedelta = DEFAULT_ORACLE_GRACE
-) -> datetime:
+def oracle_deadline(*, close_utc: datetime, grace: timedelta = DEFAULT_ORACLE_GRACE) -> datetime:
     """Return the instant after which a still-unresolved close voids the round."""
     return close_utc + grace

@@ -169,9 +169,7 @@ def _check_stakes(stakes: Sequence[tuple[K, Side, int]]) -> list[tuple[K, Side, 
         _check_row_shape(row)
         key, side, amount = row
         if type(amount) is not int or amount <= 0:
-            raise InvalidStake(
-                f"stake for {key!r} must be a positive int, got {amount!r}"
-            )
+            raise InvalidStake(f"stake for {key!r} must be a positive int, got {amount!r}")
         if side not in (Side.UP, Side.DOWN) or not isinstance(side, str):
             raise InvalidStake(f"side for {key!r} must be UP or DOWN, got {side!r}")
         if key in seen:
@@ -199,9 +197,7 @@ def _check_result(result: object, void_reason: object) -> Result:
     if not isinstance(result, Result):
         raise InvalidResult(f"result must be a Result, got {result!r}")
     if void_reason is not None and not isinstance(void_reason, VoidReason):
-        raise InvalidVoidReason(
-            f"void_reason must be a VoidReason, got {void_reason!r}"
-        )
+        raise InvalidVoidReason(f"void_reason must be a VoidReason, got {void_reason!r}")
     if void_reason is not None and result is not Result.VOID:
         raise InvalidVoidReason(f"void_reason given with non-VOID result {result}")
     return result
@@ -220,14 +216,10 @@ def settle_pool(
     rows = _check_stakes(stakes)
     up_u = sum(amount for _, side, amount in rows if side is Side.UP)
     down_u = sum(amount for _, side, amount in rows if side is Side.DOWN)
-    effective, reason = _effective(
-        result=result, up_u=up_u, down_u=down_u, void_reason=void_reason
-    )
+    effective, reason = _effective(result=result, up_u=up_u, down_u=down_u, void_reason=void_reason)
     if effective is Result.VOID:
         return _void(rows=rows, reason=reason, up_u=up_u, down_u=down_u)
-    return _pay(
-        rows=rows, winner=Side(effective), fee_bps=fee_bps, up_u=up_u, down_u=down_u
-    )
+    return _pay(rows=rows, winner=Side(effective), fee_bps=fee_bps, up_u=up_u, down_u=down_u)
 
 
 def _void(
@@ -269,10 +261,7 @@ def _pay(
     win_u, lose_u = (up_u, down_u) if winner is Side.UP else (down_u, up_u)
     fee = min(total * fee_bps // BPS_DENOMINATOR, lose_u)
     net = total - fee
-    payouts = {
-        key: (amount * net // win_u if side is winner else 0)
-        for key, side, amount in rows
-    }
+    payouts = {key: (amount * net // win_u if side is winner else 0) for key, side, amount in rows}
     breakage = net - sum(payouts.values())
     _check_conservation(payouts=payouts, fee_u=fee, breakage_u=breakage, total_u=total)
     return Settlement(
@@ -290,12 +279,8 @@ def _pay(
     )
 
 
-def _check_conservation(
-    *, payouts: Mapping[K, int], fee_u: int, breakage_u: int, total_u: int
-) -> None:
+def _check_conservation(*, payouts: Mapping[K, int], fee_u: int, breakage_u: int, total_u: int) -> None:
     """Raise ConservationViolation unless payouts + fee + breakage == total (>= 0)."""
     paid = sum(payouts.values())
     if paid + fee_u + breakage_u != total_u or min(fee_u, breakage_u, paid) < 0:
-        raise ConservationViolation(
-            f"paid {paid} + fee {fee_u} + breakage {breakage_u} != total {total_u}"
-        )
+        raise ConservationViolation(f"paid {paid} + fee {fee_u} + breakage {breakage_u} != total {total_u}")

@@ -118,8 +118,9 @@ def force_settle(make_staff: Callable[..., Any]) -> Callable[..., Any]:
     maker, checker = make_staff(role="finance"), make_staff(role="finance")
 
     def _force(round_obj: Any, result: str, *, reason: str = "oracle outage", evidence: str = "wsj.com") -> Any:
-        proposal = force_result_propose(code=round_obj.code, result=result, reason=reason, evidence=evidence,
-                                        acting_user=maker)
+        proposal = force_result_propose(
+            code=round_obj.code, result=result, reason=reason, evidence=evidence, acting_user=maker
+        )
         decision_approve(proposal_id=proposal.pk, acting_user=checker, reason="checked the close")
         round_obj.refresh_from_db()
         return round_obj

@@ -21,7 +21,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def locked_round(
-    open_round: Callable[..., Any], place: Callable[..., Any], lock_and_reach_settlement: Callable[..., Any],
+    open_round: Callable[..., Any],
+    place: Callable[..., Any],
+    lock_and_reach_settlement: Callable[..., Any],
 ) -> tuple[Round, list[Any]]:
     round_obj = open_round("20250908")
     bets = [place(round_obj, "UP", 2_000_000), place(round_obj, "DOWN", 6_000_000)]
@@ -37,12 +39,19 @@ def login(user: Any) -> Client:
 
 
 def test_force_result_needs_a_second_operator(
-    locked_round: Any, make_staff: Callable[..., Any], assert_ledger_ok: Callable[[], None],
+    locked_round: Any,
+    make_staff: Callable[..., Any],
+    assert_ledger_ok: Callable[[], None],
 ) -> None:
     round_obj, bets = locked_round
     alice, bob = make_staff(role="finance"), make_staff(role="finance")
-    proposal = force_result_propose(code=round_obj.code, result="UP", reason="oracle outage",
-                                    evidence="nasdaq.com 16:00 close 101.2", acting_user=alice)
+    proposal = force_result_propose(
+        code=round_obj.code,
+        result="UP",
+        reason="oracle outage",
+        evidence="nasdaq.com 16:00 close 101.2",
+        acting_user=alice,
+    )
     assert proposal.state == Proposal.State.PENDING
     with pytest.raises(SecondOperatorRequired):
         decision_approve(proposal_id=proposal.pk, acting_user=alice)
@@ -64,7 +73,8 @@ def test_force_result_needs_a_second_operator(
 
 
 def test_force_result_refused_for_support_and_for_open_rounds(
-    open_round: Callable[..., Any], make_staff: Callable[..., Any],
+    open_round: Callable[..., Any],
+    make_staff: Callable[..., Any],
 ) -> None:
     round_obj = open_round("20250908")
     support, finance = make_staff(role="support"), make_staff(role="finance")
@@ -108,7 +118,9 @@ def test_admin_pages_and_forms(locked_round: Any, make_staff: Callable[..., Any]
 
 
 def test_admin_void_is_the_one_operator_emergency_stop(
-    open_round: Callable[..., Any], place: Callable[..., Any], make_staff: Callable[..., Any],
+    open_round: Callable[..., Any],
+    place: Callable[..., Any],
+    make_staff: Callable[..., Any],
     assert_ledger_ok: Callable[[], None],
 ) -> None:
     round_obj = open_round("20250908")
@@ -121,5 +133,7 @@ def test_admin_void_is_the_one_operator_emergency_stop(
     voided = Round.objects.get(pk=round_obj.pk)
     assert (voided.status, voided.void_reason) == (Round.Status.VOID, "CANCELLED")
     assert Account.objects.get(pk=bet.account_id).balance_u == 3_000_000
-    assert AuditRecord.objects.filter(action="rounds.settle", actor_label=finance.email, reason="feed corrupted").exists()
+    assert AuditRecord.objects.filter(
+        action="rounds.settle", actor_label=finance.email, reason="feed corrupted"
+    ).exists()
     assert_ledger_ok()

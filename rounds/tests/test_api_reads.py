@@ -15,8 +15,13 @@ pytestmark = pytest.mark.django_db
 
 
 def test_round_lifecycle_through_the_api(
-    open_round: Callable[..., Any], place: Callable[..., Any], prices: Any, clock: Any,
-    lock_and_reach_settlement: Callable[..., Any], api_client_for: Callable[..., Any], make_player: Callable[..., Any],
+    open_round: Callable[..., Any],
+    place: Callable[..., Any],
+    prices: Any,
+    clock: Any,
+    lock_and_reach_settlement: Callable[..., Any],
+    api_client_for: Callable[..., Any],
+    make_player: Callable[..., Any],
 ) -> None:
     from rounds.services import round_settle
 
@@ -28,8 +33,13 @@ def test_round_lifecycle_through_the_api(
 
     current = client.get("/v1/rounds/current").json()
     assert current["code"] == "20250908" and current["status"] == "OPEN"
-    assert current["pools"] == {"up_u": 3_000_000, "down_u": 1_000_000, "total_u": 4_000_000, "up_bets": 1,
-                                "down_bets": 1}
+    assert current["pools"] == {
+        "up_u": 3_000_000,
+        "down_u": 1_000_000,
+        "total_u": 4_000_000,
+        "up_bets": 1,
+        "down_bets": 1,
+    }
     assert current["commit"] == round_obj.commit and current["settlement"] is None
     assert "salt" not in str(current)
     from rest_framework.test import APIClient
@@ -63,13 +73,17 @@ def test_round_lifecycle_through_the_api(
 
 
 def test_metrics_expose_betting_and_round_families(
-    open_round: Callable[..., Any], place: Callable[..., Any], client: Any,
+    open_round: Callable[..., Any],
+    place: Callable[..., Any],
+    client: Any,
 ) -> None:
     round_obj = open_round("20250908")
     place(round_obj, "UP", 2_000_000)
     body = client.get("/metrics").content.decode()
-    assert 'betting_stakes_u{currency="USDC",side="UP"} 2e+06' in body or \
-        'betting_stakes_u{currency="USDC",side="UP"} 2000000.0' in body
+    assert (
+        'betting_stakes_u{currency="USDC",side="UP"} 2e+06' in body
+        or 'betting_stakes_u{currency="USDC",side="UP"} 2000000.0' in body
+    )
     assert 'betting_bets_total{side="UP"} 1.0' in body
     assert 'round_status{code="20250908",status="OPEN"} 1.0' in body
     assert "betting_fees_u_total" in body or "betting_fees_u" in body

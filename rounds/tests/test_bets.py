@@ -29,7 +29,10 @@ def available(player: Any) -> int:
 
 
 def test_bet_moves_the_stake_into_the_pool(
-    open_round: Callable[..., Any], player: Any, fund: Callable[..., Any], assert_ledger_ok: Callable[[], None],
+    open_round: Callable[..., Any],
+    player: Any,
+    fund: Callable[..., Any],
+    assert_ledger_ok: Callable[[], None],
 ) -> None:
     round_obj = open_round("20250908")
     fund(player, 5_000_000)
@@ -43,7 +46,10 @@ def test_bet_moves_the_stake_into_the_pool(
 
 
 def test_lock_minus_one_ms_accepted_and_at_lock_refused(
-    open_round: Callable[..., Any], clock: Any, make_player: Callable[..., Any], fund: Callable[..., Any],
+    open_round: Callable[..., Any],
+    clock: Any,
+    make_player: Callable[..., Any],
+    fund: Callable[..., Any],
 ) -> None:
     round_obj = open_round("20250908")
     early, late = make_player(), make_player()
@@ -63,7 +69,9 @@ def test_lock_minus_one_ms_accepted_and_at_lock_refused(
 
 
 def test_bet_on_a_locked_round_is_refused_even_before_lock_time(
-    open_round: Callable[..., Any], player: Any, fund: Callable[..., Any],
+    open_round: Callable[..., Any],
+    player: Any,
+    fund: Callable[..., Any],
 ) -> None:
     from rounds.services import round_lock
 
@@ -76,7 +84,10 @@ def test_bet_on_a_locked_round_is_refused_even_before_lock_time(
 
 
 def test_refusals_change_nothing(
-    open_round: Callable[..., Any], player: Any, fund: Callable[..., Any], assert_ledger_ok: Callable[[], None],
+    open_round: Callable[..., Any],
+    player: Any,
+    fund: Callable[..., Any],
+    assert_ledger_ok: Callable[[], None],
 ) -> None:
     round_obj = open_round("20250908")
     fund(player, 3_000_000)
@@ -100,7 +111,9 @@ def test_refusals_change_nothing(
 
 
 def test_insufficient_funds_leaves_no_bet(
-    open_round: Callable[..., Any], player: Any, fund: Callable[..., Any],
+    open_round: Callable[..., Any],
+    player: Any,
+    fund: Callable[..., Any],
 ) -> None:
     from ledger.errors import InsufficientFunds
 
@@ -110,12 +123,18 @@ def test_insufficient_funds_leaves_no_bet(
         bet_place(user=player, code=round_obj.code, side="UP", stake_u=2_000_000)
     round_obj.refresh_from_db()
     assert (available(player), pool_balance(round_obj), round_obj.up_pool_u, Bet.objects.count()) == (
-        1_500_000, 0, 0, 0
+        1_500_000,
+        0,
+        0,
+        0,
     )
 
 
 def test_api_places_a_bet_with_idempotency(
-    open_round: Callable[..., Any], player: Any, fund: Callable[..., Any], api_client_for: Callable[..., Any],
+    open_round: Callable[..., Any],
+    player: Any,
+    fund: Callable[..., Any],
+    api_client_for: Callable[..., Any],
 ) -> None:
     round_obj = open_round("20250908")
     fund(player, 5_000_000)
@@ -137,7 +156,10 @@ def test_api_places_a_bet_with_idempotency(
 
 
 def test_api_problem_documents(
-    open_round: Callable[..., Any], player: Any, fund: Callable[..., Any], api_client_for: Callable[..., Any],
+    open_round: Callable[..., Any],
+    player: Any,
+    fund: Callable[..., Any],
+    api_client_for: Callable[..., Any],
     clock: Any,
 ) -> None:
     round_obj = open_round("20250908")
@@ -158,13 +180,18 @@ def test_api_problem_documents(
 
 
 def test_betting_paused_is_503_and_nothing_moves(
-    open_round: Callable[..., Any], player: Any, fund: Callable[..., Any], api_client_for: Callable[..., Any],
+    open_round: Callable[..., Any],
+    player: Any,
+    fund: Callable[..., Any],
+    api_client_for: Callable[..., Any],
 ) -> None:
     round_obj = open_round("20250908")
     fund(player, 5_000_000)
     Switch.objects.create(name=Switch.Name.BETTING_PAUSED, on=True, reason="incident")
     response = api_client_for(player).post(
-        f"/v1/rounds/{round_obj.code}/bets", {"side": "UP", "stake_u": 1_000_000}, format="json",
+        f"/v1/rounds/{round_obj.code}/bets",
+        {"side": "UP", "stake_u": 1_000_000},
+        format="json",
         HTTP_IDEMPOTENCY_KEY="p-1",
     )
     assert response.status_code == 503 and response.json()["type"] == "rounds/betting-paused"

@@ -19,8 +19,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_forced_result_proposed_by_one_operator_and_approved_by_another(
-    browser: Any, live_server: Any, open_round: Callable[..., Any], place: Callable[..., Any],
-    lock_and_reach_settlement: Callable[..., Any], make_staff: Callable[..., Any],
+    browser: Any,
+    live_server: Any,
+    open_round: Callable[..., Any],
+    place: Callable[..., Any],
+    lock_and_reach_settlement: Callable[..., Any],
+    make_staff: Callable[..., Any],
 ) -> None:
     alice, bob = make_staff(role="finance"), make_staff(role="finance")
     round_obj = open_round("20250908")

@@ -17,7 +17,11 @@ pytestmark = pytest.mark.django_db
 
 
 def test_lock_and_settle_commands(
-    open_round: Callable[..., Any], place: Callable[..., Any], prices: Any, clock: Any, capsys: Any,
+    open_round: Callable[..., Any],
+    place: Callable[..., Any],
+    prices: Any,
+    clock: Any,
+    capsys: Any,
 ) -> None:
     round_obj = open_round("20250908")
     place(round_obj, "UP", 1_000_000)
@@ -45,34 +49,72 @@ def test_lock_and_settle_commands(
 
 
 def test_forced_settle_is_proposed_by_one_operator_and_applied_by_another(
-    open_round: Callable[..., Any], place: Callable[..., Any], make_staff: Callable[..., Any], capsys: Any,
-    clock: Any, assert_ledger_ok: Callable[[], None],
+    open_round: Callable[..., Any],
+    place: Callable[..., Any],
+    make_staff: Callable[..., Any],
+    capsys: Any,
+    clock: Any,
+    assert_ledger_ok: Callable[[], None],
 ) -> None:
     alice, bob = make_staff(role="finance"), make_staff(role="finance")
     round_obj = open_round("20250908")
     up = place(round_obj, "UP", 1_000_000)
     place(round_obj, "DOWN", 1_000_000)
     with pytest.raises(CommandError, match="rounds/not-locked"):
-        call_command("settle_round", "--code", round_obj.code, "--result", "UP", "--reason", "x",
-                     "--evidence", "e", "--operator", alice.email)
+        call_command(
+            "settle_round",
+            "--code",
+            round_obj.code,
+            "--result",
+            "UP",
+            "--reason",
+            "x",
+            "--evidence",
+            "e",
+            "--operator",
+            alice.email,
+        )
     call_command("lock_round", "--code", round_obj.code)
     with pytest.raises(CommandError, match="--operator is required"):
         call_command("settle_round", "--code", round_obj.code, "--result", "UP", "--reason", "x", "--evidence", "e")
     with pytest.raises(CommandError, match="rounds/too-early"):  # locked, but the market has not closed
-        call_command("settle_round", "--code", round_obj.code, "--result", "UP", "--reason", "x",
-                     "--evidence", "e", "--operator", alice.email)
+        call_command(
+            "settle_round",
+            "--code",
+            round_obj.code,
+            "--result",
+            "UP",
+            "--reason",
+            "x",
+            "--evidence",
+            "e",
+            "--operator",
+            alice.email,
+        )
     clock.set(round_obj.close_at)
     with pytest.raises(CommandError, match="approvals/reason-required"):
-        call_command("settle_round", "--code", round_obj.code, "--result", "UP", "--evidence", "e",
-                     "--operator", alice.email)
+        call_command(
+            "settle_round", "--code", round_obj.code, "--result", "UP", "--evidence", "e", "--operator", alice.email
+        )
     assert not Proposal.objects.exists()
 
     call_command("settle_round", "--code", round_obj.code, "--result", "VOID", "--dry-run")
     assert "DRY RUN" in capsys.readouterr().out
     assert Round.objects.get(pk=round_obj.pk).status == Round.Status.LOCKED
 
-    call_command("settle_round", "--code", round_obj.code, "--result", "UP", "--reason", "oracle outage",
-                 "--evidence", "nasdaq.com", "--operator", alice.email)
+    call_command(
+        "settle_round",
+        "--code",
+        round_obj.code,
+        "--result",
+        "UP",
+        "--reason",
+        "oracle outage",
+        "--evidence",
+        "nasdaq.com",
+        "--operator",
+        alice.email,
+    )
     proposal = Proposal.objects.get()
     assert f"Proposal {proposal.pk}: force UP" in capsys.readouterr().out
     assert Round.objects.get(pk=round_obj.pk).status == Round.Status.LOCKED  # one operator: nothing applied
@@ -90,16 +132,31 @@ def test_forced_settle_is_proposed_by_one_operator_and_applied_by_another(
 
     entries = Entry.objects.count()
     with pytest.raises(CommandError, match="already SETTLED with result UP"):
-        call_command("settle_round", "--code", round_obj.code, "--result", "DOWN", "--reason", "x",
-                     "--evidence", "e", "--operator", bob.email)
+        call_command(
+            "settle_round",
+            "--code",
+            round_obj.code,
+            "--result",
+            "DOWN",
+            "--reason",
+            "x",
+            "--evidence",
+            "e",
+            "--operator",
+            bob.email,
+        )
     with pytest.raises(CommandError, match="already SETTLED with result UP"):
-        call_command("settle_round", "--code", round_obj.code, "--result", "VOID", "--reason", "x",
-                     "--operator", bob.email)
+        call_command(
+            "settle_round", "--code", round_obj.code, "--result", "VOID", "--reason", "x", "--operator", bob.email
+        )
     assert Entry.objects.count() == entries
 
 
 def test_void_from_the_command_line_is_the_one_operator_emergency_stop(
-    open_round: Callable[..., Any], place: Callable[..., Any], make_staff: Callable[..., Any], capsys: Any,
+    open_round: Callable[..., Any],
+    place: Callable[..., Any],
+    make_staff: Callable[..., Any],
+    capsys: Any,
     assert_ledger_ok: Callable[[], None],
 ) -> None:
     finance = make_staff(role="finance")
@@ -108,13 +165,23 @@ def test_void_from_the_command_line_is_the_one_operator_emergency_stop(
     with pytest.raises(CommandError, match="reason"):
         call_command("settle_round", "--code", round_obj.code, "--result", "VOID", "--operator", finance.email)
     assert Round.objects.get(pk=round_obj.pk).status == Round.Status.OPEN
-    call_command("settle_round", "--code", round_obj.code, "--result", "VOID", "--reason", "feed corrupted",
-                 "--operator", finance.email)
+    call_command(
+        "settle_round",
+        "--code",
+        round_obj.code,
+        "--result",
+        "VOID",
+        "--reason",
+        "feed corrupted",
+        "--operator",
+        finance.email,
+    )
     voided = Round.objects.get(pk=round_obj.pk)
     assert (voided.status, voided.void_reason) == (Round.Status.VOID, "CANCELLED")
     assert [Account.objects.get(pk=b.account_id).balance_u for b in bets] == [1_000_000, 2_000_000]
-    call_command("settle_round", "--code", round_obj.code, "--result", "VOID", "--reason", "again",
-                 "--operator", finance.email)  # already VOID: exit 0, nothing moves
+    call_command(
+        "settle_round", "--code", round_obj.code, "--result", "VOID", "--reason", "again", "--operator", finance.email
+    )  # already VOID: exit 0, nothing moves
     assert "Already settled: round 20250908 is VOID" in capsys.readouterr().out
     from prometheus_client import REGISTRY, generate_latest
 

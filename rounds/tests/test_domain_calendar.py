@@ -21,9 +21,7 @@ from rounds.domain.calendar import (
 )
 
 
-def utc(
-    year: int, month: int, day: int, hour: int, minute: int, second: int = 0
-) -> datetime:
+def utc(year: int, month: int, day: int, hour: int, minute: int, second: int = 0) -> datetime:
     """Return an aware UTC datetime."""
     return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 

@@ -98,9 +98,7 @@ def stakes_of(bets: list[dict[str, object]]) -> list[tuple[str, Side, int]]:
     return rows
 
 
-def settled_round(
-    *, bets: list[dict[str, object]], close: str = "21010.25"
-) -> tuple[dict[str, object], str, str]:
+def settled_round(*, bets: list[dict[str, object]], close: str = "21010.25") -> tuple[dict[str, object], str, str]:
     """Return (reveal, commit, merkle_root) for an honestly settled round."""
     params = params_for()
     commit = round_commit(params=params)
@@ -123,9 +121,7 @@ def settled_round(
             "error": None,
         },
     ]
-    reveal = build_reveal(
-        params=params, close=Decimal(close), evidence=evidence, settlement=settlement
-    )
+    reveal = build_reveal(params=params, close=Decimal(close), evidence=evidence, settlement=settlement)
     return reveal, commit, root
 
 
@@ -133,19 +129,14 @@ def settled_round(
 
 
 def test_canonical_json_sorts_keys_and_strips_space() -> None:
-    assert (
-        canonical_json({"b": 1, "a": [True, None, "x"]})
-        == b'{"a":[true,null,"x"],"b":1}'
-    )
+    assert canonical_json({"b": 1, "a": [True, None, "x"]}) == b'{"a":[true,null,"x"],"b":1}'
 
 
 def test_canonical_json_is_stable_under_key_order() -> None:
     assert canonical_json({"x": 1, "y": 2}) == canonical_json({"y": 2, "x": 1})
 
 
-@pytest.mark.parametrize(
-    "bad", [1.5, Decimal("1.5"), {1: "a"}, {"a": {1, 2}}, 2**53, object()]
-)
+@pytest.mark.parametrize("bad", [1.5, Decimal("1.5"), {1: "a"}, {"a": {1, 2}}, 2**53, object()])
 def test_canonical_json_refuses_floats_and_odd_values(bad: object) -> None:
     with pytest.raises(CanonicalJsonError):
         canonical_json(bad)
@@ -174,15 +165,9 @@ def test_format_price(price: str, text: str) -> None:
 
 def test_format_instant() -> None:
     est = datetime(2025, 11, 28, 13, 0, tzinfo=UTC) - timedelta(hours=5)
-    assert (
-        format_instant(at=datetime(2025, 11, 28, 18, 0, tzinfo=UTC))
-        == "2025-11-28T18:00:00Z"
-    )
+    assert format_instant(at=datetime(2025, 11, 28, 18, 0, tzinfo=UTC)) == "2025-11-28T18:00:00Z"
     assert format_instant(at=est.astimezone(UTC)) == "2025-11-28T08:00:00Z"
-    assert (
-        format_instant(at=datetime(2025, 1, 2, 3, 4, 5, 6, tzinfo=UTC))
-        == "2025-01-02T03:04:05.000006Z"
-    )
+    assert format_instant(at=datetime(2025, 1, 2, 3, 4, 5, 6, tzinfo=UTC)) == "2025-01-02T03:04:05.000006Z"
 
 
 # ---------------------------------------------------------------- commit
@@ -310,10 +295,7 @@ def test_tampered_proof_fails(size: int) -> None:
     [[("zz", "L")], [("00" * 32, "X")], [("00" * 31, "L")], None, [("00" * 32,)]],
 )
 def test_malformed_proof_is_false_not_error(proof: Any) -> None:
-    assert (
-        verify_proof(leaf=leaf_n(0), proof=proof, root=merkle_root([leaf_n(0)]))
-        is False
-    )
+    assert verify_proof(leaf=leaf_n(0), proof=proof, root=merkle_root([leaf_n(0)])) is False
 
 
 def test_merkle_input_validation() -> None:
@@ -379,13 +361,8 @@ bet_sets = st.lists(
 
 @FAST
 @given(rows=bet_sets, data=st.data())
-def test_random_bet_sets_prove_every_bet(
-    rows: list[tuple[str, str, int]], data: st.DataObject
-) -> None:
-    bets = [
-        {"bet_id": i, "player_id": "p", "side": s, "stake_u": a, "placed_at": "t"}
-        for i, s, a in rows
-    ]
+def test_random_bet_sets_prove_every_bet(rows: list[tuple[str, str, int]], data: st.DataObject) -> None:
+    bets = [{"bet_id": i, "player_id": "p", "side": s, "stake_u": a, "placed_at": "t"} for i, s, a in rows]
     root = merkle_root(bet_leaves(bets=bets))
     if not bets:
         assert root == EMPTY_ROOT
@@ -425,13 +402,9 @@ def test_reveal_is_canonical_json_serialisable() -> None:
     assert canonical_json(reveal).startswith(b'{"breakage_u":')
 
 
-def failing(
-    reveal: Mapping[str, object], commit: str, bets: list[dict[str, object]], root: str
-) -> tuple[str, ...]:
+def failing(reveal: Mapping[str, object], commit: str, bets: list[dict[str, object]], root: str) -> tuple[str, ...]:
     """Return the failed part names."""
-    return verify_reveal(
-        reveal=reveal, commit=commit, bets=bets, merkle_root=root
-    ).failed_parts
+    return verify_reveal(reveal=reveal, commit=commit, bets=bets, merkle_root=root).failed_parts
 
 
 def test_modified_salt_fails_commit() -> None:
@@ -534,9 +507,7 @@ def test_oracle_failure_round_passes_and_fake_reason_fails() -> None:
 
 
 def test_garbage_reveal_reports_instead_of_raising() -> None:
-    report = verify_reveal(
-        reveal={}, commit="x", bets=[{"nonsense": 1}], merkle_root="y"
-    )
+    report = verify_reveal(reveal={}, commit="x", bets=[{"nonsense": 1}], merkle_root="y")
     assert report.status == "FAIL"
     assert set(report.failed_parts) == {
         "commit",
@@ -560,10 +531,7 @@ def test_garbage_reveal_reports_instead_of_raising() -> None:
     close=st.sampled_from(["20999", "21000.5", "21001.75"]),
 )
 def test_random_honest_rounds_pass(rows: list[tuple[str, int]], close: str) -> None:
-    bets = [
-        bet(f"b-{i:03d}", side, amount, minute=i % 60)
-        for i, (side, amount) in enumerate(rows)
-    ]
+    bets = [bet(f"b-{i:03d}", side, amount, minute=i % 60) for i, (side, amount) in enumerate(rows)]
     reveal, commit, root = settled_round(bets=bets, close=close)
     assert verify_reveal(reveal=reveal, commit=commit, bets=bets, merkle_root=root).ok
     if bets:

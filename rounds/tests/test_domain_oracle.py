@@ -72,9 +72,7 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[PriceServer]:
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     srv = PriceServer(("127.0.0.1", 0), Handler)
     srv.routes, srv.hits = {}, []
-    thread = threading.Thread(
-        target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-    )
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     yield srv
     srv.shutdown()
@@ -87,9 +85,7 @@ def base(srv: PriceServer) -> str:
     return f"http://127.0.0.1:{srv.server_address[1]}"
 
 
-def source(
-    srv: PriceServer, name: str, field_path: str = "data.close", timeout: float = 2.0
-) -> HttpJsonPriceSource:
+def source(srv: PriceServer, name: str, field_path: str = "data.close", timeout: float = 2.0) -> HttpJsonPriceSource:
     """Return an HTTP source ``name`` reading /{name}/{instrument}/{date}."""
     return HttpJsonPriceSource(
         name=name,
@@ -99,9 +95,7 @@ def source(
     )
 
 
-def route(
-    srv: PriceServer, name: str, body: str, status: int = 200, delay: float = 0.0
-) -> None:
+def route(srv: PriceServer, name: str, body: str, status: int = 200, delay: float = 0.0) -> None:
     """Configure the response for source ``name`` on DAY."""
     srv.routes[f"/{name}/NDX/2025-11-28"] = (status, body.encode(), delay)
 
@@ -127,27 +121,21 @@ def test_url_template_fills_instrument_and_date(server: PriceServer) -> None:
     src.fetch_close(instrument="NDX", day=DAY)
     assert server.hits == ["/a/NDX/2025-11-28"]
     assert (
-        HttpJsonPriceSource("x", "http://h/{instrument}?d={date}", "c").url_for(
-            instrument="^NDX/1", day=DAY
-        )
+        HttpJsonPriceSource("x", "http://h/{instrument}?d={date}", "c").url_for(instrument="^NDX/1", day=DAY)
         == "http://h/%5ENDX%2F1?d=2025-11-28"
     )
 
 
 def test_list_index_in_field_path(server: PriceServer) -> None:
     route(server, "a", '{"results": [{"c": 20999.75}, {"c": 1}]}')
-    assert source(server, "a", "results.0.c").fetch_close(
-        instrument="NDX", day=DAY
-    ) == Decimal("20999.75")
+    assert source(server, "a", "results.0.c").fetch_close(instrument="NDX", day=DAY) == Decimal("20999.75")
 
 
 def test_integer_and_string_prices(server: PriceServer) -> None:
     route(server, "a", '{"data": {"close": 21000}}')
     route(server, "b", '{"data": {"close": "21000.25"}}')
     assert source(server, "a").fetch_close(instrument="NDX", day=DAY) == Decimal(21000)
-    assert source(server, "b").fetch_close(instrument="NDX", day=DAY) == Decimal(
-        "21000.25"
-    )
+    assert source(server, "b").fetch_close(instrument="NDX", day=DAY) == Decimal("21000.25")
 
 
 @pytest.mark.parametrize(
@@ -165,9 +153,7 @@ def test_integer_and_string_prices(server: PriceServer) -> None:
         ('{"data": {"close": 1}}', 404),
     ],
 )
-def test_unusable_responses_raise_price_unavailable(
-    server: PriceServer, body: str, status: int
-) -> None:
+def test_unusable_responses_raise_price_unavailable(server: PriceServer, body: str, status: int) -> None:
     route(server, "a", body, status=status)
     with pytest.raises(PriceUnavailable):
         source(server, "a").fetch_close(instrument="NDX", day=DAY)
@@ -290,9 +276,7 @@ def test_third_source_missing_still_agrees(server: PriceServer) -> None:
     route(server, "b", '{"data": {"close": 21010.25}}')
     route(server, "c", "{}", status=503)
     sources = [source(server, "a"), source(server, "b"), source(server, "c")]
-    assert resolve_close(sources=sources, instrument="NDX", day=DAY).price == Decimal(
-        "21010.25"
-    )
+    assert resolve_close(sources=sources, instrument="NDX", day=DAY).price == Decimal("21010.25")
 
 
 def test_any_dissent_blocks_even_with_a_majority(server: PriceServer) -> None:
@@ -344,9 +328,7 @@ def test_failure_before_deadline_reraises_for_retry() -> None:
 def test_failure_after_deadline_voids() -> None:
     a = StaticPriceSource(name="a", prices={("NDX", DAY): Decimal(1)})
     b = StaticPriceSource(name="b", prices={("NDX", DAY): Decimal(2)})
-    result = resolve_close_or_void(
-        sources=[a, b], instrument="NDX", day=DAY, deadline=NOW, clock=clock
-    )
+    result = resolve_close_or_void(sources=[a, b], instrument="NDX", day=DAY, deadline=NOW, clock=clock)
     assert isinstance(result, OracleVoid)
     assert result.reason is VoidReason.ORACLE_FAILURE
     assert len(result.evidence) == 2 and "disagree" in result.detail
@@ -355,15 +337,11 @@ def test_failure_after_deadline_voids() -> None:
 def test_success_after_deadline_still_answers() -> None:
     a = StaticPriceSource(name="a", prices={("NDX", DAY): Decimal(1)})
     b = StaticPriceSource(name="b", prices={("NDX", DAY): Decimal("1.0")})
-    result = resolve_close_or_void(
-        sources=[a, b], instrument="NDX", day=DAY, deadline=NOW, clock=clock
-    )
+    result = resolve_close_or_void(sources=[a, b], instrument="NDX", day=DAY, deadline=NOW, clock=clock)
     assert isinstance(result, OracleAnswer) and result.price == 1
 
 
 def test_oracle_deadline() -> None:
     close = datetime(2025, 11, 28, 18, 0, tzinfo=UTC)
     assert oracle_deadline(close_utc=close) == close + timedelta(hours=2)
-    assert oracle_deadline(
-        close_utc=close, grace=timedelta(minutes=30)
-    ) == close + timedelta(minutes=30)
+    assert oracle_deadline(close_utc=close, grace=timedelta(minutes=30)) == close + timedelta(minutes=30)

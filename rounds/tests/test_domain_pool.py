@@ -194,9 +194,7 @@ def test_bad_result_and_reason() -> None:
     with pytest.raises(InvalidResult):
         settle_pool(stakes=stakes, result="UP", fee_bps=0)  # type: ignore[arg-type]
     with pytest.raises(InvalidVoidReason):
-        settle_pool(
-            stakes=stakes, result=Result.UP, fee_bps=0, void_reason=VoidReason.TIE
-        )
+        settle_pool(stakes=stakes, result=Result.UP, fee_bps=0, void_reason=VoidReason.TIE)
     with pytest.raises(InvalidVoidReason):
         settle_pool(stakes=stakes, result=Result.VOID, fee_bps=0, void_reason="TIE")  # type: ignore[arg-type]
 
@@ -220,16 +218,12 @@ stake_rows = st.lists(
     max_size=40,
 )
 results = st.sampled_from([Result.UP, Result.DOWN, Result.VOID])
-fees = st.one_of(
-    st.integers(min_value=0, max_value=10_000), st.sampled_from([0, 1, 9_999, 10_000])
-)
+fees = st.one_of(st.integers(min_value=0, max_value=10_000), st.sampled_from([0, 1, 9_999, 10_000]))
 
 
 @FAST
 @given(rows=stake_rows, result=results, fee_bps=fees)
-def test_settlement_invariants(
-    rows: list[tuple[Side, int]], result: Result, fee_bps: int
-) -> None:
+def test_settlement_invariants(rows: list[tuple[Side, int]], result: Result, fee_bps: int) -> None:
     stakes = [(i, side, amount) for i, (side, amount) in enumerate(rows)]
     s = settle_pool(stakes=stakes, result=result, fee_bps=fee_bps)
     assert conserved(s)
@@ -241,9 +235,7 @@ def test_settlement_invariants(
         return
     winners = [(k, a) for k, side, a in stakes if side.value == s.result.value]
     assert all(s.payouts_u[k] >= a for k, a in winners)
-    assert all(
-        s.payouts_u[k] == 0 for k, side, _ in stakes if side.value != s.result.value
-    )
+    assert all(s.payouts_u[k] == 0 for k, side, _ in stakes if side.value != s.result.value)
     assert 0 <= s.breakage_u < len(winners)
     assert 0 <= s.fee_u <= s.losing_pool_u
     assert s.fee_u == min(s.total_u * fee_bps // 10_000, s.losing_pool_u)
@@ -251,9 +243,7 @@ def test_settlement_invariants(
 
 @FAST
 @given(rows=stake_rows, fee_bps=fees)
-def test_payout_is_proportional_floor(
-    rows: list[tuple[Side, int]], fee_bps: int
-) -> None:
+def test_payout_is_proportional_floor(rows: list[tuple[Side, int]], fee_bps: int) -> None:
     stakes = [(i, side, amount) for i, (side, amount) in enumerate(rows)]
     s = settle_pool(stakes=stakes, result=Result.UP, fee_bps=fee_bps)
     if s.result is Result.VOID:
@@ -261,11 +251,7 @@ def test_payout_is_proportional_floor(
     for key, side, amount in stakes:
         if side is UP:
             exact = amount * s.net_pool_u  # payout == floor(exact / W)
-            assert (
-                s.payouts_u[key] * s.winning_pool_u
-                <= exact
-                < (s.payouts_u[key] + 1) * s.winning_pool_u
-            )
+            assert s.payouts_u[key] * s.winning_pool_u <= exact < (s.payouts_u[key] + 1) * s.winning_pool_u
 
 
 @FAST

@@ -18,8 +18,7 @@ from webhooks.models import Deposit
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-BEFORE = [("payouts", "0004_payout_status_check"), ("webhooks", "0001_initial"),
-          ("rounds", "0005_readonly_bets_view")]
+BEFORE = [("payouts", "0004_payout_status_check"), ("webhooks", "0001_initial"), ("rounds", "0005_readonly_bets_view")]
 AFTER = [("payouts", "0005_withdrawal_flow_id"), ("webhooks", "0002_deposit_flow_id"), ("rounds", "0006_flow_ids")]
 
 
@@ -32,7 +31,8 @@ def _migrate(targets: list[tuple[str, str]]) -> None:
 def _money() -> dict[str, Any]:
     return {
         "balances": sorted(Account.objects.values_list("name", "currency", "balance_u")),
-        "journals": Journal.objects.count(), "entries": Entry.objects.count(),
+        "journals": Journal.objects.count(),
+        "entries": Entry.objects.count(),
         "withdrawals": sorted(Withdrawal.objects.values_list("pk", "state", "amount_u")),
         "deposits": sorted(Deposit.objects.values_list("pk", "status", "amount_u", "refunded_u")),
         "bets": sorted(Bet.objects.values_list("pk", "stake_u", "payout_u")),
@@ -41,7 +41,10 @@ def _money() -> dict[str, Any]:
 
 
 def test_existing_rows_keep_their_flow_and_no_money_moves(
-    open_round: Callable[..., Any], place: Callable[..., Any], player: Any, fund: Callable[..., Any],
+    open_round: Callable[..., Any],
+    place: Callable[..., Any],
+    player: Any,
+    fund: Callable[..., Any],
     assert_ledger_ok: Callable[[], None],
 ) -> None:
     from payouts.services import withdrawal_request
@@ -66,4 +69,5 @@ def test_existing_rows_keep_their_flow_and_no_money_moves(
     assert_ledger_ok()
     # New records are born with a new flow id.
     assert withdrawal_request(user=player, amount_u=1_000_000, currency="USDC", provider="adyen").flow_id.startswith(
-        "wd-")
+        "wd-"
+    )

@@ -114,8 +114,13 @@ def test_rfc6962_audit_path() -> None:
 SALT = "00" * 31 + "2a"
 COMMIT = "1525fa6848579e873cad142a8e9fe3966cd7b1afca19689498e50a8e51d7a9cb"
 BETS = [
-    {"bet_id": f"00000000-0000-4000-8000-00000000000{n}", "player_id": f"10000000-0000-4000-8000-00000000000{n}",
-     "side": side, "stake_u": stake, "placed_at": f"2025-09-08T1{3 + n}:00:00Z"}
+    {
+        "bet_id": f"00000000-0000-4000-8000-00000000000{n}",
+        "player_id": f"10000000-0000-4000-8000-00000000000{n}",
+        "side": side,
+        "stake_u": stake,
+        "placed_at": f"2025-09-08T1{3 + n}:00:00Z",
+    }
     for n, side, stake in ((1, "UP", 2_000_000), (2, "DOWN", 3_000_000), (3, "UP", 1_000_000))
 ]
 LEAVES = [
@@ -124,16 +129,26 @@ LEAVES = [
     "2996b50468ed67643681125a2d8f1ca157f53c65a01ec9d6440b81af261b11d0",
 ]
 ROOT = "05d2739cbf9423f9cd83dc864413d6d78e3abbc2b64f59ea8a76d57bd1f8f526"
-PAYOUTS = {"00000000-0000-4000-8000-000000000001": 3_960_000, "00000000-0000-4000-8000-000000000002": 0,
-           "00000000-0000-4000-8000-000000000003": 1_980_000}
+PAYOUTS = {
+    "00000000-0000-4000-8000-000000000001": 3_960_000,
+    "00000000-0000-4000-8000-000000000002": 0,
+    "00000000-0000-4000-8000-000000000003": 1_980_000,
+}
 
 
 def fixed_params() -> dict[str, object]:
     return commit_params(
-        code="20250908", instrument="NASDAQ-COMPOSITE", reference_close=Decimal("21700.5"),
-        open_utc=datetime(2025, 9, 8, 13, 30, tzinfo=UTC), lock_utc=datetime(2025, 9, 8, 19, 59, 59, tzinfo=UTC),
-        close_utc=datetime(2025, 9, 8, 20, 0, tzinfo=UTC), settle_after_utc=datetime(2025, 9, 8, 20, 5, tzinfo=UTC),
-        fee_bps=100, min_stake_u=1_000_000, previous_commit=None, salt=SALT,
+        code="20250908",
+        instrument="NASDAQ-COMPOSITE",
+        reference_close=Decimal("21700.5"),
+        open_utc=datetime(2025, 9, 8, 13, 30, tzinfo=UTC),
+        lock_utc=datetime(2025, 9, 8, 19, 59, 59, tzinfo=UTC),
+        close_utc=datetime(2025, 9, 8, 20, 0, tzinfo=UTC),
+        settle_after_utc=datetime(2025, 9, 8, 20, 5, tzinfo=UTC),
+        fee_bps=100,
+        min_stake_u=1_000_000,
+        previous_commit=None,
+        salt=SALT,
     )
 
 
@@ -156,8 +171,9 @@ def test_the_fixed_round_by_the_implementation() -> None:
     assert round_commit(params=params) == COMMIT
     assert [leaf.hex() for leaf in bet_leaves(bets=BETS)] == LEAVES
     assert merkle_root(bet_leaves(bets=BETS)) == ROOT
-    settlement = settle_pool(stakes=[(b["bet_id"], Side(b["side"]), b["stake_u"]) for b in BETS],
-                             result=Result.UP, fee_bps=100)
+    settlement = settle_pool(
+        stakes=[(b["bet_id"], Side(b["side"]), b["stake_u"]) for b in BETS], result=Result.UP, fee_bps=100
+    )
     evidence = [{"source": "src-a", "price": "21750.25"}, {"source": "src-b", "price": "21750.25"}]
     reveal = build_reveal(params=params, close=Decimal("21750.25"), evidence=evidence, settlement=settlement)
     assert (reveal["result"], reveal["fee_u"], reveal["breakage_u"], reveal["payouts_u"]) == ("UP", 60_000, 0, PAYOUTS)

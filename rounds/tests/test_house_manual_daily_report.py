@@ -24,9 +24,25 @@ def psql(sql: str) -> str:
     """`echo '<sql>' | psql -d <db> -t`, as the manual runs it (against the test database)."""
     db = connection.settings_dict
     result = subprocess.run(  # noqa: S603
-        ["psql", "-h", db["HOST"] or "127.0.0.1", "-p", str(db["PORT"] or 5432), "-U", db["USER"], "-d", db["NAME"],
-         "-t", "-v", "ON_ERROR_STOP=1"],
-        input=sql, capture_output=True, text=True, timeout=30, check=False,
+        [
+            "psql",
+            "-h",
+            db["HOST"] or "127.0.0.1",
+            "-p",
+            str(db["PORT"] or 5432),
+            "-U",
+            db["USER"],
+            "-d",
+            db["NAME"],
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+        ],
+        input=sql,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
@@ -44,13 +60,16 @@ def test_the_daily_report_sql_runs_verbatim(open_round: Any, place: Any, make_st
     assert psql(DAILY_VOLUME) == "12000000"
 
 
-@pytest.mark.parametrize("statement", [
-    "INSERT INTO users (email) VALUES ('x@example.com')",
-    "UPDATE users SET email = 'x@example.com'",
-    "DELETE FROM users",
-    "UPDATE bets SET stake_u = 1",
-    "DELETE FROM bets",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "INSERT INTO users (email) VALUES ('x@example.com')",
+        "UPDATE users SET email = 'x@example.com'",
+        "DELETE FROM users",
+        "UPDATE bets SET stake_u = 1",
+        "DELETE FROM bets",
+    ],
+)
 def test_the_views_are_read_only(open_round: Any, place: Any, statement: str) -> None:
     bet = place(open_round(), "UP", 5_000_000)
     with pytest.raises(DatabaseError, match="is read-only"), transaction.atomic(), connection.cursor() as cursor:

@@ -30,9 +30,15 @@ pytestmark = pytest.mark.django_db
 
 
 def test_the_insider_is_refused_at_every_step(
-    open_round: Callable[..., Any], place: Callable[..., Any], make_staff: Callable[..., Any],
-    make_player: Callable[..., Any], api_client_for: Callable[..., Any], clock: Any, settings: Any,
-    django_capture_on_commit_callbacks: Any, assert_ledger_ok: Callable[[], None],
+    open_round: Callable[..., Any],
+    place: Callable[..., Any],
+    make_staff: Callable[..., Any],
+    make_player: Callable[..., Any],
+    api_client_for: Callable[..., Any],
+    clock: Any,
+    settings: Any,
+    django_capture_on_commit_callbacks: Any,
+    assert_ledger_ok: Callable[[], None],
 ) -> None:
     from webhooks.tasks import process_webhook_event
 
@@ -43,12 +49,12 @@ def test_the_insider_is_refused_at_every_step(
     frozen = snapshot()
 
     # 1. A custody deposit webhook for the operator's account: stored and flagged, nothing credited.
-    payload = {"reference": "0xinsider", "user_id": str(insider.public_id), "amount_u": 10_000_000,
-               "currency": "USDC"}
+    payload = {"reference": "0xinsider", "user_id": str(insider.public_id), "amount_u": 10_000_000, "currency": "USDC"}
     signed = custody_request(payload, settings.CUSTODY_WEBHOOK_KEY)
     with django_capture_on_commit_callbacks(execute=False):
-        response = Client().post("/webhooks/deposits", signed.body, content_type="application/json",
-                                 headers=signed.headers)
+        response = Client().post(
+            "/webhooks/deposits", signed.body, content_type="application/json", headers=signed.headers
+        )
     assert response.status_code < 300, response.content
     event = WebhookEvent.objects.get(reference="0xinsider")
     process_webhook_event.apply(args=[event.pk]).get()
@@ -57,29 +63,42 @@ def test_the_insider_is_refused_at_every_step(
     assert not Account.objects.filter(owner=insider).exists()
     after = snapshot()
     assert (after["balances"], after["journals"], after["entries"]) == (
-        frozen["balances"], frozen["journals"], frozen["entries"])
+        frozen["balances"],
+        frozen["journals"],
+        frozen["entries"],
+    )
     frozen = after
 
     api = api_client_for(insider)
     # 2. The operator starts a Stripe deposit: 403, the PSP is never called.
-    response = api.post("/v1/deposits", {"provider": "stripe", "amount_u": 10_000_000, "currency": "USDC"},
-                        format="json", HTTP_IDEMPOTENCY_KEY="insider-1")
+    response = api.post(
+        "/v1/deposits",
+        {"provider": "stripe", "amount_u": 10_000_000, "currency": "USDC"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="insider-1",
+    )
     assert (response.status_code, response.json()["type"]) == (403, "accounts/not-a-player")
     # 3. The operator bets UP against the player: 403.
-    response = api.post(f"/v1/rounds/{round_obj.code}/bets", {"side": "UP", "stake_u": 10_000_000}, format="json",
-                        HTTP_IDEMPOTENCY_KEY="insider-2")
+    response = api.post(
+        f"/v1/rounds/{round_obj.code}/bets",
+        {"side": "UP", "stake_u": 10_000_000},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="insider-2",
+    )
     assert (response.status_code, response.json()["type"]) == (403, "accounts/not-a-player")
     # ... nor can an operator credit go to an operator's account.
     with pytest.raises(NotAPlayer):
         operator_credit_propose(user=insider, amount_u=10_000_000, currency="USDC", reason="me", acting_user=insider)
     with pytest.raises(CommandError, match="operator account"):
-        call_command("deposit", "--user", insider.email, "--amount", "10000000", "--reason", "x",
-                     "--operator", insider.email)
+        call_command(
+            "deposit", "--user", insider.email, "--amount", "10000000", "--reason", "x", "--operator", insider.email
+        )
     assert snapshot() == frozen
 
     # 4. Self-approval: the operator's own proposal cannot be applied by the same operator.
-    proposal = operator_credit_propose(user=player, amount_u=1_000_000, currency="USDC", reason="goodwill",
-                                       acting_user=insider)
+    proposal = operator_credit_propose(
+        user=player, amount_u=1_000_000, currency="USDC", reason="goodwill", acting_user=insider
+    )
     frozen = snapshot()
     with pytest.raises(SecondOperatorRequired):
         decision_approve(proposal_id=proposal.pk, acting_user=insider)
@@ -90,17 +109,30 @@ def test_the_insider_is_refused_at_every_step(
     frozen = snapshot()
     assert clock.now < round_obj.close_at
     with pytest.raises(errors.SettleTooEarly):
-        force_result_propose(code=round_obj.code, result="UP", reason="I know", evidence="trust me",
-                             acting_user=insider)
+        force_result_propose(
+            code=round_obj.code, result="UP", reason="I know", evidence="trust me", acting_user=insider
+        )
     with pytest.raises(CommandError, match="rounds/too-early"):
-        call_command("settle_round", "--code", round_obj.code, "--result", "UP", "--reason", "I know",
-                     "--evidence", "trust me", "--operator", insider.email)
+        call_command(
+            "settle_round",
+            "--code",
+            round_obj.code,
+            "--result",
+            "UP",
+            "--reason",
+            "I know",
+            "--evidence",
+            "trust me",
+            "--operator",
+            insider.email,
+        )
     assert snapshot() == frozen
 
     # 6. After the close, one operator's forced result is a proposal: nothing is applied.
     clock.set(round_obj.close_at)
-    forced = force_result_propose(code=round_obj.code, result="UP", reason="oracle down", evidence="screenshot",
-                                  acting_user=insider)
+    forced = force_result_propose(
+        code=round_obj.code, result="UP", reason="oracle down", evidence="screenshot", acting_user=insider
+    )
     frozen = snapshot()
     with pytest.raises(SecondOperatorRequired):
         decision_approve(proposal_id=forced.pk, acting_user=insider)

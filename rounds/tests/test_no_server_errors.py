@@ -25,14 +25,21 @@ def _state() -> dict[str, Any]:
 
 @pytest.mark.parametrize("stake", [9007199254740993, 2**63, -(2**63) - 1, 10**30])
 def test_a_stake_beyond_any_balance_or_integer_range_is_a_400(
-    open_round: Callable[..., Any], player: Any, fund: Callable[..., Any], api_client_for: Callable[..., Any],
+    open_round: Callable[..., Any],
+    player: Any,
+    fund: Callable[..., Any],
+    api_client_for: Callable[..., Any],
     stake: int,
 ) -> None:
     round_obj = open_round("20250908")
     fund(player, 5_000_000)
     before = _state()
-    response = api_client_for(player).post(f"/v1/rounds/{round_obj.code}/bets", {"side": "UP", "stake_u": stake},
-                                           format="json", HTTP_IDEMPOTENCY_KEY=f"big-{stake}")
+    response = api_client_for(player).post(
+        f"/v1/rounds/{round_obj.code}/bets",
+        {"side": "UP", "stake_u": stake},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY=f"big-{stake}",
+    )
     assert 400 <= response.status_code < 500, response.content
     assert response["Content-Type"] == "application/problem+json"
     assert _state() == before
@@ -44,13 +51,16 @@ def test_a_bet_proof_for_an_id_that_is_not_a_uuid_is_a_404(player: Any, api_clie
     assert response["Content-Type"] == "application/problem+json" and response.json()["type"] == "rounds/bet-not-found"
 
 
-@pytest.mark.parametrize("path", [
-    "/admin/rounds/round/999999/enter-price/",
-    "/admin/rounds/round/999999/force/",
-    "/admin/rounds/round/999999/void/",
-    "/admin/ops/proposal/999999/decide/approve/",
-    "/admin/ops/proposal/999999/decide/reject/",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin/rounds/round/999999/enter-price/",
+        "/admin/rounds/round/999999/force/",
+        "/admin/rounds/round/999999/void/",
+        "/admin/ops/proposal/999999/decide/approve/",
+        "/admin/ops/proposal/999999/decide/reject/",
+    ],
+)
 def test_admin_views_with_a_missing_round_or_request_are_404(make_staff: Callable[..., Any], path: str) -> None:
     client = Client()
     client.force_login(make_staff(role="admin"))

@@ -51,8 +51,11 @@ def test_non_session_days_refuse_to_open(code: str, clock: Any, prices: Any) -> 
 
 
 def test_reference_after_a_holiday_is_the_previous_rounds_close(
-    open_round: Callable[..., Any], place: Callable[..., Any], prices: Any,
-    lock_and_reach_settlement: Callable[..., Any], clock: Any,
+    open_round: Callable[..., Any],
+    place: Callable[..., Any],
+    prices: Any,
+    lock_and_reach_settlement: Callable[..., Any],
+    clock: Any,
 ) -> None:
     from rounds.services import round_settle
 

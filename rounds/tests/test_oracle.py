@@ -20,7 +20,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def locked(
-    open_round: Callable[..., Any], place: Callable[..., Any], lock_and_reach_settlement: Callable[..., Any],
+    open_round: Callable[..., Any],
+    place: Callable[..., Any],
+    lock_and_reach_settlement: Callable[..., Any],
 ) -> tuple[Round, list[Any]]:
     round_obj = open_round("20250908", reference="100")
     bets = [place(round_obj, "UP", 2_000_000), place(round_obj, "DOWN", 3_000_000)]
@@ -49,7 +51,11 @@ def test_missing_or_disagreeing_prices_are_retried(locked: Any, prices: Any) -> 
 
 
 def test_oracle_failure_voids_after_deadline_and_a_late_price_changes_nothing(
-    locked: Any, prices: Any, clock: Any, settings: Any, assert_ledger_ok: Callable[[], None],
+    locked: Any,
+    prices: Any,
+    clock: Any,
+    settings: Any,
+    assert_ledger_ok: Callable[[], None],
     make_staff: Callable[..., Any],
 ) -> None:
     round_obj, bets = locked
@@ -73,7 +79,10 @@ def test_oracle_failure_voids_after_deadline_and_a_late_price_changes_nothing(
 
 
 def test_operator_prices_count_as_sources(
-    locked: Any, prices: Any, make_staff: Callable[..., Any], clock: Any,
+    locked: Any,
+    prices: Any,
+    make_staff: Callable[..., Any],
+    clock: Any,
 ) -> None:
     round_obj, _ = locked
     alice, bob, support = make_staff(role="finance"), make_staff(role="finance"), make_staff(role="support")
@@ -99,7 +108,10 @@ def test_operator_prices_count_as_sources(
 
 
 def test_configured_http_sources_settle_a_round(
-    open_round: Callable[..., Any], place: Callable[..., Any], clock: Any, settings: Any,
+    open_round: Callable[..., Any],
+    place: Callable[..., Any],
+    clock: Any,
+    settings: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """settings.ORACLE_SOURCES -> HttpJsonPriceSource, against a local JSON server on 127.0.0.1."""

@@ -29,13 +29,24 @@ POOLS = st.lists(
 )
 
 
-@settings(max_examples=30, deadline=None, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=30,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(pool=POOLS, close=st.sampled_from(["99.99", "100", "100.01"]), fee_bps=st.sampled_from([0, 1, 100, 10_000]))
 def test_sql_settlement_matches_the_reference(
-    pool: list[tuple[Side, int]], close: str, fee_bps: int, open_round: Callable[..., Any],
-    make_player: Callable[..., Any], fund: Callable[..., Any], prices: Any, settings: Any,
-    lock_and_reach_settlement: Callable[..., Any], assert_ledger_ok: Callable[[], None],
+    pool: list[tuple[Side, int]],
+    close: str,
+    fee_bps: int,
+    open_round: Callable[..., Any],
+    make_player: Callable[..., Any],
+    fund: Callable[..., Any],
+    prices: Any,
+    settings: Any,
+    lock_and_reach_settlement: Callable[..., Any],
+    assert_ledger_ok: Callable[[], None],
 ) -> None:
     settings.MIN_STAKE_U, settings.FEE_BPS = 1, fee_bps
     savepoint = transaction.savepoint()
@@ -53,13 +64,15 @@ def test_sql_settlement_matches_the_reference(
         settled, changed = round_settle(code=round_obj.code, acting_user=BEAT)
 
         price_result = {"99.99": Result.DOWN, "100": Result.VOID, "100.01": Result.UP}[close]
-        expected = settle_pool(stakes=[(b.pk, Side(b.side), b.stake_u) for b in bets], result=price_result,
-                               fee_bps=fee_bps)
+        expected = settle_pool(
+            stakes=[(b.pk, Side(b.side), b.stake_u) for b in bets], result=price_result, fee_bps=fee_bps
+        )
         payouts = dict(Bet.objects.filter(round=settled).values_list("pk", "payout_u"))
         total = sum(stake for _, stake in pool)
         assert changed
         assert (settled.result, settled.void_reason or None) == (
-            expected.result.value, expected.void_reason.value if expected.void_reason else None
+            expected.result.value,
+            expected.void_reason.value if expected.void_reason else None,
         )
         assert payouts == dict(expected.payouts_u)
         assert (settled.fee_u, settled.breakage_u) == (expected.fee_u, expected.breakage_u)

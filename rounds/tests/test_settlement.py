@@ -42,8 +42,13 @@ def house_settlement_amounts(code: str) -> list[int]:
 
 
 def test_normal_split_with_rounding(
-    open_round: Callable[..., Any], place: Callable[..., Any], prices: Any, low_min_stake: None,
-    lock_and_reach_settlement: Callable[..., Any], assert_ledger_ok: Callable[[], None], settings: Any,
+    open_round: Callable[..., Any],
+    place: Callable[..., Any],
+    prices: Any,
+    low_min_stake: None,
+    lock_and_reach_settlement: Callable[..., Any],
+    assert_ledger_ok: Callable[[], None],
+    settings: Any,
 ) -> None:
     settings.FEE_BPS = 100
     round_obj = open_round("20250908", reference="100")
@@ -59,8 +64,9 @@ def test_normal_split_with_rounding(
     assert (settled.fee_u, settled.breakage_u, settled.payouts_total_u, settled.winners) == (0, 1, 3, 3)
     assert balances(*ups, down) == [1, 1, 1, 0]
     assert [b.payout_u for b in Bet.objects.filter(pk__in=[b.pk for b in [*ups, down]]).order_by("pk")] == [1, 1, 1, 0]
-    expected = settle_pool(stakes=[(b.pk, Side(b.side), b.stake_u) for b in [*ups, down]], result=Result.UP,
-                           fee_bps=100)
+    expected = settle_pool(
+        stakes=[(b.pk, Side(b.side), b.stake_u) for b in [*ups, down]], result=Result.UP, fee_bps=100
+    )
     assert (expected.fee_u, expected.breakage_u) == (settled.fee_u, settled.breakage_u)
     assert house_settlement_amounts(round_obj.code) == [1]  # breakage; a zero fee has no entry
     assert Account.objects.get(pk=settled.pool_account_id).balance_u == 0
@@ -69,8 +75,13 @@ def test_normal_split_with_rounding(
 
 
 def test_fee_is_a_separate_house_entry_from_breakage(
-    open_round: Callable[..., Any], place: Callable[..., Any], prices: Any, low_min_stake: None,
-    lock_and_reach_settlement: Callable[..., Any], assert_ledger_ok: Callable[[], None], settings: Any,
+    open_round: Callable[..., Any],
+    place: Callable[..., Any],
+    prices: Any,
+    low_min_stake: None,
+    lock_and_reach_settlement: Callable[..., Any],
+    assert_ledger_ok: Callable[[], None],
+    settings: Any,
 ) -> None:
     settings.FEE_BPS = 100
     round_obj = open_round("20250908", reference="100")
@@ -82,8 +93,11 @@ def test_fee_is_a_separate_house_entry_from_breakage(
 
     settled, _ = round_settle(code=round_obj.code, acting_user=BEAT)
 
-    expected = settle_pool(stakes=[(1, Side.UP, 1_000_001), *[(i + 2, Side.DOWN, s) for i, s in enumerate(stakes)]],
-                           result=Result.DOWN, fee_bps=100)
+    expected = settle_pool(
+        stakes=[(1, Side.UP, 1_000_001), *[(i + 2, Side.DOWN, s) for i, s in enumerate(stakes)]],
+        result=Result.DOWN,
+        fee_bps=100,
+    )
     assert settled.result == "DOWN"
     assert (settled.fee_u, settled.breakage_u) == (expected.fee_u, expected.breakage_u) == (20_000, 2)
     assert house_settlement_amounts(round_obj.code) == [2, 20_000]
@@ -93,8 +107,13 @@ def test_fee_is_a_separate_house_entry_from_breakage(
 
 
 def test_fee_is_capped_at_the_losing_pool(
-    open_round: Callable[..., Any], place: Callable[..., Any], prices: Any, low_min_stake: None,
-    lock_and_reach_settlement: Callable[..., Any], assert_ledger_ok: Callable[[], None], settings: Any,
+    open_round: Callable[..., Any],
+    place: Callable[..., Any],
+    prices: Any,
+    low_min_stake: None,
+    lock_and_reach_settlement: Callable[..., Any],
+    assert_ledger_ok: Callable[[], None],
+    settings: Any,
 ) -> None:
     settings.FEE_BPS = 100
     round_obj = open_round("20250908", reference="100")
@@ -112,8 +131,11 @@ def test_fee_is_capped_at_the_losing_pool(
 
 
 def test_tie_is_void_with_exact_refunds(
-    open_round: Callable[..., Any], place: Callable[..., Any], prices: Any,
-    lock_and_reach_settlement: Callable[..., Any], assert_ledger_ok: Callable[[], None],
+    open_round: Callable[..., Any],
+    place: Callable[..., Any],
+    prices: Any,
+    lock_and_reach_settlement: Callable[..., Any],
+    assert_ledger_ok: Callable[[], None],
 ) -> None:
     round_obj = open_round("20250908", reference="100.50")
     bets = [place(round_obj, "UP", 3_000_000), place(round_obj, "DOWN", 7_000_001)]
@@ -131,8 +153,12 @@ def test_tie_is_void_with_exact_refunds(
 
 @pytest.mark.parametrize("close", ["101", "99"])
 def test_one_sided_pool_is_void_whatever_the_result(
-    close: str, open_round: Callable[..., Any], place: Callable[..., Any], prices: Any,
-    lock_and_reach_settlement: Callable[..., Any], assert_ledger_ok: Callable[[], None],
+    close: str,
+    open_round: Callable[..., Any],
+    place: Callable[..., Any],
+    prices: Any,
+    lock_and_reach_settlement: Callable[..., Any],
+    assert_ledger_ok: Callable[[], None],
 ) -> None:
     round_obj = open_round("20250908", reference="100")
     bets = [place(round_obj, "UP", 2_000_000), place(round_obj, "UP", 5_000_000)]
@@ -148,8 +174,12 @@ def test_one_sided_pool_is_void_whatever_the_result(
 
 @pytest.mark.parametrize("forced", ["UP", "DOWN"])
 def test_forced_result_on_one_sided_pool_is_still_void(
-    forced: str, open_round: Callable[..., Any], place: Callable[..., Any], force_settle: Callable[..., Any],
-    lock_and_reach_settlement: Callable[..., Any], assert_ledger_ok: Callable[[], None],
+    forced: str,
+    open_round: Callable[..., Any],
+    place: Callable[..., Any],
+    force_settle: Callable[..., Any],
+    lock_and_reach_settlement: Callable[..., Any],
+    assert_ledger_ok: Callable[[], None],
 ) -> None:
     round_obj = open_round("20250908")
     bet = place(round_obj, "DOWN", 4_000_000)
@@ -163,7 +193,8 @@ def test_forced_result_on_one_sided_pool_is_still_void(
 
 
 def test_empty_round_is_void_and_posts_nothing(
-    open_round: Callable[..., Any], lock_and_reach_settlement: Callable[..., Any],
+    open_round: Callable[..., Any],
+    lock_and_reach_settlement: Callable[..., Any],
     assert_ledger_ok: Callable[[], None],
 ) -> None:
     round_obj = open_round("20250908")
@@ -175,7 +206,10 @@ def test_empty_round_is_void_and_posts_nothing(
 
 
 def test_forcing_from_a_state_other_than_locked_is_refused(
-    open_round: Callable[..., Any], place: Callable[..., Any], prices: Any, make_staff: Callable[..., Any],
+    open_round: Callable[..., Any],
+    place: Callable[..., Any],
+    prices: Any,
+    make_staff: Callable[..., Any],
     lock_and_reach_settlement: Callable[..., Any],
 ) -> None:
     from rounds.services import force_result_propose
@@ -205,7 +239,9 @@ def test_forcing_from_a_state_other_than_locked_is_refused(
 
 
 def test_forced_result_needs_a_reason(
-    open_round: Callable[..., Any], place: Callable[..., Any], lock_and_reach_settlement: Callable[..., Any],
+    open_round: Callable[..., Any],
+    place: Callable[..., Any],
+    lock_and_reach_settlement: Callable[..., Any],
     make_staff: Callable[..., Any],
 ) -> None:
     from ops.approvals import ReasonRequired
@@ -215,15 +251,19 @@ def test_forced_result_needs_a_reason(
     place(round_obj, "UP", 2_000_000)
     lock_and_reach_settlement(round_obj)
     with pytest.raises(ReasonRequired):
-        force_result_propose(code=round_obj.code, result="UP", reason=" ", evidence="e",
-                             acting_user=make_staff(role="finance"))
+        force_result_propose(
+            code=round_obj.code, result="UP", reason=" ", evidence="e", acting_user=make_staff(role="finance")
+        )
     round_obj.refresh_from_db()
     assert round_obj.status == Round.Status.LOCKED
     assert Account.objects.get(pk=round_obj.pool_account_id).balance_u == 2_000_000
 
 
 def test_settle_before_settle_time_is_refused(
-    open_round: Callable[..., Any], place: Callable[..., Any], clock: Any, prices: Any,
+    open_round: Callable[..., Any],
+    place: Callable[..., Any],
+    clock: Any,
+    prices: Any,
 ) -> None:
     from rounds.services import round_lock
 
@@ -240,8 +280,11 @@ def test_settle_before_settle_time_is_refused(
 
 
 def test_settling_twice_gives_one_set_of_entries(
-    open_round: Callable[..., Any], place: Callable[..., Any], prices: Any,
-    lock_and_reach_settlement: Callable[..., Any], assert_ledger_ok: Callable[[], None],
+    open_round: Callable[..., Any],
+    place: Callable[..., Any],
+    prices: Any,
+    lock_and_reach_settlement: Callable[..., Any],
+    assert_ledger_ok: Callable[[], None],
 ) -> None:
     round_obj = open_round("20250908")
     place(round_obj, "UP", 2_000_000)
@@ -258,7 +301,9 @@ def test_settling_twice_gives_one_set_of_entries(
 
 
 def test_dry_run_breakdown_moves_nothing(
-    open_round: Callable[..., Any], place: Callable[..., Any], lock_and_reach_settlement: Callable[..., Any],
+    open_round: Callable[..., Any],
+    place: Callable[..., Any],
+    lock_and_reach_settlement: Callable[..., Any],
 ) -> None:
     round_obj = open_round("20250908")
     place(round_obj, "UP", 3_000_000)
@@ -267,7 +312,10 @@ def test_dry_run_breakdown_moves_nothing(
     entries = Entry.objects.count()
     breakdown = settlement_preview(code=round_obj.code, result=Result.UP)
     assert (breakdown.total_u, breakdown.fee_u, breakdown.payouts_total_u, breakdown.breakage_u) == (
-        4_000_000, 40_000, 3_960_000, 0
+        4_000_000,
+        40_000,
+        3_960_000,
+        0,
     )
     assert Entry.objects.count() == entries
     assert Round.objects.get(pk=round_obj.pk).status == Round.Status.LOCKED
@@ -275,8 +323,11 @@ def test_dry_run_breakdown_moves_nothing(
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_settlements_post_once(
-    open_round: Callable[..., Any], place: Callable[..., Any], prices: Any,
-    lock_and_reach_settlement: Callable[..., Any], assert_ledger_ok: Callable[[], None],
+    open_round: Callable[..., Any],
+    place: Callable[..., Any],
+    prices: Any,
+    lock_and_reach_settlement: Callable[..., Any],
+    assert_ledger_ok: Callable[[], None],
 ) -> None:
     round_obj = open_round("20250908")
     bets = [place(round_obj, side, 1_000_000 + i) for i, side in enumerate(["UP", "DOWN"] * 5)]
@@ -311,7 +362,9 @@ def test_concurrent_settlements_post_once(
 
 
 def test_house_manual_fee_query_runs_verbatim(
-    open_round: Callable[..., Any], place: Callable[..., Any], prices: Any,
+    open_round: Callable[..., Any],
+    place: Callable[..., Any],
+    prices: Any,
     lock_and_reach_settlement: Callable[..., Any],
 ) -> None:
     round_obj = open_round("20250908")

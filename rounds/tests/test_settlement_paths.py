@@ -38,8 +38,13 @@ def journal_shape(code: str) -> list[tuple[str, int]]:
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_portable_settlement_posts_what_the_set_based_one_does(
-    case: str, monkeypatch: pytest.MonkeyPatch, open_round: Callable[..., Any], place: Callable[..., Any],
-    prices: Any, lock_and_reach_settlement: Callable[..., Any], assert_ledger_ok: Callable[[], None],
+    case: str,
+    monkeypatch: pytest.MonkeyPatch,
+    open_round: Callable[..., Any],
+    place: Callable[..., Any],
+    prices: Any,
+    lock_and_reach_settlement: Callable[..., Any],
+    assert_ledger_ok: Callable[[], None],
 ) -> None:
     bets, close = CASES[case]
     outcomes = []
@@ -52,13 +57,24 @@ def test_portable_settlement_posts_what_the_set_based_one_does(
             place(round_obj, side, stake)
         lock_and_reach_settlement(round_obj)
         prices.set(round_obj.open_at.date(), close)
-        preview = settlement_preview(code=code, result=Result.VOID if close == "100" else
-                                     (Result.UP if close == "101" else Result.DOWN))
+        preview = settlement_preview(
+            code=code, result=Result.VOID if close == "100" else (Result.UP if close == "101" else Result.DOWN)
+        )
         settled, changed = round_settle(code=code, acting_user=BEAT)
         assert changed, code
         assert Account.objects.get(pk=settled.pool_account_id).balance_u == 0
         payouts = sorted(settled.bets.values_list("stake_u", "payout_u"))
-        outcomes.append((settled.status, settled.result, settled.fee_u, settled.breakage_u, payouts,
-                         journal_shape(code), preview.payouts_total_u, preview.fee_u))
+        outcomes.append(
+            (
+                settled.status,
+                settled.result,
+                settled.fee_u,
+                settled.breakage_u,
+                payouts,
+                journal_shape(code),
+                preview.payouts_total_u,
+                preview.fee_u,
+            )
+        )
         assert_ledger_ok()
     assert outcomes[0] == outcomes[1]

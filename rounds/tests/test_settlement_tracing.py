@@ -74,8 +74,13 @@ def _query(span: Any) -> str:
 
 
 def test_the_tick_settles_a_round_as_one_flow(
-    spans: Any, records: Records, open_round: Callable[..., Any], place: Callable[..., Any],
-    lock_and_reach_settlement: Callable[..., Any], prices: Any, request: Any,
+    spans: Any,
+    records: Records,
+    open_round: Callable[..., Any],
+    place: Callable[..., Any],
+    lock_and_reach_settlement: Callable[..., Any],
+    prices: Any,
+    request: Any,
 ) -> None:
     round_obj = open_round("20250908")
     bets = [place(round_obj, "UP", 2_000_000), place(round_obj, "DOWN", 1_000_000)]
@@ -99,8 +104,14 @@ def test_the_tick_settles_a_round_as_one_flow(
     finished = spans.get_finished_spans()
     [settle] = [s for s in finished if s.name == "round.settle"]
     assert settle.attributes["flow_id"] == flow and settle.attributes["round.code"] == "20250908"
-    inside = [s for s in finished if s.context.trace_id == settle.context.trace_id and s is not settle
-              and s.start_time >= settle.start_time and s.end_time <= settle.end_time]
+    inside = [
+        s
+        for s in finished
+        if s.context.trace_id == settle.context.trace_id
+        and s is not settle
+        and s.start_time >= settle.start_time
+        and s.end_time <= settle.end_time
+    ]
     assert any("UPDATE" in _query(s) and "rounds_bet" in _query(s) for s in inside), "no settlement statement"
     assert {s.attributes.get("flow_id") for s in inside} == {flow}
     outside = [s for s in finished if s.start_time > settle.end_time]
@@ -112,7 +123,10 @@ def test_the_tick_settles_a_round_as_one_flow(
 
 
 def test_a_voided_round_settles_in_its_own_flow(
-    spans: Any, open_round: Callable[..., Any], place: Callable[..., Any], make_staff: Callable[..., Any],
+    spans: Any,
+    open_round: Callable[..., Any],
+    place: Callable[..., Any],
+    make_staff: Callable[..., Any],
     request: Any,
 ) -> None:
     from rounds.services import round_void

@@ -50,7 +50,10 @@ def test_a_day_on_the_clock(clock: Any, prices: Any, place: Callable[..., Any]) 
 
 @pytest.mark.django_db(transaction=True)
 def test_tick_and_commands_at_once_settle_once(
-    open_round: Callable[..., Any], place: Callable[..., Any], prices: Any, clock: Any,
+    open_round: Callable[..., Any],
+    place: Callable[..., Any],
+    prices: Any,
+    clock: Any,
 ) -> None:
     from django.core.management import call_command
 

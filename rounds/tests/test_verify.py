@@ -19,7 +19,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def settled(
-    open_round: Callable[..., Any], place: Callable[..., Any], prices: Any,
+    open_round: Callable[..., Any],
+    place: Callable[..., Any],
+    prices: Any,
     lock_and_reach_settlement: Callable[..., Any],
 ) -> Round:
     from rounds.services import round_settle
@@ -81,7 +83,9 @@ def test_altered_parameter_fails_commit(settled: Round, capsys: Any, field: str,
 
 def test_void_and_forced_rounds_pass(
     force_settle: Callable[..., Any],
-    open_round: Callable[..., Any], place: Callable[..., Any], lock_and_reach_settlement: Callable[..., Any],
+    open_round: Callable[..., Any],
+    place: Callable[..., Any],
+    lock_and_reach_settlement: Callable[..., Any],
     capsys: Any,
 ) -> None:
     from rounds.services import round_settle
@@ -110,7 +114,6 @@ def test_unsettled_round_fails(open_round: Callable[..., Any], capsys: Any) -> N
     round_obj = open_round("20250908")
     ok, out = verify(round_obj.code, capsys)
     assert not ok and "nothing revealed yet" in out
-
 
 
 def test_raw_update_of_a_bet_is_refused_by_the_database(

@@ -50,7 +50,8 @@ def deliver(client: Any, django_capture_on_commit_callbacks: Any) -> Callable[..
     def _deliver(url: str, webhook: Any) -> Any:
         headers = {k: v for k, v in webhook.headers.items() if k.lower() != "content-type"}
         with django_capture_on_commit_callbacks(execute=True):
-            return client.post(url, data=webhook.body, content_type=webhook.headers.get("Content-Type", ""),
-                               headers=headers)
+            return client.post(
+                url, data=webhook.body, content_type=webhook.headers.get("Content-Type", ""), headers=headers
+            )
 
     return _deliver

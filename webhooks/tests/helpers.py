@@ -40,42 +40,64 @@ def snapshot() -> dict[str, Any]:
     }
 
 
-def pending_deposit(user: Any, *, provider: str = "stripe", amount_u: int = 2500, currency: str = "USD",
-                    psp_id: str | None = None) -> Deposit:
+def pending_deposit(
+    user: Any, *, provider: str = "stripe", amount_u: int = 2500, currency: str = "USD", psp_id: str | None = None
+) -> Deposit:
     """A deposit as `POST /v1/deposits` leaves it: pending, with the PSP's id."""
     if psp_id is None:
         psp_id = f"pi_{uuid.uuid4().hex[:24]}" if provider == "stripe" else f"CS{uuid.uuid4().hex[:14].upper()}"
-    return Deposit.objects.create(provider=provider, reference=str(uuid.uuid4()), user=user, amount_u=amount_u,
-                                  currency=currency, psp_id=psp_id)
+    return Deposit.objects.create(
+        provider=provider, reference=str(uuid.uuid4()), user=user, amount_u=amount_u, currency=currency, psp_id=psp_id
+    )
 
 
 def payment_intent(deposit: Deposit, **changes: Any) -> dict[str, Any]:
     """The PaymentIntent of a deposit, as Stripe sends it once paid."""
     return {
-        "id": deposit.psp_id, "object": "payment_intent", "amount": deposit.amount_u,
-        "amount_received": deposit.amount_u, "currency": deposit.currency.lower(), "status": "succeeded",
-        "metadata": {"deposit_reference": deposit.reference}, **changes,
+        "id": deposit.psp_id,
+        "object": "payment_intent",
+        "amount": deposit.amount_u,
+        "amount_received": deposit.amount_u,
+        "currency": deposit.currency.lower(),
+        "status": "succeeded",
+        "metadata": {"deposit_reference": deposit.reference},
+        **changes,
     }
 
 
-def stripe_delivery(event_type: str, obj: dict[str, Any], *, event_id: str | None = None,
-                    timestamp: int | None = None, secret: str | None = None) -> tuple[dict[str, Any], SignedWebhook]:
+def stripe_delivery(
+    event_type: str,
+    obj: dict[str, Any],
+    *,
+    event_id: str | None = None,
+    timestamp: int | None = None,
+    secret: str | None = None,
+) -> tuple[dict[str, Any], SignedWebhook]:
     """A Stripe event and its delivery, signed with the SDK's generate_signature_header."""
     event = stripe_event(event_type, obj, event_id)
     return event, stripe_request(event, secret or settings.STRIPE_WEBHOOK_SECRET, timestamp)
 
 
-def adyen_item(deposit: Deposit | None = None, *, event_code: str = "AUTHORISATION", success: bool = True,
-               psp_reference: str | None = None, value: int | None = None, currency: str | None = None,
-               merchant_reference: str | None = None, original_reference: str = "",
-               hmac_key: str | None = None) -> dict[str, Any]:
+def adyen_item(
+    deposit: Deposit | None = None,
+    *,
+    event_code: str = "AUTHORISATION",
+    success: bool = True,
+    psp_reference: str | None = None,
+    value: int | None = None,
+    currency: str | None = None,
+    merchant_reference: str | None = None,
+    original_reference: str = "",
+    hmac_key: str | None = None,
+) -> dict[str, Any]:
     """A signed Adyen NotificationRequestItem about a deposit."""
     return adyen_notification_item(
         hmac_key or settings.ADYEN_HMAC_KEY,
         event_code=event_code,
         psp_reference=psp_reference or uuid.uuid4().hex[:16].upper(),
-        merchant_reference=(merchant_reference if merchant_reference is not None
-                            else (deposit.reference if deposit else "x")),
+        merchant_reference=(
+            merchant_reference if merchant_reference is not None else (deposit.reference if deposit else "x")
+        ),
         value=value if value is not None else (deposit.amount_u if deposit else 100),
         currency=currency or (deposit.currency if deposit else "EUR"),
         success=success,
@@ -87,10 +109,15 @@ def adyen_delivery(*items: dict[str, Any]) -> SignedWebhook:
     return adyen_notification_request(adyen_notification(list(items)))
 
 
-def custody_payload(user: Any, *, amount_u: int = 5_000_000, currency: str = "USDC",
-                    reference: str | None = None) -> dict[str, Any]:
-    return {"reference": reference or f"0x{uuid.uuid4().hex}", "user_id": str(user.public_id),
-            "amount_u": amount_u, "currency": currency}
+def custody_payload(
+    user: Any, *, amount_u: int = 5_000_000, currency: str = "USDC", reference: str | None = None
+) -> dict[str, Any]:
+    return {
+        "reference": reference or f"0x{uuid.uuid4().hex}",
+        "user_id": str(user.public_id),
+        "amount_u": amount_u,
+        "currency": currency,
+    }
 
 
 def custody_delivery(payload: dict[str, Any], key: str | None = None) -> SignedWebhook:

@@ -40,8 +40,10 @@ pytestmark = pytest.mark.django_db
 
 
 def _signed(body: bytes, content_type: str = "application/json") -> SignedWebhook:
-    return SignedWebhook(body, {"Content-Type": content_type,
-                                "X-Webhook-Signature": custody_signature(body, settings.CUSTODY_WEBHOOK_KEY)})
+    return SignedWebhook(
+        body,
+        {"Content-Type": content_type, "X-Webhook-Signature": custody_signature(body, settings.CUSTODY_WEBHOOK_KEY)},
+    )
 
 
 def _with(player: Any, **changes: Any) -> SignedWebhook:
@@ -55,12 +57,24 @@ _MISSING = object()
 CASES = [
     ("malformed-json", lambda p: _signed(b'{"reference": "r1", "amount_u": 1'), 400, "webhook/malformed"),
     ("json-array", lambda p: _signed(b"[1, 2, 3]"), 400, "webhook/malformed"),
-    ("wrong-content-type", lambda p: _signed(json.dumps(custody_payload(p)).encode(), "text/plain"), 415,
-     "webhook/unsupported-media-type"),
-    ("form-content-type", lambda p: _signed(b"reference=r1&amount_u=1", "application/x-www-form-urlencoded"), 415,
-     "webhook/unsupported-media-type"),
-    ("oversized", lambda p: _signed(json.dumps({**custody_payload(p), "pad": "x" * settings.WEBHOOK_MAX_BODY_BYTES})
-                                    .encode()), 413, "webhook/payload-too-large"),
+    (
+        "wrong-content-type",
+        lambda p: _signed(json.dumps(custody_payload(p)).encode(), "text/plain"),
+        415,
+        "webhook/unsupported-media-type",
+    ),
+    (
+        "form-content-type",
+        lambda p: _signed(b"reference=r1&amount_u=1", "application/x-www-form-urlencoded"),
+        415,
+        "webhook/unsupported-media-type",
+    ),
+    (
+        "oversized",
+        lambda p: _signed(json.dumps({**custody_payload(p), "pad": "x" * settings.WEBHOOK_MAX_BODY_BYTES}).encode()),
+        413,
+        "webhook/payload-too-large",
+    ),
     ("amount-zero", lambda p: _with(p, amount_u=0), 400, "webhook/invalid-amount"),
     ("amount-negative", lambda p: _with(p, amount_u=-5_000_000), 400, "webhook/invalid-amount"),
     ("amount-string", lambda p: _with(p, amount_u="100"), 400, "webhook/invalid-amount"),
@@ -95,8 +109,9 @@ def test_bad_input_is_refused_and_nothing_moves(
     assert enqueued == []
 
 
-def test_reference_mismatch_is_409_and_credits_nothing(player: Any, deliver: Any, inline_worker: list[int],
-                                                       assert_ledger_ok: Any) -> None:
+def test_reference_mismatch_is_409_and_credits_nothing(
+    player: Any, deliver: Any, inline_worker: list[int], assert_ledger_ok: Any
+) -> None:
     payload = custody_payload(player, amount_u=5_000_000, reference="tx-mismatch-1")
     assert deliver(CUSTODY_URL, custody_delivery(payload)).status_code == 202
     assert available(player, "USDC") == 5_000_000

@@ -40,8 +40,9 @@ def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
     web_port = free_port()
     logs = [open(tmp_path / name, "w") for name in ("web.log", "worker.log")]  # noqa: SIM115
     web = start_web(env, logs[0], web_port)
-    worker = start_worker(env, logs[1], "-B", "--pool", "threads", "--concurrency", "4",
-                          "--schedule", str(tmp_path / "beat-schedule"))
+    worker = start_worker(
+        env, logs[1], "-B", "--pool", "threads", "--concurrency", "4", "--schedule", str(tmp_path / "beat-schedule")
+    )
     url = f"http://127.0.0.1:{web_port}"
 
     def web_answers() -> bool:
@@ -74,11 +75,16 @@ def test_every_webhook_is_credited_once_within_60s_of_the_broker_returning(
     sent: list[int] = []
 
     def deliver(n: int) -> None:
-        payload = {"reference": f"outage-{n}", "user_id": str(player.public_id), "amount_u": 1_000_000 + n,
-                   "currency": "USDC"}
+        payload = {
+            "reference": f"outage-{n}",
+            "user_id": str(player.public_id),
+            "amount_u": 1_000_000 + n,
+            "currency": "USDC",
+        }
         signed = custody_request(payload, settings.CUSTODY_WEBHOOK_KEY)
-        response = requests.post(f"{stack['url']}/webhooks/deposits", data=signed.body, headers=signed.headers,
-                                 timeout=30)
+        response = requests.post(
+            f"{stack['url']}/webhooks/deposits", data=signed.body, headers=signed.headers, timeout=30
+        )
         assert response.status_code < 300, response.text  # stored and acknowledged, broker or not
         sent.append(1_000_000 + n)
 
@@ -97,10 +103,14 @@ def test_every_webhook_is_credited_once_within_60s_of_the_broker_returning(
         n += 1
         time.sleep(2)
         if n == 8:  # mid-outage, an operator approves over HTTP: the payout message cannot be sent
-            login = requests.post(f"{stack['url']}/v1/auth/login", json={"email": operator.email, "password": PASSWORD},
-                                  timeout=30)
-            approve = requests.post(f"{stack['url']}/v1/withdrawals/{withdrawal.pk}/approve", timeout=30,
-                                    headers={"Authorization": f"Token {login.json()['token']}"})
+            login = requests.post(
+                f"{stack['url']}/v1/auth/login", json={"email": operator.email, "password": PASSWORD}, timeout=30
+            )
+            approve = requests.post(
+                f"{stack['url']}/v1/withdrawals/{withdrawal.pk}/approve",
+                timeout=30,
+                headers={"Authorization": f"Token {login.json()['token']}"},
+            )
             assert approve.status_code == 200, approve.text
     during = n - 3
     assert during >= 10
@@ -115,8 +125,11 @@ def test_every_webhook_is_credited_once_within_60s_of_the_broker_returning(
     def payout_accepted() -> bool:
         return Withdrawal.objects.filter(pk=withdrawal.pk).exclude(psp_reference="").exists()
 
-    wait_until(payout_accepted, max(1.0, RECOVERY_LIMIT_S - (time.monotonic() - returned)),
-               "the payout approved during the outage to reach the PSP")
+    wait_until(
+        payout_accepted,
+        max(1.0, RECOVERY_LIMIT_S - (time.monotonic() - returned)),
+        "the payout approved during the outage to reach the PSP",
+    )
     payout_s = time.monotonic() - returned
     print(f"payout approved during the outage accepted by the PSP {payout_s:.1f}s after the broker returned")
     refreshed = Withdrawal.objects.get(pk=withdrawal.pk)

@@ -99,9 +99,13 @@ def test_adyen_deposit_start_then_webhook_credits_once(
 
 @pytest.mark.parametrize(
     ("provider", "kind", "mode"),
-    [("stripe", "stripe_payment_intent", "fail"), ("stripe", "stripe_payment_intent", "decline"),
-     ("stripe", "stripe_payment_intent", "timeout"), ("adyen", "adyen_session", "fail"),
-     ("adyen", "adyen_session", "decline")],
+    [
+        ("stripe", "stripe_payment_intent", "fail"),
+        ("stripe", "stripe_payment_intent", "decline"),
+        ("stripe", "stripe_payment_intent", "timeout"),
+        ("adyen", "adyen_session", "fail"),
+        ("adyen", "adyen_session", "decline"),
+    ],
 )
 def test_psp_failure_is_502_and_the_deposit_is_kept_as_failed(
     stub: PSPStub, player: Any, api_client_for: Any, provider: str, kind: str, mode: str
@@ -132,13 +136,15 @@ def test_psp_failure_is_502_and_the_deposit_is_kept_as_failed(
 
 @pytest.mark.parametrize(
     ("body", "problem_type"),
-    [({"provider": "stripe", "amount_u": 2500, "currency": "USDC"}, "deposit/unsupported-currency"),
-     ({"provider": "stripe", "amount_u": 2500, "currency": "DOGE"}, "webhook/unknown-currency"),
-     ({"provider": "paypal", "amount_u": 2500, "currency": "USD"}, "validation-error"),
-     ({"provider": "stripe", "amount_u": 0, "currency": "USD"}, "validation-error"),
-     ({"provider": "stripe", "amount_u": -1, "currency": "USD"}, "validation-error"),
-     ({"provider": "stripe", "amount_u": 25.5, "currency": "USD"}, "validation-error"),
-     ({"provider": "stripe", "amount_u": "2500", "currency": "USD"}, "validation-error")],
+    [
+        ({"provider": "stripe", "amount_u": 2500, "currency": "USDC"}, "deposit/unsupported-currency"),
+        ({"provider": "stripe", "amount_u": 2500, "currency": "DOGE"}, "webhook/unknown-currency"),
+        ({"provider": "paypal", "amount_u": 2500, "currency": "USD"}, "validation-error"),
+        ({"provider": "stripe", "amount_u": 0, "currency": "USD"}, "validation-error"),
+        ({"provider": "stripe", "amount_u": -1, "currency": "USD"}, "validation-error"),
+        ({"provider": "stripe", "amount_u": 25.5, "currency": "USD"}, "validation-error"),
+        ({"provider": "stripe", "amount_u": "2500", "currency": "USD"}, "validation-error"),
+    ],
 )
 def test_bad_deposit_start_is_refused_and_the_psp_is_not_called(
     stub: PSPStub, player: Any, api_client_for: Any, body: dict[str, Any], problem_type: str
@@ -153,15 +159,13 @@ def test_bad_deposit_start_is_refused_and_the_psp_is_not_called(
 
 
 def test_deposit_start_needs_an_idempotency_key(stub: PSPStub, player: Any, api_client_for: Any) -> None:
-    response = api_client_for(player).post(URL, {"provider": "stripe", "amount_u": 1, "currency": "USD"},
-                                           format="json")
+    response = api_client_for(player).post(URL, {"provider": "stripe", "amount_u": 1, "currency": "USD"}, format="json")
 
     assert (response.status_code, response.json()["type"]) == (400, "idempotency/key-required")
     assert stub.requests == []
 
 
-def test_players_see_only_their_own_deposits(stub: PSPStub, make_player: Any, api_client_for: Any,
-                                             client: Any) -> None:
+def test_players_see_only_their_own_deposits(stub: PSPStub, make_player: Any, api_client_for: Any, client: Any) -> None:
     alice, bob = make_player(), make_player()
     mine = _start(api_client_for(alice), {"provider": "stripe", "amount_u": 100, "currency": "USD"}).json()
     _start(api_client_for(bob), {"provider": "stripe", "amount_u": 200, "currency": "USD"})

@@ -20,8 +20,12 @@ NOT_OBJECTS = ["[1,2,3]", '"a string"', "42", "null"]
 
 
 def _post_signed(url: str, payload: str) -> Any:
-    return Client().post(url, data=payload.encode(), content_type="application/json",
-                         headers={"Stripe-Signature": stripe_signature_header(payload, settings.STRIPE_WEBHOOK_SECRET)})
+    return Client().post(
+        url,
+        data=payload.encode(),
+        content_type="application/json",
+        headers={"Stripe-Signature": stripe_signature_header(payload, settings.STRIPE_WEBHOOK_SECRET)},
+    )
 
 
 def _assert_problem(response: Any, status: int) -> dict[str, Any]:
@@ -51,7 +55,8 @@ def test_a_signed_stripe_payout_event_that_is_not_an_object_is_refused(payload: 
 def test_a_3_mib_payout_webhook_body_is_413_problem_json(url: str) -> None:
     before = payouts_snapshot()
     body = b'{"pad": "' + b"x" * (3 * 1024 * 1024) + b'"}'
-    response = Client().post(url, data=body, content_type="application/json",
-                             headers={"Stripe-Signature": "t=1,v1=00", "HmacSignature": "x"})
+    response = Client().post(
+        url, data=body, content_type="application/json", headers={"Stripe-Signature": "t=1,v1=00", "HmacSignature": "x"}
+    )
     _assert_problem(response, 413)
     assert payouts_snapshot() == before

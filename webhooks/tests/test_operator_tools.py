@@ -33,8 +33,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def failed_event(player: Any, deliver: Any, inline_worker: list[int], monkeypatch: pytest.MonkeyPatch,
-                 settings: Any) -> WebhookEvent:
+def failed_event(
+    player: Any, deliver: Any, inline_worker: list[int], monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> WebhookEvent:
     """A confirmation whose processing failed on every attempt (the database was down)."""
     settings.WEBHOOK_MAX_ATTEMPTS = 2
 
@@ -50,6 +51,7 @@ def failed_event(player: Any, deliver: Any, inline_worker: list[int], monkeypatc
 
 
 # --- replay_psp_webhooks ---------------------------------------------------------------------------
+
 
 def test_replay_command_credits_a_failed_event_once(failed_event: WebhookEvent, assert_ledger_ok: Any) -> None:
     out = StringIO()
@@ -101,12 +103,20 @@ def test_replay_unknown_id_is_one_readable_line() -> None:
 @pytest.mark.django_db(transaction=True)
 def test_replay_unknown_id_exits_non_zero() -> None:
     db = settings.DATABASES["default"]
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test",
-           "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{connection.settings_dict['NAME']}"}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{connection.settings_dict['NAME']}",
+    }
 
     result = subprocess.run(
         [sys.executable, "manage.py", "replay_psp_webhooks", "--event-id", "999999"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
     assert result.returncode != 0
@@ -114,6 +124,7 @@ def test_replay_unknown_id_exits_non_zero() -> None:
 
 
 # --- Admin -----------------------------------------------------------------------------------------
+
 
 def test_admin_pages_are_read_only(client: Any, make_staff: Any, failed_event: WebhookEvent) -> None:
     client.force_login(make_staff(role="finance"))
@@ -161,6 +172,7 @@ def test_support_cannot_replay(client: Any, make_staff: Any, failed_event: Webho
 
 # --- Metrics ---------------------------------------------------------------------------------------
 
+
 def test_failed_events_are_counted(client: Any, failed_event: WebhookEvent) -> None:
     text = client.get("/metrics").content.decode()
 
@@ -170,6 +182,7 @@ def test_failed_events_are_counted(client: Any, failed_event: WebhookEvent) -> N
 
 
 # --- Wiring ----------------------------------------------------------------------------------------
+
 
 def test_beat_schedule_names_registered_tasks() -> None:
     from config.celery_app import app

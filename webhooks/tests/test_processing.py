@@ -35,8 +35,16 @@ pytestmark = pytest.mark.django_db
 
 
 def _charge(deposit: Deposit, *, amount_refunded: int, charge_id: str = "ch_1") -> dict[str, Any]:
-    return {"id": charge_id, "object": "charge", "amount": deposit.amount_u, "amount_refunded": amount_refunded,
-            "currency": deposit.currency.lower(), "payment_intent": deposit.psp_id, "refunded": True, "metadata": {}}
+    return {
+        "id": charge_id,
+        "object": "charge",
+        "amount": deposit.amount_u,
+        "amount_refunded": amount_refunded,
+        "currency": deposit.currency.lower(),
+        "payment_intent": deposit.psp_id,
+        "refunded": True,
+        "metadata": {},
+    }
 
 
 @pytest.fixture
@@ -51,8 +59,10 @@ def credited(player: Any, deliver: Any, inline_worker: list[int]) -> Deposit:
 
 # --- Exactly once ----------------------------------------------------------------------------------
 
-def test_duplicate_delivery_credits_nothing_more(player: Any, deliver: Any, inline_worker: list[int],
-                                                 assert_ledger_ok: Any) -> None:
+
+def test_duplicate_delivery_credits_nothing_more(
+    player: Any, deliver: Any, inline_worker: list[int], assert_ledger_ok: Any
+) -> None:
     deposit = pending_deposit(player)
     _, delivery = stripe_delivery("payment_intent.succeeded", payment_intent(deposit))
 
@@ -75,12 +85,19 @@ def test_the_task_run_twice_is_a_no_op(credited: Deposit) -> None:
     assert snapshot() == before
 
 
-def test_two_events_for_one_payment_credit_once(player: Any, deliver: Any, inline_worker: list[int],
-                                                assert_ledger_ok: Any) -> None:
+def test_two_events_for_one_payment_credit_once(
+    player: Any, deliver: Any, inline_worker: list[int], assert_ledger_ok: Any
+) -> None:
     deposit = pending_deposit(player)
-    session = {"id": "cs_test_1", "object": "checkout.session", "payment_status": "paid", "amount_total": 2500,
-               "currency": "usd", "payment_intent": deposit.psp_id,
-               "metadata": {"deposit_reference": deposit.reference}}
+    session = {
+        "id": "cs_test_1",
+        "object": "checkout.session",
+        "payment_status": "paid",
+        "amount_total": 2500,
+        "currency": "usd",
+        "payment_intent": deposit.psp_id,
+        "metadata": {"deposit_reference": deposit.reference},
+    }
 
     deliver(STRIPE_URL, stripe_delivery("payment_intent.succeeded", payment_intent(deposit))[1])
     deliver(STRIPE_URL, stripe_delivery("checkout.session.completed", session)[1])
@@ -95,8 +112,15 @@ def test_two_events_for_one_payment_credit_once(player: Any, deliver: Any, inlin
 
 def test_unpaid_checkout_session_is_ignored(player: Any, deliver: Any, enqueued: list[int]) -> None:
     deposit = pending_deposit(player)
-    session = {"id": "cs_test_2", "object": "checkout.session", "payment_status": "unpaid", "amount_total": 2500,
-               "currency": "usd", "payment_intent": deposit.psp_id, "metadata": {}}
+    session = {
+        "id": "cs_test_2",
+        "object": "checkout.session",
+        "payment_status": "unpaid",
+        "amount_total": 2500,
+        "currency": "usd",
+        "payment_intent": deposit.psp_id,
+        "metadata": {},
+    }
 
     assert deliver(STRIPE_URL, stripe_delivery("checkout.session.completed", session)[1]).status_code == 200
 
@@ -116,9 +140,11 @@ def test_unknown_event_type_is_stored_and_ignored(deliver: Any, enqueued: list[i
 
 # --- Flagged, not credited blindly -----------------------------------------------------------------
 
+
 def test_confirmation_for_unknown_deposit_is_flagged(player: Any, deliver: Any, inline_worker: list[int]) -> None:
-    ghost = Deposit(provider="stripe", reference="no-such-deposit", user=player, amount_u=2500, currency="USD",
-                    psp_id="pi_unknown")
+    ghost = Deposit(
+        provider="stripe", reference="no-such-deposit", user=player, amount_u=2500, currency="USD", psp_id="pi_unknown"
+    )
 
     deliver(STRIPE_URL, stripe_delivery("payment_intent.succeeded", payment_intent(ghost))[1])
 
@@ -129,8 +155,7 @@ def test_confirmation_for_unknown_deposit_is_flagged(player: Any, deliver: Any, 
 
 @pytest.mark.parametrize(
     ("changes", "words"),
-    [({"amount_received": 2499, "amount": 2499}, "Confirmed 24.99 USD"),
-     ({"currency": "eur"}, "Confirmed 25.00 EUR")],
+    [({"amount_received": 2499, "amount": 2499}, "Confirmed 24.99 USD"), ({"currency": "eur"}, "Confirmed 25.00 EUR")],
     ids=["amount", "currency"],
 )
 def test_confirmation_with_other_amount_or_currency_is_flagged(
@@ -146,8 +171,9 @@ def test_confirmation_with_other_amount_or_currency_is_flagged(
     assert deposit.status == Deposit.Status.PENDING and Journal.objects.count() == 0
 
 
-def test_zero_received_is_never_read_as_the_requested_amount(player: Any, deliver: Any,
-                                                             inline_worker: list[int]) -> None:
+def test_zero_received_is_never_read_as_the_requested_amount(
+    player: Any, deliver: Any, inline_worker: list[int]
+) -> None:
     deposit = pending_deposit(player)
 
     deliver(STRIPE_URL, stripe_delivery("payment_intent.succeeded", payment_intent(deposit, amount_received=0))[1])
@@ -156,12 +182,17 @@ def test_zero_received_is_never_read_as_the_requested_amount(player: Any, delive
     assert Journal.objects.count() == 0
 
 
-def test_adyen_confirmation_for_another_merchant_account_is_flagged(player: Any, deliver: Any,
-                                                                    inline_worker: list[int], settings: Any) -> None:
+def test_adyen_confirmation_for_another_merchant_account_is_flagged(
+    player: Any, deliver: Any, inline_worker: list[int], settings: Any
+) -> None:
     deposit = pending_deposit(player, provider="adyen", currency="EUR")
     item = adyen_notification_item(
-        settings.ADYEN_HMAC_KEY, event_code="AUTHORISATION", psp_reference="8800000000000001",
-        merchant_reference=deposit.reference, value=deposit.amount_u, currency="EUR",
+        settings.ADYEN_HMAC_KEY,
+        event_code="AUTHORISATION",
+        psp_reference="8800000000000001",
+        merchant_reference=deposit.reference,
+        value=deposit.amount_u,
+        currency="EUR",
         merchant_account="SomeoneElsesMerchant",
     )
 
@@ -172,8 +203,9 @@ def test_adyen_confirmation_for_another_merchant_account_is_flagged(player: Any,
     assert Journal.objects.count() == 0
 
 
-def test_confirmation_for_another_payment_intent_is_flagged(player: Any, deliver: Any,
-                                                            inline_worker: list[int]) -> None:
+def test_confirmation_for_another_payment_intent_is_flagged(
+    player: Any, deliver: Any, inline_worker: list[int]
+) -> None:
     deposit = pending_deposit(player)
 
     deliver(STRIPE_URL, stripe_delivery("payment_intent.succeeded", payment_intent(deposit, id="pi_other"))[1])
@@ -199,8 +231,9 @@ def test_adyen_refusal_fails_the_deposit_and_a_later_success_is_flagged(
     assert Journal.objects.count() == 0 and available(player, "EUR") == 0
 
 
-def test_adyen_success_must_be_the_string_true(player: Any, deliver: Any, inline_worker: list[int],
-                                               settings: Any) -> None:
+def test_adyen_success_must_be_the_string_true(
+    player: Any, deliver: Any, inline_worker: list[int], settings: Any
+) -> None:
     deposit = pending_deposit(player, provider="adyen", currency="EUR")
     item = adyen_item(deposit)
     item["success"] = True  # a JSON boolean, re-signed: authentic, but not Adyen's "true"
@@ -222,8 +255,8 @@ def test_stripe_canceled_intent_fails_the_deposit(player: Any, deliver: Any, inl
 
 # --- Refunds and chargebacks -----------------------------------------------------------------------
 
-def test_stripe_refund_debits_the_player_and_is_flagged(credited: Deposit, deliver: Any,
-                                                        assert_ledger_ok: Any) -> None:
+
+def test_stripe_refund_debits_the_player_and_is_flagged(credited: Deposit, deliver: Any, assert_ledger_ok: Any) -> None:
     player = credited.user
 
     deliver(STRIPE_URL, stripe_delivery("charge.refunded", _charge(credited, amount_refunded=1000))[1])
@@ -236,7 +269,9 @@ def test_stripe_refund_debits_the_player_and_is_flagged(credited: Deposit, deliv
     credited.refresh_from_db()
     assert credited.refunded_u == 2500
     assert sorted(Journal.objects.filter(type="deposit_refund").values_list("reference", flat=True)) == [
-        "deposit-refund:stripe:ch_1:1000", "deposit-refund:stripe:ch_1:2500"]
+        "deposit-refund:stripe:ch_1:1000",
+        "deposit-refund:stripe:ch_1:2500",
+    ]
     assert_ledger_ok()
 
 
@@ -245,9 +280,14 @@ def test_refund_the_player_already_spent_is_flagged_for_manual_handling(
 ) -> None:
     from ledger.services import external_account, transfer, user_account
 
-    transfer(source=user_account(user=credited.user, currency="USD"),
-             destination=external_account(provider="test", currency="USD"),
-             amount_u=2000, type="test_spend", reference="spend-1", actor=SystemActor("test"))
+    transfer(
+        source=user_account(user=credited.user, currency="USD"),
+        destination=external_account(provider="test", currency="USD"),
+        amount_u=2000,
+        type="test_spend",
+        reference="spend-1",
+        actor=SystemActor("test"),
+    )
     before = snapshot()
 
     deliver(STRIPE_URL, stripe_delivery("charge.refunded", _charge(credited, amount_refunded=2500))[1])
@@ -259,10 +299,16 @@ def test_refund_the_player_already_spent_is_flagged_for_manual_handling(
     assert_ledger_ok()
 
 
-def test_stripe_dispute_debits_once_even_when_replayed(credited: Deposit, deliver: Any,
-                                                       assert_ledger_ok: Any) -> None:
-    dispute = {"id": "dp_1", "object": "dispute", "amount": 2500, "currency": "usd", "charge": "ch_1",
-               "payment_intent": credited.psp_id, "reason": "fraudulent"}
+def test_stripe_dispute_debits_once_even_when_replayed(credited: Deposit, deliver: Any, assert_ledger_ok: Any) -> None:
+    dispute = {
+        "id": "dp_1",
+        "object": "dispute",
+        "amount": 2500,
+        "currency": "usd",
+        "charge": "ch_1",
+        "payment_intent": credited.psp_id,
+        "reason": "fraudulent",
+    }
 
     deliver(STRIPE_URL, stripe_delivery("charge.dispute.created", dispute)[1])
     event = WebhookEvent.objects.get(event_type="charge.dispute.created")
@@ -276,17 +322,21 @@ def test_stripe_dispute_debits_once_even_when_replayed(credited: Deposit, delive
     assert_ledger_ok()
 
 
-def test_adyen_refund_and_chargeback(player: Any, deliver: Any, inline_worker: list[int],
-                                     assert_ledger_ok: Any) -> None:
+def test_adyen_refund_and_chargeback(
+    player: Any, deliver: Any, inline_worker: list[int], assert_ledger_ok: Any
+) -> None:
     deposit = pending_deposit(player, provider="adyen", currency="EUR", amount_u=5000)
     auth = adyen_item(deposit)
     deliver(ADYEN_URL, adyen_delivery(auth))
     assert available(player, "EUR") == 5000
 
-    deliver(ADYEN_URL, adyen_delivery(
-        adyen_item(deposit, event_code="REFUND", value=1000, original_reference=auth["pspReference"]),
-        adyen_item(deposit, event_code="CHARGEBACK", value=4000, original_reference=auth["pspReference"]),
-    ))
+    deliver(
+        ADYEN_URL,
+        adyen_delivery(
+            adyen_item(deposit, event_code="REFUND", value=1000, original_reference=auth["pspReference"]),
+            adyen_item(deposit, event_code="CHARGEBACK", value=4000, original_reference=auth["pspReference"]),
+        ),
+    )
 
     assert available(player, "EUR") == 0
     assert set(WebhookEvent.objects.exclude(event_type="AUTHORISATION").values_list("status", flat=True)) == {"flagged"}
@@ -302,13 +352,19 @@ def test_refunds_and_chargebacks_never_debit_more_than_the_deposit(
     auth = adyen_item(deposit)
     deliver(ADYEN_URL, adyen_delivery(auth))
     fund(player, 10_000, currency="EUR")  # other money the player holds must not be taken
-    deliver(ADYEN_URL, adyen_delivery(
-        adyen_item(deposit, event_code="REFUND", value=5000, original_reference=auth["pspReference"])))
+    deliver(
+        ADYEN_URL,
+        adyen_delivery(adyen_item(deposit, event_code="REFUND", value=5000, original_reference=auth["pspReference"])),
+    )
     assert available(player, "EUR") == 10_000
     before = snapshot()
 
-    deliver(ADYEN_URL, adyen_delivery(
-        adyen_item(deposit, event_code="CHARGEBACK", value=5000, original_reference=auth["pspReference"])))
+    deliver(
+        ADYEN_URL,
+        adyen_delivery(
+            adyen_item(deposit, event_code="CHARGEBACK", value=5000, original_reference=auth["pspReference"])
+        ),
+    )
 
     assert available(player, "EUR") == 10_000
     after = snapshot()
@@ -321,8 +377,14 @@ def test_refunds_and_chargebacks_never_debit_more_than_the_deposit(
 def test_dispute_closed_and_chargeback_reversed_are_flagged_without_moving_money(
     credited: Deposit, deliver: Any, assert_ledger_ok: Any
 ) -> None:
-    dispute = {"id": "dp_2", "object": "dispute", "amount": 2500, "currency": "usd", "status": "won",
-               "payment_intent": credited.psp_id}
+    dispute = {
+        "id": "dp_2",
+        "object": "dispute",
+        "amount": 2500,
+        "currency": "usd",
+        "status": "won",
+        "payment_intent": credited.psp_id,
+    }
     before = snapshot()["balances"]
 
     deliver(STRIPE_URL, stripe_delivery("charge.dispute.closed", dispute)[1])
@@ -335,8 +397,7 @@ def test_dispute_closed_and_chargeback_reversed_are_flagged_without_moving_money
     assert_ledger_ok()
 
 
-def test_refund_for_a_deposit_never_credited_moves_nothing(player: Any, deliver: Any,
-                                                           inline_worker: list[int]) -> None:
+def test_refund_for_a_deposit_never_credited_moves_nothing(player: Any, deliver: Any, inline_worker: list[int]) -> None:
     deposit = pending_deposit(player)
 
     deliver(STRIPE_URL, stripe_delivery("charge.refunded", _charge(deposit, amount_refunded=2500))[1])
@@ -347,6 +408,7 @@ def test_refund_for_a_deposit_never_credited_moves_nothing(player: Any, deliver:
 
 
 # --- Failures and retries --------------------------------------------------------------------------
+
 
 def test_transient_errors_are_retried_then_the_event_is_failed(
     player: Any, deliver: Any, inline_worker: list[int], monkeypatch: pytest.MonkeyPatch, settings: Any
@@ -410,8 +472,9 @@ def test_an_error_that_cannot_be_recorded_still_schedules_the_retry(
     assert runs == ["retry", "ok"]
 
 
-def test_a_bug_marks_the_event_failed_at_once(player: Any, deliver: Any, inline_worker: list[int],
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bug_marks_the_event_failed_at_once(
+    player: Any, deliver: Any, inline_worker: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
     deposit = pending_deposit(player)
 
     def broken(notice: Any, event: Any) -> Any:
@@ -426,8 +489,9 @@ def test_a_bug_marks_the_event_failed_at_once(player: Any, deliver: Any, inline_
     assert WorkerRun.objects.get(worker="webhooks").result == "failed"
 
 
-def test_stale_received_events_are_enqueued_again(player: Any, deliver: Any, enqueued: list[int],
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stale_received_events_are_enqueued_again(
+    player: Any, deliver: Any, enqueued: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
     deposit = pending_deposit(player)
     deliver(STRIPE_URL, stripe_delivery("payment_intent.succeeded", payment_intent(deposit))[1])
     event = WebhookEvent.objects.get()
@@ -453,8 +517,12 @@ def test_broker_down_at_commit_still_acknowledges_and_keeps_the_event(
     deposit = pending_deposit(player)
     _, delivery = stripe_delivery("payment_intent.succeeded", payment_intent(deposit))
 
-    response = client.post(STRIPE_URL, data=delivery.body, content_type="application/json",
-                           headers={"Stripe-Signature": delivery.headers["Stripe-Signature"]})
+    response = client.post(
+        STRIPE_URL,
+        data=delivery.body,
+        content_type="application/json",
+        headers={"Stripe-Signature": delivery.headers["Stripe-Signature"]},
+    )
 
     assert response.status_code == 200
     event = WebhookEvent.objects.get()

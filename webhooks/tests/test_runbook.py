@@ -24,8 +24,9 @@ def _sign(body: bytes, key: str) -> SignedWebhook:
     return SignedWebhook(body, {"Content-Type": "application/json", "X-Webhook-Signature": signature})
 
 
-def test_on_call_runbook_webhook_incident_handling(player: Any, deliver: Any, inline_worker: list[int],
-                                                   assert_ledger_ok: Any) -> None:
+def test_on_call_runbook_webhook_incident_handling(
+    player: Any, deliver: Any, inline_worker: list[int], assert_ledger_ok: Any
+) -> None:
     payload = custody_payload(player, amount_u=7_500_000, reference="tx-oncall-1")
     body = json.dumps(payload).encode()
 

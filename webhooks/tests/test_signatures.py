@@ -54,8 +54,10 @@ PUBLISHED_ITEM = {
 
 # A custody vector computed independently (openssl dgst -sha256 -hmac custody-test-key).
 CUSTODY_USER = uuid.UUID("00000000-0000-4000-8000-000000000001")
-CUSTODY_BODY = (b'{"amount_u":1000000,"currency":"USDC","reference":"tx-known-vector-1",'
-                b'"user_id":"00000000-0000-4000-8000-000000000001"}')
+CUSTODY_BODY = (
+    b'{"amount_u":1000000,"currency":"USDC","reference":"tx-known-vector-1",'
+    b'"user_id":"00000000-0000-4000-8000-000000000001"}'
+)
 CUSTODY_SIGNATURE = "4e66a9b21185bdf079e140203c261c6f3b8d5f47d2646e3b761e2f20c8e5cd81"
 
 
@@ -68,8 +70,10 @@ def assert_refused(response: Any, status: int, problem_type: str) -> None:
 
 # --- Stripe ----------------------------------------------------------------------------------------
 
-def test_stripe_good_signature_credits_once(player: Any, deliver: Any, inline_worker: list[int],
-                                            assert_ledger_ok: Any) -> None:
+
+def test_stripe_good_signature_credits_once(
+    player: Any, deliver: Any, inline_worker: list[int], assert_ledger_ok: Any
+) -> None:
     deposit = pending_deposit(player)
     event, delivery = stripe_delivery("payment_intent.succeeded", payment_intent(deposit))
 
@@ -81,8 +85,9 @@ def test_stripe_good_signature_credits_once(player: Any, deliver: Any, inline_wo
     assert (stored.status, stored.journal_reference) == ("processed", f"deposit:stripe:{deposit.psp_id}")
     assert stored.headers["Stripe-Signature"] == delivery.headers["Stripe-Signature"]
     assert stored.raw_body.encode() == delivery.body  # the raw event, re-verifiable later
-    stripe.Webhook.construct_event(stored.raw_body, stored.headers["Stripe-Signature"], "whsec_test_secret",
-                                   tolerance=300)
+    stripe.Webhook.construct_event(
+        stored.raw_body, stored.headers["Stripe-Signature"], "whsec_test_secret", tolerance=300
+    )
     deposit.refresh_from_db()
     assert deposit.status == Deposit.Status.CREDITED
     assert_ledger_ok()
@@ -91,12 +96,20 @@ def test_stripe_good_signature_credits_once(player: Any, deliver: Any, inline_wo
 @pytest.mark.parametrize(
     "tamper",
     [
-        pytest.param(lambda d: {**d.headers,
-                                "Stripe-Signature": stripe_signature_header(d.body.decode(), "whsec_wrong")},
-                     id="wrong-secret"),
+        pytest.param(
+            lambda d: {**d.headers, "Stripe-Signature": stripe_signature_header(d.body.decode(), "whsec_wrong")},
+            id="wrong-secret",
+        ),
         pytest.param(lambda d: {k: v for k, v in d.headers.items() if k != "Stripe-Signature"}, id="missing"),
-        pytest.param(lambda d: {**d.headers, "Stripe-Signature": stripe_signature_header(
-            d.body.decode(), "whsec_test_secret", int(time.time()) - 301)}, id="expired-301s"),
+        pytest.param(
+            lambda d: {
+                **d.headers,
+                "Stripe-Signature": stripe_signature_header(
+                    d.body.decode(), "whsec_test_secret", int(time.time()) - 301
+                ),
+            },
+            id="expired-301s",
+        ),
         pytest.param(lambda d: {**d.headers, "Stripe-Signature": "t=1,v1=deadbeef"}, id="garbage"),
     ],
 )
@@ -137,6 +150,7 @@ def test_stripe_timestamp_within_tolerance_is_accepted(player: Any, deliver: Any
 
 # --- Adyen -----------------------------------------------------------------------------------------
 
+
 def _published(item: dict[str, Any]) -> SignedWebhook:
     return adyen_notification_request(adyen_notification([item]))
 
@@ -155,8 +169,13 @@ def test_adyen_published_example_is_accepted(deliver: Any, inline_worker: list[i
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("pspReference", "7914073381342285"), ("merchantReference", "TestPayment-1407325143705"),
-     ("amount", {"currency": "EUR", "value": 1131}), ("success", "false"), ("eventCode", "REFUND")],
+    [
+        ("pspReference", "7914073381342285"),
+        ("merchantReference", "TestPayment-1407325143705"),
+        ("amount", {"currency": "EUR", "value": 1131}),
+        ("success", "false"),
+        ("eventCode", "REFUND"),
+    ],
 )
 def test_adyen_published_example_with_one_field_changed_is_refused(
     deliver: Any, enqueued: list[int], field: str, value: Any
@@ -194,8 +213,9 @@ def test_adyen_item_without_signature_is_refused(player: Any, deliver: Any, enqu
     assert snapshot() == before and enqueued == []
 
 
-def test_adyen_good_signature_credits_once(player: Any, deliver: Any, inline_worker: list[int],
-                                           assert_ledger_ok: Any) -> None:
+def test_adyen_good_signature_credits_once(
+    player: Any, deliver: Any, inline_worker: list[int], assert_ledger_ok: Any
+) -> None:
     deposit = pending_deposit(player, provider="adyen", currency="EUR", amount_u=1130)
     item = adyen_item(deposit)
 
@@ -211,11 +231,14 @@ def test_adyen_good_signature_credits_once(player: Any, deliver: Any, inline_wor
 
 # --- Custody ---------------------------------------------------------------------------------------
 
+
 def test_custody_known_vector_is_accepted(make_player: Any, deliver: Any, inline_worker: list[int]) -> None:
     player = make_player(public_id=CUSTODY_USER)
 
-    response = deliver(CUSTODY_URL, SignedWebhook(
-        CUSTODY_BODY, {"Content-Type": "application/json", "X-Webhook-Signature": CUSTODY_SIGNATURE}))
+    response = deliver(
+        CUSTODY_URL,
+        SignedWebhook(CUSTODY_BODY, {"Content-Type": "application/json", "X-Webhook-Signature": CUSTODY_SIGNATURE}),
+    )
 
     assert response.status_code == 202, response.content
     assert available(player, "USDC") == 1_000_000
@@ -224,12 +247,16 @@ def test_custody_known_vector_is_accepted(make_player: Any, deliver: Any, inline
 
 @pytest.mark.parametrize(
     "signature",
-    [pytest.param(None, id="missing"), pytest.param("", id="empty"),
-     pytest.param(CUSTODY_SIGNATURE[:-1] + "0", id="one-digit-off"),
-     pytest.param("sha256=" + CUSTODY_SIGNATURE, id="prefixed")],
+    [
+        pytest.param(None, id="missing"),
+        pytest.param("", id="empty"),
+        pytest.param(CUSTODY_SIGNATURE[:-1] + "0", id="one-digit-off"),
+        pytest.param("sha256=" + CUSTODY_SIGNATURE, id="prefixed"),
+    ],
 )
-def test_custody_bad_signature_is_refused(make_player: Any, deliver: Any, enqueued: list[int],
-                                          signature: str | None) -> None:
+def test_custody_bad_signature_is_refused(
+    make_player: Any, deliver: Any, enqueued: list[int], signature: str | None
+) -> None:
     make_player(public_id=CUSTODY_USER)
     headers = {"Content-Type": "application/json"}
     if signature is not None:
@@ -268,9 +295,15 @@ def test_signature_verified_is_logged_for_the_go_live_webhook_watch(
     """The go-live runbook: "Tail logs for `Signature Verified` events" — only for good signatures."""
     make_player(public_id=CUSTODY_USER)
     with caplog.at_level("INFO", logger="webhooks.views"):
-        deliver(CUSTODY_URL, SignedWebhook(CUSTODY_BODY, {"Content-Type": "application/json",
-                                                          "X-Webhook-Signature": CUSTODY_SIGNATURE[:-1] + "0"}))
+        deliver(
+            CUSTODY_URL,
+            SignedWebhook(
+                CUSTODY_BODY, {"Content-Type": "application/json", "X-Webhook-Signature": CUSTODY_SIGNATURE[:-1] + "0"}
+            ),
+        )
         assert "Signature Verified" not in caplog.text
-        deliver(CUSTODY_URL, SignedWebhook(CUSTODY_BODY, {"Content-Type": "application/json",
-                                                          "X-Webhook-Signature": CUSTODY_SIGNATURE}))
+        deliver(
+            CUSTODY_URL,
+            SignedWebhook(CUSTODY_BODY, {"Content-Type": "application/json", "X-Webhook-Signature": CUSTODY_SIGNATURE}),
+        )
     assert "Signature Verified: custody webhook" in caplog.text

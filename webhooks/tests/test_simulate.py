@@ -27,8 +27,12 @@ def test_simulated_deposit_credits_through_the_ledger(client: Any, player: Any, 
 
     assert response.status_code == 200, response.content
     body = response.json()
-    assert (body["currency"], body["amount_u"], body["balance_u"], body["status"]) == ("USDC", 1_000_000, 1_000_000,
-                                                                                       "processed")
+    assert (body["currency"], body["amount_u"], body["balance_u"], body["status"]) == (
+        "USDC",
+        1_000_000,
+        1_000_000,
+        "processed",
+    )
     journal = Journal.objects.get(reference=f"deposit:simulation:{body['reference']}")
     assert journal.type == "deposit"
     assert available(player, "USDC") == 1_000_000
@@ -59,9 +63,12 @@ def test_same_reference_credits_once_and_other_payload_is_409(client: Any, playe
 
 @pytest.mark.parametrize(
     ("body", "status", "problem_type"),
-    [({"amount_u": -1}, 400, "webhook/invalid-amount"), ({"amount_u": 1.5}, 400, "webhook/invalid-amount"),
-     ({"currency": "XYZ"}, 400, "webhook/unknown-currency"), ({"user_id": str(uuid.UUID(int=7))}, 422,
-                                                               "webhook/unknown-user")],
+    [
+        ({"amount_u": -1}, 400, "webhook/invalid-amount"),
+        ({"amount_u": 1.5}, 400, "webhook/invalid-amount"),
+        ({"currency": "XYZ"}, 400, "webhook/unknown-currency"),
+        ({"user_id": str(uuid.UUID(int=7))}, 422, "webhook/unknown-user"),
+    ],
 )
 def test_bad_simulation_input(client: Any, player: Any, body: dict[str, Any], status: int, problem_type: str) -> None:
     before = snapshot()

@@ -71,8 +71,9 @@ def _settled() -> bool:
     return not WebhookEvent.objects.filter(status=WebhookEvent.Status.RECEIVED).exists()
 
 
-def test_custody_storm_credits_once(live_server: Any, celery_worker_on_redis: Any, player: Any,
-                                    assert_ledger_ok: Any) -> None:
+def test_custody_storm_credits_once(
+    live_server: Any, celery_worker_on_redis: Any, player: Any, assert_ledger_ok: Any
+) -> None:
     delivery = custody_delivery(custody_payload(player, amount_u=9_000_000, reference="tx-storm-1"))
 
     statuses = storm(f"{live_server.url}{CUSTODY_URL}", [delivery] * STORM)
@@ -89,9 +90,15 @@ def test_stripe_storm_of_two_events_for_one_payment_credits_once(
     live_server: Any, celery_worker_on_redis: Any, player: Any, assert_ledger_ok: Any
 ) -> None:
     deposit = pending_deposit(player, amount_u=4200)
-    session = {"id": "cs_storm", "object": "checkout.session", "payment_status": "paid", "amount_total": 4200,
-               "currency": "usd", "payment_intent": deposit.psp_id,
-               "metadata": {"deposit_reference": deposit.reference}}
+    session = {
+        "id": "cs_storm",
+        "object": "checkout.session",
+        "payment_status": "paid",
+        "amount_total": 4200,
+        "currency": "usd",
+        "payment_intent": deposit.psp_id,
+        "metadata": {"deposit_reference": deposit.reference},
+    }
     _, succeeded = stripe_delivery("payment_intent.succeeded", payment_intent(deposit))
     _, completed = stripe_delivery("checkout.session.completed", session)
 
@@ -108,8 +115,9 @@ def test_stripe_storm_of_two_events_for_one_payment_credits_once(
     assert_ledger_ok()
 
 
-def test_adyen_storm_credits_once(live_server: Any, celery_worker_on_redis: Any, player: Any,
-                                  assert_ledger_ok: Any) -> None:
+def test_adyen_storm_credits_once(
+    live_server: Any, celery_worker_on_redis: Any, player: Any, assert_ledger_ok: Any
+) -> None:
     deposit = pending_deposit(player, provider="adyen", currency="EUR", amount_u=1130)
     delivery = adyen_delivery(adyen_item(deposit, hmac_key=settings.ADYEN_HMAC_KEY))
 

@@ -879,21 +879,34 @@ def test_status_calls_answer_through_both_sdks(
     stub: PSPStub, stripe_client: stripe.StripeClient, adyen: Adyen.Adyen
 ) -> None:
     """Stripe retrieve/list payouts and Adyen get transfer(s) by id or reference; a control call sets the status."""
-    payout = stripe_client.v1.payouts.create(params={**PAYOUT, "metadata": {"idempotency_key": "wd-1-1"}},
-                                             options={"idempotency_key": "wd-1-1"})
+    payout = stripe_client.v1.payouts.create(
+        params={**PAYOUT, "metadata": {"idempotency_key": "wd-1-1"}}, options={"idempotency_key": "wd-1-1"}
+    )
     assert stripe_client.v1.payouts.retrieve(payout.id).status == "pending"
     reply = requests.post(f"{stub.url}/_stub/objects/{payout.id}", json={"status": "paid"}, timeout=CLIENT_TIMEOUT)
     assert reply.status_code == 200 and reply.json()["status"] == "paid"
     assert stripe_client.v1.payouts.retrieve(payout.id).status == "paid"
     listed = stripe_client.v1.payouts.list(params={"limit": 10})
-    assert [p.id for p in listed.data] == [payout.id] and listed.data[0].metadata.to_dict() == {"idempotency_key": "wd-1-1"}
+    assert [p.id for p in listed.data] == [payout.id] and listed.data[0].metadata.to_dict() == {
+        "idempotency_key": "wd-1-1"
+    }
 
     api = adyen.transfers.transfers_api
-    created = api.transfer_funds({"amount": {"currency": "EUR", "value": 100}, "balanceAccountId": "BA1",
-                                  "category": "bank", "reference": "wd-2-1"}, idempotency_key="wd-2-1").message
+    created = api.transfer_funds(
+        {
+            "amount": {"currency": "EUR", "value": 100},
+            "balanceAccountId": "BA1",
+            "category": "bank",
+            "reference": "wd-2-1",
+        },
+        idempotency_key="wd-2-1",
+    ).message
     stub.set_object_status(created["id"], "booked")
     assert api.get_transfer(created["id"]).message["status"] == "booked"
     found = api.get_all_transfers(query_parameters={"reference": "wd-2-1"}).message["data"]
     assert [t["id"] for t in found] == [created["id"]]
     assert api.get_all_transfers(query_parameters={"reference": "wd-9-9"}).message["data"] == []
-    assert requests.post(f"{stub.url}/_stub/objects/nope", json={"status": "paid"}, timeout=CLIENT_TIMEOUT).status_code == 400
+    assert (
+        requests.post(f"{stub.url}/_stub/objects/nope", json={"status": "paid"}, timeout=CLIENT_TIMEOUT).status_code
+        == 400
+    )

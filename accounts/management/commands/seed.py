@@ -72,8 +72,12 @@ class Command(BaseCommand):
             for currency, amount_u in (("USDC", usdc_u), ("USD", usd_u)):
                 if amount_u:
                     operator_credit(
-                        user=user, amount_u=amount_u, currency=currency, actor=SEED,
-                        reference=f"seed:demo:{email}:{currency}", reason="demo balance",
+                        user=user,
+                        amount_u=amount_u,
+                        currency=currency,
+                        actor=SEED,
+                        reference=f"seed:demo:{email}:{currency}",
+                        reason="demo balance",
                     )
             self.stdout.write(f"  player   {email} / {PLAYER_PASSWORD}  ({usdc_u} micro USDC, {usd_u} US cents)")
 

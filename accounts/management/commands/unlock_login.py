@@ -29,8 +29,10 @@ class Command(BaseCommand):
             except ValueError:
                 raise CommandError(f"Not an IP address: {options['ip']!r}.") from None
         count = login_unlock(
-            username=options["email"], ip_address=options["ip"],
-            acting_user=operator_from_option(options["operator"]), reason=options["reason"],
+            username=options["email"],
+            ip_address=options["ip"],
+            acting_user=operator_from_option(options["operator"]),
+            reason=options["reason"],
         )
         where = f"from {options['ip']}" if options["ip"] else "from every address"
         self.stdout.write(f"unlocked {options['email'].strip().lower()} {where}: {count} lockout record(s) removed")

@@ -23,9 +23,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         sub = parser.add_subparsers(dest="action", required=True)
         propose = sub.add_parser("propose")
-        propose.add_argument("--leg", nargs=3, action="append", required=True,
-                             metavar=("ACCOUNT", "CURRENCY", "AMOUNT_U"),
-                             help="e.g. --leg house USDC -100 --leg user:<uuid>:available USDC 100")
+        propose.add_argument(
+            "--leg",
+            nargs=3,
+            action="append",
+            required=True,
+            metavar=("ACCOUNT", "CURRENCY", "AMOUNT_U"),
+            help="e.g. --leg house USDC -100 --leg user:<uuid>:available USDC 100",
+        )
         for name in ("approve", "reject"):
             p = sub.add_parser(name)
             p.add_argument("--id", type=int, required=True)
@@ -38,24 +43,33 @@ class Command(BaseCommand):
         try:
             if options["action"] == "list":
                 for a in Proposal.objects.filter(kind=ADJUSTMENT_KIND).select_related("proposed_by")[:50]:
-                    self.stdout.write(f"{a.pk:>5} {a.state:<9} by {a.proposed_by.email} "
-                                      f"legs={a.payload.get('legs')} {a.reason}")
+                    self.stdout.write(
+                        f"{a.pk:>5} {a.state:<9} by {a.proposed_by.email} legs={a.payload.get('legs')} {a.reason}"
+                    )
                 return
             operator = operator_by_email(options["operator"])
             if options["action"] == "propose":
-                legs = [(self._account(name, currency).pk, self._amount(amount)) for name, currency, amount in options["leg"]]
+                legs = [
+                    (self._account(name, currency).pk, self._amount(amount))
+                    for name, currency, amount in options["leg"]
+                ]
                 proposal = adjustment_propose(legs=legs, reason=options["reason"], acting_user=operator)
             else:
                 approving = options["action"] == "approve"
                 proposal, _ = proposal_decide(
-                    approve=options["id"] if approving else None, reject=None if approving else options["id"],
-                    kind=ADJUSTMENT_KIND, operator_email=options["operator"], reason=options["reason"],
+                    approve=options["id"] if approving else None,
+                    reject=None if approving else options["id"],
+                    kind=ADJUSTMENT_KIND,
+                    operator_email=options["operator"],
+                    reason=options["reason"],
                 )
         except ApplicationError as exc:
             raise CommandError(exc.detail) from exc
         if proposal.state == Proposal.State.PENDING:
-            self.stdout.write(f"adjustment {proposal.pk} proposed; above the four-eyes threshold a second operator "
-                              f"must approve it: adjustment approve --id {proposal.pk}")
+            self.stdout.write(
+                f"adjustment {proposal.pk} proposed; above the four-eyes threshold a second operator "
+                f"must approve it: adjustment approve --id {proposal.pk}"
+            )
             return
         posted = f", journal {proposal.result['journal']}" if proposal.result.get("journal") else ""
         self.stdout.write(f"adjustment {proposal.pk} {proposal.state}{posted}")

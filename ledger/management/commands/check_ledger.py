@@ -22,7 +22,9 @@ class Command(BaseCommand):
         else:
             breaches = ledger_breaches()
         names = invariant_names()
-        scope = f"{Journal.objects.count()} journals, {Entry.objects.count()} entries, {Account.objects.count()} accounts"
+        scope = (
+            f"{Journal.objects.count()} journals, {Entry.objects.count()} entries, {Account.objects.count()} accounts"
+        )
         if breaches:
             for breach in breaches:
                 self.stderr.write(f"BREACH {breach}")

@@ -53,8 +53,12 @@ class Command(BaseCommand):
             operator = operator_by_email(options["operator"])
             with command_lock("deposit"), refusals_as_command_errors():
                 proposal = operator_credit_propose(
-                    user=user, amount_u=amount_u, currency=currency.code, reason=options["reason"],
-                    acting_user=operator, reference=options["reference"],
+                    user=user,
+                    amount_u=amount_u,
+                    currency=currency.code,
+                    reason=options["reason"],
+                    acting_user=operator,
+                    reference=options["reference"],
                 )
             self.stdout.write(
                 f"Proposal {proposal.pk}: credit {currency.format(amount_u)} to {user.email}, by {operator.email}. "
@@ -63,13 +67,20 @@ class Command(BaseCommand):
         self._show_balance(user, currency.code)
 
     def _decide(self, options: dict[str, Any]) -> None:
-        proposal, operator = proposal_decide(approve=options["approve"], reject=options["reject"], kind=CREDIT_KIND,
-                                             operator_email=options["operator"], reason=options["reason"])
+        proposal, operator = proposal_decide(
+            approve=options["approve"],
+            reject=options["reject"],
+            kind=CREDIT_KIND,
+            operator_email=options["operator"],
+            reason=options["reason"],
+        )
         if proposal.state == proposal.State.REJECTED:
             self.stdout.write(f"Proposal {proposal.pk} rejected by {operator.email}; nothing moved.")
             return
-        self.stdout.write(f"Proposal {proposal.pk} approved by {operator.email} (proposed by "
-                          f"{proposal.proposed_by.email}): journal {proposal.result.get('journal')}")
+        self.stdout.write(
+            f"Proposal {proposal.pk} approved by {operator.email} (proposed by "
+            f"{proposal.proposed_by.email}): journal {proposal.result.get('journal')}"
+        )
 
     def _show_balance(self, user: Any, code: str) -> None:
         currency = get_currency(code)

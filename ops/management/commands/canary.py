@@ -23,10 +23,14 @@ class Command(BaseCommand):
         parser.add_argument("--amount", type=int, default=10_000_000, help="minor units (default 10 USDC)")
         parser.add_argument("--currency", default="USDC")
         parser.add_argument("--provider", default="adyen", help="adyen, stripe, or chain (USDC on chain)")
-        parser.add_argument("--destination-address", default="",
-                            help="chain: the EIP-55 address the canary withdrawal is sent to")
-        parser.add_argument("--simulate", action="store_true",
-                            help="signed deposit and payout webhooks instead of real ones (never in production)")
+        parser.add_argument(
+            "--destination-address", default="", help="chain: the EIP-55 address the canary withdrawal is sent to"
+        )
+        parser.add_argument(
+            "--simulate",
+            action="store_true",
+            help="signed deposit and payout webhooks instead of real ones (never in production)",
+        )
         parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each async step")
         parser.add_argument("--release", default="", help="release SHA/tag for the report")
         parser.add_argument("--report-dir", default="artifacts/canary")
@@ -35,10 +39,15 @@ class Command(BaseCommand):
         if options["amount"] <= 0:
             raise CommandError("--amount must be positive.")
         run = CanaryRun(
-            base_url=options["base_url"], player_email=options["player_email"],
-            player_password=options["player_password"], operator_email=options["operator_email"],
-            operator_password=options["operator_password"], amount_u=options["amount"],
-            currency=options["currency"], provider=options["provider"], simulate=options["simulate"],
+            base_url=options["base_url"],
+            player_email=options["player_email"],
+            player_password=options["player_password"],
+            operator_email=options["operator_email"],
+            operator_password=options["operator_password"],
+            amount_u=options["amount"],
+            currency=options["currency"],
+            provider=options["provider"],
+            simulate=options["simulate"],
             timeout_s=options["timeout"],
             destination={"address": options["destination_address"]} if options["destination_address"] else None,
             notify=lambda message: self.stdout.write(f"canary: {message}"),

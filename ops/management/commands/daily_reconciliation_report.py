@@ -19,10 +19,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--date", help="YYYY-MM-DD (UTC); default today")
         parser.add_argument("--output", help="write to this file instead of standard output")
-        parser.add_argument("--template", choices=["daily", "w1"], default="daily",
-                            help="w1: the onboarding pack's week-1 layout (date, invariants, deposits, withdrawals by "
-                                 "state, payouts, round results, open risks with owners), as the admin's report page "
-                                 "downloads it")
+        parser.add_argument(
+            "--template",
+            choices=["daily", "w1"],
+            default="daily",
+            help="w1: the onboarding pack's week-1 layout (date, invariants, deposits, withdrawals by "
+            "state, payouts, round results, open risks with owners), as the admin's report page "
+            "downloads it",
+        )
         parser.add_argument("--w1", action="store_const", const="w1", dest="template", help="same as --template w1")
 
     def handle(self, *args: Any, **options: Any) -> None:

@@ -56,15 +56,21 @@ class Command(BaseCommand):
 
     def _conn_args(self, dbname: str | None = None) -> list[str]:
         db = settings.DATABASES["default"]
-        args = ["-h", str(db.get("HOST") or "127.0.0.1"), "-p", str(db.get("PORT") or 5432), "-U", str(db.get("USER") or "postgres")]
+        args = [
+            "-h",
+            str(db.get("HOST") or "127.0.0.1"),
+            "-p",
+            str(db.get("PORT") or 5432),
+            "-U",
+            str(db.get("USER") or "postgres"),
+        ]
         return [*args, "-d", dbname or db["NAME"]]
 
     def _backup(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         name = settings.DATABASES["default"]["NAME"]
         path = folder / f"{name}-{timezone.now():%Y%m%dT%H%M%SZ}.dump"
-        subprocess.run(["pg_dump", "-Fc", "-f", str(path), *self._conn_args()], check=True,
-                       env=self._env())
+        subprocess.run(["pg_dump", "-Fc", "-f", str(path), *self._conn_args()], check=True, env=self._env())
         checksum = _sha256(path)
         path.with_suffix(".dump.sha256").write_text(f"{checksum}  {path.name}\n")
         self.stdout.write(f"backup PASS: snapshot {path} at {timezone.now():%Y-%m-%dT%H:%M:%SZ} sha256 {checksum}")
@@ -90,16 +96,19 @@ class Command(BaseCommand):
         psql = ["psql", "-q", "-v", "ON_ERROR_STOP=1", *self._conn_args("postgres")]
         subprocess.run([*psql, "-c", f'CREATE DATABASE "{scratch}"'], check=True, env=self._env())
         try:
-            subprocess.run(["pg_restore", "--no-owner", *self._conn_args(scratch), str(path)], check=True,
-                           env=self._env())
+            subprocess.run(
+                ["pg_restore", "--no-owner", *self._conn_args(scratch), str(path)], check=True, env=self._env()
+            )
             mismatches = self._compare(scratch)
         finally:
             if not keep:
                 subprocess.run([*psql, "-c", f'DROP DATABASE IF EXISTS "{scratch}"'], check=True, env=self._env())
         if mismatches:
             raise CommandError("restore FAIL: " + "; ".join(mismatches))
-        self.stdout.write(f"restore PASS: {path.name} restored into scratch database {scratch}"
-                          f"{' (kept)' if keep else ' (dropped)'}; counts and sums match the source")
+        self.stdout.write(
+            f"restore PASS: {path.name} restored into scratch database {scratch}"
+            f"{' (kept)' if keep else ' (dropped)'}; counts and sums match the source"
+        )
 
     def _compare(self, scratch: str) -> list[str]:
         mismatches = []
@@ -107,8 +116,13 @@ class Command(BaseCommand):
             with connection.cursor() as cursor:
                 cursor.execute(sql)
                 live = int(cursor.fetchone()[0])
-            out = subprocess.run(["psql", "-At", *self._conn_args(scratch), "-c", sql], check=True,
-                                 capture_output=True, text=True, env=self._env())
+            out = subprocess.run(
+                ["psql", "-At", *self._conn_args(scratch), "-c", sql],
+                check=True,
+                capture_output=True,
+                text=True,
+                env=self._env(),
+            )
             restored = int(out.stdout.strip())
             self.stdout.write(f"  {label:<20} source {live:>12}  restored {restored:>12}")
             if label == "unbalanced batches" and restored:

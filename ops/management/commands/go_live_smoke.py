@@ -69,12 +69,15 @@ class Command(BaseCommand):
 
     def _login(self, base: str, email: str | None, password: str) -> str:
         if not email:
-            response = requests.post(f"{base}/v1/auth/login", json={"email": "smoke@invalid.example", "password": "x"},
-                                     timeout=self.timeout)
+            response = requests.post(
+                f"{base}/v1/auth/login", json={"email": "smoke@invalid.example", "password": "x"}, timeout=self.timeout
+            )
             if response.status_code != 401 or response.headers.get("Content-Type") != "application/problem+json":
                 raise RuntimeError(f"login with bad credentials answered {response.status_code}")
             return "bad credentials refused with 401 problem+json"
-        response = requests.post(f"{base}/v1/auth/login", json={"email": email, "password": password}, timeout=self.timeout)
+        response = requests.post(
+            f"{base}/v1/auth/login", json={"email": email, "password": password}, timeout=self.timeout
+        )
         if response.status_code != 200:
             raise RuntimeError(f"login as {email} answered {response.status_code}")
         token = response.json()["token"]

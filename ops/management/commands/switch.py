@@ -35,7 +35,9 @@ class Command(BaseCommand):
             raise CommandError("--reason is required: say why, it goes in the audit log.")
         try:
             switch = switch_set(
-                name=options["name"], on=options["state"] == "on", reason=options["reason"],
+                name=options["name"],
+                on=options["state"] == "on",
+                reason=options["reason"],
                 actor=operator_from_option(options["operator"]),
             )
         except ApplicationError as exc:

@@ -20,8 +20,9 @@ class Command(BaseCommand):
         results = verify_prod_env()
         failed = [r for r in results if r.status == "FAIL"]
         if options["json"]:
-            self.stdout.write(json.dumps({"result": "FAIL" if failed else "PASS",
-                                          "checks": [r.__dict__ for r in results]}))
+            self.stdout.write(
+                json.dumps({"result": "FAIL" if failed else "PASS", "checks": [r.__dict__ for r in results]})
+            )
         else:
             for result in results:
                 self.stdout.write(result.line())

@@ -40,16 +40,24 @@ class Command(BaseCommand):
 
     def _add(self, options: dict[str, Any]) -> None:
         try:
-            day = datetime.strptime(options["deadline"], "%Y-%m-%d").replace(hour=23, minute=59, second=59,
-                                                                               tzinfo=UTC)
+            day = datetime.strptime(options["deadline"], "%Y-%m-%d").replace(hour=23, minute=59, second=59, tzinfo=UTC)
         except ValueError as exc:
             raise CommandError(f"--deadline must be YYYY-MM-DD, not {options['deadline']!r}.") from exc
         waiver = Waiver.objects.create(
-            check_name=options["check"], ticket=options["ticket"], risk=options["risk"], owner=options["owner"],
-            reason=options["reason"], deadline=day,
+            check_name=options["check"],
+            ticket=options["ticket"],
+            risk=options["risk"],
+            owner=options["owner"],
+            reason=options["reason"],
+            deadline=day,
         )
-        audit_record(actor=operator_from_option(options.get("operator")), action="ops.waiver.add", obj=waiver,
-                     reason=options["reason"], data={"check": waiver.check_name, "risk": waiver.risk})
+        audit_record(
+            actor=operator_from_option(options.get("operator")),
+            action="ops.waiver.add",
+            obj=waiver,
+            reason=options["reason"],
+            data={"check": waiver.check_name, "risk": waiver.risk},
+        )
         self.stdout.write(f"waiver {waiver.pk}: {waiver}")
 
     def _list(self, options: dict[str, Any]) -> None:
@@ -57,8 +65,10 @@ class Command(BaseCommand):
         for w in Waiver.objects.filter(closed_at__isnull=True).order_by("deadline"):
             state = "OVERDUE" if w.deadline < now else "open"
             escalated = f" escalated {w.escalated_at:%Y-%m-%d}" if w.escalated_at else ""
-            self.stdout.write(f"{w.pk:>4} {state:<7} {w.risk:<6} {w.check_name} {w.ticket} owner={w.owner} "
-                              f"deadline={w.deadline:%Y-%m-%d}{escalated}")
+            self.stdout.write(
+                f"{w.pk:>4} {state:<7} {w.risk:<6} {w.check_name} {w.ticket} owner={w.owner} "
+                f"deadline={w.deadline:%Y-%m-%d}{escalated}"
+            )
 
     def _escalate(self, options: dict[str, Any]) -> None:
         for waiver in waivers_escalate_overdue():
@@ -70,6 +80,10 @@ class Command(BaseCommand):
             raise CommandError(f"No open waiver {options['id']}.")
         waiver.closed_at = timezone.now()
         waiver.save(update_fields=["closed_at"])
-        audit_record(actor=operator_from_option(options.get("operator")), action="ops.waiver.close", obj=waiver,
-                     reason=options["reason"])
+        audit_record(
+            actor=operator_from_option(options.get("operator")),
+            action="ops.waiver.close",
+            obj=waiver,
+            reason=options["reason"],
+        )
         self.stdout.write(f"closed waiver {waiver.pk}")

@@ -18,12 +18,27 @@ from typing import Any
 
 CONTRACT_SOURCE = Path(__file__).resolve().parent.parent / "contracts" / "usdc.vy"
 
-SERVED_METHODS = frozenset({
-    "eth_chainId", "net_version", "eth_blockNumber", "eth_getBlockByNumber", "eth_getBlockByHash",
-    "eth_getTransactionReceipt", "eth_getTransactionByHash", "eth_sendRawTransaction", "eth_getLogs",
-    "eth_getBalance", "eth_getTransactionCount", "eth_call", "eth_estimateGas", "eth_gasPrice",
-    "eth_maxPriorityFeePerGas", "eth_feeHistory", "eth_getCode",
-})
+SERVED_METHODS = frozenset(
+    {
+        "eth_chainId",
+        "net_version",
+        "eth_blockNumber",
+        "eth_getBlockByNumber",
+        "eth_getBlockByHash",
+        "eth_getTransactionReceipt",
+        "eth_getTransactionByHash",
+        "eth_sendRawTransaction",
+        "eth_getLogs",
+        "eth_getBalance",
+        "eth_getTransactionCount",
+        "eth_call",
+        "eth_estimateGas",
+        "eth_gasPrice",
+        "eth_maxPriorityFeePerGas",
+        "eth_feeHistory",
+        "eth_getCode",
+    }
+)
 
 
 @lru_cache(maxsize=1)
@@ -147,7 +162,11 @@ class ChainBridge:
         except ConnectionAbortedError:
             raise
         except Exception as exc:  # the node's refusal, e.g. a nonce already used
-            return {"jsonrpc": "2.0", "id": call_id, "error": {"code": -32000, "message": f"{type(exc).__name__}: {exc}"}}
+            return {
+                "jsonrpc": "2.0",
+                "id": call_id,
+                "error": {"code": -32000, "message": f"{type(exc).__name__}: {exc}"},
+            }
         return {"jsonrpc": "2.0", "id": call_id, "result": _to_json(result)}
 
     def __enter__(self) -> ChainBridge:

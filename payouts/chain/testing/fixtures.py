@@ -49,8 +49,9 @@ class ChainEnv:
         if sender:
             filters["sender"] = sender
         with self.bridge.lock:
-            return list(self.token.events.Transfer().get_logs(from_block=0, to_block="latest",
-                                                             argument_filters=filters))
+            return list(
+                self.token.events.Transfer().get_logs(from_block=0, to_block="latest", argument_filters=filters)
+            )
 
     def mint(self, to: str, amount_u: int) -> Any:
         return self.bridge.transact(self.token.functions.mint(to, amount_u))
@@ -59,10 +60,16 @@ class ChainEnv:
         """Send the token from an account we hold the key of (e.g. a customer's own wallet)."""
         with self.bridge.lock:
             w3 = self.bridge.w3
-            tx = self.token.functions.transfer(to, amount_u).build_transaction({
-                "from": account.address, "nonce": w3.eth.get_transaction_count(account.address, "pending"),
-                "gas": 100_000, "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 10**9, "chainId": w3.eth.chain_id,
-            })
+            tx = self.token.functions.transfer(to, amount_u).build_transaction(
+                {
+                    "from": account.address,
+                    "nonce": w3.eth.get_transaction_count(account.address, "pending"),
+                    "gas": 100_000,
+                    "maxFeePerGas": 10**10,
+                    "maxPriorityFeePerGas": 10**9,
+                    "chainId": w3.eth.chain_id,
+                }
+            )
             signed = account.sign_transaction(tx)
             return "0x" + bytes(w3.eth.send_raw_transaction(signed.raw_transaction)).hex()
 

@@ -64,10 +64,28 @@ def test_the_canary_runs_on_chain(
     out = StringIO()
     try:
         call_command(
-            "canary", "--base-url", live_server.url, "--player-email", player.email, "--player-password", PASSWORD,
-            "--operator-email", operator.email, "--operator-password", PASSWORD, "--provider", "chain",
-            "--destination-address", destination, "--timeout", "60", "--report-dir", str(tmp_path),
-            "--release", "test-sha", stdout=out,
+            "canary",
+            "--base-url",
+            live_server.url,
+            "--player-email",
+            player.email,
+            "--player-password",
+            PASSWORD,
+            "--operator-email",
+            operator.email,
+            "--operator-password",
+            PASSWORD,
+            "--provider",
+            "chain",
+            "--destination-address",
+            destination,
+            "--timeout",
+            "60",
+            "--report-dir",
+            str(tmp_path),
+            "--release",
+            "test-sha",
+            stdout=out,
         )
     finally:
         outside.stop.set()

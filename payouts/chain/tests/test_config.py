@@ -57,8 +57,13 @@ def test_a_payout_never_logs_the_key(
     from payouts.services import payout_submit, withdrawal_approve, withdrawal_request
 
     caplog.set_level(logging.DEBUG)
-    withdrawal = withdrawal_request(user=onchain_player, amount_u=1_000_000, currency="USDC", provider="chain",
-                                    destination={"address": Account.create().address})
+    withdrawal = withdrawal_request(
+        user=onchain_player,
+        amount_u=1_000_000,
+        currency="USDC",
+        provider="chain",
+        destination={"address": Account.create().address},
+    )
     withdrawal_approve(withdrawal_id=withdrawal.pk, acting_user=finance)
     payout_submit(withdrawal_id=withdrawal.pk)
     chain.bridge.mine(3)

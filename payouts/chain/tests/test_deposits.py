@@ -63,9 +63,7 @@ def test_an_xprv_is_refused_as_configuration(settings: Any, player: Any) -> None
         deposit_address_for(user=player)
 
 
-def test_a_deposit_is_credited_once_after_the_confirmations(
-    chain: Any, player: Any, assert_ledger_ok: Any
-) -> None:
+def test_a_deposit_is_credited_once_after_the_confirmations(chain: Any, player: Any, assert_ledger_ok: Any) -> None:
     address = deposit_address_for(user=player).address
     customer = _customer(chain)
     chain.pay_from(customer, Account.create().address, 5)  # not ours: ignored
@@ -106,9 +104,7 @@ def test_the_watcher_resumes_from_its_stored_cursor(chain: Any, player: Any) -> 
     assert balances(player).available_u == AMOUNT_U
 
 
-def test_a_reorg_before_the_confirmations_credits_nothing(
-    chain: Any, player: Any, assert_ledger_ok: Any
-) -> None:
+def test_a_reorg_before_the_confirmations_credits_nothing(chain: Any, player: Any, assert_ledger_ok: Any) -> None:
     address = deposit_address_for(user=player).address
     customer = _customer(chain)
     before = chain.bridge.snapshot()
@@ -127,9 +123,7 @@ def test_a_reorg_before_the_confirmations_credits_nothing(
     assert_ledger_ok()
 
 
-def test_a_reorg_after_the_confirmations_is_flagged_for_review(
-    chain: Any, player: Any, assert_ledger_ok: Any
-) -> None:
+def test_a_reorg_after_the_confirmations_is_flagged_for_review(chain: Any, player: Any, assert_ledger_ok: Any) -> None:
     from payouts.selectors import stuck_finance_jobs
 
     address = deposit_address_for(user=player).address

@@ -30,7 +30,11 @@ def _ledger(name: str) -> int:
 
 
 def test_the_whole_usdc_loop_on_chain(
-    chain: Any, player: Any, finance: Any, api_client_for: Any, open_round: Any,  # noqa: F811
+    chain: Any,
+    player: Any,
+    finance: Any,
+    api_client_for: Any,
+    open_round: Any,  # noqa: F811
     assert_ledger_ok: Any,
 ) -> None:
     from rounds.services import bet_place
@@ -57,14 +61,16 @@ def test_the_whole_usdc_loop_on_chain(
     assert balances(player).available_u == DEPOSIT_U - STAKE_U
 
     # 3. Withdrawal (API, checksummed destination), 4. approval.
-    response = api.post("/v1/withdrawals", {"amount_u": WITHDRAW_U, "currency": "USDC", "provider": "chain",
-                                            "destination": {"address": wallet.address}},
-                        format="json", HTTP_IDEMPOTENCY_KEY="loop-withdraw-1")
+    response = api.post(
+        "/v1/withdrawals",
+        {"amount_u": WITHDRAW_U, "currency": "USDC", "provider": "chain", "destination": {"address": wallet.address}},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="loop-withdraw-1",
+    )
     assert response.status_code == 201, response.content
     withdrawal_id = response.json()["id"]
     assert balances(player).held_u == WITHDRAW_U
-    response = api_client_for(finance).post(f"/v1/withdrawals/{withdrawal_id}/approve", {"reason": "ok"},
-                                            format="json")
+    response = api_client_for(finance).post(f"/v1/withdrawals/{withdrawal_id}/approve", {"reason": "ok"}, format="json")
     assert response.status_code == 200, response.content
 
     # 5. The payout worker sends it; paid only after the confirmations.
@@ -86,7 +92,9 @@ def test_the_whole_usdc_loop_on_chain(
     assert body["state"] == "paid" and body["tx_hash"] == record.tx_hash
 
     # 7. Token balances on chain equal the ledger's movements.
-    credited_u = sum(ChainDeposit.objects.filter(status=ChainDeposit.Status.CREDITED).values_list("amount_u", flat=True))
+    credited_u = sum(
+        ChainDeposit.objects.filter(status=ChainDeposit.Status.CREDITED).values_list("amount_u", flat=True)
+    )
     burned_u = WITHDRAW_U
     assert chain.token_balance(address) == credited_u == DEPOSIT_U  # in at the deposit address
     assert hot_before - chain.token_balance(chain.hot.address) == burned_u  # out of the hot wallet

@@ -28,8 +28,9 @@ def _chain_clearing_u() -> int:
 
 
 def _approved(player: Any, finance: Any, to: str, amount_u: int = AMOUNT_U) -> Withdrawal:
-    withdrawal = withdrawal_request(user=player, amount_u=amount_u, currency="USDC", provider="chain",
-                                    destination={"address": to})
+    withdrawal = withdrawal_request(
+        user=player, amount_u=amount_u, currency="USDC", provider="chain", destination={"address": to}
+    )
     withdrawal_approve(withdrawal_id=withdrawal.pk, acting_user=finance)
     return withdrawal
 
@@ -40,37 +41,49 @@ def _confirm(chain: Any) -> None:
     chain_payouts_track()
 
 
-@pytest.mark.parametrize("address", [
-    "0x52908400098527886e0f7030069857d2e4169ee7",  # all lowercase: no checksum
-    "0x52908400098527886E0F7030069857D2E4169Ee7",  # wrong checksum
-    "0x5290840009852788",                          # too short
-    "0x0000000000000000000000000000000000000000",  # zero address
-    "",
-])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "0x52908400098527886e0f7030069857d2e4169ee7",  # all lowercase: no checksum
+        "0x52908400098527886E0F7030069857D2E4169Ee7",  # wrong checksum
+        "0x5290840009852788",  # too short
+        "0x0000000000000000000000000000000000000000",  # zero address
+        "",
+    ],
+)
 def test_request_refuses_a_destination_that_is_not_eip55(onchain_player: Any, address: str) -> None:
     from payouts.chain.errors import InvalidChainAddress
 
     before = snapshot()
     with pytest.raises(InvalidChainAddress):
-        withdrawal_request(user=onchain_player, amount_u=AMOUNT_U, currency="USDC", provider="chain",
-                           destination={"address": address})
+        withdrawal_request(
+            user=onchain_player, amount_u=AMOUNT_U, currency="USDC", provider="chain", destination={"address": address}
+        )
     assert snapshot() == before
     assert balances(onchain_player).available_u == 100_000_000
 
 
-def test_request_refuses_another_currency_and_accepts_a_checksummed_address(
-    onchain_player: Any, fund: Any
-) -> None:
+def test_request_refuses_another_currency_and_accepts_a_checksummed_address(onchain_player: Any, fund: Any) -> None:
     from payouts.chain.errors import InvalidChainAddress
 
     fund(onchain_player, 10_000, currency="USD")
     before = snapshot()
     with pytest.raises(InvalidChainAddress):
-        withdrawal_request(user=onchain_player, amount_u=1_000, currency="USD", provider="chain",
-                           destination={"address": "0x52908400098527886E0F7030069857D2E4169EE7"})
+        withdrawal_request(
+            user=onchain_player,
+            amount_u=1_000,
+            currency="USD",
+            provider="chain",
+            destination={"address": "0x52908400098527886E0F7030069857D2E4169EE7"},
+        )
     assert snapshot() == before
-    withdrawal = withdrawal_request(user=onchain_player, amount_u=AMOUNT_U, currency="USDC", provider="chain",
-                                    destination={"address": "0x52908400098527886E0F7030069857D2E4169EE7"})
+    withdrawal = withdrawal_request(
+        user=onchain_player,
+        amount_u=AMOUNT_U,
+        currency="USDC",
+        provider="chain",
+        destination={"address": "0x52908400098527886E0F7030069857D2E4169EE7"},
+    )
     assert withdrawal.state == Withdrawal.State.REQUESTED
 
 
@@ -173,8 +186,15 @@ def test_a_reverted_transfer_goes_to_manual_review_with_nothing_burned(
 
 @pytest.mark.parametrize(("token_u", "gas_wei", "what"), [(0, 10**18, "token units"), (10**9, 0, "wei of gas")])
 def test_an_empty_hot_wallet_freezes_payouts_and_sends_to_review(
-    make_chain: Any, onchain_player: Any, finance: Any, make_player: Any, fund: Any, assert_ledger_ok: Any,
-    token_u: int, gas_wei: int, what: str,
+    make_chain: Any,
+    onchain_player: Any,
+    finance: Any,
+    make_player: Any,
+    fund: Any,
+    assert_ledger_ok: Any,
+    token_u: int,
+    gas_wei: int,
+    what: str,
 ) -> None:
     chain = make_chain(hot_token_u=token_u, hot_gas_wei=gas_wei)
     dest = Account.create().address
@@ -226,8 +246,9 @@ def test_reorg_before_confirmation_pays_once_after_the_transaction_is_mined_agai
     withdrawal.refresh_from_db()
     assert withdrawal.state == Withdrawal.State.PAYOUT_SUBMITTED and _chain_clearing_u() == 0
     assert record.status == ChainTransfer.Status.BROADCAST
-    assert any(e["event"] == "reorged_out_before_confirmation" and e["block_number"] == mined_in
-               for e in record.evidence)
+    assert any(
+        e["event"] == "reorged_out_before_confirmation" and e["block_number"] == mined_in for e in record.evidence
+    )
 
     chain.bridge.set_automine(True)
     chain.bridge.mine(1)  # the pool's transaction is mined again
@@ -288,7 +309,11 @@ def test_detector_lists_unconfirmed_transactions_past_the_threshold(
 
 
 def test_replacing_a_stuck_transaction_reuses_the_nonce_under_four_eyes(
-    chain: Any, onchain_player: Any, finance: Any, make_staff: Any, assert_ledger_ok: Any,
+    chain: Any,
+    onchain_player: Any,
+    finance: Any,
+    make_staff: Any,
+    assert_ledger_ok: Any,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
     from ops.actors import SystemActor
@@ -302,17 +327,23 @@ def test_replacing_a_stuck_transaction_reuses_the_nonce_under_four_eyes(
     withdrawal = _approved(onchain_player, finance, dest)
     payout_submit(withdrawal_id=withdrawal.pk)
     stuck = ChainTransfer.objects.get()
-    fees = {"max_fee_per_gas_wei": int(stuck.max_fee_per_gas) * 2,
-            "max_priority_fee_per_gas_wei": int(stuck.max_priority_fee_per_gas) * 2}
+    fees = {
+        "max_fee_per_gas_wei": int(stuck.max_fee_per_gas) * 2,
+        "max_priority_fee_per_gas_wei": int(stuck.max_priority_fee_per_gas) * 2,
+    }
     for actor in (onchain_player, make_staff(role="support"), SystemActor("payout-worker")):
         with pytest.raises(ApplicationError):
             chain_transfer_replace(transfer_id=stuck.pk, acting_user=actor, reason="stuck", **fees)
     with pytest.raises(ApplicationError):
         chain_transfer_replace(transfer_id=stuck.pk, acting_user=finance, reason=" ", **fees)
     with pytest.raises(ReplacementRefused):  # fees not raised enough
-        chain_transfer_replace(transfer_id=stuck.pk, acting_user=finance, reason="stuck",
-                               max_fee_per_gas_wei=int(stuck.max_fee_per_gas),
-                               max_priority_fee_per_gas_wei=int(stuck.max_priority_fee_per_gas))
+        chain_transfer_replace(
+            transfer_id=stuck.pk,
+            acting_user=finance,
+            reason="stuck",
+            max_fee_per_gas_wei=int(stuck.max_fee_per_gas),
+            max_priority_fee_per_gas_wei=int(stuck.max_priority_fee_per_gas),
+        )
     assert ChainTransfer.objects.count() == 1
 
     proposal = chain_transfer_replace(transfer_id=stuck.pk, acting_user=finance, reason="stuck 2h", **fees)
@@ -320,8 +351,9 @@ def test_replacing_a_stuck_transaction_reuses_the_nonce_under_four_eyes(
     with pytest.raises(SecondOperatorRequired):
         chain_transfer_replace(transfer_id=stuck.pk, acting_user=finance, reason="stuck 2h", **fees)
     with django_capture_on_commit_callbacks(execute=True):
-        applied = chain_transfer_replace(transfer_id=stuck.pk, acting_user=make_staff(role="finance"),
-                                         reason="agreed", **fees)
+        applied = chain_transfer_replace(
+            transfer_id=stuck.pk, acting_user=make_staff(role="finance"), reason="agreed", **fees
+        )
     assert applied.pk == proposal.pk and applied.state == "applied"
     replacement = ChainTransfer.objects.get(seq=1)
     assert replacement.nonce == stuck.nonce and replacement.tx_hash != stuck.tx_hash
@@ -391,7 +423,9 @@ def test_a_signed_but_unsent_transaction_does_not_block_later_payouts(
     later = payout_submit(withdrawal_id=withdrawals[1].pk)  # nonce 1: the node refuses it while 0 is missing
     assert later.status == "ambiguous" and "rejected" in later.detail
     assert sorted(ChainTransfer.objects.values_list("nonce", "status")) == [
-        (0, ChainTransfer.Status.SIGNED), (1, ChainTransfer.Status.SIGNED)]
+        (0, ChainTransfer.Status.SIGNED),
+        (1, ChainTransfer.Status.SIGNED),
+    ]
     assert not ChainTransfer.objects.exclude(review_reason="").exists()
 
     chain_payouts_track()  # the tracker sends them in nonce order: the gap closes
@@ -414,9 +448,18 @@ def test_a_nonce_taken_by_an_unknown_transaction_sends_the_payout_to_review(
     # Someone else uses the hot wallet's key: nonce 0 goes to another transaction.
     with chain.bridge.lock:
         w3 = chain.bridge.w3
-        other = chain.hot.sign_transaction({"to": Account.create().address, "value": 1, "nonce": 0, "gas": 21_000,
-                                            "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 10**9,
-                                            "chainId": w3.eth.chain_id, "type": 2})
+        other = chain.hot.sign_transaction(
+            {
+                "to": Account.create().address,
+                "value": 1,
+                "nonce": 0,
+                "gas": 21_000,
+                "maxFeePerGas": 10**10,
+                "maxPriorityFeePerGas": 10**9,
+                "chainId": w3.eth.chain_id,
+                "type": 2,
+            }
+        )
         w3.eth.send_raw_transaction(other.raw_transaction)
     chain_payouts_track()
     record = ChainTransfer.objects.get()
@@ -431,9 +474,16 @@ def test_a_nonce_taken_by_an_unknown_transaction_sends_the_payout_to_review(
 def test_the_api_refuses_an_unchecksummed_destination(onchain_player: Any, api_client_for: Any) -> None:
     before = snapshot()
     response = api_client_for(onchain_player).post(
-        "/v1/withdrawals", {"amount_u": AMOUNT_U, "currency": "USDC", "provider": "chain",
-                            "destination": {"address": "0x52908400098527886e0f7030069857d2e4169ee7"}},
-        format="json", HTTP_IDEMPOTENCY_KEY="bad-address-1")
+        "/v1/withdrawals",
+        {
+            "amount_u": AMOUNT_U,
+            "currency": "USDC",
+            "provider": "chain",
+            "destination": {"address": "0x52908400098527886e0f7030069857d2e4169ee7"},
+        },
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="bad-address-1",
+    )
     assert response.status_code == 400
     assert response["Content-Type"].startswith("application/problem+json")
     assert response.json()["type"] == "chain/invalid-address"

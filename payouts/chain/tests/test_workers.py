@@ -33,15 +33,22 @@ def _worker(chain: Any, *args: str) -> subprocess.Popen[str]:
         **chain_env_vars(chain),
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
         "DATABASE_URL": f"postgres://{settings_dict['USER']}@{settings_dict['HOST']}:{settings_dict['PORT']}/"
-                        f"{settings_dict['NAME']}",
+        f"{settings_dict['NAME']}",
     }
-    return subprocess.Popen([sys.executable, "-m", "payouts.chain.testing.worker", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "payouts.chain.testing.worker", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _approved(player: Any, finance: Any, to: str) -> Withdrawal:
-    withdrawal = withdrawal_request(user=player, amount_u=AMOUNT_U, currency="USDC", provider="chain",
-                                    destination={"address": to})
+    withdrawal = withdrawal_request(
+        user=player, amount_u=AMOUNT_U, currency="USDC", provider="chain", destination={"address": to}
+    )
     withdrawal_approve(withdrawal_id=withdrawal.pk, acting_user=finance)
     return withdrawal
 

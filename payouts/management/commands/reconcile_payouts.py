@@ -21,9 +21,15 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--withdrawal", type=int, help="only this withdrawal (any age)")
-        parser.add_argument("--older-than-minutes", type=float, default=None,
-                            help="only payouts submitted at least this long ago (default: the setting)")
-        parser.add_argument("--dry-run", action="store_true", help="ask the PSP and show what would happen; change nothing")
+        parser.add_argument(
+            "--older-than-minutes",
+            type=float,
+            default=None,
+            help="only payouts submitted at least this long ago (default: the setting)",
+        )
+        parser.add_argument(
+            "--dry-run", action="store_true", help="ask the PSP and show what would happen; change nothing"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -32,8 +38,9 @@ class Command(BaseCommand):
                     results = [payout_reconcile(withdrawal_id=options["withdrawal"], dry_run=options["dry_run"])]
                 else:
                     minutes = options["older_than_minutes"]
-                    results = payouts_reconcile(older_than_s=None if minutes is None else int(minutes * 60),
-                                                dry_run=options["dry_run"])
+                    results = payouts_reconcile(
+                        older_than_s=None if minutes is None else int(minutes * 60), dry_run=options["dry_run"]
+                    )
         except ApplicationError as exc:
             raise CommandError(f"refused: {exc.detail}") from exc
         for result in results:

@@ -36,13 +36,15 @@ class Command(BaseCommand):
         amount_u, code, provider = options["amount"], options["currency"], options["provider"]
         destination = {"address": options["destination_address"]} if options["destination_address"] else None
         try:
-            withdrawal_validate(user=user, amount_u=amount_u, currency=code, provider=provider,
-                                destination=destination)
+            withdrawal_validate(user=user, amount_u=amount_u, currency=code, provider=provider, destination=destination)
             currency = get_currency(code)
             if options["dry_run"]:
-                available = Account.objects.filter(
-                    owner=user, currency=code, kind=Account.Kind.USER_AVAILABLE
-                ).values_list("balance_u", flat=True).first() or 0
+                available = (
+                    Account.objects.filter(owner=user, currency=code, kind=Account.Kind.USER_AVAILABLE)
+                    .values_list("balance_u", flat=True)
+                    .first()
+                    or 0
+                )
                 if available < amount_u:
                     raise CommandError(
                         f"refused: {user.email} has {currency.format(available)} available; "
@@ -56,7 +58,11 @@ class Command(BaseCommand):
             actor = operator_from_option(options["operator"])
             with command_lock("withdraw"):
                 withdrawal = withdrawal_request(
-                    user=user, amount_u=amount_u, currency=code, provider=provider, destination=destination,
+                    user=user,
+                    amount_u=amount_u,
+                    currency=code,
+                    provider=provider,
+                    destination=destination,
                     acting_user=actor,
                 )
         except ApplicationError as exc:

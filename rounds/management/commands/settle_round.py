@@ -32,8 +32,10 @@ from rounds.services import (
 
 
 class Command(BaseCommand):
-    help = ("Settle a round (AUTO), propose a forced UP/DOWN (a second operator approves with --approve), "
-            "or void it (emergency stop).")
+    help = (
+        "Settle a round (AUTO), propose a forced UP/DOWN (a second operator approves with --approve), "
+        "or void it (emergency stop)."
+    )
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--code", help="the round, YYYYMMDD")
@@ -64,29 +66,41 @@ class Command(BaseCommand):
                 )
             if wanted in ("UP", "DOWN"):
                 operator = operator_by_email(options["operator"])
-                proposal = force_result_propose(code=code, result=wanted, reason=options["reason"],
-                                                evidence=options["evidence"], acting_user=operator)
+                proposal = force_result_propose(
+                    code=code,
+                    result=wanted,
+                    reason=options["reason"],
+                    evidence=options["evidence"],
+                    acting_user=operator,
+                )
                 self.stdout.write(
                     f"Proposal {proposal.pk}: force {wanted} on round {code}, by {operator.email}. Nothing moved; "
                     f"a second operator applies it with: settle_round --approve {proposal.pk} --operator <email>"
                 )
                 return
             if wanted == "VOID":
-                round_obj, changed = round_void(code=code, reason=options["reason"],
-                                                acting_user=operator_by_email(options["operator"]))
+                round_obj, changed = round_void(
+                    code=code, reason=options["reason"], acting_user=operator_by_email(options["operator"])
+                )
             else:
                 round_obj, changed = round_settle(code=code, acting_user=operator_from_option(options["operator"]))
         self._report(round_obj, changed)
 
     def _decide(self, options: dict[str, Any]) -> None:
-        proposal, operator = proposal_decide(approve=options["approve"], reject=options["reject"], kind=FORCE_KIND,
-                                             operator_email=options["operator"], reason=options["reason"])
+        proposal, operator = proposal_decide(
+            approve=options["approve"],
+            reject=options["reject"],
+            kind=FORCE_KIND,
+            operator_email=options["operator"],
+            reason=options["reason"],
+        )
         if proposal.state == proposal.State.REJECTED:
             self.stdout.write(f"Proposal {proposal.pk} rejected by {operator.email}; nothing moved.")
             return
         code = proposal.result["round"]
-        self.stdout.write(f"Proposal {proposal.pk} approved by {operator.email} "
-                          f"(proposed by {proposal.proposed_by.email}).")
+        self.stdout.write(
+            f"Proposal {proposal.pk} approved by {operator.email} (proposed by {proposal.proposed_by.email})."
+        )
         self._report(round_get(code=code), True)
 
     def _dry_run(self, code: str, wanted: str) -> None:
@@ -103,13 +117,21 @@ class Command(BaseCommand):
     def _report(self, round_obj: Round, changed: bool) -> None:
         verb = "Settled" if changed else "Already settled:"
         self.stdout.write(f"{verb} round {round_obj.code} is {round_obj.status}")
-        self._print({
-            "result": round_obj.result, "void_reason": round_obj.void_reason or None,
-            "close": round_obj.close_price or None, "reference": round_obj.reference_close,
-            "total_u": round_obj.total_pool_u, "up_pool_u": round_obj.up_pool_u,
-            "down_pool_u": round_obj.down_pool_u, "fee_u": round_obj.fee_u, "breakage_u": round_obj.breakage_u,
-            "payouts_total_u": round_obj.payouts_total_u, "winners": round_obj.winners,
-        })
+        self._print(
+            {
+                "result": round_obj.result,
+                "void_reason": round_obj.void_reason or None,
+                "close": round_obj.close_price or None,
+                "reference": round_obj.reference_close,
+                "total_u": round_obj.total_pool_u,
+                "up_pool_u": round_obj.up_pool_u,
+                "down_pool_u": round_obj.down_pool_u,
+                "fee_u": round_obj.fee_u,
+                "breakage_u": round_obj.breakage_u,
+                "payouts_total_u": round_obj.payouts_total_u,
+                "winners": round_obj.winners,
+            }
+        )
 
     def _print(self, figures: dict[str, Any]) -> None:
         for key, value in figures.items():

@@ -43,8 +43,9 @@ class Command(BaseCommand):
                 )
         if options["dry_run"]:
             for event in events:
-                self.stdout.write(f"dry run: would replay event {event.pk} {event.provider}:{event.event_id} "
-                                  f"({event.status})")
+                self.stdout.write(
+                    f"dry run: would replay event {event.pk} {event.provider}:{event.event_id} ({event.status})"
+                )
             self.stdout.write(f"dry run: {len(events)} event(s)")
             return
         actor = operator_from_option(options["operator"])
@@ -59,8 +60,9 @@ class Command(BaseCommand):
     def _replay(self, event: WebhookEvent, actor: Any, reason: str) -> int:
         done = (WebhookEvent.Status.PROCESSED, WebhookEvent.Status.IGNORED)
         if event.status in done:
-            self.stdout.write(f"event {event.pk} {event.provider}:{event.event_id}: already {event.status}; "
-                              "nothing done")
+            self.stdout.write(
+                f"event {event.pk} {event.provider}:{event.event_id}: already {event.status}; nothing done"
+            )
             return 0
         try:
             result = webhook_event_replay(event_id=event.pk, acting_user=actor, reason=reason)

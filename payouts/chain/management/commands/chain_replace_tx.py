@@ -34,13 +34,18 @@ class Command(BaseCommand):
             raise CommandError(f"No on-chain transfer {options['tx']}.")
         try:
             proposal = chain_transfer_replace(
-                transfer_id=row.pk, acting_user=operator, max_fee_per_gas_wei=options["max_fee_wei"],
-                max_priority_fee_per_gas_wei=options["tip_wei"], reason=options["reason"],
+                transfer_id=row.pk,
+                acting_user=operator,
+                max_fee_per_gas_wei=options["max_fee_wei"],
+                max_priority_fee_per_gas_wei=options["tip_wei"],
+                reason=options["reason"],
             )
         except ApplicationError as exc:
             raise CommandError(exc.detail) from exc
         if proposal.state == proposal.State.APPLIED:
             self.stdout.write(f"nonce {row.nonce}: {row.tx_hash} replaced by {proposal.result['replacement_tx_hash']}")
         else:
-            self.stdout.write(f"proposal {proposal.pk} recorded ({proposal.state}); a second operator must approve it "
-                              "(run the same command, or approve the proposal)")
+            self.stdout.write(
+                f"proposal {proposal.pk} recorded ({proposal.state}); a second operator must approve it "
+                "(run the same command, or approve the proposal)"
+            )
