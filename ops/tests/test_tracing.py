@@ -12,34 +12,18 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from ops.tracing import TraceIdLogFilter, flow_reset, tracing_init, tracing_shutdown
+from ops.tests.tracing import Records, in_memory_spans
+from ops.tracing import tracing_init
 from webhooks.models import Deposit
 from webhooks.tests.helpers import CUSTODY_URL, available, custody_delivery, custody_payload
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
-class Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.addFilter(TraceIdLogFilter())
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 @pytest.fixture
 def spans() -> Iterator[Any]:
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    exporter = InMemorySpanExporter()
-    flow_reset()  # this thread may still hold the flow of an earlier test's record
-    assert tracing_init(exporter=exporter) is not None
-    try:
+    with in_memory_spans() as exporter:
         yield exporter
-    finally:
-        tracing_shutdown()
 
 
 def test_a_deposit_is_one_trace_from_webhook_to_credit(spans: Any, celery_worker_on_redis: Any, player: Any) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from ops.tracing import TraceIdLogFilter, flow_reset, tracing_init, tracing_shutdown
+from ops.tests.tracing import Records, in_memory_spans
 from payouts.models import Withdrawal
 
 from .helpers import send_adyen_transfer
@@ -19,27 +19,10 @@ from .helpers import send_adyen_transfer
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
-class Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.addFilter(TraceIdLogFilter())
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 @pytest.fixture
 def spans() -> Iterator[Any]:
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    exporter = InMemorySpanExporter()
-    flow_reset()  # this thread may still hold the flow of an earlier test's record
-    assert tracing_init(exporter=exporter) is not None
-    try:
+    with in_memory_spans() as exporter:
         yield exporter
-    finally:
-        tracing_shutdown()
 
 
 def wait_for(predicate: Any, timeout: float = 20.0) -> None:

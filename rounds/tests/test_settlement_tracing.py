@@ -10,36 +10,19 @@ from datetime import date
 from typing import Any
 
 import pytest
-from django.db import connections
 
-from ops.tracing import TraceIdLogFilter, flow_reset, tracing_init, tracing_shutdown
+from ops.tests.tracing import Records, in_memory_spans
+from ops.tracing import flow_reset
 from rounds.models import Round
 from rounds.tasks import rounds_tick
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-class Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.addFilter(TraceIdLogFilter())
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 @pytest.fixture
 def spans() -> Iterator[Any]:
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    exporter = InMemorySpanExporter()
-    connections.close_all()  # psycopg spans come from connections opened once instrumented
-    assert tracing_init(exporter=exporter) is not None
-    try:
+    with in_memory_spans() as exporter:
         yield exporter
-    finally:
-        tracing_shutdown()
 
 
 @pytest.fixture
