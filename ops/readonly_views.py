@@ -1,8 +1,10 @@
 """Read-only SQL views for the runbooks' own queries, and the guard that keeps them read-only.
 
 PostgreSQL makes a simple one-table view updatable: an INSERT into it would write the table behind it.
-`readonly_view_sql` adds an INSTEAD OF trigger that refuses every write. SQLite views are read-only.
-Migrations of the apps that own the tables create the views (`users` in accounts, `bets` in rounds).
+`create_readonly_view` adds an INSTEAD OF trigger that refuses every write. Migrations of the apps that own
+the tables create the views (`users` in accounts, `bets` in rounds), on PostgreSQL only: the runbooks' SQL
+runs against production's database, and on the embedded SQLite default a later migration that rebuilds a
+table (SQLite's way to alter one) would fail on a view that names it.
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ END $$;
 
 
 def create_readonly_view(schema_editor: Any, *, name: str, select: str) -> None:
-    """Create view `name` AS `select`; on PostgreSQL, refuse INSERT, UPDATE and DELETE on it."""
-    schema_editor.execute(f"CREATE VIEW {name} AS {select}")
+    """On PostgreSQL, create view `name` AS `select` and refuse INSERT, UPDATE and DELETE on it."""
     if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(f"CREATE VIEW {name} AS {select}")
         schema_editor.execute(REFUSE_FUNCTION, params=None)
         schema_editor.execute(
             f"CREATE TRIGGER {name}_readonly INSTEAD OF INSERT OR UPDATE OR DELETE ON {name} "
@@ -30,4 +32,5 @@ def create_readonly_view(schema_editor: Any, *, name: str, select: str) -> None:
 
 
 def drop_readonly_view(schema_editor: Any, *, name: str) -> None:
-    schema_editor.execute(f"DROP VIEW IF EXISTS {name}")
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(f"DROP VIEW IF EXISTS {name}")
