@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.permissions import IsPlayer
+
 from .config import CURRENCY
 from .deposits import deposit_address_for
+from .errors import ChainNotConfigured, ChainNotOffered
 
 
 class DepositAddressApi(APIView):
-    """The player's deposit address for USDC on chain (derived from the xpub on first use)."""
+    """The player's deposit address for USDC on chain (derived from the xpub on first use); players only.
 
-    permission_classes = [IsAuthenticated]
+    Where the rail is not configured the answer is 404 `chain/not-offered` (a feature not offered here,
+    not a server failure).
+    """
 
+    permission_classes = [IsPlayer]
+
+    @extend_schema_serializer(component_name="ChainDepositAddress")
     class OutputSerializer(serializers.Serializer):
         address = serializers.CharField()
         currency = serializers.CharField()
@@ -24,11 +32,15 @@ class DepositAddressApi(APIView):
         token_address = serializers.CharField()
         confirmations = serializers.IntegerField()
 
+    @extend_schema(responses={200: OutputSerializer}, operation_id="chain_deposit_address_retrieve")
     def get(self, request: Request) -> Response:
         from .config import chain_settings
 
-        cfg = chain_settings()
-        row = deposit_address_for(user=request.user)
+        try:
+            cfg = chain_settings()
+            row = deposit_address_for(user=request.user)
+        except ChainNotConfigured as exc:
+            raise ChainNotOffered(f"On-chain USDC deposits are not offered here ({exc.detail}).") from exc
         return Response(
             self.OutputSerializer(
                 {

@@ -15,6 +15,12 @@ class ChainNotConfigured(ChainError):
     status = 503
 
 
+class ChainNotOffered(ChainError):
+    code = "chain/not-offered"
+    title = "On-chain USDC is not offered here"
+    status = 404
+
+
 class InvalidChainAddress(ChainError):
     code = "chain/invalid-address"
     title = "Invalid on-chain address"
