@@ -23,8 +23,6 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from ledger.currencies import CURRENCIES
-
 from .actors import require_operator
 from .audit import audit_record
 from .errors import ApplicationError
@@ -94,6 +92,18 @@ def decision_kind(name: str) -> DecisionKind:
 # --- Thresholds ----------------------------------------------------------------------------
 
 
+_currency_exponents: dict[str, int] = {}
+
+
+def register_currencies(exponents: Mapping[str, int]) -> None:
+    """Tell maker-checker which currencies exist and their exponents (the ledger does, in its `ready`).
+
+    The kernel sits below the ledger and so cannot import its currency table; thresholds in major units
+    are converted with these exponents, and a threshold for a currency nobody registered is refused.
+    """
+    _currency_exponents.update(exponents)
+
+
 def parse_thresholds(raw: Mapping[str, Any]) -> dict[str, int]:
     """Convert `{"USD": "10000.00", "USDC": "10000"}` (major units) to minor units, exactly.
 
@@ -104,8 +114,8 @@ def parse_thresholds(raw: Mapping[str, Any]) -> dict[str, int]:
         raise ImproperlyConfigured("FOUR_EYES_THRESHOLDS must be a JSON object of currency -> amount.")
     thresholds: dict[str, int] = {}
     for code, value in raw.items():
-        currency = CURRENCIES.get(code)
-        if currency is None:
+        exponent = _currency_exponents.get(code)
+        if exponent is None:
             raise ImproperlyConfigured(f"FOUR_EYES_THRESHOLDS: unknown currency {code!r}.")
         if isinstance(value, bool) or not isinstance(value, str | int):
             raise ImproperlyConfigured(f'FOUR_EYES_THRESHOLDS[{code}] must be a string like "10000.00".')
@@ -115,11 +125,9 @@ def parse_thresholds(raw: Mapping[str, Any]) -> dict[str, int]:
             raise ImproperlyConfigured(f"FOUR_EYES_THRESHOLDS[{code}]: {value!r} is not an amount.") from None
         if not amount.is_finite() or amount < 0:
             raise ImproperlyConfigured(f"FOUR_EYES_THRESHOLDS[{code}]: {value!r} is not a positive amount.")
-        minor = amount.scaleb(currency.exponent)
+        minor = amount.scaleb(exponent)
         if minor != minor.to_integral_value():
-            raise ImproperlyConfigured(
-                f"FOUR_EYES_THRESHOLDS[{code}]: {value!r} has more than {currency.exponent} decimals."
-            )
+            raise ImproperlyConfigured(f"FOUR_EYES_THRESHOLDS[{code}]: {value!r} has more than {exponent} decimals.")
         thresholds[code] = int(minor)
     return thresholds
 

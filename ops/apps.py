@@ -9,10 +9,8 @@ class OpsConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks, ops_metrics  # noqa: F401  (deploy checks; registers worker_runs_total)
-        from .approvals import four_eyes_thresholds
         from .metrics import install_database_collector
 
-        four_eyes_thresholds()  # a bad FOUR_EYES_THRESHOLDS stops the start (ImproperlyConfigured)
         install_database_collector()
 
         from .auditlog_setup import register_models

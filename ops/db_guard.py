@@ -1,6 +1,6 @@
 """The red line, enforced by PostgreSQL: money rows change only inside a service's transaction.
 
-Triggers (migration `ops.0004_red_line_triggers`) refuse an UPDATE of a withdrawal's state or amount,
+Triggers (the function in `ops.0004_red_line_triggers`, one trigger per table in its app's migration) refuse an UPDATE of a withdrawal's state or amount,
 a deposit's money columns, or a bet's stake, side or payout, unless the transaction first called
 `service_write_allow()`. Only the services' lock helpers call it (`payouts.lock_objects.withdrawal_lock`,
 `rounds.lock_objects`, `webhooks.services.webhook_event_process`), so a manual
@@ -23,3 +23,21 @@ def service_write_allow() -> None:
         raise RuntimeError("service_write_allow() must run inside transaction.atomic().")
     with connection.cursor() as cursor:
         cursor.execute("SELECT set_config(%s, 'on', true)", [SERVICE_WRITE_SETTING])
+
+
+def red_line_trigger(*, table: str, what: str, columns: tuple[str, ...]) -> tuple[str, str]:
+    """Return (forward, backward) SQL putting one table behind the red line, for the owning app's migration.
+
+    The trigger function `backoffice_red_line()` is the kernel's (`ops.0004_red_line_triggers`); each app
+    puts its own money table behind it, so the kernel's migrations name no product table. The forward SQL
+    drops a trigger of the same name first: databases migrated before the triggers moved to their apps
+    already have it.
+    """
+    changed = " OR ".join(f"OLD.{column} IS DISTINCT FROM NEW.{column}" for column in columns)
+    quoted_what = what.replace("'", "''")
+    forward = (
+        f"DROP TRIGGER IF EXISTS {table}_red_line ON {table};\n"
+        f"CREATE TRIGGER {table}_red_line BEFORE UPDATE OF {', '.join(columns)} ON {table} "
+        f"FOR EACH ROW WHEN ({changed}) EXECUTE FUNCTION backoffice_red_line('{quoted_what}');"
+    )
+    return forward, f"DROP TRIGGER IF EXISTS {table}_red_line ON {table};"

@@ -46,7 +46,7 @@ class DatabaseCollector(Collector):
         return []
 
     def collect(self) -> Iterable[Metric]:
-        from config.db_router import read_from_replica
+        from ops.db_router import read_from_replica
 
         for fn in _collectors:
             try:

@@ -7,10 +7,10 @@ from typing import Any
 
 from django.utils import timezone
 
-from config.db_router import read_alias
 from ledger.currencies import CURRENCIES
 from ledger.reconciliation import invariant_names, ledger_breaches
 from ledger.selectors import currencies_in_use, house_settlement_fees, journal_flows, tvl
+from ops.db_router import read_alias
 
 from .models import WorkerRun
 

@@ -73,7 +73,7 @@ MIDDLEWARE = [
     "ops.front_door.NoStoreForAuthenticatedApiMiddleware",
     "ops.auditlog_setup.AuditlogMiddleware",
     "ops.middleware.MaintenanceModeMiddleware",
-    "config.db_router.AdminListsOnReplicaMiddleware",
+    "ops.db_router.AdminListsOnReplicaMiddleware",
     "axes.middleware.AxesMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
@@ -116,7 +116,7 @@ def instrumented_database(config: dict) -> dict:
 
 
 DATABASES = {"default": instrumented_database(env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"))}
-# A streaming replica for reports, TVL, metrics gauges and admin lists (config/db_router.py, docs/ops/scaling.md).
+# A streaming replica for reports, TVL, metrics gauges and admin lists (ops/db_router.py, docs/ops/scaling.md).
 DB_READONLY_ENDPOINT = env("DB_READONLY_ENDPOINT", default="")
 DB_READONLY_MAX_LAG_S = env.float("DB_READONLY_MAX_LAG_S", default=5.0)
 DB_READONLY_CHECK_INTERVAL_S = env.float("DB_READONLY_CHECK_INTERVAL_S", default=5.0)
@@ -126,7 +126,7 @@ if DB_READONLY_ENDPOINT:
     READONLY_DATABASE.setdefault("OPTIONS", {})["connect_timeout"] = 2  # an unreachable replica: fall back fast
     READONLY_DATABASE["TEST"] = {"MIRROR": "default"}
     DATABASES["replica"] = READONLY_DATABASE
-DATABASE_ROUTERS = ["config.db_router.ReplicaRouter"]
+DATABASE_ROUTERS = ["ops.db_router.ReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Cache: local memory per process, counted by django-prometheus (`django_cache_*`).

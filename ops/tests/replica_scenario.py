@@ -35,11 +35,11 @@ def main() -> None:
     from prometheus_client import REGISTRY, generate_latest
 
     from accounts.models import User
-    from config.db_router import read_from_replica
     from ledger.models import Account
     from ledger.selectors import tvl
     from ledger.services import external_account, transfer, user_account
     from ops.actors import SystemActor
+    from ops.db_router import read_from_replica
 
     assert "replica" in settings.DATABASES, "DB_READONLY_ENDPOINT did not add the replica alias"
     started = time.monotonic()

@@ -8,10 +8,10 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from config.db_router import read_from_replica
 from ledger.currencies import get_currency
 from ledger.errors import UnknownCurrency
 from ledger.selectors import tvl
+from ops.db_router import read_from_replica
 
 
 class Command(BaseCommand):

@@ -8,8 +8,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from config.db_router import read_from_replica
 from ops.console.report import daily_report, render_w1_markdown
+from ops.db_router import read_from_replica
 from ops.reports import daily_reconciliation_report, parse_day
 
 
