@@ -48,10 +48,12 @@ migrate-prod: $(VENV)/.runtime-installed
 prod-local: $(VENV)/.runtime-installed
 	BIN=$(BIN) bash ops/scripts/prod_local.sh
 
-## lint: ruff (rules and format), and no model change without its migration.
+## lint: ruff (rules and format), the layers (import-linter), types (mypy), and no model change without its migration.
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
 	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/python manage.py makemigrations --check --dry-run --verbosity 0
 
 clean:
