@@ -18,6 +18,7 @@ from webhooks.models import Deposit, WebhookEvent
 from webhooks.services import webhook_event_process, webhook_event_replay
 from webhooks.stub import adyen_item_signature, adyen_notification_item
 from webhooks.tasks import process_webhook_event, retry_stale_events
+from webhooks.tests.factories import DepositFactory
 
 from .helpers import (
     ADYEN_URL,
@@ -36,12 +37,10 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def credited(player: Any, deliver: Any, inline_worker: list[int]) -> Deposit:
-    """A Stripe deposit of 25.00 USD, credited."""
-    deposit = pending_deposit(player)
-    deliver(STRIPE_URL, stripe_delivery("payment_intent.succeeded", payment_intent(deposit))[1])
-    deposit.refresh_from_db()
-    assert deposit.status == Deposit.Status.CREDITED and available(player, "USD") == 2500
+def credited(player: Any, inline_worker: list[int]) -> Deposit:
+    """A Stripe deposit of 25.00 USD, credited (later deliveries in the test are processed in-process)."""
+    deposit = DepositFactory.create(user=player, credited=True)
+    assert available(player, "USD") == 2500
     return deposit
 
 
