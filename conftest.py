@@ -9,7 +9,6 @@ import pytest
 from rest_framework.test import APIClient
 
 from accounts.tests.factories import StaffFactory, UserFactory
-from ops.actors import SystemActor
 
 
 @pytest.fixture
@@ -46,22 +45,9 @@ def api_client_for() -> Callable[[Any], APIClient]:
 @pytest.fixture
 def fund() -> Callable[..., Any]:
     """fund(user, amount_u, currency="USDC"): credit a player's available balance from psp:test."""
-    from ledger.services import external_account, transfer, user_account
+    from ledger.tests.factories import fund_player
 
-    counter = {"n": 0}
-
-    def _fund(user: Any, amount_u: int, currency: str = "USDC") -> Any:
-        counter["n"] += 1
-        return transfer(
-            source=external_account(provider="test", currency=currency),
-            destination=user_account(user=user, currency=currency),
-            amount_u=amount_u,
-            type="deposit",
-            reference=f"test-fund:{user.pk}:{counter['n']}:{amount_u}",
-            actor=SystemActor("test"),
-        )
-
-    return _fund
+    return fund_player
 
 
 @pytest.fixture

@@ -7,13 +7,14 @@ from typing import Any
 import pytest
 
 from ledger import services
+from ledger.tests.factories import FundedPlayerFactory
 from ops.actors import SystemActor
 
 pytestmark = pytest.mark.django_db
 
 
-def test_wallet_shows_available_held_and_in_open_bets(player: Any, fund: Any, api_client_for: Any) -> None:
-    fund(player, 5_000_000)
+def test_wallet_shows_available_held_and_in_open_bets(fund: Any, api_client_for: Any) -> None:
+    player = FundedPlayerFactory.create(balance_u=5_000_000)
     fund(player, 1_250, currency="USD")
     response = api_client_for(player).get("/v1/wallet")
     assert response.status_code == 200
@@ -24,10 +25,10 @@ def test_wallet_shows_available_held_and_in_open_bets(player: Any, fund: Any, ap
 
 
 def test_statement_is_own_entries_newest_first_paginated(make_player: Any, fund: Any, api_client_for: Any) -> None:
-    alice, bob = make_player(), make_player()
+    alice = make_player()
     for amount in (10, 20, 30):
         fund(alice, amount)
-    fund(bob, 99)
+    FundedPlayerFactory.create(balance_u=99)  # bob: his entries are not in alice's statement
     services.transfer(
         source=services.user_account(user=alice, currency="USDC"),
         destination=services.house_account(currency="USDC"),

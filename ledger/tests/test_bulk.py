@@ -10,6 +10,7 @@ from ledger import services
 from ledger.errors import CurrencyMismatch, InsufficientFunds, ReferenceConflict, UnbalancedJournal
 from ledger.models import Account, Entry, Journal
 from ledger.services import Leg, LegQuery, journal_post_bulk
+from ledger.tests.factories import FundedPlayerFactory
 from ops.actors import SystemActor
 
 pytestmark = pytest.mark.django_db
@@ -34,11 +35,10 @@ def state() -> tuple:
 
 
 @pytest.fixture
-def pool(make_player: Any, fund: Any) -> dict[str, Any]:
-    players = [make_player() for _ in range(3)]
+def pool(db: Any) -> dict[str, Any]:
+    players = FundedPlayerFactory.create_batch(3, balance_u=1_000)
     pool = services.round_pool_account(code="20250908", currency="USDC")
     for player in players:
-        fund(player, 1_000)
         services.transfer(
             source=services.user_account(user=player, currency="USDC"),
             destination=pool,

@@ -13,6 +13,7 @@ from django.core.management.base import CommandError
 from accounts.models import User
 from ledger import services
 from ledger.models import Account, Journal
+from ledger.tests.factories import FundedPlayerFactory
 from ops.actors import SystemActor
 from ops.models import Proposal
 
@@ -25,8 +26,8 @@ def run(*args: str) -> str:
     return out.getvalue()
 
 
-def test_tvl_prints_the_manuals_three_figures(player: Any, fund: Any) -> None:
-    fund(player, 3_500_000)
+def test_tvl_prints_the_manuals_three_figures(db: Any) -> None:
+    player = FundedPlayerFactory.create(balance_u=3_500_000)
     services.transfer(
         source=services.user_account(user=player, currency="USDC"),
         destination=services.round_pool_account(code="20250908", currency="USDC"),

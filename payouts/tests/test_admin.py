@@ -9,8 +9,9 @@ import pytest
 from django.test import Client
 
 from payouts.models import Withdrawal
-from payouts.services import payout_submit, withdrawal_approve, withdrawal_request
+from payouts.services import payout_submit, withdrawal_approve
 
+from .factories import WithdrawalFactory
 from .helpers import balances, snapshot
 
 BASE = "/admin/payouts/withdrawal/"
@@ -23,8 +24,8 @@ def login(user: Any) -> Client:
 
 
 @pytest.fixture
-def requested(funded_player: Any) -> Withdrawal:
-    return withdrawal_request(user=funded_player, amount_u=4_000_000, currency="USDC", provider="adyen")
+def requested(db: Any) -> Withdrawal:
+    return WithdrawalFactory.create(amount_u=4_000_000)
 
 
 def test_list_filters_and_change_page(requested: Withdrawal, finance: Any) -> None:
@@ -42,8 +43,8 @@ def test_list_filters_and_change_page(requested: Withdrawal, finance: Any) -> No
     assert 'name="_save"' not in page  # read-only: no form can set state or amounts
 
 
-def test_an_operator_finds_a_withdrawal_by_its_flow_id(requested: Withdrawal, funded_player: Any, finance: Any) -> None:
-    other = withdrawal_request(user=funded_player, amount_u=1_000_000, currency="USDC", provider="adyen")
+def test_an_operator_finds_a_withdrawal_by_its_flow_id(requested: Withdrawal, finance: Any) -> None:
+    other = WithdrawalFactory.create()
     client = login(finance)
     page = client.get(BASE, {"q": requested.flow_id}).content.decode()
     assert f"{BASE}{requested.pk}/change/" in page and f"{BASE}{other.pk}/change/" not in page
@@ -93,13 +94,12 @@ def test_support_sees_no_buttons_and_cannot_act(requested: Withdrawal, support: 
 
 
 def test_bulk_approve_obeys_the_same_rules(
-    funded_player: Any, finance: Any, finance2: Any, settings: Any, django_capture_on_commit_callbacks: Any
+    finance: Any, finance2: Any, settings: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
     settings.FOUR_EYES_THRESHOLDS = {"USDC": "5"}
-    small = withdrawal_request(user=funded_player, amount_u=1_000_000, currency="USDC", provider="adyen")
-    big = withdrawal_request(user=funded_player, amount_u=6_000_000, currency="USDC", provider="adyen")
-    done = withdrawal_request(user=funded_player, amount_u=1_000_000, currency="USDC", provider="adyen")
-    withdrawal_approve(withdrawal_id=done.pk, acting_user=finance2)
+    small = WithdrawalFactory.create(amount_u=1_000_000)
+    big = WithdrawalFactory.create(amount_u=6_000_000)
+    done = WithdrawalFactory.create(amount_u=1_000_000, approved=True, approver=finance2)
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = login(finance).post(
@@ -114,13 +114,8 @@ def test_bulk_approve_obeys_the_same_rules(
     assert states == {small.pk: "approved", big.pk: "requested", done.pk: "approved"}
 
 
-def test_manual_review_queue(
-    stub: Any, funded_player: Any, finance: Any, requested: Withdrawal, assert_ledger_ok: Any
-) -> None:
-    stub.set_mode("adyen_transfer", "decline", times=1)
-    failed = withdrawal_request(user=funded_player, amount_u=2_000_000, currency="USDC", provider="adyen")
-    withdrawal_approve(withdrawal_id=failed.pk, acting_user=finance)
-    payout_submit(withdrawal_id=failed.pk)
+def test_manual_review_queue(stub: Any, finance: Any, requested: Withdrawal, assert_ledger_ok: Any) -> None:
+    failed = WithdrawalFactory.create(failed=True, psp=stub, amount_u=2_000_000)
     client = login(finance)
 
     page = client.get("/admin/payouts/manualreviewwithdrawal/").content.decode()

@@ -8,9 +8,10 @@ import pytest
 
 from ops.errors import NotAPlayer
 from payouts.models import Withdrawal
-from payouts.services import payout_submit, withdrawal_approve, withdrawal_request
+from payouts.services import withdrawal_approve, withdrawal_request
 
-from .helpers import balances, snapshot
+from .factories import WithdrawalFactory
+from .helpers import Balances, balances, snapshot
 
 URL = "/v1/withdrawals"
 BODY = {"amount_u": 5_000_000, "currency": "USDC", "provider": "adyen"}
@@ -166,11 +167,8 @@ def test_players_and_support_cannot_approve_or_reject(funded_player: Any, suppor
     assert snapshot() == frozen
 
 
-def test_reject_needs_a_reason_and_releases(
-    funded_player: Any, finance: Any, api_client_for: Any, assert_ledger_ok: Any
-) -> None:
-    before = balances(funded_player)
-    withdrawal = withdrawal_request(user=funded_player, amount_u=1_000_000, currency="USDC", provider="adyen")
+def test_reject_needs_a_reason_and_releases(finance: Any, api_client_for: Any, assert_ledger_ok: Any) -> None:
+    withdrawal = WithdrawalFactory.create(amount_u=1_000_000)
     client = api_client_for(finance)
     frozen = snapshot()
     for body in ({}, {"reason": ""}, {"reason": "   "}):
@@ -180,12 +178,12 @@ def test_reject_needs_a_reason_and_releases(
     assert snapshot() == frozen
     response = client.post(f"{URL}/{withdrawal.pk}/reject", {"reason": "KYC mismatch"}, format="json")
     assert response.json()["state"] == "rejected"
-    assert balances(funded_player) == before
+    assert balances(withdrawal.user) == Balances(available_u=1_000_000, held_u=0)
     assert_ledger_ok()
 
 
-def test_second_approval_is_a_conflict(funded_player: Any, finance: Any, finance2: Any, api_client_for: Any) -> None:
-    withdrawal = withdrawal_request(user=funded_player, amount_u=1_000_000, currency="USDC", provider="adyen")
+def test_second_approval_is_a_conflict(finance: Any, finance2: Any, api_client_for: Any) -> None:
+    withdrawal = WithdrawalFactory.create()
     assert api_client_for(finance).post(f"{URL}/{withdrawal.pk}/approve").status_code == 200
     frozen = snapshot()
     assert_problem(api_client_for(finance2).post(f"{URL}/{withdrawal.pk}/approve"), 409, "payouts/invalid-transition")
@@ -234,11 +232,9 @@ def test_four_eyes_for_manual_resolution(
 ) -> None:
     settings.FOUR_EYES_THRESHOLDS = {"USDC": "1"}
     before = balances(funded_player)
-    withdrawal = withdrawal_request(user=funded_player, amount_u=5_000_000, currency="USDC", provider="adyen")
-    withdrawal_approve(withdrawal_id=withdrawal.pk, acting_user=finance)
-    withdrawal_approve(withdrawal_id=withdrawal.pk, acting_user=finance2)
-    stub.set_mode("adyen_transfer", "decline", times=1)
-    payout_submit(withdrawal_id=withdrawal.pk)
+    withdrawal = WithdrawalFactory.create(
+        user=funded_player, amount_u=5_000_000, failed=True, psp=stub, approver=finance, checker=finance2
+    )
     url = f"/v1/payouts/{withdrawal.pk}/resolve"
 
     response = api_client_for(finance).post(
@@ -271,13 +267,7 @@ def test_four_eyes_for_manual_resolution(
 def test_manual_review_api(
     stub: Any, funded_player: Any, finance: Any, support: Any, api_client_for: Any, assert_ledger_ok: Any
 ) -> None:
-    stub.set_mode("adyen_transfer", "decline")
-    ids = []
-    for _ in range(3):
-        withdrawal = withdrawal_request(user=funded_player, amount_u=1_000_000, currency="USDC", provider="adyen")
-        withdrawal_approve(withdrawal_id=withdrawal.pk, acting_user=finance)
-        payout_submit(withdrawal_id=withdrawal.pk)
-        ids.append(withdrawal.pk)
+    ids = [withdrawal.pk for withdrawal in WithdrawalFactory.create_batch(3, failed=True, psp=stub)]
 
     page = api_client_for(support).get("/v1/payouts/manual-review?limit=2&offset=0").json()
     assert page["count"] == 3
@@ -323,8 +313,8 @@ def test_manual_review_api(
     assert_ledger_ok()
 
 
-def test_state_cannot_be_set_directly(funded_player: Any) -> None:
-    withdrawal = withdrawal_request(user=funded_player, amount_u=1_000_000, currency="USDC", provider="adyen")
+def test_state_cannot_be_set_directly(db: Any) -> None:
+    withdrawal = WithdrawalFactory.create()
     with pytest.raises(AttributeError, match="Direct state modification is not allowed"):
         withdrawal.state = Withdrawal.State.PAID
 

@@ -13,9 +13,9 @@ from django.utils import timezone
 
 from ops.models import WorkerRun
 from payouts.models import Withdrawal
-from payouts.services import withdrawal_approve, withdrawal_request
 from payouts.tasks import detect_stuck_finance_jobs
 
+from .factories import WithdrawalFactory
 from .helpers import balances, snapshot
 
 
@@ -93,18 +93,16 @@ def test_withdraw_unknown_user(db: Any) -> None:
 # --- detect_stuck_finance_jobs ----------------------------------------------------------------
 
 
-def test_prints_nothing_when_all_is_well(funded_player: Any, finance: Any) -> None:
-    fresh = withdrawal_request(user=funded_player, amount_u=1_000_000, currency="USDC", provider="adyen")
-    withdrawal_approve(withdrawal_id=fresh.pk, acting_user=finance)
+def test_prints_nothing_when_all_is_well(db: Any) -> None:
+    WithdrawalFactory.create(approved=True)
     assert detect() == ""
     assert json.loads(detect("--json")) == []
 
 
-def test_reports_each_stuck_withdrawal_once(funded_player: Any, finance: Any, settings: Any) -> None:
-    requested = withdrawal_request(user=funded_player, amount_u=1_000_000, currency="USDC", provider="adyen")
-    approved = withdrawal_request(user=funded_player, amount_u=2_000_000, currency="USDC", provider="adyen")
-    withdrawal_approve(withdrawal_id=approved.pk, acting_user=finance)
-    recent = withdrawal_request(user=funded_player, amount_u=3_000_000, currency="USDC", provider="adyen")
+def test_reports_each_stuck_withdrawal_once(settings: Any, db: Any) -> None:
+    requested = WithdrawalFactory.create()
+    approved = WithdrawalFactory.create(approved=True)
+    recent = WithdrawalFactory.create()
     age(requested, hours=25)
     age(approved, minutes=6)
     age(recent, hours=23)
@@ -120,9 +118,9 @@ def test_reports_each_stuck_withdrawal_once(funded_player: Any, finance: Any, se
     assert len(detect().splitlines()) == 3
 
 
-def test_scheduled_task_logs_and_records_the_run(funded_player: Any, caplog: Any) -> None:
+def test_scheduled_task_logs_and_records_the_run(caplog: Any, db: Any) -> None:
     assert detect_stuck_finance_jobs() == 0
-    stuck = withdrawal_request(user=funded_player, amount_u=1_000_000, currency="USDC", provider="adyen")
+    stuck = WithdrawalFactory.create()
     age(stuck, hours=30)
     assert detect_stuck_finance_jobs() == 1
     assert f"withdrawal {stuck.pk} state=requested" in caplog.text
@@ -130,13 +128,13 @@ def test_scheduled_task_logs_and_records_the_run(funded_player: Any, caplog: Any
     assert runs == ["ok", "failed"]
 
 
-def test_limits_are_minutes_for_work_that_should_take_seconds(funded_player: Any, finance: Any) -> None:
+def test_limits_are_minutes_for_work_that_should_take_seconds(db: Any) -> None:
     """An approved payout not submitted and a webhook not processed are stuck after 5 minutes, not hours."""
     from webhooks.models import WebhookEvent
+    from webhooks.tests.factories import WebhookEventFactory
 
-    approved = withdrawal_request(user=funded_player, amount_u=1_000_000, currency="USDC", provider="adyen")
-    withdrawal_approve(withdrawal_id=approved.pk, acting_user=finance)
-    event = WebhookEvent.objects.create(provider="stripe", event_id="evt_stuck", payload={}, payload_hash="0" * 64)
+    approved = WithdrawalFactory.create(approved=True)
+    event = WebhookEventFactory.create()  # received, never processed
     age(approved, minutes=4)
     WebhookEvent.objects.filter(pk=event.pk).update(received_at=timezone.now() - timedelta(minutes=4))
     assert detect() == ""

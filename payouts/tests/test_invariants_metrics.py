@@ -11,12 +11,9 @@ from ledger.models import Account
 from ledger.reconciliation import invariant_names
 from ops.metrics import DatabaseCollector
 from payouts.invariants import check_held_equals_withdrawals
-from payouts.services import (
-    payout_submit,
-    withdrawal_approve,
-    withdrawal_request,
-    withdrawal_resolve,
-)
+from payouts.services import withdrawal_request, withdrawal_resolve
+
+from .factories import WithdrawalFactory
 
 
 def test_invariant_is_registered_and_holds(funded_player: Any, assert_ledger_ok: Any) -> None:
@@ -40,14 +37,8 @@ def scrape() -> str:
     return generate_latest(registry).decode()
 
 
-def test_manual_review_metrics(stub: Any, funded_player: Any, finance: Any) -> None:
-    stub.set_mode("adyen_transfer", "decline")
-    ids = []
-    for _ in range(3):
-        withdrawal = withdrawal_request(user=funded_player, amount_u=1_000_000, currency="USDC", provider="adyen")
-        withdrawal_approve(withdrawal_id=withdrawal.pk, acting_user=finance)
-        payout_submit(withdrawal_id=withdrawal.pk)
-        ids.append(withdrawal.pk)
+def test_manual_review_metrics(stub: Any, finance: Any) -> None:
+    ids = [withdrawal.pk for withdrawal in WithdrawalFactory.create_batch(3, failed=True, psp=stub)]
     text = scrape()
     assert "payout_manual_review_queue_size 3.0" in text
     assert 'payout_manual_review_transitions_total{action="refund_failed"} 0.0' in text

@@ -12,79 +12,56 @@ from ledger.models import Journal
 from ops.models import Switch, WorkerRun
 from ops.switches import switch_set
 from payouts.models import PayoutAttempt, Withdrawal
-from payouts.services import (
-    payout_submit,
-    withdrawal_approve,
-    withdrawal_request,
-    withdrawal_resolve,
-)
+from payouts.services import payout_submit, withdrawal_resolve
 from payouts.tasks import submit_payout
 
-from .helpers import balances, send_adyen_transfer, send_stripe_payout_event, snapshot
+from .factories import WithdrawalFactory
+from .helpers import Balances, balances, send_adyen_transfer, send_stripe_payout_event, snapshot
+
+pytestmark = pytest.mark.django_db
 
 AMOUNT_U = 25_000_000
-
-
-def approved(player: Any, operator: Any, provider: str = "adyen", amount_u: int = AMOUNT_U) -> Withdrawal:
-    withdrawal = withdrawal_request(user=player, amount_u=amount_u, currency="USDC", provider=provider)
-    return withdrawal_approve(withdrawal_id=withdrawal.pk, acting_user=operator)
-
-
-def failed_payout(stub: Any, player: Any, operator: Any, provider: str = "adyen") -> Withdrawal:
-    kind = "adyen_transfer" if provider == "adyen" else "stripe_payout"
-    stub.set_mode(kind, "decline", times=1)
-    withdrawal = approved(player, operator, provider)
-    assert payout_submit(withdrawal_id=withdrawal.pk).status == "declined"
-    withdrawal.refresh_from_db()
-    assert withdrawal.state == Withdrawal.State.PAYOUT_FAILED
-    return withdrawal
+HELD = Balances(available_u=0, held_u=AMOUNT_U)  # a player funded with exactly the withdrawal, which is held
 
 
 @pytest.mark.parametrize("provider", ["adyen", "stripe"])
-def test_declined_payout_goes_to_manual_review_with_funds_held(
-    provider: str, stub: Any, funded_player: Any, finance: Any, assert_ledger_ok: Any
-) -> None:
-    before = balances(funded_player)
-    withdrawal = failed_payout(stub, funded_player, finance, provider)
-    assert balances(funded_player).held_u == AMOUNT_U
-    assert balances(funded_player).available_u == before.available_u - AMOUNT_U
+def test_declined_payout_goes_to_manual_review_with_funds_held(provider: str, stub: Any, assert_ledger_ok: Any) -> None:
+    withdrawal = WithdrawalFactory.create(failed=True, psp=stub, provider=provider, amount_u=AMOUNT_U)
+    assert withdrawal.state == Withdrawal.State.PAYOUT_FAILED
+    assert balances(withdrawal.user) == HELD
     assert list(PayoutAttempt.objects.filter(withdrawal=withdrawal).values_list("outcome", flat=True)) == ["declined"]
     assert not Journal.objects.filter(reference=f"withdrawal:{withdrawal.pk}:payout").exists()
     assert_ledger_ok()
 
 
-def test_refund_failed_restores_the_funds(stub: Any, funded_player: Any, finance: Any, assert_ledger_ok: Any) -> None:
-    before = balances(funded_player)
-    withdrawal = failed_payout(stub, funded_player, finance)
+def test_refund_failed_restores_the_funds(stub: Any, finance: Any, assert_ledger_ok: Any) -> None:
+    withdrawal = WithdrawalFactory.create(failed=True, psp=stub, amount_u=AMOUNT_U)
     withdrawal_resolve(
         withdrawal_id=withdrawal.pk, acting_user=finance, decision="refund_failed", reason="gateway confirmed failure"
     )
     withdrawal.refresh_from_db()
     assert withdrawal.state == Withdrawal.State.REFUNDED
-    assert balances(funded_player) == before
+    assert balances(withdrawal.user) == Balances(available_u=AMOUNT_U, held_u=0)
     assert Journal.objects.get(reference=f"withdrawal:{withdrawal.pk}:release").type == "withdrawal_release"
     assert_ledger_ok()
 
 
-def test_confirm_sent_burns_the_funds(stub: Any, funded_player: Any, finance: Any, assert_ledger_ok: Any) -> None:
-    before = balances(funded_player)
-    withdrawal = failed_payout(stub, funded_player, finance)
+def test_confirm_sent_burns_the_funds(stub: Any, finance: Any, assert_ledger_ok: Any) -> None:
+    withdrawal = WithdrawalFactory.create(failed=True, psp=stub, amount_u=AMOUNT_U)
     withdrawal_resolve(
         withdrawal_id=withdrawal.pk, acting_user=finance, decision="confirm_sent", reason="gateway confirmed settlement"
     )
     withdrawal.refresh_from_db()
     assert withdrawal.state == Withdrawal.State.PAID
-    after = balances(funded_player)
-    assert after.held_u == 0
-    assert after.available_u == before.available_u - AMOUNT_U
+    assert balances(withdrawal.user) == Balances(available_u=0, held_u=0)
     assert Journal.objects.get(reference=f"withdrawal:{withdrawal.pk}:payout").type == "payout"
     assert_ledger_ok()
 
 
 def test_retry_after_decline_uses_a_new_key_and_pays_once(
-    stub: Any, funded_player: Any, finance: Any, assert_ledger_ok: Any, django_capture_on_commit_callbacks: Any
+    stub: Any, finance: Any, assert_ledger_ok: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
-    withdrawal = failed_payout(stub, funded_player, finance)
+    withdrawal = WithdrawalFactory.create(failed=True, psp=stub, amount_u=AMOUNT_U)
     first_key = withdrawal.idempotency_key
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         withdrawal_resolve(withdrawal_id=withdrawal.pk, acting_user=finance, decision="retry", reason="PSP topped up")
@@ -100,23 +77,21 @@ def test_retry_after_decline_uses_a_new_key_and_pays_once(
     assert send_adyen_transfer(transfer, "booked").json()["result"] == "paid"
     withdrawal.refresh_from_db()
     assert withdrawal.state == Withdrawal.State.PAID
-    assert balances(funded_player).held_u == 0
+    assert balances(withdrawal.user).held_u == 0
     assert_ledger_ok()
 
 
 @pytest.mark.parametrize("provider", ["adyen", "stripe"])
-def test_timeout_then_retry_pays_out_once(
-    provider: str, stub: Any, funded_player: Any, finance: Any, assert_ledger_ok: Any
-) -> None:
+def test_timeout_then_retry_pays_out_once(provider: str, stub: Any, assert_ledger_ok: Any) -> None:
     kind = "adyen_transfer" if provider == "adyen" else "stripe_payout"
     stub.set_mode(kind, "timeout", times=1, delay=2.0)
-    withdrawal = approved(funded_player, finance, provider)
+    withdrawal = WithdrawalFactory.create(approved=True, provider=provider, amount_u=AMOUNT_U)
 
     first = payout_submit(withdrawal_id=withdrawal.pk)
     assert first.status == "ambiguous"
     withdrawal.refresh_from_db()
     assert withdrawal.state == Withdrawal.State.PAYOUT_SUBMITTED  # never auto-released
-    assert balances(funded_player).held_u == AMOUNT_U
+    assert balances(withdrawal.user) == HELD
 
     second = payout_submit(withdrawal_id=withdrawal.pk)
     assert second.status == "accepted"
@@ -132,17 +107,15 @@ def test_timeout_then_retry_pays_out_once(
     else:
         paid = send_stripe_payout_event(stub.objects("stripe_payout")[0], "payout.paid")
     assert paid.json()["result"] == "paid"
-    assert balances(funded_player).held_u == 0
+    assert balances(withdrawal.user).held_u == 0
     assert_ledger_ok()
 
 
 @pytest.mark.parametrize("provider", ["adyen", "stripe"])
-def test_task_retries_transient_errors_with_the_same_key(
-    provider: str, stub: Any, funded_player: Any, finance: Any, settings: Any
-) -> None:
+def test_task_retries_transient_errors_with_the_same_key(provider: str, stub: Any, settings: Any) -> None:
     settings.PAYOUT_RETRY_BACKOFF_S = 0
     stub.set_mode("adyen_transfer" if provider == "adyen" else "stripe_payout", "fail", times=2)
-    withdrawal = approved(funded_player, finance, provider)
+    withdrawal = WithdrawalFactory.create(approved=True, provider=provider)
     assert submit_payout.apply(args=[withdrawal.pk]).get() == "accepted"
     withdrawal.refresh_from_db()
     assert withdrawal.state == Withdrawal.State.PAYOUT_SUBMITTED
@@ -153,17 +126,17 @@ def test_task_retries_transient_errors_with_the_same_key(
     assert runs == ["failed", "failed", "ok"]
 
 
-def test_decline_is_not_retried(stub: Any, funded_player: Any, finance: Any) -> None:
+def test_decline_is_not_retried(stub: Any) -> None:
     stub.set_mode("adyen_transfer", "decline")
-    withdrawal = approved(funded_player, finance)
+    withdrawal = WithdrawalFactory.create(approved=True)
     assert submit_payout.apply(args=[withdrawal.pk]).get() == "declined"
     assert PayoutAttempt.objects.filter(withdrawal=withdrawal).count() == 1
     assert WorkerRun.objects.filter(worker="payout", result="ok").count() == 1
 
 
 @pytest.mark.parametrize("switch", [Switch.Name.PAYOUT_FREEZE, Switch.Name.PAYOUT_AUTO_PAUSE])
-def test_switch_leaves_the_withdrawal_approved(switch: str, stub: Any, funded_player: Any, finance: Any) -> None:
-    withdrawal = approved(funded_player, finance)
+def test_switch_leaves_the_withdrawal_approved(switch: str, stub: Any, finance: Any) -> None:
+    withdrawal = WithdrawalFactory.create(approved=True)
     switch_set(name=switch, on=True, reason="incident", actor=finance)
     assert payout_submit(withdrawal_id=withdrawal.pk).status == "paused"
     withdrawal.refresh_from_db()
@@ -179,7 +152,7 @@ def test_consecutive_failures_pause_payouts(stub: Any, player: Any, fund: Any, f
     settings.PAYOUT_AUTO_PAUSE_AFTER_FAILURES = 3
     fund(player, 100_000_000)
     stub.set_mode("adyen_transfer", "fail")
-    withdrawals = [approved(player, finance, amount_u=1_000_000) for _ in range(4)]
+    withdrawals = WithdrawalFactory.create_batch(4, user=player, amount_u=1_000_000, approved=True)
     for withdrawal in withdrawals[:2]:
         assert payout_submit(withdrawal_id=withdrawal.pk).status == "error"
     assert not switch_is_on(Switch.Name.PAYOUT_AUTO_PAUSE)
@@ -192,11 +165,8 @@ def test_consecutive_failures_pause_payouts(stub: Any, player: Any, fund: Any, f
 
 
 @pytest.mark.parametrize("provider", ["adyen", "stripe"])
-def test_failed_webhook_moves_to_manual_review(
-    provider: str, stub: Any, funded_player: Any, finance: Any, assert_ledger_ok: Any
-) -> None:
-    withdrawal = approved(funded_player, finance, provider)
-    payout_submit(withdrawal_id=withdrawal.pk)
+def test_failed_webhook_moves_to_manual_review(provider: str, stub: Any, assert_ledger_ok: Any) -> None:
+    withdrawal = WithdrawalFactory.create(submitted=True, psp=stub, provider=provider, amount_u=AMOUNT_U)
     if provider == "adyen":
         response = send_adyen_transfer(stub.objects("adyen_transfer")[0], "returned")
     else:
@@ -204,14 +174,12 @@ def test_failed_webhook_moves_to_manual_review(
     assert response.json()["result"] == "payout_failed"
     withdrawal.refresh_from_db()
     assert withdrawal.state == Withdrawal.State.PAYOUT_FAILED
-    assert balances(funded_player).held_u == AMOUNT_U
+    assert balances(withdrawal.user) == HELD
     assert_ledger_ok()
 
 
-def test_webhook_that_does_not_fit_the_state_changes_nothing(
-    stub: Any, funded_player: Any, finance: Any, assert_ledger_ok: Any
-) -> None:
-    withdrawal = failed_payout(stub, funded_player, finance)
+def test_webhook_that_does_not_fit_the_state_changes_nothing(stub: Any, assert_ledger_ok: Any) -> None:
+    withdrawal = WithdrawalFactory.create(failed=True, psp=stub)
     transfer = stub.objects("adyen_transfer")[0]
     frozen = snapshot()
     response = send_adyen_transfer(transfer, "booked")
@@ -225,7 +193,7 @@ def test_webhook_that_does_not_fit_the_state_changes_nothing(
 
 
 def test_requeue_after_a_freeze_and_after_unanswered_timeouts(
-    stub: Any, funded_player: Any, finance: Any, monkeypatch: pytest.MonkeyPatch, assert_ledger_ok: Any
+    stub: Any, finance: Any, monkeypatch: pytest.MonkeyPatch, assert_ledger_ok: Any
 ) -> None:
     from django.core.management import CommandError, call_command
 
@@ -233,7 +201,7 @@ def test_requeue_after_a_freeze_and_after_unanswered_timeouts(
 
     queued: list[int] = []
     monkeypatch.setattr("payouts.services._enqueue_payout", queued.append)
-    frozen_one = approved(funded_player, finance)
+    frozen_one = WithdrawalFactory.create(approved=True)
     switch_set(name=Switch.Name.PAYOUT_FREEZE, on=True, reason="incident", actor=finance)
     assert payout_submit(withdrawal_id=frozen_one.pk).status == "paused"
     assert payouts_requeue(older_than_s=0) == []
@@ -242,10 +210,9 @@ def test_requeue_after_a_freeze_and_after_unanswered_timeouts(
     switch_set(name=Switch.Name.PAYOUT_FREEZE, on=False, reason="over", actor=finance)
 
     stub.set_mode("adyen_transfer", "timeout", times=1, delay=2.0)
-    timed_out = approved(funded_player, finance)
+    timed_out = WithdrawalFactory.create(approved=True)
     assert payout_submit(withdrawal_id=timed_out.pk).status == "ambiguous"
-    answered = approved(funded_player, finance)
-    assert payout_submit(withdrawal_id=answered.pk).status == "accepted"
+    WithdrawalFactory.create(submitted=True, psp=stub)  # answered: nothing to requeue
 
     assert payouts_requeue(older_than_s=0) == [frozen_one.pk, timed_out.pk]
     assert queued == [frozen_one.pk, timed_out.pk]
@@ -258,12 +225,8 @@ def test_requeue_after_a_freeze_and_after_unanswered_timeouts(
 
 
 @pytest.mark.parametrize("provider", ["adyen", "stripe"])
-def test_provider_sends_our_key_amount_and_credentials(
-    provider: str, stub: Any, funded_player: Any, finance: Any
-) -> None:
-    withdrawal = approved(funded_player, finance, provider)
-    payout_submit(withdrawal_id=withdrawal.pk)
-    withdrawal.refresh_from_db()
+def test_provider_sends_our_key_amount_and_credentials(provider: str, stub: Any) -> None:
+    withdrawal = WithdrawalFactory.create(submitted=True, psp=stub, provider=provider, amount_u=AMOUNT_U)
     [request] = stub.requests
     assert request.idempotency_key == withdrawal.idempotency_key == f"wd-{withdrawal.pk}-1"
     if provider == "adyen":
@@ -292,9 +255,7 @@ def test_provider_sends_our_key_amount_and_credentials(
         assert payout["metadata"]["flow_id"] == withdrawal.flow_id  # what the PSP keeps
 
 
-def test_paid_after_a_refund_is_reported_until_an_operator_reviews_it(
-    stub: Any, funded_player: Any, finance: Any, finance2: Any
-) -> None:
+def test_paid_after_a_refund_is_reported_until_an_operator_reviews_it(stub: Any, finance: Any) -> None:
     """The PSP says paid after an operator refunded: money may have left twice. Never silent."""
     from io import StringIO
 
@@ -302,7 +263,6 @@ def test_paid_after_a_refund_is_reported_until_an_operator_reviews_it(
 
     from ops.models import AuditRecord
     from payouts.models import PayoutEvent
-    from payouts.services import withdrawal_resolve
 
     def detector() -> str:
         out = StringIO()
@@ -312,10 +272,7 @@ def test_paid_after_a_refund_is_reported_until_an_operator_reviews_it(
             assert out.getvalue()
         return out.getvalue()
 
-    withdrawal = failed_payout(stub, funded_player, finance)
-    withdrawal_resolve(
-        withdrawal_id=withdrawal.pk, acting_user=finance2, decision="refund_failed", reason="gateway confirmed failure"
-    )
+    withdrawal = WithdrawalFactory.create(refunded=True, psp=stub)
     assert detector() == ""
     before = snapshot()
     response = send_adyen_transfer(stub.objects("adyen_transfer")[0], "booked")
@@ -346,14 +303,14 @@ def test_paid_after_a_refund_is_reported_until_an_operator_reviews_it(
 
 
 def test_a_database_error_in_the_payout_task_is_retried_with_the_same_key(
-    stub: Any, funded_player: Any, finance: Any, monkeypatch: Any, settings: Any
+    stub: Any, monkeypatch: Any, settings: Any
 ) -> None:
     from django.db import OperationalError
 
     from payouts import services
 
     settings.PAYOUT_RETRY_BACKOFF_S = 0
-    withdrawal = approved(funded_player, finance)
+    withdrawal = WithdrawalFactory.create(approved=True)
     real, calls = services.payout_submit, []
 
     def restarting_database(**kwargs: Any) -> Any:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from ops.actors import BEAT
-from rounds.domain.calendar import parse_code, previous_session, session_times
+from rounds.domain.calendar import session_times
 from rounds.domain.oracle import StaticPriceSource
 
 INSTRUMENT = "NASDAQ-COMPOSITE"
@@ -69,28 +69,24 @@ def low_min_stake(settings: Any) -> None:
 @pytest.fixture
 def open_round(clock: Clock, prices: Prices, db: Any) -> Callable[..., Any]:
     """open_round(code, reference="100") -> an OPEN round, the clock set an hour before its lock."""
-    from rounds.services import round_open
+    from rounds.tests.factories import RoundFactory
 
     def _open(code: str = "20250908", reference: str = "100") -> Any:
-        day = parse_code(code)
-        prices.set(previous_session(day=day), reference)
-        clock.set(session_times(day=day).lock_utc - timedelta(hours=1))
-        round_obj, created = round_open(code=code, acting_user=BEAT)
-        assert created
-        return round_obj
+        return RoundFactory.create(code=code, reference=reference, clock=clock, prices=prices)
 
     return _open
 
 
 @pytest.fixture
-def place(fund: Callable[..., Any], make_player: Callable[..., Any]) -> Callable[..., Any]:
-    """place(round, side, stake_u) -> a bet by a new funded player."""
-    from rounds.services import bet_place
+def place(fund: Callable[..., Any]) -> Callable[..., Any]:
+    """place(round, side, stake_u) -> a bet by a new player funded with the stake (or `player`, funded with it)."""
+    from rounds.tests.factories import BetFactory
 
     def _place(round_obj: Any, side: str, stake_u: int, *, player: Any = None) -> Any:
-        player = player or make_player()
+        if player is None:
+            return BetFactory.create(round=round_obj, side=side, stake_u=stake_u)
         fund(player, stake_u)
-        return bet_place(user=player, code=round_obj.code, side=side, stake_u=stake_u)
+        return BetFactory.create(round=round_obj, side=side, stake_u=stake_u, player=player)
 
     return _place
 

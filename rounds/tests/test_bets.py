@@ -10,6 +10,7 @@ import pytest
 
 from ledger.models import Account, Journal
 from ledger.services import user_account
+from ledger.tests.factories import FundedPlayerFactory
 from ops.actors import SystemActor
 from ops.models import Switch
 from rounds import errors
@@ -30,12 +31,10 @@ def available(player: Any) -> int:
 
 def test_bet_moves_the_stake_into_the_pool(
     open_round: Callable[..., Any],
-    player: Any,
-    fund: Callable[..., Any],
     assert_ledger_ok: Callable[[], None],
 ) -> None:
     round_obj = open_round("20250908")
-    fund(player, 5_000_000)
+    player = FundedPlayerFactory.create(balance_u=5_000_000)
     bet = bet_place(user=player, code=round_obj.code, side="UP", stake_u=2_000_000)
     round_obj.refresh_from_db()
     assert (available(player), pool_balance(round_obj)) == (3_000_000, 2_000_000)
@@ -48,13 +47,9 @@ def test_bet_moves_the_stake_into_the_pool(
 def test_lock_minus_one_ms_accepted_and_at_lock_refused(
     open_round: Callable[..., Any],
     clock: Any,
-    make_player: Callable[..., Any],
-    fund: Callable[..., Any],
 ) -> None:
     round_obj = open_round("20250908")
-    early, late = make_player(), make_player()
-    fund(early, 1_000_000)
-    fund(late, 1_000_000)
+    early, late = FundedPlayerFactory.create_batch(2, balance_u=1_000_000)
     clock.set(round_obj.lock_at - timedelta(milliseconds=1))
     bet = bet_place(user=early, code=round_obj.code, side="DOWN", stake_u=1_000_000)
     assert bet.placed_at == round_obj.lock_at - timedelta(milliseconds=1)
@@ -70,14 +65,12 @@ def test_lock_minus_one_ms_accepted_and_at_lock_refused(
 
 def test_bet_on_a_locked_round_is_refused_even_before_lock_time(
     open_round: Callable[..., Any],
-    player: Any,
-    fund: Callable[..., Any],
 ) -> None:
     from rounds.services import round_lock
 
     round_obj = open_round("20250908")
     round_lock(code=round_obj.code, acting_user=SystemActor("cli:test"), reason="emergency")
-    fund(player, 1_000_000)
+    player = FundedPlayerFactory.create(balance_u=1_000_000)
     with pytest.raises(errors.RoundLocked):
         bet_place(user=player, code=round_obj.code, side="UP", stake_u=1_000_000)
     assert available(player) == 1_000_000 and not Bet.objects.exists()
@@ -85,12 +78,10 @@ def test_bet_on_a_locked_round_is_refused_even_before_lock_time(
 
 def test_refusals_change_nothing(
     open_round: Callable[..., Any],
-    player: Any,
-    fund: Callable[..., Any],
     assert_ledger_ok: Callable[[], None],
 ) -> None:
     round_obj = open_round("20250908")
-    fund(player, 3_000_000)
+    player = FundedPlayerFactory.create(balance_u=3_000_000)
     bet_place(user=player, code=round_obj.code, side="UP", stake_u=1_000_000)
     cases = [
         (errors.AlreadyBet, {"side": "UP", "stake_u": 1_000_000}),
@@ -112,13 +103,11 @@ def test_refusals_change_nothing(
 
 def test_insufficient_funds_leaves_no_bet(
     open_round: Callable[..., Any],
-    player: Any,
-    fund: Callable[..., Any],
 ) -> None:
     from ledger.errors import InsufficientFunds
 
     round_obj = open_round("20250908")
-    fund(player, 1_500_000)
+    player = FundedPlayerFactory.create(balance_u=1_500_000)
     with pytest.raises(InsufficientFunds):
         bet_place(user=player, code=round_obj.code, side="UP", stake_u=2_000_000)
     round_obj.refresh_from_db()
@@ -132,12 +121,10 @@ def test_insufficient_funds_leaves_no_bet(
 
 def test_api_places_a_bet_with_idempotency(
     open_round: Callable[..., Any],
-    player: Any,
-    fund: Callable[..., Any],
     api_client_for: Callable[..., Any],
 ) -> None:
     round_obj = open_round("20250908")
-    fund(player, 5_000_000)
+    player = FundedPlayerFactory.create(balance_u=5_000_000)
     client = api_client_for(player)
     url = f"/v1/rounds/{round_obj.code}/bets"
     body = {"side": "UP", "stake_u": 2_000_000}
@@ -157,13 +144,11 @@ def test_api_places_a_bet_with_idempotency(
 
 def test_api_problem_documents(
     open_round: Callable[..., Any],
-    player: Any,
-    fund: Callable[..., Any],
     api_client_for: Callable[..., Any],
     clock: Any,
 ) -> None:
     round_obj = open_round("20250908")
-    fund(player, 5_000_000)
+    player = FundedPlayerFactory.create(balance_u=5_000_000)
     client = api_client_for(player)
     url = f"/v1/rounds/{round_obj.code}/bets"
 
@@ -181,12 +166,10 @@ def test_api_problem_documents(
 
 def test_betting_paused_is_503_and_nothing_moves(
     open_round: Callable[..., Any],
-    player: Any,
-    fund: Callable[..., Any],
     api_client_for: Callable[..., Any],
 ) -> None:
     round_obj = open_round("20250908")
-    fund(player, 5_000_000)
+    player = FundedPlayerFactory.create(balance_u=5_000_000)
     Switch.objects.create(name=Switch.Name.BETTING_PAUSED, on=True, reason="incident")
     response = api_client_for(player).post(
         f"/v1/rounds/{round_obj.code}/bets",

@@ -16,7 +16,8 @@ from ledger.services import house_account
 from ops.actors import BEAT
 from rounds.domain.pool import Result, Side, settle_pool
 from rounds.models import Bet, Round
-from rounds.services import bet_place, round_settle
+from rounds.services import round_settle
+from rounds.tests.factories import BetFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -41,8 +42,6 @@ def test_sql_settlement_matches_the_reference(
     close: str,
     fee_bps: int,
     open_round: Callable[..., Any],
-    make_player: Callable[..., Any],
-    fund: Callable[..., Any],
     prices: Any,
     settings: Any,
     lock_and_reach_settlement: Callable[..., Any],
@@ -52,11 +51,7 @@ def test_sql_settlement_matches_the_reference(
     savepoint = transaction.savepoint()
     try:
         round_obj = open_round("20250908", reference="100")
-        bets = []
-        for side, stake in pool:
-            player = make_player()
-            fund(player, stake)
-            bets.append(bet_place(user=player, code=round_obj.code, side=side.value, stake_u=stake))
+        bets = [BetFactory.create(round=round_obj, side=side.value, stake_u=stake) for side, stake in pool]
         lock_and_reach_settlement(round_obj)
         prices.set(date(2025, 9, 8), close)
         house_before = house_account(currency="USDC").balance_u

@@ -65,6 +65,20 @@ def payment_intent(deposit: Deposit, **changes: Any) -> dict[str, Any]:
     }
 
 
+def refund_charge(deposit: Deposit, *, amount_refunded: int, charge_id: str = "ch_1") -> dict[str, Any]:
+    """The charge of a deposit's payment after `amount_refunded` (cumulative) was refunded."""
+    return {
+        "id": charge_id,
+        "object": "charge",
+        "amount": deposit.amount_u,
+        "amount_refunded": amount_refunded,
+        "currency": deposit.currency.lower(),
+        "payment_intent": deposit.psp_id,
+        "refunded": True,
+        "metadata": {},
+    }
+
+
 def stripe_delivery(
     event_type: str,
     obj: dict[str, Any],

@@ -18,6 +18,7 @@ from webhooks.models import Deposit, WebhookEvent
 from webhooks.services import webhook_event_process, webhook_event_replay
 from webhooks.stub import adyen_item_signature, adyen_notification_item
 from webhooks.tasks import process_webhook_event, retry_stale_events
+from webhooks.tests.factories import DepositFactory
 
 from .helpers import (
     ADYEN_URL,
@@ -27,6 +28,7 @@ from .helpers import (
     available,
     payment_intent,
     pending_deposit,
+    refund_charge,
     snapshot,
     stripe_delivery,
 )
@@ -34,26 +36,11 @@ from .helpers import (
 pytestmark = pytest.mark.django_db
 
 
-def _charge(deposit: Deposit, *, amount_refunded: int, charge_id: str = "ch_1") -> dict[str, Any]:
-    return {
-        "id": charge_id,
-        "object": "charge",
-        "amount": deposit.amount_u,
-        "amount_refunded": amount_refunded,
-        "currency": deposit.currency.lower(),
-        "payment_intent": deposit.psp_id,
-        "refunded": True,
-        "metadata": {},
-    }
-
-
 @pytest.fixture
-def credited(player: Any, deliver: Any, inline_worker: list[int]) -> Deposit:
-    """A Stripe deposit of 25.00 USD, credited."""
-    deposit = pending_deposit(player)
-    deliver(STRIPE_URL, stripe_delivery("payment_intent.succeeded", payment_intent(deposit))[1])
-    deposit.refresh_from_db()
-    assert deposit.status == Deposit.Status.CREDITED and available(player, "USD") == 2500
+def credited(player: Any, inline_worker: list[int]) -> Deposit:
+    """A Stripe deposit of 25.00 USD, credited (later deliveries in the test are processed in-process)."""
+    deposit = DepositFactory.create(user=player, credited=True)
+    assert available(player, "USD") == 2500
     return deposit
 
 
@@ -259,8 +246,8 @@ def test_stripe_canceled_intent_fails_the_deposit(player: Any, deliver: Any, inl
 def test_stripe_refund_debits_the_player_and_is_flagged(credited: Deposit, deliver: Any, assert_ledger_ok: Any) -> None:
     player = credited.user
 
-    deliver(STRIPE_URL, stripe_delivery("charge.refunded", _charge(credited, amount_refunded=1000))[1])
-    deliver(STRIPE_URL, stripe_delivery("charge.refunded", _charge(credited, amount_refunded=2500))[1])
+    deliver(STRIPE_URL, stripe_delivery("charge.refunded", refund_charge(credited, amount_refunded=1000))[1])
+    deliver(STRIPE_URL, stripe_delivery("charge.refunded", refund_charge(credited, amount_refunded=2500))[1])
 
     assert available(player, "USD") == 0
     first, second = WebhookEvent.objects.filter(event_type="charge.refunded").order_by("id")
@@ -290,7 +277,7 @@ def test_refund_the_player_already_spent_is_flagged_for_manual_handling(
     )
     before = snapshot()
 
-    deliver(STRIPE_URL, stripe_delivery("charge.refunded", _charge(credited, amount_refunded=2500))[1])
+    deliver(STRIPE_URL, stripe_delivery("charge.refunded", refund_charge(credited, amount_refunded=2500))[1])
 
     event = WebhookEvent.objects.get(event_type="charge.refunded")
     assert event.status == WebhookEvent.Status.FLAGGED and "MANUAL HANDLING NEEDED" in event.reason
@@ -400,7 +387,7 @@ def test_dispute_closed_and_chargeback_reversed_are_flagged_without_moving_money
 def test_refund_for_a_deposit_never_credited_moves_nothing(player: Any, deliver: Any, inline_worker: list[int]) -> None:
     deposit = pending_deposit(player)
 
-    deliver(STRIPE_URL, stripe_delivery("charge.refunded", _charge(deposit, amount_refunded=2500))[1])
+    deliver(STRIPE_URL, stripe_delivery("charge.refunded", refund_charge(deposit, amount_refunded=2500))[1])
 
     event = WebhookEvent.objects.get()
     assert event.status == WebhookEvent.Status.FLAGGED and "no money moved" in event.reason
