@@ -14,7 +14,7 @@ from ops.actors import SystemActor
 
 @pytest.fixture
 def player(db: Any) -> Any:
-    return UserFactory()
+    return UserFactory.create()
 
 
 @pytest.fixture
