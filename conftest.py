@@ -13,7 +13,7 @@ from accounts.tests.factories import StaffFactory, UserFactory
 
 @pytest.fixture
 def player(db: Any) -> Any:
-    return UserFactory()
+    return UserFactory.create()
 
 
 @pytest.fixture

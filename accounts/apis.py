@@ -48,5 +48,5 @@ class TokenLogoutApi(APIView):
 
     @extend_schema(request=None, responses={204: None})
     def post(self, request: Request) -> Response:
-        request._auth.delete()
+        request.auth.delete()
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -39,7 +39,7 @@ def ensure_operator_roles(sender: Any = None, **kwargs: Any) -> None:
     support, _ = Group.objects.get_or_create(name=SUPPORT)
     support.permissions.set(view)
 
-    business = []
+    business: list[Permission] = []
     for dotted in FINANCE_PERMISSIONS:
         app_label, codename = dotted.split(".", 1)
         business.extend(Permission.objects.filter(content_type__app_label=app_label, codename=codename))

@@ -36,7 +36,10 @@ def tvl_metrics() -> Iterable[Metric]:
         Account.Kind.USER_HELD: ("tvl_pending_withdrawals_u", "Funds held for withdrawals (minor units)."),
         Account.Kind.HOUSE: ("tvl_house_u", "House balance: fees and breakage (minor units)."),
     }
-    families = {kind: GaugeMetricFamily(name, doc, labels=["currency"]) for kind, (name, doc) in names.items()}
+    # Keyed by the kind's stored value: the rows below carry plain strings.
+    families: dict[str, GaugeMetricFamily] = {
+        kind: GaugeMetricFamily(name, doc, labels=["currency"]) for kind, (name, doc) in names.items()
+    }
     for kind, currency, total in (
         Account.objects.values("kind", "currency").annotate(t=Sum("balance_u")).values_list("kind", "currency", "t")
     ):

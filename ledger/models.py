@@ -65,6 +65,10 @@ class Journal(models.Model):
     reverses = models.OneToOneField("self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversed_by")
     created_at = models.DateTimeField(db_default=Now(), db_index=True)
 
+    # Not a column: set by `ledger.services` on the journal it returns, True when the reference had already
+    # been posted with the same contents (a replay). Unset on a journal loaded any other way.
+    replayed: bool
+
     class Meta:
         ordering = ["-id"]
         permissions = [

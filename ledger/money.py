@@ -90,7 +90,7 @@ class MoneyField(forms.CharField):
 
     def to_python(self, value: Any) -> int | None:  # type: ignore[override]
         text = super().to_python(value)
-        if text in self.empty_values:
+        if text is None or text in self.empty_values:
             return None
         try:
             amount_u = parse_major(text, self.currency, allow_negative=self.allow_negative)

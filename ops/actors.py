@@ -44,13 +44,14 @@ def require_actor(actor: object) -> Actor:
     if isinstance(actor, SystemActor):
         return actor
     if isinstance(actor, get_user_model()) and actor.pk is not None:
-        return actor  # type: ignore[return-value]
+        return actor
     raise TypeError(f"An actor is a saved user or a SystemActor, not {type(actor).__name__} {actor!r}.")
 
 
 def actor_user(actor: Actor) -> User | None:
     """Return the user behind an actor, or None for a system process."""
-    return None if isinstance(require_actor(actor), SystemActor) else actor  # type: ignore[return-value]
+    checked = require_actor(actor)
+    return None if isinstance(checked, SystemActor) else checked
 
 
 def actor_label(actor: Actor) -> str:
@@ -67,12 +68,12 @@ def is_operator(actor: object) -> bool:
 
 def require_operator(actor: object, *, permission: str | None = None, what: str = "do this") -> User:
     """Return the actor if it is an active staff user holding `permission`; otherwise raise Forbidden."""
-    require_actor(actor)
-    if not is_operator(actor):
+    checked = require_actor(actor)
+    if isinstance(checked, SystemActor) or not is_operator(checked):
         raise Forbidden(f"Only an active operator may {what}; {_name(actor)} is not one. Nothing was changed.")
-    if permission and not actor.has_perm(permission):  # type: ignore[union-attr]
+    if permission and not checked.has_perm(permission):
         raise Forbidden(f"{_name(actor)} may not {what} (needs {permission}). Nothing was changed.")
-    return actor  # type: ignore[return-value]
+    return checked
 
 
 def _name(actor: object) -> str:
@@ -81,12 +82,12 @@ def _name(actor: object) -> str:
 
 def require_player(user: object, *, active: bool = True) -> User:
     """Return the user if it is a player (not staff; active unless `active=False`); else raise NotAPlayer (403)."""
-    require_actor(user)
-    if isinstance(user, SystemActor) or user.is_staff or user.is_superuser:  # type: ignore[union-attr]
+    checked = require_actor(user)
+    if isinstance(checked, SystemActor) or checked.is_staff or checked.is_superuser:
         raise NotAPlayer(
             f"{_name(user)} is an operator account; operators hold no balance and cannot bet, deposit or "
             "withdraw. Nothing was changed."
         )
-    if active and not user.is_active:  # type: ignore[union-attr]
+    if active and not checked.is_active:
         raise NotAPlayer(f"{_name(user)} is not active. Nothing was changed.")
-    return user  # type: ignore[return-value]
+    return checked

@@ -23,12 +23,14 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from .actors import require_operator
+from .actors import Actor, require_operator
 from .audit import audit_record
 from .errors import ApplicationError
 from .models import Proposal
 
 if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser
+
     from accounts.models import User
 
 
@@ -275,7 +277,7 @@ def decision_reject(*, proposal_id: int, acting_user: object, reason: str) -> Pr
     return proposal
 
 
-def decisions_cancel(*, subject: str, actor: object, reason: str) -> int:
+def decisions_cancel(*, subject: str, actor: Actor, reason: str) -> int:
     """Cancel the pending proposals on a subject that moved on (e.g. a withdrawal the player cancelled)."""
     cancelled = 0
     for proposal in Proposal.objects.select_for_update().filter(subject=subject, state=Proposal.State.PENDING):
@@ -287,7 +289,7 @@ def decisions_cancel(*, subject: str, actor: object, reason: str) -> int:
             actor=actor,
             action="approvals.cancel",
             obj=proposal,
-            reason=reason,  # type: ignore[arg-type]
+            reason=reason,
             from_state=Proposal.State.PENDING,
             to_state=proposal.state,
             data={"kind": proposal.kind, "subject": proposal.subject},
@@ -376,13 +378,13 @@ def audit_trail_with_decisions(*, object_type: str, object_id: str, subject: str
     )
 
 
-def may_approve(*, proposal: Proposal, user: object) -> bool:
+def may_approve(*, proposal: Proposal, user: User | AnonymousUser) -> bool:
     """Whether this user may be the second pair of eyes on a pending proposal (the admin hides the button)."""
-    if proposal.state != Proposal.State.PENDING or getattr(user, "pk", None) is None:
+    if proposal.state != Proposal.State.PENDING or user.pk is None:
         return False
     spec = decision_kind(proposal.kind)
-    if not user.has_perm(spec.permission) or user.pk in set(proposal.parties):  # type: ignore[attr-defined]
+    if not user.has_perm(spec.permission) or user.pk in set(proposal.parties):
         return False
-    if proposal.proposed_by_id == user.pk:  # type: ignore[attr-defined]
+    if proposal.proposed_by_id == user.pk:
         return spec.self_approval_in_development and settings.ENVIRONMENT == "development"
     return True

@@ -99,11 +99,14 @@ def _is_staff(request: HttpRequest) -> bool:
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
         return bool(user.is_staff)
+    from rest_framework.authentication import BaseAuthentication
     from rest_framework.exceptions import APIException
     from rest_framework.request import Request
     from rest_framework.settings import api_settings
 
-    drf_request = Request(request, authenticators=[auth() for auth in api_settings.DEFAULT_AUTHENTICATION_CLASSES])
+    # The stubs type this setting as its dotted paths; `api_settings` has imported them into classes.
+    classes: list[type[BaseAuthentication]] = api_settings.DEFAULT_AUTHENTICATION_CLASSES  # type: ignore[assignment]
+    drf_request = Request(request, authenticators=[auth() for auth in classes])
     try:
         drf_user = drf_request.user
     except APIException:

@@ -7,7 +7,7 @@ also moves the money and writes the audit record).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
@@ -16,20 +16,26 @@ from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
 from ops.tracing import flow_id_new
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractUser, AnonymousUser, PermissionsMixin
+
+    # What django-fsm passes to a permission callable (its `UserWithPermissions`).
+    _FsmUser = AbstractUser | AnonymousUser | PermissionsMixin
+
 
 def withdrawal_flow_id() -> str:
     """A new withdrawal's flow id."""
     return flow_id_new("wd")
 
 
-def _system_only(instance: Withdrawal, user: Any) -> bool:
+def _system_only(instance: models.Model, user: _FsmUser) -> bool:
     """Transitions driven by the payout worker or a PSP webhook; no person may fire them."""
     return False
 
 
-def _owner_only(instance: Withdrawal, user: Any) -> bool:
+def _owner_only(instance: models.Model, user: _FsmUser) -> bool:
     """Only the player who asked for the withdrawal may cancel it."""
-    return bool(user is not None and getattr(user, "pk", None) == instance.user_id)
+    return isinstance(instance, Withdrawal) and user is not None and user.pk == instance.user_id
 
 
 class Withdrawal(ConcurrentTransitionMixin, models.Model):

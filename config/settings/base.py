@@ -275,7 +275,7 @@ IDEMPOTENCY_IN_PROGRESS_TIMEOUT = timedelta(seconds=env.int("IDEMPOTENCY_IN_PROG
 REDIS_URL = env("REDIS_URL", default="")
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, str | bool] = {}
 else:
     CELERY_BROKER_URL = "filesystem://"
     _broker_dir = RUN_DIR / "broker"

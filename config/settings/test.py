@@ -9,7 +9,7 @@ DATABASES["default"] = instrumented_database(
 )
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/9")
 CELERY_BROKER_URL = REDIS_URL
-CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
+CELERY_BROKER_TRANSPORT_OPTIONS = {}
 CELERY_TASK_ALWAYS_EAGER = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 SIMULATION_ENABLED = True

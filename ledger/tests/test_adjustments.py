@@ -91,7 +91,7 @@ def test_refusals_change_nothing(books: dict[str, Account], make_staff: Any) -> 
     assert snapshot()[:3] == before[:3]
 
 
-def test_adjustment_command(books: dict[str, Account], make_staff: Any) -> None:
+def test_adjustment_command(books: dict[str, Account], player: Any, make_staff: Any) -> None:
     maker, checker = make_staff(role="finance"), make_staff(role="finance")
     out = StringIO()
     call_command(
@@ -151,5 +151,5 @@ def test_adjustment_command(books: dict[str, Account], make_staff: Any) -> None:
             "--reason",
             "x",
             "--operator",
-            books["player"].owner.email,
+            player.email,  # the owner of books["player"]
         )

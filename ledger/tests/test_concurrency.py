@@ -23,7 +23,7 @@ START_U = 1_000
 
 @pytest.mark.django_db(transaction=True)
 def test_sixteen_threads_lose_no_update_and_never_deadlock() -> None:
-    players = [UserFactory() for _ in range(4)]
+    players = [UserFactory.create() for _ in range(4)]
     hot = [services.user_account(user=p, currency="USDC") for p in players]
     hot.append(services.house_account(currency="USDC"))
     psp = services.external_account(provider="seed", currency="USDC")

@@ -35,7 +35,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         run = next(_run)
-        players = [UserFactory(email=f"prop{run}-{i}@example.com") for i in range(3)]
+        players = [UserFactory.create(email=f"prop{run}-{i}@example.com") for i in range(3)]
         self.accounts = [services.user_account(user=p, currency="USDC") for p in players]
         self.accounts.append(
             services.account_get_or_create(name=f"house-prop-{run}", currency="USDC", kind=Account.Kind.HOUSE)

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from ledger.money import format_money_safe
+
+if TYPE_CHECKING:
+    from rounds.models import Round
 
 ON_CALL_FINANCE = "finance on-call"
 ON_CALL_ENGINEER = "engineering on-call"
@@ -27,18 +30,41 @@ class Risk:
     due: str = ""
 
 
+class CurrencyRow(TypedDict):
+    """Rows of one currency: how many, and their total in minor units (None when the sum is over no row)."""
+
+    currency: str
+    n: int
+    total_u: int | None
+
+
+class DepositRow(CurrencyRow):
+    provider: str
+    status: str
+
+
+class WithdrawalStateRow(CurrencyRow):
+    state: str
+
+
+class AttemptRow(TypedDict):
+    provider: str
+    outcome: str
+    n: int
+
+
 @dataclass(frozen=True)
 class DailyReport:
     day: date
     generated_at: datetime
     invariant_names: list[str]
     breaches: list[str]
-    deposits: list[dict[str, Any]]  # provider, currency, status, n, total_u
-    withdrawals_by_state: list[dict[str, Any]]  # state, currency, n, total_u (now)
-    withdrawals_requested: list[dict[str, Any]]  # currency, n, total_u (that day)
-    payout_attempts: list[dict[str, Any]]  # provider, outcome, n
-    payouts_paid: list[dict[str, Any]]  # currency, n, total_u (paid that day)
-    rounds: list[Any]
+    deposits: list[DepositRow]
+    withdrawals_by_state: list[WithdrawalStateRow]  # now
+    withdrawals_requested: list[CurrencyRow]  # that day
+    payout_attempts: list[AttemptRow]
+    payouts_paid: list[CurrencyRow]  # paid that day
+    rounds: list[Round]
     risks: list[Risk]
 
     @property
@@ -131,7 +157,7 @@ def daily_report(*, day: date) -> DailyReport:
     )
 
 
-def _money(row: dict[str, Any]) -> str:
+def _money(row: CurrencyRow) -> str:
     return format_money_safe(row["total_u"] or 0, row["currency"])
 
 

@@ -6,10 +6,11 @@ admin site), so every `admin.site.register` keeps working.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseBase
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, URLResolver, path
 
@@ -25,10 +26,11 @@ class ConsoleAdminSite(admin.AdminSite):
     def get_urls(self) -> list[URLResolver | URLPattern]:
         from . import views
 
-        def wrap(view: Any) -> Any:
-            def site_view(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-                request.admin_site = self  # type: ignore[attr-defined]
-                return view(request, *args, **kwargs)
+        def wrap(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
+            """Behind the admin's login and permission checks; the view is given this site (its context)."""
+
+            def site_view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+                return view(request, *args, site=self, **kwargs)
 
             return self.admin_view(site_view)
 

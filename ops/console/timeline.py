@@ -13,11 +13,19 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import islice
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import Q, QuerySet
 
 from ledger.money import format_money_safe
+
+if TYPE_CHECKING:
+    from accounts.models import User
+    from ledger.models import Entry
+    from ops.models import AuditRecord, Proposal
+    from payouts.models import PayoutAttempt, PayoutEvent, Withdrawal
+    from rounds.models import Bet, OracleObservation, Round
+    from webhooks.models import Deposit, WebhookEvent
 
 KINDS = {
     "entry": "Ledger entry",
@@ -96,7 +104,7 @@ def timeline_page(rows: Iterator[TimelineRow], *, limit: int) -> tuple[list[Time
 # --- Rows, one function per kind -------------------------------------------------------------------
 
 
-def _entry(e: Any) -> TimelineRow:
+def _entry(e: Entry) -> TimelineRow:
     return TimelineRow(
         e.created_at,
         "entry",
@@ -111,7 +119,7 @@ def _entry(e: Any) -> TimelineRow:
     )
 
 
-def _deposit(d: Any) -> TimelineRow:
+def _deposit(d: Deposit) -> TimelineRow:
     return TimelineRow(
         d.created_at,
         "deposit",
@@ -126,7 +134,7 @@ def _deposit(d: Any) -> TimelineRow:
     )
 
 
-def _webhook(w: Any) -> TimelineRow:
+def _webhook(w: WebhookEvent) -> TimelineRow:
     return TimelineRow(
         w.received_at,
         "webhook",
@@ -141,7 +149,7 @@ def _webhook(w: Any) -> TimelineRow:
     )
 
 
-def _withdrawal(w: Any) -> TimelineRow:
+def _withdrawal(w: Withdrawal) -> TimelineRow:
     return TimelineRow(
         w.created_at,
         "withdrawal",
@@ -156,7 +164,7 @@ def _withdrawal(w: Any) -> TimelineRow:
     )
 
 
-def _attempt(a: Any) -> TimelineRow:
+def _attempt(a: PayoutAttempt) -> TimelineRow:
     return TimelineRow(
         a.started_at,
         "payout_attempt",
@@ -172,7 +180,7 @@ def _attempt(a: Any) -> TimelineRow:
     )
 
 
-def _payout_event(p: Any) -> TimelineRow:
+def _payout_event(p: PayoutEvent) -> TimelineRow:
     return TimelineRow(
         p.received_at,
         "payout_event",
@@ -187,9 +195,9 @@ def _payout_event(p: Any) -> TimelineRow:
     )
 
 
-def _proposal(p: Any) -> TimelineRow:
+def _proposal(p: Proposal) -> TimelineRow:
     detail = ", ".join(f"{k}={v}" for k, v in p.payload.items())
-    decided = f"; {p.get_state_display().lower()} by {p.decided_by.email}" if p.decided_by_id else ""
+    decided = f"; {p.get_state_display().lower()} by {p.decided_by.email}" if p.decided_by is not None else ""
     return TimelineRow(
         p.created_at,
         "approval",
@@ -204,7 +212,7 @@ def _proposal(p: Any) -> TimelineRow:
     )
 
 
-def _bet(b: Any) -> TimelineRow:
+def _bet(b: Bet) -> TimelineRow:
     return TimelineRow(
         b.placed_at,
         "bet",
@@ -220,7 +228,7 @@ def _bet(b: Any) -> TimelineRow:
     )
 
 
-def _audit(r: Any) -> TimelineRow:
+def _audit(r: AuditRecord) -> TimelineRow:
     kind = "withdrawal" if r.object_type == "payouts.withdrawal" else "audit"
     moved = f" {r.from_state} → {r.to_state}" if (r.from_state or r.to_state) else ""
     return TimelineRow(
@@ -237,7 +245,7 @@ def _audit(r: Any) -> TimelineRow:
     )
 
 
-def _observation(o: Any) -> TimelineRow:
+def _observation(o: OracleObservation) -> TimelineRow:
     return TimelineRow(
         o.fetched_at,
         "round",
@@ -255,7 +263,7 @@ def _observation(o: Any) -> TimelineRow:
 # --- Timelines ---------------------------------------------------------------------------------------
 
 
-def player_timeline(*, user: Any, flt: TimelineFilter) -> Iterator[TimelineRow]:
+def player_timeline(*, user: User, flt: TimelineFilter) -> Iterator[TimelineRow]:
     """Everything about one player, newest first."""
     from ledger.models import Entry
     from ops.models import AuditRecord
@@ -294,7 +302,7 @@ def player_timeline(*, user: Any, flt: TimelineFilter) -> Iterator[TimelineRow]:
     )
 
 
-def withdrawal_timeline(*, withdrawal: Any, flt: TimelineFilter) -> Iterator[TimelineRow]:
+def withdrawal_timeline(*, withdrawal: Withdrawal, flt: TimelineFilter) -> Iterator[TimelineRow]:
     """Everything about one withdrawal, newest first: request, transitions, journals, PSP calls and webhooks."""
     from ledger.models import Entry
     from ops.models import AuditRecord, Proposal
@@ -342,7 +350,7 @@ def withdrawal_timeline(*, withdrawal: Any, flt: TimelineFilter) -> Iterator[Tim
     )
 
 
-def round_timeline(*, round_obj: Any, flt: TimelineFilter) -> Iterator[TimelineRow]:
+def round_timeline(*, round_obj: Round, flt: TimelineFilter) -> Iterator[TimelineRow]:
     """Everything about one round, newest first: audit trail, oracle, forced results, bets, pool entries."""
     from ledger.models import Entry
     from ops.models import AuditRecord, Proposal

@@ -6,12 +6,14 @@ Views only check permissions, read through the selectors and render; nothing her
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+from django.contrib.admin import AdminSite
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.db import models
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
@@ -21,9 +23,17 @@ from ledger.selectors import user_wallet
 
 from . import charts
 from .forms import ReportDayForm, TimelineFilterForm
-from .report import daily_report, render_w1_markdown
+from .report import CurrencyRow, DailyReport, daily_report, render_w1_markdown
 from .selectors import Dashboard, dashboard
-from .timeline import player_timeline, round_timeline, timeline_csv_rows, timeline_page, withdrawal_timeline
+from .timeline import (
+    TimelineFilter,
+    TimelineRow,
+    player_timeline,
+    round_timeline,
+    timeline_csv_rows,
+    timeline_page,
+    withdrawal_timeline,
+)
 
 PAGE_ROWS = 200
 SERIES_TITLES = {
@@ -106,13 +116,14 @@ def _countdown(seconds: int) -> str:
 def _timeline_response(
     request: HttpRequest,
     *,
+    site: AdminSite,
     title: str,
-    subject: Any,
-    rows_for: Any,
+    subject: models.Model,
+    rows_for: Callable[[TimelineFilter], Iterator[TimelineRow]],
     csv_name: str,
     template: str = "ops/console/timeline.html",
     extra: dict[str, Any] | None = None,
-) -> HttpResponse:
+) -> HttpResponseBase:
     form = TimelineFilterForm(request.GET or None)
     flt = form.timeline_filter()
     if request.GET.get("format") == "csv":
@@ -121,7 +132,7 @@ def _timeline_response(
     query = request.GET.copy()
     query["format"] = "csv"
     context = {
-        **request.admin_site.each_context(request),  # type: ignore[attr-defined]
+        **site.each_context(request),
         "title": title,
         "subject": subject,
         "form": form,
@@ -139,7 +150,7 @@ class _Echo:
         return value
 
 
-def _csv_response(rows: Any, name: str) -> StreamingHttpResponse:
+def _csv_response(rows: Iterable[TimelineRow], name: str) -> StreamingHttpResponse:
     writer = csv.writer(_Echo())
 
     def lines() -> Iterator[str]:
@@ -151,7 +162,7 @@ def _csv_response(rows: Any, name: str) -> StreamingHttpResponse:
     return response
 
 
-def player_view(request: HttpRequest, user_id: int) -> HttpResponse:
+def player_view(request: HttpRequest, user_id: int, *, site: AdminSite) -> HttpResponseBase:
     """A player's balances by bucket, then their whole timeline."""
     _require(request, "accounts.view_user")
     user = get_object_or_404(get_user_model(), pk=user_id)
@@ -166,6 +177,7 @@ def player_view(request: HttpRequest, user_id: int) -> HttpResponse:
     ]
     return _timeline_response(
         request,
+        site=site,
         title=f"Player {user.email}",
         subject=user,
         csv_name=f"player-{user.pk}-timeline.csv",
@@ -175,7 +187,7 @@ def player_view(request: HttpRequest, user_id: int) -> HttpResponse:
     )
 
 
-def player_search_view(request: HttpRequest) -> HttpResponse:
+def player_search_view(request: HttpRequest, *, site: AdminSite) -> HttpResponse:
     """Find a player by email to open their page."""
     _require(request, "accounts.view_user")
     q = request.GET.get("q", "").strip()
@@ -183,15 +195,15 @@ def player_search_view(request: HttpRequest) -> HttpResponse:
         list(get_user_model().objects.filter(email__icontains=q, is_staff=False).order_by("email")[:50]) if q else []
     )
     context = {
-        **request.admin_site.each_context(request),
+        **site.each_context(request),
         "title": "Find a player",
-        "q": q,  # type: ignore[attr-defined]
+        "q": q,
         "users": users,
     }
     return render(request, "ops/console/player_search.html", context)
 
 
-def withdrawal_view(request: HttpRequest, withdrawal_id: int) -> HttpResponse:
+def withdrawal_view(request: HttpRequest, withdrawal_id: int, *, site: AdminSite) -> HttpResponseBase:
     """One withdrawal's timeline."""
     from payouts.models import Withdrawal
 
@@ -199,6 +211,7 @@ def withdrawal_view(request: HttpRequest, withdrawal_id: int) -> HttpResponse:
     withdrawal = get_object_or_404(Withdrawal.objects.select_related("user"), pk=withdrawal_id)
     return _timeline_response(
         request,
+        site=site,
         title=f"Withdrawal {withdrawal.pk}: {format_money_safe(withdrawal.amount_u, withdrawal.currency)} "
         f"({withdrawal.state})",
         subject=withdrawal,
@@ -208,7 +221,7 @@ def withdrawal_view(request: HttpRequest, withdrawal_id: int) -> HttpResponse:
     )
 
 
-def round_view(request: HttpRequest, code: str) -> HttpResponse:
+def round_view(request: HttpRequest, code: str, *, site: AdminSite) -> HttpResponseBase:
     """One round's timeline."""
     from rounds.models import Round
 
@@ -216,6 +229,7 @@ def round_view(request: HttpRequest, code: str) -> HttpResponse:
     round_obj = get_object_or_404(Round, code=code)
     return _timeline_response(
         request,
+        site=site,
         title=f"Round {round_obj.code} ({round_obj.status})",
         subject=round_obj,
         csv_name=f"round-{round_obj.code}-timeline.csv",
@@ -223,8 +237,8 @@ def round_view(request: HttpRequest, code: str) -> HttpResponse:
     )
 
 
-def _report_rows(report: Any) -> dict[str, Any]:
-    def money(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _report_rows(report: DailyReport) -> dict[str, Any]:
+    def money(rows: Sequence[CurrencyRow]) -> list[dict[str, object]]:
         return [{**row, "amount": format_money_safe(row["total_u"] or 0, row["currency"])} for row in rows]
 
     return {
@@ -248,7 +262,7 @@ def _report_rows(report: Any) -> dict[str, Any]:
     }
 
 
-def report_view(request: HttpRequest) -> HttpResponse:
+def report_view(request: HttpRequest, *, site: AdminSite) -> HttpResponse:
     """The daily reconciliation report of any UTC day, as a page or a W1 Markdown download."""
     _require(request, "ledger.view_reconciliationrun")
     form = ReportDayForm(request.GET or None)
@@ -261,8 +275,8 @@ def report_view(request: HttpRequest) -> HttpResponse:
         response["Content-Disposition"] = f'attachment; filename="reconciliation-{day:%Y-%m-%d}.md"'
         return response
     context = {
-        **request.admin_site.each_context(request),
-        "title": f"Daily reconciliation report — {day:%Y-%m-%d}",  # type: ignore[attr-defined]
+        **site.each_context(request),
+        "title": f"Daily reconciliation report — {day:%Y-%m-%d}",
         "form": form,
         "report": report,
         "day": day,

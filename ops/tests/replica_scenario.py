@@ -120,18 +120,20 @@ def main() -> None:
     # 5. Admin list pages and the metrics gauges read the replica.
     client = Client()
     client.force_login(staff)
-    with CaptureQueriesContext(connections["replica"]) as on_replica:
+    with CaptureQueriesContext(connections["replica"]) as replica_queries:
         response = client.get("/admin/ledger/account/")
         assert response.status_code == 200, response.status_code
         assert b"replica-player@example.com" in response.content or b"user:" in response.content
-    assert any("ledger_account" in q["sql"] for q in on_replica.captured_queries), "admin list not on the replica"
-    with CaptureQueriesContext(connections["replica"]) as on_replica:
+    assert any("ledger_account" in q["sql"] for q in replica_queries.captured_queries), "admin list not on the replica"
+    with CaptureQueriesContext(connections["replica"]) as replica_queries:
         exposition = generate_latest(REGISTRY).decode()
     assert "worker_runs" in exposition or "db_replica_lag_seconds" in exposition
-    assert any("ops_workerrun" in q["sql"] for q in on_replica.captured_queries), "gauges not read on the replica"
-    with CaptureQueriesContext(connections["replica"]) as on_replica:
+    assert any("ops_workerrun" in q["sql"] for q in replica_queries.captured_queries), "gauges not read on the replica"
+    with CaptureQueriesContext(connections["replica"]) as replica_queries:
         assert client.get(f"/admin/ledger/account/{account.pk}/change/").status_code == 200
-    assert not any("ledger_account" in q["sql"] for q in on_replica.captured_queries), "a change page read the replica"
+    assert not any("ledger_account" in q["sql"] for q in replica_queries.captured_queries), (
+        "a change page read the replica"
+    )
 
     # 6. The replica stopped: reports, admin lists and gauges still answer, from the primary, and the metric says so.
     subprocess.run(shlex.split(os.environ["REPLICA_STOP_COMMAND"]), check=True, capture_output=True)  # noqa: S603

@@ -40,8 +40,8 @@ def test_the_hand_edited_models_are_registered_and_money_models_are_not() -> Non
 
     for model in (get_user_model(), Group, Switch, Waiver):
         assert auditlog.contains(model), model
-    for model in (Account, Journal, Entry, Withdrawal):
-        assert not auditlog.contains(model), model
+    for money_model in (Account, Journal, Entry, Withdrawal):
+        assert not auditlog.contains(money_model), money_model
 
 
 def test_an_admin_edit_of_a_user_records_the_operator_and_masks_the_password(make_staff: Any, player: Any) -> None:

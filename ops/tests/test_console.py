@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.http import HttpResponseBase, StreamingHttpResponse
 from django.test import Client
 
 from ledger.money import format_money
@@ -32,6 +33,19 @@ def metric(text: str, name: str, labels: str = "") -> int:
     match = re.search(rf"^{re.escape(name)}{re.escape(labels)} ([0-9.e+]+)$", text, re.M)
     assert match, f"{name}{labels} not in /metrics"
     return int(float(match[1]))
+
+
+def currency_row(html: str, currency: str) -> str:
+    """The inside of the page's table row for one currency; fail when there is none."""
+    match = re.search(rf'<tr data-currency="{re.escape(currency)}">(.*?)</tr>', html, re.S)
+    assert match, f"no {currency} row"
+    return match[1]
+
+
+def streamed(response: HttpResponseBase) -> bytes:
+    """The body of a streamed download; fail when the view did not stream it."""
+    assert isinstance(response, StreamingHttpResponse), type(response)
+    return response.getvalue()
 
 
 def test_tvl_by_currency_equals_tvl_per_currency(make_player: Any, fund: Any) -> None:
@@ -70,7 +84,7 @@ def test_dashboard_shows_the_commands_and_metrics_figures(make_staff: Any, make_
     import json
 
     figures = json.loads(out.getvalue())
-    usdc = re.search(r'<tr data-currency="USDC">(.*?)</tr>', html, re.S)[1]
+    usdc = currency_row(html, "USDC")
     assert f'data-figure="cash">{format_money(figures["total_cash_u"], "USDC")}<' in usdc
     assert f'data-figure="locked">{format_money(figures["locked_u"], "USDC")}<' in usdc
     assert f'data-figure="pending">{format_money(figures["pending_withdrawals_u"], "USDC")}<' in usdc
@@ -81,7 +95,7 @@ def test_dashboard_shows_the_commands_and_metrics_figures(make_staff: Any, make_
         "pending_withdrawals_u": 10_000_000,
         "house_u": 0,
     }
-    assert "$10.00" in re.search(r'<tr data-currency="USD">(.*?)</tr>', html, re.S)[1]
+    assert "$10.00" in currency_row(html, "USD")
 
     metrics = Client().get("/metrics").content.decode()
     assert metric(metrics, "tvl_total_cash_u", '{currency="USDC"}') == figures["total_cash_u"]
@@ -117,7 +131,7 @@ def test_player_page_balances_and_timeline_newest_first(make_staff: Any, make_pl
     page = client.get(f"/admin/console/players/{player.pk}/")
     assert page.status_code == 200
     html = page.content.decode()
-    balances = re.search(r'<tr data-currency="USDC">(.*?)</tr>', html, re.S)[1]
+    balances = currency_row(html, "USDC")
     assert re.findall(r'class="money">([^<]+)<', balances) == ["35.000000 USDC", "10.000000 USDC", "5.000000 USDC"]
     kinds = re.findall(r'<tr data-kind="(\w+)">', html)
     # withdrawal request (and its audit transition), its hold entries, the bet and its entry, then the deposit
@@ -139,7 +153,7 @@ def test_player_timeline_csv_is_the_whole_timeline(make_staff: Any, make_player:
     response = client.get(f"/admin/console/players/{player.pk}/", {"format": "csv"})
     assert response["Content-Type"].startswith("text/csv")
     assert f"player-{player.pk}-timeline.csv" in response["Content-Disposition"]
-    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    rows = list(csv.reader(io.StringIO(streamed(response).decode())))
     assert rows[0] == ["at_utc", "kind", "object", "summary", "amount_u", "currency", "amount", "actor"]
     expected = list(player_timeline(user=player, flt=TimelineFilter()))
     assert [r[2] for r in rows[1:]] == [row.object_label for row in expected]
@@ -169,7 +183,7 @@ def test_withdrawal_and_round_timelines(make_staff: Any, make_player: Any) -> No
     assert "10.000000 USDC" in html and player.email in html
     html = client.get(f"/admin/console/rounds/{s['round'].code}/").content.decode()
     assert f"bet {s['bet'].bet_id}" in html and "5.000000 USDC" in html
-    csv_text = b"".join(client.get(f"/admin/console/rounds/{s['round'].code}/", {"format": "csv"}).streaming_content)
+    csv_text = streamed(client.get(f"/admin/console/rounds/{s['round'].code}/", {"format": "csv"}))
     assert str(s["bet"].bet_id).encode() in csv_text
 
 
@@ -223,7 +237,7 @@ def test_admin_lists_show_money_in_major_units(make_staff: Any, make_player: Any
     client = Client()
     from accounts.tests.factories import StaffFactory
 
-    client.force_login(StaffFactory(role="admin"))
+    client.force_login(StaffFactory.create(role="admin"))
     pages = {
         "/admin/rounds/round/": "5.000000 USDC",
         "/admin/rounds/bet/": "5.000000 USDC",

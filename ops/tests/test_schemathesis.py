@@ -52,9 +52,9 @@ def tokens(db: Any, fund: Any) -> dict[str, str]:
 
     from accounts.tests.factories import StaffFactory, UserFactory
 
-    player = UserFactory()
+    player = UserFactory.create()
     fund(player, 1_000_000_000)
-    operator = StaffFactory(role="admin")
+    operator = StaffFactory.create(role="admin")
     return {"player": AuthToken.objects.create(user=player)[1], "operator": AuthToken.objects.create(user=operator)[1]}
 
 

@@ -5,9 +5,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 from ops.tracing import TraceIdLogFilter, flow_reset, tracing_init, tracing_shutdown
+
+
+class TracedRecord(logging.LogRecord):
+    """A log record as `TraceIdLogFilter` leaves it (a type only: the record is a plain LogRecord)."""
+
+    trace_id: str
+    flow_id: str
 
 
 class Records(logging.Handler):
@@ -16,10 +23,10 @@ class Records(logging.Handler):
     def __init__(self) -> None:
         super().__init__()
         self.addFilter(TraceIdLogFilter())
-        self.records: list[logging.LogRecord] = []
+        self.records: list[TracedRecord] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
+        self.records.append(cast(TracedRecord, record))  # the handler's filter ran before emit
 
 
 @contextmanager

@@ -6,6 +6,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.models import User
 from ledger.services import house_account, transfer, user_account
 from ops.errors import ServiceUnavailable
 from ops.idempotency import idempotent
@@ -14,19 +15,22 @@ from ops.idempotency import idempotent
 class PayHouseApi(APIView):
     class InputSerializer(serializers.Serializer):
         amount_u = serializers.IntegerField()
-        fail = serializers.BooleanField(default=False)
+        # The serializer metaclass moves declared fields off the class, so `Field.fail()` is not shadowed.
+        fail = serializers.BooleanField(default=False)  # type: ignore[assignment]
 
     @idempotent
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        user = request.user
+        assert isinstance(user, User)  # IsAuthenticated, the default permission, let only a user in
         journal = transfer(
-            source=user_account(user=request.user, currency="USDC"),
+            source=user_account(user=user, currency="USDC"),
             destination=house_account(currency="USDC"),
             amount_u=data.validated_data["amount_u"],
             type="fee",
-            reference=f"pay-house:{request.headers['Idempotency-Key']}:{request.user.pk}",
-            actor=request.user,
+            reference=f"pay-house:{request.headers['Idempotency-Key']}:{user.pk}",
+            actor=user,
         )
         if data.validated_data["fail"]:
             raise ServiceUnavailable("the downstream is down")

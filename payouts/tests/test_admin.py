@@ -35,12 +35,12 @@ def test_list_filters_and_change_page(requested: Withdrawal, finance: Any) -> No
     assert requested.user.email in page.content.decode()
     assert requested.user.email not in client.get(BASE, {"state__exact": "paid"}).content.decode()
 
-    page = client.get(f"{BASE}{requested.pk}/change/").content.decode()
-    assert f"withdrawal:{requested.pk}:hold" in page  # ledger entries
-    assert "payouts.withdrawal.request" in page  # audit trail
-    assert f"{BASE}{requested.pk}/act/approve/" in page
-    assert f"{BASE}{requested.pk}/act/reject/" in page
-    assert 'name="_save"' not in page  # read-only: no form can set state or amounts
+    html = client.get(f"{BASE}{requested.pk}/change/").content.decode()
+    assert f"withdrawal:{requested.pk}:hold" in html  # ledger entries
+    assert "payouts.withdrawal.request" in html  # audit trail
+    assert f"{BASE}{requested.pk}/act/approve/" in html
+    assert f"{BASE}{requested.pk}/act/reject/" in html
+    assert 'name="_save"' not in html  # read-only: no form can set state or amounts
 
 
 def test_an_operator_finds_a_withdrawal_by_its_flow_id(requested: Withdrawal, finance: Any) -> None:

@@ -184,7 +184,7 @@ def test_the_actor_type_is_checked_where_it_enters(player: Any, fund: Callable[.
     withdrawal = requested(player, fund, "USDC", 1_000_000)
     for actor in ("finance@example.com", None, 42):
         with pytest.raises(TypeError, match="actor"):
-            withdrawal_approve(withdrawal_id=withdrawal.pk, acting_user=actor)
+            withdrawal_approve(withdrawal_id=withdrawal.pk, acting_user=actor)  # type: ignore[arg-type]  # on purpose
     with pytest.raises(TypeError, match="actor"):
         house_account(currency="USDC")  # accounts need no actor; postings do:
         from ledger.services import transfer
@@ -195,6 +195,6 @@ def test_the_actor_type_is_checked_where_it_enters(player: Any, fund: Callable[.
             amount_u=1,
             type="fee",
             reference="no-actor",
-            actor="someone",
-        )  # type: ignore[arg-type]
+            actor="someone",  # type: ignore[arg-type]  # on purpose: a bare string is no actor
+        )
     assert Withdrawal.objects.get(pk=withdrawal.pk).state == Withdrawal.State.REQUESTED

@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+HOST = "127.0.0.1"  # the bridge listens here only
 CONTRACT_SOURCE = Path(__file__).resolve().parent.parent / "contracts" / "usdc.vy"
 
 SERVED_METHODS = frozenset(
@@ -123,7 +124,7 @@ class ChainBridge:
             factory = self.w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
             tx = factory.constructor().transact({"from": self.funder})
             receipt = self.w3.eth.wait_for_transaction_receipt(tx)
-            return self.w3.eth.contract(address=receipt.contractAddress, abi=artifact["abi"])
+            return self.w3.eth.contract(address=receipt["contractAddress"], abi=artifact["abi"])
 
     def transact(self, fn: Any, sender: str | None = None) -> Any:
         """Send a contract call from an unlocked tester account; return the receipt."""
@@ -132,8 +133,10 @@ class ChainBridge:
             return self.w3.eth.get_transaction_receipt(tx)
 
     def send_eth(self, to: str, wei: int) -> None:
+        from web3.types import Wei
+
         with self.lock:
-            self.w3.eth.send_transaction({"from": self.funder, "to": to, "value": wei})
+            self.w3.eth.send_transaction({"from": self.funder, "to": to, "value": Wei(wei)})
 
     # --- JSON-RPC ------------------------------------------------------------------------------
 
@@ -194,7 +197,7 @@ class ChainBridge:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer((HOST, 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
@@ -203,8 +206,7 @@ class ChainBridge:
     @property
     def url(self) -> str:
         assert self._server is not None
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{HOST}:{self._server.server_port}"
 
     def __exit__(self, *exc: Any) -> None:
         if self._server is not None:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .bridge import ChainBridge
+
+if TYPE_CHECKING:
+    from eth_typing import ChecksumAddress
 
 CONFIRMATIONS = 3
 TEST_SEED = bytes(range(32))  # deterministic test HD wallet; its xprv never reaches the app
@@ -37,7 +40,7 @@ class ChainEnv:
         with self.bridge.lock:
             return int(self.token.functions.balanceOf(address).call())
 
-    def gas_balance(self, address: str) -> int:
+    def gas_balance(self, address: ChecksumAddress) -> int:
         with self.bridge.lock:
             return int(self.bridge.w3.eth.get_balance(address))
 
