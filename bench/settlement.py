@@ -83,8 +83,9 @@ def prepare(bets: int, players: int) -> str:
         # Each bet's Merkle leaf, SHA-256(0x00 || RFC 8785 JSON of its public record), as bet_place
         # stores it; the JSON is spelled out here (uuids, ISO instants and UP/DOWN need no escaping).
         cursor.execute(
-            "INSERT INTO rounds_bet (round_id, player_id, account_id, bet_id, side, stake_u, placed_at, leaf)"
+            "INSERT INTO rounds_bet (round_id, player_id, account_id, bet_id, side, stake_u, placed_at, flow_id, leaf)"
             " SELECT %s, b.owner_id, b.account_id, b.bet_id, b.side, b.stake_u, b.placed_at,"
+            "  'bet-' || replace(gen_random_uuid()::text, '-', ''),"
             '  sha256(\'\\x00\'::bytea || convert_to(\'{"bet_id":"\' || b.bet_id || \'","placed_at":"\''
             "  || to_char(b.placed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS')"
             "  || CASE WHEN to_char(b.placed_at, 'US') = '000000' THEN '' ELSE '.' || to_char(b.placed_at, 'US') END"
