@@ -28,6 +28,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from _common import Figure, write_figures
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
@@ -289,11 +291,35 @@ def main() -> None:
             f" {with_fk:.2f} s -> ratio {seconds / with_fk:.2f}"
         )
         print("goals: under 30 s for a million bets, ratio 3 or better")
+        figures = [
+            Figure(
+                f"settle one round of {args.bets:,} bets",
+                round(seconds, 2),
+                "s",
+                f"INSERT ... SELECT of {rows:,} entry rows {bare:.2f} s",
+                round(seconds / bare, 2),
+                "< 30 s for 1M bets, ratio <= 3",
+                seconds / bare <= 3 and (args.bets > 1_000_000 or seconds < 30),
+            ),
+            Figure(
+                "settlement vs the floor with ledger_entry's deferred foreign keys",
+                round(seconds, 2),
+                "s",
+                f"the same plus two deferred FKs {with_fk:.2f} s",
+                round(seconds / with_fk, 2),
+            ),
+        ]
         if args.check:
             from ledger.reconciliation import ledger_breaches
 
             breaches = ledger_breaches()
             print("ledger invariants:", "all hold" if not breaches else "; ".join(map(str, breaches)))
+            figures.append(
+                Figure(
+                    "ledger invariants broken after settlement", len(breaches), "breaches", goal="0", met=not breaches
+                )
+            )
+        write_figures("settlement", figures)
     finally:
         from django.db import connections
 
