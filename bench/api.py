@@ -405,12 +405,12 @@ def figures(results: dict[str, Result], tpcb: float, clients: int, connections: 
     return rows
 
 
-def print_table(results: dict[str, Result], tpcb: float, args: argparse.Namespace) -> None:
+def print_table(results: dict[str, Result], tpcb: float, args: argparse.Namespace, load: float) -> None:
     health = results["GET /health"]
     print(
         f"\ngunicorn {args.workers} workers x {args.threads} threads (prod_local settings), wrk {args.wrk_threads} "
         f"threads x {args.connections} connections, {args.seconds} s per path, {args.players:,} players, "
-        f"{os.cpu_count()} CPUs (shared)"
+        f"{os.cpu_count()} CPUs (shared; load average {load:.1f} when the server started)"
     )
     header = f"{'path':<30} {'per s':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'/health':>8} {'TPC-B':>7}  goal"
     print(header)
@@ -472,6 +472,7 @@ def main() -> int:
     ]
     run = secrets.token_hex(4)
     results: dict[str, Result] = {}
+    load = os.getloadavg()[0]
     server = start_gunicorn(port=port, workers=args.workers, threads=args.threads, work=work, log=log)
     try:
         wait_ready(base, server, log)
@@ -496,7 +497,7 @@ def main() -> int:
     breaches = ledger_breaches()
     bets = Bet.objects.filter(round=round_obj).count()
     bet_result = results[targets[-1].label]
-    print_table(results, tpcb, args)
+    print_table(results, tpcb, args, load)
     print(
         f"bets in the database: {bets:,} (wrk counted {bet_result.good:,} answers 201, the rest were in flight at "
         f"the end); ledger invariants after the run: {'; '.join(map(str, breaches)) if breaches else 'all hold'}"
