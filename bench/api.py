@@ -502,9 +502,11 @@ def main() -> int:
         f"bets in the database: {bets:,} (wrk counted {bet_result.good:,} answers 201, the rest were in flight at "
         f"the end); ledger invariants after the run: {'; '.join(map(str, breaches)) if breaches else 'all hold'}"
     )
+    max_requests = int(os.environ.get("WEB_MAX_REQUESTS", "2000"))  # config/gunicorn.conf.py's default
+    recycling = f"recycled after {max_requests} requests each, with jitter" if max_requests else "never recycled"
     print(
-        f"gunicorn worker processes that answered: {len(worker_pids(log))} for {args.workers} workers (recycled after "
-        f"WEB_MAX_REQUESTS={os.environ.get('WEB_MAX_REQUESTS', '2000')} requests each, with jitter)"
+        f"gunicorn worker processes that answered: {len(worker_pids(log))} for {args.workers} workers "
+        f"(WEB_MAX_REQUESTS={max_requests}: {recycling})"
     )
     # Requests in flight when wrk stops are still served but not counted: at most one per connection.
     if not bet_result.good <= bets <= bet_result.good + args.connections:
