@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from _common import Figure, write_figures
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 PG = "postgres://postgres@127.0.0.1:5432"
@@ -161,6 +163,23 @@ def main() -> None:
     print(f"pgbench TPC-B tps (floor):    {pgbench_tps:,.0f}")
     print(f"ratio ledger / TPC-B:         {ledger_tps / pgbench_tps:.2f}  (goal >= 0.5)")
     print(f"ledger invariants after run:  {'OK' if not breaches else f'{len(breaches)} BREACHES'}")
+    write_figures(
+        "ledger",
+        [
+            Figure(
+                f"ledger transfers/s (service), {args.clients} clients",
+                round(ledger_tps, 1),
+                "transfers/s",
+                f"pgbench TPC-B {pgbench_tps:,.0f} tps",
+                round(ledger_tps / pgbench_tps, 3),
+                ">= 0.5 of the floor",
+                ledger_tps / pgbench_tps >= 0.5,
+            ),
+            Figure(
+                "ledger invariants broken after the transfers", len(breaches), "breaches", goal="0", met=not breaches
+            ),
+        ],
+    )
     connection.close()
     psql(f"DROP DATABASE IF EXISTS {LEDGER_DB}")
     psql(f"DROP DATABASE IF EXISTS {PGBENCH_DB}")

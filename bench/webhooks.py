@@ -25,6 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from _common import Figure, write_figures
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/bo_webhooks_bench"
@@ -283,6 +285,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"floor: bare transfer() credits, same count and threads: {floor:.1f} credits/s")
     print(f"ratio: webhook path is {floor / rate:.1f}x slower than the floor ({rate / floor:.2f} of it)")
+    floor_name = f"bare transfer() credits {floor:,.1f}/s"
+    write_figures(
+        "webhooks",
+        [
+            Figure(
+                "signed custody deposits confirmed per s",
+                round(rate, 1),
+                "deposits/s",
+                floor_name,
+                round(rate / floor, 3),
+            ),
+            Figure(
+                "signed custody deposits acknowledged (202) per s", round(args.count / (acked - started), 1), "acks/s"
+            ),
+            Figure("deposit latency p50 (POST -> credit committed)", round(statistics.median(latencies) * 1000), "ms"),
+            Figure("deposit latency p95", round(latencies[int(len(latencies) * 0.95) - 1] * 1000), "ms"),
+        ],
+    )
     return 0
 
 
