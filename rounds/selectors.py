@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet, Sum
 
+from ledger.selectors import register_wallet_component
 from rounds import clock
 from rounds.domain.calendar import OutsideCalendarRange, code_for, next_session
 from rounds.domain.integrity import (
@@ -29,8 +30,9 @@ from .models import Bet, Round
 NEW_YORK = ZoneInfo("America/New_York")
 
 
+@register_wallet_component("in_open_bets_u")
 def user_open_stakes(*, user: Any) -> dict[str, int]:
-    """Return the player's stakes in rounds not yet settled, per currency."""
+    """Return the player's stakes in rounds not yet settled, per currency (the wallet's in_open_bets_u)."""
     rows = (
         Bet.objects.filter(player=user, round__status__in=Round.UNSETTLED)
         .values("round__currency")
