@@ -55,8 +55,7 @@ def user_wallet(*, user: Any) -> list[dict[str, Any]]:
             wallet[currency][name] = amount_u
     rows = []
     for code in sorted(wallet):
-        currency = get_currency(code)
-        row = {"currency": code, "exponent": currency.exponent, **wallet[code]}
+        row = {"currency": code, "exponent": get_currency(code).exponent, **wallet[code]}
         rows.append(row)
     return rows
 

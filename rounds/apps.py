@@ -11,6 +11,6 @@ class RoundsConfig(AppConfig):
         # Registers the round_pools_equal_stakes invariant, the betting_*/round_* metric families and the
         # wallet's in_open_bets_u (the player's stakes in unsettled rounds).
         from . import invariants, metrics, selectors  # noqa: F401
-        from .services import register_round_decisions
+        from .overrides import register_round_decisions
 
         register_round_decisions()

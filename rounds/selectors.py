@@ -15,14 +15,10 @@ from django.db.models import QuerySet, Sum
 from ledger.selectors import register_wallet_component
 from rounds import clock
 from rounds.domain.calendar import OutsideCalendarRange, code_for, next_session
-from rounds.domain.integrity import (
-    bet_leaf,
-    bet_leaves,
-    format_instant,
-    merkle_proof,
-    verify_reveal,
-)
+from rounds.domain.commitment import commit_params, format_instant
+from rounds.domain.merkle import bet_leaf, bet_leaves, merkle_proof
 from rounds.domain.pool import Result, Side, VoidReason, settle_pool
+from rounds.domain.reveal import verify_reveal
 
 from .errors import BetNotFound, ProofNotReady, RoundNotFound
 from .models import Bet, Round
@@ -40,6 +36,24 @@ def user_open_stakes(*, user: Any) -> dict[str, int]:
         .values_list("round__currency", "total")
     )
     return {currency: int(total or 0) for currency, total in rows}
+
+
+def round_params(*, round_obj: Round) -> dict[str, object]:
+    """Return the committed parameters of a round (salt included: keep them server-side)."""
+    return commit_params(
+        code=round_obj.code,
+        instrument=round_obj.instrument,
+        reference_close=Decimal(round_obj.reference_close),
+        open_utc=round_obj.open_at,
+        lock_utc=round_obj.lock_at,
+        close_utc=round_obj.close_at,
+        settle_after_utc=round_obj.settle_after,
+        fee_bps=round_obj.fee_bps,
+        min_stake_u=round_obj.min_stake_u,
+        previous_commit=round_obj.previous_commit,
+        salt=round_obj.salt,
+        rules_version=round_obj.rules_version,
+    )
 
 
 def round_get(*, code: str) -> Round:
@@ -122,9 +136,10 @@ def round_leaves(*, round_obj: Round) -> list[bytes]:
     bytes, which is the code-point order of their lowercase text form that the leaves are sorted by.
     """
     rows = list(Bet.objects.filter(round=round_obj).order_by("bet_id").values_list("leaf", flat=True))
-    if any(leaf is None for leaf in rows):
+    stored = [bytes(leaf) for leaf in rows if leaf is not None]
+    if len(stored) != len(rows):
         return bet_leaves(bets=bet_records(round_obj=round_obj))
-    return [bytes(leaf) for leaf in rows]
+    return stored
 
 
 @dataclass(frozen=True)

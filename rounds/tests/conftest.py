@@ -57,6 +57,7 @@ class Prices:
 def prices(monkeypatch: pytest.MonkeyPatch) -> Prices:
     book = Prices()
     monkeypatch.setattr("rounds.services.configured_sources", book.sources)
+    monkeypatch.setattr("rounds.settlement.configured_sources", book.sources)
     return book
 
 
@@ -85,7 +86,7 @@ def open_round(clock: Clock, prices: Prices, db: Any) -> Callable[..., Any]:
 @pytest.fixture
 def place(fund: Callable[..., Any], make_player: Callable[..., Any]) -> Callable[..., Any]:
     """place(round, side, stake_u) -> a bet by a new funded player."""
-    from rounds.services import bet_place
+    from rounds.betting import bet_place
 
     def _place(round_obj: Any, side: str, stake_u: int, *, player: Any = None) -> Any:
         player = player or make_player()
@@ -113,7 +114,7 @@ def lock_and_reach_settlement(clock: Clock) -> Callable[..., Any]:
 def force_settle(make_staff: Callable[..., Any]) -> Callable[..., Any]:
     """force_settle(round, "UP") -> the round, settled by two finance operators (propose, then approve)."""
     from ops.approvals import decision_approve
-    from rounds.services import force_result_propose
+    from rounds.overrides import force_result_propose
 
     maker, checker = make_staff(role="finance"), make_staff(role="finance")
 

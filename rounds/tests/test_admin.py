@@ -14,7 +14,7 @@ from ops.errors import Forbidden
 from ops.models import AuditRecord, Proposal
 from rounds import errors
 from rounds.models import OracleObservation, Round
-from rounds.services import force_result_propose
+from rounds.overrides import force_result_propose
 
 pytestmark = pytest.mark.django_db
 

@@ -13,9 +13,9 @@ from ledger.services import user_account
 from ops.actors import SystemActor
 from ops.models import Switch
 from rounds import errors
+from rounds.betting import bet_place
 from rounds.models import Bet, Round
 from rounds.selectors import user_open_stakes
-from rounds.services import bet_place
 
 pytestmark = pytest.mark.django_db
 

@@ -17,18 +17,10 @@ from decimal import Decimal
 import pytest
 import rfc8785
 
-from rounds.domain.integrity import (
-    bet_leaves,
-    build_reveal,
-    canonical_json,
-    commit_params,
-    merkle_proof,
-    merkle_root,
-    round_commit,
-    verify_proof,
-    verify_reveal,
-)
+from rounds.domain.commitment import commit_params, protocol_json, round_commit
+from rounds.domain.merkle import bet_leaves, merkle_proof, merkle_root, verify_proof
 from rounds.domain.pool import Result, Side, settle_pool
+from rounds.domain.reveal import build_reveal, verify_reveal
 
 # --- RFC 8785 ---------------------------------------------------------------------------------
 
@@ -52,10 +44,10 @@ def test_rfc8785_section_3_2_2_example() -> None:
     assert rfc8785.dumps(value).decode("utf-8") == RFC8785_322_OUTPUT
     # The project's canonical form refuses floats (money and prices are integers or decimal strings)...
     with pytest.raises(Exception, match="float"):
-        canonical_json(value)
+        protocol_json(value)
     # ...and gives the RFC's bytes for the rest of the example.
     rest = {"literals": value["literals"], "string": value["string"]}
-    assert canonical_json(rest).decode("utf-8") == '{"literals":[null,true,false],"string":' + RFC8785_322_STRING + "}"
+    assert protocol_json(rest).decode("utf-8") == '{"literals":[null,true,false],"string":' + RFC8785_322_STRING + "}"
 
 
 def test_rfc8785_section_3_2_3_property_sorting() -> None:
@@ -68,7 +60,7 @@ def test_rfc8785_section_3_2_3_property_sorting() -> None:
         "\u0080": "Control",
         "\u00f6": "Latin Small Letter O With Diaeresis",
     }
-    assert canonical_json(value).decode("utf-8") == RFC8785_323_OUTPUT
+    assert protocol_json(value).decode("utf-8") == RFC8785_323_OUTPUT
 
 
 # --- RFC 6962 ---------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ from ops.actors import BEAT
 from ops.errors import Forbidden
 from rounds import errors
 from rounds.models import OracleObservation, Round
-from rounds.services import oracle_price_enter, round_settle
+from rounds.services import oracle_price_enter
+from rounds.settlement import round_settle
 
 pytestmark = pytest.mark.django_db
 
@@ -143,6 +144,7 @@ def test_configured_http_sources_settle_a_round(
             {"name": "feed-b", "url": base + "/b/{date}", "field": "data.0.c"},
         ]
         monkeypatch.setattr("rounds.services.configured_sources", oracle.configured_sources)
+        monkeypatch.setattr("rounds.settlement.configured_sources", oracle.configured_sources)
         clock.set(round_obj.lock_at)
         from rounds.services import round_lock
 

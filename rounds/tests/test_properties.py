@@ -14,9 +14,10 @@ from hypothesis import strategies as st
 from ledger.models import Account
 from ledger.services import house_account
 from ops.actors import BEAT
+from rounds.betting import bet_place
 from rounds.domain.pool import Result, Side, settle_pool
 from rounds.models import Bet, Round
-from rounds.services import bet_place, round_settle
+from rounds.settlement import round_settle
 
 pytestmark = pytest.mark.django_db
 

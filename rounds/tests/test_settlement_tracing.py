@@ -112,7 +112,7 @@ def test_a_voided_round_settles_in_its_own_flow(
     make_staff: Callable[..., Any],
     request: Any,
 ) -> None:
-    from rounds.services import round_void
+    from rounds.overrides import round_void
 
     round_obj = open_round("20250908")
     place(round_obj, "UP", 1_000_000)

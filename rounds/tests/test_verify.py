@@ -24,7 +24,7 @@ def settled(
     prices: Any,
     lock_and_reach_settlement: Callable[..., Any],
 ) -> Round:
-    from rounds.services import round_settle
+    from rounds.settlement import round_settle
 
     round_obj = open_round("20250908", reference="100")
     for side, stake in [("UP", 1_000_000), ("UP", 2_500_000), ("DOWN", 1_700_001), ("DOWN", 1_000_000)]:
@@ -88,7 +88,7 @@ def test_void_and_forced_rounds_pass(
     lock_and_reach_settlement: Callable[..., Any],
     capsys: Any,
 ) -> None:
-    from rounds.services import round_settle
+    from rounds.settlement import round_settle
 
     one_sided = open_round("20250908")
     place(one_sided, "UP", 1_000_000)
