@@ -214,9 +214,12 @@ def oracle_price_enter(*, code: str, price: Any, evidence: str, acting_user: Act
     with transaction.atomic():
         round_obj = round_lock_row(code=code)
         if round_obj.is_finished:
-            raise errors.RoundLocked(f"Round {code} is {round_obj.status}; a price now changes nothing.")
+            raise errors.RoundAlreadySettled(
+                f"Round {code} is already {round_obj.status} ({round_obj.result}); a price now changes nothing.",
+                extra={"status": round_obj.status, "result": round_obj.result},
+            )
         if clock.now() < round_obj.close_at:
-            raise errors.SettleTooEarly(
+            raise errors.MarketNotClosed(
                 f"Round {code} closes at {round_obj.close_at:%Y-%m-%d %H:%M:%S}Z; "
                 "its closing price cannot be known yet."
             )
