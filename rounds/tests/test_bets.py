@@ -92,7 +92,7 @@ def test_refusals_change_nothing(
     round_obj = open_round("20250908")
     fund(player, 3_000_000)
     bet_place(user=player, code=round_obj.code, side="UP", stake_u=1_000_000)
-    cases = [
+    cases: list[tuple[type[errors.RoundError], dict[str, Any]]] = [
         (errors.AlreadyBet, {"side": "UP", "stake_u": 1_000_000}),
         (errors.AlreadyBet, {"side": "DOWN", "stake_u": 1_000_000}),
         (errors.StakeTooSmall, {"side": "UP", "stake_u": 999_999}),

@@ -385,4 +385,5 @@ def test_house_manual_fee_query_runs_verbatim(
 """
         )
         rows = cursor.fetchall()
+    assert settled.fee_u is not None and settled.breakage_u is not None
     assert len(rows) == 1 and rows[0][1] == settled.fee_u + settled.breakage_u == 40_000
