@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from ledger.models import Account, Journal
+from ledger.selectors import user_wallet
 from ledger.services import user_account
 from ops.actors import SystemActor
 from ops.models import Switch
@@ -42,6 +43,9 @@ def test_bet_moves_the_stake_into_the_pool(
     assert (round_obj.up_pool_u, round_obj.up_bets, round_obj.down_pool_u) == (2_000_000, 1, 0)
     assert Journal.objects.get(reference=f"bet:{bet.bet_id}").type == "bet"
     assert user_open_stakes(user=player) == {"USDC": 2_000_000}
+    # The wallet shows it through the ledger's registry (the ledger does not import rounds).
+    [wallet] = user_wallet(user=player)
+    assert (wallet["available_u"], wallet["in_open_bets_u"]) == (3_000_000, 2_000_000)
     assert_ledger_ok()
 
 
