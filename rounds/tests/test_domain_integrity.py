@@ -24,7 +24,14 @@ from rounds.domain.commitment import (
     protocol_json,
     round_commit,
 )
-from rounds.domain.errors import InvalidBetRecord, InvalidCommitParams, InvalidMerkleInput, NotCanonical
+from rounds.domain.errors import (
+    InvalidBetRecord,
+    InvalidCommitParams,
+    InvalidMerkleInput,
+    NotCanonical,
+    UnknownBet,
+    VerificationError,
+)
 from rounds.domain.merkle import (
     EMPTY_ROOT,
     bet_leaf,
@@ -136,8 +143,9 @@ def test_canonical_json_is_stable_under_key_order() -> None:
 
 @pytest.mark.parametrize("bad", [1.5, Decimal("1.5"), {1: "a"}, {"a": {1, 2}}, 2**53, object()])
 def test_canonical_json_refuses_floats_and_odd_values(bad: object) -> None:
-    with pytest.raises(NotCanonical):
+    with pytest.raises(NotCanonical) as refused:
         protocol_json(bad)
+    assert isinstance(refused.value, VerificationError)  # a domain error, wrapping the kernel's
 
 
 def test_canonical_json_strenum_is_plain_string() -> None:
@@ -321,7 +329,7 @@ def test_proof_for_bet() -> None:
     for record in BETS:
         proof = proof_for_bet(bets=BETS, bet_id=str(record["bet_id"]))
         assert verify_proof(leaf=bet_leaf(**record), proof=proof, root=root)  # type: ignore[arg-type]
-    with pytest.raises(InvalidBetRecord):
+    with pytest.raises(UnknownBet):
         proof_for_bet(bets=BETS, bet_id="nope")
 
 
