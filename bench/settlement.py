@@ -3,7 +3,7 @@
 
 In its own database (`bench_settlement`, dropped and re-created; Django test settings, real
 migrations), it generates players, funded accounts and bets with set-based SQL, then times
-`rounds.services._settle` (what a forced UP runs once approved: the same transaction as AUTO, without the
+`rounds.settlement.settlement_apply` (what a forced UP runs once approved: the same transaction as AUTO, without the
 oracle), and prints the time and its ratio to a floor measured in the same run: one
 `INSERT ... SELECT generate_series` writing the same number of entry rows into a scratch table shaped
 like `ledger_entry` (`LIKE ... INCLUDING ALL`). Goals: under 30 s for a million bets, ratio <= 3.
@@ -181,7 +181,7 @@ def settle(code: str) -> tuple[float, int]:
     from ops.actors import SystemActor
     from rounds.domain.pool import Result
     from rounds.models import Round
-    from rounds.services import _settle
+    from rounds.settlement import settlement_apply
 
     timings: list[tuple[float, str]] = []
 
@@ -195,7 +195,7 @@ def settle(code: str) -> tuple[float, int]:
     started = time.monotonic()
     with connection.execute_wrapper(timed):
         # The settlement engine itself (what a forced UP applies after its two operators), timed alone.
-        round_obj, changed = _settle(
+        round_obj, changed = settlement_apply(
             round_id=Round.objects.get(code=code).pk,
             result=Result.UP,
             void_reason=None,

@@ -1,10 +1,16 @@
-"""Reads from the ledger: balances, wallets, statements, TVL."""
+"""Reads from the ledger: balances, wallets, statements, TVL.
+
+A wallet row holds the ledger's own figures (available, held); apps that keep a player's money elsewhere in
+the ledger add theirs with `register_wallet_component` (the rounds app: the stakes in unsettled rounds),
+as they add invariants with `ledger.reconciliation.register_invariant`.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from django.db.models import QuerySet, Sum
 
@@ -17,20 +23,39 @@ def account_balance(*, account: Account) -> int:
     return Account.objects.values_list("balance_u", flat=True).get(pk=account.pk)
 
 
-def user_wallet(*, user: Any) -> list[dict[str, Any]]:
-    """Return the player's balances per currency: available, held, and staked in open rounds."""
-    from rounds.selectors import user_open_stakes
+class WalletComponent(Protocol):
+    """A registered wallet figure: the player's amount per currency, in micro-units."""
 
-    wallet: dict[str, dict[str, Any]] = defaultdict(lambda: {"available_u": 0, "held_u": 0, "in_open_bets_u": 0})
+    def __call__(self, *, user: Any) -> Mapping[str, int]: ...
+
+
+_wallet_components: list[tuple[str, WalletComponent]] = []
+
+
+def register_wallet_component(name: str) -> Callable[[WalletComponent], WalletComponent]:
+    """Register an app's figure shown in every wallet row as ``name`` (0 where the app has none)."""
+
+    def decorator(fn: WalletComponent) -> WalletComponent:
+        if name not in [n for n, _ in _wallet_components]:
+            _wallet_components.append((name, fn))
+        return fn
+
+    return decorator
+
+
+def user_wallet(*, user: Any) -> list[dict[str, Any]]:
+    """Return the player's balances per currency: available, held, and each registered component."""
+    names = [name for name, _ in _wallet_components]
+    wallet: dict[str, dict[str, Any]] = defaultdict(lambda: {"available_u": 0, "held_u": 0, **dict.fromkeys(names, 0)})
     for account in Account.objects.filter(owner=user):
         key = "available_u" if account.kind == Account.Kind.USER_AVAILABLE else "held_u"
         wallet[account.currency][key] = account.balance_u
-    for currency, staked_u in user_open_stakes(user=user).items():
-        wallet[currency]["in_open_bets_u"] = staked_u
+    for name, component in _wallet_components:
+        for currency, amount_u in component(user=user).items():
+            wallet[currency][name] = amount_u
     rows = []
     for code in sorted(wallet):
-        currency = get_currency(code)
-        row = {"currency": code, "exponent": currency.exponent, **wallet[code]}
+        row = {"currency": code, "exponent": get_currency(code).exponent, **wallet[code]}
         rows.append(row)
     return rows
 

@@ -1,9 +1,9 @@
 """The operators' console for rounds: pools, bets (read-only), settlement breakdown, prices, forced results.
 
-Nothing money-related is editable here: every field is read-only. The price-entry form, the
-forced-result proposal (operator A proposes; a different operator B approves it in the proposals
-queue, `ops.approvals`) and the emergency VOID call `rounds.services`, which check permissions, lock
-the round, move the money and write the audit records.
+Nothing money-related is editable here: every field is read-only. The price-entry form (`rounds.services`),
+the forced-result proposal (operator A proposes; a different operator B approves it in the proposals
+queue, `ops.approvals`) and the emergency VOID (`rounds.overrides`) call services, which check permissions,
+lock the round, move the money and write the audit records.
 """
 
 from __future__ import annotations
@@ -21,8 +21,10 @@ from ops.approvals import audit_trail_with_decisions, may_approve, proposals_for
 from ops.errors import ApplicationError
 
 from .models import Bet, OracleObservation, Round
+from .overrides import force_result_propose, round_void
 from .selectors import settlement_breakdown
-from .services import force_result_propose, force_subject, oracle_price_enter, round_void
+from .services import oracle_price_enter
+from .settlement import force_subject
 
 INLINE_BETS = 200
 STAKE = money_column("stake_u", currency="round.currency", description="stake")

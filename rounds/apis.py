@@ -20,9 +20,9 @@ from accounts.permissions import IsPlayer
 from ops.idempotency import idempotent
 from ops.schema import PAGINATION_PARAMETERS, paginated
 
+from .betting import bet_place
 from .models import Bet, Round
 from .selectors import bet_proof, player_bets, round_current, round_get
-from .services import bet_place
 
 # A bet's record is hashed as canonical JSON (RFC 8785), which allows no integer beyond 2**53 - 1.
 MAX_STAKE_U = 2**53 - 1

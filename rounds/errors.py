@@ -85,6 +85,12 @@ class SettleTooEarly(RoundError):
     status = 409
 
 
+class MarketNotClosed(RoundError):
+    code = "rounds/market-not-closed"
+    title = "The round's session has not closed; its closing price is not known yet"
+    status = 409
+
+
 class OraclePending(RoundError):
     code = "rounds/oracle-pending"
     title = "No agreed closing price yet; retried until the deadline"

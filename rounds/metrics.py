@@ -1,7 +1,7 @@
 """Betting metrics read from the database at scrape time (`betting_*`, `round_*`).
 
 `round_settlement_duration_seconds` is also a histogram in the process that settles
-(`rounds.services.SETTLEMENT_DURATION`); the gauge here is the last settlement's duration per round,
+(`rounds.settlement.SETTLEMENT_DURATION`); the gauge here is the last settlement's duration per round,
 stored on the round, so the web process reports it whichever worker settled.
 """
 

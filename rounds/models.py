@@ -1,9 +1,9 @@
 """Rounds, bets and oracle observations (DESIGN.md §7); forced results are `ops.Proposal`s.
 
-No code path sets `Round.status` by hand: `rounds.services` changes it only with conditional UPDATEs
-(`WHERE status = <expected>`) inside the transaction that holds the round's row lock and moves the
+No code path sets `Round.status` by hand: the services (`rounds.services`, `rounds.settlement`) change it
+only with conditional UPDATEs (`WHERE status = <expected>`) inside the transaction that holds the round's row lock and moves the
 money. Every amount is an integer in the round currency's minor unit; prices are canonical decimal
-strings (see `rounds.domain.integrity.format_price`), never floats.
+strings (see `rounds.domain.commitment.format_price`), never floats.
 """
 
 from __future__ import annotations

@@ -12,16 +12,13 @@ from zoneinfo import ZoneInfo
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet, Sum
 
+from ledger.selectors import register_wallet_component
 from rounds import clock
 from rounds.domain.calendar import OutsideCalendarRange, code_for, next_session
-from rounds.domain.integrity import (
-    bet_leaf,
-    bet_leaves,
-    format_instant,
-    merkle_proof,
-    verify_reveal,
-)
+from rounds.domain.commitment import commit_params, format_instant
+from rounds.domain.merkle import bet_leaf, bet_leaves, merkle_proof
 from rounds.domain.pool import Result, Side, VoidReason, settle_pool
+from rounds.domain.reveal import verify_reveal
 
 from .errors import BetNotFound, ProofNotReady, RoundNotFound
 from .models import Bet, Round
@@ -29,8 +26,9 @@ from .models import Bet, Round
 NEW_YORK = ZoneInfo("America/New_York")
 
 
+@register_wallet_component("in_open_bets_u")
 def user_open_stakes(*, user: Any) -> dict[str, int]:
-    """Return the player's stakes in rounds not yet settled, per currency."""
+    """Return the player's stakes in rounds not yet settled, per currency (the wallet's in_open_bets_u)."""
     rows = (
         Bet.objects.filter(player=user, round__status__in=Round.UNSETTLED)
         .values("round__currency")
@@ -38,6 +36,24 @@ def user_open_stakes(*, user: Any) -> dict[str, int]:
         .values_list("round__currency", "total")
     )
     return {currency: int(total or 0) for currency, total in rows}
+
+
+def round_params(*, round_obj: Round) -> dict[str, object]:
+    """Return the committed parameters of a round (salt included: keep them server-side)."""
+    return commit_params(
+        code=round_obj.code,
+        instrument=round_obj.instrument,
+        reference_close=Decimal(round_obj.reference_close),
+        open_utc=round_obj.open_at,
+        lock_utc=round_obj.lock_at,
+        close_utc=round_obj.close_at,
+        settle_after_utc=round_obj.settle_after,
+        fee_bps=round_obj.fee_bps,
+        min_stake_u=round_obj.min_stake_u,
+        previous_commit=round_obj.previous_commit,
+        salt=round_obj.salt,
+        rules_version=round_obj.rules_version,
+    )
 
 
 def round_get(*, code: str) -> Round:
@@ -120,9 +136,10 @@ def round_leaves(*, round_obj: Round) -> list[bytes]:
     bytes, which is the code-point order of their lowercase text form that the leaves are sorted by.
     """
     rows = list(Bet.objects.filter(round=round_obj).order_by("bet_id").values_list("leaf", flat=True))
-    if any(leaf is None for leaf in rows):
+    stored = [bytes(leaf) for leaf in rows if leaf is not None]
+    if len(stored) != len(rows):
         return bet_leaves(bets=bet_records(round_obj=round_obj))
-    return [bytes(leaf) for leaf in rows]
+    return stored
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,7 @@ def open_next_round() -> Any:
 def story(*, player: Any) -> dict[str, Any]:
     """Deposit 50 USDC, bet 5 USDC UP, withdraw 10 USDC: in that order, a moment apart."""
     from payouts.services import withdrawal_request
-    from rounds.services import bet_place
+    from rounds.betting import bet_place
 
     round_obj = open_next_round()
     deposit = custody_deposit(user=player, amount_u=50_000_000, reference=f"dep-{player.pk}")

@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 import requests
 
-from rounds.domain.integrity import format_instant, format_price
+from rounds.domain.commitment import format_instant, format_price
 from rounds.domain.pool import VoidReason
 
 MIN_AGREEING_SOURCES = 2

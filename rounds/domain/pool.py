@@ -46,6 +46,9 @@ __all__ = [
     "Settlement",
     "Side",
     "VoidReason",
+    "check_conservation",
+    "effective_result",
+    "fee_and_net",
     "outcome",
     "settle_pool",
 ]
@@ -179,10 +182,10 @@ def _check_stakes(stakes: Sequence[tuple[K, Side, int]]) -> list[tuple[K, Side, 
     return checked
 
 
-def _effective(
+def effective_result(
     *, result: Result, up_u: int, down_u: int, void_reason: VoidReason | None
 ) -> tuple[Result, VoidReason | None]:
-    """Return the effective result and void reason after pool-composition checks."""
+    """Return the effective result and void reason: pool composition (EMPTY, ONE_SIDED) first, then TIE."""
     if up_u == 0 and down_u == 0:
         return Result.VOID, VoidReason.EMPTY
     if up_u == 0 or down_u == 0:
@@ -216,7 +219,7 @@ def settle_pool(
     rows = _check_stakes(stakes)
     up_u = sum(amount for _, side, amount in rows if side is Side.UP)
     down_u = sum(amount for _, side, amount in rows if side is Side.DOWN)
-    effective, reason = _effective(result=result, up_u=up_u, down_u=down_u, void_reason=void_reason)
+    effective, reason = effective_result(result=result, up_u=up_u, down_u=down_u, void_reason=void_reason)
     if effective is Result.VOID:
         return _void(rows=rows, reason=reason, up_u=up_u, down_u=down_u)
     return _pay(rows=rows, winner=Side(effective), fee_bps=fee_bps, up_u=up_u, down_u=down_u)
@@ -232,7 +235,7 @@ def _void(
     """Refund every stake exactly: no fee, no breakage."""
     payouts = {key: amount for key, _, amount in rows}
     total = up_u + down_u
-    _check_conservation(payouts=payouts, fee_u=0, breakage_u=0, total_u=total)
+    check_conservation(paid_u=sum(payouts.values()), fee_u=0, breakage_u=0, total_u=total)
     return Settlement(
         result=Result.VOID,
         void_reason=reason,
@@ -258,12 +261,11 @@ def _pay(
 ) -> Settlement[K]:
     """Pay winners ``stake * net // W`` after the capped fee; losers get 0."""
     total = up_u + down_u
-    win_u, lose_u = (up_u, down_u) if winner is Side.UP else (down_u, up_u)
-    fee = min(total * fee_bps // BPS_DENOMINATOR, lose_u)
-    net = total - fee
+    fee, net, win_u = fee_and_net(result=Result(winner), fee_bps=fee_bps, up_u=up_u, down_u=down_u)
+    lose_u = total - win_u
     payouts = {key: (amount * net // win_u if side is winner else 0) for key, side, amount in rows}
     breakage = net - sum(payouts.values())
-    _check_conservation(payouts=payouts, fee_u=fee, breakage_u=breakage, total_u=total)
+    check_conservation(paid_u=sum(payouts.values()), fee_u=fee, breakage_u=breakage, total_u=total)
     return Settlement(
         result=Result(winner),
         void_reason=None,
@@ -279,8 +281,26 @@ def _pay(
     )
 
 
-def _check_conservation(*, payouts: Mapping[K, int], fee_u: int, breakage_u: int, total_u: int) -> None:
-    """Raise ConservationViolation unless payouts + fee + breakage == total (>= 0)."""
-    paid = sum(payouts.values())
-    if paid + fee_u + breakage_u != total_u or min(fee_u, breakage_u, paid) < 0:
-        raise ConservationViolation(f"paid {paid} + fee {fee_u} + breakage {breakage_u} != total {total_u}")
+def fee_and_net(*, result: Result, fee_bps: int, up_u: int, down_u: int) -> tuple[int, int, int]:
+    """Return (fee, net, winning pool) for an effective result; VOID takes no fee: (0, total, 0).
+
+    ``result`` must already be effective (see ``effective_result``): a winning side has stakes on both sides.
+    """
+    _check_result(result, None)
+    fee_bps = _check_fee_bps(fee_bps)
+    if type(up_u) is not int or type(down_u) is not int or min(up_u, down_u) < 0:
+        raise InvalidStake(f"pool sides must be non-negative ints, got {up_u!r} and {down_u!r}")
+    total = up_u + down_u
+    if result is Result.VOID:
+        return 0, total, 0
+    win_u, lose_u = (up_u, down_u) if result is Result.UP else (down_u, up_u)
+    if win_u == 0 or lose_u == 0:
+        raise InvalidResult(f"{result} is not an effective result for pools {up_u} UP / {down_u} DOWN")
+    fee = min(total * fee_bps // BPS_DENOMINATOR, lose_u)
+    return fee, total - fee, win_u
+
+
+def check_conservation(*, paid_u: int, fee_u: int, breakage_u: int, total_u: int) -> None:
+    """Raise ConservationViolation unless paid + fee + breakage == total, each >= 0."""
+    if paid_u + fee_u + breakage_u != total_u or min(fee_u, breakage_u, paid_u) < 0:
+        raise ConservationViolation(f"paid {paid_u} + fee {fee_u} + breakage {breakage_u} != total {total_u}")

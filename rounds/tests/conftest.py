@@ -57,6 +57,7 @@ class Prices:
 def prices(monkeypatch: pytest.MonkeyPatch) -> Prices:
     book = Prices()
     monkeypatch.setattr("rounds.services.configured_sources", book.sources)
+    monkeypatch.setattr("rounds.settlement.configured_sources", book.sources)
     return book
 
 
@@ -109,7 +110,7 @@ def lock_and_reach_settlement(clock: Clock) -> Callable[..., Any]:
 def force_settle(make_staff: Callable[..., Any]) -> Callable[..., Any]:
     """force_settle(round, "UP") -> the round, settled by two finance operators (propose, then approve)."""
     from ops.approvals import decision_approve
-    from rounds.services import force_result_propose
+    from rounds.overrides import force_result_propose
 
     maker, checker = make_staff(role="finance"), make_staff(role="finance")
 

@@ -21,9 +21,10 @@ import factory
 from accounts.models import User
 from ledger.tests.factories import FundedPlayerFactory
 from ops.actors import BEAT
+from rounds.betting import bet_place
 from rounds.domain.calendar import parse_code, previous_session, session_times
 from rounds.models import Bet, Round
-from rounds.services import bet_place, round_open
+from rounds.services import round_open
 
 if TYPE_CHECKING:
     from rounds.tests.conftest import Clock, Prices

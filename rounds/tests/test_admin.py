@@ -14,7 +14,7 @@ from ops.errors import Forbidden
 from ops.models import AuditRecord, Proposal
 from rounds import errors
 from rounds.models import OracleObservation, Round
-from rounds.services import force_result_propose
+from rounds.overrides import force_result_propose
 
 pytestmark = pytest.mark.django_db
 
@@ -63,6 +63,7 @@ def test_force_result_needs_a_second_operator(
     settled = Round.objects.get(pk=round_obj.pk)
 
     assert settled.status == Round.Status.SETTLED and settled.result == "UP"
+    assert settled.forced is not None
     assert settled.forced["operator"] == alice.email and settled.forced["approved_by"] == bob.email
     assert Account.objects.get(pk=bets[0].account_id).balance_u == 8_000_000 - 80_000
     actions = set(AuditRecord.objects.values_list("action", "actor_label"))

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from ops.actors import BEAT
-from rounds.domain.integrity import verify_proof
+from rounds.domain.merkle import verify_proof
 
 pytestmark = pytest.mark.django_db
 
@@ -23,7 +23,7 @@ def test_round_lifecycle_through_the_api(
     api_client_for: Callable[..., Any],
     make_player: Callable[..., Any],
 ) -> None:
-    from rounds.services import round_settle
+    from rounds.settlement import round_settle
 
     round_obj = open_round("20250908", reference="100")
     alice, bob = make_player(), make_player()

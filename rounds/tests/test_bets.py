@@ -9,14 +9,15 @@ from typing import Any
 import pytest
 
 from ledger.models import Account, Journal
+from ledger.selectors import user_wallet
 from ledger.services import user_account
 from ledger.tests.factories import FundedPlayerFactory
 from ops.actors import SystemActor
 from ops.models import Switch
 from rounds import errors
+from rounds.betting import bet_place
 from rounds.models import Bet, Round
 from rounds.selectors import user_open_stakes
-from rounds.services import bet_place
 
 pytestmark = pytest.mark.django_db
 
@@ -41,6 +42,9 @@ def test_bet_moves_the_stake_into_the_pool(
     assert (round_obj.up_pool_u, round_obj.up_bets, round_obj.down_pool_u) == (2_000_000, 1, 0)
     assert Journal.objects.get(reference=f"bet:{bet.bet_id}").type == "bet"
     assert user_open_stakes(user=player) == {"USDC": 2_000_000}
+    # The wallet shows it through the ledger's registry (the ledger does not import rounds).
+    [wallet] = user_wallet(user=player)
+    assert (wallet["available_u"], wallet["in_open_bets_u"]) == (3_000_000, 2_000_000)
     assert_ledger_ok()
 
 
@@ -83,7 +87,7 @@ def test_refusals_change_nothing(
     round_obj = open_round("20250908")
     player = FundedPlayerFactory.create(balance_u=3_000_000)
     bet_place(user=player, code=round_obj.code, side="UP", stake_u=1_000_000)
-    cases = [
+    cases: list[tuple[type[errors.RoundError], dict[str, Any]]] = [
         (errors.AlreadyBet, {"side": "UP", "stake_u": 1_000_000}),
         (errors.AlreadyBet, {"side": "DOWN", "stake_u": 1_000_000}),
         (errors.StakeTooSmall, {"side": "UP", "stake_u": 999_999}),

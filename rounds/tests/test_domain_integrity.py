@@ -1,4 +1,4 @@
-"""Tests for rounds.domain.integrity: canonical JSON, commit, Merkle, reveal."""
+"""Tests for the round protocol (rounds.domain commitment, merkle, reveal): canonical JSON, commit, Merkle, reveal."""
 
 from __future__ import annotations
 
@@ -14,31 +14,36 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rounds.domain.calendar import session_times
-from rounds.domain.integrity import (
+from rounds.domain.commitment import (
     COMMIT_FIELDS,
-    EMPTY_ROOT,
     RULES_VERSION,
-    CanonicalJsonError,
-    InvalidBet,
-    InvalidCommitParams,
-    InvalidMerkleInput,
-    bet_leaf,
-    bet_leaves,
-    build_reveal,
-    canonical_json,
     commit_params,
     format_instant,
     format_price,
+    new_salt,
+    protocol_json,
+    round_commit,
+)
+from rounds.domain.errors import (
+    InvalidBetRecord,
+    InvalidCommitParams,
+    InvalidMerkleInput,
+    NotCanonical,
+    UnknownBet,
+    VerificationError,
+)
+from rounds.domain.merkle import (
+    EMPTY_ROOT,
+    bet_leaf,
+    bet_leaves,
     merkle_proof,
     merkle_root,
-    new_salt,
     proof_for_bet,
-    round_commit,
     sort_bets,
     verify_proof,
-    verify_reveal,
 )
 from rounds.domain.pool import Result, Side, VoidReason, outcome, settle_pool
+from rounds.domain.reveal import build_reveal, verify_reveal
 
 FAST = settings(max_examples=200, deadline=None, database=None)
 SALT = "ab" * 32
@@ -129,21 +134,22 @@ def settled_round(*, bets: list[dict[str, object]], close: str = "21010.25") -> 
 
 
 def test_canonical_json_sorts_keys_and_strips_space() -> None:
-    assert canonical_json({"b": 1, "a": [True, None, "x"]}) == b'{"a":[true,null,"x"],"b":1}'
+    assert protocol_json({"b": 1, "a": [True, None, "x"]}) == b'{"a":[true,null,"x"],"b":1}'
 
 
 def test_canonical_json_is_stable_under_key_order() -> None:
-    assert canonical_json({"x": 1, "y": 2}) == canonical_json({"y": 2, "x": 1})
+    assert protocol_json({"x": 1, "y": 2}) == protocol_json({"y": 2, "x": 1})
 
 
 @pytest.mark.parametrize("bad", [1.5, Decimal("1.5"), {1: "a"}, {"a": {1, 2}}, 2**53, object()])
 def test_canonical_json_refuses_floats_and_odd_values(bad: object) -> None:
-    with pytest.raises(CanonicalJsonError):
-        canonical_json(bad)
+    with pytest.raises(NotCanonical) as refused:
+        protocol_json(bad)
+    assert isinstance(refused.value, VerificationError)  # a domain error, wrapping the kernel's
 
 
 def test_canonical_json_strenum_is_plain_string() -> None:
-    assert canonical_json({"side": Side.UP}) == b'{"side":"UP"}'
+    assert protocol_json({"side": Side.UP}) == b'{"side":"UP"}'
 
 
 # ---------------------------------------------------------------- canonical values
@@ -184,7 +190,7 @@ def test_commit_params_canonical_set() -> None:
 
 def test_round_commit_is_sha256_of_canonical_json() -> None:
     params = params_for()
-    expected = hashlib.sha256(canonical_json(params)).hexdigest()
+    expected = hashlib.sha256(protocol_json(params)).hexdigest()
     assert round_commit(params=params) == expected
     assert round_commit(params=dict(reversed(list(params.items())))) == expected
 
@@ -260,7 +266,7 @@ def test_rfc6962_shapes() -> None:
 
 def test_bet_leaf_is_prefixed_hash_of_canonical_json() -> None:
     record = bet("b-1", "UP", 5)
-    expected = hashlib.sha256(b"\x00" + canonical_json(record)).digest()
+    expected = hashlib.sha256(b"\x00" + protocol_json(record)).digest()
     assert bet_leaf(**record) == expected  # type: ignore[arg-type]
 
 
@@ -323,7 +329,7 @@ def test_proof_for_bet() -> None:
     for record in BETS:
         proof = proof_for_bet(bets=BETS, bet_id=str(record["bet_id"]))
         assert verify_proof(leaf=bet_leaf(**record), proof=proof, root=root)  # type: ignore[arg-type]
-    with pytest.raises(InvalidBet):
+    with pytest.raises(UnknownBet):
         proof_for_bet(bets=BETS, bet_id="nope")
 
 
@@ -339,12 +345,12 @@ def test_proof_for_bet() -> None:
     ],
 )
 def test_invalid_bets_rejected(bad: dict[str, object]) -> None:
-    with pytest.raises(InvalidBet):
+    with pytest.raises(InvalidBetRecord):
         bet_leaves(bets=[bad])
 
 
 def test_duplicate_bet_ids_rejected() -> None:
-    with pytest.raises(InvalidBet):
+    with pytest.raises(InvalidBetRecord):
         bet_leaves(bets=[BETS[0], {**BETS[0], "stake_u": 7}])
 
 
@@ -399,7 +405,7 @@ def test_honest_round_passes() -> None:
 
 def test_reveal_is_canonical_json_serialisable() -> None:
     reveal, _, _ = settled_round(bets=BETS)
-    assert canonical_json(reveal).startswith(b'{"breakage_u":')
+    assert protocol_json(reveal).startswith(b'{"breakage_u":')
 
 
 def failing(reveal: Mapping[str, object], commit: str, bets: list[dict[str, object]], root: str) -> tuple[str, ...]:

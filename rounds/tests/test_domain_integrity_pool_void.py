@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from rounds.domain.integrity import bet_leaves, build_reveal, merkle_root, round_commit, verify_reveal
+from rounds.domain.commitment import round_commit
+from rounds.domain.merkle import bet_leaves, merkle_root
 from rounds.domain.pool import Result, Side, VoidReason, settle_pool
+from rounds.domain.reveal import build_reveal, verify_reveal
 from rounds.tests.test_domain_integrity import bet, params_for
 
 

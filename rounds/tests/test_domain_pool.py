@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rounds.domain.pool import (
+    ConservationViolation,
     DuplicateStakeKey,
     InvalidFeeBps,
     InvalidPrice,
@@ -20,6 +21,9 @@ from rounds.domain.pool import (
     Settlement,
     Side,
     VoidReason,
+    check_conservation,
+    effective_result,
+    fee_and_net,
     outcome,
     settle_pool,
 )
@@ -261,3 +265,60 @@ def test_void_never_depends_on_fee(rows: list[tuple[Side, int]], fee_bps: int) -
     s = settle_pool(stakes=stakes, result=Result.VOID, fee_bps=fee_bps)
     assert s.result is Result.VOID
     assert sum(s.payouts_u.values()) == s.total_u
+
+
+# --- The pieces settlement in SQL shares with settle_pool ---------------------------------------
+
+
+def test_effective_result_pool_composition_first() -> None:
+    assert effective_result(result=Result.UP, up_u=0, down_u=0, void_reason=None) == (Result.VOID, VoidReason.EMPTY)
+    assert effective_result(result=Result.UP, up_u=5, down_u=0, void_reason=None) == (
+        Result.VOID,
+        VoidReason.ONE_SIDED,
+    )
+    assert effective_result(result=Result.VOID, up_u=5, down_u=3, void_reason=None) == (Result.VOID, VoidReason.TIE)
+    assert effective_result(result=Result.VOID, up_u=5, down_u=3, void_reason=VoidReason.CANCELLED) == (
+        Result.VOID,
+        VoidReason.CANCELLED,
+    )
+    assert effective_result(result=Result.DOWN, up_u=5, down_u=3, void_reason=None) == (Result.DOWN, None)
+
+
+def test_fee_and_net() -> None:
+    # T = 10_000_000, fee 1% = 100_000, capped by the losing pool.
+    assert fee_and_net(result=Result.UP, fee_bps=100, up_u=4_000_000, down_u=6_000_000) == (
+        100_000,
+        9_900_000,
+        4_000_000,
+    )
+    # The losing pool (50_000) is below 1% of T: the fee is capped at it, so winners never get back less.
+    assert fee_and_net(result=Result.UP, fee_bps=100, up_u=9_950_000, down_u=50_000) == (50_000, 9_950_000, 9_950_000)
+    assert fee_and_net(result=Result.VOID, fee_bps=100, up_u=4, down_u=6) == (0, 10, 0)
+    with pytest.raises(InvalidResult):  # not an effective result: nobody on the losing side
+        fee_and_net(result=Result.UP, fee_bps=100, up_u=4, down_u=0)
+    with pytest.raises(InvalidFeeBps):
+        fee_and_net(result=Result.UP, fee_bps=10_001, up_u=4, down_u=6)
+    with pytest.raises(InvalidStake):
+        fee_and_net(result=Result.UP, fee_bps=100, up_u=-4, down_u=6)
+
+
+@FAST
+@given(
+    up=st.lists(st.integers(1, 10**12), min_size=1, max_size=5),
+    down=st.lists(st.integers(1, 10**12), min_size=1, max_size=5),
+    fee_bps=st.integers(0, 10_000),
+    result=st.sampled_from([Result.UP, Result.DOWN]),
+)
+def test_fee_and_net_agrees_with_settle_pool(up: list[int], down: list[int], fee_bps: int, result: Result) -> None:
+    stakes = [(f"u{i}", UP, s) for i, s in enumerate(up)] + [(f"d{i}", DOWN, s) for i, s in enumerate(down)]
+    settlement = settle_pool(stakes=stakes, result=result, fee_bps=fee_bps)
+    fee, net, win_u = fee_and_net(result=result, fee_bps=fee_bps, up_u=sum(up), down_u=sum(down))
+    assert (fee, net, win_u) == (settlement.fee_u, settlement.net_pool_u, settlement.winning_pool_u)
+
+
+def test_check_conservation() -> None:
+    check_conservation(paid_u=90, fee_u=9, breakage_u=1, total_u=100)
+    with pytest.raises(ConservationViolation):
+        check_conservation(paid_u=90, fee_u=9, breakage_u=2, total_u=100)
+    with pytest.raises(ConservationViolation):
+        check_conservation(paid_u=92, fee_u=9, breakage_u=-1, total_u=100)

@@ -22,7 +22,8 @@ from ops.models import Proposal
 from payouts.tests.helpers import snapshot
 from rounds import errors
 from rounds.models import Round
-from rounds.services import force_result_propose, round_lock
+from rounds.overrides import force_result_propose
+from rounds.services import round_lock
 from webhooks.models import WebhookEvent
 from webhooks.stub import custody_request
 

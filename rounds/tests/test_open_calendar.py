@@ -13,9 +13,10 @@ from django.core.management.base import CommandError
 
 from ops.actors import BEAT
 from rounds import errors
-from rounds.domain.integrity import round_commit
+from rounds.domain.commitment import round_commit
 from rounds.models import Round
-from rounds.services import round_open, round_params
+from rounds.selectors import round_params
+from rounds.services import round_open
 
 pytestmark = pytest.mark.django_db
 
@@ -57,7 +58,7 @@ def test_reference_after_a_holiday_is_the_previous_rounds_close(
     lock_and_reach_settlement: Callable[..., Any],
     clock: Any,
 ) -> None:
-    from rounds.services import round_settle
+    from rounds.settlement import round_settle
 
     before = open_round("20251126", reference="100")
     place(before, "UP", 1_000_000)

@@ -13,7 +13,8 @@ from ops.actors import BEAT
 from ops.errors import Forbidden
 from rounds import errors
 from rounds.models import OracleObservation, Round
-from rounds.services import oracle_price_enter, round_settle
+from rounds.services import oracle_price_enter
+from rounds.settlement import round_settle
 
 pytestmark = pytest.mark.django_db
 
@@ -72,7 +73,7 @@ def test_oracle_failure_voids_after_deadline_and_a_late_price_changes_nothing(
     prices.set(round_obj.open_at.date(), "150")
     again, changed = round_settle(code=round_obj.code, acting_user=BEAT)
     assert not changed and again.void_reason == "ORACLE_FAILURE" and again.close_price == ""
-    with pytest.raises(errors.RoundLocked):
+    with pytest.raises(errors.RoundAlreadySettled):
         oracle_price_enter(code=round_obj.code, price="150", evidence="late", acting_user=make_staff(role="finance"))
     assert [Account.objects.get(pk=b.account_id).balance_u for b in bets] == [2_000_000, 3_000_000]
     assert_ledger_ok()
@@ -89,8 +90,9 @@ def test_operator_prices_count_as_sources(
     prices.set(round_obj.open_at.date(), "99", source="src-a")  # only one configured source answers
     settle_time = clock.now
     clock.set(round_obj.close_at - timedelta(seconds=1))
-    with pytest.raises(errors.SettleTooEarly):
+    with pytest.raises(errors.MarketNotClosed):
         oracle_price_enter(code=round_obj.code, price="99", evidence="a guess", acting_user=alice)
+    assert not OracleObservation.objects.filter(round=round_obj, kind=OracleObservation.Kind.OPERATOR).exists()
     clock.set(settle_time)
     with pytest.raises(Forbidden):
         oracle_price_enter(code=round_obj.code, price="99", evidence="nasdaq.com", acting_user=support)
@@ -143,6 +145,7 @@ def test_configured_http_sources_settle_a_round(
             {"name": "feed-b", "url": base + "/b/{date}", "field": "data.0.c"},
         ]
         monkeypatch.setattr("rounds.services.configured_sources", oracle.configured_sources)
+        monkeypatch.setattr("rounds.settlement.configured_sources", oracle.configured_sources)
         clock.set(round_obj.lock_at)
         from rounds.services import round_lock
 

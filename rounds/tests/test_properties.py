@@ -16,7 +16,7 @@ from ledger.services import house_account
 from ops.actors import BEAT
 from rounds.domain.pool import Result, Side, settle_pool
 from rounds.models import Bet, Round
-from rounds.services import round_settle
+from rounds.settlement import round_settle
 from rounds.tests.factories import BetFactory
 
 pytestmark = pytest.mark.django_db
@@ -62,9 +62,11 @@ def test_sql_settlement_matches_the_reference(
         expected = settle_pool(
             stakes=[(b.pk, Side(b.side), b.stake_u) for b in bets], result=price_result, fee_bps=fee_bps
         )
-        payouts = dict(Bet.objects.filter(round=settled).values_list("pk", "payout_u"))
+        rows = list(Bet.objects.filter(round=settled).values_list("pk", "payout_u"))
+        payouts = {pk: payout for pk, payout in rows if payout is not None}
         total = sum(stake for _, stake in pool)
-        assert changed
+        assert changed and settled.fee_u is not None and settled.breakage_u is not None
+        assert len(payouts) == len(rows)  # every bet has its payout
         assert (settled.result, settled.void_reason or None) == (
             expected.result.value,
             expected.void_reason.value if expected.void_reason else None,

@@ -16,7 +16,7 @@ from ops.models import Proposal
 from rounds import errors
 from rounds.domain.pool import Result, Side, VoidReason, settle_pool
 from rounds.models import Bet, Round
-from rounds.services import round_settle, settlement_preview
+from rounds.settlement import round_settle, settlement_preview
 
 pytestmark = pytest.mark.django_db
 
@@ -212,7 +212,7 @@ def test_forcing_from_a_state_other_than_locked_is_refused(
     make_staff: Callable[..., Any],
     lock_and_reach_settlement: Callable[..., Any],
 ) -> None:
-    from rounds.services import force_result_propose
+    from rounds.overrides import force_result_propose
 
     finance = make_staff(role="finance")
     round_obj = open_round("20250908")
@@ -245,7 +245,7 @@ def test_forced_result_needs_a_reason(
     make_staff: Callable[..., Any],
 ) -> None:
     from ops.approvals import ReasonRequired
-    from rounds.services import force_result_propose
+    from rounds.overrides import force_result_propose
 
     round_obj = open_round("20250908")
     place(round_obj, "UP", 2_000_000)
@@ -385,4 +385,5 @@ def test_house_manual_fee_query_runs_verbatim(
 """
         )
         rows = cursor.fetchall()
+    assert settled.fee_u is not None and settled.breakage_u is not None
     assert len(rows) == 1 and rows[0][1] == settled.fee_u + settled.breakage_u == 40_000

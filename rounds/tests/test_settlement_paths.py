@@ -14,9 +14,9 @@ import pytest
 from ledger import services as ledger_services
 from ledger.models import Account, Entry, Journal
 from ops.actors import BEAT
-from rounds import services
+from rounds import settlement
 from rounds.domain.pool import Result
-from rounds.services import round_settle, settlement_preview
+from rounds.settlement import round_settle, settlement_preview
 
 pytestmark = pytest.mark.django_db
 
@@ -50,7 +50,7 @@ def test_portable_settlement_posts_what_the_set_based_one_does(
     outcomes = []
     # Not adjacent sessions: a round's reference is the previous session's close, which round one would set.
     for code, set_based in (("20250908", True), ("20250915", False)):
-        monkeypatch.setattr(services, "_payouts_in_sql", lambda set_based=set_based: set_based)
+        monkeypatch.setattr(settlement, "_payouts_in_sql", lambda set_based=set_based: set_based)
         monkeypatch.setattr(ledger_services, "FAST_WRITE", set_based)
         round_obj = open_round(code, reference="100")
         for side, stake in bets:

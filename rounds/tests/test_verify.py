@@ -24,7 +24,7 @@ def settled(
     prices: Any,
     lock_and_reach_settlement: Callable[..., Any],
 ) -> Round:
-    from rounds.services import round_settle
+    from rounds.settlement import round_settle
 
     round_obj = open_round("20250908", reference="100")
     for side, stake in [("UP", 1_000_000), ("UP", 2_500_000), ("DOWN", 1_700_001), ("DOWN", 1_000_000)]:
@@ -50,6 +50,7 @@ def test_settled_round_passes(settled: Round, capsys: Any) -> None:
 
 def test_altered_bet_fails_merkle(settled: Round, capsys: Any) -> None:
     bet = Bet.objects.filter(round=settled).order_by("id").first()
+    assert bet is not None
     with transaction.atomic():
         service_write_allow()  # tampering by someone who got past the red-line trigger
         Bet.objects.filter(pk=bet.pk).update(stake_u=bet.stake_u + 1)
@@ -59,6 +60,7 @@ def test_altered_bet_fails_merkle(settled: Round, capsys: Any) -> None:
 
 def test_altered_payout_fails_payouts(settled: Round, capsys: Any) -> None:
     bet = Bet.objects.filter(round=settled, side="UP").order_by("id").first()
+    assert bet is not None and bet.payout_u is not None
     with transaction.atomic():
         service_write_allow()  # tampering by someone who got past the red-line trigger
         Bet.objects.filter(pk=bet.pk).update(payout_u=bet.payout_u + 1)
@@ -67,6 +69,7 @@ def test_altered_payout_fails_payouts(settled: Round, capsys: Any) -> None:
 
 
 def test_altered_salt_fails_commit(settled: Round, capsys: Any) -> None:
+    assert settled.reveal is not None
     reveal = {**settled.reveal, "salt": "0" * 64}
     Round.objects.filter(pk=settled.pk).update(reveal=reveal)
     ok, out = verify(settled.code, capsys)
@@ -75,6 +78,7 @@ def test_altered_salt_fails_commit(settled: Round, capsys: Any) -> None:
 
 @pytest.mark.parametrize("field, value", [("fee_bps", 0), ("reference_close", "100.5"), ("min_stake_u", 1)])
 def test_altered_parameter_fails_commit(settled: Round, capsys: Any, field: str, value: Any) -> None:
+    assert settled.reveal is not None
     reveal = {**settled.reveal, "params": {**settled.reveal["params"], field: value}}
     Round.objects.filter(pk=settled.pk).update(reveal=reveal)
     ok, out = verify(settled.code, capsys)
@@ -88,7 +92,7 @@ def test_void_and_forced_rounds_pass(
     lock_and_reach_settlement: Callable[..., Any],
     capsys: Any,
 ) -> None:
-    from rounds.services import round_settle
+    from rounds.settlement import round_settle
 
     one_sided = open_round("20250908")
     place(one_sided, "UP", 1_000_000)
@@ -102,7 +106,7 @@ def test_void_and_forced_rounds_pass(
     lock_and_reach_settlement(forced)
     force_settle(forced, "DOWN")
     ok, out = verify(forced.code, capsys)
-    assert ok and f"forced by {force_settle.maker.email}" in out
+    assert ok and f"forced by {force_settle.maker.email}" in out  # type: ignore[attr-defined]
 
     # A forced round whose revealed result was changed afterwards fails.
     forced.refresh_from_db()

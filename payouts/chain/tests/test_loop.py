@@ -37,7 +37,7 @@ def test_the_whole_usdc_loop_on_chain(
     open_round: Any,  # noqa: F811
     assert_ledger_ok: Any,
 ) -> None:
-    from rounds.services import bet_place
+    from rounds.betting import bet_place
 
     api = api_client_for(player)
     hot_before = chain.token_balance(chain.hot.address)

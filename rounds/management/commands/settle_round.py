@@ -20,15 +20,9 @@ from ops.cli import operator_by_email, operator_from_option, proposal_decide, re
 from ops.command_lock import command_lock
 from rounds.domain.pool import Result, VoidReason
 from rounds.models import Round
+from rounds.overrides import FORCE_KIND, force_result_propose, round_void
 from rounds.selectors import round_get
-from rounds.services import (
-    FORCE_KIND,
-    force_result_propose,
-    round_settle,
-    round_void,
-    settlement_preview,
-    settlement_preview_auto,
-)
+from rounds.settlement import round_settle, settlement_preview, settlement_preview_auto
 
 
 class Command(BaseCommand):
