@@ -19,7 +19,7 @@ from ledger.admin_money import money_column
 from ops.errors import ApplicationError
 
 from .models import Deposit, WebhookEvent
-from .services import webhook_event_replay
+from .processing import webhook_event_replay
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -19,9 +19,9 @@ from accounts.permissions import IsPlayerToWrite
 from ops.idempotency import idempotent
 from ops.schema import PAGINATION_PARAMETERS, paginated
 
+from .deposits import deposit_start
 from .models import Deposit
 from .selectors import deposit_get, deposit_list
-from .services import deposit_start
 
 
 @extend_schema_serializer(component_name="Deposit")

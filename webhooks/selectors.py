@@ -11,6 +11,7 @@ from django.utils import timezone
 from ops.errors import NotFound
 
 from .models import Deposit, WebhookEvent
+from .notices import Notice
 
 
 def deposit_list(*, user: Any) -> QuerySet[Deposit]:
@@ -51,3 +52,21 @@ def webhook_event_find(*, identifier: str, provider: str | None = None) -> list[
         if by_pk:
             return by_pk
     return list(events.filter(event_id=identifier).order_by("id"))
+
+
+def deposit_matching(notice: Notice, deposits: Any) -> Any:
+    """Return the first of `deposits` a PSP notice is about: by our reference, else by the PSP's payment or object id.
+
+    `deposits` is a queryset of one provider's deposits (locked or projected as the caller needs), so
+    the same match serves the receiving path (which reads the flow id) and the processing path (which locks).
+    """
+    if notice.deposit_reference:
+        deposit = deposits.filter(reference=notice.deposit_reference).first()
+        if deposit is not None:
+            return deposit
+    if notice.psp_reference:
+        return (
+            deposits.filter(psp_payment_reference=notice.psp_reference).order_by("pk").first()
+            or deposits.filter(psp_id=notice.psp_reference).order_by("pk").first()
+        )
+    return None

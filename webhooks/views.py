@@ -24,13 +24,13 @@ from django.views.decorators.http import require_POST
 
 from ops.errors import ApplicationError, problem_json_response
 
+from .deposits import simulated_deposit
 from .errors import PayloadTooLarge, UnsupportedMediaType
 from .models import Provider
-from .services import (
+from .receiving import (
     adyen_notification_receive,
     selected_headers,
     signed_deposit_receive,
-    simulated_deposit,
     stripe_event_receive,
 )
 from .verification import (
