@@ -3,13 +3,16 @@
 A view verifies the signature on the raw body (`webhooks.verification`), then a `*_receive` service
 here stores the raw event and enqueues its processing after commit (`webhooks.processing`). A second
 delivery of the same event returns the stored row (`duplicate`); a custody reference sent again with
-another payload is refused (409), whichever hash function stored the first one.
+another payload is refused (409).
+
+The payload hash is RFC 8785 (`ops.canonical`); before, it was a sorted `json.dumps`. Only custody and
+simulated deposits compare hashes, and their payloads (four fixed ASCII keys, string and integer values,
+checked before the hash) have the same bytes under both, so an event stored before the change and
+retried after it still matches (`test_receiving.py` pins this).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,19 +43,6 @@ def payload_hash(payload: Any) -> str:
         return canonical_sha256(payload, floats=True)
     except CanonicalJsonError as exc:
         raise MalformedPayload(f"The payload has no canonical JSON form ({exc}); nothing was stored.") from None
-
-
-def legacy_payload_hash(payload: Any) -> str:
-    """The hash events were stored with before `payload_hash` used RFC 8785 (sorted `json.dumps`).
-
-    Only compared against, so that a custody retry of an event stored before that change is still
-    recognised as the same payload rather than refused as a conflicting one.
-    """
-    try:
-        text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()
-    except (TypeError, ValueError):
-        return ""
 
 
 def selected_headers(headers: Any) -> dict[str, str]:
@@ -132,7 +122,7 @@ def _store(
         existing = WebhookEvent.objects.filter(provider=provider, event_id=event_id[:200]).first()
         if existing is None:
             raise
-        if provider in SIGNED_DEPOSIT_PROVIDERS and not _same_payload(existing.payload_hash, digest, payload):
+        if provider in SIGNED_DEPOSIT_PROVIDERS and existing.payload_hash != digest:
             raise ReferenceMismatch(
                 f"Reference {event_id!r} was already received with a different payload; nothing was credited. "
                 "Retry only with the same payload for the same reference.",
@@ -140,14 +130,6 @@ def _store(
             ) from None
         return Received(existing, duplicate=True)
     return Received(event, duplicate=False)
-
-
-def _same_payload(stored_hash: str, digest: str, payload: Any) -> bool:
-    """Whether a stored event's hash is this payload's, by today's hash or the one used before RFC 8785."""
-    if stored_hash == digest:
-        return True
-    legacy = legacy_payload_hash(payload)
-    return bool(legacy) and stored_hash == legacy
 
 
 def stripe_event_receive(*, event: dict[str, Any], headers: dict[str, str], raw_body: bytes = b"") -> Received:
