@@ -80,7 +80,7 @@ def test_a_signed_stripe_event_with_no_canonical_json_is_a_400_and_stores_nothin
     deliver: Any, enqueued: list[int], extra: str
 ) -> None:
     before = snapshot()
-    body = '{"id": "evt_odd", "type": "payment_intent.succeeded", "data": {"object": {"id": "pi_1", %s}}}' % extra
+    body = '{"id": "evt_odd", "type": "payment_intent.succeeded", "data": {"object": {"id": "pi_1", ' + extra + "}}}"
 
     response = deliver(STRIPE_URL, _signed_stripe(body))
 
