@@ -8,8 +8,9 @@ class RoundsConfig(AppConfig):
     verbose_name = "Rounds"
 
     def ready(self) -> None:
-        # Registers the round_pools_equal_stakes invariant and the betting_*/round_* metric families.
-        from . import invariants, metrics  # noqa: F401
+        # Registers the round_pools_equal_stakes invariant, the betting_*/round_* metric families and the
+        # stuck-rounds source.
+        from . import invariants, metrics, selectors  # noqa: F401
         from .services import register_round_decisions
 
         register_round_decisions()

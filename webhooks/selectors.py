@@ -1,14 +1,15 @@
-"""Reads of the deposits app: a player's own deposits, events for operators and workers."""
+"""Reads of the deposits app: a player's own deposits, events for operators and workers, stuck events."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from ops.errors import NotFound
+from ops.stuck import StuckFinding, age_limit_s, register_stuck_source
 
 from .models import Deposit, WebhookEvent
 from .notices import Notice
@@ -70,3 +71,26 @@ def deposit_matching(notice: Notice, deposits: Any) -> Any:
             or deposits.filter(psp_id=notice.psp_reference).order_by("pk").first()
         )
     return None
+
+
+@register_stuck_source("webhook_events", order=20)
+def stuck_webhook_events(*, now: datetime | None = None) -> list[StuckFinding]:
+    """Return deposit webhook events not processed (received, failed or flagged) past STUCK_WEBHOOK_AFTER_MINUTES."""
+    now = now or timezone.now()
+    limit_s = age_limit_s("STUCK_WEBHOOK_AFTER_MINUTES")
+    rows = (
+        WebhookEvent.objects.exclude(status__in=[WebhookEvent.Status.PROCESSED, WebhookEvent.Status.IGNORED])
+        .filter(received_at__lt=now - timedelta(seconds=limit_s))
+        .order_by("received_at")
+    )
+    return [
+        StuckFinding(
+            kind="webhook_event",
+            id=str(event.pk),
+            state=str(event.status),
+            age_s=int((now - event.received_at).total_seconds()),
+            limit_s=limit_s,
+            detail=f"provider={event.provider} event_id={event.event_id} reference={event.reference}",
+        )
+        for event in rows
+    ]

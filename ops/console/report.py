@@ -56,7 +56,7 @@ def daily_report(*, day: date) -> DailyReport:
     from ledger.reconciliation import invariant_names, ledger_breaches
     from ops.models import AuditRecord, Switch, Waiver
     from payouts.models import PayoutAttempt, Withdrawal
-    from payouts.selectors import stuck_finance_jobs
+    from ops.stuck import stuck_jobs
     from rounds.models import Round
     from webhooks.models import Deposit
 
@@ -103,7 +103,7 @@ def daily_report(*, day: date) -> DailyReport:
     queue = Withdrawal.objects.filter(state=Withdrawal.State.PAYOUT_FAILED).count()
     if queue:
         risks.append(Risk(f"{queue} withdrawal(s) in the manual-review queue", ON_CALL_FINANCE))
-    risks += [Risk(f"stuck: {f.line()}", ON_CALL_FINANCE) for f in stuck_finance_jobs(now=now)]
+    risks += [Risk(f"stuck: {f.line()}", ON_CALL_FINANCE) for f in stuck_jobs(now=now)]
     risks += [
         Risk(f"switch {s.name} is on: {s.reason}", s.changed_by or ON_CALL_ENGINEER)
         for s in Switch.objects.filter(on=True).order_by("name")
