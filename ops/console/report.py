@@ -55,8 +55,8 @@ def daily_report(*, day: date) -> DailyReport:
     """Gather the W1 report of one UTC day."""
     from ledger.reconciliation import invariant_names, ledger_breaches
     from ops.models import AuditRecord, Switch, Waiver
-    from payouts.models import PayoutAttempt, Withdrawal
     from ops.stuck import stuck_jobs
+    from payouts.models import PayoutAttempt, Withdrawal
     from rounds.models import Round
     from webhooks.models import Deposit
 

@@ -154,8 +154,8 @@ def dashboard(*, now: datetime | None = None) -> Dashboard:
     from ledger.models import ReconciliationRun
     from ledger.selectors import tvl_by_currency
     from ops.models import Proposal, Switch, Waiver
-    from payouts.models import Withdrawal
     from ops.stuck import stuck_jobs
+    from payouts.models import Withdrawal
 
     now = now or timezone.now()
     queue = Withdrawal.objects.filter(state=Withdrawal.State.PAYOUT_FAILED)

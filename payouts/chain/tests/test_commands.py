@@ -11,10 +11,10 @@ from django.core.management.base import CommandError
 from eth_account import Account
 
 from ops.models import AuditRecord
+from ops.stuck import stuck_jobs
 from payouts.chain.deposits import chain_deposits_scan, deposit_address_for
 from payouts.chain.models import ChainDeposit, ChainTransfer
 from payouts.chain.testing.fixtures import CONFIRMATIONS
-from ops.stuck import stuck_jobs
 from payouts.services import payout_submit, withdrawal_approve, withdrawal_request
 
 pytestmark = pytest.mark.django_db
