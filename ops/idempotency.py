@@ -98,7 +98,7 @@ def _replay(row: IdempotencyKey) -> Response:
     IDEMPOTENCY_EVENTS.labels(outcome="replayed").inc()
     headers = {REPLAY_HEADER: "true"}
     body = row.response_body
-    if isinstance(body, dict) and "type" in body and "status" in body and row.response_status >= 400:
+    if isinstance(body, dict) and "type" in body and "status" in body and (row.response_status or 0) >= 400:
         return problem_response(body, headers=headers)
     return Response(body, status=row.response_status, headers=headers)
 

@@ -62,7 +62,7 @@ def _adyen_notice(request: HttpRequest) -> PayoutNotice:
         body=body, signature=request.headers.get("HmacSignature", ""), refusals=REFUSALS
     )
     payload = inbound.json_object(body, REFUSALS)
-    data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
+    data = _dict(payload.get("data"))
     transfer_id, status = str(data.get("id") or ""), str(data.get("status") or "")
     if not transfer_id:
         raise InvalidWebhook("Transfer webhook without data.id.")

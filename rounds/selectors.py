@@ -124,7 +124,7 @@ def round_leaves(*, round_obj: Round) -> list[bytes]:
     rows = list(Bet.objects.filter(round=round_obj).order_by("bet_id").values_list("leaf", flat=True))
     if any(leaf is None for leaf in rows):
         return bet_leaves(bets=bet_records(round_obj=round_obj))
-    return [bytes(leaf) for leaf in rows]
+    return [bytes(leaf) for leaf in rows if leaf is not None]  # none is None here (checked above)
 
 
 @dataclass(frozen=True)

@@ -80,15 +80,15 @@ def chain_stuck_findings(*, now: datetime | None = None) -> list[StuckFinding]:
                     f"amount_u={row.amount_u} broadcasts={row.broadcast_count}",
                 )
             )
-    for row in ChainDeposit.objects.exclude(review_reason="").filter(reviewed_at__isnull=True).order_by("id"):
+    for deposit in ChainDeposit.objects.exclude(review_reason="").filter(reviewed_at__isnull=True).order_by("id"):
         findings.append(
             StuckFinding(
                 kind="chain_deposit",
-                id=f"{row.tx_hash}:{row.log_index}",
+                id=f"{deposit.tx_hash}:{deposit.log_index}",
                 state="needs_review",
-                age_s=int((now - row.seen_at).total_seconds()),
+                age_s=int((now - deposit.seen_at).total_seconds()),
                 limit_s=0,
-                detail=f"user={row.user_id} amount_u={row.amount_u} {row.review_reason}",
+                detail=f"user={deposit.user_id} amount_u={deposit.amount_u} {deposit.review_reason}",
             )
         )
     return findings
