@@ -3,6 +3,8 @@
 Plain pytest: no Django, no database, no network beyond 127.0.0.1.
 """
 
+from __future__ import annotations
+
 import base64
 import hashlib
 import hmac
@@ -59,7 +61,7 @@ PAYMENT_INTENT: PaymentIntentCreateParams = {
     "amount": 2500,
     "currency": "eur",
     "metadata": {"deposit_id": "dep_1"},
-    "automatic_payment_methods": {"enabled": True},
+    "payment_method_types": ["card"],  # type: ignore[typeddict-unknown-key]  # a real Stripe param the SDK's types omit
 }
 PAYOUT: PayoutCreateParams = {"amount": 1000, "currency": "eur", "metadata": {"payout_id": "wd_1"}}
 STRIPE_TRANSFER: TransferCreateParams = {"amount": 1000, "currency": "eur", "destination": "acct_1Test"}
