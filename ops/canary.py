@@ -5,7 +5,9 @@ ledger settlement (held back to where it was, available lower by exactly the wit
 PASS/FAIL report written from `docs/ops/canary_report_template.md`.
 
 With `simulate` (never in production) the deposit arrives as a signed custody webhook and the payout
-confirmation as a signed Adyen Transfers webhook; otherwise the canary waits for the real ones.
+confirmation as a signed Adyen Transfers webhook, both sent here over HTTP and signed with the kernel's
+`ops.inbound` (the same functions that verify them; no test tooling is imported); otherwise the canary
+waits for the real ones.
 
 On chain (`provider="chain"`, with a checksummed `destination` address): the canary shows the player's
 deposit address and waits until a deposit of the canary amount sent there on chain is credited (after the
@@ -15,6 +17,7 @@ Nothing is simulated on chain.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable
@@ -28,6 +31,7 @@ from django.conf import settings
 
 from ledger.currencies import get_currency
 from ledger.reconciliation import ledger_breaches
+from ops import inbound
 
 TEMPLATE = Path(settings.BASE_DIR) / "docs" / "ops" / "canary_report_template.md"
 
@@ -109,6 +113,29 @@ def _wallet(api: _Api, currency: str) -> tuple[int, int]:
     return 0, 0
 
 
+def _post_signed(url: str, body: bytes, headers: dict[str, str]) -> requests.Response:
+    return requests.post(url, data=body, headers={"Content-Type": "application/json", **headers}, timeout=10)
+
+
+def _send_custody_deposit(url: str, payload: dict[str, Any]) -> requests.Response:
+    """Deliver a custody deposit signed with CUSTODY_WEBHOOK_KEY, as the custodian would (simulation only)."""
+    body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    signature = inbound.hmac_sha256_hex(body, settings.CUSTODY_WEBHOOK_KEY)
+    return _post_signed(url, body, {"X-Webhook-Signature": signature})
+
+
+def _send_adyen_transfer_booked(url: str, transfer: dict[str, Any]) -> requests.Response:
+    """Deliver Adyen's `balancePlatform.transfer.updated` (booked) signed with ADYEN_HMAC_KEY (simulation only)."""
+    webhook = {
+        "data": {"category": "bank", "direction": "outgoing", **transfer, "reason": "approved", "status": "booked"},
+        "environment": "test",
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+        "type": "balancePlatform.transfer.updated",
+    }
+    body = json.dumps(webhook, separators=(",", ":")).encode("utf-8")
+    return _post_signed(url, body, {"HmacSignature": inbound.adyen_payload_signature(body, settings.ADYEN_HMAC_KEY)})
+
+
 def _poll(until: Callable[[], Any], timeout_s: float, what: str) -> Any:
     deadline = time.monotonic() + timeout_s
     while True:
@@ -157,12 +184,9 @@ def canary_run(run: CanaryRun) -> CanaryRun:
             return f"on-chain deposit to {address} credited after confirmations"
         if run.simulate:
             reference = f"canary-deposit-{uuid.uuid4()}"
-            from webhooks.stub import send_custody_deposit
-
-            response = send_custody_deposit(
+            response = _send_custody_deposit(
                 f"{player.base}/webhooks/deposits",
                 {"reference": reference, "user_id": player.user_id, "amount_u": run.amount_u, "currency": run.currency},
-                settings.CUSTODY_WEBHOOK_KEY,
             )
             if response.status_code >= 300:
                 raise CanaryFailed(f"deposit webhook answered {response.status_code}: {response.text[:200]}")
@@ -215,16 +239,12 @@ def canary_run(run: CanaryRun) -> CanaryRun:
         if run.simulate:
             if run.provider != "adyen":
                 raise CanaryFailed("simulated payout confirmation is implemented for adyen")
-            from webhooks.stub import send_adyen_transfer_webhook
-
             transfer = {
                 "id": state["psp_reference"],
                 "reference": f"wd-{state['withdrawal']}",
                 "amount": {"value": run.amount_u, "currency": run.currency},
             }
-            response = send_adyen_transfer_webhook(
-                f"{player.base}/webhooks/payouts/adyen", transfer, "booked", settings.ADYEN_HMAC_KEY
-            )
+            response = _send_adyen_transfer_booked(f"{player.base}/webhooks/payouts/adyen", transfer)
             if response.status_code >= 300:
                 raise CanaryFailed(f"payout webhook answered {response.status_code}: {response.text[:200]}")
         _poll(

@@ -3,7 +3,7 @@
 Triggers (the function in `ops.0004_red_line_triggers`, one trigger per table in its app's migration) refuse an UPDATE of a withdrawal's state or amount,
 a deposit's money columns, or a bet's stake, side or payout, unless the transaction first called
 `service_write_allow()`. Only the services' lock helpers call it (`payouts.lock_objects.withdrawal_lock`,
-`rounds.lock_objects`, `webhooks.services.webhook_event_process`), so a manual
+`rounds.lock_objects`, `webhooks.processing.webhook_event_process`), so a manual
 `UPDATE payouts_withdrawal SET state = 'paid'` in psql fails with `red line: ...` and changes nothing.
 The setting is transaction-local (`set_config(..., true)`, like `SET LOCAL`): it ends with the transaction.
 """

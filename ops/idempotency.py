@@ -23,6 +23,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.encoders import JSONEncoder
 
+from .canonical import CanonicalJsonError, canonical_sha256
 from .errors import ApplicationError, problem_response
 from .metrics import IDEMPOTENCY_EVENTS
 from .models import IdempotencyKey
@@ -57,9 +58,35 @@ class IdempotencyInProgress(ApplicationError):
     status = 409
 
 
+class IdempotencyBodyInvalid(ApplicationError):
+    code = "idempotency/body-invalid"
+    title = "Request body has no canonical JSON form"
+    status = 400
+
+
 def request_fingerprint(request: Request, scope: str) -> str:
-    """Hash the route and the parsed body, so the same request always gives the same hash."""
-    body = json.dumps(request.data, sort_keys=True, separators=(",", ":"), cls=JSONEncoder)
+    """Hash the route and the parsed body (RFC 8785 canonical JSON), so the same request always gives the same hash.
+
+    A body with no canonical form (an integer beyond 2**53, a Decimal, a non-string key) is refused
+    with a 400 before the key is reserved: nothing runs and nothing is stored.
+    """
+    try:
+        return canonical_sha256(request.data, floats=True, prefix=f"{scope}\n".encode())
+    except CanonicalJsonError as exc:
+        raise IdempotencyBodyInvalid(f"The request body cannot be fingerprinted ({exc}); nothing was done.") from None
+
+
+def legacy_request_fingerprint(request: Request, scope: str) -> str:
+    """The fingerprint keys were stored with before RFC 8785 (sorted `json.dumps`), or "" if it cannot be computed.
+
+    Only compared against: a retry, after the deploy that changed the hash, of a request whose key was
+    stored before it must replay, not be refused as a different request. Once IdempotencyKey rows older
+    than that deploy are gone, this fallback can go.
+    """
+    try:
+        body = json.dumps(request.data, sort_keys=True, separators=(",", ":"), cls=JSONEncoder)
+    except (TypeError, ValueError):
+        return ""
     return hashlib.sha256(f"{scope}\n{body}".encode()).hexdigest()
 
 
@@ -71,13 +98,15 @@ def _replay(row: IdempotencyKey) -> Response:
     IDEMPOTENCY_EVENTS.labels(outcome="replayed").inc()
     headers = {REPLAY_HEADER: "true"}
     body = row.response_body
-    if isinstance(body, dict) and "type" in body and "status" in body and row.response_status >= 400:
+    if isinstance(body, dict) and "type" in body and "status" in body and (row.response_status or 0) >= 400:
         return problem_response(body, headers=headers)
     return Response(body, status=row.response_status, headers=headers)
 
 
-def _reserve(*, user: Any, key: str, scope: str, fingerprint: str) -> IdempotencyKey | Response:
-    """Insert the key as in progress, or answer from the existing row."""
+def _reserve(
+    *, user: Any, key: str, scope: str, fingerprint: str, legacy_fingerprint: Callable[[], str]
+) -> IdempotencyKey | Response:
+    """Insert the key as in progress, or answer from the existing row (stored under this or the legacy hash)."""
     try:
         with transaction.atomic():
             row = IdempotencyKey.objects.create(user=user, key=key, scope=scope, request_hash=fingerprint)
@@ -86,7 +115,11 @@ def _reserve(*, user: Any, key: str, scope: str, fingerprint: str) -> Idempotenc
     except IntegrityError:
         pass
     existing = IdempotencyKey.objects.get(user=user, key=key)
-    if existing.request_hash != fingerprint or existing.scope != scope:
+    same_request = existing.request_hash == fingerprint
+    if not same_request:
+        legacy = legacy_fingerprint()
+        same_request = bool(legacy) and existing.request_hash == legacy
+    if not same_request or existing.scope != scope:
         IDEMPOTENCY_EVENTS.labels(outcome="mismatch").inc()
         raise IdempotencyKeyReused("This Idempotency-Key was already used for a different request; nothing was done.")
     if existing.state == IdempotencyKey.State.COMPLETED:
@@ -129,7 +162,13 @@ def idempotent_call(*, request: Request, scope: str, handler: Callable[[], Respo
         raise IdempotencyKeyInvalid(f"{HEADER} is at most {MAX_KEY_LENGTH} characters.")
     fingerprint = request_fingerprint(request, scope)
     try:
-        reserved = _reserve(user=request.user, key=key, scope=scope, fingerprint=fingerprint)
+        reserved = _reserve(
+            user=request.user,
+            key=key,
+            scope=scope,
+            fingerprint=fingerprint,
+            legacy_fingerprint=lambda: legacy_request_fingerprint(request, scope),
+        )
     except ApplicationError:
         raise
     except Exception:

@@ -1,12 +1,17 @@
 """How the PSP SDKs are configured: Adyen's platform (test or live, with the live endpoint prefix)
-and where the Stripe and Adyen clients point. Deposits and payouts build their clients here."""
+and where the Stripe and Adyen clients point. The one place a Stripe or Adyen client is built:
+deposits (`webhooks.providers`) and payouts (`payouts.providers`) take theirs from here, each with
+its own timeout."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+
+if TYPE_CHECKING:
+    import stripe
 
 ADYEN_ENVIRONMENTS = ("test", "live")
 
@@ -46,7 +51,7 @@ def point_at_base(api: Any) -> Any:
     return api
 
 
-def stripe_client(*, timeout_s: float) -> Any:
+def stripe_client(*, timeout_s: float) -> stripe.StripeClient:
     """Return a StripeClient with no SDK retries, pointed at STRIPE_API_BASE when set (the stub)."""
     import stripe
 

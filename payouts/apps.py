@@ -8,8 +8,9 @@ class PayoutsConfig(AppConfig):
     verbose_name = "Withdrawals and payouts"
 
     def ready(self) -> None:
-        # Registers the held_equals_withdrawals invariant and the manual-review metrics.
-        from . import invariants, metrics  # noqa: F401
+        # Registers the held_equals_withdrawals invariant, the manual-review metrics and the stuck-job
+        # sources (withdrawals, payout events to review).
+        from . import invariants, metrics, selectors  # noqa: F401
         from .services import register_withdrawal_decisions
 
         register_withdrawal_decisions()

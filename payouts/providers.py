@@ -373,7 +373,9 @@ class StripePayoutProvider(PayoutProvider):
 
 def _stripe_metadata(obj: Any) -> dict[str, Any]:
     metadata = getattr(obj, "metadata", None)
-    return metadata.to_dict() if hasattr(metadata, "to_dict") else dict(metadata or {})
+    if metadata is not None and hasattr(metadata, "to_dict"):
+        return dict(metadata.to_dict())
+    return dict(metadata or {})
 
 
 _registry: dict[str, PayoutProvider] = {}

@@ -1,11 +1,9 @@
 """Reads for withdrawals: a player's own, the manual-review queue, a withdrawal's money and audit trail,
-and the stuck-job detector's findings."""
+and the stuck-job detector's findings about withdrawals and payout events (sources of `ops.stuck`)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,6 +13,7 @@ from django.utils import timezone
 
 from ledger.models import Entry, Journal
 from ops.models import AuditRecord, Proposal
+from ops.stuck import StuckFinding, age_limit_s, register_stuck_source
 
 from .errors import WithdrawalNotFound
 from .models import PayoutAttempt, PayoutEvent, Withdrawal
@@ -119,49 +118,20 @@ def payouts_waiting(*, older_than_s: int | None = None) -> list[int]:
 
 # --- Stuck work ----------------------------------------------------------------------------
 
-# Age limits in minutes: (setting, default). A payout in flight with no PSP answer, an approved payout not
-# submitted and a webhook not processed are stuck within minutes; the PSP's confirmation of an accepted
-# payout may take a banking day (reconcile_payouts asks the PSP well before that).
-STUCK_LIMITS_MINUTES = {
-    "requested": ("STUCK_REQUESTED_AFTER_MINUTES", 24 * 60),
-    "approved": ("STUCK_APPROVED_AFTER_MINUTES", 5),
-    "in_flight": ("STUCK_IN_FLIGHT_AFTER_MINUTES", 5),
-    "unconfirmed": ("STUCK_UNCONFIRMED_AFTER_MINUTES", 24 * 60),
-    "webhook": ("STUCK_WEBHOOK_AFTER_MINUTES", 5),
-    "round": ("STUCK_ROUND_AFTER_MINUTES", 90),
+# Age limits in minutes (settings): a payout in flight with no PSP answer and an approved payout not submitted
+# are stuck within minutes; the PSP's confirmation of an accepted payout may take a banking day
+# (reconcile_payouts asks the PSP well before that). Webhook events and rounds have theirs in their apps.
+STUCK_LIMIT_SETTINGS = {
+    "requested": "STUCK_REQUESTED_AFTER_MINUTES",
+    "approved": "STUCK_APPROVED_AFTER_MINUTES",
+    "in_flight": "STUCK_IN_FLIGHT_AFTER_MINUTES",
+    "unconfirmed": "STUCK_UNCONFIRMED_AFTER_MINUTES",
 }
 
 
 def stuck_limit_s(kind: str) -> int:
-    """Return the age in seconds after which `kind` counts as stuck (setting in minutes)."""
-    name, _ = STUCK_LIMITS_MINUTES[kind]
-    return int(float(getattr(settings, name)) * 60)
-
-
-@dataclass(frozen=True)
-class StuckFinding:
-    """One piece of finance work that has waited too long."""
-
-    kind: str
-    id: str
-    state: str
-    age_s: int
-    limit_s: int
-    detail: str
-
-    def line(self) -> str:
-        return (
-            f"{self.kind} {self.id} state={self.state} age={_age(self.age_s)} "
-            f"(limit {_age(self.limit_s)}) {self.detail}".rstrip()
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _age(seconds: int) -> str:
-    hours, rest = divmod(max(seconds, 0), 3600)
-    return f"{hours}h{rest // 60:02d}m"
+    """Return the age in seconds after which a withdrawal in `kind` counts as stuck (setting in minutes)."""
+    return age_limit_s(STUCK_LIMIT_SETTINGS[kind])
 
 
 def _withdrawal_finding(w: Withdrawal, *, now: datetime, limit_s: int, state: str, detail: str = "") -> StuckFinding:
@@ -177,6 +147,7 @@ def _withdrawal_finding(w: Withdrawal, *, now: datetime, limit_s: int, state: st
     )
 
 
+@register_stuck_source("withdrawals", order=10)
 def stuck_withdrawals(*, now: datetime | None = None) -> list[StuckFinding]:
     """Return withdrawals waiting past their limits.
 
@@ -230,52 +201,7 @@ def stuck_withdrawals(*, now: datetime | None = None) -> list[StuckFinding]:
     return findings
 
 
-def stuck_rounds(*, now: datetime | None = None) -> list[StuckFinding]:
-    """Return rounds still open or locked past their settle time (plus the limit)."""
-    from rounds.models import Round
-
-    now = now or timezone.now()
-    limit_s = stuck_limit_s("round")
-    rows = Round.objects.filter(status__in=Round.UNSETTLED, settle_after__lt=now - timedelta(seconds=limit_s)).order_by(
-        "settle_after"
-    )
-    return [
-        StuckFinding(
-            kind="round",
-            id=r.code,
-            state=r.status,
-            age_s=int((now - r.settle_after).total_seconds()),
-            limit_s=limit_s,
-            detail=f"settle_after={r.settle_after.isoformat()} oracle_attempts={r.oracle_attempts}",
-        )
-        for r in rows
-    ]
-
-
-def stuck_webhook_events(*, now: datetime | None = None) -> list[StuckFinding]:
-    """Return deposit webhook events not processed (received, failed or flagged) past an age."""
-    from webhooks.models import WebhookEvent
-
-    now = now or timezone.now()
-    limit_s = stuck_limit_s("webhook")
-    rows = (
-        WebhookEvent.objects.exclude(status__in=[WebhookEvent.Status.PROCESSED, WebhookEvent.Status.IGNORED])
-        .filter(received_at__lt=now - timedelta(seconds=limit_s))
-        .order_by("received_at")
-    )
-    return [
-        StuckFinding(
-            kind="webhook_event",
-            id=str(event.pk),
-            state=str(event.status),
-            age_s=int((now - event.received_at).total_seconds()),
-            limit_s=limit_s,
-            detail=f"provider={event.provider} event_id={event.event_id} reference={event.reference}",
-        )
-        for event in rows
-    ]
-
-
+@register_stuck_source("payout_events", order=30)
 def payout_events_needing_review(*, now: datetime | None = None) -> list[StuckFinding]:
     """Return payout webhooks whose PSP outcome disagrees with our state (e.g. paid after a refund), unacknowledged."""
     now = now or timezone.now()
@@ -293,26 +219,3 @@ def payout_events_needing_review(*, now: datetime | None = None) -> list[StuckFi
         )
         for event in rows
     ]
-
-
-_stuck_finders: list[Callable[..., list[StuckFinding]]] = []
-
-
-def register_stuck_finder(finder: Callable[..., list[StuckFinding]]) -> Callable[..., list[StuckFinding]]:
-    """Let a higher app (e.g. `chain`) add findings: `finder(*, now)` returns StuckFindings."""
-    _stuck_finders.append(finder)
-    return finder
-
-
-def stuck_finance_jobs(*, now: datetime | None = None) -> list[StuckFinding]:
-    """Return every stuck piece of work: withdrawals, webhook events, payout events to review, rounds."""
-    now = now or timezone.now()
-    findings = (
-        stuck_withdrawals(now=now)
-        + stuck_webhook_events(now=now)
-        + payout_events_needing_review(now=now)
-        + stuck_rounds(now=now)
-    )
-    for finder in _stuck_finders:
-        findings += finder(now=now)
-    return findings

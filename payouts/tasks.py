@@ -50,10 +50,10 @@ def submit_payout(self: Task, withdrawal_id: int) -> str:
 @shared_task(name="payouts.tasks.detect_stuck_finance_jobs")
 def detect_stuck_finance_jobs() -> int:
     """Log every stuck withdrawal or webhook event; a finding makes the run count as failed."""
-    from .selectors import stuck_finance_jobs
+    from ops.stuck import stuck_jobs
 
     with worker_run("stuck_jobs") as detail:
-        findings = stuck_finance_jobs()
+        findings = stuck_jobs()
         detail["findings"] = len(findings)
         if findings:
             detail["result"] = "failed"

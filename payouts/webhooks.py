@@ -1,24 +1,23 @@
 """PSP webhooks that settle payouts: `/webhooks/payouts/adyen` and `/webhooks/payouts/stripe`.
 
-The signature is checked on the raw body before anything is parsed or stored; a bad signature is a
-400 problem+json and changes nothing. Each event is stored once (provider + event id) and applied
-in the same transaction, so a duplicate delivery changes nothing.
+The body limit, the signature check on the raw body (before anything is parsed or stored), the JSON
+parsing and the problem+json answer are the kernel's `ops.inbound`, shared with the deposit webhooks;
+a bad signature is a 400 problem+json and changes nothing. Each event is stored once (provider + event
+id) and applied in the same transaction, so a duplicate delivery changes nothing.
 """
 
 from __future__ import annotations
 
-import hmac
-import json
 import logging
 from typing import Any
 
-from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from ops.errors import ApplicationError, ServiceUnavailable, problem_json_response
+from ops import inbound
+from ops.errors import ServiceUnavailable
+from ops.inbound import problem_json_refusals
 
 from .errors import InvalidWebhook, WebhookTooLarge
 from .services import PayoutNotice, payout_event_process
@@ -29,37 +28,18 @@ ADYEN_TRANSFER_EVENT = "balancePlatform.transfer.updated"
 ADYEN_OUTCOMES = {"booked": "paid", "failed": "failed", "returned": "failed"}
 STRIPE_OUTCOMES = {"payout.paid": "paid", "payout.failed": "failed"}
 
-
-def _raw_body(request: HttpRequest) -> bytes:
-    """Return the raw body within WEBHOOK_MAX_BODY_BYTES, or refuse it with 413 before reading it all."""
-    limit = int(settings.WEBHOOK_MAX_BODY_BYTES)
-    try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        declared = 0
-    if declared > limit:
-        raise WebhookTooLarge(f"The body is {declared} bytes; the limit is {limit}.")
-    try:
-        body = request.body
-    except RequestDataTooBig:
-        raise WebhookTooLarge(f"The body is over the limit of {limit} bytes.") from None
-    if len(body) > limit:
-        raise WebhookTooLarge(f"The body is {len(body)} bytes; the limit is {limit}.")
-    return body
+# The payout webhooks' problem types: any bad body or signature is payouts/invalid-webhook (400), an oversized
+# body payouts/webhook-too-large (413), a missing key service-unavailable (503); any Content-Type is read.
+REFUSALS = inbound.Refusals(
+    too_large=WebhookTooLarge,
+    malformed=InvalidWebhook,
+    bad_signature=InvalidWebhook,
+    not_configured=ServiceUnavailable,
+)
 
 
 def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
-
-
-def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidWebhook("Body is not JSON.") from None
-    if not isinstance(payload, dict):
-        raise InvalidWebhook("Body is not a JSON object.")
-    return payload
 
 
 def _answer(notice: PayoutNotice) -> JsonResponse:
@@ -76,28 +56,13 @@ def _answer(notice: PayoutNotice) -> JsonResponse:
     return JsonResponse({"received": True, "duplicate": duplicate, "result": event.result})
 
 
-def _handle(request: HttpRequest, parse: Any) -> JsonResponse:
-    try:
-        return _answer(parse(request))
-    except ApplicationError as exc:
-        if exc.status < 500:
-            logger.warning("payout webhook refused: %s", exc.detail)
-        return problem_json_response(exc.problem())
-
-
 def _adyen_notice(request: HttpRequest) -> PayoutNotice:
-    from Adyen.util import generate_payload_sig
-
-    key = settings.ADYEN_HMAC_KEY
-    if not key:
-        raise ServiceUnavailable("ADYEN_HMAC_KEY is not configured; cannot verify Adyen webhooks.")
-    body = _raw_body(request)
-    signature = request.headers.get("HmacSignature", "")
-    expected = generate_payload_sig(body, key).decode("ascii")
-    if not signature or not hmac.compare_digest(signature.encode(), expected.encode()):
-        raise InvalidWebhook("Invalid HmacSignature; nothing was changed.")
-    payload = _json_object(body)
-    data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
+    body = inbound.raw_body(request, REFUSALS)
+    inbound.adyen_payload_signature_verify(
+        body=body, signature=request.headers.get("HmacSignature", ""), refusals=REFUSALS
+    )
+    payload = inbound.json_object(body, REFUSALS)
+    data = _dict(payload.get("data"))
     transfer_id, status = str(data.get("id") or ""), str(data.get("status") or "")
     if not transfer_id:
         raise InvalidWebhook("Transfer webhook without data.id.")
@@ -117,19 +82,11 @@ def _adyen_notice(request: HttpRequest) -> PayoutNotice:
 
 
 def _stripe_notice(request: HttpRequest) -> PayoutNotice:
-    import stripe
-
-    secret = settings.STRIPE_WEBHOOK_SECRET
-    if not secret:
-        raise ServiceUnavailable("STRIPE_WEBHOOK_SECRET is not configured; cannot verify Stripe webhooks.")
-    body = _raw_body(request)
-    try:
-        stripe.WebhookSignature.verify_header(
-            body.decode("utf-8"), request.headers.get("Stripe-Signature", ""), secret, tolerance=300
-        )
-    except (UnicodeDecodeError, stripe.SignatureVerificationError):
-        raise InvalidWebhook("Invalid Stripe-Signature; nothing was changed.") from None
-    payload = _json_object(body)  # signed, but refused unless a JSON object (the SDK would crash on it)
+    body = inbound.raw_body(request, REFUSALS)
+    inbound.stripe_signature_verify(body=body, header=request.headers.get("Stripe-Signature", ""), refusals=REFUSALS)
+    payload = inbound.json_object(
+        body, REFUSALS
+    )  # signed, but refused unless a JSON object (the SDK would crash on it)
     obj = _dict(_dict(payload.get("data")).get("object"))
     metadata = _dict(obj.get("metadata"))
     event_type = str(payload.get("type") or "")
@@ -147,13 +104,15 @@ def _stripe_notice(request: HttpRequest) -> PayoutNotice:
 
 @csrf_exempt
 @require_POST
-def adyen_payout_webhook(request: HttpRequest) -> JsonResponse:
+@problem_json_refusals
+def adyen_payout_webhook(request: HttpRequest) -> HttpResponse:
     """Adyen Transfers webhook: booked -> paid; failed / returned -> payout_failed."""
-    return _handle(request, _adyen_notice)
+    return _answer(_adyen_notice(request))
 
 
 @csrf_exempt
 @require_POST
-def stripe_payout_webhook(request: HttpRequest) -> JsonResponse:
+@problem_json_refusals
+def stripe_payout_webhook(request: HttpRequest) -> HttpResponse:
     """Stripe webhook: payout.paid -> paid; payout.failed -> payout_failed."""
-    return _handle(request, _stripe_notice)
+    return _answer(_stripe_notice(request))

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet, Sum
+from django.utils import timezone
 
 from ledger.selectors import register_wallet_component
+from ops.stuck import StuckFinding, age_limit_s, register_stuck_source
 from rounds import clock
 from rounds.domain.calendar import OutsideCalendarRange, code_for, next_session
 from rounds.domain.commitment import commit_params, format_instant
@@ -268,3 +270,24 @@ def oracle_deadline_for(*, round_obj: Round) -> Any:
 def price_text(value: Decimal) -> str:
     """Return a price as plain digits (no exponent)."""
     return format(value, "f")
+
+
+@register_stuck_source("rounds", order=40)
+def stuck_rounds(*, now: datetime | None = None) -> list[StuckFinding]:
+    """Return rounds still open or locked past their settle time plus STUCK_ROUND_AFTER_MINUTES."""
+    now = now or timezone.now()
+    limit_s = age_limit_s("STUCK_ROUND_AFTER_MINUTES")
+    rows = Round.objects.filter(status__in=Round.UNSETTLED, settle_after__lt=now - timedelta(seconds=limit_s)).order_by(
+        "settle_after"
+    )
+    return [
+        StuckFinding(
+            kind="round",
+            id=r.code,
+            state=r.status,
+            age_s=int((now - r.settle_after).total_seconds()),
+            limit_s=limit_s,
+            detail=f"settle_after={r.settle_after.isoformat()} oracle_attempts={r.oracle_attempts}",
+        )
+        for r in rows
+    ]

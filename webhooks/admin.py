@@ -16,10 +16,11 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 
 from ledger.admin_money import money_column
+from ops.actors import require_actor
 from ops.errors import ApplicationError
 
 from .models import Deposit, WebhookEvent
-from .services import webhook_event_replay
+from .processing import webhook_event_replay
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -136,7 +137,9 @@ class WebhookEventAdmin(ReadOnlyAdmin):
     def replay_events(self, request: HttpRequest, queryset: QuerySet[WebhookEvent]) -> None:
         for event_id in queryset.order_by("id").values_list("id", flat=True):
             try:
-                event = webhook_event_replay(event_id=event_id, acting_user=request.user, reason="admin replay")
+                event = webhook_event_replay(
+                    event_id=event_id, acting_user=require_actor(request.user), reason="admin replay"
+                )
             except ApplicationError as exc:
                 self.message_user(request, f"Event {event_id}: {exc.detail}", messages.ERROR)
                 continue

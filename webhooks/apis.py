@@ -16,12 +16,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import IsPlayerToWrite
+from ops.actors import require_player
 from ops.idempotency import idempotent
 from ops.schema import PAGINATION_PARAMETERS, paginated
 
+from .deposits import deposit_start
 from .models import Deposit
 from .selectors import deposit_get, deposit_list
-from .services import deposit_start
 
 
 @extend_schema_serializer(component_name="Deposit")
@@ -88,7 +89,7 @@ class DepositsApi(APIView):
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        deposit = deposit_start(user=request.user, **serializer.validated_data)
+        deposit = deposit_start(user=require_player(request.user), **serializer.validated_data)
         return Response(self.OutputSerializer(deposit).data, status=status.HTTP_201_CREATED)
 
 

@@ -8,5 +8,5 @@ class WebhooksConfig(AppConfig):
     verbose_name = "Deposits and webhooks"
 
     def ready(self) -> None:
-        # Registers webhook_events_total and the deposit_credited_once invariant.
-        from . import invariants, metrics  # noqa: F401
+        # Registers webhook_events_total, the deposit_credited_once invariant and the stuck-events source.
+        from . import invariants, metrics, selectors  # noqa: F401

@@ -7,7 +7,7 @@ payment object. These functions do network I/O: never call them inside a transac
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -15,6 +15,9 @@ from django.core.exceptions import ImproperlyConfigured
 from ops import psp
 
 from .models import Deposit, Provider
+
+if TYPE_CHECKING:
+    from stripe.params import PaymentIntentCreateParams
 
 # PSP amounts are in the currency's minor unit; only currencies whose minor unit matches ours are offered.
 PSP_CURRENCIES: dict[str, frozenset[str]] = {
@@ -43,11 +46,6 @@ def _timeout_s() -> float:
     return float(settings.DEPOSIT_PROVIDER_TIMEOUT_S)
 
 
-def stripe_client() -> Any:
-    """Return a StripeClient pointed at settings.STRIPE_API_BASE when set (the stub), else at Stripe."""
-    return psp.stripe_client(timeout_s=_timeout_s())
-
-
 def adyen_checkout_api() -> Any:
     """Return the Adyen Checkout payments API on the configured platform (ADYEN_API_BASE when set)."""
     return psp.point_at_base(psp.adyen_sdk(timeout_s=_timeout_s()).checkout.payments_api)
@@ -57,7 +55,7 @@ def stripe_payment_intent_create(*, deposit: Deposit) -> StartedPayment:
     """Create a PaymentIntent carrying our reference and the flow id in metadata; idempotency key = our reference."""
     import stripe
 
-    params: dict[str, Any] = {
+    params: PaymentIntentCreateParams = {
         "amount": deposit.amount_u,
         "currency": deposit.currency.lower(),
         "metadata": {
@@ -69,7 +67,7 @@ def stripe_payment_intent_create(*, deposit: Deposit) -> StartedPayment:
         "description": f"Deposit {deposit.reference}",
     }
     try:
-        intent = stripe_client().v1.payment_intents.create(
+        intent = psp.stripe_client(timeout_s=_timeout_s()).v1.payment_intents.create(
             params=params, options={"idempotency_key": deposit.reference}
         )
     except stripe.StripeError as exc:

@@ -42,7 +42,7 @@ def backoff_s(retries: int) -> float:
 @shared_task(bind=True, name="webhooks.tasks.process_webhook_event", max_retries=None)
 def process_webhook_event(self: Any, event_id: int) -> str:
     """Process one stored webhook event; retry transient errors, then mark it failed."""
-    from .services import webhook_event_process
+    from .processing import webhook_event_process
 
     retry_error: Exception | None = None
     try:
@@ -78,7 +78,7 @@ def _record_error(*, event_id: int, error: BaseException, final: bool) -> bool:
     Return whether it was recorded. The event stays `received`/`failed` either way, so the retry (or the
     sweep, `retry_stale_events`) picks it up again.
     """
-    from .services import webhook_event_record_error
+    from .processing import webhook_event_record_error
 
     try:
         webhook_event_record_error(event_id=event_id, error=error, final=final)

@@ -1,11 +1,12 @@
-"""Signature checks on the raw webhook body, each the provider's own way.
+"""Signature checks of the deposit webhooks on the raw body, each the provider's own way.
 
-* Stripe: `stripe.WebhookSignature.verify_header(payload, Stripe-Signature, secret, tolerance=300)`
-  (the check `stripe.Webhook.construct_event` makes), then our own parsing: a signed body that is
-  not a JSON object is refused, not handed to the SDK.
-* Adyen: `Adyen.util.is_valid_hmac_notification` on EVERY notification item (the SDK checks one).
-* Custody: `X-Webhook-Signature` = hex HMAC-SHA256 of the raw body with the shared key,
-  compared in constant time.
+The provider-neutral pieces (body limit, JSON object, Stripe-Signature, hex HMAC-SHA256) are the
+kernel's `ops.inbound`, shared with the payout webhooks; this module adds what only deposits need:
+
+* Stripe: `ops.inbound.stripe_signature_verify`, then an event must be a JSON object with an id and a type
+  (a signed body that is not a JSON object is refused, not handed to the SDK).
+* Adyen standard notifications: `Adyen.util.is_valid_hmac_notification` on EVERY item (the SDK checks one).
+* Custody: `X-Webhook-Signature` = hex HMAC-SHA256 of the raw body with CUSTODY_WEBHOOK_KEY.
 
 Each returns the parsed payload or raises `InvalidSignature` / `MalformedPayload`; nothing here
 touches the database.
@@ -13,48 +14,32 @@ touches the database.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 from typing import Any
 
 from django.conf import settings
 
-from .errors import InvalidSignature, MalformedPayload, WebhookNotConfigured
+from ops import inbound
 
-STRIPE_TOLERANCE_S = 300
+from .errors import InvalidSignature, MalformedPayload, PayloadTooLarge, UnsupportedMediaType, WebhookNotConfigured
+
+# The deposit webhooks' problem types (status codes and bodies the PSPs and the tests know).
+REFUSALS = inbound.Refusals(
+    too_large=PayloadTooLarge,
+    malformed=MalformedPayload,
+    bad_signature=InvalidSignature,
+    not_configured=WebhookNotConfigured,
+    media_type=UnsupportedMediaType,
+)
 
 
 def json_object(body: bytes) -> dict[str, Any]:
     """Parse a JSON object from the raw body, or raise MalformedPayload."""
-    try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise MalformedPayload("The body is not valid JSON.") from None
-    if not isinstance(payload, dict):
-        raise MalformedPayload("The body is not a JSON object.")
-    return payload
+    return inbound.json_object(body, REFUSALS)
 
 
 def stripe_event_verify(*, body: bytes, signature_header: str) -> dict[str, Any]:
     """Verify a Stripe delivery and return the event as plain JSON."""
-    import stripe
-
-    secret = settings.STRIPE_WEBHOOK_SECRET
-    if not secret:
-        raise WebhookNotConfigured("STRIPE_WEBHOOK_SECRET is not set; cannot verify Stripe webhooks.")
-    if not signature_header:
-        raise InvalidSignature("The Stripe-Signature header is missing.")
-    try:
-        payload = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise MalformedPayload("The body is not UTF-8.") from None
-    try:
-        stripe.WebhookSignature.verify_header(payload, signature_header, secret, tolerance=STRIPE_TOLERANCE_S)
-    except stripe.SignatureVerificationError:
-        raise InvalidSignature(
-            f"The Stripe-Signature does not match, or its timestamp is older than {STRIPE_TOLERANCE_S} s."
-        ) from None
+    inbound.stripe_signature_verify(body=body, header=signature_header, refusals=REFUSALS)
     event = json_object(body)
     if not isinstance(event.get("id"), str) or not event["id"] or not isinstance(event.get("type"), str):
         raise MalformedPayload("A Stripe event needs an id and a type.")
@@ -101,8 +86,6 @@ def custody_signature_verify(*, body: bytes, signature: str, key: str | None = N
     key = settings.CUSTODY_WEBHOOK_KEY if key is None else key
     if not key:
         raise WebhookNotConfigured("CUSTODY_WEBHOOK_KEY is not set; cannot verify deposit webhooks.")
-    if not signature:
-        raise InvalidSignature("The X-Webhook-Signature header is missing.")
-    expected = hmac.new(key.encode("utf-8"), body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, signature.strip().lower()):
-        raise InvalidSignature("X-Webhook-Signature does not match the body.")
+    inbound.hmac_sha256_hex_verify(
+        body=body, signature=signature, key=key, header="X-Webhook-Signature", refusals=REFUSALS
+    )

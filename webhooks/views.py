@@ -13,27 +13,27 @@ raw event, answers 2xx quickly and leaves the processing to a Celery task. Every
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from ops.errors import ApplicationError, problem_json_response
+from ops import inbound
+from ops.errors import problem_json_response
+from ops.inbound import problem_json_refusals
 
-from .errors import PayloadTooLarge, UnsupportedMediaType
+from .deposits import simulated_deposit
 from .models import Provider
-from .services import (
+from .receiving import (
     adyen_notification_receive,
     selected_headers,
     signed_deposit_receive,
-    simulated_deposit,
     stripe_event_receive,
 )
 from .verification import (
+    REFUSALS,
     adyen_items_verify,
     custody_signature_verify,
     json_object,
@@ -49,44 +49,13 @@ def _log_verified(provider: str, what: Any) -> None:
 
 
 def raw_json_body(request: HttpRequest) -> bytes:
-    """Return the raw body of a JSON POST within WEBHOOK_MAX_BODY_BYTES, or refuse it."""
-    limit = int(settings.WEBHOOK_MAX_BODY_BYTES)
-    try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        declared = 0
-    if declared > limit:
-        raise PayloadTooLarge(f"The body is {declared} bytes; the limit is {limit}.")
-    content_type = (request.content_type or "").lower()
-    if content_type != "application/json":
-        raise UnsupportedMediaType(f"Send the body as application/json, not {content_type or 'nothing'}.")
-    try:
-        body = request.body
-    except RequestDataTooBig:
-        raise PayloadTooLarge(f"The body is over the limit of {limit} bytes.") from None
-    if len(body) > limit:
-        raise PayloadTooLarge(f"The body is {len(body)} bytes; the limit is {limit}.")
-    return body
-
-
-def _refusals(view: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
-    """Answer an ApplicationError as problem+json (and log it), for plain Django views."""
-
-    def wrapper(request: HttpRequest) -> HttpResponse:
-        try:
-            return view(request)
-        except ApplicationError as exc:
-            logger.warning("%s %s refused: %s %s", request.method, request.path, exc.code, exc.detail)
-            return problem_json_response(exc.problem())
-
-    wrapper.__name__ = view.__name__
-    wrapper.__doc__ = view.__doc__
-    return wrapper
+    """Return the raw body of a JSON POST within WEBHOOK_MAX_BODY_BYTES, or refuse it (413, 415)."""
+    return inbound.raw_body(request, REFUSALS)
 
 
 @csrf_exempt
 @require_POST
-@_refusals
+@problem_json_refusals
 def stripe_webhook(request: HttpRequest) -> HttpResponse:
     """Verify and store a Stripe event; processing happens in the worker."""
     body = raw_json_body(request)
@@ -98,7 +67,7 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
 
 @csrf_exempt
 @require_POST
-@_refusals
+@problem_json_refusals
 def adyen_webhook(request: HttpRequest) -> HttpResponse:
     """Verify every item of an Adyen notification, store each, answer `[accepted]`."""
     body = raw_json_body(request)
@@ -110,7 +79,7 @@ def adyen_webhook(request: HttpRequest) -> HttpResponse:
 
 @csrf_exempt
 @require_POST
-@_refusals
+@problem_json_refusals
 def custody_deposit_webhook(request: HttpRequest) -> HttpResponse:
     """Verify and store a custody deposit; the same reference with another payload is a 409."""
     body = raw_json_body(request)
@@ -133,7 +102,7 @@ def custody_deposit_webhook(request: HttpRequest) -> HttpResponse:
 
 @csrf_exempt
 @require_POST
-@_refusals
+@problem_json_refusals
 def simulate_deposit_webhook(request: HttpRequest) -> HttpResponse:
     """Credit a confirmed deposit at once (development only); `amount_u` 0 returns the balance."""
     if not settings.SIMULATION_ENABLED:

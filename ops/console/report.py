@@ -81,8 +81,8 @@ def daily_report(*, day: date) -> DailyReport:
     """Gather the W1 report of one UTC day."""
     from ledger.reconciliation import invariant_names, ledger_breaches
     from ops.models import AuditRecord, Switch, Waiver
+    from ops.stuck import stuck_jobs
     from payouts.models import PayoutAttempt, Withdrawal
-    from payouts.selectors import stuck_finance_jobs
     from rounds.models import Round
     from webhooks.models import Deposit
 
@@ -129,7 +129,7 @@ def daily_report(*, day: date) -> DailyReport:
     queue = Withdrawal.objects.filter(state=Withdrawal.State.PAYOUT_FAILED).count()
     if queue:
         risks.append(Risk(f"{queue} withdrawal(s) in the manual-review queue", ON_CALL_FINANCE))
-    risks += [Risk(f"stuck: {f.line()}", ON_CALL_FINANCE) for f in stuck_finance_jobs(now=now)]
+    risks += [Risk(f"stuck: {f.line()}", ON_CALL_FINANCE) for f in stuck_jobs(now=now)]
     risks += [
         Risk(f"switch {s.name} is on: {s.reason}", s.changed_by or ON_CALL_ENGINEER)
         for s in Switch.objects.filter(on=True).order_by("name")
@@ -147,10 +147,10 @@ def daily_report(*, day: date) -> DailyReport:
         generated_at=now,
         invariant_names=invariant_names(),
         breaches=breaches,
-        deposits=deposits,
+        deposits=[dict(row) for row in deposits],
         withdrawals_by_state=by_state,
         withdrawals_requested=requested,
-        payout_attempts=attempts,
+        payout_attempts=[dict(row) for row in attempts],
         payouts_paid=paid,
         rounds=rounds,
         risks=risks,

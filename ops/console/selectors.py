@@ -1,7 +1,7 @@
 """Reads for the operator's console: the figures the runbooks check every morning and at 4 pm.
 
 Every figure comes from the selector the commands and `/metrics` use (`tvl`, the manual-review queue,
-`stuck_finance_jobs`, `round_current`), or from one grouped query over a bounded table: the charts
+`ops.stuck.stuck_jobs`, `round_current`), or from one grouped query over a bounded table: the charts
 read deposits, withdrawals, rounds and payout attempts, never bets or ledger entries, so the number of
 queries and the rows they touch do not grow with the number of bets.
 """
@@ -154,8 +154,8 @@ def dashboard(*, now: datetime | None = None) -> Dashboard:
     from ledger.models import ReconciliationRun
     from ledger.selectors import tvl_by_currency
     from ops.models import Proposal, Switch, Waiver
+    from ops.stuck import stuck_jobs
     from payouts.models import Withdrawal
-    from payouts.selectors import stuck_finance_jobs
 
     now = now or timezone.now()
     queue = Withdrawal.objects.filter(state=Withdrawal.State.PAYOUT_FAILED)
@@ -168,7 +168,7 @@ def dashboard(*, now: datetime | None = None) -> Dashboard:
         manual_review_count=summary["n"],
         manual_review_total=by_currency,
         manual_review_oldest=summary["oldest"],
-        stuck=stuck_finance_jobs(now=now),
+        stuck=stuck_jobs(now=now),
         current_round=current_round_status(now=now),
         switches=[(name, label, switches.get(name)) for name, label in Switch.Name.choices],
         last_reconciliation=ReconciliationRun.objects.order_by("-id").first(),

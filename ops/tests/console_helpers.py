@@ -12,7 +12,8 @@ from ops.actors import SystemActor
 
 def custody_deposit(*, user: Any, amount_u: int, reference: str, currency: str = "USDC") -> Any:
     """Store and process a signed custody deposit (credited once)."""
-    from webhooks.services import signed_deposit_receive, webhook_event_process
+    from webhooks.processing import webhook_event_process
+    from webhooks.receiving import signed_deposit_receive
 
     received = signed_deposit_receive(
         provider="custody",

@@ -91,3 +91,17 @@ def test_canary_refuses_simulation_in_production(
     settings.ENVIRONMENT = "production"
     with pytest.raises(CommandError, match="simulation is refused in production"):
         canary("http://127.0.0.1:9", make_player(), make_staff(role="finance"), tmp_path)
+
+
+def test_the_canary_signs_its_simulated_deliveries_with_the_kernel_not_the_psp_stub() -> None:
+    """Production code does not import test tooling: the canary's simulated webhooks are signed by ops.inbound."""
+    import ast
+    from pathlib import Path
+
+    import ops.canary
+
+    tree = ast.parse(Path(ops.canary.__file__).read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)} | {
+        alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+    }
+    assert not any(name and name.startswith("webhooks") for name in imported), imported

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -133,3 +135,53 @@ def test_non_atomic_handler_runs_with_no_transaction_open_and_still_replays(play
     again = client.post("/test/outside-call", {}, format="json", HTTP_IDEMPOTENCY_KEY="o1")
     assert again["Idempotent-Replayed"] == "true" and again.json() == first.json()
     assert client.post(URL, {"amount_u": 1}, format="json").status_code == 400  # the atomic view still needs a key
+
+
+@pytest.mark.django_db
+def test_a_body_with_no_canonical_json_form_is_a_400_problem_and_runs_nothing(client: APIClient) -> None:
+    before = balances()
+    response = client.post(URL, {"amount_u": 2**53}, format="json", HTTP_IDEMPOTENCY_KEY="huge")
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["type"] == "idempotency/body-invalid"
+    assert balances() == before
+    assert not IdempotencyKey.objects.filter(key="huge").exists()
+
+
+@pytest.mark.parametrize("data", [{"amount_u": Decimal("1.5")}, {1: "non-string key"}, {"nested": [{2: 3}]}])
+def test_a_parsed_body_that_cannot_be_canonicalised_is_refused_not_a_500(data: Any) -> None:
+    from ops.idempotency import IdempotencyBodyInvalid, request_fingerprint
+
+    request = SimpleNamespace(data=data)
+    with pytest.raises(IdempotencyBodyInvalid) as refused:
+        request_fingerprint(request, "POST /test/pay-house")  # type: ignore[arg-type]
+    assert refused.value.status == 400 and refused.value.problem()["type"] == "idempotency/body-invalid"
+
+
+def test_the_fingerprint_ignores_key_order_and_depends_on_scope() -> None:
+    from ops.idempotency import request_fingerprint
+
+    one = request_fingerprint(SimpleNamespace(data={"a": 1, "b": [1.5, "x"]}), "POST /x")  # type: ignore[arg-type]
+    two = request_fingerprint(SimpleNamespace(data={"b": [1.5, "x"], "a": 1}), "POST /x")  # type: ignore[arg-type]
+    other = request_fingerprint(SimpleNamespace(data={"a": 1, "b": [1.5, "x"]}), "POST /y")  # type: ignore[arg-type]
+    assert one == two != other
+
+
+@pytest.mark.django_db
+def test_a_key_stored_under_the_pre_rfc8785_fingerprint_still_replays(client: APIClient) -> None:
+    """A retry across the deploy that changed the hash function replays; it is not a 'different request'."""
+    from ops.idempotency import legacy_request_fingerprint
+
+    first = client.post(URL, {"amount_u": 100, "note": 1.0}, format="json", HTTP_IDEMPOTENCY_KEY="old")
+    assert first.status_code == 201
+    row = IdempotencyKey.objects.get(key="old")
+    legacy = legacy_request_fingerprint(SimpleNamespace(data={"amount_u": 100, "note": 1.0}), row.scope)  # type: ignore[arg-type]
+    assert legacy != row.request_hash  # the two functions disagree on this body (1.0 vs 1)
+    IdempotencyKey.objects.filter(pk=row.pk).update(request_hash=legacy)
+    before = balances()
+    again = client.post(URL, {"amount_u": 100, "note": 1.0}, format="json", HTTP_IDEMPOTENCY_KEY="old")
+    assert again.status_code == 201 and again["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+    other = client.post(URL, {"amount_u": 101, "note": 1.0}, format="json", HTTP_IDEMPOTENCY_KEY="old")
+    assert other.status_code == 422 and other.json()["type"] == "idempotency/key-reused"
+    assert balances() == before

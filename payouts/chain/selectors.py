@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from payouts.selectors import StuckFinding, register_stuck_finder
+from ops.stuck import StuckFinding, register_stuck_source
 
 from . import rpc
 from .config import chain_settings, hot_wallet_address, web3_client
@@ -47,7 +47,7 @@ def stuck_unconfirmed_after_s() -> int:
     return int(float(settings.CHAIN_STUCK_UNCONFIRMED_AFTER_MINUTES) * 60)
 
 
-@register_stuck_finder
+@register_stuck_source("chain", order=50)
 def chain_stuck_findings(*, now: datetime | None = None) -> list[StuckFinding]:
     """Unconfirmed transactions past the threshold, and transfers or deposits flagged for review."""
     now = now or timezone.now()

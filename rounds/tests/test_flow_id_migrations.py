@@ -48,7 +48,7 @@ def test_existing_rows_keep_their_flow_and_no_money_moves(
     assert_ledger_ok: Callable[[], None],
 ) -> None:
     from payouts.services import withdrawal_request
-    from webhooks.services import simulated_deposit
+    from webhooks.deposits import simulated_deposit
 
     round_obj = open_round("20250908")
     bet = place(round_obj, "UP", 1_000_000)

@@ -94,7 +94,7 @@ def test_tick_and_commands_at_once_settle_once(
 
 
 def test_the_detector_lists_a_round_past_its_settle_time(open_round: Callable[..., Any], settings: Any) -> None:
-    from payouts.selectors import stuck_rounds
+    from rounds.selectors import stuck_rounds
 
     round_obj = open_round("20250908")  # settle_after is long past on the real clock: nobody settled it
     (finding,) = stuck_rounds()

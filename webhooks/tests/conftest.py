@@ -24,7 +24,7 @@ def stub(settings: Any) -> Iterator[PSPStub]:
 def enqueued(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Record the event ids handed to the worker after commit, instead of sending them to the broker."""
     sent: list[int] = []
-    monkeypatch.setattr("webhooks.services._send_to_worker", sent.append)
+    monkeypatch.setattr("webhooks.receiving._send_to_worker", sent.append)
     return sent
 
 
@@ -39,7 +39,7 @@ def inline_worker(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         sent.append(event_id)
         process_webhook_event.apply(args=[event_id])
 
-    monkeypatch.setattr("webhooks.services._send_to_worker", run)
+    monkeypatch.setattr("webhooks.receiving._send_to_worker", run)
     return sent
 
 

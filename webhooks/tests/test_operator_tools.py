@@ -16,8 +16,9 @@ from django.db import OperationalError, connection
 from django.urls import reverse
 
 from ops.models import AuditRecord
-from webhooks import services
+from webhooks import processing
 from webhooks.models import Deposit, WebhookEvent
+from webhooks.notices import Kind
 
 from .helpers import (
     STRIPE_URL,
@@ -43,7 +44,7 @@ def failed_event(
         raise OperationalError("server closed the connection unexpectedly")
 
     with monkeypatch.context() as patch:
-        patch.setitem(services._HANDLERS, "credit", database_down)
+        patch.setitem(processing._HANDLERS, Kind.CREDIT, database_down)
         deliver(STRIPE_URL, stripe_delivery("payment_intent.succeeded", payment_intent(pending_deposit(player)))[1])
     event = WebhookEvent.objects.get()
     assert event.status == WebhookEvent.Status.FAILED

@@ -13,9 +13,10 @@ from django.utils import timezone
 from ledger.models import Journal
 from ops.actors import SystemActor
 from ops.models import WorkerRun
-from webhooks import services
+from webhooks import processing
 from webhooks.models import Deposit, WebhookEvent
-from webhooks.services import webhook_event_process, webhook_event_replay
+from webhooks.notices import Kind
+from webhooks.processing import webhook_event_process, webhook_event_replay
 from webhooks.stub import adyen_item_signature, adyen_notification_item
 from webhooks.tasks import process_webhook_event, retry_stale_events
 from webhooks.tests.factories import DepositFactory
@@ -408,7 +409,7 @@ def test_transient_errors_are_retried_then_the_event_is_failed(
         calls.append(event.pk)
         raise OperationalError("could not connect to server")
 
-    monkeypatch.setitem(services._HANDLERS, "credit", database_down)
+    monkeypatch.setitem(processing._HANDLERS, Kind.CREDIT, database_down)
 
     deliver(STRIPE_URL, stripe_delivery("payment_intent.succeeded", payment_intent(deposit))[1])
 
@@ -432,7 +433,7 @@ def test_an_error_that_cannot_be_recorded_still_schedules_the_retry(
     """The database restarts: the handler fails and so does recording the error; the retry still comes."""
     settings.WEBHOOK_MAX_ATTEMPTS = 5
     deposit = pending_deposit(player)
-    real_credit, real_record = services._HANDLERS["credit"], services.webhook_event_record_error
+    real_credit, real_record = processing._HANDLERS[Kind.CREDIT], processing.webhook_event_record_error
     down = {"handler": 1, "record": 1}
 
     def flaky_credit(notice: Any, event: Any) -> Any:
@@ -447,8 +448,8 @@ def test_an_error_that_cannot_be_recorded_still_schedules_the_retry(
             raise OperationalError("the database system is starting up")
         real_record(**kwargs)
 
-    monkeypatch.setitem(services._HANDLERS, "credit", flaky_credit)
-    monkeypatch.setattr(services, "webhook_event_record_error", flaky_record)
+    monkeypatch.setitem(processing._HANDLERS, Kind.CREDIT, flaky_credit)
+    monkeypatch.setattr(processing, "webhook_event_record_error", flaky_record)
 
     deliver(STRIPE_URL, stripe_delivery("payment_intent.succeeded", payment_intent(deposit))[1])
 
@@ -467,7 +468,7 @@ def test_a_bug_marks_the_event_failed_at_once(
     def broken(notice: Any, event: Any) -> Any:
         raise KeyError("surprise")
 
-    monkeypatch.setitem(services._HANDLERS, "credit", broken)
+    monkeypatch.setitem(processing._HANDLERS, Kind.CREDIT, broken)
 
     deliver(STRIPE_URL, stripe_delivery("payment_intent.succeeded", payment_intent(deposit))[1])
 
@@ -500,7 +501,7 @@ def test_broker_down_at_commit_still_acknowledges_and_keeps_the_event(
     def broker_down(event_id: int) -> None:
         raise BrokerDown("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
-    monkeypatch.setattr("webhooks.services._send_to_worker", broker_down)
+    monkeypatch.setattr("webhooks.receiving._send_to_worker", broker_down)
     deposit = pending_deposit(player)
     _, delivery = stripe_delivery("payment_intent.succeeded", payment_intent(deposit))
 

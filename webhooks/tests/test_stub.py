@@ -3,6 +3,8 @@
 Plain pytest: no Django, no database, no network beyond 127.0.0.1.
 """
 
+from __future__ import annotations
+
 import base64
 import hashlib
 import hmac
@@ -18,7 +20,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import Adyen
 import pytest
@@ -42,6 +44,11 @@ from webhooks.stub import (
     stripe_signature_header,
 )
 
+if TYPE_CHECKING:
+    from stripe.params import PaymentIntentCreateParams, PayoutCreateParams, TransferCreateParams
+
+JSON = dict[str, Any]
+
 STRIPE_KEY = "sk_test_stub"
 ADYEN_KEY = "adyen_test_key"
 WEBHOOK_SECRET = "whsec_test_secret"
@@ -50,21 +57,21 @@ ADYEN_HMAC_KEY = "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA0
 CUSTODY_KEY = "custody-test-key"
 CLIENT_TIMEOUT = 1
 
-PAYMENT_INTENT = {
+PAYMENT_INTENT: PaymentIntentCreateParams = {
     "amount": 2500,
     "currency": "eur",
     "metadata": {"deposit_id": "dep_1"},
-    "payment_method_types": ["card"],
+    "payment_method_types": ["card"],  # type: ignore[typeddict-unknown-key]  # a real Stripe param the SDK's types omit
 }
-PAYOUT = {"amount": 1000, "currency": "eur", "metadata": {"payout_id": "wd_1"}}
-STRIPE_TRANSFER = {"amount": 1000, "currency": "eur", "destination": "acct_1Test"}
-SESSION = {
+PAYOUT: PayoutCreateParams = {"amount": 1000, "currency": "eur", "metadata": {"payout_id": "wd_1"}}
+STRIPE_TRANSFER: TransferCreateParams = {"amount": 1000, "currency": "eur", "destination": "acct_1Test"}
+SESSION: JSON = {
     "amount": {"value": 2500, "currency": "EUR"},
     "reference": "dep_1",
     "merchantAccount": "TestMerchant",
     "returnUrl": "https://example.test/return",
 }
-ADYEN_TRANSFER = {
+ADYEN_TRANSFER: JSON = {
     "amount": {"value": 1000, "currency": "EUR"},
     "balanceAccountId": "BA_TEST",
     "category": "bank",
@@ -187,7 +194,7 @@ def test_stripe_payment_intent_create_and_retrieve(stub: PSPStub, stripe_client:
     assert intent.id.startswith("pi_")
     assert intent.object == "payment_intent"
     assert (intent.amount, intent.currency, intent.status) == (2500, "eur", "requires_payment_method")
-    assert intent.client_secret.startswith(f"{intent.id}_secret_")
+    assert intent.client_secret is not None and intent.client_secret.startswith(f"{intent.id}_secret_")
     assert intent.metadata["deposit_id"] == "dep_1"
     assert stripe_client.v1.payment_intents.retrieve(intent.id).id == intent.id
 
@@ -210,7 +217,7 @@ def test_stripe_payout_create(stub: PSPStub, stripe_client: stripe.StripeClient)
 
     assert payout.id.startswith("po_")
     assert (payout.object, payout.status, payout.amount, payout.currency) == ("payout", "pending", 1000, "eur")
-    assert payout.metadata["payout_id"] == "wd_1"
+    assert payout.metadata is not None and payout.metadata["payout_id"] == "wd_1"
     assert stripe_client.v1.payouts.retrieve(payout.id).status == "pending"
 
 
@@ -224,7 +231,7 @@ def test_stripe_transfer_create(stub: PSPStub, stripe_client: stripe.StripeClien
 
 def test_stripe_missing_param_is_invalid_request(stripe_client: stripe.StripeClient) -> None:
     with pytest.raises(stripe.InvalidRequestError) as caught:
-        stripe_client.v1.payouts.create(params={"currency": "eur"})
+        stripe_client.v1.payouts.create(params={"currency": "eur"})  # type: ignore[typeddict-item]  # no amount: the point
 
     assert (caught.value.http_status, caught.value.code, caught.value.param) == (400, "parameter_missing", "amount")
 
@@ -325,7 +332,7 @@ def test_stripe_replay_is_marked(stripe_client: stripe.StripeClient) -> None:
     stripe_client.v1.payouts.create(params=PAYOUT, options={"idempotency_key": "k"})
     replayed = stripe_client.v1.payouts.create(params=PAYOUT, options={"idempotency_key": "k"})
 
-    assert replayed.last_response.headers["Idempotent-Replayed"] == "true"
+    assert replayed.last_response is not None and replayed.last_response.headers["Idempotent-Replayed"] == "true"
 
 
 def test_keys_are_scoped_per_endpoint(stub: PSPStub, stripe_client: stripe.StripeClient) -> None:
@@ -392,7 +399,9 @@ def test_stripe_card_decline_carries_the_payment_intent(stub: PSPStub, stripe_cl
         stripe_client.v1.payment_intents.create(params=PAYMENT_INTENT)
 
     assert caught.value.code == "card_declined"
-    intent = caught.value.json_body["error"]["payment_intent"]
+    json_body = caught.value.json_body
+    assert isinstance(json_body, dict)
+    intent = json_body["error"]["payment_intent"]
     assert intent["last_payment_error"]["decline_code"] == "generic_decline"
     assert stripe_client.v1.payment_intents.retrieve(intent["id"]).status == "requires_payment_method"
 
@@ -729,7 +738,7 @@ def test_send_custody_deposit(receiver: Receiver) -> None:
 
 
 def test_control_mode_requests_submissions_and_reset(stub: PSPStub, stripe_client: stripe.StripeClient) -> None:
-    mode = {"kind": "stripe_payout", "mode": "fail", "times": 1, "delay": None}
+    mode: JSON = {"kind": "stripe_payout", "mode": "fail", "times": 1, "delay": None}
     assert requests.post(f"{stub.url}/_stub/mode", json=mode, timeout=5).json() == {"ok": True}
 
     with pytest.raises(stripe.APIError):
@@ -756,7 +765,7 @@ def test_control_rejects_bad_mode(stub: PSPStub) -> None:
 
 
 def test_control_sends_signed_webhooks(stub: PSPStub, receiver: Receiver) -> None:
-    bodies = {
+    bodies: dict[str, JSON] = {
         "stripe": {"secret": WEBHOOK_SECRET, "type": "payout.paid", "object": {"id": "po_1", "object": "payout"}},
         "adyen": {
             "hmac_key": ADYEN_HMAC_KEY,
@@ -798,13 +807,13 @@ def test_control_webhook_to_unreachable_target_is_502(stub: PSPStub) -> None:
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
         closed_port = unused.getsockname()[1]
-    body = {"target_url": f"http://127.0.0.1:{closed_port}/hooks", "key": "k", "payload": {}}
+    body: JSON = {"target_url": f"http://127.0.0.1:{closed_port}/hooks", "key": "k", "payload": {}}
 
     assert requests.post(f"{stub.url}/_stub/webhooks/custody", json=body, timeout=5).status_code == 502
 
 
 def test_control_webhooks_default_to_the_webhook_target(receiver: Receiver) -> None:
-    body = {"path": "/hooks", "key": CUSTODY_KEY, "payload": {"deposit_id": "dep_3"}}
+    body: JSON = {"path": "/hooks", "key": CUSTODY_KEY, "payload": {"deposit_id": "dep_3"}}
     with PSPStub(webhook_target=receiver.url.removesuffix("/hooks")) as stub:
         reply = requests.post(f"{stub.url}/_stub/webhooks/custody", json=body, timeout=5)
 
@@ -813,7 +822,7 @@ def test_control_webhooks_default_to_the_webhook_target(receiver: Receiver) -> N
 
 
 def test_control_webhook_without_any_target_is_400(stub: PSPStub) -> None:
-    body = {"key": CUSTODY_KEY, "payload": {}}
+    body: JSON = {"key": CUSTODY_KEY, "payload": {}}
 
     assert requests.post(f"{stub.url}/_stub/webhooks/custody", json=body, timeout=5).status_code == 400
 
@@ -887,9 +896,9 @@ def test_status_calls_answer_through_both_sdks(
     assert reply.status_code == 200 and reply.json()["status"] == "paid"
     assert stripe_client.v1.payouts.retrieve(payout.id).status == "paid"
     listed = stripe_client.v1.payouts.list(params={"limit": 10})
-    assert [p.id for p in listed.data] == [payout.id] and listed.data[0].metadata.to_dict() == {
-        "idempotency_key": "wd-1-1"
-    }
+    metadata = listed.data[0].metadata
+    assert [p.id for p in listed.data] == [payout.id] and metadata is not None
+    assert metadata.to_dict() == {"idempotency_key": "wd-1-1"}
 
     api = adyen.transfers.transfers_api
     created = api.transfer_funds(

@@ -11,10 +11,10 @@ from django.core.management.base import CommandError
 from eth_account import Account
 
 from ops.models import AuditRecord
+from ops.stuck import stuck_jobs
 from payouts.chain.deposits import chain_deposits_scan, deposit_address_for
 from payouts.chain.models import ChainDeposit, ChainTransfer
 from payouts.chain.testing.fixtures import CONFIRMATIONS
-from payouts.selectors import stuck_finance_jobs
 from payouts.services import payout_submit, withdrawal_approve, withdrawal_request
 
 pytestmark = pytest.mark.django_db
@@ -34,7 +34,7 @@ def test_a_flagged_deposit_is_acknowledged_by_a_named_operator(
     chain.bridge.revert(before)
     chain_deposits_scan()
     deposit = ChainDeposit.objects.get()
-    assert deposit.review_reason and len(stuck_finance_jobs()) == 1
+    assert deposit.review_reason and len(stuck_jobs()) == 1
     key = f"{deposit.tx_hash}:{deposit.log_index}"
     with pytest.raises(CommandError):  # support may not
         call_command(
@@ -42,7 +42,7 @@ def test_a_flagged_deposit_is_acknowledged_by_a_named_operator(
         )
     with pytest.raises(CommandError):
         call_command("chain_review", "--deposit", key, "--reason", " ", "--operator", finance.email)
-    assert len(stuck_finance_jobs()) == 1
+    assert len(stuck_jobs()) == 1
     out = StringIO()
     call_command(
         "chain_review",
@@ -54,7 +54,7 @@ def test_a_flagged_deposit_is_acknowledged_by_a_named_operator(
         finance.email,
         stdout=out,
     )
-    assert "reviewed by" in out.getvalue() and stuck_finance_jobs() == []
+    assert "reviewed by" in out.getvalue() and stuck_jobs() == []
     assert AuditRecord.objects.filter(action="chain.deposit.reviewed", reason="adjusted by hand, ticket 7").exists()
 
 

@@ -124,7 +124,7 @@ def test_a_reorg_before_the_confirmations_credits_nothing(chain: Any, player: An
 
 
 def test_a_reorg_after_the_confirmations_is_flagged_for_review(chain: Any, player: Any, assert_ledger_ok: Any) -> None:
-    from payouts.selectors import stuck_finance_jobs
+    from ops.stuck import stuck_jobs
 
     address = deposit_address_for(user=player).address
     customer = _customer(chain)
@@ -132,7 +132,7 @@ def test_a_reorg_after_the_confirmations_is_flagged_for_review(chain: Any, playe
     chain.pay_from(customer, address, AMOUNT_U)
     chain.bridge.mine(CONFIRMATIONS)
     assert chain_deposits_scan().credited == 1
-    assert stuck_finance_jobs() == []
+    assert stuck_jobs() == []
 
     chain.bridge.revert(before)  # deeper than the confirmation depth
     chain.bridge.mine(2)
@@ -140,12 +140,12 @@ def test_a_reorg_after_the_confirmations_is_flagged_for_review(chain: Any, playe
     assert report.flagged == 1 and report.rewound
     deposit = ChainDeposit.objects.get()
     assert deposit.status == ChainDeposit.Status.CREDITED and "left the chain" in deposit.review_reason
-    findings = [f for f in stuck_finance_jobs() if f.kind == "chain_deposit"]
+    findings = [f for f in stuck_jobs() if f.kind == "chain_deposit"]
     assert len(findings) == 1 and findings[0].id == f"{deposit.tx_hash}:{deposit.log_index}"
     # Never debited by itself; the credit stays once.
     assert balances(player).available_u == AMOUNT_U and _credited_journals() == 1
     chain_deposits_scan()
-    assert len([f for f in stuck_finance_jobs() if f.kind == "chain_deposit"]) == 1
+    assert len([f for f in stuck_jobs() if f.kind == "chain_deposit"]) == 1
 
     # New deposits after the reorg are still found (the cursor was rewound, not stuck above the head).
     chain.pay_from(_customer(chain), address, 7_000_000)

@@ -265,7 +265,7 @@ def test_reorg_before_confirmation_pays_once_after_the_transaction_is_mined_agai
 def test_reorg_after_confirmation_is_flagged_for_review(
     chain: Any, onchain_player: Any, finance: Any, assert_ledger_ok: Any
 ) -> None:
-    from payouts.selectors import stuck_finance_jobs
+    from ops.stuck import stuck_jobs
 
     dest = Account.create().address
     withdrawal = _approved(onchain_player, finance, dest)
@@ -274,7 +274,7 @@ def test_reorg_after_confirmation_is_flagged_for_review(
     _confirm(chain)
     withdrawal.refresh_from_db()
     assert withdrawal.state == Withdrawal.State.PAID and _chain_clearing_u() == AMOUNT_U
-    assert stuck_finance_jobs() == []
+    assert stuck_jobs() == []
 
     chain.bridge.revert(before)  # a reorganisation deeper than the confirmation depth
     chain.bridge.set_automine(False)
@@ -282,27 +282,27 @@ def test_reorg_after_confirmation_is_flagged_for_review(
     record = ChainTransfer.objects.get(withdrawal=withdrawal)
     assert "left the chain after" in record.review_reason
     assert record.evidence[-1]["event"] == "reorged_out_after_confirmation"
-    findings = [f for f in stuck_finance_jobs() if f.kind == "chain_tx"]
+    findings = [f for f in stuck_jobs() if f.kind == "chain_tx"]
     assert [f.state for f in findings] == ["needs_review"] and findings[0].id == record.tx_hash
     withdrawal.refresh_from_db()
     assert withdrawal.state == Withdrawal.State.PAID and _chain_clearing_u() == AMOUNT_U  # never reversed by itself
     chain_payouts_track()  # flagged once
-    assert len([f for f in stuck_finance_jobs() if f.kind == "chain_tx"]) == 1
+    assert len([f for f in stuck_jobs() if f.kind == "chain_tx"]) == 1
     assert_ledger_ok()
 
 
 def test_detector_lists_unconfirmed_transactions_past_the_threshold(
     chain: Any, settings: Any, onchain_player: Any, finance: Any
 ) -> None:
-    from payouts.selectors import stuck_finance_jobs
+    from ops.stuck import stuck_jobs
 
     chain.bridge.set_automine(False)  # a stuck transaction: never mined
     withdrawal = _approved(onchain_player, finance, Account.create().address)
     payout_submit(withdrawal_id=withdrawal.pk)
     settings.CHAIN_STUCK_UNCONFIRMED_AFTER_MINUTES = 60
-    assert [f for f in stuck_finance_jobs() if f.kind == "chain_tx"] == []
+    assert [f for f in stuck_jobs() if f.kind == "chain_tx"] == []
     settings.CHAIN_STUCK_UNCONFIRMED_AFTER_MINUTES = 0
-    findings = [f for f in stuck_finance_jobs() if f.kind == "chain_tx"]
+    findings = [f for f in stuck_jobs() if f.kind == "chain_tx"]
     record = ChainTransfer.objects.get()
     assert len(findings) == 1 and findings[0].id == record.tx_hash and findings[0].state == "broadcast"
     assert f"withdrawal={withdrawal.pk} nonce=0" in findings[0].detail

@@ -15,7 +15,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from payouts.selectors import stuck_finance_jobs
+from ops.stuck import stuck_jobs
 
 
 class Command(BaseCommand):
@@ -25,7 +25,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print a JSON array instead of lines")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        findings = stuck_finance_jobs()
+        findings = stuck_jobs()
         if options["json"]:
             self.stdout.write(json.dumps([f.as_dict() for f in findings]))
         else:

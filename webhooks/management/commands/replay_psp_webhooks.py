@@ -14,8 +14,8 @@ from ops.cli import operator_from_option
 from ops.command_lock import command_lock
 from ops.errors import ApplicationError
 from webhooks.models import WebhookEvent
+from webhooks.processing import webhook_event_replay
 from webhooks.selectors import webhook_event_find, webhook_events_failed
-from webhooks.services import webhook_event_replay
 
 
 class Command(BaseCommand):

@@ -1,0 +1,49 @@
+"""Field checks shared by the deposit paths: an amount in minor units, a known currency, an active player."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.contrib.auth import get_user_model
+
+from ledger.currencies import get_currency
+from ledger.errors import LedgerError
+from ledger.services import MAX_AMOUNT_U
+
+from .errors import InvalidAmount, InvalidPayload, UnknownCurrency, UnknownUser
+
+
+def checked_amount_u(value: Any, *, allow_zero: bool = False) -> int:
+    """Return a positive (or, with `allow_zero`, zero) whole number of minor units within the ledger's range."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidAmount(f"amount_u must be a whole number of minor units, not {type(value).__name__}.")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise InvalidAmount(f"amount_u must be positive, not {value}.")
+    if value > MAX_AMOUNT_U:
+        raise InvalidAmount(f"amount_u {value} is out of range.")
+    return value
+
+
+def checked_currency(value: Any) -> str:
+    """Return the code of a known currency."""
+    if not isinstance(value, str):
+        raise UnknownCurrency(f"Unknown currency {value!r}.")
+    try:
+        return get_currency(value).code
+    except LedgerError:
+        raise UnknownCurrency(f"Unknown currency {value!r}.") from None
+
+
+def checked_player(value: Any) -> Any:
+    """Return the active player whose public id is `value`."""
+    try:
+        public_id = uuid.UUID(str(value)) if isinstance(value, str | uuid.UUID) else None
+    except ValueError:
+        public_id = None
+    if public_id is None:
+        raise InvalidPayload(f"user_id must be a player's UUID, not {value!r}.")
+    user = get_user_model().objects.filter(public_id=public_id, is_active=True).first()
+    if user is None:
+        raise UnknownUser(f"No active player with id {public_id}; nothing was stored or credited.")
+    return user

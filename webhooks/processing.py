@@ -1,0 +1,318 @@
+"""Processing stored webhook events: credit deposits, fail them, debit refunds and chargebacks, replay.
+
+`webhook_event_process` (the Celery task, the admin's replay and the replay command all call it)
+locks the event row, then the deposit row, and credits through the ledger once: the credit's
+reference is derived from the provider and the PSP's payment reference, so neither a duplicate
+delivery nor two different events about one payment can credit twice. A failed attempt is counted
+by `webhook_event_record_error`; after the last one the event is `failed`, for an operator to replay.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from ledger.currencies import get_currency
+from ledger.errors import InsufficientFunds, LedgerError
+from ledger.services import external_account, transfer, user_account
+from ops.actors import Actor, SystemActor
+from ops.audit import audit_record
+from ops.db_guard import service_write_allow
+from ops.tracing import flow_bind
+
+from .errors import UnknownWebhookEvent
+from .models import Deposit, Provider, WebhookEvent
+from .notices import Kind, Notice, notice_for
+from .selectors import deposit_matching
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str
+    reason: str
+    journal_reference: str = ""
+
+
+def _processed(reason: str, journal_reference: str = "") -> Outcome:
+    return Outcome(WebhookEvent.Status.PROCESSED, reason, journal_reference)
+
+
+def _flagged(reason: str, journal_reference: str = "") -> Outcome:
+    return Outcome(WebhookEvent.Status.FLAGGED, reason, journal_reference)
+
+
+def _deposit_for_update(notice: Notice) -> Deposit | None:
+    """Find and lock the deposit an event is about (by our reference, else by the PSP's ids); join its flow."""
+    deposit = deposit_matching(notice, Deposit.objects.select_for_update().filter(provider=notice.provider))
+    if deposit is not None:
+        flow_bind(deposit.flow_id)
+    return deposit
+
+
+def _fmt(amount_u: int | None, currency: str) -> str:
+    try:
+        return get_currency(currency).format(amount_u) if amount_u is not None else "no amount"
+    except LedgerError:
+        return f"{amount_u} {currency}"
+
+
+def _credit(notice: Notice, event: WebhookEvent) -> Outcome:
+    deposit = _deposit_for_update(notice)
+    if deposit is None:
+        return _flagged(
+            f"No {notice.provider} deposit matches reference {notice.deposit_reference!r} / "
+            f"payment {notice.psp_reference!r}; nothing credited."
+        )
+    event.deposit = deposit
+    if not notice.psp_reference:
+        return _flagged("The confirmation names no payment reference; nothing credited.")
+    if notice.provider == Provider.STRIPE and deposit.psp_id and deposit.psp_id != notice.psp_reference:
+        return _flagged(
+            f"Payment {notice.psp_reference} is not this deposit's payment intent ({deposit.psp_id}); nothing credited."
+        )
+    merchant = settings.ADYEN_MERCHANT_ACCOUNT
+    if notice.provider == Provider.ADYEN and merchant and event.payload.get("merchantAccountCode") != merchant:
+        return _flagged(
+            f"Confirmation for merchant account {event.payload.get('merchantAccountCode')!r}, "
+            f"not ours ({merchant}); nothing credited."
+        )
+    if deposit.status == Deposit.Status.FAILED:
+        return _flagged(
+            f"Confirmation for deposit {deposit.reference}, which already failed "
+            f"({deposit.failure_reason or 'no reason'}); nothing credited."
+        )
+    if notice.amount_u != deposit.amount_u or notice.currency != deposit.currency:
+        return _flagged(
+            f"Confirmed {_fmt(notice.amount_u, notice.currency)} but deposit {deposit.reference} is "
+            f"{_fmt(deposit.amount_u, deposit.currency)}; nothing credited."
+        )
+    if deposit.status == Deposit.Status.CREDITED:
+        if deposit.psp_payment_reference == notice.psp_reference:
+            return _processed(
+                f"Already credited (journal {notice.credit_reference}); nothing more.", notice.credit_reference
+            )
+        return _flagged(
+            f"Deposit {deposit.reference} was already credited by payment "
+            f"{deposit.psp_payment_reference}; this is payment {notice.psp_reference}. Nothing credited."
+        )
+    if deposit.user.is_staff or deposit.user.is_superuser:
+        return _flagged(
+            f"Deposit {deposit.reference} is for operator account {deposit.user.email}; operators hold "
+            "no balance. Nothing credited: return the money through the PSP."
+        )
+    try:
+        journal = transfer(
+            source=external_account(provider=notice.provider, currency=deposit.currency),
+            destination=user_account(user=deposit.user, currency=deposit.currency),
+            amount_u=deposit.amount_u,
+            type="deposit",
+            reference=notice.credit_reference,
+            actor=SystemActor(f"webhook:{notice.provider}"),
+            metadata={
+                "deposit": deposit.reference,
+                "provider": notice.provider,
+                "psp_reference": notice.psp_reference,
+                "webhook_event": event.pk,
+            },
+        )
+    except LedgerError as exc:
+        return _flagged(f"The ledger refused the credit ({exc.code}: {exc.detail}); nothing credited.")
+    deposit.status = Deposit.Status.CREDITED
+    deposit.journal = journal
+    deposit.psp_payment_reference = notice.psp_reference
+    deposit.credited_at = timezone.now()
+    deposit.save(update_fields=["status", "journal", "psp_payment_reference", "credited_at", "updated_at"])
+    audit_record(
+        actor=SystemActor(f"webhook:{notice.provider}"),
+        action="deposits.credit",
+        obj=deposit,
+        from_state=Deposit.Status.PENDING,
+        to_state=Deposit.Status.CREDITED,
+        data={
+            "journal": journal.reference,
+            "amount_u": deposit.amount_u,
+            "currency": deposit.currency,
+            "webhook_event": event.pk,
+        },
+    )
+    verb = "Already credited" if journal.replayed else "Credited"  # type: ignore[attr-defined]  # set by transfer()
+    return _processed(
+        f"{verb} {_fmt(deposit.amount_u, deposit.currency)} (journal {journal.reference}).", journal.reference
+    )
+
+
+def _fail(notice: Notice, event: WebhookEvent) -> Outcome:
+    deposit = _deposit_for_update(notice)
+    if deposit is None:
+        return _flagged(f"Failure notice for no known deposit ({notice.deposit_reference or notice.psp_reference}).")
+    event.deposit = deposit
+    if deposit.status == Deposit.Status.CREDITED:
+        return _flagged(
+            f"Failure notice ({notice.note}) for deposit {deposit.reference}, already credited; check with the PSP."
+        )
+    if deposit.status == Deposit.Status.FAILED:
+        return _processed("Deposit already failed; nothing to do.")
+    deposit.status = Deposit.Status.FAILED
+    deposit.failure_reason = notice.note[:1000]
+    deposit.save(update_fields=["status", "failure_reason", "updated_at"])
+    audit_record(
+        actor=SystemActor(f"webhook:{notice.provider}"),
+        action="deposits.fail",
+        obj=deposit,
+        from_state=Deposit.Status.PENDING,
+        to_state=Deposit.Status.FAILED,
+        reason=notice.note,
+        data={"webhook_event": event.pk},
+    )
+    return _processed(f"Deposit marked failed: {notice.note}.")
+
+
+def _reverse(notice: Notice, event: WebhookEvent) -> Outcome:
+    """A refund or chargeback: debit the player's available if it covers it, else flag for manual handling."""
+    what = "Refund" if notice.kind == Kind.REFUND else "Chargeback"
+    deposit = _deposit_for_update(notice)
+    if deposit is None:
+        return _flagged(f"{what} for no known deposit (payment {notice.psp_reference!r}); no money moved.")
+    event.deposit = deposit
+    if deposit.status != Deposit.Status.CREDITED:
+        return _flagged(f"{what} for deposit {deposit.reference}, which is {deposit.status}; no money moved.")
+    if notice.amount_u is None or notice.amount_u <= 0 or notice.currency != deposit.currency:
+        return _flagged(
+            f"{what} of {_fmt(notice.amount_u, notice.currency)} does not fit deposit "
+            f"{deposit.reference}; no money moved."
+        )
+    amount_u = notice.amount_u - deposit.refunded_u if notice.cumulative else notice.amount_u
+    if amount_u <= 0:
+        return _flagged(
+            f"{what}: {_fmt(notice.amount_u, notice.currency)} refunded in total, already debited; nothing more moved."
+        )
+    outstanding_u = deposit.amount_u - deposit.refunded_u - deposit.charged_back_u
+    if amount_u > outstanding_u:
+        return _flagged(
+            f"{what} of {_fmt(amount_u, deposit.currency)} exceeds what remains of deposit "
+            f"{deposit.reference} after earlier refunds and chargebacks "
+            f"({_fmt(outstanding_u, deposit.currency)}); no money moved."
+        )
+    try:
+        journal = transfer(
+            source=user_account(user=deposit.user, currency=deposit.currency),
+            destination=external_account(provider=notice.provider, currency=deposit.currency),
+            amount_u=amount_u,
+            type=f"deposit_{notice.kind}",
+            reference=notice.reversal_reference,
+            actor=SystemActor(f"webhook:{notice.provider}"),
+            metadata={"deposit": deposit.reference, "webhook_event": event.pk, "kind": str(notice.kind)},
+        )
+    except InsufficientFunds:
+        return _flagged(
+            f"{what} of {_fmt(amount_u, deposit.currency)} on deposit {deposit.reference}: the player's "
+            "available balance does not cover it. MANUAL HANDLING NEEDED; no money moved."
+        )
+    except LedgerError as exc:
+        return _flagged(f"{what}: the ledger refused the debit ({exc.code}: {exc.detail}); no money moved.")
+    if not journal.replayed:  # type: ignore[attr-defined]  # set by ledger.services.transfer()
+        field = "refunded_u" if notice.kind == Kind.REFUND else "charged_back_u"
+        Deposit.objects.filter(pk=deposit.pk).update(**{field: F(field) + amount_u})
+        audit_record(
+            actor=SystemActor(f"webhook:{notice.provider}"),
+            action=f"deposits.{notice.kind}",
+            obj=deposit,
+            reason=f"{what} notified by {notice.provider}",
+            data={"journal": journal.reference, "amount_u": amount_u, "webhook_event": event.pk},
+        )
+    return _flagged(
+        f"{what}: debited {_fmt(amount_u, deposit.currency)} from the player's available "
+        f"(journal {journal.reference}). Review with the PSP.",
+        journal.reference,
+    )
+
+
+def _review(notice: Notice, event: WebhookEvent) -> Outcome:
+    """A dispute outcome or refund reversal: record it against the deposit and flag it; move nothing."""
+    deposit = _deposit_for_update(notice)
+    event.deposit = deposit
+    where = f"deposit {deposit.reference}" if deposit else "no known deposit"
+    return _flagged(f"{notice.note} ({where}).")
+
+
+_HANDLERS = {
+    Kind.CREDIT: _credit,
+    Kind.FAIL: _fail,
+    Kind.REFUND: _reverse,
+    Kind.CHARGEBACK: _reverse,
+    Kind.REVIEW: _review,
+}
+
+
+def webhook_event_process(*, event_id: int, replay: bool = False) -> WebhookEvent:
+    """Process one stored event to a final status; safe to run twice (processed events are no-ops).
+
+    The automatic path processes `received` and `failed` events; a replay also re-examines a
+    `flagged` one (after an operator fixed its cause). Money moves only through ledger references
+    derived from the PSP's payment, so no path credits twice.
+    """
+    with transaction.atomic():
+        service_write_allow()  # deposits' money columns change here only (red-line trigger)
+        event = WebhookEvent.objects.select_for_update().filter(pk=event_id).first()
+        if event is None:
+            raise UnknownWebhookEvent(f"No webhook event with id {event_id}.")
+        open_statuses = {WebhookEvent.Status.RECEIVED, WebhookEvent.Status.FAILED}
+        if replay:
+            open_statuses.add(WebhookEvent.Status.FLAGGED)
+        if event.status not in open_statuses:
+            return event
+        notice = notice_for(event.provider, event.payload)
+        handler = _HANDLERS.get(notice.kind)
+        outcome = handler(notice, event) if handler else Outcome(WebhookEvent.Status.IGNORED, notice.note)
+        event.status = outcome.status
+        event.reason = outcome.reason
+        event.journal_reference = outcome.journal_reference or event.journal_reference
+        event.attempts += 1
+        event.last_error = ""
+        event.processed_at = timezone.now()
+        event.save(
+            update_fields=["status", "reason", "journal_reference", "attempts", "last_error", "processed_at", "deposit"]
+        )
+    if event.status == WebhookEvent.Status.FLAGGED:
+        logger.warning("webhook event %s flagged: %s", event.pk, event.reason)
+    return event
+
+
+def webhook_event_record_error(*, event_id: int, error: BaseException, final: bool) -> None:
+    """Count a failed attempt; after the last one the event is `failed`, for an operator to replay."""
+    values: dict[str, Any] = {"attempts": F("attempts") + 1, "last_error": f"{type(error).__name__}: {error}"[:2000]}
+    if final:
+        values["status"] = WebhookEvent.Status.FAILED
+        values["processed_at"] = timezone.now()
+    WebhookEvent.objects.filter(
+        pk=event_id, status__in=[WebhookEvent.Status.RECEIVED, WebhookEvent.Status.FAILED]
+    ).update(**values)
+    log = logger.error if final else logger.warning
+    log("webhook event %s attempt failed%s: %s", event_id, " (last attempt)" if final else "", error)
+
+
+def webhook_event_replay(*, event_id: int, acting_user: Actor, reason: str = "") -> WebhookEvent:
+    """Re-process a stored event for an operator (idempotent), with an audit record."""
+    with transaction.atomic():
+        before = WebhookEvent.objects.filter(pk=event_id).values_list("status", flat=True).first()
+        if before is None:
+            raise UnknownWebhookEvent(f"No webhook event with id {event_id}.")
+        event = webhook_event_process(event_id=event_id, replay=True)
+        audit_record(
+            actor=acting_user,
+            action="webhooks.replay",
+            obj=event,
+            reason=reason or "replay",
+            from_state=before,
+            to_state=event.status,
+            data={"provider": event.provider, "event_id": event.event_id, "result": event.reason},
+        )
+    return event
