@@ -22,7 +22,8 @@ import factory
 
 from accounts.tests.factories import UserFactory
 from webhooks.models import Deposit, Provider, WebhookEvent
-from webhooks.services import stripe_event_receive, webhook_event_process, webhook_event_record_error
+from webhooks.processing import webhook_event_process, webhook_event_record_error
+from webhooks.receiving import stripe_event_receive
 from webhooks.stub import stripe_event
 from webhooks.tests.helpers import payment_intent, refund_charge
 
