@@ -33,7 +33,10 @@ from .models import Account, Entry, Journal
 if TYPE_CHECKING:
     from accounts.models import User
 
-MAX_AMOUNT_U = 10**17  # far below 2**63, so no sum of a few legs can overflow a bigint
+# The largest amount one leg may carry: 2**53 - 1, the largest integer every JSON reader (RFC 8785, JavaScript)
+# keeps exact, so an amount the ledger accepts can always be hashed, shown and sent back unchanged; far below
+# 2**63, so no sum of a few legs can overflow a bigint.
+MAX_AMOUNT_U = 2**53 - 1
 
 
 @dataclass(frozen=True)
