@@ -12,8 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from ledger.decisions import ADJUSTMENT_KIND, adjustment_propose
 from ledger.models import Account
-from ops.cli import operator_by_email, proposal_decide
-from ops.errors import ApplicationError
+from ops.cli import operator_by_email, proposal_decide, refusals_as_command_errors
 from ops.models import Proposal
 
 
@@ -40,7 +39,7 @@ class Command(BaseCommand):
         sub.add_parser("list")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        try:
+        with refusals_as_command_errors():
             if options["action"] == "list":
                 for a in Proposal.objects.filter(kind=ADJUSTMENT_KIND).select_related("proposed_by")[:50]:
                     self.stdout.write(
@@ -63,8 +62,6 @@ class Command(BaseCommand):
                     operator_email=options["operator"],
                     reason=options["reason"],
                 )
-        except ApplicationError as exc:
-            raise CommandError(exc.detail) from exc
         if proposal.state == Proposal.State.PENDING:
             self.stdout.write(
                 f"adjustment {proposal.pk} proposed; above the four-eyes threshold a second operator "

@@ -13,9 +13,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from ledger.currencies import get_currency
 from ledger.models import Account
-from ops.cli import operator_from_option, user_by_email
+from ops.cli import operator_from_option, refusals_as_command_errors, user_by_email
 from ops.command_lock import command_lock
-from ops.errors import ApplicationError
 from payouts.services import withdrawal_request, withdrawal_validate
 
 
@@ -35,7 +34,7 @@ class Command(BaseCommand):
         user = user_by_email(options["user"])
         amount_u, code, provider = options["amount"], options["currency"], options["provider"]
         destination = {"address": options["destination_address"]} if options["destination_address"] else None
-        try:
+        with refusals_as_command_errors():
             withdrawal_validate(user=user, amount_u=amount_u, currency=code, provider=provider, destination=destination)
             currency = get_currency(code)
             if options["dry_run"]:
@@ -65,8 +64,6 @@ class Command(BaseCommand):
                     destination=destination,
                     acting_user=actor,
                 )
-        except ApplicationError as exc:
-            raise CommandError(f"refused: {exc.detail}") from exc
         self.stdout.write(
             f"withdrawal {withdrawal.pk} requested: {currency.format(amount_u)} of {user.email} via {provider}; "
             "funds held, waiting for approval"
