@@ -17,13 +17,17 @@ from typing import TYPE_CHECKING, Any
 from django.db import IntegrityError, connection, transaction
 
 from ops.actors import Actor, actor_label, actor_user, require_actor, require_player
+from ops.validation import amount_u_check
 
 from .currencies import get_currency
 from .errors import (
     AlreadyReversed,
     CurrencyMismatch,
     InsufficientFunds,
+    InvalidAccount,
     InvalidAmount,
+    InvalidReference,
+    ReasonRequired,
     ReferenceConflict,
     UnbalancedJournal,
 )
@@ -32,8 +36,6 @@ from .models import Account, Entry, Journal
 
 if TYPE_CHECKING:
     from accounts.models import User
-
-MAX_AMOUNT_U = 10**17  # far below 2**63, so no sum of a few legs can overflow a bigint
 
 
 @dataclass(frozen=True)
@@ -88,13 +90,8 @@ def round_pool_account(*, code: str, currency: str) -> Account:
 
 
 def _validate_amount(amount_u: Any) -> int:
-    if isinstance(amount_u, bool) or not isinstance(amount_u, int):
-        raise InvalidAmount(f"Amounts are whole numbers of minor units, not {type(amount_u).__name__}.")
-    if amount_u == 0:
-        raise InvalidAmount("An amount of zero moves nothing.")
-    if abs(amount_u) > MAX_AMOUNT_U:
-        raise InvalidAmount(f"Amount {amount_u} is out of range.")
-    return amount_u
+    """Return a leg's amount (negative allowed, never zero), or raise InvalidAmount."""
+    return amount_u_check(amount_u, error=InvalidAmount, allow_negative=True)
 
 
 def _validate_legs(legs: Sequence[Leg]) -> None:
@@ -104,7 +101,7 @@ def _validate_legs(legs: Sequence[Leg]) -> None:
     for leg in legs:
         _validate_amount(leg.amount_u)
         if leg.account.pk is None:
-            raise InvalidAmount("Every leg needs a saved account.")
+            raise InvalidAccount("Every leg needs a saved account.")
         get_currency(leg.account.currency)
         totals[leg.account.currency] += leg.amount_u
     unbalanced = {c: t for c, t in totals.items() if t != 0}
@@ -219,7 +216,7 @@ def journal_post(
     require_actor(actor)
     _validate_legs(legs)
     if not reference or len(reference) > 200:
-        raise InvalidAmount("A posting needs a reference of 1 to 200 characters.")
+        raise InvalidReference("A posting needs a reference of 1 to 200 characters.")
     fingerprint = _fingerprint(type, legs, reverses.pk if reverses else None)
     deltas: dict[int, int] = defaultdict(int)
     for leg in legs:
@@ -350,7 +347,7 @@ def journal_post_bulk(
 def _check_currencies(legs: Sequence[Leg], locked: Mapping[int, LockedAccount]) -> None:
     for leg in legs:
         if leg.account.pk not in locked:
-            raise InvalidAmount(f"Account {leg.account.pk} does not exist.")
+            raise InvalidAccount(f"Account {leg.account.pk} does not exist.")
         if locked[leg.account.pk].currency != leg.account.currency:
             raise CurrencyMismatch(f"Account {locked[leg.account.pk].name} is not in {leg.account.currency}.")
 
@@ -384,7 +381,7 @@ def transfer(
     if source.currency != destination.currency:
         raise CurrencyMismatch(f"{source.name} is in {source.currency}, {destination.name} in {destination.currency}.")
     if source.pk == destination.pk:
-        raise InvalidAmount("A transfer needs two different accounts.")
+        raise InvalidAccount("A transfer needs two different accounts.")
     return journal_post(
         type=type,
         reference=reference,
@@ -397,7 +394,7 @@ def transfer(
 def journal_reverse(*, journal: Journal, reference: str, actor: Actor, reason: str) -> Journal:
     """Post the exact opposite of a journal, linked to it; a journal is reversed at most once."""
     if not reason.strip():
-        raise InvalidAmount("A reversal needs a reason.")
+        raise ReasonRequired("A reversal needs a reason.")
     if journal.reverses_id is not None:
         raise AlreadyReversed("A reversal cannot itself be reversed; post a new journal instead.")
     legs = [Leg(entry.account, -entry.amount_u) for entry in journal.entries.select_related("account")]
@@ -420,11 +417,9 @@ def operator_credit(*, user: User, amount_u: int, currency: str, actor: Actor, r
     from ops.audit import audit_record
 
     get_currency(currency)
-    _validate_amount(amount_u)
-    if amount_u < 0:
-        raise InvalidAmount("An operator credit is a positive amount.")
+    amount_u_check(amount_u, error=InvalidAmount)  # a credit is positive
     if not isinstance(reason, str) or not reason.strip():
-        raise InvalidAmount("An operator credit needs a reason.")
+        raise ReasonRequired("An operator credit needs a reason.")
     with transaction.atomic():
         journal = transfer(
             source=external_account(provider="manual", currency=currency),

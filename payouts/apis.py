@@ -25,7 +25,7 @@ from accounts.permissions import IsPlayerToWrite
 from ledger.currencies import CURRENCIES
 from ops.idempotency import HEADER, idempotent, idempotent_call
 from ops.schema import paginated
-from ops.validation import refuse_nul
+from ops.validation import AmountField, refuse_nul
 
 from .models import Withdrawal
 from .providers import provider_names
@@ -58,17 +58,6 @@ class CanViewWithdrawals(IsOperator):
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return super().has_permission(request, view) and request.user.has_perm("payouts.view_withdrawal")
-
-
-class StrictIntegerField(serializers.IntegerField):
-    """An integer that must arrive as a JSON integer: no strings, floats or booleans."""
-
-    default_error_messages = {"strict": "Must be a JSON integer (minor units), not {kind}."}
-
-    def to_internal_value(self, data: Any) -> int:
-        if isinstance(data, bool) or not isinstance(data, int):
-            self.fail("strict", kind=type(data).__name__)
-        return super().to_internal_value(data)
 
 
 class WithdrawalOutputSerializer(serializers.Serializer):
@@ -125,7 +114,7 @@ class WithdrawalsApi(APIView):
 
     @extend_schema_serializer(component_name="WithdrawalCreateInput")
     class InputSerializer(serializers.Serializer):
-        amount_u = StrictIntegerField(min_value=1)
+        amount_u = AmountField()
         currency = serializers.ChoiceField(choices=sorted(CURRENCIES))
         provider = serializers.CharField(max_length=30)
         destination = serializers.DictField(required=False, validators=[refuse_nul])

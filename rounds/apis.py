@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 from accounts.permissions import IsPlayer
 from ops.idempotency import idempotent
 from ops.schema import PAGINATION_PARAMETERS, paginated
+from ops.validation import AmountField
 
 from .models import Bet, Round
 from .selectors import bet_proof, player_bets, round_current, round_get
@@ -26,15 +27,6 @@ from .services import bet_place
 
 # A bet's record is hashed as canonical JSON (RFC 8785), which allows no integer beyond 2**53 - 1.
 MAX_STAKE_U = 2**53 - 1
-
-
-class StrictIntegerField(serializers.IntegerField):
-    """An integer that must arrive as a JSON integer (no strings, floats or booleans)."""
-
-    def to_internal_value(self, data: Any) -> int:
-        if isinstance(data, bool) or not isinstance(data, int):
-            self.fail("invalid")
-        return super().to_internal_value(data)
 
 
 @extend_schema_serializer(component_name="Round")
@@ -140,7 +132,7 @@ class BetPlaceApi(APIView):
     @extend_schema_serializer(component_name="BetPlaceInput")
     class InputSerializer(serializers.Serializer):
         side = serializers.ChoiceField(choices=["UP", "DOWN"])
-        stake_u = StrictIntegerField(min_value=1, max_value=MAX_STAKE_U)
+        stake_u = AmountField(max_u=MAX_STAKE_U)
 
     @extend_schema(
         request=InputSerializer,

@@ -30,6 +30,7 @@ from ops.db_guard import service_write_allow
 from ops.models import Proposal, Switch
 from ops.switches import switch_is_on
 from ops.tracing import flow_id_new, flow_span
+from ops.validation import amount_u_check
 from rounds import clock
 from rounds.domain import calendar
 from rounds.domain.integrity import (
@@ -242,8 +243,7 @@ def bet_place(*, user: User, code: str, side: str, stake_u: int) -> Bet:
     require_player(user)
     if side not in (Side.UP.value, Side.DOWN.value):
         raise errors.InvalidBet(f"side must be UP or DOWN, not {side!r}.")
-    if isinstance(stake_u, bool) or not isinstance(stake_u, int) or stake_u <= 0:
-        raise errors.InvalidBet("stake_u must be a positive whole number of micro-units.")
+    amount_u_check(stake_u, error=errors.InvalidBet, field="stake_u")
     if switch_is_on(Switch.Name.BETTING_PAUSED):
         raise errors.BettingPaused("Betting is paused by the operators; try again later.")
     with transaction.atomic():

@@ -25,11 +25,12 @@ from django.utils import timezone
 
 from ledger.currencies import get_currency
 from ledger.errors import InsufficientFunds, LedgerError
-from ledger.services import MAX_AMOUNT_U, external_account, transfer, user_account
+from ledger.services import external_account, transfer, user_account
 from ops.actors import Actor, SystemActor, require_player
 from ops.audit import audit_record
 from ops.db_guard import service_write_allow
 from ops.tracing import flow_bind
+from ops.validation import amount_u_check
 
 from .errors import (
     DepositProviderFailed,
@@ -94,13 +95,7 @@ def _enqueue(event_id: int) -> None:
 
 
 def _amount(value: Any, *, allow_zero: bool = False) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidAmount(f"amount_u must be a whole number of minor units, not {type(value).__name__}.")
-    if value < 0 or (value == 0 and not allow_zero):
-        raise InvalidAmount(f"amount_u must be positive, not {value}.")
-    if value > MAX_AMOUNT_U:
-        raise InvalidAmount(f"amount_u {value} is out of range.")
-    return value
+    return amount_u_check(value, error=InvalidAmount, allow_zero=allow_zero)
 
 
 def _currency(value: Any) -> str:

@@ -6,6 +6,7 @@ above them a different operator approves it (`adjustment approve --id`).
 
 from __future__ import annotations
 
+from argparse import ArgumentTypeError
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
@@ -14,6 +15,7 @@ from ledger.decisions import ADJUSTMENT_KIND, adjustment_propose
 from ledger.models import Account
 from ops.cli import operator_by_email, proposal_decide, refusals_as_command_errors
 from ops.models import Proposal
+from ops.validation import amount_u_argument
 
 
 class Command(BaseCommand):
@@ -79,6 +81,6 @@ class Command(BaseCommand):
 
     def _amount(self, text: str) -> int:
         try:
-            return int(text)
-        except ValueError:
-            raise CommandError(f"Amounts are whole minor units, not {text!r}.") from None
+            return amount_u_argument(text)
+        except ArgumentTypeError as exc:
+            raise CommandError(str(exc)) from None

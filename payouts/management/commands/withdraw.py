@@ -15,6 +15,7 @@ from ledger.currencies import get_currency
 from ledger.models import Account
 from ops.cli import operator_from_option, refusals_as_command_errors, user_by_email
 from ops.command_lock import command_lock
+from ops.validation import amount_u_argument
 from payouts.services import withdrawal_request, withdrawal_validate
 
 
@@ -23,7 +24,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--user", required=True, help="the player's email")
-        parser.add_argument("--amount", required=True, type=int, help="minor units (micro USDC for USDC)")
+        parser.add_argument("--amount", required=True, type=amount_u_argument, help="minor units (micro USDC for USDC)")
         parser.add_argument("--currency", default=settings.DEFAULT_CURRENCY)
         parser.add_argument("--provider", default="adyen")
         parser.add_argument("--destination-address", default="", help="chain: the player's EIP-55 address")
