@@ -44,8 +44,18 @@ def require_actor(actor: object) -> Actor:
     if isinstance(actor, SystemActor):
         return actor
     if isinstance(actor, get_user_model()) and actor.pk is not None:
-        return actor  # type: ignore[return-value]
+        return actor
     raise TypeError(f"An actor is a saved user or a SystemActor, not {type(actor).__name__} {actor!r}.")
+
+
+def signed_in_user(user: object) -> User:
+    """Return `request.user` as the signed-in user; an anonymous one is refused (Forbidden), never passed on.
+
+    Views call it after their permission class let only signed-in users in, so the refusal is a backstop.
+    """
+    if not isinstance(user, get_user_model()) or not user.is_authenticated:
+        raise Forbidden("Sign in first. Nothing was changed.")
+    return user
 
 
 def actor_user(actor: Actor) -> User | None:
@@ -68,11 +78,11 @@ def is_operator(actor: object) -> bool:
 def require_operator(actor: object, *, permission: str | None = None, what: str = "do this") -> User:
     """Return the actor if it is an active staff user holding `permission`; otherwise raise Forbidden."""
     require_actor(actor)
-    if not is_operator(actor):
+    if not is_operator(actor) or not isinstance(actor, get_user_model()):
         raise Forbidden(f"Only an active operator may {what}; {_name(actor)} is not one. Nothing was changed.")
-    if permission and not actor.has_perm(permission):  # type: ignore[union-attr]
+    if permission and not actor.has_perm(permission):
         raise Forbidden(f"{_name(actor)} may not {what} (needs {permission}). Nothing was changed.")
-    return actor  # type: ignore[return-value]
+    return actor
 
 
 def _name(actor: object) -> str:
@@ -82,11 +92,11 @@ def _name(actor: object) -> str:
 def require_player(user: object, *, active: bool = True) -> User:
     """Return the user if it is a player (not staff; active unless `active=False`); else raise NotAPlayer (403)."""
     require_actor(user)
-    if isinstance(user, SystemActor) or user.is_staff or user.is_superuser:  # type: ignore[union-attr]
+    if not isinstance(user, get_user_model()) or user.is_staff or user.is_superuser:  # a SystemActor is no player
         raise NotAPlayer(
             f"{_name(user)} is an operator account; operators hold no balance and cannot bet, deposit or "
             "withdraw. Nothing was changed."
         )
-    if active and not user.is_active:  # type: ignore[union-attr]
+    if active and not user.is_active:
         raise NotAPlayer(f"{_name(user)} is not active. Nothing was changed.")
-    return user  # type: ignore[return-value]
+    return user

@@ -12,10 +12,10 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
-from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 
+from .actors import signed_in_user
 from .errors import ApplicationError
 
 if TYPE_CHECKING:
@@ -51,10 +51,10 @@ def acting_operator(request: HttpRequest) -> User:
 
     `admin_site.admin_view` lets only active staff in; anything else here is refused, never passed on.
     """
-    user = request.user
-    if not isinstance(user, get_user_model()) or not user.is_authenticated:
-        raise PermissionDenied("Operators only.")
-    return user
+    try:
+        return signed_in_user(request.user)
+    except ApplicationError as exc:
+        raise PermissionDenied(exc.detail) from exc
 
 
 @contextmanager

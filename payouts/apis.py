@@ -23,6 +23,7 @@ from rest_framework.views import APIView
 
 from accounts.permissions import IsPlayerToWrite
 from ledger.currencies import CURRENCIES
+from ops.actors import signed_in_user
 from ops.idempotency import HEADER, idempotent, idempotent_call
 from ops.schema import paginated
 from ops.validation import AmountField, refuse_nul
@@ -139,7 +140,7 @@ class WithdrawalsApi(APIView):
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        withdrawal = withdrawal_request(user=request.user, **data.validated_data)
+        withdrawal = withdrawal_request(user=signed_in_user(request.user), **data.validated_data)
         return Response(WithdrawalOutputSerializer(withdrawal).data, status=status.HTTP_201_CREATED)
 
 
@@ -162,7 +163,7 @@ class WithdrawalCancelApi(APIView):
     @extend_schema(request=None, responses={200: WithdrawalOutputSerializer})
     def post(self, request: Request, withdrawal_id: int) -> Response:
         def handler() -> Response:
-            withdrawal = withdrawal_cancel(withdrawal_id=withdrawal_id, acting_user=request.user)
+            withdrawal = withdrawal_cancel(withdrawal_id=withdrawal_id, acting_user=signed_in_user(request.user))
             return Response(WithdrawalOutputSerializer(withdrawal).data)
 
         return _maybe_idempotent(request, handler)
@@ -184,7 +185,9 @@ class WithdrawalApproveApi(APIView):
             data = self.InputSerializer(data=request.data)
             data.is_valid(raise_exception=True)
             withdrawal = withdrawal_approve(
-                withdrawal_id=withdrawal_id, acting_user=request.user, reason=data.validated_data["reason"]
+                withdrawal_id=withdrawal_id,
+                acting_user=signed_in_user(request.user),
+                reason=data.validated_data["reason"],
             )
             return _staff_response(withdrawal, from_state=Withdrawal.State.REQUESTED)
 
@@ -206,7 +209,9 @@ class WithdrawalRejectApi(APIView):
             data = self.InputSerializer(data=request.data)
             data.is_valid(raise_exception=True)
             withdrawal = withdrawal_reject(
-                withdrawal_id=withdrawal_id, acting_user=request.user, reason=data.validated_data["reason"]
+                withdrawal_id=withdrawal_id,
+                acting_user=signed_in_user(request.user),
+                reason=data.validated_data["reason"],
             )
             return _staff_response(withdrawal)
 
@@ -244,7 +249,7 @@ class PayoutResolveApi(APIView):
             data = self.InputSerializer(data=request.data)
             data.is_valid(raise_exception=True)
             withdrawal = withdrawal_resolve(
-                withdrawal_id=withdrawal_id, acting_user=request.user, **data.validated_data
+                withdrawal_id=withdrawal_id, acting_user=signed_in_user(request.user), **data.validated_data
             )
             # A payout still payout_submitted (PSP asked) may be resolved too: 202 while it awaits a second operator.
             undecided = (

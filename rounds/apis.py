@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import IsPlayer
+from ops.actors import signed_in_user
 from ops.idempotency import idempotent
 from ops.schema import PAGINATION_PARAMETERS, paginated
 from ops.validation import AmountField
@@ -143,7 +144,7 @@ class BetPlaceApi(APIView):
     def post(self, request: Request, code: str) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        bet = bet_place(user=request.user, code=code, **serializer.validated_data)
+        bet = bet_place(user=signed_in_user(request.user), code=code, **serializer.validated_data)
         bet = Bet.objects.select_related("round").get(pk=bet.pk)
         return Response(BetOutputSerializer(bet).data, status=status.HTTP_201_CREATED)
 
@@ -170,7 +171,8 @@ class BetProofApi(APIView):
         bet = serializers.JSONField(source="record")
         leaf = serializers.CharField()
         proof = serializers.SerializerMethodField()
-        root = serializers.CharField()
+        # DRF's metaclass moves declared fields off the class, so this never shadows `Field.root` at run time.
+        root = serializers.CharField()  # type: ignore[assignment]
 
         def get_proof(self, obj: Any) -> list[dict[str, str]]:
             return [{"sibling": sibling, "position": position} for sibling, position in obj.proof]

@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import IsPlayerToWrite
+from ops.actors import signed_in_user
 from ops.idempotency import idempotent
 from ops.schema import PAGINATION_PARAMETERS, paginated
 from ops.validation import AmountField
@@ -83,7 +84,7 @@ class DepositsApi(APIView):
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        deposit = deposit_start(user=request.user, **serializer.validated_data)
+        deposit = deposit_start(user=signed_in_user(request.user), **serializer.validated_data)
         return Response(self.OutputSerializer(deposit).data, status=status.HTTP_201_CREATED)
 
 
