@@ -65,6 +65,9 @@ class Journal(models.Model):
     reverses = models.OneToOneField("self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversed_by")
     created_at = models.DateTimeField(db_default=Now(), db_index=True)
 
+    # Not a column: `journal_post` sets it on the journal it returns (True when the reference was posted before).
+    replayed: bool
+
     class Meta:
         ordering = ["-id"]
         permissions = [

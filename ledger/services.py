@@ -65,7 +65,7 @@ def account_get_or_create(
 def user_account(*, user: User, currency: str, kind: str = Account.Kind.USER_AVAILABLE) -> Account:
     """Return a player's available or held account in a currency; operators have none (NotAPlayer)."""
     require_player(user, active=False)
-    suffix = {Account.Kind.USER_AVAILABLE: "available", Account.Kind.USER_HELD: "held"}[kind]
+    suffix = {Account.Kind.USER_AVAILABLE: "available", Account.Kind.USER_HELD: "held"}[Account.Kind(kind)]
     return account_get_or_create(name=f"user:{user.public_id}:{suffix}", currency=currency, kind=kind, owner=user)
 
 
@@ -192,7 +192,7 @@ def _existing(reference: str, fingerprint: str) -> Journal:
         raise ReferenceConflict(
             f"Reference {reference!r} was already posted with different contents; nothing was posted."
         )
-    journal.replayed = True  # type: ignore[attr-defined]
+    journal.replayed = True
     return journal
 
 
@@ -250,7 +250,7 @@ def journal_post(
         if reverses is not None and Journal.objects.filter(reverses=reverses).exists():
             raise AlreadyReversed(f"Journal {reverses.reference!r} was already reversed.") from exc
         raise
-    journal.replayed = False  # type: ignore[attr-defined]
+    journal.replayed = False
     return journal
 
 
@@ -303,9 +303,11 @@ def journal_post_bulk(
     fixed_amounts = [leg.amount_u for leg in legs]
     params = list(leg_query.params)
     with transaction.atomic():
-        _, foreign = accounts_lock_from_query(sql=leg_query.sql, params=params, extra_ids=fixed_ids, currency=currency)
-        if foreign:
-            raise CurrencyMismatch(f"{foreign} accounts in the legs of {reference!r} are not in {currency}.")
+        _, foreign_count = accounts_lock_from_query(
+            sql=leg_query.sql, params=params, extra_ids=fixed_ids, currency=currency
+        )
+        if foreign_count:
+            raise CurrencyMismatch(f"{foreign_count} accounts in the legs of {reference!r} are not in {currency}.")
         journal = Journal.objects.create(
             type=type,
             reference=reference,
@@ -340,7 +342,7 @@ def journal_post_bulk(
                     )
             except IntegrityError as exc:  # the CHECK on balances that may not go negative
                 raise InsufficientFunds(f"{reference!r} would overdraw an account; nothing was posted.") from exc
-    journal.replayed = False  # type: ignore[attr-defined]
+    journal.replayed = False
     return journal
 
 

@@ -309,8 +309,10 @@ def test_reversal_that_would_overdraw_is_refused(books: dict[str, Account]) -> N
 
 def test_journal_records_actor_and_metadata(books: dict[str, Account], make_staff: Any) -> None:
     operator = make_staff(role="finance")
+    player = books["available"].owner
+    assert player is not None
     journal = services.operator_credit(
-        user=books["available"].owner, amount_u=50, currency="USDC", actor=operator, reference="oc-1", reason="goodwill"
+        user=player, amount_u=50, currency="USDC", actor=operator, reference="oc-1", reason="goodwill"
     )
     assert journal.actor == operator and journal.actor_label == operator.email
     assert journal.metadata["reason"] == "goodwill"

@@ -274,8 +274,8 @@ def chain_deposits_scan() -> ScanReport:
     for deposit in ChainDeposit.objects.filter(
         chain_id=cfg.chain_id, status=ChainDeposit.Status.SEEN, block_number__lte=safe
     ).order_by("block_number", "log_index"):
-        log = current.get((deposit.tx_hash, deposit.log_index))
-        if log is None or log["block_hash"] != deposit.block_hash:
+        found = current.get((deposit.tx_hash, deposit.log_index))
+        if found is None or found["block_hash"] != deposit.block_hash:
             continue
         if _credit(deposit_id=deposit.pk):
             report.credited += 1
@@ -289,8 +289,8 @@ def chain_deposits_scan() -> ScanReport:
     ):
         if deposit.block_number <= head and rpc.block_hash_at(w3, deposit.block_number) == deposit.block_hash:
             continue
-        log = current.get((deposit.tx_hash, deposit.log_index))
-        if log is not None and log["block_number"] <= safe:
+        found = current.get((deposit.tx_hash, deposit.log_index))
+        if found is not None and found["block_number"] <= safe:
             continue  # re-included and confirmed again: still on chain, credited once
         _flag(
             deposit,

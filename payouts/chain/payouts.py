@@ -423,7 +423,7 @@ def _nonce_taken(*, w3: Any, record: ChainTransfer) -> None:
 
 def _recheck_confirmed(*, w3: Any, cfg: ChainSettings, head: int, record: ChainTransfer, report: TrackReport) -> None:
     """A paid transfer whose block is no longer canonical: re-found elsewhere is fine, gone is flagged."""
-    if rpc.block_hash_at(w3, record.block_number) == record.block_hash:
+    if record.block_number is not None and rpc.block_hash_at(w3, record.block_number) == record.block_hash:
         return
     receipt = rpc.receipt_of(w3, record.tx_hash)
     if (
