@@ -14,7 +14,8 @@ class OperatorsAreNotPlayersForm(UserChangeForm):
     """Staff are never players: an account that holds money cannot be made an operator."""
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         becomes_staff = cleaned.get("is_staff") or cleaned.get("is_superuser")
         if becomes_staff and self.instance.pk and self.instance.ledger_accounts.exists():
             raise forms.ValidationError(

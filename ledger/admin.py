@@ -2,40 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
-from django.http import HttpRequest
+
+from ops.admin_base import ReadOnlyAdmin, ReadOnlyTabularInline
 
 from .admin_money import money_column
 from .models import Account, Entry, Journal, LedgerBreach, ReconciliationRun
 
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """No add, change or delete: corrections are new journals, posted by services."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+# No add, change or delete anywhere here: corrections are new journals, posted by services.
 
 
-class EntryInline(admin.TabularInline):
+class EntryInline(ReadOnlyTabularInline):
     model = Entry
-    fields = ["account", "currency", money_column("amount_u", description="amount"), "created_at"]
+    fields = ("account", "currency", "amount", "created_at")
     readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    amount = staticmethod(money_column("amount_u", description="amount"))
 
 
 @admin.register(Account)
@@ -63,15 +44,10 @@ class EntryAdmin(ReadOnlyAdmin):
     list_select_related = ["journal", "account"]
 
 
-class LedgerBreachInline(admin.TabularInline):
+class LedgerBreachInline(ReadOnlyTabularInline):
     model = LedgerBreach
-    fields = ["invariant", "currency", "detail"]
+    fields = ("invariant", "currency", "detail")
     readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(ReconciliationRun)

@@ -18,11 +18,12 @@ from django.contrib.auth import get_user_model
 from ops.actors import require_player
 from ops.approvals import DecisionKind, decision_propose, register_decision
 from ops.models import Proposal
+from ops.validation import amount_u_check
 
 from .currencies import get_currency
-from .errors import InvalidAmount
+from .errors import InvalidAccount, InvalidAmount
 from .models import Account
-from .services import Leg, _validate_amount, _validate_legs, journal_post, operator_credit
+from .services import Leg, _validate_legs, journal_post, operator_credit
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -42,7 +43,7 @@ def _adjustment_legs(legs: Sequence[tuple[int, int]]) -> list[Leg]:
     accounts = Account.objects.in_bulk([account_id for account_id, _ in legs])
     missing = [account_id for account_id, _ in legs if account_id not in accounts]
     if missing:
-        raise InvalidAmount(f"No account with id {missing[0]}. Nothing was changed.")
+        raise InvalidAccount(f"No account with id {missing[0]}. Nothing was changed.")
     resolved = [Leg(accounts[account_id], amount_u) for account_id, amount_u in legs]
     _validate_legs(resolved)
     return resolved
@@ -92,9 +93,7 @@ def operator_credit_propose(
     """Propose crediting a player's available balance by hand; a second operator applies it."""
     player = require_player(user)
     get_currency(currency)
-    _validate_amount(amount_u)
-    if amount_u < 0:
-        raise InvalidAmount("An operator credit is a positive amount.")
+    amount_u_check(amount_u, error=InvalidAmount)  # a credit is positive
     return decision_propose(
         kind=CREDIT_KIND,
         subject=f"ledger.operator_credit:{uuid.uuid4()}",

@@ -14,6 +14,21 @@ class InvalidAmount(LedgerError):
     title = "Invalid amount"
 
 
+class InvalidReference(LedgerError):
+    code = "ledger/invalid-reference"
+    title = "Invalid reference"
+
+
+class InvalidAccount(LedgerError):
+    code = "ledger/invalid-account"
+    title = "Invalid account"
+
+
+class ReasonRequired(LedgerError):
+    code = "ledger/reason-required"
+    title = "A reason is required"
+
+
 class UnknownCurrency(LedgerError):
     code = "ledger/unknown-currency"
     title = "Unknown currency"

@@ -17,13 +17,17 @@ from typing import TYPE_CHECKING, Any
 from django.db import IntegrityError, connection, transaction
 
 from ops.actors import Actor, actor_label, actor_user, require_actor, require_player
+from ops.validation import amount_u_check
 
 from .currencies import get_currency
 from .errors import (
     AlreadyReversed,
     CurrencyMismatch,
     InsufficientFunds,
+    InvalidAccount,
     InvalidAmount,
+    InvalidReference,
+    ReasonRequired,
     ReferenceConflict,
     UnbalancedJournal,
 )
@@ -32,11 +36,6 @@ from .models import Account, Entry, Journal
 
 if TYPE_CHECKING:
     from accounts.models import User
-
-# The largest amount one leg may carry: 2**53 - 1, the largest integer every JSON reader (RFC 8785, JavaScript)
-# keeps exact, so an amount the ledger accepts can always be hashed, shown and sent back unchanged; far below
-# 2**63, so no sum of a few legs can overflow a bigint.
-MAX_AMOUNT_U = 2**53 - 1
 
 
 @dataclass(frozen=True)
@@ -66,7 +65,7 @@ def account_get_or_create(
 def user_account(*, user: User, currency: str, kind: str = Account.Kind.USER_AVAILABLE) -> Account:
     """Return a player's available or held account in a currency; operators have none (NotAPlayer)."""
     require_player(user, active=False)
-    suffix = {Account.Kind.USER_AVAILABLE: "available", Account.Kind.USER_HELD: "held"}[kind]
+    suffix = {Account.Kind.USER_AVAILABLE: "available", Account.Kind.USER_HELD: "held"}[Account.Kind(kind)]
     return account_get_or_create(name=f"user:{user.public_id}:{suffix}", currency=currency, kind=kind, owner=user)
 
 
@@ -91,13 +90,8 @@ def round_pool_account(*, code: str, currency: str) -> Account:
 
 
 def _validate_amount(amount_u: Any) -> int:
-    if isinstance(amount_u, bool) or not isinstance(amount_u, int):
-        raise InvalidAmount(f"Amounts are whole numbers of minor units, not {type(amount_u).__name__}.")
-    if amount_u == 0:
-        raise InvalidAmount("An amount of zero moves nothing.")
-    if abs(amount_u) > MAX_AMOUNT_U:
-        raise InvalidAmount(f"Amount {amount_u} is out of range.")
-    return amount_u
+    """Return a leg's amount (negative allowed, never zero), or raise InvalidAmount."""
+    return amount_u_check(amount_u, error=InvalidAmount, allow_negative=True)
 
 
 def _validate_legs(legs: Sequence[Leg]) -> None:
@@ -107,7 +101,7 @@ def _validate_legs(legs: Sequence[Leg]) -> None:
     for leg in legs:
         _validate_amount(leg.amount_u)
         if leg.account.pk is None:
-            raise InvalidAmount("Every leg needs a saved account.")
+            raise InvalidAccount("Every leg needs a saved account.")
         get_currency(leg.account.currency)
         totals[leg.account.currency] += leg.amount_u
     unbalanced = {c: t for c, t in totals.items() if t != 0}
@@ -198,7 +192,7 @@ def _existing(reference: str, fingerprint: str) -> Journal:
         raise ReferenceConflict(
             f"Reference {reference!r} was already posted with different contents; nothing was posted."
         )
-    journal.replayed = True  # type: ignore[attr-defined]
+    journal.replayed = True
     return journal
 
 
@@ -222,7 +216,7 @@ def journal_post(
     require_actor(actor)
     _validate_legs(legs)
     if not reference or len(reference) > 200:
-        raise InvalidAmount("A posting needs a reference of 1 to 200 characters.")
+        raise InvalidReference("A posting needs a reference of 1 to 200 characters.")
     fingerprint = _fingerprint(type, legs, reverses.pk if reverses else None)
     deltas: dict[int, int] = defaultdict(int)
     for leg in legs:
@@ -256,7 +250,7 @@ def journal_post(
         if reverses is not None and Journal.objects.filter(reverses=reverses).exists():
             raise AlreadyReversed(f"Journal {reverses.reference!r} was already reversed.") from exc
         raise
-    journal.replayed = False  # type: ignore[attr-defined]
+    journal.replayed = False
     return journal
 
 
@@ -309,9 +303,11 @@ def journal_post_bulk(
     fixed_amounts = [leg.amount_u for leg in legs]
     params = list(leg_query.params)
     with transaction.atomic():
-        _, foreign = accounts_lock_from_query(sql=leg_query.sql, params=params, extra_ids=fixed_ids, currency=currency)
-        if foreign:
-            raise CurrencyMismatch(f"{foreign} accounts in the legs of {reference!r} are not in {currency}.")
+        _, foreign_count = accounts_lock_from_query(
+            sql=leg_query.sql, params=params, extra_ids=fixed_ids, currency=currency
+        )
+        if foreign_count:
+            raise CurrencyMismatch(f"{foreign_count} accounts in the legs of {reference!r} are not in {currency}.")
         journal = Journal.objects.create(
             type=type,
             reference=reference,
@@ -346,14 +342,14 @@ def journal_post_bulk(
                     )
             except IntegrityError as exc:  # the CHECK on balances that may not go negative
                 raise InsufficientFunds(f"{reference!r} would overdraw an account; nothing was posted.") from exc
-    journal.replayed = False  # type: ignore[attr-defined]
+    journal.replayed = False
     return journal
 
 
 def _check_currencies(legs: Sequence[Leg], locked: Mapping[int, LockedAccount]) -> None:
     for leg in legs:
         if leg.account.pk not in locked:
-            raise InvalidAmount(f"Account {leg.account.pk} does not exist.")
+            raise InvalidAccount(f"Account {leg.account.pk} does not exist.")
         if locked[leg.account.pk].currency != leg.account.currency:
             raise CurrencyMismatch(f"Account {locked[leg.account.pk].name} is not in {leg.account.currency}.")
 
@@ -387,7 +383,7 @@ def transfer(
     if source.currency != destination.currency:
         raise CurrencyMismatch(f"{source.name} is in {source.currency}, {destination.name} in {destination.currency}.")
     if source.pk == destination.pk:
-        raise InvalidAmount("A transfer needs two different accounts.")
+        raise InvalidAccount("A transfer needs two different accounts.")
     return journal_post(
         type=type,
         reference=reference,
@@ -400,7 +396,7 @@ def transfer(
 def journal_reverse(*, journal: Journal, reference: str, actor: Actor, reason: str) -> Journal:
     """Post the exact opposite of a journal, linked to it; a journal is reversed at most once."""
     if not reason.strip():
-        raise InvalidAmount("A reversal needs a reason.")
+        raise ReasonRequired("A reversal needs a reason.")
     if journal.reverses_id is not None:
         raise AlreadyReversed("A reversal cannot itself be reversed; post a new journal instead.")
     legs = [Leg(entry.account, -entry.amount_u) for entry in journal.entries.select_related("account")]
@@ -423,11 +419,9 @@ def operator_credit(*, user: User, amount_u: int, currency: str, actor: Actor, r
     from ops.audit import audit_record
 
     get_currency(currency)
-    _validate_amount(amount_u)
-    if amount_u < 0:
-        raise InvalidAmount("An operator credit is a positive amount.")
+    amount_u_check(amount_u, error=InvalidAmount)  # a credit is positive
     if not isinstance(reason, str) or not reason.strip():
-        raise InvalidAmount("An operator credit needs a reason.")
+        raise ReasonRequired("An operator credit needs a reason.")
     with transaction.atomic():
         journal = transfer(
             source=external_account(provider="manual", currency=currency),

@@ -48,6 +48,16 @@ def require_actor(actor: object) -> Actor:
     raise TypeError(f"An actor is a saved user or a SystemActor, not {type(actor).__name__} {actor!r}.")
 
 
+def signed_in_user(user: object) -> User:
+    """Return `request.user` as the signed-in user; an anonymous one is refused (Forbidden), never passed on.
+
+    Views call it after their permission class let only signed-in users in, so the refusal is a backstop.
+    """
+    if not isinstance(user, get_user_model()) or not user.is_authenticated:
+        raise Forbidden("Sign in first. Nothing was changed.")
+    return user
+
+
 def actor_user(actor: Actor) -> User | None:
     """Return the user behind an actor, or None for a system process."""
     checked = require_actor(actor)

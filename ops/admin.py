@@ -10,10 +10,8 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import URLPattern, path, reverse
 
-from ledger.admin import ReadOnlyAdmin
-
+from .admin_base import ReadOnlyAdmin, acting_operator, refusal_as_message
 from .approvals import decision_approve, decision_reject, may_approve
-from .errors import ApplicationError
 from .models import AuditRecord, IdempotencyKey, Proposal, Switch, Waiver, WorkerRun
 from .switches import switch_set
 
@@ -153,18 +151,19 @@ class ProposalAdmin(ReadOnlyAdmin):
         back = reverse("admin:ops_proposal_change", args=[proposal.pk])
         form = DecisionReasonForm(request.POST or None, required=decision == "reject")
         if request.method == "POST" and form.is_valid():
-            try:
+            with refusal_as_message(request, decision.title()):
                 if decision == "approve":
                     decision_approve(
-                        proposal_id=proposal.pk, acting_user=request.user, reason=form.cleaned_data["reason"]
+                        proposal_id=proposal.pk,
+                        acting_user=acting_operator(request),
+                        reason=form.cleaned_data["reason"],
                     )
                 else:
                     decision_reject(
-                        proposal_id=proposal.pk, acting_user=request.user, reason=form.cleaned_data["reason"]
+                        proposal_id=proposal.pk,
+                        acting_user=acting_operator(request),
+                        reason=form.cleaned_data["reason"],
                     )
-            except ApplicationError as exc:
-                self.message_user(request, f"{decision.title()} refused: {exc.detail}", messages.ERROR)
-            else:
                 proposal.refresh_from_db()
                 self.message_user(request, f"Proposal {proposal.pk} is now {proposal.state}.", messages.SUCCESS)
             return HttpResponseRedirect(request.GET.get("next") or back)

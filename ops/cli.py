@@ -54,13 +54,18 @@ def user_by_email(email: str) -> User:
     return user
 
 
+def refusal_line(exc: ApplicationError) -> str:
+    """Return a service's refusal as the one line a command prints: `refused: <code>: <detail>`."""
+    return f"refused: {exc.code}: {exc.detail}"
+
+
 @contextmanager
 def refusals_as_command_errors() -> Iterator[None]:
-    """Turn a service's refusal into a one-line CommandError (`<code>: <detail>`, non-zero exit)."""
+    """Turn a service's refusal into a one-line CommandError (`refusal_line`, non-zero exit)."""
     try:
         yield
     except ApplicationError as exc:
-        raise CommandError(f"{exc.code}: {exc.detail}") from exc
+        raise CommandError(refusal_line(exc)) from exc
 
 
 def proposal_decide(
@@ -69,10 +74,12 @@ def proposal_decide(
     """Approve or reject a proposal of one kind for `--approve ID` / `--reject ID`; refusals are one line."""
     operator = operator_by_email(operator_email)
     proposal_id = approve if approve is not None else reject
+    if proposal_id is None:
+        raise CommandError("Give --approve ID or --reject ID.")
     found = Proposal.objects.filter(pk=proposal_id).values_list("kind", flat=True).first()
     if found != kind:
         raise CommandError(f"No {kind} proposal {proposal_id}.")
     with command_lock(kind), refusals_as_command_errors():
         if approve is not None:
-            return decision_approve(proposal_id=approve, acting_user=operator, reason=reason), operator
-        return decision_reject(proposal_id=reject, acting_user=operator, reason=reason), operator  # type: ignore[arg-type]
+            return decision_approve(proposal_id=proposal_id, acting_user=operator, reason=reason), operator
+        return decision_reject(proposal_id=proposal_id, acting_user=operator, reason=reason), operator

@@ -18,6 +18,7 @@ from django_fsm import can_proceed, has_transition_perm
 
 from ledger.admin_money import money_column
 from ledger.currencies import get_currency
+from ops.admin_base import ReadOnlyAdmin, acting_operator, refusal_as_message
 from ops.approvals import audit_trail_with_decisions, may_approve, proposals_for_subject
 from ops.errors import ApplicationError
 
@@ -67,7 +68,9 @@ def run_operator_action(*, action: str, withdrawal_id: int, acting_user: Any, re
 
 
 @admin.register(Withdrawal)
-class WithdrawalAdmin(admin.ModelAdmin):
+class WithdrawalAdmin(ReadOnlyAdmin):
+    """Read-only: nobody adds, edits or deletes withdrawals here; the buttons call the services."""
+
     list_display = (
         "id",
         "user_email",
@@ -78,10 +81,10 @@ class WithdrawalAdmin(admin.ModelAdmin):
         "created_at",
         "state_changed_at",
     )
-    list_filter = ("state", "provider", "currency")
+    list_filter = ["state", "provider", "currency"]
     search_fields = ("=id", "user__email", "psp_reference", "=flow_id")
     list_select_related = ("user",)
-    ordering = ("-id",)
+    ordering = ["-id"]
     readonly_fields = (
         "user",
         "amount",
@@ -99,16 +102,6 @@ class WithdrawalAdmin(admin.ModelAdmin):
     actions = ["bulk_approve"]
     change_form_template = "payouts/admin/withdrawal_change_form.html"
 
-    # Read-only: nobody adds, edits or deletes withdrawals here; buttons call the services.
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
     def has_approve_permission(self, request: HttpRequest) -> bool:
         return bool(request.user.has_perm("payouts.approve_withdrawal"))
 
@@ -124,7 +117,9 @@ class WithdrawalAdmin(admin.ModelAdmin):
         for withdrawal_id in queryset.order_by("pk").values_list("pk", flat=True):
             try:
                 withdrawal = withdrawal_approve(
-                    withdrawal_id=withdrawal_id, acting_user=request.user, reason="bulk approval in the admin"
+                    withdrawal_id=withdrawal_id,
+                    acting_user=acting_operator(request),
+                    reason="bulk approval in the admin",
                 )
             except ApplicationError as exc:
                 refused.append(f"#{withdrawal_id}: {exc.detail}")
@@ -170,7 +165,7 @@ class WithdrawalAdmin(admin.ModelAdmin):
                 continue
             label = spec["label"]
             if action in pending:
-                if pending[action]["operator"] == request.user.email:
+                if pending[action]["operator"] == acting_operator(request).email:
                     continue
                 label = f"{label}: second operator"
             url = reverse(f"admin:{opts.app_label}_{opts.model_name}_act", args=[withdrawal.pk, action])
@@ -216,16 +211,13 @@ class WithdrawalAdmin(admin.ModelAdmin):
         spec = OPERATOR_ACTIONS[action]
         form = ReasonForm(request.POST or None, reason_required=spec["reason_required"])
         if request.method == "POST" and form.is_valid():
-            try:
+            with refusal_as_message(request, spec["label"]):
                 after = run_operator_action(
                     action=action,
                     withdrawal_id=withdrawal.pk,
-                    acting_user=request.user,
+                    acting_user=acting_operator(request),
                     reason=form.cleaned_data["reason"],
                 )
-            except ApplicationError as exc:
-                self.message_user(request, f"{spec['label']} refused: {exc.detail}", messages.ERROR)
-            else:
                 if after.state == withdrawal.state:
                     self.message_user(
                         request,
@@ -252,32 +244,23 @@ class WithdrawalAdmin(admin.ModelAdmin):
 class ManualReviewAdmin(WithdrawalAdmin):
     """The manual-review queue: failed payouts, oldest first."""
 
-    list_filter = ("provider", "currency")
-    ordering = ("state_changed_at", "id")
-    actions: list[str] = []
+    list_filter = ["provider", "currency"]
+    ordering = ["state_changed_at", "id"]
+    actions = []
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Withdrawal]:
         return super().get_queryset(request).filter(state=Withdrawal.State.PAYOUT_FAILED)
 
 
 @admin.register(PayoutAttempt)
-class PayoutAttemptAdmin(admin.ModelAdmin):
+class PayoutAttemptAdmin(ReadOnlyAdmin):
     list_display = ("id", "withdrawal", "provider", "idempotency_key", "outcome", "psp_reference", "started_at")
-    list_filter = ("provider", "outcome")
-    search_fields = ("idempotency_key", "psp_reference", "=withdrawal__id")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    list_filter = ["provider", "outcome"]
+    search_fields = ["idempotency_key", "psp_reference", "=withdrawal__id"]
 
 
 @admin.register(PayoutEvent)
 class PayoutEventAdmin(PayoutAttemptAdmin):
     list_display = ("id", "provider", "event_id", "event_type", "withdrawal", "result", "received_at")
-    list_filter = ("provider", "event_type")
-    search_fields = ("event_id", "=withdrawal__id")
+    list_filter = ["provider", "event_type"]
+    search_fields = ["event_id", "=withdrawal__id"]

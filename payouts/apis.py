@@ -23,9 +23,10 @@ from rest_framework.views import APIView
 
 from accounts.permissions import IsPlayerToWrite
 from ledger.currencies import CURRENCIES
+from ops.actors import signed_in_user
 from ops.idempotency import HEADER, idempotent, idempotent_call
 from ops.schema import paginated
-from ops.validation import refuse_nul
+from ops.validation import AmountField, refuse_nul
 
 from .models import Withdrawal
 from .providers import provider_names
@@ -58,17 +59,6 @@ class CanViewWithdrawals(IsOperator):
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return super().has_permission(request, view) and request.user.has_perm("payouts.view_withdrawal")
-
-
-class StrictIntegerField(serializers.IntegerField):
-    """An integer that must arrive as a JSON integer: no strings, floats or booleans."""
-
-    default_error_messages = {"strict": "Must be a JSON integer (minor units), not {kind}."}
-
-    def to_internal_value(self, data: Any) -> int:
-        if isinstance(data, bool) or not isinstance(data, int):
-            self.fail("strict", kind=type(data).__name__)
-        return super().to_internal_value(data)
 
 
 class WithdrawalOutputSerializer(serializers.Serializer):
@@ -125,7 +115,7 @@ class WithdrawalsApi(APIView):
 
     @extend_schema_serializer(component_name="WithdrawalCreateInput")
     class InputSerializer(serializers.Serializer):
-        amount_u = StrictIntegerField(min_value=1)
+        amount_u = AmountField()
         currency = serializers.ChoiceField(choices=sorted(CURRENCIES))
         provider = serializers.CharField(max_length=30)
         destination = serializers.DictField(required=False, validators=[refuse_nul])
@@ -150,7 +140,7 @@ class WithdrawalsApi(APIView):
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        withdrawal = withdrawal_request(user=request.user, **data.validated_data)
+        withdrawal = withdrawal_request(user=signed_in_user(request.user), **data.validated_data)
         return Response(WithdrawalOutputSerializer(withdrawal).data, status=status.HTTP_201_CREATED)
 
 
@@ -173,7 +163,7 @@ class WithdrawalCancelApi(APIView):
     @extend_schema(request=None, responses={200: WithdrawalOutputSerializer})
     def post(self, request: Request, withdrawal_id: int) -> Response:
         def handler() -> Response:
-            withdrawal = withdrawal_cancel(withdrawal_id=withdrawal_id, acting_user=request.user)
+            withdrawal = withdrawal_cancel(withdrawal_id=withdrawal_id, acting_user=signed_in_user(request.user))
             return Response(WithdrawalOutputSerializer(withdrawal).data)
 
         return _maybe_idempotent(request, handler)
@@ -195,7 +185,9 @@ class WithdrawalApproveApi(APIView):
             data = self.InputSerializer(data=request.data)
             data.is_valid(raise_exception=True)
             withdrawal = withdrawal_approve(
-                withdrawal_id=withdrawal_id, acting_user=request.user, reason=data.validated_data["reason"]
+                withdrawal_id=withdrawal_id,
+                acting_user=signed_in_user(request.user),
+                reason=data.validated_data["reason"],
             )
             return _staff_response(withdrawal, from_state=Withdrawal.State.REQUESTED)
 
@@ -217,7 +209,9 @@ class WithdrawalRejectApi(APIView):
             data = self.InputSerializer(data=request.data)
             data.is_valid(raise_exception=True)
             withdrawal = withdrawal_reject(
-                withdrawal_id=withdrawal_id, acting_user=request.user, reason=data.validated_data["reason"]
+                withdrawal_id=withdrawal_id,
+                acting_user=signed_in_user(request.user),
+                reason=data.validated_data["reason"],
             )
             return _staff_response(withdrawal)
 
@@ -255,7 +249,7 @@ class PayoutResolveApi(APIView):
             data = self.InputSerializer(data=request.data)
             data.is_valid(raise_exception=True)
             withdrawal = withdrawal_resolve(
-                withdrawal_id=withdrawal_id, acting_user=request.user, **data.validated_data
+                withdrawal_id=withdrawal_id, acting_user=signed_in_user(request.user), **data.validated_data
             )
             # A payout still payout_submitted (PSP asked) may be resolved too: 202 while it awaits a second operator.
             undecided = (

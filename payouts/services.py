@@ -24,13 +24,14 @@ from django_fsm import ConcurrentTransition, can_proceed, has_transition_perm
 from ledger.currencies import get_currency
 from ledger.errors import InvalidAmount
 from ledger.models import Account, Journal
-from ledger.services import MAX_AMOUNT_U, external_account, transfer, user_account
+from ledger.services import external_account, transfer, user_account
 from ops.actors import PAYOUT_WORKER, Actor, SystemActor, is_operator, require_actor, require_operator, require_player
 from ops.approvals import DecisionKind, decision_propose, decisions_cancel, register_decision
 from ops.audit import actor_label, audit_record
 from ops.models import Proposal, Switch
 from ops.switches import switch_is_on, switch_set
 from ops.tracing import flow_bind
+from ops.validation import amount_u_check
 
 from .errors import (
     ConcurrentAction,
@@ -189,12 +190,7 @@ def _schedule_payout(withdrawal: Withdrawal) -> None:
 
 def withdrawal_validate(*, user: User, amount_u: Any, currency: Any, provider: Any, destination: Any = None) -> None:
     """Refuse a withdrawal request that could never be valid (changes nothing)."""
-    if isinstance(amount_u, bool) or not isinstance(amount_u, int):
-        raise InvalidAmount(f"amount_u must be a whole number of minor units, not {type(amount_u).__name__}.")
-    if amount_u <= 0:
-        raise InvalidAmount("amount_u must be positive.")
-    if amount_u > MAX_AMOUNT_U:
-        raise InvalidAmount(f"amount_u {amount_u} is out of range.")
+    amount_u_check(amount_u, error=InvalidAmount)
     get_currency(currency)
     rail = get_provider(provider)
     if destination is not None and not isinstance(destination, dict):

@@ -17,8 +17,8 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import URLPattern, path, reverse
 
 from ledger.admin_money import money_column
+from ops.admin_base import ReadOnlyAdmin, ReadOnlyTabularInline, acting_operator, refusal_as_message
 from ops.approvals import audit_trail_with_decisions, may_approve, proposals_for_subject
-from ops.errors import ApplicationError
 
 from .models import Bet, OracleObservation, Round
 from .overrides import force_result_propose, round_void
@@ -60,25 +60,13 @@ class VoidForm(forms.Form):
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), max_length=2000)
 
 
-class ReadOnlyMixin:
-    """Nobody adds, edits or deletes these rows in the admin."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class BetInline(ReadOnlyMixin, admin.TabularInline):
+class BetInline(ReadOnlyTabularInline):
     model = Bet
-    fields = ("bet_id", "player", "side", STAKE, "placed_at", PAYOUT)
+    fields = ("bet_id", "player", "side", "stake", "placed_at", "payout")
     readonly_fields = fields
+    stake = staticmethod(STAKE)
+    payout = staticmethod(PAYOUT)
     ordering = ("id",)
-    extra = 0
     show_change_link = False
     verbose_name_plural = f"bets (the first {INLINE_BETS}; all are in the Bets list)"
 
@@ -97,7 +85,7 @@ class BetInline(ReadOnlyMixin, admin.TabularInline):
 
 
 @admin.register(Round)
-class RoundAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class RoundAdmin(ReadOnlyAdmin):
     list_display = (
         "code",
         "status",
@@ -125,7 +113,7 @@ class RoundAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "close_at",
         "settle_after",
         "fee_bps",
-        money_column("min_stake_u"),
+        "min_stake",
         "reference_close",
         "reference_session",
         "rules_version",
@@ -133,8 +121,8 @@ class RoundAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "commit",
         "merkle_root",
         "locked_at",
-        money_column("up_pool_u"),
-        money_column("down_pool_u"),
+        "up_pool",
+        "down_pool",
         "up_bets",
         "down_bets",
         "result",
@@ -142,9 +130,9 @@ class RoundAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "close_price",
         "price_evidence",
         "forced",
-        money_column("fee_u"),
-        money_column("breakage_u"),
-        money_column("payouts_total_u"),
+        "fee",
+        "breakage",
+        "payouts_total",
         "winners",
         "settled_at",
         "settlement_duration_s",
@@ -153,6 +141,12 @@ class RoundAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "settlement_flow_id",
     )
     fields = readonly_fields  # the salt is never shown: it is revealed with the settlement
+    min_stake = staticmethod(money_column("min_stake_u"))
+    up_pool = staticmethod(money_column("up_pool_u"))
+    down_pool = staticmethod(money_column("down_pool_u"))
+    fee = staticmethod(money_column("fee_u"))
+    breakage = staticmethod(money_column("breakage_u"))
+    payouts_total = staticmethod(money_column("payouts_total_u"))
     inlines = [BetInline]
     change_form_template = "rounds/admin/round_change_form.html"
 
@@ -214,16 +208,13 @@ class RoundAdmin(ReadOnlyMixin, admin.ModelAdmin):
         change_url = reverse("admin:rounds_round_change", args=[round_obj.pk])
         form = PriceForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
-            try:
+            with refusal_as_message(request, "Price"):
                 oracle_price_enter(
                     code=round_obj.code,
                     price=form.cleaned_data["price"],
                     evidence=form.cleaned_data["evidence"],
-                    acting_user=request.user,
+                    acting_user=acting_operator(request),
                 )
-            except ApplicationError as exc:
-                self.message_user(request, f"Price refused: {exc.detail}", messages.ERROR)
-            else:
                 self.message_user(request, "Price recorded as an oracle source.", messages.SUCCESS)
             return HttpResponseRedirect(change_url)
         return self._form_page(request, round_obj, f"Enter the official close of round {round_obj.code}", form)
@@ -234,11 +225,10 @@ class RoundAdmin(ReadOnlyMixin, admin.ModelAdmin):
         change_url = reverse("admin:rounds_round_change", args=[round_obj.pk])
         form = ForceForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
-            try:
-                proposal = force_result_propose(code=round_obj.code, acting_user=request.user, **form.cleaned_data)
-            except ApplicationError as exc:
-                self.message_user(request, f"Proposal refused: {exc.detail}", messages.ERROR)
-            else:
+            with refusal_as_message(request, "Proposal"):
+                proposal = force_result_propose(
+                    code=round_obj.code, acting_user=acting_operator(request), **form.cleaned_data
+                )
                 self.message_user(
                     request, f"Proposal {proposal.pk} recorded; a second operator must approve it.", messages.WARNING
                 )
@@ -251,13 +241,10 @@ class RoundAdmin(ReadOnlyMixin, admin.ModelAdmin):
         change_url = reverse("admin:rounds_round_change", args=[round_obj.pk])
         form = VoidForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
-            try:
+            with refusal_as_message(request, "Void"):
                 voided, _ = round_void(
-                    code=round_obj.code, reason=form.cleaned_data["reason"], acting_user=request.user
+                    code=round_obj.code, reason=form.cleaned_data["reason"], acting_user=acting_operator(request)
                 )
-            except ApplicationError as exc:
-                self.message_user(request, f"Void refused: {exc.detail}", messages.ERROR)
-            else:
                 self.message_user(
                     request, f"Round {voided.code} is {voided.status}; stakes refunded.", messages.SUCCESS
                 )
@@ -266,17 +253,19 @@ class RoundAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(Bet)
-class BetAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class BetAdmin(ReadOnlyAdmin):
     list_display = ("bet_id", "round", "player", "side", STAKE, "placed_at", PAYOUT)
     list_filter = ("side", "round__status")
     search_fields = ("=bet_id", "player__email", "=round__code", "=flow_id")
     list_select_related = ("round", "player")
-    readonly_fields = ("bet_id", "round", "player", "account", "side", STAKE, "placed_at", PAYOUT, "flow_id")
+    readonly_fields = ("bet_id", "round", "player", "account", "side", "stake", "placed_at", "payout", "flow_id")
     fields = readonly_fields
+    stake = staticmethod(STAKE)
+    payout = staticmethod(PAYOUT)
 
 
 @admin.register(OracleObservation)
-class OracleObservationAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class OracleObservationAdmin(ReadOnlyAdmin):
     list_display = ("round", "kind", "source", "price", "error", "fetched_at", "entered_by")
     list_filter = ("kind",)
     readonly_fields = ("round", "kind", "source", "price", "error", "url", "evidence", "entered_by", "fetched_at")

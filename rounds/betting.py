@@ -11,6 +11,7 @@ from ledger.services import transfer, user_account
 from ops.actors import require_player
 from ops.models import Switch
 from ops.switches import switch_is_on
+from ops.validation import amount_u_check
 from rounds import clock
 from rounds.domain.merkle import bet_leaf
 from rounds.domain.pool import Side
@@ -29,8 +30,7 @@ def bet_place(*, user: User, code: str, side: str, stake_u: int) -> Bet:
     require_player(user)
     if side not in (Side.UP.value, Side.DOWN.value):
         raise errors.InvalidBet(f"side must be UP or DOWN, not {side!r}.")
-    if isinstance(stake_u, bool) or not isinstance(stake_u, int) or stake_u <= 0:
-        raise errors.InvalidBet("stake_u must be a positive whole number of micro-units.")
+    amount_u_check(stake_u, error=errors.InvalidBet, field="stake_u")
     if switch_is_on(Switch.Name.BETTING_PAUSED):
         raise errors.BettingPaused("Betting is paused by the operators; try again later.")
     with transaction.atomic():

@@ -8,7 +8,6 @@ replay action (permission `webhooks.replay_webhookevent`, held by finance) calls
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
@@ -16,39 +15,18 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 
 from ledger.admin_money import money_column
-from ops.actors import require_actor
+from ops.admin_base import ReadOnlyAdmin, ReadOnlyTabularInline, acting_operator
 from ops.errors import ApplicationError
 
 from .models import Deposit, WebhookEvent
 from .processing import webhook_event_replay
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Shows everything, changes nothing."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class WebhookEventInline(admin.TabularInline):
+class WebhookEventInline(ReadOnlyTabularInline):
     model = WebhookEvent
     fields = ("provider", "event_id", "event_type", "status", "reason", "attempts", "received_at")
     readonly_fields = fields
-    extra = 0
-    can_delete = False
     show_change_link = True
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-AMOUNT = money_column("amount_u", description="amount")
 
 
 @admin.register(Deposit)
@@ -57,7 +35,7 @@ class DepositAdmin(ReadOnlyAdmin):
         "public_id",
         "provider",
         "user",
-        AMOUNT,
+        "amount",
         "currency",
         "status",
         "psp_id",
@@ -71,15 +49,15 @@ class DepositAdmin(ReadOnlyAdmin):
         "provider",
         "reference",
         "user",
-        AMOUNT,
+        "amount",
         "currency",
         "status",
         "psp_id",
         "psp_payment_reference",
         "failure_reason",
         "journal",
-        money_column("refunded_u"),
-        money_column("charged_back_u"),
+        "refunded",
+        "charged_back",
         "created_at",
         "credited_at",
         "updated_at",
@@ -87,6 +65,10 @@ class DepositAdmin(ReadOnlyAdmin):
     )
     exclude = ("psp_client_data",)
     inlines = (WebhookEventInline,)
+
+    amount = staticmethod(money_column("amount_u", description="amount"))
+    refunded = staticmethod(money_column("refunded_u"))
+    charged_back = staticmethod(money_column("charged_back_u"))
 
 
 @admin.register(WebhookEvent)
@@ -138,7 +120,7 @@ class WebhookEventAdmin(ReadOnlyAdmin):
         for event_id in queryset.order_by("id").values_list("id", flat=True):
             try:
                 event = webhook_event_replay(
-                    event_id=event_id, acting_user=require_actor(request.user), reason="admin replay"
+                    event_id=event_id, acting_user=acting_operator(request), reason="admin replay"
                 )
             except ApplicationError as exc:
                 self.message_user(request, f"Event {event_id}: {exc.detail}", messages.ERROR)

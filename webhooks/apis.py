@@ -19,6 +19,7 @@ from accounts.permissions import IsPlayerToWrite
 from ops.actors import require_player
 from ops.idempotency import idempotent
 from ops.schema import PAGINATION_PARAMETERS, paginated
+from ops.validation import AmountField
 
 from .deposits import deposit_start
 from .models import Deposit
@@ -62,15 +63,9 @@ class DepositsApi(APIView):
     @extend_schema_serializer(component_name="DepositStartInput")
     class InputSerializer(serializers.Serializer):
         provider = serializers.ChoiceField(choices=["stripe", "adyen"])
-        amount_u = serializers.IntegerField(min_value=1)
+        amount_u = AmountField()
         currency = serializers.CharField(max_length=10)
         return_url = serializers.URLField(required=False, allow_blank=True, default="")
-
-        def to_internal_value(self, data: Any) -> Any:
-            amount = data.get("amount_u") if isinstance(data, dict) else None
-            if isinstance(amount, bool) or (amount is not None and not isinstance(amount, int)):
-                raise serializers.ValidationError({"amount_u": ["A whole number of minor units is required."]})
-            return super().to_internal_value(data)
 
     OutputSerializer = DepositOutputSerializer
 

@@ -9,20 +9,14 @@ from django.contrib.auth import get_user_model
 
 from ledger.currencies import get_currency
 from ledger.errors import LedgerError
-from ledger.services import MAX_AMOUNT_U
+from ops.validation import amount_u_check
 
 from .errors import InvalidAmount, InvalidPayload, UnknownCurrency, UnknownUser
 
 
 def checked_amount_u(value: Any, *, allow_zero: bool = False) -> int:
     """Return a positive (or, with `allow_zero`, zero) whole number of minor units within the ledger's range."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidAmount(f"amount_u must be a whole number of minor units, not {type(value).__name__}.")
-    if value < 0 or (value == 0 and not allow_zero):
-        raise InvalidAmount(f"amount_u must be positive, not {value}.")
-    if value > MAX_AMOUNT_U:
-        raise InvalidAmount(f"amount_u {value} is out of range.")
-    return value
+    return amount_u_check(value, error=InvalidAmount, allow_zero=allow_zero)
 
 
 def checked_currency(value: Any) -> str:

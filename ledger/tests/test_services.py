@@ -11,7 +11,10 @@ from ledger.errors import (
     AlreadyReversed,
     CurrencyMismatch,
     InsufficientFunds,
+    InvalidAccount,
     InvalidAmount,
+    InvalidReference,
+    ReasonRequired,
     ReferenceConflict,
     UnbalancedJournal,
     UnknownCurrency,
@@ -137,6 +140,39 @@ def test_bad_transfer_amounts_are_refused_and_change_nothing(
     assert snapshot() == before
 
 
+@pytest.mark.parametrize("reference", ["", "r" * 201])
+def test_a_bad_reference_is_refused_as_a_reference_and_changes_nothing(
+    books: dict[str, Account], reference: str
+) -> None:
+    before = snapshot()
+    with pytest.raises(InvalidReference, match="reference of 1 to 200 characters") as refused:
+        services.transfer(
+            source=books["available"],
+            destination=books["held"],
+            amount_u=5,
+            type="t",
+            reference=reference,
+            actor=SystemActor("test"),
+        )
+    assert refused.value.code == "ledger/invalid-reference"
+    assert snapshot() == before
+
+
+def test_a_transfer_to_the_same_account_is_refused_as_an_account(books: dict[str, Account]) -> None:
+    before = snapshot()
+    with pytest.raises(InvalidAccount, match="two different accounts") as refused:
+        services.transfer(
+            source=books["available"],
+            destination=books["available"],
+            amount_u=5,
+            type="t",
+            reference="same",
+            actor=SystemActor("test"),
+        )
+    assert refused.value.code == "ledger/invalid-account"
+    assert snapshot() == before
+
+
 def test_unbalanced_legs_are_refused(books: dict[str, Account]) -> None:
     before = snapshot()
     with pytest.raises(UnbalancedJournal, match="off by USDC \\+1"):
@@ -247,7 +283,7 @@ def test_reversal_posts_the_opposite_once(books: dict[str, Account], assert_ledg
         services.journal_reverse(
             journal=reversal, reference="f-rev-3", actor=SystemActor("test"), reason="undo the undo"
         )
-    with pytest.raises(InvalidAmount):
+    with pytest.raises(ReasonRequired):
         services.journal_reverse(journal=original, reference="f-rev-4", actor=SystemActor("test"), reason="  ")
     assert snapshot() == before
     assert_ledger_ok()
@@ -273,6 +309,8 @@ def test_reversal_that_would_overdraw_is_refused(books: dict[str, Account]) -> N
 
 def test_journal_records_actor_and_metadata(books: dict[str, Account], player: Any, make_staff: Any) -> None:
     operator = make_staff(role="finance")
+    player = books["available"].owner
+    assert player is not None
     journal = services.operator_credit(
         user=player, amount_u=50, currency="USDC", actor=operator, reference="oc-1", reason="goodwill"
     )

@@ -31,7 +31,7 @@ from ops.audit import actor_label, audit_record
 
 from . import rpc
 from .config import CURRENCY, PROVIDER_NAME, ChainSettings, chain_settings, web3_client
-from .errors import ChainError, ChainNotConfigured
+from .errors import ChainError, ChainNotConfigured, ReasonRequired
 from .models import ChainCursor, ChainDeposit, DepositAddress
 
 logger = logging.getLogger(__name__)
@@ -316,7 +316,7 @@ def chain_deposit_mark_reviewed(*, deposit_id: int, acting_user: Any, reason: st
     """Acknowledge a flagged deposit (after deciding, e.g. with a manual adjustment), with a reason, audited."""
     require_operator(acting_user, permission="payouts.resolve_withdrawal", what="review on-chain deposits")
     if not isinstance(reason, str) or not reason.strip():
-        raise ChainError("Give a reason; it is kept in the audit log. Nothing was changed.")
+        raise ReasonRequired("Give a reason; it is kept in the audit log. Nothing was changed.")
     with transaction.atomic():
         deposit = ChainDeposit.objects.select_for_update().filter(pk=deposit_id).first()
         if deposit is None or not deposit.review_reason or deposit.reviewed_at is not None:

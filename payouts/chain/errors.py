@@ -27,6 +27,18 @@ class InvalidChainAddress(ChainError):
     status = 400
 
 
+class ChainCurrencyNotSupported(ChainError):
+    code = "chain/unsupported-currency"
+    title = "The on-chain rail does not pay this currency"
+    status = 400
+
+
+class ReasonRequired(ChainError):
+    code = "chain/reason-required"
+    title = "A reason is required"
+    status = 400
+
+
 class ChainTransferNotFound(ChainError):
     code = "chain/transfer-not-found"
     title = "On-chain transfer not found"

@@ -35,7 +35,7 @@ from ops.switches import switch_is_on, switch_set
 
 from . import rpc
 from .config import PROVIDER_NAME, ChainSettings, HotWalletKey, chain_settings, hot_wallet_key, web3_client
-from .errors import ChainTransferNotFound, InvalidChainAddress, ReplacementRefused
+from .errors import ChainTransferNotFound, InvalidChainAddress, ReasonRequired, ReplacementRefused
 from .models import ChainTransfer, HotWallet
 
 logger = logging.getLogger(__name__)
@@ -638,7 +638,7 @@ def chain_transfer_mark_reviewed(*, transfer_id: int, acting_user: Any, reason: 
     """Acknowledge a flagged transfer (after acting on it), with a reason, audited."""
     require_operator(acting_user, permission="payouts.resolve_withdrawal", what="review on-chain payouts")
     if not isinstance(reason, str) or not reason.strip():
-        raise ReplacementRefused("Give a reason; it is kept in the audit log. Nothing was changed.")
+        raise ReasonRequired("Give a reason; it is kept in the audit log. Nothing was changed.")
     with transaction.atomic():
         record = ChainTransfer.objects.select_for_update().filter(pk=transfer_id).first()
         if record is None or not record.review_reason or record.reviewed_at is not None:

@@ -22,7 +22,7 @@ from payouts.providers import Outcome, PayoutProvider, PayoutStatus, StatusResul
 
 from . import rpc
 from .config import CURRENCY, PROVIDER_NAME, chain_settings, hot_wallet_key, web3_client
-from .errors import ChainNotConfigured, InvalidChainAddress, ReplacementRefused
+from .errors import ChainCurrencyNotSupported, ChainNotConfigured, InvalidChainAddress, ReplacementRefused
 from .models import ChainTransfer
 from .payouts import (
     chain_preflight,
@@ -43,7 +43,9 @@ class OnChainUSDCProvider(PayoutProvider):
     def validate_request(self, *, currency: str, destination: Any) -> None:
         """Refuse, at request time, a currency other than USDC or a destination that is not EIP-55."""
         if currency != CURRENCY:
-            raise InvalidChainAddress(f"The on-chain rail pays {CURRENCY} only, not {currency}; nothing was held.")
+            raise ChainCurrencyNotSupported(
+                f"The on-chain rail pays {CURRENCY} only, not {currency}; nothing was held."
+            )
         destination_address(destination)
 
     def submit(self, *, withdrawal: Withdrawal, idempotency_key: str) -> SubmitResult:

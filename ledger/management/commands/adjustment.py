@@ -6,15 +6,16 @@ above them a different operator approves it (`adjustment approve --id`).
 
 from __future__ import annotations
 
+from argparse import ArgumentTypeError
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
 from ledger.decisions import ADJUSTMENT_KIND, adjustment_propose
 from ledger.models import Account
-from ops.cli import operator_by_email, proposal_decide
-from ops.errors import ApplicationError
+from ops.cli import operator_by_email, proposal_decide, refusals_as_command_errors
 from ops.models import Proposal
+from ops.validation import amount_u_argument
 
 
 class Command(BaseCommand):
@@ -40,7 +41,7 @@ class Command(BaseCommand):
         sub.add_parser("list")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        try:
+        with refusals_as_command_errors():
             if options["action"] == "list":
                 for a in Proposal.objects.filter(kind=ADJUSTMENT_KIND).select_related("proposed_by")[:50]:
                     self.stdout.write(
@@ -63,8 +64,6 @@ class Command(BaseCommand):
                     operator_email=options["operator"],
                     reason=options["reason"],
                 )
-        except ApplicationError as exc:
-            raise CommandError(exc.detail) from exc
         if proposal.state == Proposal.State.PENDING:
             self.stdout.write(
                 f"adjustment {proposal.pk} proposed; above the four-eyes threshold a second operator "
@@ -82,6 +81,6 @@ class Command(BaseCommand):
 
     def _amount(self, text: str) -> int:
         try:
-            return int(text)
-        except ValueError:
-            raise CommandError(f"Amounts are whole minor units, not {text!r}.") from None
+            return amount_u_argument(text)
+        except ArgumentTypeError as exc:
+            raise CommandError(str(exc)) from None

@@ -19,6 +19,7 @@ from ledger.decisions import CREDIT_KIND, operator_credit_propose
 from ledger.selectors import user_wallet
 from ops.cli import operator_by_email, proposal_decide, refusals_as_command_errors, user_by_email
 from ops.command_lock import command_lock
+from ops.validation import amount_u_argument
 
 
 class Command(BaseCommand):
@@ -26,7 +27,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--user", help="the player's email")
-        parser.add_argument("--amount", type=int, help="minor units (micro USDC for USDC)")
+        parser.add_argument("--amount", type=amount_u_argument, help="minor units (micro USDC for USDC)")
         parser.add_argument("--currency", default=settings.ROUND_CURRENCY)
         parser.add_argument("--reason", default="", help="why (required to propose or reject)")
         parser.add_argument("--operator", help="your email (an active operator)")

@@ -6,11 +6,11 @@ import json
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
 from ledger.currencies import get_currency
-from ledger.errors import UnknownCurrency
 from ledger.selectors import tvl
+from ops.cli import refusals_as_command_errors
 from ops.db_router import read_from_replica
 
 
@@ -22,12 +22,10 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print JSON for machines")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        try:
+        with refusals_as_command_errors():
             currency = get_currency(options["currency"])
             with read_from_replica():  # a report: the replica serves it when configured and healthy
                 figures = tvl(currency=currency.code)
-        except UnknownCurrency as exc:
-            raise CommandError(exc.detail) from exc
         if options["json"]:
             self.stdout.write(json.dumps(figures.__dict__))
             return

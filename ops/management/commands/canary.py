@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from ops.canary import CanaryFailed, CanaryRun, canary_report, canary_run
+from ops.validation import amount_u_argument, amount_u_problem
 
 
 class Command(BaseCommand):
@@ -20,7 +21,9 @@ class Command(BaseCommand):
         parser.add_argument("--player-password", required=True)
         parser.add_argument("--operator-email", required=True)
         parser.add_argument("--operator-password", required=True)
-        parser.add_argument("--amount", type=int, default=10_000_000, help="minor units (default 10 USDC)")
+        parser.add_argument(
+            "--amount", type=amount_u_argument, default=10_000_000, help="minor units (default 10 USDC)"
+        )
         parser.add_argument("--currency", default="USDC")
         parser.add_argument("--provider", default="adyen", help="adyen, stripe, or chain (USDC on chain)")
         parser.add_argument(
@@ -36,8 +39,9 @@ class Command(BaseCommand):
         parser.add_argument("--report-dir", default="artifacts/canary")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if options["amount"] <= 0:
-            raise CommandError("--amount must be positive.")
+        problem = amount_u_problem(options["amount"], field="--amount")
+        if problem:
+            raise CommandError(problem)
         run = CanaryRun(
             base_url=options["base_url"],
             player_email=options["player_email"],

@@ -6,8 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ops.cli import operator_from_option
-from ops.errors import ApplicationError
+from ops.cli import operator_from_option, refusals_as_command_errors
 from ops.models import Switch
 from ops.switches import switch_set
 
@@ -33,13 +32,11 @@ class Command(BaseCommand):
             raise CommandError("Say on or off.")
         if not options["reason"].strip():
             raise CommandError("--reason is required: say why, it goes in the audit log.")
-        try:
+        with refusals_as_command_errors():
             switch = switch_set(
                 name=options["name"],
                 on=options["state"] == "on",
                 reason=options["reason"],
                 actor=operator_from_option(options["operator"]),
             )
-        except ApplicationError as exc:
-            raise CommandError(exc.detail) from exc
         self.stdout.write(f"{switch.name} is now {'on' if switch.on else 'off'} ({switch.reason})")

@@ -64,11 +64,11 @@ def test_request_refuses_a_destination_that_is_not_eip55(onchain_player: Any, ad
 
 
 def test_request_refuses_another_currency_and_accepts_a_checksummed_address(onchain_player: Any, fund: Any) -> None:
-    from payouts.chain.errors import InvalidChainAddress
+    from payouts.chain.errors import ChainCurrencyNotSupported
 
     fund(onchain_player, 10_000, currency="USD")
     before = snapshot()
-    with pytest.raises(InvalidChainAddress):
+    with pytest.raises(ChainCurrencyNotSupported) as refused:
         withdrawal_request(
             user=onchain_player,
             amount_u=1_000,
@@ -76,6 +76,7 @@ def test_request_refuses_another_currency_and_accepts_a_checksummed_address(onch
             provider="chain",
             destination={"address": "0x52908400098527886E0F7030069857D2E4169EE7"},
         )
+    assert refused.value.code == "chain/unsupported-currency"
     assert snapshot() == before
     withdrawal = withdrawal_request(
         user=onchain_player,

@@ -11,8 +11,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from ops.cli import refusals_as_command_errors
 from ops.command_lock import command_lock
-from ops.errors import ApplicationError
 from payouts.reconciliation import payout_reconcile, payouts_reconcile
 
 
@@ -32,17 +32,14 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        try:
-            with command_lock("reconcile_payouts"):
-                if options["withdrawal"] is not None:
-                    results = [payout_reconcile(withdrawal_id=options["withdrawal"], dry_run=options["dry_run"])]
-                else:
-                    minutes = options["older_than_minutes"]
-                    results = payouts_reconcile(
-                        older_than_s=None if minutes is None else int(minutes * 60), dry_run=options["dry_run"]
-                    )
-        except ApplicationError as exc:
-            raise CommandError(f"refused: {exc.detail}") from exc
+        with command_lock("reconcile_payouts"), refusals_as_command_errors():
+            if options["withdrawal"] is not None:
+                results = [payout_reconcile(withdrawal_id=options["withdrawal"], dry_run=options["dry_run"])]
+            else:
+                minutes = options["older_than_minutes"]
+                results = payouts_reconcile(
+                    older_than_s=None if minutes is None else int(minutes * 60), dry_run=options["dry_run"]
+                )
         for result in results:
             self.stdout.write(result.line())
         if not results:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from ops.cli import operator_by_email
-from ops.errors import ApplicationError
+from ops.cli import operator_by_email, refusals_as_command_errors
 from payouts.services import payout_event_mark_reviewed
 
 
@@ -20,10 +19,8 @@ class Command(BaseCommand):
         parser.add_argument("--operator", help="the operator's email (recorded as the actor)")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        try:
+        with refusals_as_command_errors():
             event = payout_event_mark_reviewed(
                 event_id=options["id"], acting_user=operator_by_email(options["operator"]), reason=options["reason"]
             )
-        except ApplicationError as exc:
-            raise CommandError(exc.detail) from exc
         self.stdout.write(f"payout event {event.pk} reviewed by {event.reviewed_by}")

@@ -13,9 +13,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from ledger.currencies import get_currency
 from ledger.models import Account
-from ops.cli import operator_from_option, user_by_email
+from ops.cli import operator_from_option, refusals_as_command_errors, user_by_email
 from ops.command_lock import command_lock
-from ops.errors import ApplicationError
+from ops.validation import amount_u_argument
 from payouts.services import withdrawal_request, withdrawal_validate
 
 
@@ -24,7 +24,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--user", required=True, help="the player's email")
-        parser.add_argument("--amount", required=True, type=int, help="minor units (micro USDC for USDC)")
+        parser.add_argument("--amount", required=True, type=amount_u_argument, help="minor units (micro USDC for USDC)")
         parser.add_argument("--currency", default=settings.DEFAULT_CURRENCY)
         parser.add_argument("--provider", default="adyen")
         parser.add_argument("--destination-address", default="", help="chain: the player's EIP-55 address")
@@ -35,7 +35,7 @@ class Command(BaseCommand):
         user = user_by_email(options["user"])
         amount_u, code, provider = options["amount"], options["currency"], options["provider"]
         destination = {"address": options["destination_address"]} if options["destination_address"] else None
-        try:
+        with refusals_as_command_errors():
             withdrawal_validate(user=user, amount_u=amount_u, currency=code, provider=provider, destination=destination)
             currency = get_currency(code)
             if options["dry_run"]:
@@ -65,8 +65,6 @@ class Command(BaseCommand):
                     destination=destination,
                     acting_user=actor,
                 )
-        except ApplicationError as exc:
-            raise CommandError(f"refused: {exc.detail}") from exc
         self.stdout.write(
             f"withdrawal {withdrawal.pk} requested: {currency.format(amount_u)} of {user.email} via {provider}; "
             "funds held, waiting for approval"

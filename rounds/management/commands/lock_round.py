@@ -6,11 +6,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from ops.cli import operator_from_option
+from ops.cli import operator_from_option, refusals_as_command_errors
 from ops.command_lock import command_lock
 from rounds.services import round_lock
-
-from ._helpers import refusals_as_command_errors
 
 
 class Command(BaseCommand):

@@ -6,9 +6,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from ops.cli import refusals_as_command_errors
 from rounds.selectors import round_get, round_verify
-
-from ._helpers import refusals_as_command_errors
 
 
 class Command(BaseCommand):

@@ -10,7 +10,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ops.cli import operator_from_option
+from ops.cli import operator_from_option, refusal_line
 from ops.command_lock import command_lock
 from ops.errors import ApplicationError
 from webhooks.models import WebhookEvent
@@ -67,7 +67,7 @@ class Command(BaseCommand):
         try:
             result = webhook_event_replay(event_id=event.pk, acting_user=actor, reason=reason)
         except ApplicationError as exc:
-            self.stderr.write(f"event {event.pk}: {exc.detail}")
+            self.stderr.write(f"event {event.pk}: {refusal_line(exc)}")
             return 1
         except Exception as exc:  # noqa: BLE001 (one readable line per event, keep going)
             self.stderr.write(f"event {event.pk}: {type(exc).__name__}: {exc}")

@@ -11,8 +11,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ops.cli import operator_by_email
-from ops.errors import ApplicationError
+from ops.cli import operator_by_email, refusals_as_command_errors
 from payouts.chain.models import ChainTransfer
 from payouts.chain.payouts import chain_transfer_replace
 
@@ -32,7 +31,7 @@ class Command(BaseCommand):
         row = ChainTransfer.objects.filter(tx_hash=options["tx"].lower()).first()
         if row is None:
             raise CommandError(f"No on-chain transfer {options['tx']}.")
-        try:
+        with refusals_as_command_errors():
             proposal = chain_transfer_replace(
                 transfer_id=row.pk,
                 acting_user=operator,
@@ -40,8 +39,6 @@ class Command(BaseCommand):
                 max_priority_fee_per_gas_wei=options["tip_wei"],
                 reason=options["reason"],
             )
-        except ApplicationError as exc:
-            raise CommandError(exc.detail) from exc
         if proposal.state == proposal.State.APPLIED:
             self.stdout.write(f"nonce {row.nonce}: {row.tx_hash} replaced by {proposal.result['replacement_tx_hash']}")
         else:

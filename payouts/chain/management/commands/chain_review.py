@@ -6,8 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ops.cli import operator_by_email
-from ops.errors import ApplicationError
+from ops.cli import operator_by_email, refusals_as_command_errors
 from payouts.chain.deposits import chain_deposit_mark_reviewed
 from payouts.chain.models import ChainDeposit, ChainTransfer
 from payouts.chain.payouts import chain_transfer_mark_reviewed
@@ -25,7 +24,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         operator = operator_by_email(options["operator"])
-        try:
+        with refusals_as_command_errors():
             if options["tx"]:
                 row = ChainTransfer.objects.filter(tx_hash=options["tx"].lower()).first()
                 if row is None:
@@ -37,6 +36,4 @@ class Command(BaseCommand):
                 if deposit is None:
                     raise CommandError(f"No on-chain deposit {options['deposit']}.")
                 chain_deposit_mark_reviewed(deposit_id=deposit.pk, acting_user=operator, reason=options["reason"])
-        except ApplicationError as exc:
-            raise CommandError(exc.detail) from exc
         self.stdout.write(f"{options['tx'] or options['deposit']} reviewed by {operator.email}")
