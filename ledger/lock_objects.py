@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import NamedTuple
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
 
 from django.db import connection
 
@@ -36,7 +36,9 @@ def accounts_lock(account_ids: Iterable[int]) -> dict[int, LockedAccount]:
         return {row[0]: LockedAccount(*row) for row in cursor.fetchall()}
 
 
-def accounts_lock_from_query(*, sql: str, params: list[object], extra_ids: list[int], currency: str) -> tuple[int, int]:
+def accounts_lock_from_query(
+    *, sql: str, params: Sequence[Any], extra_ids: list[int], currency: str
+) -> tuple[int, int]:
     """Lock the accounts a query names (`SELECT account_id, ...`) plus `extra_ids`, in ascending id order.
 
     For bulk postings: the accounts are found by a subquery, so a million legs never travel to Python;

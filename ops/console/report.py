@@ -147,10 +147,15 @@ def daily_report(*, day: date) -> DailyReport:
         generated_at=now,
         invariant_names=invariant_names(),
         breaches=breaches,
-        deposits=[dict(row) for row in deposits],
+        deposits=[
+            DepositRow(
+                provider=r["provider"], currency=r["currency"], status=r["status"], n=r["n"], total_u=r["total_u"]
+            )
+            for r in deposits
+        ],
         withdrawals_by_state=by_state,
         withdrawals_requested=requested,
-        payout_attempts=[dict(row) for row in attempts],
+        payout_attempts=[AttemptRow(provider=r["provider"], outcome=r["outcome"], n=r["n"]) for r in attempts],
         payouts_paid=paid,
         rounds=rounds,
         risks=risks,

@@ -58,6 +58,7 @@ def test_forced_result_proposed_by_one_operator_and_approved_by_another(
     assert f"Proposal {proposal.pk} is now applied" in checker.inner_text("ul.messagelist")
 
     settled = Round.objects.get(pk=round_obj.pk)
+    assert settled.forced is not None
     assert (settled.status, settled.result) == (Round.Status.SETTLED, "UP")
     assert settled.forced["operator"] == alice.email and settled.forced["approved_by"] == bob.email
     assert winner.account.__class__.objects.get(pk=winner.account_id).balance_u > 2_000_000

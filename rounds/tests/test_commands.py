@@ -126,6 +126,7 @@ def test_forced_settle_is_proposed_by_one_operator_and_applied_by_another(
     call_command("settle_round", "--approve", str(proposal.pk), "--operator", bob.email)
     assert f"approved by {bob.email} (proposed by {alice.email})" in capsys.readouterr().out
     settled = Round.objects.get(pk=round_obj.pk)
+    assert settled.forced is not None
     assert settled.result == "UP" and settled.forced["operator"] == alice.email
     assert settled.forced["approved_by"] == bob.email
     assert_ledger_ok()
