@@ -65,6 +65,10 @@ class Journal(models.Model):
     reverses = models.OneToOneField("self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversed_by")
     created_at = models.DateTimeField(db_default=Now(), db_index=True)
 
+    # Not a column: set by ledger.services on the journal a posting returns, True when its reference had
+    # already been posted (a replay, which moved nothing).
+    replayed: bool
+
     class Meta:
         ordering = ["-id"]
         permissions = [
