@@ -10,7 +10,7 @@ same run, and the ratios to TPC-B are printed:
 - batch: each client calls `ledger.services.transfer_batch()` with `--batch` independent random
   transfers per transaction. Goal: >= 2 x TPC-B.
 
-    .venv/bin/python bench/ledger.py [--clients 4] [--seconds 15] [--accounts 1000] [--batch 100]
+    .venv/bin/python bench/ledger.py [--clients 4] [--seconds 15] [--accounts 1000] [--batch 100] [--rounds 1]
 
 `--batch 0` skips the batch run. The databases are created for the run (named after its process id,
 so two runs never share one) and dropped at the end.
@@ -137,7 +137,7 @@ def run_ledger(mode: str, batch: int, clients: int, seconds: float, account_ids:
     return total / seconds
 
 
-def run_pgbench(database: str, clients: int, seconds: int) -> float:
+def init_pgbench(database: str) -> None:
     psql(f"DROP DATABASE IF EXISTS {database}")
     psql(f"CREATE DATABASE {database}")
     subprocess.run(
@@ -145,6 +145,9 @@ def run_pgbench(database: str, clients: int, seconds: int) -> float:
         check=True,
         capture_output=True,
     )
+
+
+def run_pgbench(database: str, clients: int, seconds: int) -> float:
     result = subprocess.run(
         [
             "pgbench",
@@ -176,26 +179,37 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--accounts", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=100, help="transfers per batch (0: no batch run)")
+    parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds of TPC-B, single and batch")
     args = parser.parse_args()
     ledger_db, pgbench_db = f"bench_ledger_{os.getpid()}", f"bench_pgbench_{os.getpid()}"
 
-    print(f"preparing {args.accounts} funded accounts ...", flush=True)
+    print(f"preparing {args.accounts} funded accounts and pgbench's tables ...", flush=True)
+    rounds = []
     try:
         ids = prepare_ledger(ledger_db, args.accounts)
         from django.db import connection
 
         connection.close()
-        single_tps = run_ledger("single", 0, args.clients, args.seconds, ids)
-        batch_tps = run_ledger("batch", args.batch, args.clients, args.seconds, ids) if args.batch else 0.0
+        init_pgbench(pgbench_db)
+        for _ in range(args.rounds):  # interleaved, so a change in the machine's load hits all three alike
+            pgbench_tps = run_pgbench(pgbench_db, args.clients, args.seconds)
+            single_tps = run_ledger("single", 0, args.clients, args.seconds, ids)
+            batch_tps = run_ledger("batch", args.batch, args.clients, args.seconds, ids) if args.batch else 0.0
+            rounds.append((pgbench_tps, single_tps, batch_tps))
+            print(
+                f"  round {len(rounds)}: TPC-B {pgbench_tps:,.0f} tps, single {single_tps:,.0f}/s "
+                f"({single_tps / pgbench_tps:.2f}), batch {batch_tps:,.0f}/s ({batch_tps / pgbench_tps:.2f})",
+                flush=True,
+            )
         from ledger.reconciliation import ledger_breaches
 
         breaches = ledger_breaches()
         connection.close()
-        pgbench_tps = run_pgbench(pgbench_db, args.clients, args.seconds)
     finally:
         psql(f"DROP DATABASE IF EXISTS {ledger_db} WITH (FORCE)")
         psql(f"DROP DATABASE IF EXISTS {pgbench_db} WITH (FORCE)")
-    print(f"clients:                          {args.clients}")
+    pgbench_tps, single_tps, batch_tps = (sum(column) / len(rounds) for column in zip(*rounds, strict=True))
+    print(f"clients:                          {args.clients}  (means of {len(rounds)} interleaved rounds)")
     print(f"pgbench TPC-B tps (floor):        {pgbench_tps:,.0f}")
     print(f"ledger transfers/s (single):      {single_tps:,.0f}")
     print(f"  ratio single / TPC-B:           {single_tps / pgbench_tps:.2f}  (goal >= {SINGLE_GOAL})")
