@@ -36,7 +36,8 @@ smoke-embedded: $(VENV)/.runtime-installed
 ## the players' API under wrk; each writes artifacts/bench/<name>.json, and one table of every figure, floor and goal ends it.
 bench: $(VENV)/.dev-installed
 	rm -f artifacts/bench/*.json
-	$(BIN)/python bench/ledger.py
+	$(BIN)/python bench/ledger.py --clients 4
+	$(BIN)/python bench/ledger.py --clients 8
 	$(BIN)/python bench/webhooks.py
 	$(BIN)/python bench/settlement.py --check
 	$(BIN)/python bench/console.py

@@ -48,22 +48,48 @@ def psql(sql: str) -> None:
     subprocess.run(["psql", "-q", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-c", sql], check=True)
 
 
-def pgbench_tps(clients: int, seconds: int, database: str) -> float:
-    """pgbench's TPC-B (scale 10) in a fresh `database` for `seconds` at `clients`; return its tps. Drops it after."""
+def pgbench_init(database: str) -> None:
+    """Create `database` afresh with pgbench's TPC-B tables at scale 10."""
     psql(f"DROP DATABASE IF EXISTS {database}")
     psql(f"CREATE DATABASE {database}")
-    connection = ["-h", "127.0.0.1", "-U", "postgres", database]
-    try:
-        subprocess.run(["pgbench", "-q", "-i", "-s", "10", *connection], check=True, capture_output=True)
-        result = subprocess.run(
-            ["pgbench", "-c", str(clients), "-j", str(clients), "-T", str(seconds), *connection],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-    finally:
-        psql(f"DROP DATABASE IF EXISTS {database}")
+    subprocess.run(
+        ["pgbench", "-q", "-i", "-s", "10", "-h", "127.0.0.1", "-U", "postgres", database],
+        check=True,
+        capture_output=True,
+    )
+
+
+def pgbench_run(database: str, clients: int, seconds: int) -> float:
+    """Run TPC-B in an initialised `database` for `seconds` at `clients`; return its tps."""
+    result = subprocess.run(
+        [
+            "pgbench",
+            "-c",
+            str(clients),
+            "-j",
+            str(clients),
+            "-T",
+            str(seconds),
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            database,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     match = re.search(r"tps = ([\d.]+) \(without initial connection time\)", result.stdout)
     if not match:
         raise SystemExit(f"could not read pgbench's tps from:\n{result.stdout}")
     return float(match.group(1))
+
+
+def pgbench_tps(clients: int, seconds: int, database: str) -> float:
+    """pgbench's TPC-B (scale 10) in a fresh `database` for `seconds` at `clients`; return its tps. Drops it after."""
+    try:
+        pgbench_init(database)
+        return pgbench_run(database, clients, seconds)
+    finally:
+        psql(f"DROP DATABASE IF EXISTS {database}")

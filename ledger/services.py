@@ -2,7 +2,9 @@
 
 A posting locks every account it touches (ascending id, SELECT ... FOR UPDATE), inserts the journal
 (its reference is unique forever, so a replay is recognised), checks and updates the stored
-balances, and inserts the entries, all in one short transaction with no network I/O inside.
+balances, and inserts the entries, all in one short transaction with no network I/O inside. On
+PostgreSQL those steps run inside the database: one call of `ledger_post` per posting, one of
+`ledger_post_batch` per batch (migration 0005), so a posting costs one round trip.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, connection, transaction
 
-from ops.actors import Actor, actor_label, actor_user, require_actor, require_player
+from ops.actors import Actor, SystemActor, actor_label, actor_user, require_actor, require_player
 from ops.validation import amount_u_check
 
 from .currencies import get_currency
@@ -27,6 +29,7 @@ from .errors import (
     InvalidAccount,
     InvalidAmount,
     InvalidReference,
+    LedgerError,
     ReasonRequired,
     ReferenceConflict,
     UnbalancedJournal,
@@ -65,7 +68,8 @@ def account_get_or_create(
 def user_account(*, user: User, currency: str, kind: str = Account.Kind.USER_AVAILABLE) -> Account:
     """Return a player's available or held account in a currency; operators have none (NotAPlayer)."""
     require_player(user, active=False)
-    suffix = {Account.Kind.USER_AVAILABLE: "available", Account.Kind.USER_HELD: "held"}[Account.Kind(kind)]
+    suffixes: dict[str, str] = {Account.Kind.USER_AVAILABLE: "available", Account.Kind.USER_HELD: "held"}
+    suffix = suffixes[kind]
     return account_get_or_create(name=f"user:{user.public_id}:{suffix}", currency=currency, kind=kind, owner=user)
 
 
@@ -134,7 +138,11 @@ def _apply_balances(deltas: Mapping[int, int]) -> None:
         )
 
 
-FAST_WRITE = True  # one data-modifying CTE on PostgreSQL; tests also run the portable path
+FAST_WRITE = True  # on PostgreSQL, one call of a posting function (migration 0005); tests also run the portable path
+
+
+def _fast_path() -> bool:
+    return FAST_WRITE and connection.vendor == "postgresql"
 
 
 def _write_portable(journal: Journal, legs: Sequence[Leg], deltas: Mapping[int, int]) -> None:
@@ -147,56 +155,62 @@ def _write_portable(journal: Journal, legs: Sequence[Leg], deltas: Mapping[int, 
     _apply_balances(deltas)
 
 
-def _write_postgresql(journal: Journal, legs: Sequence[Leg], deltas: Mapping[int, int]) -> None:
-    """Insert the journal and its entries and apply the balances in one statement (rows already locked)."""
-    entry_rows = ", ".join(["(%s::bigint, %s::varchar, %s::bigint)"] * len(legs))
-    delta_rows = ", ".join(["(%s::bigint, %s::bigint)"] * len(deltas))
-    params: list[Any] = [
-        journal.type,
-        journal.reference,
-        journal.fingerprint,
-        json.dumps(journal.metadata),
-        journal.actor_id,
-        journal.actor_label,
-        journal.reverses_id,
-    ]
-    for leg in legs:
-        params.extend((leg.account.pk, leg.account.currency, leg.amount_u))
-    for account_id, delta in deltas.items():
-        params.extend((account_id, delta))
-    update = (
-        f", u AS (UPDATE ledger_account a SET balance_u = a.balance_u + d.delta "
-        f"FROM (VALUES {delta_rows}) AS d(id, delta) WHERE a.id = d.id)"
-        if deltas
-        else ""
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "WITH j AS (INSERT INTO ledger_journal "  # noqa: S608 (placeholders only)
-            "(type, reference, fingerprint, metadata, actor_id, actor_label, reverses_id) "
-            "VALUES (%s, %s, %s, %s::jsonb, %s, %s, %s) RETURNING id, created_at), "
-            "e AS (INSERT INTO ledger_entry (journal_id, account_id, currency, amount_u) "
-            f"SELECT j.id, v.account_id, v.currency, v.amount_u FROM j, (VALUES {entry_rows}) "
-            f"AS v(account_id, currency, amount_u)){update} "
-            "SELECT id, created_at FROM j",
-            params,
-        )
-        journal.pk, journal.created_at = cursor.fetchone()
-    journal._state.adding = False
-    journal._state.db = "default"
-
-
 def _existing(reference: str, fingerprint: str) -> Journal:
     journal = Journal.objects.get(reference=reference)
     if journal.fingerprint != fingerprint:
-        raise ReferenceConflict(
-            f"Reference {reference!r} was already posted with different contents; nothing was posted."
+        raise _reference_conflict(reference)
+    journal.replayed = True
+    return journal
+
+
+def _reference_conflict(reference: str) -> ReferenceConflict:
+    return ReferenceConflict(f"Reference {reference!r} was already posted with different contents; nothing was posted.")
+
+
+def _insufficient_funds(*, name: str, currency: str, balance_u: int, delta_u: int) -> InsufficientFunds:
+    money = get_currency(currency)
+    return InsufficientFunds(
+        f"{name} has {money.format(balance_u)}; this needs {money.format(-delta_u)}. Nothing was posted.",
+        extra={"account": name, "balance_u": balance_u, "required_u": -delta_u},
+    )
+
+
+def _refusal(status: str, detail: Mapping[str, Any], *, reference: str, reverses: Journal | None) -> LedgerError:
+    """Return the error a posting function's refusal stands for (the portable path raises the same)."""
+    if status == "unknown_account":
+        return InvalidAccount(f"Account {detail['account_id']} does not exist.")
+    if status == "currency_mismatch":
+        return CurrencyMismatch(f"Account {detail['name']} is not in {detail['currency']}.")
+    if status == "insufficient_funds":
+        return _insufficient_funds(
+            name=detail["name"],
+            currency=detail["currency"],
+            balance_u=int(detail["balance_u"]),
+            delta_u=int(detail["delta_u"]),
         )
+    if status in ("reference_conflict", "duplicate_reference"):
+        return _reference_conflict(reference)
+    if status == "already_reversed" and reverses is not None:
+        return AlreadyReversed(f"Journal {reverses.reference!r} was already reversed.")
+    raise RuntimeError(f"The posting function answered {status!r} for {reference!r}.")
+
+
+def _json(value: Any) -> Any:
+    """Decode a jsonb column (Django's PostgreSQL backend reads jsonb as text)."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _replayed(journal: Journal) -> Journal:
     journal.replayed = True
     return journal
 
 
 # --- Postings ----------------------------------------------------------------------------------
+
+
+def _validate_reference(reference: Any) -> None:
+    if not isinstance(reference, str) or not reference or len(reference) > 200:
+        raise InvalidReference("A posting needs a reference of 1 to 200 characters.")
 
 
 def journal_post(
@@ -211,13 +225,75 @@ def journal_post(
     """Post a balanced multi-leg journal once per reference; a replay returns the original.
 
     Raises a LedgerError (and changes nothing) on a bad amount, an unknown currency, unbalanced legs,
-    an overdraft of an account that may not go negative, or a reference reused with other contents.
+    an unknown account or one in another currency, an overdraft of an account that may not go
+    negative, or a reference reused with other contents. On PostgreSQL this is one statement, a call
+    of `ledger_post` (migration 0005), which locks, checks and writes inside the database; elsewhere
+    the same steps run from Python.
     """
     require_actor(actor)
     _validate_legs(legs)
-    if not reference or len(reference) > 200:
-        raise InvalidReference("A posting needs a reference of 1 to 200 characters.")
-    fingerprint = _fingerprint(type, legs, reverses.pk if reverses else None)
+    _validate_reference(reference)
+    fields = {
+        "type": type,
+        "reference": reference,
+        "fingerprint": _fingerprint(type, legs, reverses.pk if reverses else None),
+        "metadata": dict(metadata or {}),
+        "actor_id": None if isinstance(actor, SystemActor) else actor.pk,
+        "actor_label": actor_label(actor),
+        "reverses_id": reverses.pk if reverses else None,
+    }
+    if _fast_path():
+        journal = _post_postgresql(fields, legs, reverses)
+    else:
+        journal = _post_portable(Journal(**fields), legs, reverses)
+    if not journal.replayed:
+        if not isinstance(actor, SystemActor):
+            journal.actor = actor  # the related objects the caller holds, so reading them costs no query
+        if reverses is not None:
+            journal.reverses = reverses
+    return journal
+
+
+_JOURNAL_FIELDS = [field.attname for field in Journal._meta.concrete_fields]
+
+
+def _post_postgresql(fields: Mapping[str, Any], legs: Sequence[Leg], reverses: Journal | None) -> Journal:
+    """Post with one call of `ledger_post`: locks, checks, journal, entries and balances in the database."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT status, journal_id, created_at, detail FROM ledger_post("
+            "%s, %s, %s, %s::jsonb, %s, %s, %s, %s::bigint[], %s::varchar[], %s::bigint[])",
+            [
+                fields["type"],
+                fields["reference"],
+                fields["fingerprint"],
+                json.dumps(fields["metadata"]),
+                fields["actor_id"],
+                fields["actor_label"],
+                fields["reverses_id"],
+                [leg.account.pk for leg in legs],
+                [leg.account.currency for leg in legs],
+                [leg.amount_u for leg in legs],
+            ],
+        )
+        status, journal_id, created_at, detail = cursor.fetchone()
+    if status == "posted":
+        return _inserted({**fields, "id": journal_id, "created_at": created_at})
+    if status == "replay":
+        return _replayed(Journal.objects.get(pk=journal_id))
+    raise _refusal(status, _json(detail), reference=fields["reference"], reverses=reverses)
+
+
+def _inserted(row: Mapping[str, Any]) -> Journal:
+    """Build the Journal a posting function inserted, as a query reading the row back would."""
+    journal = Journal.from_db(connection.alias, _JOURNAL_FIELDS, [row[name] for name in _JOURNAL_FIELDS])
+    journal.replayed = False
+    return journal
+
+
+def _post_portable(journal: Journal, legs: Sequence[Leg], reverses: Journal | None) -> Journal:
+    """Post from Python: lock the accounts, check them, write with the ORM, all in one transaction."""
+    reference, fingerprint = journal.reference, journal.fingerprint
     deltas: dict[int, int] = defaultdict(int)
     for leg in legs:
         deltas[leg.account.pk] += leg.amount_u
@@ -226,17 +302,7 @@ def journal_post(
             locked = accounts_lock(deltas)
             _check_currencies(legs, locked)
             _check_funds(deltas, locked)
-            journal = Journal(
-                type=type,
-                reference=reference,
-                fingerprint=fingerprint,
-                metadata=dict(metadata or {}),
-                actor=actor_user(actor),
-                actor_label=actor_label(actor),
-                reverses=reverses,
-            )
-            write = _write_postgresql if connection.vendor == "postgresql" and FAST_WRITE else _write_portable
-            write(journal, legs, {k: v for k, v in deltas.items() if v != 0})
+            _write_portable(journal, legs, {k: v for k, v in deltas.items() if v != 0})
     except InsufficientFunds:
         # The reference is unique forever: if it was posted before, this is a replay, not an overdraft.
         if Journal.objects.filter(reference=reference).exists():
@@ -252,6 +318,139 @@ def journal_post(
         raise
     journal.replayed = False
     return journal
+
+
+@dataclass(frozen=True)
+class Posting:
+    """One journal of a batch: what `journal_post` takes, except a reversal."""
+
+    type: str
+    reference: str
+    legs: Sequence[Leg]
+    metadata: Mapping[str, Any] | None = None
+
+
+def journal_post_batch(*, postings: Sequence[Posting], actor: Actor) -> list[Journal]:
+    """Post many independent journals in one transaction, all or nothing; return them in order.
+
+    Each posting gets the guards of `journal_post`, checked against the balances the postings before
+    it in the batch leave (as posting them one by one would). The first refusal refuses the whole
+    batch: nothing is posted, and the error is the one `journal_post` would raise, its detail naming
+    the posting's reference (also in `extra["reference"]`). The accounts of the whole batch are locked
+    once, in ascending id order, so a batch and single postings never deadlock. Idempotent per
+    reference: one already posted with the same contents is a replay (the existing journal, marked
+    `replayed`, moves nothing); with other contents, ReferenceConflict. A reference given twice in
+    the batch with the same contents is posted once. On PostgreSQL this is one call of
+    `ledger_post_batch` (migration 0005).
+    """
+    require_actor(actor)
+    fingerprints: dict[str, str] = {}
+    unique: list[Posting] = []
+    for posting in postings:
+        try:
+            _validate_legs(posting.legs)
+            _validate_reference(posting.reference)
+        except LedgerError as exc:
+            raise _in_batch(exc, posting.reference) from exc
+        fingerprint = _fingerprint(posting.type, posting.legs, None)
+        seen = fingerprints.get(posting.reference)
+        if seen is None:
+            fingerprints[posting.reference] = fingerprint
+            unique.append(posting)
+        elif seen != fingerprint:
+            raise _in_batch(_reference_conflict(posting.reference), posting.reference)
+    if not unique:
+        return []
+    if _fast_path():
+        journals = _post_batch_postgresql(unique, fingerprints, actor)
+    else:
+        journals = _post_batch_portable(unique, actor)
+    by_reference = {journal.reference: journal for journal in journals}
+    return [by_reference[posting.reference] for posting in postings]
+
+
+def _in_batch(exc: LedgerError, reference: str) -> LedgerError:
+    """Return the same refusal, naming the posting of the batch it concerns."""
+    return type(exc)(f"{reference!r} in the batch: {exc.detail}", extra={**exc.extra, "reference": reference})
+
+
+def _post_batch_postgresql(postings: Sequence[Posting], fingerprints: Mapping[str, str], actor: Actor) -> list[Journal]:
+    """Post the batch with one call of `ledger_post_batch`."""
+    user, label = actor_user(actor), actor_label(actor)
+    rows = [
+        {
+            "type": p.type,
+            "reference": p.reference,
+            "fingerprint": fingerprints[p.reference],
+            "metadata": dict(p.metadata or {}),
+            "actor_id": user.pk if user is not None else None,
+            "actor_label": label,
+            "reverses_id": None,
+        }
+        for p in postings
+    ]
+    leg_postings: list[int] = []
+    account_ids: list[int] = []
+    currencies: list[str] = []
+    amounts: list[int] = []
+    for number, posting in enumerate(postings, start=1):
+        for leg in posting.legs:
+            leg_postings.append(number)
+            account_ids.append(leg.account.pk)
+            currencies.append(leg.account.currency)
+            amounts.append(leg.amount_u)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT posting, status, journal_id, created_at, detail FROM ledger_post_batch("
+            "%s::varchar[], %s::varchar[], %s::varchar[], %s::jsonb, %s, %s, "
+            "%s::integer[], %s::bigint[], %s::varchar[], %s::bigint[])",
+            [
+                [row["type"] for row in rows],
+                [row["reference"] for row in rows],
+                [row["fingerprint"] for row in rows],
+                json.dumps([row["metadata"] for row in rows]),
+                user.pk if user is not None else None,
+                label,
+                leg_postings,
+                account_ids,
+                currencies,
+                amounts,
+            ],
+        )
+        results = cursor.fetchall()
+    refused = [result for result in results if result[1] not in ("posted", "replay")]
+    if refused:
+        number, status, _, _, detail = refused[0]
+        reference = postings[number - 1].reference if number else postings[0].reference
+        raise _in_batch(_refusal(status, _json(detail) or {}, reference=reference, reverses=None), reference)
+    replays = Journal.objects.in_bulk([journal_id for _, status, journal_id, _, _ in results if status == "replay"])
+    return [
+        _inserted({**rows[number - 1], "id": journal_id, "created_at": created_at})
+        if status == "posted"
+        else _replayed(replays[journal_id])
+        for number, status, journal_id, created_at, _ in results
+    ]
+
+
+def _post_batch_portable(postings: Sequence[Posting], actor: Actor) -> list[Journal]:
+    """Post the batch from Python: lock every account once (ascending id), then post one by one."""
+    with transaction.atomic():
+        accounts_lock(leg.account.pk for posting in postings for leg in posting.legs)
+        journals = []
+        for posting in postings:
+            try:
+                journals.append(
+                    journal_post(
+                        type=posting.type,
+                        reference=posting.reference,
+                        legs=posting.legs,
+                        actor=actor,
+                        metadata=posting.metadata,
+                    )
+                )
+            except LedgerError as exc:
+                raise _in_batch(exc, posting.reference) from exc
+    return journals
 
 
 @dataclass(frozen=True)
@@ -285,7 +484,7 @@ def journal_post_bulk(
     """
     require_actor(actor)
     get_currency(currency)
-    if connection.vendor != "postgresql" or not FAST_WRITE:
+    if not _fast_path():
         with connection.cursor() as cursor:
             cursor.execute(leg_query.sql, list(leg_query.params))
             rows = [(int(account_id), int(amount_u)) for account_id, amount_u in cursor.fetchall() if amount_u]
@@ -358,12 +557,20 @@ def _check_funds(deltas: Mapping[int, int], locked: Mapping[int, LockedAccount])
     for account_id, delta in deltas.items():
         account = locked[account_id]
         if not account.allow_negative and account.balance_u + delta < 0:
-            currency = get_currency(account.currency)
-            raise InsufficientFunds(
-                f"{account.name} has {currency.format(account.balance_u)}; "
-                f"this needs {currency.format(-delta)}. Nothing was posted.",
-                extra={"account": account.name, "balance_u": account.balance_u, "required_u": -delta},
+            raise _insufficient_funds(
+                name=account.name, currency=account.currency, balance_u=account.balance_u, delta_u=delta
             )
+
+
+def _transfer_legs(source: Account, destination: Account, amount_u: int) -> list[Leg]:
+    _validate_amount(amount_u)
+    if amount_u < 0:
+        raise InvalidAmount("A transfer moves a positive amount; swap the accounts instead.")
+    if source.currency != destination.currency:
+        raise CurrencyMismatch(f"{source.name} is in {source.currency}, {destination.name} in {destination.currency}.")
+    if source.pk == destination.pk:
+        raise InvalidAccount("A transfer needs two different accounts.")
+    return [Leg(source, -amount_u), Leg(destination, amount_u)]
 
 
 def transfer(
@@ -377,20 +584,37 @@ def transfer(
     metadata: Mapping[str, Any] | None = None,
 ) -> Journal:
     """Move a positive amount from one account to another, once per reference."""
-    _validate_amount(amount_u)
-    if amount_u < 0:
-        raise InvalidAmount("A transfer moves a positive amount; swap the accounts instead.")
-    if source.currency != destination.currency:
-        raise CurrencyMismatch(f"{source.name} is in {source.currency}, {destination.name} in {destination.currency}.")
-    if source.pk == destination.pk:
-        raise InvalidAccount("A transfer needs two different accounts.")
     return journal_post(
         type=type,
         reference=reference,
-        legs=[Leg(source, -amount_u), Leg(destination, amount_u)],
+        legs=_transfer_legs(source, destination, amount_u),
         actor=actor,
         metadata=metadata,
     )
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """One transfer of a batch: what `transfer` takes, except the actor."""
+
+    source: Account
+    destination: Account
+    amount_u: int
+    type: str
+    reference: str
+    metadata: Mapping[str, Any] | None = None
+
+
+def transfer_batch(*, transfers: Sequence[Transfer], actor: Actor) -> list[Journal]:
+    """Post many independent transfers in one transaction, all or nothing (see `journal_post_batch`)."""
+    postings = []
+    for order in transfers:
+        try:
+            legs = _transfer_legs(order.source, order.destination, order.amount_u)
+        except LedgerError as exc:
+            raise _in_batch(exc, order.reference) from exc
+        postings.append(Posting(type=order.type, reference=order.reference, legs=legs, metadata=order.metadata))
+    return journal_post_batch(postings=postings, actor=actor)
 
 
 def journal_reverse(*, journal: Journal, reference: str, actor: Actor, reason: str) -> Journal:
