@@ -10,7 +10,12 @@ The setting is transaction-local (`set_config(..., true)`, like `SET LOCAL`): it
 
 from __future__ import annotations
 
-from django.db import connection
+from typing import TYPE_CHECKING
+
+from django.db import connection, migrations
+
+if TYPE_CHECKING:
+    from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 
 SERVICE_WRITE_SETTING = "backoffice.service_write"
 
@@ -41,3 +46,18 @@ def red_line_trigger(*, table: str, what: str, columns: tuple[str, ...]) -> tupl
         f"FOR EACH ROW WHEN ({changed}) EXECUTE FUNCTION backoffice_red_line('{quoted_what}');"
     )
     return forward, f"DROP TRIGGER IF EXISTS {table}_red_line ON {table};"
+
+
+def red_line_operation(*, table: str, what: str, columns: tuple[str, ...]) -> migrations.RunPython:
+    """The migration operation putting `table` behind the red line (PostgreSQL only; a no-op on SQLite)."""
+    forward_sql, backward_sql = red_line_trigger(table=table, what=what, columns=columns)
+
+    def forward(apps: object, schema_editor: BaseDatabaseSchemaEditor) -> None:
+        if schema_editor.connection.vendor == "postgresql":
+            schema_editor.execute(forward_sql, params=None)
+
+    def backward(apps: object, schema_editor: BaseDatabaseSchemaEditor) -> None:
+        if schema_editor.connection.vendor == "postgresql":
+            schema_editor.execute(backward_sql, params=None)
+
+    return migrations.RunPython(forward, backward)
