@@ -222,9 +222,16 @@ class MerkleLevel(models.Model):
 
 
 class LeafPosition(models.Model):
-    """A bet's leaf index in its round's Merkle tree (its rank by bet_id), written once at lock."""
+    """A bet's leaf index in its round's Merkle tree (its rank by bet_id), written once at lock.
 
-    bet = models.OneToOneField(Bet, on_delete=models.PROTECT, primary_key=True, related_name="leaf_position")
+    No database foreign key: a million deferred checks at the lock's commit would cost more than the whole
+    tree. The rows are written by one INSERT ... SELECT from rounds_bet itself, bets are never deleted, and
+    every proof read through a position is checked against the round's root before it is served.
+    """
+
+    bet = models.OneToOneField(
+        Bet, on_delete=models.PROTECT, primary_key=True, related_name="leaf_position", db_constraint=False
+    )
     position = models.PositiveIntegerField()
 
     def __str__(self) -> str:

@@ -38,6 +38,7 @@ class Migration(migrations.Migration):
                 (
                     "bet",
                     models.OneToOneField(
+                        db_constraint=False,
                         on_delete=django.db.models.deletion.PROTECT,
                         primary_key=True,
                         related_name="leaf_position",
