@@ -25,6 +25,10 @@ leaf position as a column of `rounds_bet` -- a million-row UPDATE at lock, in th
 settlement's HOT payout updates (migration 0002). Rounds locked before the tree was stored have no rows here
 and get their proofs computed from every leaf, as before; no backfill.
 
+Measured (`bench/proofs.py`, a million bets, 2 shared CPUs under load): a proof p50 7.6 ms, p99 27 ms
+(computed from every leaf: 12 s); `round_lock` 16.7 s, of which the leaves and the root 4.5 s as before, and
+the tree and the positions the rest (the positions' million-row insert is the largest part).
+
 SQLite (the embedded default) runs the same SQL; there `substr` of a blob reads the whole value, which is
 fine at the embedded scale.
 """
