@@ -32,7 +32,7 @@ test: $(VENV)/.dev-installed
 smoke-embedded: $(VENV)/.runtime-installed
 	BIN=$(BIN) bash ops/scripts/smoke_embedded.sh
 
-## bench: the benchmarks in bench/ (PostgreSQL, Redis): ledger vs pgbench, webhooks, a million-bet settlement, the console,
+## bench: the benchmarks in bench/ (PostgreSQL, Redis): ledger vs pgbench, webhooks, a million-bet settlement and its proofs, the console,
 ## the players' API under wrk; each writes artifacts/bench/<name>.json, and one table of every figure, floor and goal ends it.
 bench: $(VENV)/.dev-installed
 	rm -f artifacts/bench/*.json
@@ -40,6 +40,7 @@ bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/ledger.py --clients 8
 	$(BIN)/python bench/webhooks.py
 	$(BIN)/python bench/settlement.py --check
+	$(BIN)/python bench/proofs.py
 	$(BIN)/python bench/console.py
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/summary.py

@@ -164,7 +164,7 @@ def lock(code: str, *, with_service: bool) -> None:
     if with_service:
         started = time.monotonic()
         round_obj, _ = round_lock(code=code, acting_user=SystemActor("bench"))
-        print(f"round_lock (Merkle root over the stored leaves): {time.monotonic() - started:.2f} s")
+        print(f"round_lock (Merkle root, stored tree, leaf positions): {time.monotonic() - started:.2f} s")
         return
     with connection.cursor() as cursor:
         cursor.execute(

@@ -141,3 +141,9 @@ class InvalidResult(RoundError):
     code = "rounds/invalid-result"
     title = "Invalid result"
     status = 400
+
+
+class ProofMismatch(RoundError):
+    code = "rounds/proof-mismatch"
+    title = "The round's Merkle tree or a proof from it disagrees with the root; nothing is served or stored"
+    status = 500

@@ -12,7 +12,8 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models.functions import Now
+from django.db.models.functions import Length, Now
+from django.db.models.lookups import Exact
 
 from ops.tracing import flow_id_new
 from rounds.domain.pool import Result, Side, VoidReason
@@ -197,3 +198,41 @@ class OracleObservation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source}: {self.price or self.error}"
+
+
+class MerkleLevel(models.Model):
+    """One level of a locked round's Merkle tree, written once at lock (see `rounds/proofs.py`)."""
+
+    round = models.ForeignKey(Round, on_delete=models.PROTECT, related_name="merkle_levels", db_index=False)
+    level = models.PositiveSmallIntegerField(help_text="0 = the leaves; the last level is the root alone.")
+    width = models.PositiveIntegerField(help_text="How many 32-byte hashes the level holds.")
+    hashes = models.BinaryField(editable=False, help_text="The level's node hashes, 32 bytes each, left to right.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["round", "level"], name="rounds_merklelevel_one_per_level"),
+            models.CheckConstraint(condition=models.Q(width__gt=0), name="rounds_merklelevel_width_positive"),
+            models.CheckConstraint(
+                condition=Exact(Length("hashes"), models.F("width") * 32), name="rounds_merklelevel_width_matches"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"level {self.level} of round {self.round_id} ({self.width} nodes)"
+
+
+class LeafPosition(models.Model):
+    """A bet's leaf index in its round's Merkle tree (its rank by bet_id), written once at lock.
+
+    No database foreign key: a million deferred checks at the lock's commit would cost more than the whole
+    tree. The rows are written by one INSERT ... SELECT from rounds_bet itself, bets are never deleted, and
+    every proof read through a position is checked against the round's root before it is served.
+    """
+
+    bet = models.OneToOneField(
+        Bet, on_delete=models.PROTECT, primary_key=True, related_name="leaf_position", db_constraint=False
+    )
+    position = models.PositiveIntegerField()
+
+    def __str__(self) -> str:
+        return f"bet {self.bet_id} at leaf {self.position}"

@@ -18,12 +18,13 @@ from ops.stuck import StuckFinding, age_limit_s, register_stuck_source
 from rounds import clock
 from rounds.domain.calendar import OutsideCalendarRange, code_for, next_session
 from rounds.domain.commitment import commit_params, format_instant
-from rounds.domain.merkle import bet_leaf, bet_leaves, merkle_proof
+from rounds.domain.merkle import bet_leaf, bet_leaves, merkle_proof, verify_proof
 from rounds.domain.pool import Result, Side, VoidReason, settle_pool
 from rounds.domain.reveal import verify_reveal
 
 from .errors import BetNotFound, ProofNotReady, RoundNotFound
 from .models import Bet, Round
+from .proofs import proof_refused, stored_proof
 
 NEW_YORK = ZoneInfo("America/New_York")
 
@@ -155,19 +156,33 @@ class BetProof:
 
 
 def bet_proof(*, user: Any, bet_id: str) -> BetProof:
-    """Return the inclusion proof of one of the player's own bets (once its round is locked)."""
+    """Return the inclusion proof of one of the player's own bets (once its round is locked).
+
+    The proof is read from the tree stored at lock (a few queries, whatever the round's size; see
+    `rounds/proofs.py`), or computed from every leaf for a round locked before trees were stored. Either
+    way it is served only if it folds the bet's own leaf up to the round's published root.
+    """
     bet = bet_get_for_player(user=user, bet_id=bet_id)
     round_obj = bet.round
     if round_obj.status == Round.Status.OPEN or not round_obj.merkle_root:
         raise ProofNotReady(f"Round {round_obj.code} is still open; proofs exist from its lock.")
     record = bet_record(bet=bet)
     leaf = bet_leaf(**record)  # type: ignore[arg-type]
+    proof = stored_proof(round_obj=round_obj, bet=bet)
+    if proof is None:
+        proof = _proof_from_every_leaf(round_obj=round_obj, bet=bet)
+    if not verify_proof(leaf=leaf, proof=proof, root=round_obj.merkle_root):
+        raise proof_refused(f"The proof of bet {bet.bet_id} does not reach round {round_obj.code}'s published root.")
+    return BetProof(record=record, leaf=leaf.hex(), proof=proof, root=round_obj.merkle_root)
+
+
+def _proof_from_every_leaf(*, round_obj: Round, bet: Bet) -> list[tuple[str, str]]:
+    """Return the bet's proof computed from every leaf of its round (rounds locked before trees were stored)."""
     ids = [
         str(bet_id)
         for bet_id in Bet.objects.filter(round=round_obj).order_by("bet_id").values_list("bet_id", flat=True)
     ]
-    proof = merkle_proof(round_leaves(round_obj=round_obj), ids.index(str(bet.bet_id)))
-    return BetProof(record=record, leaf=leaf.hex(), proof=proof, root=round_obj.merkle_root)
+    return merkle_proof(round_leaves(round_obj=round_obj), ids.index(str(bet.bet_id)))
 
 
 # --- Verification ----------------------------------------------------------------------------

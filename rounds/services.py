@@ -29,6 +29,7 @@ from . import errors
 from .lock_objects import round_lock_row
 from .models import OracleObservation, Round
 from .oracle import configured_sources
+from .proofs import merkle_tree_store
 from .selectors import round_leaves
 from .settlement import round_settle
 
@@ -183,7 +184,9 @@ def round_lock(*, code: str, acting_user: Actor, reason: str = "") -> tuple[Roun
         round_obj = round_lock_row(code=code)
         if round_obj.status != Round.Status.OPEN:
             return round_obj, False
-        root = merkle_root(round_leaves(round_obj=round_obj))
+        leaves = round_leaves(round_obj=round_obj)
+        root = merkle_root(leaves)
+        merkle_tree_store(round_obj=round_obj, leaves=leaves, root=root)
         now = clock.now()
         updated = Round.objects.filter(pk=round_obj.pk, status=Round.Status.OPEN).update(
             status=Round.Status.LOCKED, merkle_root=root, locked_at=now

@@ -4,6 +4,9 @@
     node hash  = SHA-256(0x01 || left || right), splitting n leaves at the largest power of two < n;
     empty root = SHA-256(b"") (``EMPTY_ROOT``).
 
+The same tree is also built level by level (``merkle_levels``, ``level_path``) so that it can be stored at
+lock and a proof read from it in O(log n) (``rounds/proofs.py``).
+
 Leaves are ordered by ``bet_id`` ascending in Unicode code-point order (== UTF-8 byte order; NOT a
 database collation -- sort in Python or use ``COLLATE "C"``); bet ids must be unique.
 """
@@ -30,6 +33,8 @@ __all__ = [
     "NODE_PREFIX",
     "bet_leaf",
     "bet_leaves",
+    "level_path",
+    "merkle_levels",
     "merkle_proof",
     "merkle_root",
     "proof_for_bet",
@@ -173,3 +178,50 @@ def proof_for_bet(*, bets: Sequence[Mapping[str, object]], bet_id: str) -> list[
     if bet_id not in ids:
         raise UnknownBet(f"bet_id {bet_id!r} not among bets")
     return merkle_proof(bet_leaves(bets=bets), ids.index(bet_id))
+
+
+# ---------------------------------------------------------------- the same tree, level by level
+#
+# RFC 6962's tree is the "left-balanced" tree built bottom-up: level 0 is the leaves; level k+1 hashes the
+# nodes of level k in pairs, left to right, and carries an odd last node up unchanged. Why: for n leaves
+# and k the largest power of two below n, the first k leaves pair up into a perfect subtree whose root is
+# node 0 of level log2(k); the other n - k leaves start at position k, which stays even on every level
+# below log2(k), so they pair among themselves exactly as the tree of those n - k leaves does (by
+# induction), its root carried up until it meets the left subtree's root as the last pair. The tests
+# check this against ``merkle_root`` and ``merkle_proof`` for every n from 1 to 70 and every index.
+
+
+def merkle_levels(leaves: Sequence[bytes]) -> list[bytes]:
+    """Return every level of the tree, leaves first, each as its 32-byte hashes joined left to right.
+
+    The last level holds the root alone; no leaves, no levels.
+    """
+    _check_leaves(leaves)
+    if not leaves:
+        return []
+    levels = [b"".join(leaves)]
+    while len(levels[-1]) > 32:
+        below = levels[-1]
+        paired = len(below) // 64 * 64
+        level = b"".join(
+            hashlib.sha256(NODE_PREFIX + below[start : start + 64]).digest() for start in range(0, paired, 64)
+        )
+        levels.append(level + below[paired:])  # an odd last node goes up unchanged
+    return levels
+
+
+def level_path(size: int, index: int) -> list[tuple[int, int, str]]:
+    """Return ``[(level, node, 'L'|'R'), ...]``: where each sibling of ``merkle_proof`` sits in ``merkle_levels``.
+
+    ``node`` indexes the level's hashes; the steps come leaf level first, as in ``merkle_proof``.
+    """
+    if not is_exact_int(size) or not is_exact_int(index) or not 0 <= index < size:
+        raise InvalidMerkleInput(f"index {index!r} out of range for {size!r} leaves")
+    steps: list[tuple[int, int, str]] = []
+    level, width = 0, size
+    while width > 1:
+        sibling = index ^ 1
+        if sibling < width:  # else this node is the level's odd last one: carried up, no step
+            steps.append((level, sibling, "L" if index & 1 else "R"))
+        index, width, level = index // 2, (width + 1) // 2, level + 1
+    return steps

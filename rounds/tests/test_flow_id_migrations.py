@@ -4,7 +4,7 @@ rows older than the field get the flow id their traces already carry, and no bal
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -26,6 +26,14 @@ def _migrate(targets: list[tuple[str, str]]) -> None:
     executor = MigrationExecutor(connection)
     executor.loader.build_graph()
     executor.migrate(targets)
+
+
+@pytest.fixture(autouse=True)
+def _fully_migrated_after() -> Iterator[None]:
+    """Leave the database at the latest migrations: the tests after these need every table and trigger."""
+    yield
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
 
 
 def _money() -> dict[str, Any]:
