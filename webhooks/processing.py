@@ -150,7 +150,7 @@ def _credit(notice: Notice, event: WebhookEvent) -> Outcome:
             "webhook_event": event.pk,
         },
     )
-    verb = "Already credited" if journal.replayed else "Credited"  # type: ignore[attr-defined]  # set by transfer()
+    verb = "Already credited" if journal.replayed else "Credited"  # `replayed` is set by transfer()
     return _processed(
         f"{verb} {_fmt(deposit.amount_u, deposit.currency)} (journal {journal.reference}).", journal.reference
     )
@@ -225,7 +225,7 @@ def _reverse(notice: Notice, event: WebhookEvent) -> Outcome:
         )
     except LedgerError as exc:
         return _flagged(f"{what}: the ledger refused the debit ({exc.code}: {exc.detail}); no money moved.")
-    if not journal.replayed:  # type: ignore[attr-defined]  # set by ledger.services.transfer()
+    if not journal.replayed:  # `replayed` is set by ledger.services.transfer()
         field = "refunded_u" if notice.kind == Kind.REFUND else "charged_back_u"
         Deposit.objects.filter(pk=deposit.pk).update(**{field: F(field) + amount_u})
         audit_record(
