@@ -5,6 +5,10 @@ locks the event row, then the deposit row, and credits through the ledger once: 
 reference is derived from the provider and the PSP's payment reference, so neither a duplicate
 delivery nor two different events about one payment can credit twice. A failed attempt is counted
 by `webhook_event_record_error`; after the last one the event is `failed`, for an operator to replay.
+
+`webhook_event_credit_now` is the request's fast path for a plain confirmation (`webhooks.receiving`
+calls it right after the event is stored): the same core as the worker, in its own short transaction,
+taking every lock without waiting. See its docstring for what is plain and what goes to the worker.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -39,6 +43,9 @@ class Outcome:
     status: str
     reason: str
     journal_reference: str = ""
+
+
+_FINAL_STATUSES = frozenset({WebhookEvent.Status.PROCESSED, WebhookEvent.Status.FLAGGED, WebhookEvent.Status.IGNORED})
 
 
 def _processed(reason: str, journal_reference: str = "") -> Outcome:
@@ -252,6 +259,21 @@ _HANDLERS = {
 }
 
 
+def _event_apply(event: WebhookEvent, notice: Notice) -> None:
+    """The core of processing, on an event row locked by the caller: run its handler, save its final status."""
+    handler = _HANDLERS.get(notice.kind)
+    outcome = handler(notice, event) if handler else Outcome(WebhookEvent.Status.IGNORED, notice.note)
+    event.status = outcome.status
+    event.reason = outcome.reason
+    event.journal_reference = outcome.journal_reference or event.journal_reference
+    event.attempts += 1
+    event.last_error = ""
+    event.processed_at = timezone.now()
+    event.save(
+        update_fields=["status", "reason", "journal_reference", "attempts", "last_error", "processed_at", "deposit"]
+    )
+
+
 def webhook_event_process(*, event_id: int, replay: bool = False) -> WebhookEvent:
     """Process one stored event to a final status; safe to run twice (processed events are no-ops).
 
@@ -269,21 +291,71 @@ def webhook_event_process(*, event_id: int, replay: bool = False) -> WebhookEven
             open_statuses.add(WebhookEvent.Status.FLAGGED)
         if event.status not in open_statuses:
             return event
-        notice = notice_for(event.provider, event.payload)
-        handler = _HANDLERS.get(notice.kind)
-        outcome = handler(notice, event) if handler else Outcome(WebhookEvent.Status.IGNORED, notice.note)
-        event.status = outcome.status
-        event.reason = outcome.reason
-        event.journal_reference = outcome.journal_reference or event.journal_reference
-        event.attempts += 1
-        event.last_error = ""
-        event.processed_at = timezone.now()
-        event.save(
-            update_fields=["status", "reason", "journal_reference", "attempts", "last_error", "processed_at", "deposit"]
-        )
+        _event_apply(event, notice_for(event.provider, event.payload))
     if event.status == WebhookEvent.Status.FLAGGED:
         logger.warning("webhook event %s flagged: %s", event.pk, event.reason)
     return event
+
+
+def _lock_timeout_local(timeout_ms: int) -> None:
+    """Bound every lock wait of the current transaction (PostgreSQL; transaction-local, like SET LOCAL)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{timeout_ms}ms"])
+
+
+class _NotPlain(Exception):
+    """Raised inside the fast path's transaction to roll it back: the worker takes the event instead."""
+
+
+def webhook_event_credit_now(*, event_id: int) -> bool:
+    """Credit a just-stored plain confirmation in the request, never waiting for a lock; return whether done.
+
+    Plain means: a confirmation (`Kind.CREDIT`: a custody or simulated deposit, a Stripe
+    `payment_intent.succeeded` or paid `checkout.session.completed`, an Adyen successful
+    `AUTHORISATION`) of a deposit we know, whose processing ends `processed` (credited now, or
+    already credited by the same payment). Everything else goes to the worker, unchanged: refunds,
+    chargebacks, failures and review cases, a confirmation of no known deposit, and every confirmation
+    the worker would flag (other amount, failed deposit, operator's account...): those are rolled back
+    here and flagged there, with the same reason as before.
+
+    The event row and the deposit row are locked with NOWAIT, and any other lock (the ledger's
+    accounts) waits at most WEBHOOK_CREDIT_NOW_LOCK_TIMEOUT_MS: a request never queues behind a
+    worker or an operator. A lock not granted, or any error, rolls this transaction back whole (no
+    money moved, the event still `received`) and returns False: the caller enqueues the event as
+    before, and the worker (or the sweeper, `retry_stale_events`) processes it. A failure here is
+    not counted as an attempt: it is only a skipped shortcut.
+
+    Exactly once: this runs the worker's own core (`_event_apply`) under the same event lock and the
+    same state check (an event no longer `received` is never processed again; True if it reached a
+    final status meanwhile), and the credit's ledger reference is unique per PSP payment.
+    """
+    try:
+        with transaction.atomic():
+            service_write_allow()  # deposits' money columns change here only (red-line trigger)
+            _lock_timeout_local(int(settings.WEBHOOK_CREDIT_NOW_LOCK_TIMEOUT_MS))
+            event = WebhookEvent.objects.select_for_update(nowait=True).filter(pk=event_id).first()
+            if event is None:
+                raise UnknownWebhookEvent(f"No webhook event with id {event_id}.")
+            if event.status != WebhookEvent.Status.RECEIVED:
+                return event.status in _FINAL_STATUSES  # processed meanwhile: nothing to do, nothing to enqueue
+            notice = notice_for(event.provider, event.payload)
+            if notice.kind != Kind.CREDIT:
+                return False
+            deposits = Deposit.objects.select_for_update(nowait=True).filter(provider=notice.provider)
+            if deposit_matching(notice, deposits) is None:
+                return False
+            _event_apply(event, notice)
+            if event.status != WebhookEvent.Status.PROCESSED:
+                raise _NotPlain(event.reason)
+    except _NotPlain as exc:
+        logger.info("webhook event %s left to the worker (not a plain confirmation: %s)", event_id, exc)
+        return False
+    except Exception as exc:  # a lock not granted at once, the database, a bug: the worker will retry it
+        logger.warning("webhook event %s left to the worker (%s: %s)", event_id, type(exc).__name__, exc)
+        return False
+    logger.info("webhook event %s processed in the request: %s", event_id, event.reason)
+    return True
 
 
 def webhook_event_record_error(*, event_id: int, error: BaseException, final: bool) -> None:

@@ -1,9 +1,29 @@
-"""Receiving verified webhook events: store each once per (provider, event id) and hand it to the worker.
+"""Receiving verified webhook events: store each once per (provider, event id), credit or hand to the worker.
 
 A view verifies the signature on the raw body (`webhooks.verification`), then a `*_receive` service
-here stores the raw event and enqueues its processing after commit (`webhooks.processing`). A second
+here stores the raw event and, after commit, processes it (`webhooks.processing`). A second
 delivery of the same event returns the stored row (`duplicate`); a custody reference sent again with
 another payload is refused (409).
+
+Deposits credited in the request. A confirmation (a custody deposit, a Stripe payment succeeded, an
+Adyen authorisation) is credited right after the store commits, still in the request, by
+`webhook_event_credit_now`: the worker's own core, in a second short transaction that takes no lock
+it would have to wait for. Every other event, and a confirmation that is not plain (its deposit or
+event row locked by a worker, no known deposit, anything the worker would flag, any error), is
+enqueued exactly as before. Why a second transaction rather than the store's own:
+
+* the store commits first and alone, so the PSP's 2xx always stands for a durable event, whatever
+  the credit does (a credit that fails at its commit, e.g. on a deferred constraint, cannot take the
+  stored event down with it and make the PSP retry forever);
+* the credit runs in exactly the transaction the worker runs (same locks, same red-line scope, same
+  deferred checks at its own commit), not as a savepoint inside another transaction;
+* a duplicate delivery waits on the event's unique index only for the short store, not for a credit.
+
+The cost is a second commit, and a window between the two in which the event is stored, not yet
+credited and not enqueued: if the process dies there, the sweeper (`retry_stale_events`, after
+WEBHOOK_STALE_AFTER_S) enqueues it, as when the broker is down at commit. The answer to the PSP does
+not change: same status code and body (its `status` is the event's status as stored, `received`).
+WEBHOOK_CREDIT_IN_REQUEST off restores the queue for every event.
 
 The payload hash is RFC 8785 (`ops.canonical`); before, it was a sorted `json.dumps`. Only custody and
 simulated deposits compare hashes, and their payloads (four fixed ASCII keys, string and integer values,
@@ -16,6 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -26,6 +47,7 @@ from .errors import InvalidAmount, InvalidPayload, MalformedPayload, ReferenceMi
 from .fields import checked_amount_u, checked_currency, checked_player
 from .models import Deposit, Provider, WebhookEvent
 from .notices import Kind, Notice, adyen_event_id, adyen_notice, event_reference, stripe_notice
+from .processing import webhook_event_credit_now
 from .selectors import deposit_matching
 
 MAX_REFERENCE_LENGTH = 150
@@ -56,13 +78,22 @@ def _send_to_worker(event_id: int) -> None:
     process_webhook_event.delay(event_id)
 
 
-def _enqueue(event_id: int) -> None:
-    """Hand the event to the worker once the transaction that stored it commits.
+def _credit_now_or_send(event_id: int) -> None:
+    """Credit a plain confirmation now (the store has committed); else hand it to the worker."""
+    if not webhook_event_credit_now(event_id=event_id):
+        _send_to_worker(event_id)
+
+
+def _enqueue(event_id: int, *, credit_now: bool = False) -> None:
+    """Once the transaction that stored the event commits, credit it now if it is plain, else hand it to the worker.
 
     If the broker is down the event stays `received`, and `retry_stale_events` picks it up later.
     """
-    # A plain function, not functools.partial: Django logs a failed robust callback by its __qualname__.
-    transaction.on_commit(lambda: _send_to_worker(event_id), robust=True)
+    # Plain functions, not functools.partial: Django logs a failed robust callback by its __qualname__.
+    if credit_now and settings.WEBHOOK_CREDIT_IN_REQUEST:
+        transaction.on_commit(lambda: _credit_now_or_send(event_id), robust=True)
+    else:
+        transaction.on_commit(lambda: _send_to_worker(event_id), robust=True)
 
 
 def _join_deposit_flow(notice: Notice) -> None:
@@ -78,7 +109,11 @@ def _join_deposit_flow(notice: Notice) -> None:
 
 @dataclass(frozen=True)
 class Received:
-    """A stored event, and whether this delivery was a duplicate of one stored before."""
+    """A stored event, and whether this delivery was a duplicate of one stored before.
+
+    `event` is the row as this delivery stored (or found) it: a confirmation credited in the request
+    after the commit still reads `received` here, which is the status the PSP's answer carries.
+    """
 
     event: WebhookEvent
     duplicate: bool
@@ -95,9 +130,13 @@ def _store(
     status: str = WebhookEvent.Status.RECEIVED,
     reason: str = "",
     enqueue: bool = True,
+    credit_now: bool = False,
     deposit_fields: dict[str, Any] | None = None,
 ) -> Received:
-    """Insert the event once per (provider, event id); a later delivery returns the stored row."""
+    """Insert the event once per (provider, event id); a later delivery returns the stored row.
+
+    `credit_now`: the event is a confirmation, to be credited in the request after commit if it is plain.
+    """
     digest = payload_hash(payload)
     try:
         with transaction.atomic():
@@ -117,7 +156,7 @@ def _store(
                 processed_at=timezone.now() if status != WebhookEvent.Status.RECEIVED else None,
             )
             if enqueue and status == WebhookEvent.Status.RECEIVED:
-                _enqueue(event.pk)
+                _enqueue(event.pk, credit_now=credit_now)
     except IntegrityError:
         existing = WebhookEvent.objects.filter(provider=provider, event_id=event_id[:200]).first()
         if existing is None:
@@ -146,6 +185,7 @@ def stripe_event_receive(*, event: dict[str, Any], headers: dict[str, str], raw_
         raw_body=raw_body,
         status=WebhookEvent.Status.IGNORED if ignored else WebhookEvent.Status.RECEIVED,
         reason=notice.note if ignored else "",
+        credit_now=notice.kind == Kind.CREDIT,
     )
 
 
@@ -169,6 +209,7 @@ def adyen_notification_receive(
                     raw_body=raw_body,
                     status=WebhookEvent.Status.IGNORED if ignored else WebhookEvent.Status.RECEIVED,
                     reason=notice.note if ignored else "",
+                    credit_now=notice.kind == Kind.CREDIT,
                 )
             )
     return received
@@ -213,6 +254,7 @@ def signed_deposit_receive(
         headers=headers,
         raw_body=raw_body,
         enqueue=enqueue,
+        credit_now=True,
         deposit_fields={
             "reference": deposit.reference,
             "user": deposit.user,

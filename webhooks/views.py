@@ -6,7 +6,8 @@
 * `POST /simulate/deposit_webhook` only while `settings.SIMULATION_ENABLED` (never in production).
 
 Each webhook checks size, content type and signature before anything is parsed or stored, stores the
-raw event, answers 2xx quickly and leaves the processing to a Celery task. Every refusal is an
+raw event, credits a plain confirmation in the request right after the store commits and leaves every
+other event to a Celery task (`webhooks.receiving`), then answers 2xx. Every refusal is an
 `application/problem+json` document, and a refused delivery stores, credits and enqueues nothing.
 """
 
@@ -57,7 +58,7 @@ def raw_json_body(request: HttpRequest) -> bytes:
 @require_POST
 @problem_json_refusals
 def stripe_webhook(request: HttpRequest) -> HttpResponse:
-    """Verify and store a Stripe event; processing happens in the worker."""
+    """Verify and store a Stripe event; a plain confirmation is credited now, anything else in the worker."""
     body = raw_json_body(request)
     event = stripe_event_verify(body=body, signature_header=request.headers.get("Stripe-Signature", ""))
     _log_verified("stripe", event.get("id", ""))

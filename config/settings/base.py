@@ -368,6 +368,12 @@ CUSTODY_WEBHOOK_KEY = env("CUSTODY_WEBHOOK_KEY", default="")
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=256 * 1024)
 WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=5)
 WEBHOOK_STALE_AFTER_S = env.int("WEBHOOK_STALE_AFTER_S", default=15)
+# A plain deposit confirmation is credited in the webhook's request (webhooks.processing.webhook_event_credit_now)
+# unless this is off. The deposit and event rows are locked NOWAIT; the ledger's accounts (the PSP clearing account
+# is locked by every credit) wait at most this long, else the worker credits it (bench/webhooks.py: at 250 ms a
+# fifth of the deposits fell back to the far slower queue on a loaded machine).
+WEBHOOK_CREDIT_IN_REQUEST = env.bool("WEBHOOK_CREDIT_IN_REQUEST", default=True)
+WEBHOOK_CREDIT_NOW_LOCK_TIMEOUT_MS = env.int("WEBHOOK_CREDIT_NOW_LOCK_TIMEOUT_MS", default=2000)
 # Stuck work and PSP reconciliation (minutes): see detect_stuck_finance_jobs and payouts/reconciliation.py.
 STUCK_REQUESTED_AFTER_MINUTES = env.float("STUCK_REQUESTED_AFTER_MINUTES", default=24 * 60)
 STUCK_APPROVED_AFTER_MINUTES = env.float("STUCK_APPROVED_AFTER_MINUTES", default=5)

@@ -26,9 +26,12 @@ def spans() -> Iterator[Any]:
         yield exporter
 
 
-def test_a_deposit_is_one_trace_from_webhook_to_credit(spans: Any, celery_worker_on_redis: Any, player: Any) -> None:
+def test_a_deposit_is_one_trace_from_webhook_to_credit(
+    spans: Any, celery_worker_on_redis: Any, player: Any, settings: Any
+) -> None:
     from opentelemetry.trace import SpanKind
 
+    settings.WEBHOOK_CREDIT_IN_REQUEST = False  # through the queue (a deposit credited in its request: below)
     records = Records()
     root = logging.getLogger()
     level = root.level
@@ -113,3 +116,27 @@ def test_sentry_reports_only_when_a_dsn_is_set(settings: Any) -> None:
         sentry_sdk.init()  # no DSN: nothing is sent
     assert sentry_sdk.get_client().dsn is None
     assert sentry_sdk.get_client().transport is None
+
+
+def test_a_deposit_credited_in_its_request_is_in_the_request_trace(spans: Any, player: Any) -> None:
+    from opentelemetry.trace import SpanKind
+
+    delivery = custody_delivery(custody_payload(player, amount_u=4_000_000, reference="tx-traced-now"))
+    response = Client().post(CUSTODY_URL, data=delivery.body, content_type="application/json", headers=delivery.headers)
+    assert response.status_code == 202, response.content
+    assert available(player, "USDC") == 4_000_000  # credited when the answer returned
+
+    finished = spans.get_finished_spans()
+    server = [s for s in finished if s.kind == SpanKind.SERVER and s.name == "POST webhooks/deposits"]
+    assert len(server) == 1
+    in_trace = [s for s in finished if s.context.trace_id == server[0].context.trace_id]
+    assert not [s for s in in_trace if "process_webhook_event" in s.name]  # nothing was sent to a worker
+    ledger_inserts = [
+        s
+        for s in in_trace
+        if "ledger_entry" in str(s.attributes.get("db.statement", s.attributes.get("db.query.text")))
+    ]
+    assert ledger_inserts, "the credit's ledger insert is not in the request's trace"
+    flow = Deposit.objects.get(provider="custody", reference="tx-traced-now").flow_id
+    assert server[0].attributes.get("flow_id") == flow
+    assert all(s.attributes.get("flow_id") == flow for s in ledger_inserts)

@@ -58,7 +58,7 @@ def test_duplicate_delivery_credits_nothing_more(
 
     assert [a["duplicate"] for a in answers] == [False, True, True]
     assert available(player, "USD") == 2500
-    assert WebhookEvent.objects.count() == 1 and len(inline_worker) == 1
+    assert WebhookEvent.objects.count() == 1 and inline_worker == []  # credited in the first request
     assert Journal.objects.filter(type="deposit", reference__startswith="deposit:stripe:").count() == 1
     assert_ledger_ok()
 
@@ -414,7 +414,7 @@ def test_transient_errors_are_retried_then_the_event_is_failed(
     deliver(STRIPE_URL, stripe_delivery("payment_intent.succeeded", payment_intent(deposit))[1])
 
     event = WebhookEvent.objects.get()
-    assert len(calls) == 3
+    assert len(calls) == 1 + 3  # once in the request (rolled back, not an attempt), then three worker attempts
     assert (event.status, event.attempts) == ("failed", 3)
     assert "OperationalError" in event.last_error
     runs = list(WorkerRun.objects.filter(worker="webhooks").order_by("id").values_list("result", flat=True))
@@ -434,7 +434,7 @@ def test_an_error_that_cannot_be_recorded_still_schedules_the_retry(
     settings.WEBHOOK_MAX_ATTEMPTS = 5
     deposit = pending_deposit(player)
     real_credit, real_record = processing._HANDLERS[Kind.CREDIT], processing.webhook_event_record_error
-    down = {"handler": 1, "record": 1}
+    down = {"handler": 2, "record": 1}  # the first handler failure is the request's (left to the worker)
 
     def flaky_credit(notice: Any, event: Any) -> Any:
         if down["handler"]:
@@ -481,8 +481,10 @@ def test_stale_received_events_are_enqueued_again(
     player: Any, deliver: Any, enqueued: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     deposit = pending_deposit(player)
-    deliver(STRIPE_URL, stripe_delivery("payment_intent.succeeded", payment_intent(deposit))[1])
+    # A refund is never processed in the request: it waits for the worker, whose message is lost here.
+    deliver(STRIPE_URL, stripe_delivery("charge.refunded", refund_charge(deposit, amount_refunded=2500))[1])
     event = WebhookEvent.objects.get()
+    assert (event.status, enqueued) == (WebhookEvent.Status.RECEIVED, [event.pk])
     WebhookEvent.objects.filter(pk=event.pk).update(received_at=timezone.now() - timedelta(minutes=10))
     sent: list[int] = []
     monkeypatch.setattr(process_webhook_event, "delay", sent.append)
@@ -503,17 +505,26 @@ def test_broker_down_at_commit_still_acknowledges_and_keeps_the_event(
 
     monkeypatch.setattr("webhooks.receiving._send_to_worker", broker_down)
     deposit = pending_deposit(player)
-    _, delivery = stripe_delivery("payment_intent.succeeded", payment_intent(deposit))
 
-    response = client.post(
-        STRIPE_URL,
-        data=delivery.body,
-        content_type="application/json",
-        headers={"Stripe-Signature": delivery.headers["Stripe-Signature"]},
-    )
+    def post(delivery: Any) -> Any:
+        return client.post(
+            STRIPE_URL,
+            data=delivery.body,
+            content_type="application/json",
+            headers={"Stripe-Signature": delivery.headers["Stripe-Signature"]},
+        )
+
+    # A plain confirmation needs no broker: it is credited in its request.
+    response = post(stripe_delivery("payment_intent.succeeded", payment_intent(deposit))[1])
+    assert response.status_code == 200
+    assert WebhookEvent.objects.get().status == WebhookEvent.Status.PROCESSED
+    assert available(player, "USD") == 2500
+
+    # An event for the worker (a refund) is acknowledged and kept while the broker is down.
+    response = post(stripe_delivery("charge.refunded", refund_charge(deposit, amount_refunded=2500))[1])
 
     assert response.status_code == 200
-    event = WebhookEvent.objects.get()
+    event = WebhookEvent.objects.get(event_type="charge.refunded")
     assert event.status == WebhookEvent.Status.RECEIVED  # the sweeper (retry_stale_events) will enqueue it
-    assert webhook_event_process(event_id=event.pk).status == WebhookEvent.Status.PROCESSED
-    assert available(player, "USD") == 2500
+    assert webhook_event_process(event_id=event.pk).status == WebhookEvent.Status.FLAGGED  # debited, for review
+    assert available(player, "USD") == 0
