@@ -8,11 +8,11 @@ as they add invariants with `ledger.reconciliation.register_invariant`.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from django.db.models import QuerySet, Sum
+from django.db.models import CharField, QuerySet, Sum, Value
 
 from .currencies import get_currency
 from .models import Account, Entry
@@ -24,9 +24,13 @@ def account_balance(*, account: Account) -> int:
 
 
 class WalletComponent(Protocol):
-    """A registered wallet figure: the player's amount per currency, in micro-units."""
+    """A registered wallet figure: a query of the player's ``(currency, amount_u)`` rows (one per currency).
 
-    def __call__(self, *, user: Any) -> Mapping[str, int]: ...
+    The ledger folds every component's query into the wallet's own (`UNION ALL`), so a wallet is one
+    round trip however many apps add a figure.
+    """
+
+    def __call__(self, *, user: Any) -> QuerySet[Any, tuple[str, int]]: ...
 
 
 _wallet_components: list[tuple[str, WalletComponent]] = []
@@ -43,21 +47,33 @@ def register_wallet_component(name: str) -> Callable[[WalletComponent], WalletCo
     return decorator
 
 
+_COMPONENT_PREFIX = "component:"
+
+
 def user_wallet(*, user: Any) -> list[dict[str, Any]]:
-    """Return the player's balances per currency: available, held, and each registered component."""
+    """Return the player's balances per currency: available, held, and each registered component.
+
+    One query: the player's accounts (currency, balance, kind) and each component's (currency, amount)
+    rows tagged with the component's name, as one `UNION ALL`.
+    """
     names = [name for name, _ in _wallet_components]
     wallet: dict[str, dict[str, Any]] = defaultdict(lambda: {"available_u": 0, "held_u": 0, **dict.fromkeys(names, 0)})
-    for account in Account.objects.filter(owner=user):
-        key = "available_u" if account.kind == Account.Kind.USER_AVAILABLE else "held_u"
-        wallet[account.currency][key] = account.balance_u
-    for name, component in _wallet_components:
-        for currency, amount_u in component(user=user).items():
-            wallet[currency][name] = amount_u
-    rows = []
-    for code in sorted(wallet):
-        row = {"currency": code, "exponent": get_currency(code).exponent, **wallet[code]}
-        rows.append(row)
-    return rows
+    rows: QuerySet[Any, tuple[str, int, str]] = (
+        Account.objects.filter(owner=user).order_by().values_list("currency", "balance_u", "kind")
+    )
+    parts = [
+        component(user=user).annotate(_wallet_part=Value(_COMPONENT_PREFIX + name, output_field=CharField()))
+        for name, component in _wallet_components
+    ]
+    if parts:
+        rows = rows.union(*parts, all=True)
+    for currency, amount, tag in rows:
+        if tag.startswith(_COMPONENT_PREFIX):
+            key = tag.removeprefix(_COMPONENT_PREFIX)
+        else:
+            key = "available_u" if tag == Account.Kind.USER_AVAILABLE else "held_u"
+        wallet[currency][key] = int(amount or 0)  # a UNION with a SUM is numeric: Decimal, integral
+    return [{"currency": code, "exponent": get_currency(code).exponent, **wallet[code]} for code in sorted(wallet)]
 
 
 def user_statement(*, user: Any, currency: str | None = None) -> QuerySet[Entry]:
