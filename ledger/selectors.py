@@ -48,6 +48,7 @@ def register_wallet_component(name: str) -> Callable[[WalletComponent], WalletCo
 
 
 _COMPONENT_PREFIX = "component:"
+_TAG = CharField()  # the output type of each component's tag column (built once, not per request)
 
 
 def user_wallet(*, user: Any) -> list[dict[str, Any]]:
@@ -62,7 +63,7 @@ def user_wallet(*, user: Any) -> list[dict[str, Any]]:
         Account.objects.filter(owner=user).order_by().values_list("currency", "balance_u", "kind")
     )
     parts = [
-        component(user=user).annotate(_wallet_part=Value(_COMPONENT_PREFIX + name, output_field=CharField()))
+        component(user=user).annotate(_wallet_part=Value(_COMPONENT_PREFIX + name, output_field=_TAG))
         for name, component in _wallet_components
     ]
     if parts:
