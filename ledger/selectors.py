@@ -7,11 +7,13 @@ as they add invariants with `ledger.reconciliation.register_invariant`.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from django.db import connections, router
 from django.db.models import CharField, QuerySet, Sum, Value
 
 from .currencies import get_currency
@@ -27,7 +29,9 @@ class WalletComponent(Protocol):
     """A registered wallet figure: a query of the player's ``(currency, amount_u)`` rows (one per currency).
 
     The ledger folds every component's query into the wallet's own (`UNION ALL`), so a wallet is one
-    round trip however many apps add a figure.
+    round trip however many apps add a figure. The query is compiled once per process with a stand-in
+    id as ``user`` (an int, not a User: filter on it as ``player=user``, never read its attributes) and
+    must use it in a filter, where the ledger puts each player's id.
     """
 
     def __call__(self, *, user: Any) -> QuerySet[Any, tuple[str, int]]: ...
@@ -48,27 +52,53 @@ def register_wallet_component(name: str) -> Callable[[WalletComponent], WalletCo
 
 
 _COMPONENT_PREFIX = "component:"
-_TAG = CharField()  # the output type of each component's tag column (built once, not per request)
+_TAG = CharField()  # the output type of each component's tag column
+_USER_SENTINEL = -7_310_919_273_561  # no user has this id: it marks the player's id in the compiled wallet query
+
+
+@functools.lru_cache(maxsize=8)
+def _wallet_query(alias: str, names: tuple[str, ...]) -> tuple[str, tuple[str | int, ...], tuple[int, ...]]:
+    """The wallet query compiled once per process: (SQL, parameters, positions of the player's id in them).
+
+    The query is the same for every player but for their id, so it is built through the ORM (the
+    accounts and each registered component, `UNION ALL`) for a sentinel id and only the id is swapped
+    per request: the ORM's cost of building and compiling it (most of a wallet read's Python) is paid
+    once. Keyed by the registered component names, so a component registered later gets a new query.
+    """
+    rows: QuerySet[Any, tuple[str, int, str]] = (
+        Account.objects.filter(owner=_USER_SENTINEL).order_by().values_list("currency", "balance_u", "kind")
+    )
+    parts = [
+        component(user=_USER_SENTINEL).annotate(_wallet_part=Value(_COMPONENT_PREFIX + name, output_field=_TAG))
+        for name, component in _wallet_components
+        if name in names
+    ]
+    if parts:
+        rows = rows.union(*parts, all=True)
+    sql, params = rows.query.get_compiler(using=alias).as_sql()
+    positions = tuple(i for i, param in enumerate(params) if param == _USER_SENTINEL)
+    if len(positions) < 1 + len(parts):  # every part filters on the player
+        raise RuntimeError("The wallet query does not filter every part on the player.")
+    return sql, tuple(params), positions
 
 
 def user_wallet(*, user: Any) -> list[dict[str, Any]]:
     """Return the player's balances per currency: available, held, and each registered component.
 
-    One query: the player's accounts (currency, balance, kind) and each component's (currency, amount)
-    rows tagged with the component's name, as one `UNION ALL`.
+    One query (see `_wallet_query`): the player's accounts (currency, balance, kind) and each
+    component's (currency, amount) rows tagged with the component's name, as one `UNION ALL`.
     """
-    names = [name for name, _ in _wallet_components]
+    names = tuple(name for name, _ in _wallet_components)
+    alias = router.db_for_read(Account)
+    sql, template, positions = _wallet_query(alias, names)
+    params: list[str | int] = list(template)
+    for position in positions:
+        params[position] = user.pk
+    with connections[alias].cursor() as cursor:
+        cursor.execute(sql, params)
+        fetched = cursor.fetchall()
     wallet: dict[str, dict[str, Any]] = defaultdict(lambda: {"available_u": 0, "held_u": 0, **dict.fromkeys(names, 0)})
-    rows: QuerySet[Any, tuple[str, int, str]] = (
-        Account.objects.filter(owner=user).order_by().values_list("currency", "balance_u", "kind")
-    )
-    parts = [
-        component(user=user).annotate(_wallet_part=Value(_COMPONENT_PREFIX + name, output_field=_TAG))
-        for name, component in _wallet_components
-    ]
-    if parts:
-        rows = rows.union(*parts, all=True)
-    for currency, amount, tag in rows:
+    for currency, amount, tag in fetched:
         if tag.startswith(_COMPONENT_PREFIX):
             key = tag.removeprefix(_COMPONENT_PREFIX)
         else:

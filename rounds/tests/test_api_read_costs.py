@@ -210,3 +210,26 @@ def test_a_worker_is_warmed_before_its_first_request() -> None:
 
     warm_worker()
     assert calendar._schedule.cache_info().currsize == 1
+
+
+def test_the_compiled_wallet_query_answers_each_player_with_their_own_figures(
+    open_round: Callable[..., Any], place: Callable[..., Any], make_player: Callable[..., Any], fund: Any
+) -> None:
+    """Compiled once per process, the player's id swapped in per call: no player ever sees another's figures."""
+    from ledger.selectors import _wallet_query, user_wallet
+
+    round_obj = open_round("20250908", reference="100")
+    alice, bob, carol = make_player(), make_player(), make_player()
+    place(round_obj, "UP", 3_000_000, player=alice)
+    fund(bob, 7_000_000)
+    fund(bob, 1_000_000, "EUR")
+    _wallet_query.cache_clear()
+
+    def figures(user: Any) -> list[tuple[str, int, int, int]]:
+        return [(r["currency"], r["available_u"], r["held_u"], r["in_open_bets_u"]) for r in user_wallet(user=user)]
+
+    assert figures(alice) == [("USDC", 0, 0, 3_000_000)]
+    assert figures(bob) == [("EUR", 1_000_000, 0, 0), ("USDC", 7_000_000, 0, 0)]
+    assert figures(carol) == []
+    assert figures(alice) == [("USDC", 0, 0, 3_000_000)]
+    assert _wallet_query.cache_info().misses == 1 and _wallet_query.cache_info().hits == 3
