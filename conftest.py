@@ -11,6 +11,16 @@ from rest_framework.test import APIClient
 from accounts.tests.factories import StaffFactory, UserFactory
 
 
+@pytest.fixture(autouse=True)
+def _empty_cache() -> Any:
+    """Every test starts with an empty default cache: a round code reused from an earlier test (with its
+    rows rolled back) must not find that test's cached round answers (rounds.apis.round_output)."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
 @pytest.fixture
 def player(db: Any) -> Any:
     return UserFactory.create()

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema, extend_schema_serializer
-from knox.auth import TokenAuthentication
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from .authentication import ExpiringTokenAuthentication
 from .services import token_login
 
 
@@ -43,7 +43,7 @@ class TokenLoginApi(APIView):
 class TokenLogoutApi(APIView):
     """Revoke the token used for this request."""
 
-    authentication_classes = [TokenAuthentication]
+    authentication_classes = [ExpiringTokenAuthentication]
     permission_classes = [IsAuthenticated]
 
     @extend_schema(request=None, responses={204: None})

@@ -19,7 +19,7 @@ ledger invariant, prints per path throughput, p50, p99, the ratio to the floor a
 and writes the figures to artifacts/bench/api.json. Goals: reads >= 0.2 of /health with p99 < 50 ms, bets
 >= 0.25 of TPC-B with p99 < 100 ms (at 16 connections). Installs wrk with apt-get when it is missing and
 this runs as root. Redis: $REDIS_URL, default db 13. The server's other knobs come from the environment as in
-production (e.g. WEB_MAX_REQUESTS, default 2000: each worker is recycled after that many requests). Stops the
+production (e.g. WEB_MAX_REQUESTS, default 50000: each worker is recycled after that many requests). Stops the
 server it started.
 """
 
@@ -502,7 +502,7 @@ def main() -> int:
         f"bets in the database: {bets:,} (wrk counted {bet_result.good:,} answers 201, the rest were in flight at "
         f"the end); ledger invariants after the run: {'; '.join(map(str, breaches)) if breaches else 'all hold'}"
     )
-    max_requests = int(os.environ.get("WEB_MAX_REQUESTS", "2000"))  # config/gunicorn.conf.py's default
+    max_requests = int(os.environ.get("WEB_MAX_REQUESTS", "50000"))  # config/gunicorn.conf.py's default
     recycling = f"recycled after {max_requests} requests each, with jitter" if max_requests else "never recycled"
     print(
         f"gunicorn worker processes that answered: {len(worker_pids(log))} for {args.workers} workers "

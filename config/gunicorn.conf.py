@@ -5,6 +5,8 @@ PORT / BIND, WEB_CONCURRENCY (default: 2 x usable CPUs + 1), WEB_THREADS, WEB_TI
 is one JSON object per request on stdout (`config.gunicorn_logging.JsonAccessLogger`). When PROMETHEUS_MULTIPROC_DIR is set the directory is created
 and emptied at start (stale files from a previous run would be counted). Server hooks live in a module
 (`ops.gunicorn_hooks` by default, GUNICORN_HOOKS_MODULE to change it): when it exists its hooks are used.
+Every new worker is warmed before its first request (`post_worker_init`: config/warmup.py loads the URLconf
+and the XNYS calendar), then the hooks module's own `post_worker_init`, if any, runs.
 """
 
 from __future__ import annotations
@@ -29,7 +31,12 @@ threads = int(os.environ.get("WEB_THREADS", "1"))
 timeout = int(os.environ.get("WEB_TIMEOUT_S", "30"))
 graceful_timeout = int(os.environ.get("WEB_GRACEFUL_TIMEOUT_S", "30"))
 keepalive = 5
-max_requests = int(os.environ.get("WEB_MAX_REQUESTS", "2000"))
+# Recycle a worker after this many requests (0: never), a guard against slow leaks, with up to 10% jitter
+# so the workers do not all restart at once. A new worker is warmed before it serves (post_worker_init,
+# config/warmup.py); even so a restart costs a process start, so recycling is rare: at the ~500 req/s a
+# worker answers at most here, 50,000 requests is one restart per worker every few minutes at full load
+# (2,000, the old default, was one every few seconds).
+max_requests = int(os.environ.get("WEB_MAX_REQUESTS", "50000"))
 max_requests_jitter = max_requests // 10
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 - heartbeat files, not data
@@ -65,6 +72,20 @@ def on_starting(server: object) -> None:
         hook(server)
 
 
+def post_worker_init(worker: object) -> None:
+    from config.warmup import warm_worker
+
+    try:
+        warm_worker()
+    except Exception:  # a failed warm-up must not stop the worker: the first request loads what it needs
+        import logging
+
+        logging.getLogger("config.warmup").exception("web worker warm-up failed")
+    hook = getattr(_hooks_module, "post_worker_init", None)
+    if hook is not None:
+        hook(worker)
+
+
 for _name in _HOOKS:
-    if _name != "on_starting" and _hooks_module is not None and hasattr(_hooks_module, _name):
+    if _name not in ("on_starting", "post_worker_init") and _hooks_module is not None and hasattr(_hooks_module, _name):
         globals()[_name] = getattr(_hooks_module, _name)

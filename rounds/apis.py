@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.cache import cache
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers, status
+from rest_framework.authentication import BaseAuthentication
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -24,7 +26,7 @@ from ops.validation import AmountField
 
 from .betting import bet_place
 from .models import Bet, Round
-from .selectors import bet_proof, player_bets, round_current, round_get
+from .selectors import bet_proof, player_bets, round_current, round_current_code, round_get
 
 # A bet's record is hashed as canonical JSON (RFC 8785), which allows no integer beyond 2**53 - 1.
 MAX_STAKE_U = 2**53 - 1
@@ -102,27 +104,79 @@ class BetOutputSerializer(serializers.Serializer):
     payout_u = serializers.IntegerField(allow_null=True)
 
 
+# --- Cached round answers ------------------------------------------------------------------------
+# An OPEN round's pools move with every bet: it is serialized afresh on every read (never cached), so a
+# player who has just bet sees the pools with the stake in, whichever worker answers. Once a round is
+# locked nothing in its public answer changes until it is settled or voided (the lock writes the status,
+# the Merkle root and the final pools together), and a SETTLED or VOID round never changes again. So:
+# - a LOCKED / SETTLED / VOID round's answer is cached under its code, primary key, status and
+#   ROUND_OUTPUT_VERSION; the row is still read (one query), so a status change is seen at once and
+#   can never be answered from the previous status's entry;
+# - a finished round's answer is also kept under its code alone (`_final_key`): a finished round is
+#   final, so `/v1/rounds/current` and `/v1/rounds/{code}` answer it without touching the database.
+# The cache is Django's default cache (CACHES). Bump ROUND_OUTPUT_VERSION whenever the answer's shape
+# or content changes (RoundOutputSerializer), so no process serves an entry of the previous shape.
+ROUND_OUTPUT_VERSION = 1
+LOCKED_OUTPUT_TTL_S = 24 * 3600
+FINAL_OUTPUT_TTL_S = 24 * 3600
+
+
+def _output_key(*, round_obj: Round) -> str:
+    return f"rounds:output:v{ROUND_OUTPUT_VERSION}:{round_obj.code}:{round_obj.pk}:{round_obj.status}"
+
+
+def _final_key(code: str) -> str:
+    return f"rounds:final:v{ROUND_OUTPUT_VERSION}:{code}"
+
+
+def round_output(round_obj: Round) -> dict[str, Any]:
+    """The public answer for a round, from the cache once the round is locked (see above)."""
+    if round_obj.status == Round.Status.OPEN:
+        return dict(RoundOutputSerializer(round_obj).data)
+    key = _output_key(round_obj=round_obj)
+    data: dict[str, Any] | None = cache.get(key)
+    if data is None:
+        data = dict(RoundOutputSerializer(round_obj).data)
+        finished = round_obj.is_finished
+        cache.set(key, data, timeout=FINAL_OUTPUT_TTL_S if finished else LOCKED_OUTPUT_TTL_S)
+        if finished:
+            cache.set(_final_key(round_obj.code), data, timeout=FINAL_OUTPUT_TTL_S)
+    return data
+
+
+def final_round_output(code: str) -> dict[str, Any] | None:
+    """A finished round's cached answer by code alone, or None (not finished, or not cached yet)."""
+    if not (len(code) == 8 and code.isascii() and code.isdigit()):  # a round code is YYYYMMDD
+        return None
+    return cache.get(_final_key(code))
+
+
 class RoundCurrentApi(APIView):
     """The round of today's session (or the next one): status, times, pools by side, commit.
 
-    Public, like every round's commit and reveal (the house manual curls it without credentials).
+    Public, like every round's commit and reveal (the house manual curls it without credentials). The
+    answer is the same for everyone, so no credentials are looked at (no token query).
     """
 
+    authentication_classes: list[type[BaseAuthentication]] = []
     permission_classes = [AllowAny]
 
     @extend_schema(responses={200: RoundOutputSerializer})
     def get(self, request: Request) -> Response:
-        return Response(RoundOutputSerializer(round_current()).data)
+        data = final_round_output(round_current_code())
+        return Response(data if data is not None else round_output(round_current()))
 
 
 class RoundDetailApi(APIView):
-    """One round; after settlement also its result, close, price evidence and reveal (public)."""
+    """One round; after settlement also its result, close, price evidence and reveal (public, like the current one)."""
 
+    authentication_classes: list[type[BaseAuthentication]] = []
     permission_classes = [AllowAny]
 
     @extend_schema(responses={200: RoundOutputSerializer})
     def get(self, request: Request, code: str) -> Response:
-        return Response(RoundOutputSerializer(round_get(code=code)).data)
+        data = final_round_output(code)
+        return Response(data if data is not None else round_output(round_get(code=code)))
 
 
 class BetPlaceApi(APIView):

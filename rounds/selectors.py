@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -30,15 +31,20 @@ NEW_YORK = ZoneInfo("America/New_York")
 
 
 @register_wallet_component("in_open_bets_u")
-def user_open_stakes(*, user: Any) -> dict[str, int]:
-    """Return the player's stakes in rounds not yet settled, per currency (the wallet's in_open_bets_u)."""
-    rows = (
+def user_open_stake_rows(*, user: Any) -> QuerySet[Bet, tuple[str, int]]:
+    """The player's stakes in rounds not yet settled as (currency, total) rows: the wallet's in_open_bets_u."""
+    return (
         Bet.objects.filter(player=user, round__status__in=Round.UNSETTLED)
+        .order_by()
         .values("round__currency")
         .annotate(total=Sum("stake_u"))
         .values_list("round__currency", "total")
     )
-    return {currency: int(total or 0) for currency, total in rows}
+
+
+def user_open_stakes(*, user: Any) -> dict[str, int]:
+    """Return the player's stakes in rounds not yet settled, per currency."""
+    return {currency: int(total or 0) for currency, total in user_open_stake_rows(user=user)}
 
 
 def round_params(*, round_obj: Round) -> dict[str, object]:
@@ -67,14 +73,26 @@ def round_get(*, code: str) -> Round:
         raise RoundNotFound(f"There is no round {code}.") from exc
 
 
+@functools.lru_cache(maxsize=8)
+def _session_code_on_or_after(day: date) -> str:
+    try:
+        return code_for(next_session(on_or_after=day))
+    except OutsideCalendarRange:
+        return ""
+
+
+def round_current_code() -> str:
+    """The code of today's session (New York date) or the next one; "" beyond the calendar.
+
+    Computed once per New York date per process (the calendar is fixed for the life of a process).
+    """
+    return _session_code_on_or_after(clock.now().astimezone(NEW_YORK).date())
+
+
 def round_current() -> Round:
     """Return the round of today's session (New York date) or, failing that, the next open one."""
-    today = clock.now().astimezone(NEW_YORK).date()
-    try:
-        code = code_for(next_session(on_or_after=today))
-    except OutsideCalendarRange:
-        code = ""
-    found = Round.objects.filter(code=code).first()
+    code = round_current_code()
+    found = Round.objects.filter(code=code).first() if code else None
     if found is None:
         found = Round.objects.filter(status=Round.Status.OPEN).order_by("code").first()
     if found is None:
