@@ -4,7 +4,8 @@ Everything here reads the environment so the container, compose.yaml and `make p
 PORT / BIND, WEB_CONCURRENCY (default: 2 x usable CPUs + 1), WEB_THREADS, WEB_TIMEOUT_S. The access log
 is one JSON object per request on stdout (`config.gunicorn_logging.JsonAccessLogger`). When PROMETHEUS_MULTIPROC_DIR is set the directory is created
 and emptied at start (stale files from a previous run would be counted). Server hooks live in a module
-(`ops.gunicorn_hooks` by default, GUNICORN_HOOKS_MODULE to change it): when it exists its hooks are used.
+(`config.gunicorn_hooks` by default: it empties the metrics directory at start and marks a dead worker's
+gauges as gone; GUNICORN_HOOKS_MODULE to change it): when it exists its hooks are used.
 Every new worker is warmed before its first request (`post_worker_init`: config/warmup.py loads the URLconf
 and the XNYS calendar), then the hooks module's own `post_worker_init`, if any, runs.
 """
@@ -61,7 +62,7 @@ def _prepare_multiproc_dir() -> None:
 
 
 _HOOKS = ("on_starting", "when_ready", "post_fork", "post_worker_init", "worker_exit", "child_exit", "on_exit")
-_hooks_module_name = os.environ.get("GUNICORN_HOOKS_MODULE", "ops.gunicorn_hooks")
+_hooks_module_name = os.environ.get("GUNICORN_HOOKS_MODULE", "config.gunicorn_hooks")
 _hooks_module = importlib.import_module(_hooks_module_name) if importlib.util.find_spec(_hooks_module_name) else None
 
 

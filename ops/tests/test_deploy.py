@@ -242,3 +242,13 @@ def test_production_serves_the_admin_css_with_a_long_cache_and_logs_json(product
     [nasty] = [r for r in access if r["user_agent"] == nasty_agent]
     assert nasty["path"] == '/static/x"y\\' and nasty["status"] == 404
     assert any(r["path"] == f"/static/{hashed}" and r["status"] == 200 for r in access)
+
+
+def test_the_gunicorn_config_uses_the_metrics_hooks_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without GUNICORN_HOOKS_MODULE, a dead worker's gauges are marked gone (config.gunicorn_hooks.child_exit)."""
+    from config import gunicorn_hooks
+
+    monkeypatch.delenv("GUNICORN_HOOKS_MODULE", raising=False)
+    settings = runpy.run_path(str(Path(__file__).resolve().parents[2] / "config" / "gunicorn.conf.py"))
+    assert settings["child_exit"] is gunicorn_hooks.child_exit
+    assert callable(settings["post_worker_init"]) and callable(settings["on_starting"])
