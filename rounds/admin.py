@@ -12,6 +12,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import URLPattern, path, reverse
@@ -22,6 +23,7 @@ from ops.errors import ApplicationError
 
 from .models import Bet, OracleObservation, Round
 from .overrides import force_result_propose, round_void
+from .pools import pools_show
 from .selectors import settlement_breakdown
 from .services import oracle_price_enter
 from .settlement import force_subject
@@ -96,6 +98,15 @@ class BetInline(ReadOnlyMixin, admin.TabularInline):
         return queryset.filter(id__in=first_ids)
 
 
+class RoundChangeList(ChangeList):
+    """The rounds' list, an OPEN round's pools summed from its bets (they are stored on the round at lock)."""
+
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        for round_obj in self.result_list:  # evaluates the page once; the template reuses these objects
+            pools_show(round_obj=round_obj)
+
+
 @admin.register(Round)
 class RoundAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = (
@@ -155,6 +166,13 @@ class RoundAdmin(ReadOnlyMixin, admin.ModelAdmin):
     fields = readonly_fields  # the salt is never shown: it is revealed with the settlement
     inlines = [BetInline]
     change_form_template = "rounds/admin/round_change_form.html"
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return RoundChangeList
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Round | None:
+        round_obj = super().get_object(request, object_id, from_field)
+        return pools_show(round_obj=round_obj) if round_obj is not None else None  # read-only: never saved
 
     @admin.display(description="total", ordering="up_pool_u")
     def total(self, obj: Round) -> str:

@@ -59,7 +59,7 @@ class Round(models.Model):
     # Lock.
     merkle_root = models.CharField(max_length=64, blank=True)
     locked_at = models.DateTimeField(null=True, blank=True)
-    # Pools, maintained under the round's row lock as bets arrive.
+    # Pools, stored when the round locks (`rounds.pools.pools_fold`); while OPEN, `rounds.pools.pools_live`.
     up_pool_u = models.BigIntegerField(default=0)
     down_pool_u = models.BigIntegerField(default=0)
     up_bets = models.PositiveIntegerField(default=0)
