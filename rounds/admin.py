@@ -13,6 +13,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import URLPattern, path, reverse
@@ -23,7 +24,7 @@ from ops.errors import ApplicationError
 
 from .models import Bet, OracleObservation, Round
 from .overrides import force_result_propose, round_void
-from .pools import pools_show
+from .pools import pools_show, with_live_pools
 from .selectors import settlement_breakdown
 from .services import oracle_price_enter
 from .settlement import force_subject
@@ -99,7 +100,7 @@ class BetInline(ReadOnlyMixin, admin.TabularInline):
 
 
 class RoundChangeList(ChangeList):
-    """The rounds' list, an OPEN round's pools summed from its bets (they are stored on the round at lock)."""
+    """The rounds' list, an OPEN round's pools from its stripes (they are stored on the round at lock)."""
 
     def get_results(self, request: HttpRequest) -> None:
         super().get_results(request)
@@ -167,6 +168,9 @@ class RoundAdmin(ReadOnlyMixin, admin.ModelAdmin):
     inlines = [BetInline]
     change_form_template = "rounds/admin/round_change_form.html"
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Round]:
+        return with_live_pools(super().get_queryset(request))
+
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return RoundChangeList
 
@@ -219,7 +223,7 @@ class RoundAdmin(ReadOnlyMixin, admin.ModelAdmin):
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
-            "original": round_obj,
+            "original": pools_show(round_obj=round_obj),  # an OPEN round's pools from its stripes
             "title": title,
             "form": form,
             "change_url": reverse("admin:rounds_round_change", args=[round_obj.pk]),

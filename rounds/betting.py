@@ -2,8 +2,9 @@
 
 Bets of one round run concurrently: each holds the round shared (`rounds.lock_objects.round_bet_lock`)
 while it checks the status and the lock time, and `round_lock` takes it exclusively, so no bet commits
-after the lock. The stake goes to one of the round's pool stripes (`rounds.pools`), folded into the pool
-account at lock, and the round's row is not updated: its pool figures are stored at lock.
+after the lock. The stake goes to one of the round's pool stripes (`rounds.pools`: a ledger account,
+folded into the pool account at lock, and a `PoolStripe` row of figures), never to the round's row: its
+pool figures are stored at lock.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from rounds.domain.pool import Side
 from . import errors
 from .lock_objects import round_bet_lock
 from .models import Bet, Round
-from .pools import stripe_account
+from .pools import stripe_account, stripe_add
 from .selectors import bet_record
 
 if TYPE_CHECKING:
@@ -61,6 +62,7 @@ def bet_place(*, user: User, code: str, side: str, stake_u: int) -> Bet:
             actor=user,
             metadata={"round": code, "side": side, "bet_id": str(bet.bet_id)},
         )
+        stripe_add(round_obj=round_obj, player_id=user.pk, side=side, stake_u=stake_u)
     return bet
 
 

@@ -5,7 +5,8 @@ transaction-level advisory lock keyed by the round's code, then `SELECT ... FOR 
 (`round_bet_lock`). Every other write to a round (`round_lock_row`: the lock, settlement's callers, forced
 results, oracle prices) takes the same advisory lock *exclusively* before `SELECT ... FOR UPDATE`. So
 `round_lock` waits for every bet in flight to commit and holds new ones until it commits; they then read
-LOCKED and are refused. A bet committed after the lock is impossible, and no row is written by every bet.
+LOCKED and are refused. A bet committed after the lock is impossible, and no row is updated by every bet:
+the round's row is only share-locked (as the bet's foreign key to it share-locks it anyway at commit).
 
 Why the advisory lock as well as the row lock: the row locks alone are exact (FOR SHARE conflicts with
 FOR UPDATE), but PostgreSQL lets a new FOR SHARE join the share lockers already holding a row without

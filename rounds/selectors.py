@@ -22,6 +22,7 @@ from rounds.domain.reveal import verify_reveal
 
 from .errors import BetNotFound, ProofNotReady, RoundNotFound
 from .models import Bet, Round
+from .pools import with_live_pools
 
 NEW_YORK = ZoneInfo("America/New_York")
 
@@ -65,17 +66,21 @@ def round_get(*, code: str) -> Round:
 
 
 def round_current() -> Round:
-    """Return the round of today's session (New York date) or, failing that, the next open one."""
+    """Return the round of today's session (New York date) or, failing that, the next open one.
+
+    Annotated with its stripes' pool figures (`rounds.pools.pools_show` shows them while it is OPEN).
+    """
     today = clock.now().astimezone(NEW_YORK).date()
     try:
         code = code_for(next_session(on_or_after=today))
     except OutsideCalendarRange:
         code = ""
-    found = Round.objects.filter(code=code).first()
+    rounds = with_live_pools(Round.objects.all())  # an OPEN round's pools so far, in the same query
+    found = rounds.filter(code=code).first()
     if found is None:
-        found = Round.objects.filter(status=Round.Status.OPEN).order_by("code").first()
+        found = rounds.filter(status=Round.Status.OPEN).order_by("code").first()
     if found is None:
-        found = Round.objects.order_by("-code").first()
+        found = rounds.order_by("-code").first()
     if found is None:
         raise RoundNotFound("No round has been opened yet.")
     return found

@@ -2,9 +2,9 @@
 
 Every figure comes from the selector the commands and `/metrics` use (`tvl`, the manual-review queue,
 `stuck_finance_jobs`, `round_current`), or from one grouped query over a bounded table: the charts
-read deposits, withdrawals, rounds and payout attempts, never ledger entries, and bets only for the OPEN
-round's pools so far (`rounds.pools.pools_live`: one aggregate over that round's bets; a locked round's
-pools are stored on it), so the number of queries does not grow with the number of bets.
+read deposits, withdrawals, rounds and payout attempts, never bets or ledger entries, so the number of
+queries and the rows they touch do not grow with the number of bets (an OPEN round's pools so far are
+the sums of its few `PoolStripe` rows, in the rounds' query: `rounds.pools.with_live_pools`).
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def current_round_status(*, now: datetime) -> RoundStatus | None:
     from rounds.selectors import round_current
 
     try:
-        round_obj = pools_show(round_obj=round_current())  # an OPEN round's pools: summed from its bets
+        round_obj = pools_show(round_obj=round_current())  # an OPEN round's pools: from its stripes
     except RoundNotFound:
         return None
     lock_in = int((round_obj.lock_at - now).total_seconds()) if round_obj.status == "OPEN" else None
@@ -96,7 +96,7 @@ def daily_flows(*, today: date) -> dict[str, DailySeries]:
     per currency (only currencies that moved)."""
     from payouts.models import Withdrawal
     from rounds.models import Round
-    from rounds.pools import pools_live
+    from rounds.pools import pools_live, with_live_pools
     from webhooks.models import Deposit
 
     days = _days(today)
@@ -128,9 +128,9 @@ def daily_flows(*, today: date) -> dict[str, DailySeries]:
         .annotate(t=Sum("amount_u"))
         .values_list("day", "currency", "t"),
     )
-    # Stakes and fees from the rounds' stored pools (stored at lock), by the round's day; an OPEN round's
-    # stakes so far are summed from its bets (`rounds.pools.pools_live`, one round).
-    for round_obj in Round.objects.filter(code__gte=f"{days[0]:%Y%m%d}").only(
+    # Stakes and fees from the rounds' stored pools (stored at lock; an OPEN round's so far from its pool
+    # stripes, annotated in the same query; bets are never summed here), by the round's day.
+    for round_obj in with_live_pools(Round.objects.filter(code__gte=f"{days[0]:%Y%m%d}")).only(
         "code", "status", "currency", "up_pool_u", "down_pool_u", "up_bets", "down_bets", "fee_u"
     ):
         code, currency, fee = round_obj.code, round_obj.currency, round_obj.fee_u

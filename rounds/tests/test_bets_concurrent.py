@@ -25,9 +25,10 @@ from rounds import errors
 from rounds.betting import bet_place
 from rounds.domain.merkle import bet_leaves, merkle_root
 from rounds.models import Bet, Round
-from rounds.pools import POOL_STRIPES
+from rounds.pools import POOL_STRIPES, pools_live
 from rounds.selectors import bet_records, round_leaves
 from rounds.services import round_lock
+from rounds.tests.factories import pool_held
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -204,6 +205,11 @@ def test_two_bets_of_one_round_hold_their_transactions_at_the_same_time(
 
     assert all(isinstance(result, Bet) for result in results), results
     assert Bet.objects.filter(round=round_obj).count() == 2
+    # Neither bet wrote the round's row; its pools so far are its stripes' figures.
+    stored = Round.objects.get(pk=round_obj.pk)
+    assert (stored.up_pool_u, stored.down_pool_u, stored.up_bets, stored.down_bets) == (0, 0, 0, 0)
+    assert pools_live(round_obj=stored) == {"up_pool_u": 2_000_000, "down_pool_u": 0, "up_bets": 2, "down_bets": 0}
+    assert pool_held(stored) == 2_000_000 and Account.objects.get(pk=stored.pool_account_id).balance_u == 0
     assert_ledger_ok()
 
 

@@ -28,6 +28,14 @@ def _migrate(targets: list[tuple[str, str]]) -> None:
     executor.migrate(targets)
 
 
+@pytest.fixture(autouse=True)
+def _back_to_the_latest_migrations() -> Any:
+    """Leave the database fully migrated for the tests after this one (later tables and triggers too)."""
+    yield
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+
 def _money() -> dict[str, Any]:
     return {
         "balances": sorted(Account.objects.values_list("name", "currency", "balance_u")),
