@@ -1,8 +1,9 @@
 """Writes for rounds: open, lock, operators' oracle prices, and the tick that drives them on the XNYS clock.
 
 Every write locks the round exclusively (`rounds.lock_objects.round_lock_row`; bets hold it shared) and
-checks its status in the same transaction, and changes the status only with a conditional UPDATE, so the beat tick, the management
-commands and the admin can run at once: the second caller finds the work done and changes nothing.
+checks its status in the same transaction, and changes the status only with a conditional UPDATE, so the
+beat tick, the management commands and the admin can run at once: the second caller finds the work done
+and changes nothing.
 Network I/O (oracle sources) happens outside any transaction. Bets are `rounds.betting`, settlement
 `rounds.settlement`, forced results and the emergency stop `rounds.overrides`.
 """
