@@ -90,6 +90,17 @@ def round_pool_account(*, code: str, currency: str) -> Account:
     return account_get_or_create(name=f"round:{code}:pool", currency=currency, kind=Account.Kind.ROUND_POOL)
 
 
+def round_pool_stripe_account(*, code: str, currency: str, stripe: int) -> Account:
+    """Return stripe `stripe` of a round's pool (`round:<code>:pool:<stripe>`): stakes before lock land here.
+
+    Bets of one round credit different stripes, so no balance row is written by every bet; the round folds
+    its stripes into `round_pool_account` when it locks (`rounds.pools`). A stripe is a round pool account.
+    """
+    if isinstance(stripe, bool) or not isinstance(stripe, int) or stripe < 0:
+        raise InvalidAmount(f"A pool stripe is a whole number from 0, not {stripe!r}.")
+    return account_get_or_create(name=f"round:{code}:pool:{stripe}", currency=currency, kind=Account.Kind.ROUND_POOL)
+
+
 # --- Validation --------------------------------------------------------------------------------
 
 

@@ -32,7 +32,7 @@ def check_broker() -> dict[str, Any]:
     url = settings.CELERY_BROKER_URL
     started = time.perf_counter()
     if url.startswith("filesystem://"):
-        folder = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_out"])
+        folder = Path(str(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_out"]))
         try:
             folder.mkdir(parents=True, exist_ok=True)
             probe = folder / ".ready-probe"

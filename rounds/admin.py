@@ -12,6 +12,8 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import URLPattern, path, reverse
@@ -22,6 +24,7 @@ from ops.approvals import audit_trail_with_decisions, may_approve, proposals_for
 
 from .models import Bet, OracleObservation, Round
 from .overrides import force_result_propose, round_void
+from .pools import pools_show, with_live_pools
 from .selectors import settlement_breakdown
 from .services import oracle_price_enter
 from .settlement import force_subject
@@ -82,6 +85,15 @@ class BetInline(ReadOnlyTabularInline):
             return queryset.none()
         first_ids = list(queryset.filter(round=round_obj).order_by("id").values_list("id", flat=True)[:INLINE_BETS])
         return queryset.filter(id__in=first_ids)
+
+
+class RoundChangeList(ChangeList):
+    """The rounds' list, an OPEN round's pools from its stripes (they are stored on the round at lock)."""
+
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        for round_obj in self.result_list:  # evaluates the page once; the template reuses these objects
+            pools_show(round_obj=round_obj)
 
 
 @admin.register(Round)
@@ -150,6 +162,16 @@ class RoundAdmin(ReadOnlyAdmin):
     inlines = [BetInline]
     change_form_template = "rounds/admin/round_change_form.html"
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Round]:
+        return with_live_pools(super().get_queryset(request))
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return RoundChangeList
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Round | None:
+        round_obj = super().get_object(request, object_id, from_field)
+        return pools_show(round_obj=round_obj) if round_obj is not None else None  # read-only: never saved
+
     @admin.display(description="total", ordering="up_pool_u")
     def total(self, obj: Round) -> str:
         return money_column("total_pool_u")(obj)
@@ -195,7 +217,7 @@ class RoundAdmin(ReadOnlyAdmin):
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
-            "original": round_obj,
+            "original": pools_show(round_obj=round_obj),  # an OPEN round's pools from its stripes
             "title": title,
             "form": form,
             "change_url": reverse("admin:rounds_round_change", args=[round_obj.pk]),

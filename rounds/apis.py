@@ -26,6 +26,7 @@ from ops.validation import AmountField
 
 from .betting import bet_place
 from .models import Bet, Round
+from .pools import pools_show
 from .selectors import bet_proof, player_bets, round_current, round_current_code, round_get
 
 # A bet's record is hashed as canonical JSON (RFC 8785), which allows no integer beyond 2**53 - 1.
@@ -80,7 +81,7 @@ class RoundOutputSerializer(serializers.Serializer):
 
     @extend_schema_field(PoolsSerializer)
     def get_pools(self, obj: Round) -> dict[str, Any]:
-        return dict(self.PoolsSerializer(obj).data)
+        return dict(self.PoolsSerializer(pools_show(round_obj=obj)).data)  # from the bets while OPEN
 
     @extend_schema_field(SettlementSerializer(allow_null=True))
     def get_settlement(self, obj: Round) -> dict[str, Any] | None:

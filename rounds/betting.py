@@ -1,11 +1,17 @@
-"""Placing a bet: the stake moves from the player's available balance into the round's pool, before lock."""
+"""Placing a bet: the stake moves from the player's available balance into the round's pool, before lock.
+
+Bets of one round run concurrently: each holds the round shared (`rounds.lock_objects.round_bet_lock`)
+while it checks the status and the lock time, and `round_lock` takes it exclusively, so no bet commits
+after the lock. The stake goes to one of the round's pool stripes (`rounds.pools`: a ledger account,
+folded into the pool account at lock, and a `PoolStripe` row of figures), never to the round's row: its
+pool figures are stored at lock.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from django.db import transaction
-from django.db.models import F
 
 from ledger.services import transfer, user_account
 from ops.actors import require_player
@@ -17,8 +23,9 @@ from rounds.domain.merkle import bet_leaf
 from rounds.domain.pool import Side
 
 from . import errors
-from .lock_objects import round_lock_row
+from .lock_objects import round_bet_lock
 from .models import Bet, Round
+from .pools import stripe_account, stripe_add
 from .selectors import bet_record
 
 if TYPE_CHECKING:
@@ -34,7 +41,7 @@ def bet_place(*, user: User, code: str, side: str, stake_u: int) -> Bet:
     if switch_is_on(Switch.Name.BETTING_PAUSED):
         raise errors.BettingPaused("Betting is paused by the operators; try again later.")
     with transaction.atomic():
-        round_obj = round_lock_row(code=code)
+        round_obj = round_bet_lock(code=code)
         now = clock.now()
         if round_obj.status != Round.Status.OPEN or now >= round_obj.lock_at:
             raise errors.RoundLocked(f"Round {code} locked at {round_obj.lock_at:%Y-%m-%d %H:%M:%S}Z; no more bets.")
@@ -48,15 +55,14 @@ def bet_place(*, user: User, code: str, side: str, stake_u: int) -> Bet:
         bet.save(force_insert=True)
         transfer(
             source=account,
-            destination=round_obj.pool_account,
+            destination=stripe_account(round_obj=round_obj, player_id=user.pk),
             amount_u=stake_u,
             type="bet",
             reference=f"bet:{bet.bet_id}",
             actor=user,
             metadata={"round": code, "side": side, "bet_id": str(bet.bet_id)},
         )
-        pool, count = ("up_pool_u", "up_bets") if side == Side.UP else ("down_pool_u", "down_bets")
-        Round.objects.filter(pk=round_obj.pk).update(**{pool: F(pool) + stake_u, count: F(count) + 1})
+        stripe_add(round_obj=round_obj, player_id=user.pk, side=side, stake_u=stake_u)
     return bet
 
 

@@ -1,17 +1,67 @@
-"""Row locks for rounds: the round row (the ledger locks its own accounts)."""
+"""Row locks for rounds: the round row (the ledger locks its own accounts), shared by bets, exclusive otherwise.
+
+Bets of one round run concurrently. Each bet holds the round *shared* until it commits: a shared
+transaction-level advisory lock keyed by the round's code, then `SELECT ... FOR SHARE` of the round row
+(`round_bet_lock`). Every other write to a round (`round_lock_row`: the lock, settlement's callers, forced
+results, oracle prices) takes the same advisory lock *exclusively* before `SELECT ... FOR UPDATE`. So
+`round_lock` waits for every bet in flight to commit and holds new ones until it commits; they then read
+LOCKED and are refused. A bet committed after the lock is impossible, and no row is updated by every bet:
+the round's row is only share-locked (as the bet's foreign key to it share-locks it anyway at commit).
+
+Why the advisory lock as well as the row lock: the row locks alone are exact (FOR SHARE conflicts with
+FOR UPDATE), but PostgreSQL lets a new FOR SHARE join the share lockers already holding a row without
+queueing behind a waiting FOR UPDATE, so a steady stream of bets could starve the lock. The lock manager
+queues a new shared advisory request behind a waiting exclusive one, so the lock gets through at once.
+Lock order everywhere: advisory, then the round row, then the ledger's accounts (ascending id).
+SQLite (the embedded default) has neither lock and serialises every writer.
+"""
 
 from __future__ import annotations
 
-from ops.db_guard import service_write_allow
+from django.db import connection
+
+from ops.db_guard import SERVICE_WRITE_SETTING, service_write_allow
 
 from .errors import RoundNotFound
 from .models import Round
 
+_BETS_LOCK = "SELECT set_config(%s, 'on', true), pg_advisory_xact_lock{mode}(hashtext('rounds:bets'), hashtext(%s))"
+
+
+def _bets_lock(*, code: str, shared: bool) -> None:
+    """Take the round's advisory lock (shared for a bet, exclusive otherwise) and pass the red-line trigger."""
+    if connection.vendor != "postgresql":
+        service_write_allow()
+        return
+    if not connection.in_atomic_block:
+        raise RuntimeError("A round lock must be taken inside transaction.atomic().")
+    with connection.cursor() as cursor:  # one round trip: service_write_allow() and the lock
+        cursor.execute(_BETS_LOCK.format(mode="_shared" if shared else ""), [SERVICE_WRITE_SETTING, code])
+
 
 def round_lock_row(*, code: str) -> Round:
-    """Lock one round's row with SELECT ... FOR UPDATE and return it fresh (and pass the red-line trigger)."""
-    service_write_allow()
+    """Lock one round exclusively (advisory lock, then SELECT ... FOR UPDATE) and return it fresh.
+
+    Waits for the bets in flight on this round to commit; new bets wait for this transaction.
+    """
+    _bets_lock(code=code, shared=False)
     try:
         return Round.objects.select_for_update().get(code=code)
     except Round.DoesNotExist as exc:
         raise RoundNotFound(f"There is no round {code}.") from exc
+
+
+def round_bet_lock(*, code: str) -> Round:
+    """Hold one round shared for a bet (advisory lock shared, then SELECT ... FOR SHARE); return it fresh.
+
+    Many bets of the round hold this at once; `round_lock_row` waits for all of them. Nothing here writes
+    the round's row: a bet reads its status and lock time under this lock and never updates it.
+    """
+    _bets_lock(code=code, shared=True)
+    if connection.vendor != "postgresql":
+        found = Round.objects.filter(code=code).first()
+    else:
+        found = next(iter(Round.objects.raw("SELECT * FROM rounds_round WHERE code = %s FOR SHARE", [code])), None)
+    if found is None:
+        raise RoundNotFound(f"There is no round {code}.")
+    return found

@@ -60,7 +60,7 @@ class Round(models.Model):
     # Lock.
     merkle_root = models.CharField(max_length=64, blank=True)
     locked_at = models.DateTimeField(null=True, blank=True)
-    # Pools, maintained under the round's row lock as bets arrive.
+    # Pools, stored when the round locks (`rounds.pools.pools_fold`); while OPEN, summed over its PoolStripe rows.
     up_pool_u = models.BigIntegerField(default=0)
     down_pool_u = models.BigIntegerField(default=0)
     up_bets = models.PositiveIntegerField(default=0)
@@ -116,6 +116,27 @@ class Round(models.Model):
     def is_finished(self) -> bool:
         """True once the round is settled or void."""
         return self.status in self.FINISHED
+
+
+class PoolStripe(models.Model):
+    """One of the stripes of an OPEN round's pool figures (`rounds.pools`): each bet adds its stake and count
+    to one stripe row, never to the round's row, so bets of one round do not all write one row. The
+    figures shown before lock are the sums over a round's stripes; at lock the round stores its own."""
+
+    round = models.ForeignKey(Round, on_delete=models.PROTECT, related_name="pool_stripes", db_index=False)
+    stripe = models.PositiveSmallIntegerField()
+    up_pool_u = models.BigIntegerField(default=0)
+    down_pool_u = models.BigIntegerField(default=0)
+    up_bets = models.PositiveIntegerField(default=0)
+    down_bets = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["round", "stripe"], name="rounds_poolstripe_one_row_per_stripe"),
+        ]
+
+    def __str__(self) -> str:
+        return f"round {self.round_id} stripe {self.stripe}"
 
 
 class Bet(models.Model):

@@ -25,6 +25,7 @@ from rounds.domain.reveal import verify_reveal
 
 from .errors import BetNotFound, ProofNotReady, RoundNotFound
 from .models import Bet, Round
+from .pools import with_live_pools
 from .proofs import proof_refused, stored_proof
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -90,13 +91,17 @@ def round_current_code() -> str:
 
 
 def round_current() -> Round:
-    """Return the round of today's session (New York date) or, failing that, the next open one."""
+    """Return the round of today's session (New York date) or, failing that, the next open one.
+
+    Annotated with its stripes' pool figures (`rounds.pools.pools_show` shows them while it is OPEN).
+    """
     code = round_current_code()
-    found = Round.objects.filter(code=code).first() if code else None
+    rounds = with_live_pools(Round.objects.all())  # an OPEN round's pools so far, in the same query
+    found = rounds.filter(code=code).first() if code else None
     if found is None:
-        found = Round.objects.filter(status=Round.Status.OPEN).order_by("code").first()
+        found = rounds.filter(status=Round.Status.OPEN).order_by("code").first()
     if found is None:
-        found = Round.objects.order_by("-code").first()
+        found = rounds.order_by("-code").first()
     if found is None:
         raise RoundNotFound("No round has been opened yet.")
     return found

@@ -1,8 +1,9 @@
 """Writes for rounds: open, lock, operators' oracle prices, and the tick that drives them on the XNYS clock.
 
-Every write locks the round's row (SELECT ... FOR UPDATE) and checks its status in the same
-transaction, and changes the status only with a conditional UPDATE, so the beat tick, the management
-commands and the admin can run at once: the second caller finds the work done and changes nothing.
+Every write locks the round exclusively (`rounds.lock_objects.round_lock_row`; bets hold it shared) and
+checks its status in the same transaction, and changes the status only with a conditional UPDATE, so the
+beat tick, the management commands and the admin can run at once: the second caller finds the work done
+and changes nothing.
 Network I/O (oracle sources) happens outside any transaction. Bets are `rounds.betting`, settlement
 `rounds.settlement`, forced results and the emergency stop `rounds.overrides`.
 """
@@ -29,6 +30,7 @@ from . import errors
 from .lock_objects import round_lock_row
 from .models import OracleObservation, Round
 from .oracle import configured_sources
+from .pools import pools_fold, stripes_create
 from .proofs import merkle_tree_store
 from .selectors import round_leaves
 from .settlement import round_settle
@@ -159,6 +161,7 @@ def round_open(
             commit=round_commit(params=params),
             salt=salt,
         )
+        stripes_create(code=code, currency=currency)
         audit_record(
             actor=acting_user,
             action="rounds.open",
@@ -179,17 +182,22 @@ def round_open(
 
 
 def round_lock(*, code: str, acting_user: Actor, reason: str = "") -> tuple[Round, bool]:
-    """Stop taking bets and publish the Merkle root of the accepted bets; return (round, changed)."""
+    """Stop taking bets and publish the Merkle root of the accepted bets; return (round, changed).
+
+    The round's exclusive lock waits for the bets in flight and holds new ones until this commits (they
+    then read LOCKED); the pool stripes are folded into the pool account and the pool figures stored.
+    """
     with transaction.atomic():
         round_obj = round_lock_row(code=code)
         if round_obj.status != Round.Status.OPEN:
             return round_obj, False
+        pools = pools_fold(round_obj=round_obj, acting_user=acting_user)  # the stripes into the pool account
         leaves = round_leaves(round_obj=round_obj)
         root = merkle_root(leaves)
         merkle_tree_store(round_obj=round_obj, leaves=leaves, root=root)
         now = clock.now()
         updated = Round.objects.filter(pk=round_obj.pk, status=Round.Status.OPEN).update(
-            status=Round.Status.LOCKED, merkle_root=root, locked_at=now
+            status=Round.Status.LOCKED, merkle_root=root, locked_at=now, **pools
         )
         assert updated == 1
         audit_record(

@@ -48,6 +48,7 @@ from rounds.domain.reveal import reveal_header
 from . import errors
 from .models import Bet, OracleObservation, Round
 from .oracle import configured_sources, operator_sources
+from .pools import pools_live
 from .selectors import oracle_deadline_for, round_get, round_params
 
 logger = logging.getLogger(__name__)
@@ -147,7 +148,8 @@ def settlement_preview(*, code: str, result: Result, void_reason: VoidReason | N
 def settlement_preview_auto(*, code: str) -> tuple[Breakdown, Decimal | None]:
     """Ask the oracle now (recording nothing) and preview the AUTO settlement; raise OraclePending if no price."""
     round_obj = round_get(code=code)
-    if round_obj.up_pool_u == 0 or round_obj.down_pool_u == 0:
+    pools = pools_live(round_obj=round_obj)  # stored at lock; an OPEN round's so far from its stripes
+    if pools["up_pool_u"] == 0 or pools["down_pool_u"] == 0:
         return settlement_preview(code=code, result=Result.VOID), None
     try:
         answer = resolve_close(

@@ -84,6 +84,7 @@ def daily_report(*, day: date) -> DailyReport:
     from ops.stuck import stuck_jobs
     from payouts.models import PayoutAttempt, Withdrawal
     from rounds.models import Round
+    from rounds.pools import pools_show, with_live_pools
     from webhooks.models import Deposit
 
     start, end = _bounds(day)
@@ -121,9 +122,12 @@ def daily_report(*, day: date) -> DailyReport:
         .annotate(n=Count("id"), total_u=Sum("amount_u"))
         .order_by("currency")
     )
-    rounds = list(
-        Round.objects.filter(Q(code=f"{day:%Y%m%d}") | Q(settled_at__gte=start, settled_at__lt=end)).order_by("code")
-    )
+    rounds = [  # an OPEN round's pools from its stripes (stored on the round at lock)
+        pools_show(round_obj=round_obj)
+        for round_obj in with_live_pools(Round.objects.all())
+        .filter(Q(code=f"{day:%Y%m%d}") | Q(settled_at__gte=start, settled_at__lt=end))
+        .order_by("code")
+    ]
 
     risks = [Risk(f"ledger invariant breach: {b}", ON_CALL_FINANCE, "now") for b in breaches]
     queue = Withdrawal.objects.filter(state=Withdrawal.State.PAYOUT_FAILED).count()

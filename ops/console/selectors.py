@@ -3,7 +3,8 @@
 Every figure comes from the selector the commands and `/metrics` use (`tvl`, the manual-review queue,
 `ops.stuck.stuck_jobs`, `round_current`), or from one grouped query over a bounded table: the charts
 read deposits, withdrawals, rounds and payout attempts, never bets or ledger entries, so the number of
-queries and the rows they touch do not grow with the number of bets.
+queries and the rows they touch do not grow with the number of bets (an OPEN round's pools so far are
+the sums of its few `PoolStripe` rows, in the rounds' query: `rounds.pools.with_live_pools`).
 """
 
 from __future__ import annotations
@@ -78,10 +79,11 @@ def _oracle_status(round_obj: Any, now: datetime) -> tuple[str, datetime | None]
 def current_round_status(*, now: datetime) -> RoundStatus | None:
     """Today's round (or the next open one) with its lock countdown and oracle status."""
     from rounds.errors import RoundNotFound
+    from rounds.pools import pools_show
     from rounds.selectors import round_current
 
     try:
-        round_obj = round_current()
+        round_obj = pools_show(round_obj=round_current())  # an OPEN round's pools: from its stripes
     except RoundNotFound:
         return None
     lock_in = int((round_obj.lock_at - now).total_seconds()) if round_obj.status == "OPEN" else None
@@ -94,6 +96,7 @@ def daily_flows(*, today: date) -> dict[str, DailySeries]:
     per currency (only currencies that moved)."""
     from payouts.models import Withdrawal
     from rounds.models import Round
+    from rounds.pools import pools_live, with_live_pools
     from webhooks.models import Deposit
 
     days = _days(today)
@@ -125,10 +128,14 @@ def daily_flows(*, today: date) -> dict[str, DailySeries]:
         .annotate(t=Sum("amount_u"))
         .values_list("day", "currency", "t"),
     )
-    # Stakes and fees from the rounds' stored pools (bets are never summed here), by the round's day.
-    for code, currency, up, down, fee in Round.objects.filter(code__gte=f"{days[0]:%Y%m%d}").values_list(
-        "code", "currency", "up_pool_u", "down_pool_u", "fee_u"
+    # Stakes and fees from the rounds' stored pools (stored at lock; an OPEN round's so far from its pool
+    # stripes, annotated in the same query; bets are never summed here), by the round's day.
+    for round_obj in with_live_pools(Round.objects.filter(code__gte=f"{days[0]:%Y%m%d}")).only(
+        "code", "status", "currency", "up_pool_u", "down_pool_u", "up_bets", "down_bets", "fee_u"
     ):
+        code, currency, fee = round_obj.code, round_obj.currency, round_obj.fee_u
+        pools = pools_live(round_obj=round_obj)
+        up, down = pools["up_pool_u"], pools["down_pool_u"]
         day = min(date(int(code[:4]), int(code[4:6]), int(code[6:])), today)  # a future round's stakes so far: today
         add("stakes", [(day, currency, up + down)])
         add("fees", [(day, currency, fee or 0)])

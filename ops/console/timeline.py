@@ -353,6 +353,7 @@ def withdrawal_timeline(*, withdrawal: Withdrawal, flt: TimelineFilter) -> Itera
 def round_timeline(*, round_obj: Round, flt: TimelineFilter) -> Iterator[TimelineRow]:
     """Everything about one round, newest first: audit trail, oracle, forced results, bets, pool entries."""
     from ledger.models import Entry
+    from ledger.selectors import round_pool_stripes
     from ops.models import AuditRecord, Proposal
     from rounds.models import Bet, OracleObservation
 
@@ -382,7 +383,10 @@ def round_timeline(*, round_obj: Round, flt: TimelineFilter) -> Iterator[Timelin
             ("bet", Bet.objects.filter(round=round_obj).select_related("round", "player"), "placed_at", _bet),
             (
                 "entry",
-                Entry.objects.filter(account_id=round_obj.pool_account_id).select_related("journal", "account"),
+                Entry.objects.filter(  # the pool and its stripes (bets before lock, `rounds.pools`)
+                    Q(account_id=round_obj.pool_account_id)
+                    | Q(account__in=round_pool_stripes(code=round_obj.code, currency=round_obj.currency))
+                ).select_related("journal", "account"),
                 "created_at",
                 _entry,
             ),

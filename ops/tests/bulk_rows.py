@@ -3,7 +3,8 @@
 Used by the dashboard's query-count test and by `bench/console.py`. Rounds (one per day for 30 days and
 the current session's), players and their accounts, `bets` bets spread over the rounds (one per player
 per round, so no constraint is dropped), and a few thousand deposits, withdrawals and payout attempts
-over the same days. Round pools are set from the bets in SQL, as the bet service keeps them.
+over the same days. Round pools are set from the bets in SQL (and an OPEN round's pool stripes), as the
+bet service and the lock keep them.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def generate(*, bets: int = 1_000_000, days: int = 30, side_rows: int = 3_000) -
     from ledger.models import Account, Journal
     from payouts.models import PayoutAttempt, Withdrawal
     from rounds.models import Round
+    from rounds.pools import POOL_STRIPES
     from webhooks.models import Deposit
 
     today = timezone.now().date()
@@ -110,6 +112,16 @@ def generate(*, bets: int = 1_000_000, days: int = 30, side_rows: int = 3_000) -
             "  COALESCE(SUM(stake_u) FILTER (WHERE side = 'DOWN'), 0) down,"
             "  COUNT(*) FILTER (WHERE side = 'UP') nu, COUNT(*) FILTER (WHERE side = 'DOWN') nd"
             "  FROM rounds_bet GROUP BY round_id) s WHERE r.id = s.round_id"
+        )
+        # An OPEN round's pools so far are its pool stripes' figures, as the bet service adds them.
+        cursor.execute(
+            "INSERT INTO rounds_poolstripe (round_id, stripe, up_pool_u, down_pool_u, up_bets, down_bets)"
+            " SELECT b.round_id, b.player_id %% %s, COALESCE(SUM(b.stake_u) FILTER (WHERE b.side = 'UP'), 0),"
+            "  COALESCE(SUM(b.stake_u) FILTER (WHERE b.side = 'DOWN'), 0),"
+            "  COUNT(*) FILTER (WHERE b.side = 'UP'), COUNT(*) FILTER (WHERE b.side = 'DOWN')"
+            " FROM rounds_bet b JOIN rounds_round r ON r.id = b.round_id AND r.status = 'OPEN'"
+            " GROUP BY b.round_id, b.player_id %% %s",
+            [POOL_STRIPES, POOL_STRIPES],
         )
         cursor.execute("SELECT owner_id FROM bulk_players ORDER BY n LIMIT %s", [side_rows])
         owners = [row[0] for row in cursor.fetchall()]

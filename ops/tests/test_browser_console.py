@@ -17,6 +17,7 @@ import pytest
 from ledger.money import format_money
 from ledger.selectors import tvl
 from payouts.models import Withdrawal
+from rounds.pools import pools_show
 
 from .browser import SCREENSHOTS, admin_login
 from .console_helpers import story
@@ -73,6 +74,7 @@ def test_finance_reads_the_dashboard_a_players_timeline_and_the_report(
     assert int(page.inner_text("#manual-review-count")) == queue
     round_obj = events["round"]
     round_obj.refresh_from_db()
+    pools_show(round_obj=round_obj)  # an OPEN round's pools so far: its stripes' figures
     assert page.inner_text("[data-figure=round-total]").startswith(format_money(round_obj.total_pool_u, "USDC"))
     assert page.inner_text("[data-figure=round-status]") == round_obj.status
     assert "in " in page.inner_text("[data-figure=lock-countdown]")

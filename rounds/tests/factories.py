@@ -8,6 +8,10 @@ DOWN at the minimum stake), `bets=[("UP", 2_000_000), ("DOWN", 3_000_000)]` the 
 
 `BetFactory.create(round=round_obj, side="UP", stake_u=2_000_000)` places one bet by a new player funded
 with exactly the stake (through the ledger), or by `player=` from their own balance.
+
+An OPEN round's pool figures are not stored on it (bets do not write the round's row): `RoundFactory`
+returns the round with them as the API shows them (`rounds.pools.pools_show`), and `pool_held` is the
+money in a round's pool, its pool account plus the stripes the bets credit before lock.
 """
 
 from __future__ import annotations
@@ -19,17 +23,26 @@ from typing import TYPE_CHECKING, Any
 import factory
 
 from accounts.models import User
+from ledger.models import Account
+from ledger.selectors import round_pool_stripes
 from ledger.tests.factories import FundedPlayerFactory
 from ops.actors import BEAT
 from rounds.betting import bet_place
 from rounds.domain.calendar import parse_code, previous_session, session_times
 from rounds.models import Bet, Round
+from rounds.pools import pools_show
 from rounds.services import round_open
 
 if TYPE_CHECKING:
     from rounds.tests.conftest import Clock, Prices
 
 SIDES = ("UP", "DOWN")
+
+
+def pool_held(round_obj: Round) -> int:
+    """Return the money in a round's pool: its pool account plus its stripes (bets credit those before lock)."""
+    stripes = round_pool_stripes(code=round_obj.code, currency=round_obj.currency)
+    return Account.objects.get(pk=round_obj.pool_account_id).balance_u + sum(s.balance_u for s in stripes)
 
 
 class BetFactory(factory.django.DjangoModelFactory[Bet]):
@@ -107,3 +120,4 @@ class RoundFactory(factory.django.DjangoModelFactory[Round]):
         for side, stake_u in wanted:
             BetFactory.create(round=obj, side=side, stake_u=stake_u)
         obj.refresh_from_db()
+        pools_show(round_obj=obj)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ledger.models import Account, Journal
+from ledger.models import Journal
 from ledger.selectors import user_wallet
 from ledger.services import user_account
 from ledger.tests.factories import FundedPlayerFactory
@@ -17,13 +17,15 @@ from ops.models import Switch
 from rounds import errors
 from rounds.betting import bet_place
 from rounds.models import Bet, Round
+from rounds.pools import pools_show
 from rounds.selectors import user_open_stakes
+from rounds.tests.factories import pool_held
 
 pytestmark = pytest.mark.django_db
 
 
 def pool_balance(round_obj: Round) -> int:
-    return Account.objects.get(pk=round_obj.pool_account_id).balance_u
+    return pool_held(round_obj)  # the pool account and, before lock, the stripes the bets credit
 
 
 def available(player: Any) -> int:
@@ -38,6 +40,7 @@ def test_bet_moves_the_stake_into_the_pool(
     player = FundedPlayerFactory.create(balance_u=5_000_000)
     bet = bet_place(user=player, code=round_obj.code, side="UP", stake_u=2_000_000)
     round_obj.refresh_from_db()
+    pools_show(round_obj=round_obj)  # OPEN: its pool figures from its bets
     assert (available(player), pool_balance(round_obj)) == (3_000_000, 2_000_000)
     assert (round_obj.up_pool_u, round_obj.up_bets, round_obj.down_pool_u) == (2_000_000, 1, 0)
     assert Journal.objects.get(reference=f"bet:{bet.bet_id}").type == "bet"
@@ -62,6 +65,7 @@ def test_lock_minus_one_ms_accepted_and_at_lock_refused(
     with pytest.raises(errors.RoundLocked):
         bet_place(user=late, code=round_obj.code, side="UP", stake_u=1_000_000)
     round_obj.refresh_from_db()
+    pools_show(round_obj=round_obj)  # OPEN: its pool figures from its bets
     assert available(late) == 1_000_000 and pool_balance(round_obj) == 1_000_000
     assert (round_obj.up_bets, round_obj.down_bets) == (0, 1)
     assert not Bet.objects.filter(player=late).exists()
@@ -115,6 +119,7 @@ def test_insufficient_funds_leaves_no_bet(
     with pytest.raises(InsufficientFunds):
         bet_place(user=player, code=round_obj.code, side="UP", stake_u=2_000_000)
     round_obj.refresh_from_db()
+    pools_show(round_obj=round_obj)  # OPEN: its pool figures from its bets
     assert (available(player), pool_balance(round_obj), round_obj.up_pool_u, Bet.objects.count()) == (
         1_500_000,
         0,

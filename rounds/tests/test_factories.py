@@ -6,16 +6,16 @@ from typing import Any
 
 import pytest
 
-from ledger.models import Account, Journal
+from ledger.models import Journal
 from ledger.services import user_account
 from rounds.models import Bet, Round
-from rounds.tests.factories import BetFactory, RoundFactory
+from rounds.tests.factories import BetFactory, RoundFactory, pool_held
 
 pytestmark = pytest.mark.django_db
 
 
 def pool_balance(round_obj: Round) -> int:
-    return Account.objects.get(pk=round_obj.pool_account_id).balance_u
+    return pool_held(round_obj)  # the pool account and, before lock, the stripes the bets credit
 
 
 def test_an_open_round_with_n_bets(clock: Any, prices: Any, assert_ledger_ok: Any) -> None:

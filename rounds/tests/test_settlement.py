@@ -17,6 +17,7 @@ from rounds import errors
 from rounds.domain.pool import Result, Side, VoidReason, settle_pool
 from rounds.models import Bet, Round
 from rounds.settlement import round_settle, settlement_preview
+from rounds.tests.factories import pool_held
 
 pytestmark = pytest.mark.django_db
 
@@ -223,7 +224,7 @@ def test_forcing_from_a_state_other_than_locked_is_refused(
             force_result_propose(code=round_obj.code, result=result, reason="test", evidence="e", acting_user=finance)
     round_obj.refresh_from_db()
     assert round_obj.status == Round.Status.OPEN and balances(bet) == [0]
-    assert Account.objects.get(pk=round_obj.pool_account_id).balance_u == 4_000_000
+    assert pool_held(round_obj) == 4_000_000
     assert not Proposal.objects.exists()
 
     lock_and_reach_settlement(round_obj)

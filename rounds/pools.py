@@ -1,0 +1,172 @@
+"""A round's pool while it takes bets: stakes and figures striped, folded into the round at lock.
+
+A bet of an OPEN round never updates the round's row, and bets of one round do not all write one row:
+
+- its stake goes to one of `POOL_STRIPES` ledger stripe accounts of the round
+  (`ledger.services.round_pool_stripe_account`, chosen by the player's id), not the one pool account;
+- its stake and count are added to the same stripe's `PoolStripe` row (one upsert), the round's live
+  pool figures (the API, the console) being the sums over its stripes: a handful of rows, never its bets.
+
+So bets run concurrently (`rounds.lock_objects` holds the round shared for each bet). When the round
+locks, `pools_fold` (inside `round_lock`'s transaction, after every bet in flight has committed) moves the
+stripe accounts into the round's pool account with one journal through the ledger, computes the pool
+figures from one aggregate over the bets (checked against the stripes' figures), and `round_lock` stores
+them on the round. From then on everything (settlement, the emergency stop, the reports) finds the whole
+pool in the pool account and the figures on the round.
+
+The invariant `round_pools_equal_stakes` (rounds/invariants.py) holds at every moment: the pool account
+plus its stripes hold the round's stakes while it is unsettled, and the stripes nothing once it has locked.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import connection
+from django.db.models import OuterRef, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
+
+from ledger.models import Account
+from ledger.selectors import round_pool_stripes
+from ledger.services import Leg, journal_post, round_pool_stripe_account
+from ops.actors import Actor
+
+from . import errors
+from .models import PoolStripe, Round
+
+logger = logging.getLogger(__name__)
+
+POOL_STRIPES = 16
+
+PoolFigures = dict[str, int]  # up_pool_u, down_pool_u, up_bets, down_bets: the Round fields of the same names
+FIGURES = ("up_pool_u", "down_pool_u", "up_bets", "down_bets")
+LIVE = "live_"  # the prefix of `with_live_pools`' annotations
+
+
+def stripe_account(*, round_obj: Round, player_id: int) -> Account:
+    """Return the stripe account a player's stake in this round goes to."""
+    return round_pool_stripe_account(code=round_obj.code, currency=round_obj.currency, stripe=player_id % POOL_STRIPES)
+
+
+def stripes_create(*, code: str, currency: str) -> None:
+    """Create a new round's stripe accounts up front (bets would create them on first use otherwise)."""
+    for stripe in range(POOL_STRIPES):
+        round_pool_stripe_account(code=code, currency=currency, stripe=stripe)
+
+
+def stripe_add(*, round_obj: Round, player_id: int, side: str, stake_u: int) -> None:
+    """Add one bet to its stripe's figures (one upsert on the rounds' own table; inside the bet's transaction)."""
+    up = side == "UP"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO rounds_poolstripe (round_id, stripe, up_pool_u, down_pool_u, up_bets, down_bets)"
+            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (round_id, stripe) DO UPDATE SET"
+            " up_pool_u = rounds_poolstripe.up_pool_u + excluded.up_pool_u,"
+            " down_pool_u = rounds_poolstripe.down_pool_u + excluded.down_pool_u,"
+            " up_bets = rounds_poolstripe.up_bets + excluded.up_bets,"
+            " down_bets = rounds_poolstripe.down_bets + excluded.down_bets",
+            [round_obj.pk, player_id % POOL_STRIPES, stake_u if up else 0, 0 if up else stake_u, int(up), int(not up)],
+        )
+
+
+def with_live_pools(queryset: QuerySet[Round]) -> QuerySet[Round]:
+    """Annotate rounds with the sums of their stripes' figures (`live_up_pool_u`...), in the same query."""
+    return queryset.annotate(
+        **{
+            f"{LIVE}{name}": Coalesce(
+                Subquery(
+                    PoolStripe.objects.filter(round=OuterRef("pk"))
+                    .values("round")
+                    .annotate(total=Sum(name))
+                    .values("total")
+                ),
+                0,
+            )
+            for name in FIGURES
+        }
+    )
+
+
+def pools_live(*, round_obj: Round) -> PoolFigures:
+    """Return the round's pool figures: its stripes' sums while OPEN, as stored on the round once locked.
+
+    Uses the annotations of `with_live_pools` when the round was read with them, else one query over the
+    round's stripes (at most `POOL_STRIPES` rows, whatever the number of bets).
+    """
+    if round_obj.status != Round.Status.OPEN:
+        return {name: getattr(round_obj, name) for name in FIGURES}
+    if all(hasattr(round_obj, f"{LIVE}{name}") for name in FIGURES):
+        return {name: int(getattr(round_obj, f"{LIVE}{name}")) for name in FIGURES}
+    sums = PoolStripe.objects.filter(round_id=round_obj.pk).aggregate(
+        **{name: Coalesce(Sum(name), 0) for name in FIGURES}
+    )
+    return {name: int(sums[name]) for name in FIGURES}
+
+
+def pools_show(*, round_obj: Round) -> Round:
+    """Return the round with its pool fields set to `pools_live` (in memory only, for display; never saved)."""
+    if round_obj.status == Round.Status.OPEN:
+        for name, value in pools_live(round_obj=round_obj).items():
+            setattr(round_obj, name, value)
+    return round_obj
+
+
+def _bets_aggregate(*, round_id: int) -> PoolFigures:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT COALESCE(SUM(CASE WHEN side = 'UP' THEN stake_u ELSE 0 END), 0),"
+            " COALESCE(SUM(CASE WHEN side = 'DOWN' THEN stake_u ELSE 0 END), 0),"
+            " COUNT(CASE WHEN side = 'UP' THEN 1 END), COUNT(CASE WHEN side = 'DOWN' THEN 1 END)"
+            " FROM rounds_bet WHERE round_id = %s",
+            [round_id],
+        )
+        up_u, down_u, up_n, down_n = (int(value) for value in cursor.fetchone())
+    return {"up_pool_u": up_u, "down_pool_u": down_u, "up_bets": up_n, "down_bets": down_n}
+
+
+def pools_fold(*, round_obj: Round, acting_user: Actor) -> PoolFigures:
+    """Move the round's stripes into its pool account and return its pool figures (inside `round_lock`).
+
+    The caller holds the round exclusively (`round_lock_row`), so no bet is in flight and the stripes'
+    balances are final. One journal `round:<code>:pool:fold` (the stripes' balances out, their sum into
+    the pool) through `ledger.services.journal_post`, by the locking actor; then the pool account must
+    hold exactly the round's stakes and every stripe nothing, or SettlementMismatch and nothing moved. The
+    stored figures come from the bets; stripes' figures that differ (shown before lock) are logged.
+    """
+    figures = _bets_aggregate(round_id=round_obj.pk)
+    stakes = figures["up_pool_u"] + figures["down_pool_u"]
+    striped = pools_live(round_obj=round_obj)
+    if striped != figures:  # display figures only (bets written another way, e.g. before the stripes existed)
+        logger.warning("round %s: its pool stripes show %s but its bets %s", round_obj.code, striped, figures)
+    stripes = round_pool_stripes(code=round_obj.code, currency=round_obj.currency)
+    legs = [Leg(account, -account.balance_u) for account in stripes if account.balance_u]
+    pool = Account.objects.get(pk=round_obj.pool_account_id)
+    if legs:
+        journal_post(
+            type="round_pool_fold",
+            reference=f"round:{round_obj.code}:pool:fold",
+            legs=[*legs, Leg(pool, -sum(leg.amount_u for leg in legs))],
+            actor=acting_user,
+            metadata={"round": round_obj.code, "stripes": len(legs)},
+        )
+        pool.refresh_from_db(fields=["balance_u"])
+    left = Account.objects.filter(pk__in=[account.pk for account in stripes]).exclude(balance_u=0).count()
+    if pool.balance_u != stakes or left:
+        raise errors.SettlementMismatch(
+            f"Round {round_obj.code}: the pool holds {pool.balance_u} and {left} stripes are not empty, but its "
+            f"bets stake {stakes}; nothing moved."
+        )
+    return figures
+
+
+__all__ = [
+    "POOL_STRIPES",
+    "PoolFigures",
+    "pools_fold",
+    "pools_live",
+    "pools_show",
+    "stripe_account",
+    "stripe_add",
+    "stripes_create",
+    "with_live_pools",
+]
