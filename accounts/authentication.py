@@ -12,6 +12,7 @@ written on a successful request.
 from __future__ import annotations
 
 from django.utils import timezone
+from drf_spectacular.contrib.knox_auth_token import KnoxTokenScheme
 from knox.auth import TokenAuthentication
 from knox.models import AuthToken
 from knox.signals import token_expired
@@ -28,3 +29,9 @@ class ExpiringTokenAuthentication(TokenAuthentication):
             token_expired.send(sender=self.__class__, username=username, source="auth_token")
             return True
         return False
+
+
+class ExpiringTokenScheme(KnoxTokenScheme):
+    """The OpenAPI security scheme of these tokens: knox's (a bearer token in `Authorization: Token ...`)."""
+
+    target_class = "accounts.authentication.ExpiringTokenAuthentication"

@@ -20,7 +20,8 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from accounts.models import User
-from ops.actors import BEAT
+from ledger.services import external_account, transfer
+from ops.actors import BEAT, SystemActor
 from rounds.domain.errors import InvalidMerkleInput
 from rounds.domain.merkle import bet_leaf, level_path, merkle_levels, merkle_proof, merkle_root
 from rounds.errors import ProofMismatch
@@ -130,8 +131,9 @@ def test_every_bet_is_served_the_proof_computed_from_every_leaf_byte_for_byte(
 
 
 def _bulk_bets(round_obj: Round, count: int) -> None:
-    """Write `count` bets straight into rounds_bet, each with the leaf bet_place would store (no money moves:
-    proofs read only the bet rows), by new players; all name the round's pool as their account."""
+    """Write `count` bets straight into rounds_bet, each with the leaf bet_place would store, by new players;
+    all name the round's pool as their account. Their stakes reach the pool in one ledger transfer (the lock
+    refuses a pool that does not hold the stakes)."""
     players = User.objects.bulk_create([User(email=f"bulk-{round_obj.code}-{i}@example.com") for i in range(count)])
     bets = []
     for i, player in enumerate(players):
@@ -146,6 +148,15 @@ def _bulk_bets(round_obj: Round, count: int) -> None:
         bet.leaf = bet_leaf(**bet_record(bet=bet))  # type: ignore[arg-type]
         bets.append(bet)
     Bet.objects.bulk_create(bets)
+    if bets:
+        transfer(
+            source=external_account(provider="test", currency=round_obj.currency),
+            destination=round_obj.pool_account,
+            amount_u=sum(bet.stake_u for bet in bets),
+            type="test_stakes",
+            reference=f"test-bulk-stakes:{round_obj.code}",
+            actor=SystemActor("test"),
+        )
 
 
 @pytest.mark.django_db
