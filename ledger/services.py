@@ -458,11 +458,38 @@ class LegQuery:
     """Legs given by a query of the caller's own tables: `SELECT account_id, amount_u FROM ...`.
 
     For postings with more legs than belong in Python (a round's payouts). The accounts must all be in
-    the posting's currency; rows with a zero amount are skipped.
+    the posting's currency; rows with a zero amount are skipped. `rows`, when the caller knows it, is how
+    many rows the query returns: the planner's statistics cannot know rows written earlier in the same
+    transaction (a round's payouts), and a posting touching a large share of the accounts is planned
+    with hash joins rather than one index probe per leg (`_bulk_plan`).
     """
 
     sql: str
     params: Sequence[Any]
+    rows: int = 0
+
+
+BULK_HASH_JOIN_ROWS = 10_000  # below this many legs, index probes per leg are cheap whatever the plan
+
+
+def _bulk_plan(rows: int) -> str | None:
+    """For a posting of `rows` legs touching a large share of the accounts, plan without nested loops.
+
+    Returns the previous `enable_nestloop` to restore, or None if nothing changed. The setting is
+    transaction-local (`set_config(..., true)`), so a refusal rolling back the posting's savepoint or
+    transaction restores it too.
+    """
+    if rows < BULK_HASH_JOIN_ROWS:
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT current_setting('enable_nestloop'), reltuples FROM pg_class WHERE oid = 'ledger_account'::regclass"
+        )
+        previous, accounts = cursor.fetchone()
+        if rows * 10 < accounts:  # a small share of a large table: index probes beat a scan of it
+            return None
+        cursor.execute("SELECT set_config('enable_nestloop', 'off', true)")
+    return str(previous)
 
 
 def journal_post_bulk(
@@ -502,6 +529,7 @@ def journal_post_bulk(
     fixed_amounts = [leg.amount_u for leg in legs]
     params = list(leg_query.params)
     with transaction.atomic():
+        previous_nestloop = _bulk_plan(leg_query.rows)
         _, foreign_count = accounts_lock_from_query(
             sql=leg_query.sql, params=params, extra_ids=fixed_ids, currency=currency
         )
@@ -541,6 +569,8 @@ def journal_post_bulk(
                     )
             except IntegrityError as exc:  # the CHECK on balances that may not go negative
                 raise InsufficientFunds(f"{reference!r} would overdraw an account; nothing was posted.") from exc
+            if previous_nestloop is not None:
+                cursor.execute("SELECT set_config('enable_nestloop', %s, true)", [previous_nestloop])
     journal.replayed = False
     return journal
 
