@@ -125,7 +125,12 @@ def test_a_large_posting_is_planned_with_hash_joins_and_the_planner_restored(
     monkeypatch.setattr(services, "BULK_HASH_JOIN_ROWS", 2)
     plan = services._bulk_plan
     changed: list[str | None] = []
-    monkeypatch.setattr(services, "_bulk_plan", lambda rows: changed.append(plan(rows)) or changed[-1])
+
+    def recorded(rows: int) -> str | None:
+        changed.append(plan(rows))
+        return changed[-1]
+
+    monkeypatch.setattr(services, "_bulk_plan", recorded)
     accounts = pool["accounts"]
     rows = [(accounts[0].pk, 1_500), (accounts[1].pk, 1_469), (accounts[2].pk, 0)]
     query = values(rows)
