@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -123,14 +125,16 @@ def test_a_large_posting_is_planned_with_hash_joins_and_the_planner_restored(
 ) -> None:
     """A posting hinted as large (`LegQuery.rows`) moves the same money; the planner setting is put back."""
     monkeypatch.setattr(services, "BULK_HASH_JOIN_ROWS", 2)
-    plan = services._bulk_plan
-    changed: list[str | None] = []
+    inside: list[str] = []  # enable_nestloop inside each statement group planned for a large posting
+    real = services._without_nested_loops
 
-    def recorded(rows: int) -> str | None:
-        changed.append(plan(rows))
-        return changed[-1]
+    @contextmanager
+    def recorded(active: bool) -> Iterator[None]:
+        with real(active):
+            inside.append(nestloop())
+            yield
 
-    monkeypatch.setattr(services, "_bulk_plan", recorded)
+    monkeypatch.setattr(services, "_without_nested_loops", recorded)
     accounts = pool["accounts"]
     rows = [(accounts[0].pk, 1_500), (accounts[1].pk, 1_469), (accounts[2].pk, 0)]
     query = values(rows)
@@ -144,7 +148,7 @@ def test_a_large_posting_is_planned_with_hash_joins_and_the_planner_restored(
     )
     assert Entry.objects.filter(journal=journal).count() == 4
     assert [Account.objects.get(pk=a.pk).balance_u for a in accounts] == [1_500, 1_469, 0]
-    assert changed == (["on"] if ledger_writer == "fast-write" else [])  # nested loops were off while posting
+    assert inside == (["off", "off"] if ledger_writer == "fast-write" else [])  # the lock, then the balances
     assert nestloop() == "on"
     assert_ledger_ok()
 
