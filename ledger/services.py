@@ -12,7 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -469,11 +470,50 @@ class LegQuery:
     """Legs given by a query of the caller's own tables: `SELECT account_id, amount_u FROM ...`.
 
     For postings with more legs than belong in Python (a round's payouts). The accounts must all be in
-    the posting's currency; rows with a zero amount are skipped.
+    the posting's currency; rows with a zero amount are skipped. `rows`, when the caller knows it, is how
+    many rows the query returns: the planner's statistics cannot know rows written earlier in the same
+    transaction (a round's payouts), and a posting touching a large share of the accounts is planned
+    with hash joins rather than one index probe per leg (`_without_nested_loops`).
     """
 
     sql: str
     params: Sequence[Any]
+    rows: int = 0
+
+
+BULK_HASH_JOIN_ROWS = 10_000  # below this many legs, index probes per leg are cheap whatever the plan
+
+
+def _bulk_is_large(rows: int) -> bool:
+    """Whether a posting of `rows` legs touches a large share of the accounts (plan it with hash joins)."""
+    if rows < BULK_HASH_JOIN_ROWS:
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE oid = 'ledger_account'::regclass")
+        (accounts,) = cursor.fetchone()
+    return bool(rows * 10 >= accounts)  # a small share of a large table: index probes beat a scan of it
+
+
+@contextmanager
+def _without_nested_loops(active: bool) -> Iterator[None]:
+    """Plan the statements inside without nested loops when `active`, then restore the planner.
+
+    Only around statements that join the legs with ledger_account (the lock, the balances): a scan of
+    that table is bounded by `_bulk_is_large`, whereas the entries' insert also joins ledger_journal
+    (its statement trigger), which only grows, so it keeps the default plan. The setting is
+    transaction-local (`set_config(..., true)`): an error inside rolls back the posting's savepoint or
+    transaction and the setting with it, so it is restored here only on success.
+    """
+    if not active:
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('enable_nestloop')")
+        (previous,) = cursor.fetchone()
+        cursor.execute("SELECT set_config('enable_nestloop', 'off', true)")
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('enable_nestloop', %s, true)", [previous])
 
 
 def journal_post_bulk(
@@ -513,9 +553,11 @@ def journal_post_bulk(
     fixed_amounts = [leg.amount_u for leg in legs]
     params = list(leg_query.params)
     with transaction.atomic():
-        _, foreign_count = accounts_lock_from_query(
-            sql=leg_query.sql, params=params, extra_ids=fixed_ids, currency=currency
-        )
+        large = _bulk_is_large(leg_query.rows)
+        with _without_nested_loops(large):
+            _, foreign_count = accounts_lock_from_query(
+                sql=leg_query.sql, params=params, extra_ids=fixed_ids, currency=currency
+            )
         if foreign_count:
             raise CurrencyMismatch(f"{foreign_count} accounts in the legs of {reference!r} are not in {currency}.")
         journal = Journal.objects.create(
@@ -542,7 +584,7 @@ def journal_post_bulk(
             if count < 2 or total != 0:
                 raise UnbalancedJournal(f"{reference!r} has {count} entries summing to {total:+d}; nothing was posted.")
             try:
-                with transaction.atomic():
+                with transaction.atomic(), _without_nested_loops(large):
                     cursor.execute(
                         "UPDATE ledger_account a SET balance_u = a.balance_u + d.delta"
                         " FROM (SELECT account_id, SUM(amount_u) AS delta FROM ledger_entry"

@@ -36,28 +36,40 @@ def red_line_trigger(*, table: str, what: str, columns: tuple[str, ...]) -> tupl
     The trigger function `backoffice_red_line()` is the kernel's (`ops.0004_red_line_triggers`); each app
     puts its own money table behind it, so the kernel's migrations name no product table. The forward SQL
     drops a trigger of the same name first: databases migrated before the triggers moved to their apps
-    already have it.
+    already have it. The trigger's WHEN also tests the setting the function tests, so a service's update
+    (setting on: the function would return the row unchanged) calls no function per row: a settlement
+    writes a million payouts. A row whose money changes without the setting still reaches the function,
+    which refuses it.
     """
     changed = " OR ".join(f"OLD.{column} IS DISTINCT FROM NEW.{column}" for column in columns)
+    refused = f"coalesce(current_setting('{SERVICE_WRITE_SETTING}', true), '') <> 'on'"
     quoted_what = what.replace("'", "''")
     forward = (
         f"DROP TRIGGER IF EXISTS {table}_red_line ON {table};\n"
         f"CREATE TRIGGER {table}_red_line BEFORE UPDATE OF {', '.join(columns)} ON {table} "
-        f"FOR EACH ROW WHEN ({changed}) EXECUTE FUNCTION backoffice_red_line('{quoted_what}');"
+        f"FOR EACH ROW WHEN (({changed}) AND {refused}) EXECUTE FUNCTION backoffice_red_line('{quoted_what}');"
     )
     return forward, f"DROP TRIGGER IF EXISTS {table}_red_line ON {table};"
 
 
-def red_line_operation(*, table: str, what: str, columns: tuple[str, ...]) -> migrations.RunPython:
-    """The migration operation putting `table` behind the red line (PostgreSQL only; a no-op on SQLite)."""
+def red_line_operation(
+    *, table: str, what: str, columns: tuple[str, ...], recreate: bool = False
+) -> migrations.RunPython:
+    """The migration operation putting `table` behind the red line (PostgreSQL only; a no-op on SQLite).
+
+    With `recreate`, the operation re-creates a trigger an earlier migration created (a new definition of
+    the same guard): reversing it leaves the trigger in place, and reversing the earlier one drops it.
+    """
     forward_sql, backward_sql = red_line_trigger(table=table, what=what, columns=columns)
+    if recreate:
+        backward_sql = ""
 
     def forward(apps: object, schema_editor: BaseDatabaseSchemaEditor) -> None:
         if schema_editor.connection.vendor == "postgresql":
             schema_editor.execute(forward_sql, params=None)
 
     def backward(apps: object, schema_editor: BaseDatabaseSchemaEditor) -> None:
-        if schema_editor.connection.vendor == "postgresql":
+        if schema_editor.connection.vendor == "postgresql" and backward_sql:
             schema_editor.execute(backward_sql, params=None)
 
     return migrations.RunPython(forward, backward)

@@ -384,7 +384,9 @@ def _settle_money(
     journal_post_bulk(
         legs=[Leg(pool, -total), *(Leg(house, amount) for amount in (fee, breakage) if amount)],  # two house entries
         leg_query=LegQuery(
-            "SELECT account_id, payout_u FROM rounds_bet WHERE round_id = %s AND payout_u > 0", [round_obj.pk]
+            "SELECT account_id, payout_u FROM rounds_bet WHERE round_id = %s AND payout_u > 0",
+            [round_obj.pk],
+            rows=winners,
         ),
         currency=round_obj.currency,
         actor=acting_user,

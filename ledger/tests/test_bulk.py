@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -108,3 +110,75 @@ def test_refusals_change_nothing(
             type="settlement", reference=reference, currency="USDC", actor=ACTOR, legs=legs, leg_query=values(rows)
         )
     assert state() == before
+
+
+def nestloop() -> str:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW enable_nestloop")
+        return str(cursor.fetchone()[0])
+
+
+def test_a_large_posting_is_planned_with_hash_joins_and_the_planner_restored(
+    pool: dict[str, Any], assert_ledger_ok: Any, monkeypatch: pytest.MonkeyPatch, ledger_writer: str
+) -> None:
+    """A posting hinted as large (`LegQuery.rows`) moves the same money; the planner setting is put back."""
+    monkeypatch.setattr(services, "BULK_HASH_JOIN_ROWS", 2)
+    inside: list[str] = []  # enable_nestloop inside each statement group planned for a large posting
+    real = services._without_nested_loops
+
+    @contextmanager
+    def recorded(active: bool) -> Iterator[None]:
+        with real(active):
+            inside.append(nestloop())
+            yield
+
+    monkeypatch.setattr(services, "_without_nested_loops", recorded)
+    accounts = pool["accounts"]
+    rows = [(accounts[0].pk, 1_500), (accounts[1].pk, 1_469), (accounts[2].pk, 0)]
+    query = values(rows)
+    journal = journal_post_bulk(
+        type="settlement",
+        reference="bulk-large",
+        currency="USDC",
+        actor=ACTOR,
+        legs=[Leg(pool["pool"], -3_000), Leg(pool["house"], 31)],
+        leg_query=LegQuery(query.sql, query.params, rows=len(rows)),
+    )
+    assert Entry.objects.filter(journal=journal).count() == 4
+    assert [Account.objects.get(pk=a.pk).balance_u for a in accounts] == [1_500, 1_469, 0]
+    assert inside == (["off", "off"] if ledger_writer == "fast-write" else [])  # the lock, then the balances
+    assert nestloop() == "on"
+    assert_ledger_ok()
+
+
+@pytest.mark.parametrize(
+    ("case", "error"),
+    [("unbalanced", UnbalancedJournal), ("overdraft", InsufficientFunds), ("currency", CurrencyMismatch)],
+)
+def test_a_large_posting_keeps_every_refusal(
+    case: str, error: type[Exception], pool: dict[str, Any], make_player: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hash-join plan changes how the rows are found, never what is refused; nothing moves, the planner is back."""
+    monkeypatch.setattr(services, "BULK_HASH_JOIN_ROWS", 1)
+    accounts = pool["accounts"]
+    legs, rows = [Leg(pool["pool"], -3_000)], [(accounts[0].pk, 2_998)]
+    if case == "overdraft":
+        legs, rows = [Leg(pool["pool"], -3_001)], [(accounts[0].pk, 3_001)]
+    elif case == "currency":
+        usd = services.user_account(user=make_player(), currency="USD")
+        rows = [(accounts[0].pk, 2_000), (usd.pk, 1_000)]
+    before = state()
+    query = values(rows)
+    with pytest.raises(error):
+        journal_post_bulk(
+            type="settlement",
+            reference="bulk-refused",
+            currency="USDC",
+            actor=ACTOR,
+            legs=legs,
+            leg_query=LegQuery(query.sql, query.params, rows=len(rows)),
+        )
+    assert state() == before
+    assert nestloop() == "on"

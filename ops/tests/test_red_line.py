@@ -62,3 +62,29 @@ def test_raw_update_of_a_deposit_money_column_is_refused(player: Any) -> None:
             _raw(f"UPDATE webhooks_deposit SET {column} = {column} + 1 WHERE id = %s", [deposit.pk])  # noqa: S608
     deposit.refresh_from_db()
     assert (deposit.amount_u, deposit.refunded_u, deposit.charged_back_u) == (10_000_000, 0, 0)
+
+
+@pytest.mark.parametrize("setting", ["off", "", "ON", "true"])
+def test_any_setting_but_the_services_on_is_refused(player: Any, setting: str) -> None:
+    """The trigger's WHEN tests the setting as its function does: only exactly 'on' lets a money change through."""
+    deposit = Deposit.objects.create(
+        provider="stripe", reference="dep-red-line-setting", user=player, amount_u=10_000_000, currency="USDC"
+    )
+    with pytest.raises(DatabaseError, match="red line: UPDATE of webhooks_deposit"), transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('backoffice.service_write', %s, true)", [setting])
+            cursor.execute("UPDATE webhooks_deposit SET amount_u = 1 WHERE id = %s", [deposit.pk])
+    deposit.refresh_from_db()
+    assert deposit.amount_u == 10_000_000
+
+
+def test_every_red_line_trigger_tests_the_setting_in_its_when() -> None:
+    """The migrated triggers carry the setting in their WHEN (`ops.db_guard.red_line_trigger`)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT tgrelid::regclass::text, pg_get_triggerdef(oid) FROM pg_trigger WHERE tgname LIKE '%%_red_line'"
+        )
+        triggers = dict(cursor.fetchall())
+    assert set(triggers) == {"rounds_bet", "webhooks_deposit", "payouts_withdrawal"}
+    for definition in triggers.values():
+        assert "current_setting('backoffice.service_write'::text, true)" in definition, definition
