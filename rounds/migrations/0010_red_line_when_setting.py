@@ -9,7 +9,7 @@ from ops.db_guard import red_line_operation
 
 
 class Migration(migrations.Migration):
-    dependencies = [("rounds", "0007_red_line_trigger")]
+    dependencies = [("rounds", "0009_pool_stripes")]
 
     operations = [
         red_line_operation(
