@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from ledger.services import transfer, user_account
 from ops.actors import require_player
@@ -52,7 +52,12 @@ def bet_place(*, user: User, code: str, side: str, stake_u: int) -> Bet:
         account = user_account(user=user, currency=round_obj.currency)
         bet = Bet(round=round_obj, player=user, account=account, side=side, stake_u=stake_u, placed_at=now)
         bet.leaf = bet_leaf(**bet_record(bet=bet))  # type: ignore[arg-type]
-        bet.save(force_insert=True)
+        try:  # no savepoint needed: the refusal below leaves the whole transaction, which rolls back
+            bet.save(force_insert=True)
+        except IntegrityError as exc:  # bets run concurrently: a second bet of the player raced the check above
+            if "rounds_bet_one_per_player_per_round" not in str(exc):
+                raise
+            raise errors.AlreadyBet(f"You already have a bet in round {code}; one bet per player per round.") from None
         transfer(
             source=account,
             destination=stripe_account(round_obj=round_obj, player_id=user.pk),

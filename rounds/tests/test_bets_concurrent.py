@@ -37,8 +37,7 @@ WAIT_S = 30  # a barrier or event not reached by then fails the test instead of 
 
 @pytest.fixture(autouse=True)
 def _postgresql_only() -> None:
-    if connection.vendor != "postgresql":
-        pytest.skip("row and advisory locks: PostgreSQL only")
+    assert connection.vendor == "postgresql", "row and advisory locks: these tests run on PostgreSQL (DATABASE_URL)"
 
 
 def _available(player: Any) -> int:
@@ -254,4 +253,42 @@ def test_the_lock_waits_for_a_bet_in_flight_and_holds_the_next_one(
     assert isinstance(refusal, errors.RoundLocked)
     assert _available(next_one) == 5_000_000
     _assert_locked_round_is_exact(round_obj, [bet])
+    assert_ledger_ok()
+
+
+def test_two_bets_of_one_player_at_once_give_one_bet_and_one_refusal(
+    open_round: Callable[..., Any],
+    hold_after_transfer: Callable[[Callable[[], None]], None],
+    assert_ledger_ok: Callable[[], None],
+) -> None:
+    """A double submit: the second bet passes the one-bet check before the first commits, then meets the
+    unique constraint. It is refused as AlreadyBet (not a server error) and its stake never moves."""
+    round_obj = open_round("20250908")
+    player = FundedPlayerFactory.create(balance_u=5_000_000)
+    inside, release = threading.Event(), threading.Event()
+
+    def pause_the_first_bet() -> None:
+        if not inside.is_set():
+            inside.set()
+            assert release.wait(WAIT_S)
+
+    hold_after_transfer(pause_the_first_bet)
+    first: list[Any] = []
+    second: list[Any] = []
+    threads = [_in_thread(lambda: bet_place(user=player, code=round_obj.code, side="UP", stake_u=2_000_000), first)]
+    assert inside.wait(WAIT_S)
+    threads.append(
+        _in_thread(lambda: bet_place(user=player, code=round_obj.code, side="DOWN", stake_u=1_000_000), second)
+    )
+    time.sleep(0.5)  # the second bet is now waiting on the first one's uncommitted row
+    release.set()
+    _join(threads)
+
+    [bet] = first
+    assert isinstance(bet, Bet)
+    [refusal] = second
+    assert isinstance(refusal, errors.AlreadyBet), refusal
+    assert list(Bet.objects.filter(round=round_obj).values_list("player_id", "stake_u")) == [(player.pk, 2_000_000)]
+    assert _available(player) == 3_000_000
+    assert pool_held(Round.objects.get(pk=round_obj.pk)) == 2_000_000
     assert_ledger_ok()
