@@ -2,38 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Sequence
+from typing import Any
 
 from django.db import connection
-
-
-class LockedAccount(NamedTuple):
-    """What a posting needs to know about an account it holds locked."""
-
-    pk: int
-    name: str
-    currency: str
-    balance_u: int
-    allow_negative: bool
-
-
-def accounts_lock(account_ids: Iterable[int]) -> dict[int, LockedAccount]:
-    """Lock the accounts with SELECT ... FOR UPDATE in ascending id order; return them by id.
-
-    Plain SQL rather than the ORM: this runs on every posting, and compiling the ORM query was most
-    of a transfer's CPU (bench/ledger.py).
-    """
-    ids = sorted(set(account_ids))
-    placeholders = ", ".join(["%s"] * len(ids))
-    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT id, name, currency, balance_u, allow_negative FROM ledger_account "  # noqa: S608
-            f"WHERE id IN ({placeholders}) ORDER BY id{lock}",
-            ids,
-        )
-        return {row[0]: LockedAccount(*row) for row in cursor.fetchall()}
 
 
 def accounts_lock_from_query(
@@ -42,7 +14,7 @@ def accounts_lock_from_query(
     """Lock the accounts a query names (`SELECT account_id, ...`) plus `extra_ids`, in ascending id order.
 
     For bulk postings: the accounts are found by a subquery, so a million legs never travel to Python;
-    ORDER BY under FOR UPDATE takes the locks in id order, as `accounts_lock` does (no deadlock with it).
+    ORDER BY under FOR UPDATE takes the locks in id order, as the posting functions do (no deadlock with them).
     Returns (accounts locked, how many of them are not in `currency`).
     """
     with connection.cursor() as cursor:

@@ -2,9 +2,9 @@
 
 A posting locks every account it touches (ascending id, SELECT ... FOR UPDATE), inserts the journal
 (its reference is unique forever, so a replay is recognised), checks and updates the stored
-balances, and inserts the entries, all in one short transaction with no network I/O inside. On
-PostgreSQL those steps run inside the database: one call of `ledger_post` per posting, one of
-`ledger_post_batch` per batch (migration 0005), so a posting costs one round trip.
+balances, and inserts the entries, all in one short transaction with no network I/O inside. Those
+steps run inside the database: one call of `ledger_post` per posting, one of `ledger_post_batch` per
+batch (migration 0005), so a posting costs one round trip.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from .errors import (
     ReferenceConflict,
     UnbalancedJournal,
 )
-from .lock_objects import LockedAccount, accounts_lock, accounts_lock_from_query
-from .models import Account, Entry, Journal
+from .lock_objects import accounts_lock_from_query
+from .models import Account, Journal
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -132,49 +132,6 @@ def _fingerprint(type: str, legs: Sequence[Leg], reverses_id: int | None) -> str
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _apply_balances(deltas: Mapping[int, int]) -> None:
-    """Add each delta to its account's stored balance in one statement (rows already locked)."""
-    ids = list(deltas)
-    if not ids:
-        return
-    cases = " ".join("WHEN %s THEN %s" for _ in ids)
-    params: list[int] = []
-    for account_id in ids:
-        params.extend((account_id, deltas[account_id]))
-    placeholders = ", ".join(["%s"] * len(ids))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE ledger_account SET balance_u = balance_u + (CASE id {cases} END) "  # noqa: S608
-            f"WHERE id IN ({placeholders})",
-            [*params, *ids],
-        )
-
-
-FAST_WRITE = True  # on PostgreSQL, one call of a posting function (migration 0005); tests also run the portable path
-
-
-def _fast_path() -> bool:
-    return FAST_WRITE and connection.vendor == "postgresql"
-
-
-def _write_portable(journal: Journal, legs: Sequence[Leg], deltas: Mapping[int, int]) -> None:
-    """Insert the journal and its entries and apply the balances with the ORM (any database)."""
-    journal.save(force_insert=True)
-    Entry.objects.bulk_create(
-        Entry(journal=journal, account_id=leg.account.pk, currency=leg.account.currency, amount_u=leg.amount_u)
-        for leg in legs
-    )
-    _apply_balances(deltas)
-
-
-def _existing(reference: str, fingerprint: str) -> Journal:
-    journal = Journal.objects.get(reference=reference)
-    if journal.fingerprint != fingerprint:
-        raise _reference_conflict(reference)
-    journal.replayed = True
-    return journal
-
-
 def _reference_conflict(reference: str) -> ReferenceConflict:
     return ReferenceConflict(f"Reference {reference!r} was already posted with different contents; nothing was posted.")
 
@@ -188,7 +145,7 @@ def _insufficient_funds(*, name: str, currency: str, balance_u: int, delta_u: in
 
 
 def _refusal(status: str, detail: Mapping[str, Any], *, reference: str, reverses: Journal | None) -> LedgerError:
-    """Return the error a posting function's refusal stands for (the portable path raises the same)."""
+    """Return the error a posting function's refusal stands for."""
     if status == "unknown_account":
         return InvalidAccount(f"Account {detail['account_id']} does not exist.")
     if status == "currency_mismatch":
@@ -238,9 +195,8 @@ def journal_post(
 
     Raises a LedgerError (and changes nothing) on a bad amount, an unknown currency, unbalanced legs,
     an unknown account or one in another currency, an overdraft of an account that may not go
-    negative, or a reference reused with other contents. On PostgreSQL this is one statement, a call
-    of `ledger_post` (migration 0005), which locks, checks and writes inside the database; elsewhere
-    the same steps run from Python.
+    negative, or a reference reused with other contents. This is one statement, a call of
+    `ledger_post` (migration 0005), which locks, checks and writes inside the database.
     """
     require_actor(actor)
     _validate_legs(legs)
@@ -254,10 +210,7 @@ def journal_post(
         "actor_label": actor_label(actor),
         "reverses_id": reverses.pk if reverses else None,
     }
-    if _fast_path():
-        journal = _post_postgresql(fields, legs, reverses)
-    else:
-        journal = _post_portable(Journal(**fields), legs, reverses)
+    journal = _post_postgresql(fields, legs, reverses)
     if not journal.replayed:
         if not isinstance(actor, SystemActor):
             journal.actor = actor  # the related objects the caller holds, so reading them costs no query
@@ -303,35 +256,6 @@ def _inserted(row: Mapping[str, Any]) -> Journal:
     return journal
 
 
-def _post_portable(journal: Journal, legs: Sequence[Leg], reverses: Journal | None) -> Journal:
-    """Post from Python: lock the accounts, check them, write with the ORM, all in one transaction."""
-    reference, fingerprint = journal.reference, journal.fingerprint
-    deltas: dict[int, int] = defaultdict(int)
-    for leg in legs:
-        deltas[leg.account.pk] += leg.amount_u
-    try:
-        with transaction.atomic():
-            locked = accounts_lock(deltas)
-            _check_currencies(legs, locked)
-            _check_funds(deltas, locked)
-            _write_portable(journal, legs, {k: v for k, v in deltas.items() if v != 0})
-    except InsufficientFunds:
-        # The reference is unique forever: if it was posted before, this is a replay, not an overdraft.
-        if Journal.objects.filter(reference=reference).exists():
-            return _existing(reference, fingerprint)
-        if reverses is not None and Journal.objects.filter(reverses=reverses).exists():
-            raise AlreadyReversed(f"Journal {reverses.reference!r} was already reversed.") from None
-        raise
-    except IntegrityError as exc:
-        if Journal.objects.filter(reference=reference).exists():
-            return _existing(reference, fingerprint)
-        if reverses is not None and Journal.objects.filter(reverses=reverses).exists():
-            raise AlreadyReversed(f"Journal {reverses.reference!r} was already reversed.") from exc
-        raise
-    journal.replayed = False
-    return journal
-
-
 @dataclass(frozen=True)
 class Posting:
     """One journal of a batch: what `journal_post` takes, except a reversal."""
@@ -352,8 +276,8 @@ def journal_post_batch(*, postings: Sequence[Posting], actor: Actor) -> list[Jou
     once, in ascending id order, so a batch and single postings never deadlock. Idempotent per
     reference: one already posted with the same contents is a replay (the existing journal, marked
     `replayed`, moves nothing); with other contents, ReferenceConflict. A reference given twice in
-    the batch with the same contents is posted once. On PostgreSQL this is one call of
-    `ledger_post_batch` (migration 0005).
+    the batch with the same contents is posted once. This is one call of `ledger_post_batch`
+    (migration 0005).
     """
     require_actor(actor)
     fingerprints: dict[str, str] = {}
@@ -373,10 +297,7 @@ def journal_post_batch(*, postings: Sequence[Posting], actor: Actor) -> list[Jou
             raise _in_batch(_reference_conflict(posting.reference), posting.reference)
     if not unique:
         return []
-    if _fast_path():
-        journals = _post_batch_postgresql(unique, fingerprints, actor)
-    else:
-        journals = _post_batch_portable(unique, actor)
+    journals = _post_batch_postgresql(unique, fingerprints, actor)
     by_reference = {journal.reference: journal for journal in journals}
     return [by_reference[posting.reference] for posting in postings]
 
@@ -444,27 +365,6 @@ def _post_batch_postgresql(postings: Sequence[Posting], fingerprints: Mapping[st
     ]
 
 
-def _post_batch_portable(postings: Sequence[Posting], actor: Actor) -> list[Journal]:
-    """Post the batch from Python: lock every account once (ascending id), then post one by one."""
-    with transaction.atomic():
-        accounts_lock(leg.account.pk for posting in postings for leg in posting.legs)
-        journals = []
-        for posting in postings:
-            try:
-                journals.append(
-                    journal_post(
-                        type=posting.type,
-                        reference=posting.reference,
-                        legs=posting.legs,
-                        actor=actor,
-                        metadata=posting.metadata,
-                    )
-                )
-            except LedgerError as exc:
-                raise _in_batch(exc, posting.reference) from exc
-    return journals
-
-
 @dataclass(frozen=True)
 class LegQuery:
     """Legs given by a query of the caller's own tables: `SELECT account_id, amount_u FROM ...`.
@@ -530,21 +430,11 @@ def journal_post_bulk(
 
     The same guards as `journal_post`: the accounts locked in ascending id order, the currency checked,
     no account that may not go negative left negative, the journal summing to zero (checked here before
-    the balances move, and by the database at commit), a reference posted at most once. On PostgreSQL
-    the entries and balances are written set-based; elsewhere the query's rows become ordinary legs.
+    the balances move, and by the database at commit), a reference posted at most once. The entries
+    and balances are written set-based.
     """
     require_actor(actor)
     get_currency(currency)
-    if not _fast_path():
-        with connection.cursor() as cursor:
-            cursor.execute(leg_query.sql, list(leg_query.params))
-            rows = [(int(account_id), int(amount_u)) for account_id, amount_u in cursor.fetchall() if amount_u]
-        accounts = Account.objects.in_bulk([account_id for account_id, _ in rows])
-        foreign = [a.name for a in [*accounts.values(), *(leg.account for leg in legs)] if a.currency != currency]
-        if foreign:
-            raise CurrencyMismatch(f"{foreign[0]} in the legs of {reference!r} is not in {currency}.")
-        all_legs = [*legs, *(Leg(accounts[account_id], amount_u) for account_id, amount_u in rows)]
-        return journal_post(type=type, reference=reference, legs=all_legs, actor=actor, metadata=metadata)
     for leg in legs:
         _validate_amount(leg.amount_u)
     if Journal.objects.filter(reference=reference).exists():
@@ -596,23 +486,6 @@ def journal_post_bulk(
                 raise InsufficientFunds(f"{reference!r} would overdraw an account; nothing was posted.") from exc
     journal.replayed = False
     return journal
-
-
-def _check_currencies(legs: Sequence[Leg], locked: Mapping[int, LockedAccount]) -> None:
-    for leg in legs:
-        if leg.account.pk not in locked:
-            raise InvalidAccount(f"Account {leg.account.pk} does not exist.")
-        if locked[leg.account.pk].currency != leg.account.currency:
-            raise CurrencyMismatch(f"Account {locked[leg.account.pk].name} is not in {leg.account.currency}.")
-
-
-def _check_funds(deltas: Mapping[int, int], locked: Mapping[int, LockedAccount]) -> None:
-    for account_id, delta in deltas.items():
-        account = locked[account_id]
-        if not account.allow_negative and account.balance_u + delta < 0:
-            raise _insufficient_funds(
-                name=account.name, currency=account.currency, balance_u=account.balance_u, delta_u=delta
-            )
 
 
 def _transfer_legs(source: Account, destination: Account, amount_u: int) -> list[Leg]:

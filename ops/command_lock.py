@@ -13,9 +13,6 @@ from django.db import connection
 @contextlib.contextmanager
 def command_lock(name: str) -> Iterator[None]:
     """Hold a session-level advisory lock named after the command; refuse if another holds it."""
-    if connection.vendor != "postgresql":
-        yield  # the embedded SQLite default serialises writers itself
-        return
     key = zlib.crc32(f"command:{name}".encode())
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])

@@ -22,8 +22,6 @@ SERVICE_WRITE_SETTING = "backoffice.service_write"
 
 def service_write_allow() -> None:
     """Let this transaction's writes through the red-line triggers (services only, inside atomic())."""
-    if connection.vendor != "postgresql":
-        return  # the embedded SQLite default has no red-line triggers
     if not connection.in_atomic_block:
         raise RuntimeError("service_write_allow() must run inside transaction.atomic().")
     with connection.cursor() as cursor:
@@ -55,7 +53,7 @@ def red_line_trigger(*, table: str, what: str, columns: tuple[str, ...]) -> tupl
 def red_line_operation(
     *, table: str, what: str, columns: tuple[str, ...], recreate: bool = False
 ) -> migrations.RunPython:
-    """The migration operation putting `table` behind the red line (PostgreSQL only; a no-op on SQLite).
+    """The migration operation putting `table` behind the red line.
 
     With `recreate`, the operation re-creates a trigger an earlier migration created (a new definition of
     the same guard): reversing it leaves the trigger in place, and reversing the earlier one drops it.
@@ -65,11 +63,10 @@ def red_line_operation(
         backward_sql = ""
 
     def forward(apps: object, schema_editor: BaseDatabaseSchemaEditor) -> None:
-        if schema_editor.connection.vendor == "postgresql":
-            schema_editor.execute(forward_sql, params=None)
+        schema_editor.execute(forward_sql, params=None)
 
     def backward(apps: object, schema_editor: BaseDatabaseSchemaEditor) -> None:
-        if schema_editor.connection.vendor == "postgresql" and backward_sql:
+        if backward_sql:
             schema_editor.execute(backward_sql, params=None)
 
     return migrations.RunPython(forward, backward)

@@ -2,9 +2,7 @@
 
 PostgreSQL makes a simple one-table view updatable: an INSERT into it would write the table behind it.
 `create_readonly_view` adds an INSTEAD OF trigger that refuses every write. Migrations of the apps that own
-the tables create the views (`users` in accounts, `bets` in rounds), on PostgreSQL only: the runbooks' SQL
-runs against production's database, and on the embedded SQLite default a later migration that rebuilds a
-table (SQLite's way to alter one) would fail on a view that names it.
+the tables create the views (`users` in accounts, `bets` in rounds).
 """
 
 from __future__ import annotations
@@ -21,16 +19,14 @@ END $$;
 
 
 def create_readonly_view(schema_editor: Any, *, name: str, select: str) -> None:
-    """On PostgreSQL, create view `name` AS `select` and refuse INSERT, UPDATE and DELETE on it."""
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(f"CREATE VIEW {name} AS {select}")
-        schema_editor.execute(REFUSE_FUNCTION, params=None)
-        schema_editor.execute(
-            f"CREATE TRIGGER {name}_readonly INSTEAD OF INSERT OR UPDATE OR DELETE ON {name} "
-            "FOR EACH ROW EXECUTE FUNCTION readonly_view_refuse()"
-        )
+    """Create view `name` AS `select` and refuse INSERT, UPDATE and DELETE on it."""
+    schema_editor.execute(f"CREATE VIEW {name} AS {select}")
+    schema_editor.execute(REFUSE_FUNCTION, params=None)
+    schema_editor.execute(
+        f"CREATE TRIGGER {name}_readonly INSTEAD OF INSERT OR UPDATE OR DELETE ON {name} "
+        "FOR EACH ROW EXECUTE FUNCTION readonly_view_refuse()"
+    )
 
 
 def drop_readonly_view(schema_editor: Any, *, name: str) -> None:
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(f"DROP VIEW IF EXISTS {name}")
+    schema_editor.execute(f"DROP VIEW IF EXISTS {name}")

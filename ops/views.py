@@ -30,7 +30,7 @@ def health(request: HttpRequest) -> JsonResponse:
 
 @require_GET
 def health_ready(request: HttpRequest) -> JsonResponse:
-    """Readiness: PostgreSQL (or SQLite) and the broker; 503 when one is down."""
+    """Readiness: PostgreSQL and the broker; 503 when one is down."""
     ready, body = readiness()
     return JsonResponse(body, status=200 if ready else 503)
 

@@ -13,14 +13,13 @@ FOR UPDATE), but PostgreSQL lets a new FOR SHARE join the share lockers already 
 queueing behind a waiting FOR UPDATE, so a steady stream of bets could starve the lock. The lock manager
 queues a new shared advisory request behind a waiting exclusive one, so the lock gets through at once.
 Lock order everywhere: advisory, then the round row, then the ledger's accounts (ascending id).
-SQLite (the embedded default) has neither lock and serialises every writer.
 """
 
 from __future__ import annotations
 
 from django.db import connection
 
-from ops.db_guard import SERVICE_WRITE_SETTING, service_write_allow
+from ops.db_guard import SERVICE_WRITE_SETTING
 
 from .errors import RoundNotFound
 from .models import Round
@@ -30,9 +29,6 @@ _BETS_LOCK = "SELECT set_config(%s, 'on', true), pg_advisory_xact_lock{mode}(has
 
 def _bets_lock(*, code: str, shared: bool) -> None:
     """Take the round's advisory lock (shared for a bet, exclusive otherwise) and pass the red-line trigger."""
-    if connection.vendor != "postgresql":
-        service_write_allow()
-        return
     if not connection.in_atomic_block:
         raise RuntimeError("A round lock must be taken inside transaction.atomic().")
     with connection.cursor() as cursor:  # one round trip: service_write_allow() and the lock
@@ -58,10 +54,7 @@ def round_bet_lock(*, code: str) -> Round:
     the round's row: a bet reads its status and lock time under this lock and never updates it.
     """
     _bets_lock(code=code, shared=True)
-    if connection.vendor != "postgresql":
-        found = Round.objects.filter(code=code).first()
-    else:
-        found = next(iter(Round.objects.raw("SELECT * FROM rounds_round WHERE code = %s FOR SHARE", [code])), None)
+    found = next(iter(Round.objects.raw("SELECT * FROM rounds_round WHERE code = %s FOR SHARE", [code])), None)
     if found is None:
         raise RoundNotFound(f"There is no round {code}.")
     return found

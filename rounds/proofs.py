@@ -12,7 +12,7 @@
   (about 2 kB) that holds those bytes. About 2n hashes in all: 64 MB for a million bets, in 21 rows.
 - `LeafPosition`: each bet's index in leaf order, by one `INSERT ... SELECT row_number() OVER (ORDER BY
   bet_id)` -- the database's uuid order, the one `round_leaves` reads the leaves in (code-point order of the
-  lowercase text form, on PostgreSQL and on SQLite alike).
+  lowercase text form).
 
 A proof is then one query (`stored_proof`): the bet's position joined with every level of its round, each
 row carrying its sibling's 32 bytes. The proof is the one `merkle_proof` computes from every leaf, step for
@@ -28,9 +28,6 @@ and get their proofs computed from every leaf, as before; no backfill.
 Measured (`bench/proofs.py`, a million bets, 2 shared CPUs under load): a proof p50 7.6 ms, p99 27 ms
 (computed from every leaf: 12 s); `round_lock` 16.7 s, of which the leaves and the root 4.5 s as before, and
 the tree and the positions the rest (the positions' million-row insert is the largest part).
-
-SQLite (the embedded default) runs the same SQL; there `substr` of a blob reads the whole value, which is
-fine at the embedded scale.
 """
 
 from __future__ import annotations
@@ -55,8 +52,8 @@ _POSITIONS = (
     " WHERE round_id = %s) ranked ORDER BY id"
 )
 # Per level of the bet's round: the bet's position, the level, its width, and the 32 bytes of the sibling
-# of the bet's node on that level (node = position >> level; sibling = node ^ 1, spelt without XOR, which
-# SQLite lacks; empty past the level's end, where the node is carried up without a sibling).
+# of the bet's node on that level (node = position >> level; sibling = node ^ 1, spelt with arithmetic;
+# empty past the level's end, where the node is carried up without a sibling).
 _SIBLINGS = (
     "SELECT p.position, l.level, l.width,"
     " substr(l.hashes, ((p.position >> l.level) + 1 - 2 * ((p.position >> l.level) & 1)) * 32 + 1, 32)"

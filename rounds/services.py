@@ -121,10 +121,8 @@ def round_open(
         reference, reference_source = _reference_close(instrument=instrument, previous_day=previous_day)
     with transaction.atomic():
         # Serialise openings on the chain: the previous round's commit is read under a lock.
-        # (SQLite, the embedded `make run` default, serialises every writer already.)
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(hashtext('rounds:open'))")
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext('rounds:open'))")
         existing = Round.objects.filter(code=code).first()
         if existing is not None:
             return existing, False

@@ -1,7 +1,7 @@
 """Settlement of a round: the set-based engine, its dry run, and AUTO settlement from the oracle.
 
-The pool maths are `rounds.domain.pool`'s (effective result, capped fee, conservation); on PostgreSQL the
-payouts are one UPDATE over the round's bets, elsewhere `settle_pool` computes the same integers. Money
+The pool maths are `rounds.domain.pool`'s (effective result, capped fee, conservation); the payouts are
+one UPDATE over the round's bets, computing the integers `settle_pool` does (the tests compare both). Money
 moves only through `ledger.services.journal_post_bulk`, one settlement journal per round. The reveal is
 `rounds.domain.reveal.reveal_header`. Forced results and the emergency stop (`rounds.overrides`) settle
 through `settlement_apply` too.
@@ -35,13 +35,11 @@ from rounds.domain.oracle import OracleConfigError, OracleError, PriceEvidence, 
 from rounds.domain.pool import (
     ConservationViolation,
     Result,
-    Side,
     VoidReason,
     check_conservation,
     effective_result,
     fee_and_net,
     outcome,
-    settle_pool,
 )
 from rounds.domain.reveal import reveal_header
 
@@ -118,7 +116,7 @@ def settlement_preview(*, code: str, result: Result, void_reason: VoidReason | N
     if effective is Result.VOID:
         figures = bets.aggregate(paid=Coalesce(Sum("stake_u"), 0), winners=Count("id"))
         paid, winners = int(figures["paid"]), int(figures["winners"])
-    elif _payouts_in_sql():
+    else:
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT COALESCE(SUM(div(stake_u::numeric * %s::numeric, %s::numeric)), 0), COUNT(*)"
@@ -127,9 +125,6 @@ def settlement_preview(*, code: str, result: Result, void_reason: VoidReason | N
             )
             total_paid, count = cursor.fetchone()
         paid, winners = int(total_paid), int(count)
-    else:
-        stakes = list(bets.filter(side=effective.value).values_list("stake_u", flat=True))
-        paid, winners = sum(stake * net // win_u for stake in stakes), len(stakes)
     return Breakdown(
         code=code,
         result=effective,
@@ -313,43 +308,23 @@ def _settlement_journal_fields(
     }
 
 
-def _payouts_in_sql() -> bool:
-    """Payouts are one UPDATE on PostgreSQL (the tests also run the Python path there and compare)."""
-    return connection.vendor == "postgresql"
+def _compute_payouts(*, round_obj: Round, effective: Result, net: int, win_u: int) -> None:
+    """Write each bet's payout on the round's bets in one UPDATE: a million bets never travel to Python.
 
-
-def _compute_payouts(
-    *, round_obj: Round, effective: Result, reason_code: VoidReason | None, net: int, win_u: int
-) -> None:
-    """Write each bet's payout on the round's bets: one UPDATE on PostgreSQL, the reference math elsewhere.
-
-    On PostgreSQL a million bets never travel to Python; on the embedded SQLite default (small rounds)
-    `rounds.domain.pool.settle_pool` computes the same integers (the tests compare both).
+    The integers are those of `rounds.domain.pool.settle_pool` (the tests compare both).
     """
     service_write_allow()  # the bets' payouts change here only (red-line trigger)
-    if _payouts_in_sql():
-        with connection.cursor() as cursor:
-            # Once a day, for this transaction only: sort and aggregate a million rows in memory.
-            cursor.execute("SET LOCAL work_mem = '256MB'")
-            if effective is Result.VOID:
-                cursor.execute("UPDATE rounds_bet SET payout_u = stake_u WHERE round_id = %s", [round_obj.pk])
-            else:
-                cursor.execute(
-                    f"UPDATE rounds_bet SET payout_u = CASE WHEN side = %s THEN {_payout_sql(win_u=win_u, net=net)}"
-                    " ELSE 0 END WHERE round_id = %s",
-                    [effective.value, net, win_u, round_obj.pk],
-                )
-        return
-    bets = list(Bet.objects.filter(round_id=round_obj.pk).order_by("pk"))
-    settlement = settle_pool(
-        stakes=[(bet.pk, Side(bet.side), bet.stake_u) for bet in bets],
-        result=effective,
-        fee_bps=round_obj.fee_bps,
-        void_reason=reason_code,
-    )
-    for bet in bets:
-        bet.payout_u = settlement.payouts_u[bet.pk]
-    Bet.objects.bulk_update(bets, ["payout_u"])
+    with connection.cursor() as cursor:
+        # Once a day, for this transaction only: sort and aggregate a million rows in memory.
+        cursor.execute("SET LOCAL work_mem = '256MB'")
+        if effective is Result.VOID:
+            cursor.execute("UPDATE rounds_bet SET payout_u = stake_u WHERE round_id = %s", [round_obj.pk])
+        else:
+            cursor.execute(
+                f"UPDATE rounds_bet SET payout_u = CASE WHEN side = %s THEN {_payout_sql(win_u=win_u, net=net)}"
+                " ELSE 0 END WHERE round_id = %s",
+                [effective.value, net, win_u, round_obj.pk],
+            )
 
 
 def _settle_money(
@@ -366,7 +341,7 @@ def _settle_money(
 ) -> tuple[int, int, int]:
     """Compute the payouts, check conservation, and post one settlement journal through the ledger's door."""
     _check_pool(round_obj=round_obj, total=total)
-    _compute_payouts(round_obj=round_obj, effective=effective, reason_code=reason_code, net=net, win_u=win_u)
+    _compute_payouts(round_obj=round_obj, effective=effective, net=net, win_u=win_u)
     figures = Bet.objects.filter(round_id=round_obj.pk).aggregate(
         paid=Coalesce(Sum("payout_u"), 0),
         winners=Count("id", filter=Q(payout_u__gt=0)),

@@ -298,10 +298,9 @@ def webhook_event_process(*, event_id: int, replay: bool = False) -> WebhookEven
 
 
 def _lock_timeout_local(timeout_ms: int) -> None:
-    """Bound every lock wait of the current transaction (PostgreSQL; transaction-local, like SET LOCAL)."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{timeout_ms}ms"])
+    """Bound every lock wait of the current transaction (transaction-local, like SET LOCAL)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{timeout_ms}ms"])
 
 
 class _NotPlain(Exception):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -103,19 +104,27 @@ TEMPLATES = [
 # (`django_db_*`), the house manual's connection KPI.
 PROMETHEUS_DB_ENGINES = {
     "django.db.backends.postgresql": "django_prometheus.db.backends.postgresql",
-    "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
 }
 
 
 def instrumented_database(config: dict) -> dict:
-    """Return a DATABASES entry with its ENGINE swapped for django-prometheus's wrapper."""
+    """Return a DATABASES entry with its ENGINE swapped for django-prometheus's wrapper (PostgreSQL only)."""
     config = dict(config)
+    if config["ENGINE"] not in PROMETHEUS_DB_ENGINES:
+        raise ImproperlyConfigured(f"The database must be PostgreSQL (postgres://...), not {config['ENGINE']}.")
     config["ENGINE"] = PROMETHEUS_DB_ENGINES.get(config["ENGINE"], config["ENGINE"])
     config["ATOMIC_REQUESTS"] = False
     return config
 
 
-DATABASES = {"default": instrumented_database(env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"))}
+# PostgreSQL only, named by DATABASE_URL: `make run` and `make test` start the embedded server
+# (ops/embedded_pg.py) and set it when it is unset; production requires it (production.py). Unset, the
+# settings still load (mypy, `makemigrations --check`), but any query fails: Django's dummy backend.
+DATABASES = {
+    "default": instrumented_database(env.db("DATABASE_URL"))
+    if env.str("DATABASE_URL", default="")
+    else {"ENGINE": "django.db.backends.dummy"}
+}
 # A streaming replica for reports, TVL, metrics gauges and admin lists (ops/db_router.py, docs/ops/scaling.md).
 DB_READONLY_ENDPOINT = env("DB_READONLY_ENDPOINT", default="")
 DB_READONLY_MAX_LAG_S = env.float("DB_READONLY_MAX_LAG_S", default=5.0)

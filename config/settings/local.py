@@ -1,4 +1,5 @@
-"""Settings for `make run`: a developer's machine, SQLite and a file broker by default."""
+"""Settings for `make run`: a developer's machine, the embedded PostgreSQL (`make run` sets DATABASE_URL) and a
+file broker by default."""
 
 from .base import *  # noqa: F403
 from .base import env

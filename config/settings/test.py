@@ -1,12 +1,10 @@
-"""Settings for `make test`: PostgreSQL and Redis on 127.0.0.1, never SQLite."""
+"""Settings for `make test`: the PostgreSQL named by DATABASE_URL (`make test` starts the embedded one when it
+is unset: ops/embedded_pg.py) and Redis on 127.0.0.1."""
 
 from .base import *  # noqa: F403
-from .base import DATABASES, env, instrumented_database
+from .base import env
 
 SECRET_KEY = "test-insecure"
-DATABASES["default"] = instrumented_database(
-    env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/backoffice")
-)
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/9")
 CELERY_BROKER_URL = REDIS_URL
 CELERY_BROKER_TRANSPORT_OPTIONS = {}

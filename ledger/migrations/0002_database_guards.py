@@ -1,13 +1,11 @@
 """Database-level guards for the ledger, and the house manual's `ledger_entries` view.
 
-PostgreSQL:
 - journals and entries are append-only (UPDATE and DELETE raise);
 - a statement trigger refuses entries added to a journal committed by another transaction
   (`created_txid`, a column only the database knows, records the creating transaction) and entries
   whose currency differs from their account's;
 - a deferred constraint trigger, one per journal, checks at commit that the journal has two or more
   entries summing to zero per currency.
-SQLite (the embedded `make run` default) gets the append-only triggers; the service checks the rest.
 """
 
 from django.db import migrations
@@ -80,18 +78,6 @@ DROP TRIGGER IF EXISTS ledger_entry_append_only ON ledger_entry;
 DROP FUNCTION IF EXISTS ledger_forbid_change();
 """
 
-SQLITE_FORWARD = [
-    f"CREATE TRIGGER {table}_no_{op.lower()} BEFORE {op} ON {table} "
-    f"BEGIN SELECT RAISE(ABORT, 'ledger rows are append-only'); END"
-    for table in ("ledger_entry", "ledger_journal")
-    for op in ("UPDATE", "DELETE")
-]
-SQLITE_BACKWARD = [
-    f"DROP TRIGGER IF EXISTS {table}_no_{op.lower()}"
-    for table in ("ledger_entry", "ledger_journal")
-    for op in ("UPDATE", "DELETE")
-]
-
 # The house manual queries ledger_entries(account, amount_u, ref_type, ref_id, ts) verbatim.
 VIEW_FORWARD = """
 CREATE VIEW ledger_entries AS
@@ -106,23 +92,13 @@ VIEW_BACKWARD = "DROP VIEW IF EXISTS ledger_entries"
 
 
 def forward(apps, schema_editor):
-    vendor = schema_editor.connection.vendor
-    if vendor == "postgresql":
-        schema_editor.execute(PG_FORWARD, params=None)
-    elif vendor == "sqlite":
-        for statement in SQLITE_FORWARD:
-            schema_editor.execute(statement)
+    schema_editor.execute(PG_FORWARD, params=None)
     schema_editor.execute(VIEW_FORWARD)
 
 
 def backward(apps, schema_editor):
     schema_editor.execute(VIEW_BACKWARD)
-    vendor = schema_editor.connection.vendor
-    if vendor == "postgresql":
-        schema_editor.execute(PG_BACKWARD, params=None)
-    elif vendor == "sqlite":
-        for statement in SQLITE_BACKWARD:
-            schema_editor.execute(statement)
+    schema_editor.execute(PG_BACKWARD, params=None)
 
 
 class Migration(migrations.Migration):

@@ -1,8 +1,8 @@
-"""Postings in one round trip on PostgreSQL: `ledger_post` (one journal) and `ledger_post_batch` (many).
+"""Postings in one round trip: `ledger_post` (one journal) and `ledger_post_batch` (many).
 
-Each function does what `ledger.services.journal_post` does on the portable path, inside the database:
-lock every account the legs touch (SELECT ... FOR UPDATE in ascending id order, as
-`ledger.lock_objects.accounts_lock` does, so the two paths never deadlock each other), check that each
+Each function does what `ledger.services.journal_post` needs, inside the database:
+lock every account the legs touch (SELECT ... FOR UPDATE in ascending id order, as every posting
+does, so postings never deadlock each other), check that each
 account exists and is in the leg's currency, recognise a replay by reference (same fingerprint: the
 existing journal; other contents: refused), refuse an overdraft of an account that may not go
 negative, then insert the journal and its entries and move the stored balances.
@@ -16,8 +16,6 @@ by postings 1..k-1 (a running sum per account), exactly as posting them one by o
 first refusal refuses the whole batch. A reference taken by a concurrent transaction between the check
 and the insert (the unique index makes the insert wait for it) rolls back the batch's writes to an
 internal savepoint and checks again; the locks on the accounts are kept.
-
-SQLite (the embedded default) has no such functions; the service posts there with the ORM.
 """
 
 from django.db import migrations
@@ -264,13 +262,11 @@ DROP FUNCTION IF EXISTS ledger_posting_existing(varchar, varchar, bigint);
 
 
 def forward(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(PG_FORWARD, params=None)
+    schema_editor.execute(PG_FORWARD, params=None)
 
 
 def backward(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(PG_BACKWARD, params=None)
+    schema_editor.execute(PG_BACKWARD, params=None)
 
 
 class Migration(migrations.Migration):

@@ -3,7 +3,7 @@
 The same two refusals as migration 0002 (an entry added to a journal another transaction created; an
 entry whose currency is not its account's), over the distinct keys of the inserted rows: a round's
 settlement inserts half a million entries of one journal, which was half a million probes of
-ledger_journal for one row (PostgreSQL only; SQLite has no such trigger).
+ledger_journal for one row.
 """
 
 from django.db import migrations
@@ -46,13 +46,11 @@ END $$;
 
 
 def forward(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(FUNCTION, params=None)
+    schema_editor.execute(FUNCTION, params=None)
 
 
 def backward(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(PREVIOUS, params=None)
+    schema_editor.execute(PREVIOUS, params=None)
 
 
 class Migration(migrations.Migration):

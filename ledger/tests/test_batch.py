@@ -193,9 +193,7 @@ def test_one_refused_posting_refuses_the_whole_batch_and_changes_nothing(
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("outcome", ["commit", "rollback"])
-def test_a_reference_taken_by_a_concurrent_posting_meanwhile(
-    outcome: str, books: dict[str, Account], ledger_writer: str
-) -> None:
+def test_a_reference_taken_by_a_concurrent_posting_meanwhile(outcome: str, books: dict[str, Account]) -> None:
     """Another transaction inserts the batch's reference (other accounts, so no lock is shared) and
     commits or rolls back while the batch waits on the unique index: a conflict, or the batch posts."""
     a, b, psp, c = books["a"], books["b"], books["psp"], books["c"]

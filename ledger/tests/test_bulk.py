@@ -121,7 +121,7 @@ def nestloop() -> str:
 
 
 def test_a_large_posting_is_planned_with_hash_joins_and_the_planner_restored(
-    pool: dict[str, Any], assert_ledger_ok: Any, monkeypatch: pytest.MonkeyPatch, ledger_writer: str
+    pool: dict[str, Any], assert_ledger_ok: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A posting hinted as large (`LegQuery.rows`) moves the same money; the planner setting is put back."""
     monkeypatch.setattr(services, "BULK_HASH_JOIN_ROWS", 2)
@@ -148,7 +148,7 @@ def test_a_large_posting_is_planned_with_hash_joins_and_the_planner_restored(
     )
     assert Entry.objects.filter(journal=journal).count() == 4
     assert [Account.objects.get(pk=a.pk).balance_u for a in accounts] == [1_500, 1_469, 0]
-    assert inside == (["off", "off"] if ledger_writer == "fast-write" else [])  # the lock, then the balances
+    assert inside == ["off", "off"]  # the lock, then the balances
     assert nestloop() == "on"
     assert_ledger_ok()
 

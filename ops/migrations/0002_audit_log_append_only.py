@@ -17,13 +17,11 @@ DROP FUNCTION IF EXISTS audit_log_forbid_change();
 
 
 def forward(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(PG_FORWARD, params=None)
+    schema_editor.execute(PG_FORWARD, params=None)
 
 
 def backward(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(PG_BACKWARD, params=None)
+    schema_editor.execute(PG_BACKWARD, params=None)
 
 
 class Migration(migrations.Migration):

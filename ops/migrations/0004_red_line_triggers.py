@@ -2,8 +2,7 @@
 
 The function refuses an UPDATE unless the transaction set `backoffice.service_write` (see `ops/db_guard.py`).
 Each app puts its own money table behind it in its own migration (`ops.db_guard.red_line_trigger`): payouts'
-withdrawals, webhooks' deposits, rounds' bets. PostgreSQL only; the embedded SQLite default relies on the
-services alone.
+withdrawals, webhooks' deposits, rounds' bets.
 """
 
 from django.db import migrations
@@ -31,13 +30,11 @@ def _backward() -> str:
 
 
 def forward(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(_forward(), params=None)
+    schema_editor.execute(_forward(), params=None)
 
 
 def backward(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(_backward(), params=None)
+    schema_editor.execute(_backward(), params=None)
 
 
 class Migration(migrations.Migration):

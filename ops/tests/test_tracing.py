@@ -27,7 +27,7 @@ def spans() -> Iterator[Any]:
 
 
 def _ledger_write(span: Any) -> bool:
-    """A database span that writes ledger entries: the portable INSERT, or one call of the posting function."""
+    """A database span that writes ledger entries: a call of a posting function, or the bulk INSERT."""
     statement = str(span.attributes.get("db.statement", span.attributes.get("db.query.text", "")))
     return "ledger_entry" in statement or "ledger_post(" in statement
 

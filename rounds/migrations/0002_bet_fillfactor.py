@@ -8,13 +8,11 @@ from django.db import migrations
 
 
 def forward(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute("ALTER TABLE rounds_bet SET (fillfactor = 50)")
+    schema_editor.execute("ALTER TABLE rounds_bet SET (fillfactor = 50)")
 
 
 def backward(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute("ALTER TABLE rounds_bet RESET (fillfactor)")
+    schema_editor.execute("ALTER TABLE rounds_bet RESET (fillfactor)")
 
 
 class Migration(migrations.Migration):

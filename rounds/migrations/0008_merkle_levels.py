@@ -17,13 +17,11 @@ STORAGE = "ALTER TABLE rounds_merklelevel ALTER COLUMN hashes SET STORAGE {}"
 
 
 def forward(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(STORAGE.format("EXTERNAL"))
+    schema_editor.execute(STORAGE.format("EXTERNAL"))
 
 
 def backward(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(STORAGE.format("EXTENDED"))
+    schema_editor.execute(STORAGE.format("EXTENDED"))
 
 
 class Migration(migrations.Migration):

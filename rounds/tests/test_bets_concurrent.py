@@ -35,11 +35,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 WAIT_S = 30  # a barrier or event not reached by then fails the test instead of hanging it
 
 
-@pytest.fixture(autouse=True)
-def _postgresql_only() -> None:
-    assert connection.vendor == "postgresql", "row and advisory locks: these tests run on PostgreSQL (DATABASE_URL)"
-
-
 def _available(player: Any) -> int:
     return user_account(user=player, currency="USDC").balance_u
 
