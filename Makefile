@@ -1,10 +1,12 @@
-# The two commands: `make run` (serve on the embedded default) and `make test` (the whole suite).
+# The two commands: `make run` (serve on the embedded PostgreSQL by default) and `make test` (the whole suite).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 STUB_PORT ?= 12111
+# Without DATABASE_URL, a command runs against the embedded PostgreSQL (ops/embedded_pg.py), started for it.
+WITH_DB = $(if $(DATABASE_URL),,$(BIN)/python -m ops.embedded_pg run --)
 
 .PHONY: run test smoke-embedded bench lint clean migrate-prod prod-local
 
@@ -21,14 +23,17 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
 	touch $@ $(VENV)/.runtime-installed
 
 ## run: migrate, load demo data, serve admin + API with a Celery worker, beat and the PSP stub. Ctrl-C stops all.
+## PostgreSQL: DATABASE_URL, or else the embedded server from PyPI (data in .run/pg), stopped with the rest.
 run: $(VENV)/.runtime-installed
 	HOST=$(HOST) PORT=$(PORT) STUB_PORT=$(STUB_PORT) BIN=$(BIN) bash ops/scripts/run_local.sh
 
-## test: the whole suite on PostgreSQL and Redis (127.0.0.1).
+## test: the whole suite on Redis (127.0.0.1) and the PostgreSQL of DATABASE_URL, or else the embedded one
+## (started for the run, stopped after).
 test: $(VENV)/.dev-installed
-	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/python -m pytest $(PYTEST_ARGS)
+	DJANGO_SETTINGS_MODULE=config.settings.test $(WITH_DB) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## smoke-embedded: on SQLite, migrate, load demo data, serve, expect 200 from /health/ready, stop.
+## smoke-embedded: with DATABASE_URL unset, on the embedded PostgreSQL (a fresh data folder, its own port): migrate,
+## load demo data, serve, expect 200 from /health/ready with vendor postgresql, stop everything.
 smoke-embedded: $(VENV)/.runtime-installed
 	BIN=$(BIN) bash ops/scripts/smoke_embedded.sh
 
@@ -63,4 +68,5 @@ lint: $(VENV)/.dev-installed
 	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/python manage.py makemigrations --check --dry-run --verbosity 0
 
 clean:
-	rm -rf $(VENV) .run db.sqlite3
+	-[ -x $(BIN)/python ] && $(BIN)/python -m ops.embedded_pg stop
+	rm -rf $(VENV) .run

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make run`: migrate, load demo data, then serve the admin and API with a Celery worker + beat and
-# the local PSP stub. SQLite and the file broker unless DATABASE_URL / REDIS_URL are set.
+# the local PSP stub. The embedded PostgreSQL (ops/embedded_pg.py, data under .run/pg) unless DATABASE_URL
+# is set, and the file broker unless REDIS_URL is set. Ctrl-C stops everything, the embedded server too.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${BIN:-.venv/bin}
@@ -12,17 +13,26 @@ export STRIPE_API_BASE=${STRIPE_API_BASE:-http://127.0.0.1:${STUB_PORT}}
 export ADYEN_API_BASE=${ADYEN_API_BASE:-http://127.0.0.1:${STUB_PORT}}
 mkdir -p .run/broker/out .run/broker/processed
 
-"$BIN/python" manage.py migrate --noinput
-"$BIN/python" manage.py seed --demo
-
 pids=()
+embedded=""
 cleanup() {
     trap - INT TERM EXIT
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
+    if [ -n "$embedded" ]; then "$BIN/python" -m ops.embedded_pg stop || true; fi
     echo "stopped."
 }
 trap cleanup INT TERM EXIT
+
+if [ -z "${DATABASE_URL:-}" ]; then
+    embedded=1
+    DATABASE_URL=$("$BIN/python" -m ops.embedded_pg start)
+    export DATABASE_URL
+    echo "embedded PostgreSQL: $DATABASE_URL (data in .run/pg)"
+fi
+
+"$BIN/python" manage.py migrate --noinput
+"$BIN/python" manage.py seed --demo
 
 "$BIN/python" -m webhooks.stub --port "$STUB_PORT" --webhook-target "http://$HOST:$PORT" &
 pids+=($!)
