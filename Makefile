@@ -65,7 +65,7 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy
-	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/python manage.py makemigrations --check --dry-run --verbosity 0
+	DJANGO_SETTINGS_MODULE=config.settings.test $(WITH_DB) $(BIN)/python manage.py makemigrations --check --dry-run --verbosity 0
 
 clean:
 	-[ -x $(BIN)/python ] && $(BIN)/python -m ops.embedded_pg stop
