@@ -46,10 +46,12 @@ def test_start_serves_postgresql_on_its_own_port_then_stop_stops_it(folder: Path
     port = int(url.rsplit(":", 1)[1].split("/")[0])
     assert url == f"postgres://postgres@127.0.0.1:{port}/backoffice"
     with psycopg.connect(url) as conn:
-        version, database, sockets = conn.execute(
+        row = conn.execute(
             "SELECT current_setting('server_version_num')::int, current_database(),"
             " current_setting('unix_socket_directories')"
         ).fetchone()
+    assert row is not None
+    version, database, sockets = row
     assert version >= 180000 and database == "backoffice"
     assert sockets == ""  # TCP on 127.0.0.1 only: no socket beside the system server's
 
