@@ -16,9 +16,9 @@ only and, as root, widens the permissions of every folder above its data).
 
     python -m ops.embedded_pg start          start it unless it runs; print its DATABASE_URL
     python -m ops.embedded_pg stop           stop it (nothing to do if it is not running)
-    python -m ops.embedded_pg run -- CMD...  CMD with DATABASE_URL set (and the server's client tools first
-                                             on PATH: pg_dump must match the server); a server started
-                                             here is stopped after
+    python -m ops.embedded_pg run -- CMD...  CMD with DATABASE_URL set, and the server's client tools first
+                                             on PATH and in PG_BINDIR (pg_dump must be as new as the
+                                             server); a server started here is stopped after
 """
 
 from __future__ import annotations
@@ -181,7 +181,13 @@ def stop() -> bool:
 def run(command: list[str]) -> int:
     """Run `command` against the embedded server; stop the server after if this started it."""
     database_url, started = start()
-    env = {**os.environ, "DATABASE_URL": database_url, "PATH": f"{bin_dir()}{os.pathsep}{os.environ.get('PATH', '')}"}
+    tools = str(bin_dir())
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "PG_BINDIR": tools,
+        "PATH": f"{tools}{os.pathsep}{os.environ['PATH']}",
+    }
     child = subprocess.Popen(command, env=env)  # noqa: S603
     signal.signal(signal.SIGTERM, lambda *_: child.terminate())
     try:

@@ -64,11 +64,14 @@ def test_start_serves_postgresql_on_its_own_port_then_stop_stops_it(folder: Path
 def test_run_gives_the_command_the_url_and_stops_the_server_it_started(
     folder: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    code = embedded_pg.main(["run", "--", "sh", "-c", 'echo "$DATABASE_URL"; command -v pg_dump; exit 3'])
+    code = embedded_pg.main(
+        ["run", "--", "sh", "-c", 'echo "$DATABASE_URL"; command -v pg_dump; echo "$PG_BINDIR"; exit 3']
+    )
     out = capfd.readouterr().out.splitlines()
     assert code == 3  # the command's own exit status
     assert out[0].startswith("postgres://postgres@127.0.0.1:")
     assert out[1] == str(embedded_pg.bin_dir() / "pg_dump")  # client tools of the server's own version first
+    assert out[2] == str(embedded_pg.bin_dir())  # and for db_restore_drill, whatever PATH its caller sets
     assert not _accepts(int(out[0].rsplit(":", 1)[1].split("/")[0]))
 
 

@@ -9,6 +9,7 @@ in production (the onboarding pack's first red line).
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -20,6 +21,13 @@ from django.db import connection
 from django.utils import timezone
 
 from ledger.selectors import RESTORE_CHECKS
+
+
+def _tool(name: str) -> str:
+    """A PostgreSQL client tool: from PG_BINDIR when set (pg_dump must be as new as the server), else on PATH."""
+    bindir = os.environ.get("PG_BINDIR", "")
+    return str(Path(bindir) / name) if bindir else name
+
 
 COMPARE_SQL = [*RESTORE_CHECKS, ("audit records", "SELECT COUNT(*) FROM audit_log")]
 
@@ -43,7 +51,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         for tool in ("pg_dump", "pg_restore", "psql"):
-            if shutil.which(tool) is None:
+            if shutil.which(_tool(tool)) is None:
                 raise CommandError(f"{tool} is not installed.")
         if options["phase"] == "backup":
             self._backup(Path(options["dir"]))
@@ -68,14 +76,12 @@ class Command(BaseCommand):
         folder.mkdir(parents=True, exist_ok=True)
         name = settings.DATABASES["default"]["NAME"]
         path = folder / f"{name}-{timezone.now():%Y%m%dT%H%M%SZ}.dump"
-        subprocess.run(["pg_dump", "-Fc", "-f", str(path), *self._conn_args()], check=True, env=self._env())
+        subprocess.run([_tool("pg_dump"), "-Fc", "-f", str(path), *self._conn_args()], check=True, env=self._env())
         checksum = _sha256(path)
         path.with_suffix(".dump.sha256").write_text(f"{checksum}  {path.name}\n")
         self.stdout.write(f"backup PASS: snapshot {path} at {timezone.now():%Y-%m-%dT%H:%M:%SZ} sha256 {checksum}")
 
     def _env(self) -> dict[str, str]:
-        import os
-
         env = dict(os.environ)
         password = settings.DATABASES["default"].get("PASSWORD")
         if password:
@@ -91,11 +97,11 @@ class Command(BaseCommand):
             raise CommandError(f"restore FAIL: checksum of {path} does not match {sums}.")
         source = settings.DATABASES["default"]["NAME"]
         scratch = f"{source}_restore_drill_{timezone.now():%Y%m%d%H%M%S}"[:63]
-        psql = ["psql", "-q", "-v", "ON_ERROR_STOP=1", *self._conn_args("postgres")]
+        psql = [_tool("psql"), "-q", "-v", "ON_ERROR_STOP=1", *self._conn_args("postgres")]
         subprocess.run([*psql, "-c", f'CREATE DATABASE "{scratch}"'], check=True, env=self._env())
         try:
             subprocess.run(
-                ["pg_restore", "--no-owner", *self._conn_args(scratch), str(path)], check=True, env=self._env()
+                [_tool("pg_restore"), "--no-owner", *self._conn_args(scratch), str(path)], check=True, env=self._env()
             )
             mismatches = self._compare(scratch)
         finally:
@@ -115,7 +121,7 @@ class Command(BaseCommand):
                 cursor.execute(sql)
                 live = int(cursor.fetchone()[0])
             out = subprocess.run(
-                ["psql", "-At", *self._conn_args(scratch), "-c", sql],
+                [_tool("psql"), "-At", *self._conn_args(scratch), "-c", sql],
                 check=True,
                 capture_output=True,
                 text=True,
