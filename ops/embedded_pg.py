@@ -12,7 +12,8 @@ only and, as root, widens the permissions of every folder above its data).
 - Trust authentication from 127.0.0.1, user `postgres`, database `backoffice`: a developer's machine only.
   Production sets DATABASE_URL and never runs this.
 - PostgreSQL refuses to run as root: as root, the server runs as the system user `embedded_postgres`
-  (created on first use with `useradd`), which owns the data folder.
+  (created on first use with `useradd`), which owns the data folder; a folder above the data or the
+  binaries that it may not traverse (a checkout under /root) gets o+x, and the start says so.
 
     python -m ops.embedded_pg start          start it unless it runs; print its DATABASE_URL
     python -m ops.embedded_pg stop           stop it (nothing to do if it is not running)
@@ -29,6 +30,7 @@ import pwd
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -109,18 +111,39 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _reaches(user: pwd.struct_passwd, folder: Path, program: Path) -> bool:
+    test = 'test -w "$0" && test -x "$1"'
+    return _run(["sh", "-c", test, folder, program], user, cwd="/").returncode == 0
+
+
+def _let_through(user: pwd.struct_passwd, folder: Path, program: Path) -> None:
+    """As root: let the server's user reach its folder and its binaries (a checkout under /root, say).
+
+    The folders above them that others may not traverse get o+x (traverse only, not list), and this says which.
+    """
+    if _reaches(user, folder, program):
+        return
+    opened = []
+    for path in sorted({*folder.parents, *program.parents}, key=lambda p: len(p.parts)):
+        mode = path.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            path.chmod(mode | stat.S_IXOTH)
+            opened.append(str(path))
+    if opened:
+        print(f"embedded PostgreSQL: o+x (traverse) given to {', '.join(opened)} for user {OS_USER}", file=sys.stderr)
+    if not _reaches(user, folder, program):
+        raise EmbeddedPgError(
+            f"the server's user {OS_USER} cannot reach {folder} or {program}: set EMBEDDED_PG_DIR to a folder it can"
+        )
+
+
 def _prepare(user: pwd.struct_passwd | None) -> None:
     """Create the folder (owned by the server's user) and the cluster on the first start."""
     folder = base_dir()
     folder.mkdir(parents=True, exist_ok=True)
     if user is not None:
         os.chown(folder, user.pw_uid, user.pw_gid)
-        reach = _run(["sh", "-c", 'test -w "$0" && test -x "$1"', folder, bin_dir() / "postgres"], user, cwd="/")
-        if reach.returncode != 0:
-            raise EmbeddedPgError(
-                f"the server's user {OS_USER} cannot reach {folder} or {bin_dir()}: give the folders above them"
-                " o+x, or set EMBEDDED_PG_DIR to a folder it can reach"
-            )
+        _let_through(user, folder, bin_dir() / "postgres")
     folder.chmod(0o700)
     data = folder / "data"
     if (data / "PG_VERSION").exists():

@@ -28,7 +28,7 @@ if [ -z "${DATABASE_URL:-}" ]; then
     embedded=1
     DATABASE_URL=$("$BIN/python" -m ops.embedded_pg start)
     export DATABASE_URL
-    echo "embedded PostgreSQL: $DATABASE_URL (data in .run/pg)"
+    echo "embedded PostgreSQL: $DATABASE_URL (data in ${EMBEDDED_PG_DIR:-.run/pg})"
 fi
 
 "$BIN/python" manage.py migrate --noinput
