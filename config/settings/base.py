@@ -132,7 +132,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Cache: local memory per process, counted by django-prometheus (`django_cache_*`).
 CACHES = {"default": {"BACKEND": "django_prometheus.cache.backends.locmem.LocMemCache"}}
 
-# Passwords: Django's validators; operators (staff) need at least 12 characters.
+# Passwords: Django's validators; operators (staff) need at least 12 characters; the demo passwords are
+# refused outside ENVIRONMENT=development.
 AUTH_PASSWORD_VALIDATORS = [
     {
         "NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator",
@@ -141,6 +142,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
     {"NAME": "accounts.password_validation.StaffMinimumLengthValidator", "OPTIONS": {"min_length": 12}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "accounts.password_validation.NotDemoPasswordValidator"},  # outside ENVIRONMENT=development
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
