@@ -101,8 +101,28 @@ class AccountAwareAxesHandler(AxesDatabaseHandler):
                 request.axes_locked_out = True
                 request.axes_credentials = credentials
             request.axes_lockout_scope = SCOPE_ACCOUNT
-            if total == int(settings.LOGIN_ACCOUNT_FAILURE_LIMIT):
+            if not _account_lockout_audited(username, getattr(request, "axes_attempt_time", None)):
                 audit_account_lockout(request=request, username=username, failures=total)
+
+
+def _account_lockout_audited(username: str, now: datetime | None = None) -> bool:
+    """Whether this account lockout is already audited: the account's latest lockout or unlock record within
+    the cool-off is an account lockout (two failures racing past the limit are audited once, and a lockout
+    after an operator's unlock is audited again)."""
+    from ops.models import AuditRecord
+
+    latest = (
+        AuditRecord.objects.filter(
+            object_type="accounts.user",
+            object_id=username,
+            action__in=("auth.lockout", "auth.unlock"),
+            created_at__gte=_threshold(now),
+        )
+        .order_by("-created_at", "-id")
+        .values_list("action", "data")
+        .first()
+    )
+    return latest is not None and latest[0] == "auth.lockout" and (latest[1] or {}).get("scope") == SCOPE_ACCOUNT
 
 
 def _addresses(username: str, now: datetime | None = None) -> list[str]:

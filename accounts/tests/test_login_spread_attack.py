@@ -157,3 +157,13 @@ def test_the_per_address_lockout_still_works_and_other_addresses_log_in(player: 
     # An address-only lockout is listed as such while it lasts (the success elsewhere cleared only that pair).
     [lockout] = current_lockouts()
     assert lockout.scope == "address" and lockout.addresses == 1
+
+
+def test_a_lockout_is_audited_once_and_again_after_an_unlock(player: Any, limits: tuple[int, int]) -> None:
+    spread(player.email, 2)  # locked: audited once
+    for ip in (LEGIT, ADDRESSES[0]):
+        assert api_login(player.email, "wrong-password", ip).status_code == 429  # refused, not audited again
+    assert AuditRecord.objects.filter(action="auth.lockout").count() == 1
+    call_command("unlock_login", player.email, "--reason", "verified", stdout=StringIO())
+    assert spread(player.email, 2)[-1] == 429  # the attack goes on: locked again, audited again
+    assert AuditRecord.objects.filter(action="auth.lockout", data__scope="account").count() == 2
