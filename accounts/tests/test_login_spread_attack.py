@@ -167,3 +167,19 @@ def test_a_lockout_is_audited_once_and_again_after_an_unlock(player: Any, limits
     call_command("unlock_login", player.email, "--reason", "verified", stdout=StringIO())
     assert spread(player.email, 2)[-1] == 429  # the attack goes on: locked again, audited again
     assert AuditRecord.objects.filter(action="auth.lockout", data__scope="account").count() == 2
+
+
+def test_unlocking_one_address_lifts_the_account_lockout_only_below_the_limit(
+    player: Any, settings: Any, limits: tuple[int, int]
+) -> None:
+    spread(player.email, 2)  # 20 counted, 2 per address: locked from every address
+    out = StringIO()
+    call_command("unlock_login", player.email, "--ip", ADDRESSES[0], "--reason", "their home address", stdout=out)
+    assert "still locked" not in out.getvalue()  # 18 left: under the limit
+    assert api_login(player.email, PASSWORD, ADDRESSES[0]).status_code == 200
+    spread(player.email, 2)
+    settings.LOGIN_ACCOUNT_FAILURE_LIMIT = 15  # (a lower limit: the other addresses alone still lock it)
+    out = StringIO()
+    call_command("unlock_login", player.email, "--ip", ADDRESSES[0], "--reason", "their home address", stdout=out)
+    assert "still locked from every address" in out.getvalue() and "run without --ip" in out.getvalue()
+    assert api_login(player.email, PASSWORD, ADDRESSES[0]).status_code == 429
