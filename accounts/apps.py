@@ -9,7 +9,7 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts"
 
     def ready(self) -> None:
-        from . import login_protection  # noqa: F401  (audits lockouts)
+        from . import checks, login_protection  # noqa: F401  (the demo-accounts deploy check; audits lockouts)
         from .roles import ensure_operator_roles
 
         post_migrate.connect(ensure_operator_roles, dispatch_uid="accounts.ensure_operator_roles")

@@ -23,3 +23,22 @@ class StaffMinimumLengthValidator:
 
     def get_help_text(self) -> str:
         return f"Operators' passwords must contain at least {self.min_length} characters."
+
+
+class NotDemoPasswordValidator:
+    """Refuse the demo accounts' passwords (`seed --demo`) outside ENVIRONMENT=development.
+
+    Common passwords are refused everywhere by Django's CommonPasswordValidator (configured beside this one).
+    """
+
+    def validate(self, password: str, user: Any = None) -> None:
+        from .demo import demo_allowed, is_demo_password
+
+        if not demo_allowed() and is_demo_password(password):
+            raise ValidationError(
+                "This is a demo password; it is refused outside development.",
+                code="password_is_demo",
+            )
+
+    def get_help_text(self) -> str:
+        return "Your password cannot be one of the demo passwords."

@@ -31,15 +31,17 @@ class LoginLockedOut(ApplicationError):
 def token_login(*, email: str, password: str, request: Any = None) -> tuple[str, datetime | None, Any]:
     """Check the credentials and issue an expiring API token (stored hashed).
 
-    django-axes counts failures per account and address (`accounts.login_protection`); a locked-out
-    pair is refused with 429 even with the right password. A user holds at most
+    django-axes counts failures per account and address, and per account over every address
+    (`accounts.login_protection`); a locked-out pair or account is refused with 429 even with the
+    right password. A user holds at most
     REST_KNOX["TOKEN_LIMIT_PER_USER"] live tokens: a new login revokes the oldest ones beyond it.
     """
     user = authenticate(request, username=(email or "").strip().lower(), password=password)
     if getattr(request, "axes_locked_out", False):
         minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
+        where = "" if getattr(request, "axes_lockout_scope", "") == "account" else " from this address"
         raise LoginLockedOut(
-            f"Too many failed logins for this account from this address; try again in {minutes} minutes "
+            f"Too many failed logins for this account{where}; try again in {minutes} minutes "
             "or ask an operator to unlock it."
         )
     if user is None or not user.is_active:

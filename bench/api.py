@@ -260,6 +260,7 @@ def start_gunicorn(*, port: int, workers: int, threads: int, work: Path, log: Pa
         "ADYEN_API_KEY": f"AQE{secrets.token_hex(16)}",
         "ADYEN_HMAC_KEY": secrets.token_hex(32).upper(),
         "ADYEN_MERCHANT_ACCOUNT": "BenchMerchant",
+        "ADYEN_LIVE_ENDPOINT_PREFIX": "bench-prefix",  # the entrypoint's deploy checks ask for one (adyen_live)
         "ADYEN_BALANCE_ACCOUNT_ID": "BA_BENCH",
         "CUSTODY_WEBHOOK_KEY": secrets.token_hex(32),
         "DEPOSIT_RETURN_URL": f"http://127.0.0.1:{port}/deposits/return",

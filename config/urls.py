@@ -6,6 +6,9 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from ops import views as ops_views
 
+# A database or broker unreachable: 503 with Retry-After (problem+json on /v1 and /webhooks), never a 500 page.
+handler500 = "ops.unavailable.server_error"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("health", ops_views.health, name="health"),

@@ -107,9 +107,17 @@ def _drf_problem(exc: drf_exceptions.APIException) -> dict[str, Any]:
 
 
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """Render every API error as application/problem+json."""
+    """Render every API error as application/problem+json; an unreachable database or broker is a 503."""
     if isinstance(exc, ApplicationError):
         return problem_response(exc.problem())
+    from .unavailable import RETRY_AFTER_S, unavailable_dependency, unavailable_problem
+
+    dependency = unavailable_dependency(exc)
+    if dependency is not None:
+        from rest_framework.views import set_rollback
+
+        set_rollback()
+        return problem_response(unavailable_problem(dependency), headers={"Retry-After": str(RETRY_AFTER_S)})
     if isinstance(exc, Http404):
         exc = drf_exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

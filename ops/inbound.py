@@ -8,7 +8,8 @@ passes its `Refusals`, the problem types it has always answered with (`webhook/.
 
 Signatures, each computed one way for both checking and (for the canary's simulated deliveries) signing:
 
-* Stripe: `stripe.WebhookSignature.verify_header(body, Stripe-Signature, STRIPE_WEBHOOK_SECRET, tolerance=300)`;
+* Stripe: `stripe.WebhookSignature.verify_header(body, Stripe-Signature, STRIPE_WEBHOOK_SECRET, tolerance=300)`,
+  which refuses a timestamp older than 300 s; one more than 300 s in the future is refused here too;
 * Adyen Transfers (Balance Platform): header `HmacSignature`, base64 HMAC-SHA256 of the raw body
   (`Adyen.util.generate_payload_sig`, hex key ADYEN_HMAC_KEY);
 * a shared key: hex HMAC-SHA256 of the raw body (custody deposits' `X-Webhook-Signature`).
@@ -23,6 +24,7 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -83,7 +85,8 @@ def json_object(body: bytes, refusals: Refusals) -> dict[str, Any]:
 
 
 def stripe_signature_verify(*, body: bytes, header: str, refusals: Refusals) -> None:
-    """Check `Stripe-Signature` against STRIPE_WEBHOOK_SECRET (and its timestamp's age) on the raw body."""
+    """Check `Stripe-Signature` against STRIPE_WEBHOOK_SECRET on the raw body, and its timestamp: neither
+    older nor further in the future than STRIPE_TOLERANCE_S (the SDK refuses only the old ones)."""
     import stripe
 
     secret = settings.STRIPE_WEBHOOK_SECRET
@@ -101,6 +104,23 @@ def stripe_signature_verify(*, body: bytes, header: str, refusals: Refusals) -> 
         raise refusals.bad_signature(
             f"The Stripe-Signature does not match, or its timestamp is older than {STRIPE_TOLERANCE_S} s."
         ) from None
+    timestamp = _stripe_timestamp(header)
+    if timestamp is None or timestamp > time.time() + STRIPE_TOLERANCE_S:
+        raise refusals.bad_signature(
+            f"The Stripe-Signature's timestamp is more than {STRIPE_TOLERANCE_S} s in the future."
+        )
+
+
+def _stripe_timestamp(header: str) -> int | None:
+    """The `t=` of a Stripe-Signature header (already verified: the signature covers it)."""
+    for item in header.split(","):
+        key, _, value = item.strip().partition("=")
+        if key == "t":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
 
 
 def adyen_payload_signature(body: bytes, hmac_key_hex: str) -> str:

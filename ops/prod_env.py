@@ -25,6 +25,7 @@ MIN_SECRET_KEY_UNIQUE_CHARS = 5
 MIN_HSTS_SECONDS = 365 * 24 * 3600
 MIN_METRICS_TOKEN_LENGTH = 32
 MAX_LOGIN_FAILURE_LIMIT = 10
+MAX_LOGIN_ACCOUNT_FAILURE_LIMIT = 50
 STRIPE_LIVE_KEY_PREFIXES = ("sk_live_", "rk_live_")
 
 
@@ -159,11 +160,13 @@ def check_metrics_private() -> tuple[bool, str]:
 
 
 def check_login_protection() -> tuple[bool, str]:
-    ok = bool(settings.AXES_ENABLED) and int(settings.AXES_FAILURE_LIMIT) <= MAX_LOGIN_FAILURE_LIMIT
+    pair, account = int(settings.AXES_FAILURE_LIMIT), int(settings.LOGIN_ACCOUNT_FAILURE_LIMIT)
+    ok = bool(settings.AXES_ENABLED) and pair <= MAX_LOGIN_FAILURE_LIMIT and account <= MAX_LOGIN_ACCOUNT_FAILURE_LIMIT
     return ok, (
-        f"logins lock after {settings.AXES_FAILURE_LIMIT} failures"
+        f"logins lock after {pair} failures from one address, {account} over every address"
         if ok
-        else f"login protection off or its limit above {MAX_LOGIN_FAILURE_LIMIT}"
+        else f"login protection off or its limits above {MAX_LOGIN_FAILURE_LIMIT} per address "
+        f"or {MAX_LOGIN_ACCOUNT_FAILURE_LIMIT} per account"
     )
 
 

@@ -141,7 +141,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Cache: local memory per process, counted by django-prometheus (`django_cache_*`).
 CACHES = {"default": {"BACKEND": "django_prometheus.cache.backends.locmem.LocMemCache"}}
 
-# Passwords: Django's validators; operators (staff) need at least 12 characters.
+# Passwords: Django's validators; operators (staff) need at least 12 characters; the demo passwords are
+# refused outside ENVIRONMENT=development.
 AUTH_PASSWORD_VALIDATORS = [
     {
         "NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator",
@@ -150,19 +151,24 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
     {"NAME": "accounts.password_validation.StaffMinimumLengthValidator", "OPTIONS": {"min_length": 12}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "accounts.password_validation.NotDemoPasswordValidator"},  # outside ENVIRONMENT=development
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
 # --- Login protection (django-axes) ----------------------------------------------------------
-# Lock an account for one client address after LOGIN_FAILURE_LIMIT wrong passwords, on the API
-# login and the admin login alike; the lockout ends after LOGIN_LOCKOUT_MINUTES or when an operator
-# runs `unlock_login`. Lockouts and unlocks land in the audit log.
+# Lock an account for one client address after LOGIN_FAILURE_LIMIT wrong passwords, and for every
+# address after LOGIN_ACCOUNT_FAILURE_LIMIT wrong passwords summed over all addresses (a spread
+# attack), on the API login and the admin login alike (accounts/login_protection.py); the lockout
+# ends after LOGIN_LOCKOUT_MINUTES or when an operator runs `unlock_login`. Lockouts and unlocks land
+# in the audit log; the console lists the current lockouts.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 AXES_ENABLED = env.bool("LOGIN_PROTECTION_ENABLED", default=True)
 AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+LOGIN_ACCOUNT_FAILURE_LIMIT = env.int("LOGIN_ACCOUNT_FAILURE_LIMIT", default=20)
+AXES_HANDLER = "accounts.login_protection.AccountAwareAxesHandler"
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=30))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_USERNAME_FORM_FIELD = "username"  # the key Django's authenticate() and the admin form use for the email

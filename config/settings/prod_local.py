@@ -12,5 +12,9 @@ from .production import *  # noqa: F403
 from .production import env
 
 ENVIRONMENT = "prod-local"
+# `bin/backoffice` runs the deploy checks before starting (`deploy_preflight`); the production rules these
+# differences break are Info here (ops/checks.py), and so is Django's own plain-HTTP warning.
+if not SECURE_SSL_REDIRECT:  # noqa: F405
+    SILENCED_SYSTEM_CHECKS = [*SILENCED_SYSTEM_CHECKS, "security.W008"]  # noqa: F405
 STRIPE_API_BASE = env("STRIPE_API_BASE")
 ADYEN_API_BASE = env("ADYEN_API_BASE")

@@ -162,7 +162,8 @@ def test_check_ledger_passes_then_reports_a_breach(player: Any, fund: Any) -> No
     assert "stores 150 but its entries sum to 100" in breach.detail
 
 
-def test_seed_demo_is_idempotent() -> None:
+def test_seed_demo_is_idempotent(settings: Any) -> None:
+    settings.ENVIRONMENT = "development"  # the only environment that allows the demo accounts
     run("seed", "--demo")
     snapshot = (User.objects.count(), Journal.objects.count(), sum(Account.objects.values_list("balance_u", flat=True)))
     run("seed", "--demo")

@@ -54,6 +54,7 @@ class Dashboard:
     daily: dict[str, DailySeries]
     payout_outcomes: list[tuple[str, int]]
     pending_decisions: int = 0
+    lockouts: list[Any] = field(default_factory=list)
 
 
 def _days(today: date) -> list[date]:
@@ -158,6 +159,7 @@ def payout_outcome_rates(*, since: datetime) -> list[tuple[str, int]]:
 
 def dashboard(*, now: datetime | None = None) -> Dashboard:
     """Everything the console's home page shows, in a fixed number of queries."""
+    from accounts.login_protection import current_lockouts
     from ledger.models import ReconciliationRun
     from ledger.selectors import tvl_by_currency
     from ops.models import Proposal, Switch, Waiver
@@ -185,4 +187,5 @@ def dashboard(*, now: datetime | None = None) -> Dashboard:
         daily=daily_flows(today=now.astimezone(UTC).date()),
         payout_outcomes=payout_outcome_rates(since=now - timedelta(days=CHART_DAYS)),
         pending_decisions=Proposal.objects.filter(state=Proposal.State.PENDING).count(),
+        lockouts=current_lockouts(now=now),
     )

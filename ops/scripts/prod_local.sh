@@ -25,7 +25,7 @@ export DJANGO_ALLOWED_HOSTS=127.0.0.1,localhost
 export SECURE_SSL_REDIRECT=false
 export STRIPE_API_BASE="http://127.0.0.1:$STUB_PORT" ADYEN_API_BASE="http://127.0.0.1:$STUB_PORT"
 # Keys the stub accepts; generated per run, never real ones.
-export STRIPE_API_KEY="sk_live_local$("$PYTHON" -c 'import secrets; print(secrets.token_hex(12))')"
+export STRIPE_API_KEY="sk_live_$("$PYTHON" -c 'import secrets; print(secrets.token_hex(12))')"
 export STRIPE_WEBHOOK_SECRET="whsec_$("$PYTHON" -c 'import secrets; print(secrets.token_hex(16))')"
 export ADYEN_API_KEY="AQE$("$PYTHON" -c 'import secrets; print(secrets.token_hex(16))')"
 export ADYEN_HMAC_KEY
@@ -64,14 +64,19 @@ if ! psql "${DATABASE_URL%/*}/postgres" -tAc "SELECT 1 FROM pg_database WHERE da
 fi
 "$PYTHON" -m celery -A config purge -f >/dev/null
 
-# The release step (Procfile `release:`), then operators and a player: `seed` is refused under production
-# settings, so the demo data is written with the local settings on the same database.
+# The release step (Procfile `release:`), then an operator and a player with a password generated for this
+# run: `seed` is refused under production settings, so they are written with the local settings on the same
+# database. Never the demo accounts: `bin/backoffice` refuses to start while one exists (accounts.E001).
 release=$(sed -n 's/^release: //p' Procfile)
 echo "prod-local: $release"
 $release
 # As the image's build does: the static files whitenoise serves (compressed, content-hashed names).
 "$PYTHON" manage.py collectstatic --noinput --verbosity 0
-DJANGO_SETTINGS_MODULE=config.settings.local "$PYTHON" manage.py seed --demo >/dev/null
+OPERATOR_EMAIL=ops@prod-local.example.net PLAYER_EMAIL=canary-player@prod-local.example.net
+export PROD_LOCAL_PASSWORD
+PROD_LOCAL_PASSWORD="pl-$("$PYTHON" -c 'import secrets; print(secrets.token_hex(16))')"
+DJANGO_SETTINGS_MODULE=config.settings.local "$PYTHON" manage.py seed --operator "$OPERATOR_EMAIL" --role finance \
+    --player "$PLAYER_EMAIL" --password-env PROD_LOCAL_PASSWORD >/dev/null
 
 "$PYTHON" -m webhooks.stub --port "$STUB_PORT" >"$logs/stub.log" 2>&1 &
 pids+=($!)
@@ -102,11 +107,11 @@ echo "$headers" | grep -qi '^cache-control: max-age=315360000, public, immutable
 echo "prod-local: /static/$css served (cache-control: max-age=315360000, public, immutable)"
 
 echo "prod-local: bash scripts/go_live_smoke.sh $base"
-SMOKE_EMAIL=finance@example.com SMOKE_PASSWORD=finance-demo-pass bash scripts/go_live_smoke.sh "$base"
+SMOKE_EMAIL=$OPERATOR_EMAIL SMOKE_PASSWORD=$PROD_LOCAL_PASSWORD bash scripts/go_live_smoke.sh "$base"
 
 echo "prod-local: canary"
 "$PYTHON" manage.py canary --base-url "$base" --simulate --timeout 60 \
-    --player-email alice@example.com --player-password player-demo-pass \
-    --operator-email finance@example.com --operator-password finance-demo-pass \
+    --player-email "$PLAYER_EMAIL" --player-password "$PROD_LOCAL_PASSWORD" \
+    --operator-email "$OPERATOR_EMAIL" --operator-password "$PROD_LOCAL_PASSWORD" \
     --release "$(git rev-parse --short HEAD 2>/dev/null || echo local)" --report-dir "$work/canary"
 echo "prod-local: PASS (go_live_smoke PASS, canary PASS) on production settings with the process list"

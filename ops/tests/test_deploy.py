@@ -142,10 +142,18 @@ def test_the_access_log_line_is_json_whatever_the_client_sends(path: str, user_a
     assert record["logger"] == "gunicorn.access" and record["pid"] == os.getpid()
 
 
+def _test_database_url() -> str:
+    from django.db import connection
+
+    db = connection.settings_dict
+    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
 @pytest.fixture
-def production_web(tmp_path: Path) -> Any:
+def production_web(tmp_path: Path, transactional_db: Any) -> Any:
     """gunicorn through the entrypoint (`bin/backoffice web`) on the production settings, after `collectstatic`
-    into a temporary STATIC_ROOT as the image's build does; yields (base URL, STATIC_ROOT, log file)."""
+    into a temporary STATIC_ROOT as the image's build does; yields (base URL, STATIC_ROOT, log file). The
+    entrypoint's deploy checks read the (migrated, demo-free) test database."""
     import sys
     import urllib.request
 
@@ -159,7 +167,7 @@ def production_web(tmp_path: Path) -> Any:
         **PRODUCTION_ENV,
         "PYTHON": sys.executable,
         "STATIC_ROOT": str(static_root),
-        "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/unused",
+        "DATABASE_URL": _test_database_url(),
         "REDIS_URL": "redis://127.0.0.1:6379/15",
         "PORT": str(port),
         "WEB_CONCURRENCY": "1",

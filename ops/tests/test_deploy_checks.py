@@ -79,6 +79,7 @@ def test_check_deploy_is_clean_with_a_complete_production_environment() -> None:
         ({"METRICS_TOKEN": ""}, "metrics_private"),
         ({"METRICS_TOKEN": "short"}, "metrics_private"),
         ({"LOGIN_PROTECTION_ENABLED": "false"}, "login_protection"),
+        ({"LOGIN_ACCOUNT_FAILURE_LIMIT": "500"}, "login_protection"),
         ({"SECURE_SSL_REDIRECT": "false"}, "https"),
         ({"REDIS_URL": "filesystem://"}, "broker_redis"),
     ],

@@ -110,6 +110,24 @@ def test_stripe_good_signature_credits_once(
             },
             id="expired-301s",
         ),
+        pytest.param(
+            lambda d: {
+                **d.headers,
+                "Stripe-Signature": stripe_signature_header(
+                    d.body.decode(), "whsec_test_secret", int(time.time()) + 600
+                ),
+            },
+            id="future-10min",
+        ),
+        pytest.param(
+            lambda d: {
+                **d.headers,
+                "Stripe-Signature": stripe_signature_header(
+                    d.body.decode(), "whsec_test_secret", int(time.time()) + 301
+                ),
+            },
+            id="future-301s",
+        ),
         pytest.param(lambda d: {**d.headers, "Stripe-Signature": "t=1,v1=deadbeef"}, id="garbage"),
     ],
 )
@@ -125,6 +143,19 @@ def test_stripe_bad_signature_is_refused_and_changes_nothing(
     assert_refused(response, 400, "webhook/invalid-signature")
     assert snapshot() == before
     assert enqueued == []
+
+
+def test_stripe_signature_a_little_in_the_future_is_accepted(
+    player: Any, deliver: Any, inline_worker: list[int]
+) -> None:
+    """Clock skew within the tolerance (a minute ahead) is not a refusal."""
+    deposit = pending_deposit(player)
+    _, delivery = stripe_delivery("payment_intent.succeeded", payment_intent(deposit))
+    header = stripe_signature_header(delivery.body.decode(), "whsec_test_secret", int(time.time()) + 60)
+
+    response = deliver(STRIPE_URL, SignedWebhook(delivery.body, {**delivery.headers, "Stripe-Signature": header}))
+
+    assert response.status_code == 200 and available(player, "USD") == 2500
 
 
 def test_stripe_body_changed_after_signing_is_refused(player: Any, deliver: Any, enqueued: list[int]) -> None:

@@ -1,8 +1,12 @@
-"""`seed`: create players (`--users N`) or the demo data (`--demo`), idempotently.
+"""`seed`: create players (`--users N`), the demo data (`--demo`), or named accounts, idempotently.
 
 The demo data: an admin, a finance and a support operator (their credentials are printed) and a few
 players with balances. Running it again changes nothing. Refused where BOOTSTRAP_ENABLED is off
-(production).
+(production); `--demo` is refused outside ENVIRONMENT=development (`accounts/demo.py`).
+
+`--operator EMAIL [--role ROLE]` and `--player EMAIL` create one operator and/or one player (no balance)
+whose password is read from the environment variable named by `--password-env` (never the command
+line) and must pass the password rules: `make prod-local` creates its accounts this way.
 """
 
 from __future__ import annotations
@@ -14,23 +18,11 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from accounts.demo import DEMO_ENVIRONMENT, DEMO_OPERATORS, DEMO_PLAYERS, PLAYER_PASSWORD, demo_allowed
 from accounts.models import User
-from accounts.roles import ADMIN, FINANCE, SUPPORT, ensure_operator_roles
+from accounts.roles import FINANCE, ROLES, ensure_operator_roles
 from ledger.services import operator_credit
 from ops.actors import SEED
-
-DEMO_OPERATORS = [
-    ("admin@example.com", "admin-demo-pass", ADMIN, True),
-    ("finance@example.com", "finance-demo-pass", FINANCE, False),
-    ("finance2@example.com", "finance2-demo-pass", FINANCE, False),
-    ("support@example.com", "support-demo-pass", SUPPORT, False),
-]
-DEMO_PLAYERS = [
-    ("alice@example.com", 250_000_000, 10_000),
-    ("bob@example.com", 100_000_000, 5_000),
-    ("carol@example.com", 50_000_000, 0),
-]
-PLAYER_PASSWORD = "player-demo-pass"
 
 
 class Command(BaseCommand):
@@ -39,18 +31,78 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--users", type=int, default=0, help="create N more players")
         parser.add_argument("--demo", action="store_true", help="demo operators and players with balances")
+        parser.add_argument("--operator", help="create this operator (with --role and --password-env)")
+        parser.add_argument("--role", default=FINANCE, choices=ROLES, help="the --operator's role (default finance)")
+        parser.add_argument("--player", help="create this player, without a balance (with --password-env)")
+        parser.add_argument("--password-env", help="the environment variable holding the new accounts' password")
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not settings.BOOTSTRAP_ENABLED:
             raise CommandError("seed is disabled here (BOOTSTRAP_ENABLED is off, as in production).")
         if options["users"] < 0:
             raise CommandError("--users must be zero or more.")
-        if not options["demo"] and not options["users"]:
-            raise CommandError("Say what to create: --users N and/or --demo.")
+        named = [e for e in (options["operator"], options["player"]) if e]
+        if not options["demo"] and not options["users"] and not named:
+            raise CommandError("Say what to create: --users N, --demo, --operator EMAIL and/or --player EMAIL.")
+        if options["demo"] and not demo_allowed():
+            raise CommandError(
+                f"seed --demo is refused here (ENVIRONMENT={settings.ENVIRONMENT}); demo accounts and their "
+                f"passwords exist only where ENVIRONMENT={DEMO_ENVIRONMENT}."
+            )
+        password = self._named_password(options) if named else ""
         if options["demo"]:
             self._demo()
         if options["users"]:
             self._players(options["users"])
+        if named:
+            self._named(operator=options["operator"], role=options["role"], player=options["player"], password=password)
+
+    def _named_password(self, options: dict[str, Any]) -> str:
+        import os
+
+        from django.contrib.auth.password_validation import validate_password
+        from django.core.exceptions import ValidationError
+
+        name = options["password_env"]
+        if not name:
+            raise CommandError("--operator/--player need --password-env NAME (the password is never an argument).")
+        password = os.environ.get(name, "")
+        if not password:
+            raise CommandError(f"The environment variable {name} is empty or not set.")
+        for email, staff in ((options["operator"], True), (options["player"], False)):
+            if email:
+                try:
+                    validate_password(password, User(email=email.strip().lower(), is_staff=staff))
+                except ValidationError as exc:
+                    raise CommandError(f"The password in {name} is refused: {' '.join(exc.messages)}") from None
+        return password
+
+    @transaction.atomic
+    def _named(self, *, operator: str | None, role: str, player: str | None, password: str) -> None:
+        ensure_operator_roles()
+        if operator:
+            email = operator.strip().lower()
+            user = User.objects.filter(email=email).first()
+            if user is None:
+                user = User.objects.create_user(email, password, is_staff=True)
+            elif not user.is_staff:
+                raise CommandError(f"{email} exists as a player; staff and players are never the same account.")
+            else:
+                user.set_password(password)
+                user.save(update_fields=["password"])
+            user.groups.add(Group.objects.get(name=role))
+            self.stdout.write(f"operator {email} ({role})")
+        if player:
+            email = player.strip().lower()
+            user = User.objects.filter(email=email).first()
+            if user is None:
+                user = User.objects.create_user(email, password)
+            elif user.is_staff or user.is_superuser:
+                raise CommandError(f"{email} is an operator account; staff and players are never the same account.")
+            else:
+                user.set_password(password)
+                user.save(update_fields=["password"])
+            self.stdout.write(f"player {email}")
 
     @transaction.atomic
     def _demo(self) -> None:

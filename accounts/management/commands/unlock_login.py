@@ -5,8 +5,10 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from accounts.login_protection import account_failures
 from accounts.services import login_unlock
 from ops.cli import operator_from_option
 
@@ -35,4 +37,11 @@ class Command(BaseCommand):
             reason=options["reason"],
         )
         where = f"from {options['ip']}" if options["ip"] else "from every address"
-        self.stdout.write(f"unlocked {options['email'].strip().lower()} {where}: {count} lockout record(s) removed")
+        email = options["email"].strip().lower()
+        self.stdout.write(f"unlocked {email} {where}: {count} lockout record(s) removed")
+        remaining = account_failures(email)
+        if remaining >= int(settings.LOGIN_ACCOUNT_FAILURE_LIMIT):
+            self.stdout.write(
+                f"still locked from every address: {remaining} failed logins from other addresses "
+                f"(LOGIN_ACCOUNT_FAILURE_LIMIT {settings.LOGIN_ACCOUNT_FAILURE_LIMIT}); run without --ip to lift it"
+            )
