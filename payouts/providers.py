@@ -103,6 +103,9 @@ STRIPE_PAYOUT_STATUSES = {
 }
 
 
+PSP_CALLS_PER_SUBMIT = 2  # at most two HTTP calls per submission (e.g. a transfer, then its payout)
+
+
 def provider_timeout_s() -> float:
     """Client timeout for PSP calls, in seconds (short: a payout worker must not hang)."""
     return float(settings.PAYOUT_PROVIDER_TIMEOUT_S)
@@ -126,6 +129,14 @@ class PayoutProvider:
     def resolution_blocker(self, *, withdrawal: Withdrawal) -> str:
         """Why a submitted payout may not be resolved by hand now (e.g. a transaction that may still land), or ""."""
         return ""
+
+    def call_budget_s(self) -> float:
+        """The longest one `submit` or `status` may take: its HTTP calls, each a connect and a read timeout.
+
+        The payout lease (payouts/leases.py) outlives it by PAYOUT_LEASE_MARGIN_S, so nobody else calls
+        the PSP about the same payout while this call may still be running.
+        """
+        return PSP_CALLS_PER_SUBMIT * 2 * provider_timeout_s()
 
 
 class AdyenTransfersProvider(PayoutProvider):

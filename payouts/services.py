@@ -41,6 +41,7 @@ from .errors import (
     TransitionForbidden,
     WithdrawalNotFound,
 )
+from .leases import LeaseBusy, lease_claim, lease_left_s, lease_release
 from .lock_objects import withdrawal_lock
 from .models import PayoutAttempt, PayoutEvent, Withdrawal
 from .providers import Outcome, SubmitResult, get_provider
@@ -55,6 +56,7 @@ SYSTEM_ACTIONS = frozenset({"submit", "mark_paid", "mark_failed"})
 RESOLVE_DECISIONS = ("confirm_sent", "refund_failed", "retry")
 APPROVE_KIND = "payouts.approve"
 RESOLVE_KIND = "payouts.resolve"
+IN_FLIGHT = "in_flight"  # payout_submit's status when another caller holds the payout's lease
 ACTION_LABELS = {
     "approve": "approve",
     "reject": "reject",
@@ -407,7 +409,7 @@ def payouts_paused() -> str:
 class PayoutRun:
     """What one run of the payout worker did for one withdrawal."""
 
-    status: str  # nothing_to_do, paused, or a provider Outcome value
+    status: str  # nothing_to_do, paused, in_flight (another caller holds the lease), or a provider Outcome value
     detail: str = ""
     idempotency_key: str = ""
 
@@ -417,13 +419,17 @@ class PayoutRun:
 
 
 def payout_submit(*, withdrawal_id: int, acting_user: SystemActor = PAYOUT_WORKER) -> PayoutRun:
-    """Submit the withdrawal's payout to its PSP in three phases; safe to run twice.
+    """Submit the withdrawal's payout to its PSP in three phases; safe to run twice, and at once.
 
-    (a) short transaction: lock, check the switches, approved -> payout_submitted, record the attempt;
+    (a) short transaction: lock, check the switches, claim the payout's lease (payouts/leases.py),
+    approved -> payout_submitted, record the attempt;
     (b) call the PSP outside any transaction, with our idempotency key (withdrawal id + attempt);
-    (c) short transaction: record the result. Accepted stays payout_submitted (paid comes by
-    webhook); declined goes to payout_failed (funds stay held); a timeout stays payout_submitted
-    and is retried with the same key only. Funds are never released automatically.
+    (c) short transaction: record the result and release the lease. Accepted stays payout_submitted
+    (paid comes by webhook); declined goes to payout_failed (funds stay held); a timeout stays
+    payout_submitted and is retried with the same key only. Funds are never released automatically.
+
+    A caller that finds the lease held (another worker, a retry or the requeue is calling the PSP about
+    this payout, or the reconciler is asking for its status) makes no call and returns `in_flight`.
     """
     with transaction.atomic():
         withdrawal = withdrawal_lock(withdrawal_id=withdrawal_id)
@@ -446,6 +452,9 @@ def payout_submit(*, withdrawal_id: int, acting_user: SystemActor = PAYOUT_WORKE
         if paused:
             logger.warning("payout of withdrawal %s not submitted: switch %s is on", withdrawal.pk, paused)
             return PayoutRun("paused", f"switch {paused} is on", withdrawal.idempotency_key)
+        lease = lease_claim(withdrawal=withdrawal, purpose=acting_user.name)
+        if isinstance(lease, LeaseBusy):  # another call for this payout may still be running: leave it to it
+            return PayoutRun(IN_FLIGHT, lease.line(), withdrawal.idempotency_key)
         if withdrawal.state == Withdrawal.State.APPROVED:
             withdrawal.payout_generation += 1
             _transition(
@@ -456,13 +465,23 @@ def payout_submit(*, withdrawal_id: int, acting_user: SystemActor = PAYOUT_WORKE
                 data={"generation": withdrawal.payout_generation},
             )
         key = withdrawal.idempotency_key
-        attempt = PayoutAttempt.objects.create(withdrawal=withdrawal, provider=withdrawal.provider, idempotency_key=key)
+        attempt = PayoutAttempt.objects.create(
+            withdrawal=withdrawal,
+            provider=withdrawal.provider,
+            idempotency_key=key,
+            lease_owner=lease.owner,
+            took_over_from=lease.took_over_from,
+        )
 
-    try:
-        result = get_provider(withdrawal.provider).submit(withdrawal=withdrawal, idempotency_key=key)
-    except Exception as exc:  # an unexpected library error: the call may have happened
-        logger.exception("payout provider %s raised for withdrawal %s", withdrawal.provider, withdrawal.pk)
-        result = SubmitResult(Outcome.AMBIGUOUS, detail=f"{type(exc).__name__}: {exc}"[:500])
+    left_s = lease_left_s(lease, provider=withdrawal.provider)
+    if left_s < 0:  # stalled since the claim: the call might outlive the lease, so it is not made
+        result = SubmitResult(Outcome.ERROR, detail=f"not called: the lease had {left_s:.1f} s too little left")
+    else:
+        try:
+            result = get_provider(withdrawal.provider).submit(withdrawal=withdrawal, idempotency_key=key)
+        except Exception as exc:  # an unexpected library error: the call may have happened
+            logger.exception("payout provider %s raised for withdrawal %s", withdrawal.provider, withdrawal.pk)
+            result = SubmitResult(Outcome.AMBIGUOUS, detail=f"{type(exc).__name__}: {exc}"[:500])
 
     with transaction.atomic():
         withdrawal = withdrawal_lock(withdrawal_id=withdrawal_id)
@@ -490,6 +509,7 @@ def payout_submit(*, withdrawal_id: int, acting_user: SystemActor = PAYOUT_WORKE
                 reason=f"PSP {result.outcome}: {result.detail}",
                 data={"idempotency_key": key},
             )
+        lease_release(lease)  # last: the saves above wrote the lease back as it was
     log = logger.info if result.outcome == Outcome.ACCEPTED else logger.warning
     log("payout of withdrawal %s via %s: %s %s", withdrawal.pk, withdrawal.provider, result.outcome, result.detail)
     _check_provider_health(provider=withdrawal.provider)
