@@ -269,7 +269,6 @@ REST_KNOX = {
     "AUTO_REFRESH": False,
     "TOKEN_LIMIT_PER_USER": env.int("API_TOKEN_LIMIT_PER_USER", default=20),
 }
-IDEMPOTENCY_IN_PROGRESS_TIMEOUT = timedelta(seconds=env.int("IDEMPOTENCY_IN_PROGRESS_TIMEOUT_S", default=300))
 
 # --- Celery -------------------------------------------------------------------------------
 REDIS_URL = env("REDIS_URL", default="")
