@@ -150,8 +150,9 @@ def _unlock(lock_id: int) -> None:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_unlock(%s)", [lock_id])
-    except DatabaseError:
-        logger.info("idempotency lock %s not given back: its connection is gone (and the lock with it)", lock_id)
+    except DatabaseError:  # the connection is gone (and the lock with it), or unusable: drop it, lock and all
+        logger.info("idempotency lock %s not given back on this connection; closing the connection", lock_id)
+        connection.close()
 
 
 def _reserve(

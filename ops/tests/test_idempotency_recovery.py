@@ -8,6 +8,7 @@ duplicate arrives, and really dead when the retry does.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import threading
@@ -109,6 +110,28 @@ def holds_advisory_lock(pid: int) -> bool:
         return bool(cursor.fetchone()[0])
 
 
+@contextlib.contextmanager
+def refusing_connections() -> Iterator[None]:
+    """This test database refuses new connections (open ones go on), as while it restarts."""
+    import psycopg
+
+    db = connection.settings_dict
+    name = db["NAME"]
+    with psycopg.connect(
+        host=db["HOST"] or "127.0.0.1",
+        port=db["PORT"] or 5432,
+        user=db["USER"],
+        password=db["PASSWORD"] or None,
+        dbname="postgres",
+        autocommit=True,
+    ) as admin:
+        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        try:
+            yield
+        finally:
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+
+
 def retry_until_answered(client: APIClient, key: str, body: dict[str, Any], within_s: float) -> tuple[Any, float]:
     """Send the retry until it is no longer 409; return the answer and how long that took."""
     started = time.monotonic()
@@ -166,6 +189,7 @@ def test_a_killed_request_leaves_its_key_and_a_retry_within_seconds_runs_it_once
     recovery_s = time.monotonic() - killed_at
     assert retried.status_code == 201 and "Idempotent-Replayed" not in retried, retried.content
     assert recovery_s < 10, f"the key was usable again only after {recovery_s:.1f} s"
+    print(f"killed request: key usable again {recovery_s:.2f} s after the kill")  # the figure in docs (pytest -s)
     assert outcome("recovered") == recovered_before + 1
     assert money(player) == (before[0] - 100, before[1] + 100, before[2] + 1)  # moved once
 
@@ -177,7 +201,7 @@ def test_a_killed_request_leaves_its_key_and_a_retry_within_seconds_runs_it_once
     assert_ledger_ok()
 
 
-def test_a_request_whose_connection_is_terminated_frees_its_key_within_seconds(
+def test_a_request_whose_connection_is_cut_by_a_database_restart_frees_its_key_within_seconds(
     funded: Any, assert_ledger_ok: Any
 ) -> None:
     player, client = funded, token_client(funded)
@@ -200,16 +224,21 @@ def test_a_request_whose_connection_is_terminated_frees_its_key_within_seconds(
         assert pid is not None
         duplicate = client.post(URL, {"amount_u": 100}, format="json", HTTP_IDEMPOTENCY_KEY="cut")
         assert duplicate.status_code == 409
-        with connection.cursor() as cursor:  # what a database restart does to every connection
+        # What a database restart does: the request's connection is cut, and the database refuses new ones
+        # for a while, so the request cannot clean up after itself (its key stays in progress).
+        with refusing_connections(), connection.cursor() as cursor:
             cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
-        cut_at = time.monotonic()
-        thread.join(20)
+            cut_at = time.monotonic()
+            thread.join(20)
     assert failures, "the first request should have failed with its connection"
+    assert IdempotencyKey.objects.get(user=player, key="cut").state == IdempotencyKey.State.IN_PROGRESS
     assert money(player) == before
 
     retried, _ = retry_until_answered(client, "cut", {"amount_u": 100}, within_s=10)
+    recovery_s = time.monotonic() - cut_at
     assert retried.status_code == 201 and "Idempotent-Replayed" not in retried, retried.content
-    assert time.monotonic() - cut_at < 10
+    assert recovery_s < 10
+    print(f"connection cut: key usable again {recovery_s:.2f} s after the cut")
     assert money(player) == (before[0] - 100, before[1] + 100, before[2] + 1)
     assert client.post(URL, {"amount_u": 100}, format="json", HTTP_IDEMPOTENCY_KEY="cut")["Idempotent-Replayed"]
     assert money(player) == (before[0] - 100, before[1] + 100, before[2] + 1)

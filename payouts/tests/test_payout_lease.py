@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -187,3 +188,50 @@ def test_a_caller_stalled_past_its_lease_does_not_call(
     monkeypatch.setattr("payouts.services._enqueue_payout", queued.append)
     assert payout_submit(withdrawal_id=withdrawal.pk).status == "accepted"
     assert stub.calls(withdrawal.idempotency_key) == 1
+
+
+@pytest.mark.worker
+def test_on_a_real_worker_the_original_task_the_requeue_and_a_retry_at_once_call_the_psp_once(
+    stub: Any, funded_player: Any, finance: Any, settings: Any, celery_worker_on_redis: Any, assert_ledger_ok: Any
+) -> None:
+    """The issue's race: the task queued by the approval, the requeue's message and a retry run together."""
+    from ops.models import WorkerRun
+    from ops.tests.processes import wait_until
+    from payouts.tasks import requeue_payouts, submit_payout
+
+    settings.PAYOUT_PROVIDER_TIMEOUT_S = 3.0
+    stub.set_mode("adyen_transfer", "timeout", delay=1.5)  # the PSP takes 1.5 s to answer
+    before = balances(funded_player)
+    withdrawal = withdrawal_request(user=funded_player, amount_u=AMOUNT_U, currency="USDC", provider="adyen")
+    withdrawal_approve(withdrawal_id=withdrawal.pk, acting_user=finance)  # queues the payout task on commit
+    # As if approved a minute ago with its message lost, as far as the requeue can tell: it queues it too.
+    Withdrawal.objects.filter(pk=withdrawal.pk).update(state_changed_at=timezone.now() - timedelta(minutes=1))
+    requeue_payouts.delay()
+    submit_payout.delay(withdrawal.pk)
+
+    def runs() -> list[str]:
+        return list(
+            WorkerRun.objects.filter(worker="payout", detail__withdrawal_id=withdrawal.pk).values_list(
+                "detail__status", flat=True
+            )
+        )
+
+    wait_until(lambda: WorkerRun.objects.filter(worker="payout_requeue").exists(), 30, "the requeue to run")
+    requeued = withdrawal.pk in WorkerRun.objects.get(worker="payout_requeue").detail["queued"]
+    expected = 2 + int(requeued)
+    wait_until(lambda: len(runs()) == expected, 30, f"{expected} payout runs")
+    statuses = sorted(str(s) for s in runs())
+    assert statuses.count("accepted") == 1, statuses
+    assert set(statuses) <= {"accepted", "in_flight", "nothing_to_do"}, statuses
+
+    withdrawal.refresh_from_db()
+    key = withdrawal.idempotency_key
+    assert stub.calls() == 1 and stub.calls(key) == 1 and stub.submissions(key) == 1, statuses
+    assert withdrawal.attempts.count() == 1 and withdrawal.payout_lease_owner == ""
+    for obj in stub.objects("adyen_transfer"):
+        stub.set_object_status(obj["id"], "booked")
+    assert payout_reconcile(withdrawal_id=withdrawal.pk).answer == "paid"
+    after = balances(funded_player)
+    assert (after.available_u, after.held_u) == (before.available_u - AMOUNT_U, 0)
+    assert Journal.objects.filter(reference=f"withdrawal:{withdrawal.pk}:payout").count() == 1
+    assert_ledger_ok()
