@@ -12,9 +12,10 @@ its timeouts) plus PAYOUT_LEASE_MARGIN_S, so it outlives any call its holder may
 holder that finds, after claiming, that less than the call budget is left (it stalled before calling)
 does not call (`lease_left_s`).
 
-A holder that dies (worker killed) leaves the lease; once it expires, the next caller takes it over and
-resubmits with the same idempotency key (the PSP replays, never pays twice) or asks the PSP for its
-status. The attempt records who called (`PayoutAttempt.lease_owner`) and whose expired lease it took over
+A holder that dies (worker killed, its database connection cut) leaves the lease; once it expires, the next
+caller takes it over. The payout worker then asks the PSP what became of the cut-off call first
+(`payouts.services._found_at_psp`) and submits again, with the same idempotency key, only if the PSP does
+not have it (and if it had it after all, the PSP replays: it never pays twice). The attempt records who called (`PayoutAttempt.lease_owner`) and whose expired lease it took over
 (`took_over_from`); `payout_lease_takeovers_total` counts those.
 """
 

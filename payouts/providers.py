@@ -103,7 +103,9 @@ STRIPE_PAYOUT_STATUSES = {
 }
 
 
-PSP_CALLS_PER_SUBMIT = 2  # at most two HTTP calls per submission (e.g. a transfer, then its payout)
+# At most three HTTP calls per run: a status call after a caller died mid-call, then the submission's two
+# (e.g. a transfer, then its payout).
+PSP_CALLS_PER_SUBMIT = 3
 
 
 def provider_timeout_s() -> float:
@@ -115,6 +117,8 @@ class PayoutProvider:
     """A payout rail. Subclasses implement `submit`; it must never raise for a PSP answer."""
 
     name: ClassVar[str] = ""
+    # After a caller died mid-call on a key, ask `status` before submitting again (payouts.services._found_at_psp).
+    status_before_resubmit: ClassVar[bool] = True
 
     def submit(self, *, withdrawal: Withdrawal, idempotency_key: str) -> SubmitResult:
         raise NotImplementedError

@@ -44,7 +44,7 @@ from .errors import (
 from .leases import LeaseBusy, lease_claim, lease_left_s, lease_release
 from .lock_objects import withdrawal_lock
 from .models import PayoutAttempt, PayoutEvent, Withdrawal
-from .providers import Outcome, SubmitResult, get_provider
+from .providers import Outcome, PayoutStatus, SubmitResult, get_provider
 from .selectors import withdrawal_subject
 
 if TYPE_CHECKING:
@@ -465,6 +465,8 @@ def payout_submit(*, withdrawal_id: int, acting_user: SystemActor = PAYOUT_WORKE
                 data={"generation": withdrawal.payout_generation},
             )
         key = withdrawal.idempotency_key
+        # A call on this key that never came back (its caller died with the lease): ask the PSP before sending again.
+        cut_off = withdrawal.attempts.filter(idempotency_key=key, outcome=PayoutAttempt.Outcome.PENDING).exists()
         attempt = PayoutAttempt.objects.create(
             withdrawal=withdrawal,
             provider=withdrawal.provider,
@@ -477,11 +479,9 @@ def payout_submit(*, withdrawal_id: int, acting_user: SystemActor = PAYOUT_WORKE
     if left_s < 0:  # stalled since the claim: the call might outlive the lease, so it is not made
         result = SubmitResult(Outcome.ERROR, detail=f"not called: the lease had {left_s:.1f} s too little left")
     else:
-        try:
-            result = get_provider(withdrawal.provider).submit(withdrawal=withdrawal, idempotency_key=key)
-        except Exception as exc:  # an unexpected library error: the call may have happened
-            logger.exception("payout provider %s raised for withdrawal %s", withdrawal.provider, withdrawal.pk)
-            result = SubmitResult(Outcome.AMBIGUOUS, detail=f"{type(exc).__name__}: {exc}"[:500])
+        result = (_found_at_psp(withdrawal=withdrawal, key=key) if cut_off else None) or _call_psp(
+            withdrawal=withdrawal, key=key
+        )
 
     with transaction.atomic():
         withdrawal = withdrawal_lock(withdrawal_id=withdrawal_id)
@@ -514,6 +514,47 @@ def payout_submit(*, withdrawal_id: int, acting_user: SystemActor = PAYOUT_WORKE
     log("payout of withdrawal %s via %s: %s %s", withdrawal.pk, withdrawal.provider, result.outcome, result.detail)
     _check_provider_health(provider=withdrawal.provider)
     return PayoutRun(str(result.outcome), result.detail, key)
+
+
+def _call_psp(*, withdrawal: Withdrawal, key: str) -> SubmitResult:
+    try:
+        return get_provider(withdrawal.provider).submit(withdrawal=withdrawal, idempotency_key=key)
+    except Exception as exc:  # an unexpected library error: the call may have happened
+        logger.exception("payout provider %s raised for withdrawal %s", withdrawal.provider, withdrawal.pk)
+        return SubmitResult(Outcome.AMBIGUOUS, detail=f"{type(exc).__name__}: {exc}"[:500])
+
+
+def _found_at_psp(*, withdrawal: Withdrawal, key: str) -> SubmitResult | None:
+    """After a caller died mid-call on this key: what the PSP already has for it, or None to submit again.
+
+    The PSP has it (pending or paid): accepted, with no second submission. It failed there, or its amount
+    or currency is not ours: declined (manual review, funds held). Not found, or no clear answer: None,
+    and the payout is submitted again with the same key (the PSP replays it if it had it after all).
+    """
+    provider = get_provider(withdrawal.provider)
+    if not provider.status_before_resubmit:
+        return None
+    try:
+        answer = provider.status(withdrawal=withdrawal, idempotency_key=key, psp_reference=withdrawal.psp_reference)
+    except Exception:
+        logger.exception("status call to %s failed for withdrawal %s", withdrawal.provider, withdrawal.pk)
+        return None
+    seen = f"asked the PSP after a cut-off call on {key}: {answer.status} {answer.psp_status}".strip()
+    if answer.status in (PayoutStatus.PAID, PayoutStatus.PENDING):
+        wrong = (answer.amount_u is not None and answer.amount_u != withdrawal.amount_u) or bool(
+            answer.currency and answer.currency.upper() != withdrawal.currency.upper()
+        )
+        if wrong:
+            return SubmitResult(
+                Outcome.DECLINED,
+                answer.psp_reference,
+                f"{seen}; its amount {answer.amount_u} {answer.currency} is not ours: manual review",
+            )
+        return SubmitResult(Outcome.ACCEPTED, answer.psp_reference, f"{seen}; not submitted again")
+    if answer.status == PayoutStatus.FAILED:
+        return SubmitResult(Outcome.DECLINED, answer.psp_reference, f"{seen}; not submitted again")
+    logger.warning("withdrawal %s: %s; submitting again with the same key", withdrawal.pk, seen)
+    return None
 
 
 def _check_provider_health(*, provider: str) -> None:

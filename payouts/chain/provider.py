@@ -42,6 +42,7 @@ class OnChainUSDCProvider(PayoutProvider):
     """USDC (ERC-20, 6 decimals) sent from the hot wallet with web3.py."""
 
     name = PROVIDER_NAME
+    status_before_resubmit = False  # `submit` itself resends the signed bytes recorded for the key, never signs twice
 
     def validate_request(self, *, currency: str, destination: Any) -> None:
         """Refuse, at request time, a currency other than USDC or a destination that is not EIP-55."""

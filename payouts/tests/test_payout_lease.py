@@ -95,14 +95,21 @@ def test_racing_callers_make_exactly_one_psp_call(
     assert_ledger_ok()
 
 
+@pytest.mark.parametrize("psp_has_it", [True, False], ids=["psp-has-it", "psp-lost-it"])
 def test_a_dead_callers_lease_blocks_everyone_until_it_expires_then_one_takes_over_with_the_same_key(
-    stub: Any, funded_player: Any, finance: Any, queued: list[int], settings: Any, assert_ledger_ok: Any
+    psp_has_it: bool,
+    stub: Any,
+    funded_player: Any,
+    finance: Any,
+    queued: list[int],
+    settings: Any,
+    assert_ledger_ok: Any,
 ) -> None:
-    settings.PAYOUT_PROVIDER_TIMEOUT_S = 1.0
-    settings.PAYOUT_LEASE_MARGIN_S = 0.5  # lease: 2 calls x (connect + read) x 1 s + 0.5 s = 4.5 s
+    settings.PAYOUT_PROVIDER_TIMEOUT_S = 0.5
+    settings.PAYOUT_LEASE_MARGIN_S = 1.0  # lease: 3 calls x (connect + read) x 0.5 s + 1 s = 4 s
     before = balances(funded_player)
     withdrawal = _approved(funded_player, finance)
-    stub.set_mode("adyen_transfer", "timeout", times=1, delay=0.8)  # executed at once, answered 0.8 s later
+    stub.set_mode("adyen_transfer", "timeout", times=1, delay=0.4)  # executed at once, answered 0.4 s later
     backend: list[int] = []
     died: list[BaseException] = []
 
@@ -149,15 +156,24 @@ def test_a_dead_callers_lease_blocks_everyone_until_it_expires_then_one_takes_ov
     while Withdrawal.objects.filter(pk=withdrawal.pk, payout_lease_until__gt=timezone.now()).exists():
         time.sleep(0.1)
     assert payouts_requeue(older_than_s=0) == [withdrawal.pk]
+    if not psp_has_it:
+        stub.reset()  # the cut-off call never reached the PSP after all
     results = race(*(lambda f=f: f(withdrawal.pk) for f in _submitters()))
     statuses = _statuses(results)
     assert statuses.count("accepted") == 1, statuses
     assert set(statuses) <= {"accepted", "in_flight", "nothing_to_do"}, statuses
-    assert stub.calls(key) == 2 and stub.calls() == 2  # one more HTTP call, with the same key
-    assert stub.submissions(key) == 1  # the PSP replayed it: one payout
+    # The one caller that took the lease asked the PSP first (by our key: we never learnt its id) ...
+    calls = [(r.method, r.path.rsplit("/", 1)[-1]) for r in stub.requests]
     taken = withdrawal.attempts.order_by("id").last()
     assert taken is not None and taken.took_over_from == dead_owner and taken.idempotency_key == key
     assert taken.outcome == PayoutAttempt.Outcome.ACCEPTED
+    if psp_has_it:  # ... found it there, and did not send it again: one submission POST in all
+        assert calls == [("POST", "transfers"), ("GET", "transfers")], calls
+        assert "not submitted again" in taken.detail
+    else:  # ... found nothing, and sent it again with the same key: the PSP executes it once
+        assert calls == [("GET", "transfers"), ("POST", "transfers")], calls
+        assert stub.calls(key) == 1
+    assert stub.submissions(key) == 1
     assert _sample("payout_lease_takeovers_total", provider="adyen") == 1
 
     # The PSP pays; reconciliation (under the lease too) finishes it: money burned once, ledger whole.
