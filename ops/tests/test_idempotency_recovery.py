@@ -272,3 +272,56 @@ def test_a_duplicate_while_the_first_holds_the_key_is_409_and_moves_nothing(fund
         assert money(player) == before
     done = client.post(URL, {"amount_u": 100}, format="json", HTTP_IDEMPOTENCY_KEY="busy")
     assert done.status_code == 201 and money(player) == (before[0] - 100, before[1] + 100, before[2] + 1)
+
+
+def test_a_run_that_lost_its_key_to_a_retry_stores_nothing_and_its_writes_roll_back(funded: Any) -> None:
+    """The first run came back (its connection was cut, then Django reconnected) after a retry took its key
+    over and finished: it must not overwrite the retry's response, and its own transfer must not commit."""
+    from rest_framework.parsers import JSONParser
+    from rest_framework.request import Request
+    from rest_framework.response import Response
+    from rest_framework.test import APIRequestFactory
+
+    from ledger.services import transfer, user_account
+    from ops.idempotency import idempotent_call
+
+    player = funded
+    before = money(player)
+    superseded_before = outcome("superseded")
+    request = Request(
+        APIRequestFactory().post(URL, {"amount_u": 100}, format="json", HTTP_IDEMPOTENCY_KEY="lost"),
+        parsers=[JSONParser()],
+    )
+    request.user = player
+
+    def the_retry_finishes_meanwhile() -> None:  # another connection: the retry's committed work
+        try:
+            IdempotencyKey.objects.filter(user=player, key="lost").update(
+                created_at="2100-01-01T00:00:00Z",
+                state=IdempotencyKey.State.COMPLETED,
+                response_status=201,
+                response_body={"journal": "the retry's"},
+            )
+        finally:
+            connection.close()
+
+    def handler() -> Response:
+        transfer(
+            source=user_account(user=player, currency="USDC"),
+            destination=house_account(currency="USDC"),
+            amount_u=100,
+            type="fee",
+            reference="pay-house:lost:first-run",
+            actor=player,
+        )
+        retry = threading.Thread(target=the_retry_finishes_meanwhile)
+        retry.start()
+        retry.join(10)
+        return Response({"journal": "this run's"}, status=201)
+
+    response = idempotent_call(request=request, scope=f"POST {URL}", handler=handler)
+    assert response.status_code == 201 and response.data == {"journal": "the retry's"}
+    assert response["Idempotent-Replayed"] == "true"
+    assert IdempotencyKey.objects.get(user=player, key="lost").response_body == {"journal": "the retry's"}
+    assert money(player) == before  # this run's transfer rolled back with the response it could not store
+    assert outcome("superseded") == superseded_before + 1
