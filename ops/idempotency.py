@@ -4,6 +4,19 @@ Same key and same request: the stored response is replayed with `Idempotent-Repl
 Same key and another request: 422, nothing runs. Same key while the first is still running: 409.
 The handler's effects and the stored response commit in one transaction, so a crash cannot leave a
 key that says "done" for work that was rolled back, nor work that was done without its key.
+
+"Still running" is not a timeout: a request holds a PostgreSQL session-level advisory lock named after
+its (user, key) on its own database connection from before it reserves the key until it has stored the
+response (or released the key). The lock dies with the connection: a request whose process was killed,
+whose connection was terminated, or whose database restarted leaves its key `in_progress` but unlocked,
+and the next request with that key (same body) takes the lock, finds nobody running it and runs it again
+at once (outcome `recovered`); its effects had rolled back with the dead request's transaction. While
+the first request is alive, a duplicate cannot take the lock and gets 409 (outcome `in_progress`).
+
+Each run marks the row with its own `created_at`; the response is stored, or the key released, only by
+the run that still owns that mark (a conditional UPDATE). A request that lost its connection and came
+back after another run took the key over stores nothing (outcome `superseded`): in the atomic case its
+effects roll back with the transaction that failed to store them.
 """
 
 from __future__ import annotations
@@ -13,11 +26,11 @@ import functools
 import hashlib
 import json
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
-from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -103,18 +116,65 @@ def _replay(row: IdempotencyKey) -> Response:
     return Response(body, status=row.response_status, headers=headers)
 
 
-def _reserve(
-    *, user: Any, key: str, scope: str, fingerprint: str, legacy_fingerprint: Callable[[], str]
-) -> IdempotencyKey | Response:
-    """Insert the key as in progress, or answer from the existing row (stored under this or the legacy hash)."""
+def _lock_id(user: Any, key: str) -> int:
+    """The advisory lock's 64-bit id for one caller's key (a collision only makes a request wait: a 409)."""
+    digest = hashlib.blake2b(f"idempotency:{user.pk}:{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+_held = threading.local()  # lock ids this thread's connection holds (a session lock is re-entrant: refuse)
+
+
+def _held_ids() -> set[int]:
+    if not hasattr(_held, "ids"):
+        _held.ids = set()
+    ids: set[int] = _held.ids
+    return ids
+
+
+def _try_lock(lock_id: int) -> bool:
+    """Take the key's session-level advisory lock on this request's connection, without waiting."""
+    if lock_id in _held_ids():
+        return False  # this connection already runs a request with this key
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [lock_id])
+        (acquired,) = cursor.fetchone()
+    if acquired:
+        _held_ids().add(lock_id)
+    return bool(acquired)
+
+
+def _unlock(lock_id: int) -> None:
+    """Give the lock back; if the connection died meanwhile, the lock died with it."""
+    _held_ids().discard(lock_id)
     try:
-        with transaction.atomic():
-            row = IdempotencyKey.objects.create(user=user, key=key, scope=scope, request_hash=fingerprint)
-        IDEMPOTENCY_EVENTS.labels(outcome="reserved").inc()
-        return row
-    except IntegrityError:
-        pass
-    existing = IdempotencyKey.objects.get(user=user, key=key)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [lock_id])
+    except DatabaseError:  # the connection is gone (and the lock with it), or unusable: drop it, lock and all
+        logger.info("idempotency lock %s not given back on this connection; closing the connection", lock_id)
+        connection.close()
+
+
+def _reserve(
+    *, user: Any, key: str, scope: str, fingerprint: str, legacy_fingerprint: Callable[[], str], locked: bool
+) -> IdempotencyKey | Response:
+    """Insert the key as in progress, or answer from the existing row (stored under this or the legacy hash).
+
+    `locked`: this request holds the key's advisory lock, so no live request is running it. Without the
+    lock another live request is: completed or mismatched keys are still answered, anything else is 409.
+    """
+    if locked:
+        try:
+            with transaction.atomic():
+                row = IdempotencyKey.objects.create(user=user, key=key, scope=scope, request_hash=fingerprint)
+            IDEMPOTENCY_EVENTS.labels(outcome="reserved").inc()
+            return row
+        except IntegrityError:
+            pass
+    existing = IdempotencyKey.objects.filter(user=user, key=key).first()
+    if existing is None:  # the live holder has not stored its key yet
+        IDEMPOTENCY_EVENTS.labels(outcome="in_progress").inc()
+        raise IdempotencyInProgress("The first request with this key has not finished; retry later.")
     same_request = existing.request_hash == fingerprint
     if not same_request:
         legacy = legacy_fingerprint()
@@ -124,28 +184,50 @@ def _reserve(
         raise IdempotencyKeyReused("This Idempotency-Key was already used for a different request; nothing was done.")
     if existing.state == IdempotencyKey.State.COMPLETED:
         return _replay(existing)
-    stale_before = timezone.now() - settings.IDEMPOTENCY_IN_PROGRESS_TIMEOUT
-    taken = IdempotencyKey.objects.filter(
-        pk=existing.pk, state=IdempotencyKey.State.IN_PROGRESS, created_at__lt=stale_before
-    ).update(created_at=timezone.now())
-    if taken:
-        IDEMPOTENCY_EVENTS.labels(outcome="reserved").inc()
-        return existing
+    if locked:  # in progress, but nobody alive holds it: its request died (killed, connection lost)
+        mark = timezone.now()
+        taken = IdempotencyKey.objects.filter(
+            pk=existing.pk, state=IdempotencyKey.State.IN_PROGRESS, created_at=existing.created_at
+        ).update(created_at=mark)
+        if taken:
+            existing.created_at = mark
+            IDEMPOTENCY_EVENTS.labels(outcome="recovered").inc()
+            logger.warning("Idempotency-Key %r of user %s: its first request died; running it again", key, user.pk)
+            return existing
     IDEMPOTENCY_EVENTS.labels(outcome="in_progress").inc()
     raise IdempotencyInProgress("The first request with this key has not finished; retry later.")
 
 
+class _Superseded(Exception):
+    """This run no longer owns its key (it lost its connection and another run took the key over)."""
+
+
 def _finalize(row: IdempotencyKey, response: Response) -> None:
-    row.state = IdempotencyKey.State.COMPLETED
-    row.response_status = response.status_code
-    row.response_body = _jsonable(response.data)
-    row.completed_at = timezone.now()
-    row.save(update_fields=["state", "response_status", "response_body", "completed_at"])
+    stored = IdempotencyKey.objects.filter(
+        pk=row.pk, state=IdempotencyKey.State.IN_PROGRESS, created_at=row.created_at
+    ).update(
+        state=IdempotencyKey.State.COMPLETED,
+        response_status=response.status_code,
+        response_body=_jsonable(response.data),
+        completed_at=timezone.now(),
+    )
+    if not stored:
+        raise _Superseded()
 
 
 def _release(row: IdempotencyKey) -> None:
-    IdempotencyKey.objects.filter(pk=row.pk, state=IdempotencyKey.State.IN_PROGRESS).delete()
+    IdempotencyKey.objects.filter(pk=row.pk, state=IdempotencyKey.State.IN_PROGRESS, created_at=row.created_at).delete()
     IDEMPOTENCY_EVENTS.labels(outcome="released").inc()
+
+
+def _superseded(row: IdempotencyKey) -> Response:
+    """Answer a run that lost its key: the stored response if the other run finished, else 409."""
+    IDEMPOTENCY_EVENTS.labels(outcome="superseded").inc()
+    logger.error("Idempotency-Key %r: this run lost its key to a retry; its response was not stored", row.key)
+    current = IdempotencyKey.objects.filter(pk=row.pk).first()
+    if current is not None and current.state == IdempotencyKey.State.COMPLETED:
+        return _replay(current)
+    raise IdempotencyInProgress("A retry with this key took it over; ask again for its result.")
 
 
 def idempotent_call(*, request: Request, scope: str, handler: Callable[[], Response], atomic: bool = True) -> Response:
@@ -161,13 +243,48 @@ def idempotent_call(*, request: Request, scope: str, handler: Callable[[], Respo
     if len(key) > MAX_KEY_LENGTH:
         raise IdempotencyKeyInvalid(f"{HEADER} is at most {MAX_KEY_LENGTH} characters.")
     fingerprint = request_fingerprint(request, scope)
+    user = request.user
+    lock_id = _lock_id(user, key)
+    try:
+        locked = _try_lock(lock_id)
+    except Exception:
+        IDEMPOTENCY_EVENTS.labels(outcome="reserve_error").inc()
+        raise
+    try:
+        return _run(
+            request=request,
+            user=user,
+            key=key,
+            scope=scope,
+            fingerprint=fingerprint,
+            locked=locked,
+            handler=handler,
+            atomic=atomic,
+        )
+    finally:
+        if locked:
+            _unlock(lock_id)
+
+
+def _run(
+    *,
+    request: Request,
+    user: Any,
+    key: str,
+    scope: str,
+    fingerprint: str,
+    locked: bool,
+    handler: Callable[[], Response],
+    atomic: bool,
+) -> Response:
     try:
         reserved = _reserve(
-            user=request.user,
+            user=user,
             key=key,
             scope=scope,
             fingerprint=fingerprint,
             legacy_fingerprint=lambda: legacy_request_fingerprint(request, scope),
+            locked=locked,
         )
     except ApplicationError:
         raise
@@ -183,6 +300,8 @@ def idempotent_call(*, request: Request, scope: str, handler: Callable[[], Respo
             if response.status_code >= 500:
                 raise _TransientResponse(response)
             _finalize_or_count(row, response)
+    except _Superseded:
+        return _superseded(row)
     except _TransientResponse as transient:
         _release(row)
         return transient.response
@@ -191,7 +310,10 @@ def idempotent_call(*, request: Request, scope: str, handler: Callable[[], Respo
             _release(row)
             raise
         response = problem_response(error.problem())
-        _finalize_or_count(row, response)
+        try:
+            _finalize_or_count(row, response)
+        except _Superseded:
+            return _superseded(row)
     except Exception:
         _release(row)
         raise
@@ -202,6 +324,8 @@ def idempotent_call(*, request: Request, scope: str, handler: Callable[[], Respo
 def _finalize_or_count(row: IdempotencyKey, response: Response) -> None:
     try:
         _finalize(row, response)
+    except _Superseded:
+        raise
     except Exception:
         IDEMPOTENCY_EVENTS.labels(outcome="finalize_error").inc()
         raise

@@ -23,8 +23,8 @@ HTTP_REQUEST_DURATION = Histogram(
 )
 IDEMPOTENCY_EVENTS = Counter(
     "idempotency_events_total",
-    "Idempotency-Key outcomes: reserved, replayed, mismatch, in_progress, completed, released, "
-    "reserve_error, finalize_error.",
+    "Idempotency-Key outcomes: reserved, replayed, mismatch, in_progress, completed, released, recovered "
+    "(a dead request's key run again), superseded, reserve_error, finalize_error.",
     ["outcome"],
 )
 

@@ -22,6 +22,7 @@ from ops.admin_base import ReadOnlyAdmin, acting_operator, refusal_as_message
 from ops.approvals import audit_trail_with_decisions, may_approve, proposals_for_subject
 from ops.errors import ApplicationError
 
+from .leases import lease_line
 from .models import ManualReviewWithdrawal, PayoutAttempt, PayoutEvent, Withdrawal
 from .selectors import (
     withdrawal_attempts,
@@ -97,6 +98,7 @@ class WithdrawalAdmin(ReadOnlyAdmin):
         "created_at",
         "state_changed_at",
         "flow_id",
+        "psp_call_lease",
     )
     fields = readonly_fields
     actions = ["bulk_approve"]
@@ -110,6 +112,10 @@ class WithdrawalAdmin(ReadOnlyAdmin):
         return obj.user.email
 
     amount = staticmethod(money_column("amount_u", description="amount"))
+
+    @admin.display(description="PSP call in flight")
+    def psp_call_lease(self, obj: Withdrawal) -> str:
+        return lease_line(obj) or "none"
 
     @admin.action(description="Approve selected withdrawals (same rules as one by one)", permissions=["approve"])
     def bulk_approve(self, request: HttpRequest, queryset: QuerySet[Withdrawal]) -> None:
@@ -254,7 +260,17 @@ class ManualReviewAdmin(WithdrawalAdmin):
 
 @admin.register(PayoutAttempt)
 class PayoutAttemptAdmin(ReadOnlyAdmin):
-    list_display = ("id", "withdrawal", "provider", "idempotency_key", "outcome", "psp_reference", "started_at")
+    list_display: tuple[str, ...] = (
+        "id",
+        "withdrawal",
+        "provider",
+        "idempotency_key",
+        "outcome",
+        "psp_reference",
+        "lease_owner",
+        "took_over_from",
+        "started_at",
+    )
     list_filter = ["provider", "outcome"]
     search_fields = ["idempotency_key", "psp_reference", "=withdrawal__id"]
 

@@ -65,3 +65,36 @@ def payout_attempt_metrics() -> Iterable[Metric]:
         for outcome in PayoutAttempt.Outcome.values:
             attempts.add_metric([provider, outcome], counts.get((provider, outcome), 0))
     yield attempts
+
+
+@register_db_metrics
+def payout_lease_metrics() -> Iterable[Metric]:
+    """The payout leases (payouts/leases.py): held now, expired (holder died, not yet taken over), taken over.
+
+    `payout_leases{state="held"|"expired"}` and `payout_lease_takeovers_total{provider}` (attempts that took
+    over a dead caller's expired lease and called the PSP again with the same idempotency key).
+    """
+    from django.db.models.functions import Now
+
+    from .models import PayoutAttempt, Withdrawal
+
+    leases = GaugeMetricFamily("payout_leases", "Payout leases by state.", labels=["state"])
+    leased = Withdrawal.objects.exclude(payout_lease_until=None)
+    leases.add_metric(["held"], leased.filter(payout_lease_until__gt=Now()).count())
+    leases.add_metric(["expired"], leased.filter(payout_lease_until__lte=Now()).count())
+    yield leases
+
+    takeovers = CounterMetricFamily(
+        "payout_lease_takeovers", "PSP calls made after taking over an expired payout lease.", labels=["provider"]
+    )
+    counts = dict(
+        PayoutAttempt.objects.exclude(took_over_from="")
+        .values("provider")
+        .annotate(n=Count("id"))
+        .values_list("provider", "n")
+    )
+    from .providers import provider_names
+
+    for provider in sorted({*provider_names(), *counts}):
+        takeovers.add_metric([provider], counts.get(provider, 0))
+    yield takeovers

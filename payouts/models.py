@@ -63,6 +63,17 @@ class Withdrawal(ConcurrentTransitionMixin, models.Model):
         default=0, help_text="Incremented at each new payout attempt (first submit, manual retry)."
     )
     psp_reference = models.CharField(max_length=100, blank=True, db_index=True)
+    payout_lease_owner = models.CharField(
+        max_length=200,
+        blank=True,
+        default="",
+        help_text="Who is calling the PSP about this payout now (payouts/leases.py); empty when nobody is.",
+    )
+    payout_lease_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Until when that call may still be running (database clock); another caller waits until then.",
+    )
     created_at = models.DateTimeField(db_default=Now(), db_index=True)
     state_changed_at = models.DateTimeField(db_default=Now())
     flow_id = models.CharField(
@@ -193,6 +204,10 @@ class PayoutAttempt(models.Model):
     outcome = models.CharField(max_length=20, choices=Outcome.choices, default=Outcome.PENDING)
     psp_reference = models.CharField(max_length=100, blank=True, db_index=True)
     detail = models.TextField(blank=True)
+    lease_owner = models.CharField(max_length=200, blank=True, default="", help_text="The caller that held the lease.")
+    took_over_from = models.CharField(
+        max_length=200, blank=True, default="", help_text="The expired lease this call took over (a dead worker's)."
+    )
     started_at = models.DateTimeField(db_default=Now())
     finished_at = models.DateTimeField(null=True, blank=True)
 

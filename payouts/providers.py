@@ -103,6 +103,11 @@ STRIPE_PAYOUT_STATUSES = {
 }
 
 
+# At most three HTTP calls per run: a status call after a caller died mid-call, then the submission's two
+# (e.g. a transfer, then its payout).
+PSP_CALLS_PER_SUBMIT = 3
+
+
 def provider_timeout_s() -> float:
     """Client timeout for PSP calls, in seconds (short: a payout worker must not hang)."""
     return float(settings.PAYOUT_PROVIDER_TIMEOUT_S)
@@ -112,6 +117,8 @@ class PayoutProvider:
     """A payout rail. Subclasses implement `submit`; it must never raise for a PSP answer."""
 
     name: ClassVar[str] = ""
+    # After a caller died mid-call on a key, ask `status` before submitting again (payouts.services._found_at_psp).
+    status_before_resubmit: ClassVar[bool] = True
 
     def submit(self, *, withdrawal: Withdrawal, idempotency_key: str) -> SubmitResult:
         raise NotImplementedError
@@ -126,6 +133,14 @@ class PayoutProvider:
     def resolution_blocker(self, *, withdrawal: Withdrawal) -> str:
         """Why a submitted payout may not be resolved by hand now (e.g. a transaction that may still land), or ""."""
         return ""
+
+    def call_budget_s(self) -> float:
+        """The longest one `submit` or `status` may take: its HTTP calls, each a connect and a read timeout.
+
+        The payout lease (payouts/leases.py) outlives it by PAYOUT_LEASE_MARGIN_S, so nobody else calls
+        the PSP about the same payout while this call may still be running.
+        """
+        return PSP_CALLS_PER_SUBMIT * 2 * provider_timeout_s()
 
 
 class AdyenTransfersProvider(PayoutProvider):

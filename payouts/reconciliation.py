@@ -12,8 +12,10 @@ records the answer as a `PayoutStatusCheck` (the evidence) and:
   -> manual review (payout_failed, funds held) with the PSP's answer in the audit record;
 * error (we could not ask) -> recorded, nothing changes.
 
-The PSP is called outside any transaction; the result is applied under the withdrawal's row lock, and only
-if the withdrawal is still `payout_submitted` on the same attempt (a webhook may have won the race).
+The PSP is called outside any transaction, under the payout's lease (payouts/leases.py: never while a
+submission or another status call for the payout may be running; a held lease skips the payout this time);
+the result is applied under the withdrawal's row lock, and only if the withdrawal is still `payout_submitted`
+on the same attempt (a webhook may have won the race).
 
 Manual resolution (`confirm_sent` / `refund_failed`) from `payout_submitted` is allowed only once the PSP
 answered a status call for the current attempt, or PAYOUT_MANUAL_RESOLVE_AFTER_MINUTES after the submission
@@ -35,6 +37,7 @@ from ops.actors import SystemActor
 from ops.tracing import flow_bind
 
 from .errors import InvalidTransition, WithdrawalNotFound
+from .leases import LeaseBusy, lease_claim, lease_release
 from .lock_objects import withdrawal_lock
 from .models import PayoutStatusCheck, Withdrawal
 from .providers import PayoutStatus, StatusResult, get_provider
@@ -112,6 +115,13 @@ def payout_reconcile(*, withdrawal_id: int, dry_run: bool = False) -> Reconciled
     flow_bind(withdrawal.flow_id)
     if withdrawal.state != Withdrawal.State.PAYOUT_SUBMITTED:
         return Reconciled(withdrawal_id, "skipped", f"withdrawal is {withdrawal.state}; nothing to reconcile")
+    with transaction.atomic():  # no status call while a submission (or another status call) may be running
+        withdrawal = withdrawal_lock(withdrawal_id=withdrawal_id)
+        if withdrawal.state != Withdrawal.State.PAYOUT_SUBMITTED:
+            return Reconciled(withdrawal_id, "skipped", f"withdrawal is {withdrawal.state}; nothing to reconcile")
+        lease = lease_claim(withdrawal=withdrawal, purpose=RECONCILER.name)
+    if isinstance(lease, LeaseBusy):
+        return Reconciled(withdrawal_id, "skipped", lease.line())
     key, reference = withdrawal.idempotency_key, withdrawal.psp_reference
     try:
         result = get_provider(withdrawal.provider).status(
@@ -120,6 +130,9 @@ def payout_reconcile(*, withdrawal_id: int, dry_run: bool = False) -> Reconciled
     except Exception as exc:  # an unexpected library error: record it, change nothing
         logger.exception("status call to %s failed for withdrawal %s", withdrawal.provider, withdrawal_id)
         result = StatusResult(PayoutStatus.ERROR, detail=f"{type(exc).__name__}: {exc}"[:500])
+    finally:
+        if dry_run:
+            lease_release(lease)
     if dry_run:
         return Reconciled(withdrawal_id, str(result.status), f"dry run: {_planned(withdrawal, result)}")
 
@@ -140,6 +153,7 @@ def payout_reconcile(*, withdrawal_id: int, dry_run: bool = False) -> Reconciled
         else:
             check.action = _apply(withdrawal=withdrawal, result=result, key=key)
         check.save()
+        lease_release(lease)  # last: the saves above wrote the lease back as it was
     log = logger.info if result.status in (PayoutStatus.PAID, PayoutStatus.PENDING) else logger.warning
     log(
         "reconciled withdrawal %s with %s: %s (%s) -> %s",

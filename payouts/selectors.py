@@ -9,6 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from ledger.models import Entry, Journal
@@ -104,9 +105,13 @@ def payouts_waiting(*, older_than_s: int | None = None) -> list[int]:
     cutoff = timezone.now() - timedelta(seconds=older_than_s)
     answered = (PayoutAttempt.Outcome.ACCEPTED, PayoutAttempt.Outcome.DECLINED, PayoutAttempt.Outcome.REFUSED)
     ids = []
-    for withdrawal in Withdrawal.objects.filter(
-        state__in=[Withdrawal.State.APPROVED, Withdrawal.State.PAYOUT_SUBMITTED], state_changed_at__lte=cutoff
-    ).order_by("id"):
+    for withdrawal in (
+        Withdrawal.objects.filter(
+            state__in=[Withdrawal.State.APPROVED, Withdrawal.State.PAYOUT_SUBMITTED], state_changed_at__lte=cutoff
+        )
+        .exclude(payout_lease_until__gt=Now())  # a PSP call in flight (payouts/leases.py); an expired lease is work
+        .order_by("id")
+    ):
         if withdrawal.state == Withdrawal.State.PAYOUT_SUBMITTED and (
             withdrawal.attempts.filter(idempotency_key=withdrawal.idempotency_key, outcome__in=answered).exists()
             or withdrawal.attempts.filter(started_at__gt=cutoff).exists()  # a call or retry in progress

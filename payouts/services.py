@@ -41,9 +41,10 @@ from .errors import (
     TransitionForbidden,
     WithdrawalNotFound,
 )
+from .leases import LeaseBusy, lease_claim, lease_left_s, lease_release
 from .lock_objects import withdrawal_lock
 from .models import PayoutAttempt, PayoutEvent, Withdrawal
-from .providers import Outcome, SubmitResult, get_provider
+from .providers import Outcome, PayoutStatus, SubmitResult, get_provider
 from .selectors import withdrawal_subject
 
 if TYPE_CHECKING:
@@ -55,6 +56,7 @@ SYSTEM_ACTIONS = frozenset({"submit", "mark_paid", "mark_failed"})
 RESOLVE_DECISIONS = ("confirm_sent", "refund_failed", "retry")
 APPROVE_KIND = "payouts.approve"
 RESOLVE_KIND = "payouts.resolve"
+IN_FLIGHT = "in_flight"  # payout_submit's status when another caller holds the payout's lease
 ACTION_LABELS = {
     "approve": "approve",
     "reject": "reject",
@@ -407,7 +409,7 @@ def payouts_paused() -> str:
 class PayoutRun:
     """What one run of the payout worker did for one withdrawal."""
 
-    status: str  # nothing_to_do, paused, or a provider Outcome value
+    status: str  # nothing_to_do, paused, in_flight (another caller holds the lease), or a provider Outcome value
     detail: str = ""
     idempotency_key: str = ""
 
@@ -417,13 +419,17 @@ class PayoutRun:
 
 
 def payout_submit(*, withdrawal_id: int, acting_user: SystemActor = PAYOUT_WORKER) -> PayoutRun:
-    """Submit the withdrawal's payout to its PSP in three phases; safe to run twice.
+    """Submit the withdrawal's payout to its PSP in three phases; safe to run twice, and at once.
 
-    (a) short transaction: lock, check the switches, approved -> payout_submitted, record the attempt;
+    (a) short transaction: lock, check the switches, claim the payout's lease (payouts/leases.py),
+    approved -> payout_submitted, record the attempt;
     (b) call the PSP outside any transaction, with our idempotency key (withdrawal id + attempt);
-    (c) short transaction: record the result. Accepted stays payout_submitted (paid comes by
-    webhook); declined goes to payout_failed (funds stay held); a timeout stays payout_submitted
-    and is retried with the same key only. Funds are never released automatically.
+    (c) short transaction: record the result and release the lease. Accepted stays payout_submitted
+    (paid comes by webhook); declined goes to payout_failed (funds stay held); a timeout stays
+    payout_submitted and is retried with the same key only. Funds are never released automatically.
+
+    A caller that finds the lease held (another worker, a retry or the requeue is calling the PSP about
+    this payout, or the reconciler is asking for its status) makes no call and returns `in_flight`.
     """
     with transaction.atomic():
         withdrawal = withdrawal_lock(withdrawal_id=withdrawal_id)
@@ -446,6 +452,9 @@ def payout_submit(*, withdrawal_id: int, acting_user: SystemActor = PAYOUT_WORKE
         if paused:
             logger.warning("payout of withdrawal %s not submitted: switch %s is on", withdrawal.pk, paused)
             return PayoutRun("paused", f"switch {paused} is on", withdrawal.idempotency_key)
+        lease = lease_claim(withdrawal=withdrawal, purpose=acting_user.name)
+        if isinstance(lease, LeaseBusy):  # another call for this payout may still be running: leave it to it
+            return PayoutRun(IN_FLIGHT, lease.line(), withdrawal.idempotency_key)
         if withdrawal.state == Withdrawal.State.APPROVED:
             withdrawal.payout_generation += 1
             _transition(
@@ -456,13 +465,23 @@ def payout_submit(*, withdrawal_id: int, acting_user: SystemActor = PAYOUT_WORKE
                 data={"generation": withdrawal.payout_generation},
             )
         key = withdrawal.idempotency_key
-        attempt = PayoutAttempt.objects.create(withdrawal=withdrawal, provider=withdrawal.provider, idempotency_key=key)
+        # A call on this key that never came back (its caller died with the lease): ask the PSP before sending again.
+        cut_off = withdrawal.attempts.filter(idempotency_key=key, outcome=PayoutAttempt.Outcome.PENDING).exists()
+        attempt = PayoutAttempt.objects.create(
+            withdrawal=withdrawal,
+            provider=withdrawal.provider,
+            idempotency_key=key,
+            lease_owner=lease.owner,
+            took_over_from=lease.took_over_from,
+        )
 
-    try:
-        result = get_provider(withdrawal.provider).submit(withdrawal=withdrawal, idempotency_key=key)
-    except Exception as exc:  # an unexpected library error: the call may have happened
-        logger.exception("payout provider %s raised for withdrawal %s", withdrawal.provider, withdrawal.pk)
-        result = SubmitResult(Outcome.AMBIGUOUS, detail=f"{type(exc).__name__}: {exc}"[:500])
+    left_s = lease_left_s(lease, provider=withdrawal.provider)
+    if left_s < 0:  # stalled since the claim: the call might outlive the lease, so it is not made
+        result = SubmitResult(Outcome.ERROR, detail=f"not called: the lease had {left_s:.1f} s too little left")
+    else:
+        result = (_found_at_psp(withdrawal=withdrawal, key=key) if cut_off else None) or _call_psp(
+            withdrawal=withdrawal, key=key
+        )
 
     with transaction.atomic():
         withdrawal = withdrawal_lock(withdrawal_id=withdrawal_id)
@@ -490,10 +509,52 @@ def payout_submit(*, withdrawal_id: int, acting_user: SystemActor = PAYOUT_WORKE
                 reason=f"PSP {result.outcome}: {result.detail}",
                 data={"idempotency_key": key},
             )
+        lease_release(lease)  # last: the saves above wrote the lease back as it was
     log = logger.info if result.outcome == Outcome.ACCEPTED else logger.warning
     log("payout of withdrawal %s via %s: %s %s", withdrawal.pk, withdrawal.provider, result.outcome, result.detail)
     _check_provider_health(provider=withdrawal.provider)
     return PayoutRun(str(result.outcome), result.detail, key)
+
+
+def _call_psp(*, withdrawal: Withdrawal, key: str) -> SubmitResult:
+    try:
+        return get_provider(withdrawal.provider).submit(withdrawal=withdrawal, idempotency_key=key)
+    except Exception as exc:  # an unexpected library error: the call may have happened
+        logger.exception("payout provider %s raised for withdrawal %s", withdrawal.provider, withdrawal.pk)
+        return SubmitResult(Outcome.AMBIGUOUS, detail=f"{type(exc).__name__}: {exc}"[:500])
+
+
+def _found_at_psp(*, withdrawal: Withdrawal, key: str) -> SubmitResult | None:
+    """After a caller died mid-call on this key: what the PSP already has for it, or None to submit again.
+
+    The PSP has it (pending or paid): accepted, with no second submission. It failed there, or its amount
+    or currency is not ours: declined (manual review, funds held). Not found, or no clear answer: None,
+    and the payout is submitted again with the same key (the PSP replays it if it had it after all).
+    """
+    provider = get_provider(withdrawal.provider)
+    if not provider.status_before_resubmit:
+        return None
+    try:
+        answer = provider.status(withdrawal=withdrawal, idempotency_key=key, psp_reference=withdrawal.psp_reference)
+    except Exception:
+        logger.exception("status call to %s failed for withdrawal %s", withdrawal.provider, withdrawal.pk)
+        return None
+    seen = f"asked the PSP after a cut-off call on {key}: {answer.status} {answer.psp_status}".strip()
+    if answer.status in (PayoutStatus.PAID, PayoutStatus.PENDING):
+        wrong = (answer.amount_u is not None and answer.amount_u != withdrawal.amount_u) or bool(
+            answer.currency and answer.currency.upper() != withdrawal.currency.upper()
+        )
+        if wrong:
+            return SubmitResult(
+                Outcome.DECLINED,
+                answer.psp_reference,
+                f"{seen}; its amount {answer.amount_u} {answer.currency} is not ours: manual review",
+            )
+        return SubmitResult(Outcome.ACCEPTED, answer.psp_reference, f"{seen}; not submitted again")
+    if answer.status == PayoutStatus.FAILED:
+        return SubmitResult(Outcome.DECLINED, answer.psp_reference, f"{seen}; not submitted again")
+    logger.warning("withdrawal %s: %s; submitting again with the same key", withdrawal.pk, seen)
+    return None
 
 
 def _check_provider_health(*, provider: str) -> None:

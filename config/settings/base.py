@@ -284,7 +284,6 @@ REST_KNOX = {
     "AUTO_REFRESH": False,
     "TOKEN_LIMIT_PER_USER": env.int("API_TOKEN_LIMIT_PER_USER", default=20),
 }
-IDEMPOTENCY_IN_PROGRESS_TIMEOUT = timedelta(seconds=env.int("IDEMPOTENCY_IN_PROGRESS_TIMEOUT_S", default=300))
 
 # --- Celery -------------------------------------------------------------------------------
 REDIS_URL = env("REDIS_URL", default="")
@@ -359,6 +358,8 @@ PAYOUT_AUTO_PAUSE_AFTER_FAILURES = env.int("PAYOUT_AUTO_PAUSE_AFTER_FAILURES", d
 PAYOUT_MAX_RETRIES = env.int("PAYOUT_MAX_RETRIES", default=5)
 PAYOUT_RETRY_BACKOFF_S = env.int("PAYOUT_RETRY_BACKOFF_S", default=30)
 PAYOUT_PROVIDER_TIMEOUT_S = env.float("PAYOUT_PROVIDER_TIMEOUT_S", default=5.0)
+# One PSP call in flight per payout (payouts/leases.py): a lease lasts the rail's call budget (its timeouts) plus this.
+PAYOUT_LEASE_MARGIN_S = env.float("PAYOUT_LEASE_MARGIN_S", default=5.0)
 PAYOUT_REQUEUE_AFTER_S = env.int("PAYOUT_REQUEUE_AFTER_S", default=30)
 SIMULATION_ENABLED = env.bool("SIMULATION_ENABLED", default=False)
 BOOTSTRAP_ENABLED = env.bool("BOOTSTRAP_ENABLED", default=False)

@@ -5,7 +5,8 @@ Never send twice:
   share one), signs the ERC-20 `transfer` locally and stores the raw bytes and hash, all in one short
   transaction, before anything is sent. One payout attempt (idempotency key) gets one such record.
 * `chain_transfer_broadcast` sends the stored bytes, outside any transaction; a retry, a requeue or
-  the tracker sends those same bytes again (same nonce, same hash), never a newly signed transaction.
+  the tracker sends those same bytes again (same nonce, same hash), never a newly signed transaction,
+  and never while another of them may be sending (the payout's lease, payouts/leases.py).
 * Only `chain_transfer_replace` signs a second transaction for one payout: same nonce (so at most one
   of them can ever be mined), decided by a named staff user.
 
@@ -32,6 +33,8 @@ from ops.approvals import DecisionKind, decision_propose, register_decision
 from ops.audit import actor_label, audit_record
 from ops.models import Switch
 from ops.switches import switch_is_on, switch_set
+from payouts.leases import Lease, lease_claim, lease_release
+from payouts.lock_objects import withdrawal_lock
 
 from . import rpc
 from .config import PROVIDER_NAME, ChainSettings, HotWalletKey, chain_settings, hot_wallet_key, web3_client
@@ -41,6 +44,7 @@ from .models import ChainTransfer, HotWallet
 logger = logging.getLogger(__name__)
 
 CHAIN_WORKER = SystemActor("chain-payout-worker")
+TRACKER = SystemActor("chain-payout-tracker")
 REPLACE_KIND = "chain_replace_tx"
 
 
@@ -280,6 +284,14 @@ class TrackReport:
     flagged: int = 0
 
 
+def _tracker_lease(record: ChainTransfer) -> Lease | None:
+    """The payout's lease for one rebroadcast, or None while another call about the payout may be running."""
+    with transaction.atomic():
+        withdrawal = withdrawal_lock(withdrawal_id=record.withdrawal_id)
+        lease = lease_claim(withdrawal=withdrawal, purpose=TRACKER.name)
+    return lease if isinstance(lease, Lease) else None
+
+
 def _track_open(*, w3: Any, cfg: ChainSettings, head: int, record: ChainTransfer, report: TrackReport) -> None:
     receipt = rpc.receipt_of(w3, record.tx_hash)
     if receipt is None:
@@ -305,7 +317,13 @@ def _track_open(*, w3: Any, cfg: ChainSettings, head: int, record: ChainTransfer
             )
         if record.replaced_by_id is not None:
             return  # an operator replaced it; the replacement is the one we push
-        sent = chain_transfer_broadcast(record=record, w3=w3)
+        lease = _tracker_lease(record)
+        if lease is None:
+            return  # the payout worker is sending it right now (payouts/leases.py); the next run looks again
+        try:
+            sent = chain_transfer_broadcast(record=record, w3=w3)
+        finally:
+            lease_release(lease)
         report.rebroadcast += 1
         if sent.outcome == "nonce_taken":
             _nonce_taken(w3=w3, record=record)

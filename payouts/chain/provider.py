@@ -17,6 +17,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
+
 from payouts.models import Withdrawal
 from payouts.providers import Outcome, PayoutProvider, PayoutStatus, StatusResult, SubmitResult, register_provider
 
@@ -33,12 +35,14 @@ from .payouts import (
 )
 
 logger = logging.getLogger(__name__)
+CHAIN_RPC_CALLS_PER_SUBMIT = 6  # base fee, nonce, USDC and gas balances, the chain id, then the broadcast
 
 
 class OnChainUSDCProvider(PayoutProvider):
     """USDC (ERC-20, 6 decimals) sent from the hot wallet with web3.py."""
 
     name = PROVIDER_NAME
+    status_before_resubmit = False  # `submit` itself resends the signed bytes recorded for the key, never signs twice
 
     def validate_request(self, *, currency: str, destination: Any) -> None:
         """Refuse, at request time, a currency other than USDC or a destination that is not EIP-55."""
@@ -96,6 +100,10 @@ class OnChainUSDCProvider(PayoutProvider):
             psp_reference=record.tx_hash,
             detail=f"nonce {record.nonce} {sent.outcome}: {sent.detail}"[:500],
         )
+
+    def call_budget_s(self) -> float:
+        """Preflight (fees, balances, nonce), then one broadcast: each RPC call within CHAIN_RPC_TIMEOUT_S."""
+        return CHAIN_RPC_CALLS_PER_SUBMIT * 2 * float(settings.CHAIN_RPC_TIMEOUT_S)
 
     def status(self, *, withdrawal: Withdrawal, idempotency_key: str, psp_reference: str = "") -> StatusResult:
         """Answer the PSP reconciler from our own records: always pending (no final answer from here).

@@ -2,8 +2,9 @@
 
 A real Celery worker process (prefork) submits two payouts (Adyen and Stripe) to the PSP stub, which takes
 them and holds its answers; the worker is killed (SIGKILL, the whole process group) while both requests are
-held. Then, with no operator: the detector reports both within its threshold, and reconciliation asks the
-PSP (the beat task) and finishes them once the PSP says paid. The stub executed one submission per key.
+held. Then, with no operator: the detector reports both within its threshold; reconciliation asks nothing while
+the dead worker's leases live, then asks the PSP (the beat task) and finishes them once the PSP says paid. The
+stub executed one submission per key.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from django.utils import timezone
 
 from ledger.models import Journal
 from payouts.models import PayoutAttempt, Withdrawal
+from payouts.reconciliation import payouts_reconcile
 from payouts.services import withdrawal_approve, withdrawal_request
 from payouts.tasks import reconcile_payouts
 from webhooks.stub import PSPStub
@@ -61,7 +63,12 @@ def test_worker_killed_during_psp_calls_is_detected_and_reconciled(
         settings.ADYEN_API_BASE = settings.STRIPE_API_BASE = psp.url
         psp.set_mode("*", "timeout")  # executed and stored at once; the answer is held back
         app.control.purge()
-        env = django_env(redis_url=settings.CELERY_BROKER_URL, ADYEN_API_BASE=psp.url, STRIPE_API_BASE=psp.url)
+        env = django_env(
+            redis_url=settings.CELERY_BROKER_URL,
+            ADYEN_API_BASE=psp.url,
+            STRIPE_API_BASE=psp.url,
+            PAYOUT_LEASE_MARGIN_S="1",  # its leases: 3 calls x (connect + read) x 5 s + 1 s = 31 s
+        )
         worker = start_worker(env, log, "--pool", "prefork", "--concurrency", "2")
         try:
             withdrawals = []
@@ -93,6 +100,17 @@ def test_worker_killed_during_psp_calls_is_detected_and_reconciled(
         for pk in keys:
             assert f"withdrawal {pk} state=payout_submitted" in report
         assert report.count("in flight: no answer from the PSP") == 2
+
+        # The dead worker's leases (payouts/leases.py) live on: its calls might still be running, so
+        # reconciliation asks the PSP nothing until they expire (the rail's call budget + the margin).
+        asked = len(psp.requests)
+        assert {r.answer for r in payouts_reconcile(older_than_s=0)} == {"skipped"}
+        assert len(psp.requests) == asked
+        wait_until(
+            lambda: not Withdrawal.objects.filter(pk__in=keys, payout_lease_until__gt=timezone.now()).exists(),
+            60,
+            "the dead worker's leases to expire",
+        )
 
         # Beat's reconciliation asks the PSP (by our key: we never learnt its ids). Not final yet: nothing moves.
         assert reconcile_payouts() == 2

@@ -1,7 +1,9 @@
 """HTTP control endpoints under ``/_stub/``, to steer a stub running in another process.
 
 * ``GET  /_stub/requests``                 -> ``{"requests": [...]}``
-* ``GET  /_stub/submissions?key=K``        -> ``{"idempotency_key": K, "submissions": n}``
+* ``GET  /_stub/submissions?key=K``        -> ``{"idempotency_key": K, "submissions": n}`` (creates executed)
+* ``GET  /_stub/calls?key=K&path=P``       -> ``{"idempotency_key": K, "path": P, "calls": n}``: HTTP requests
+  received with that key and/or on that path prefix, replays included (both filters optional)
 * ``POST /_stub/mode``  ``{"kind", "mode", "times"?, "delay"?}``
 * ``POST /_stub/reset``
 * ``POST /_stub/objects/{id}``             ``{"status"}`` -> the object with its new status (what status calls return)
@@ -76,6 +78,10 @@ def _dispatch(stub: "PSPStub", request: Incoming, action: str, body: JSON) -> Re
     if request.method == "GET" and action == "submissions":
         key = request.query["key"]
         return Reply(200, {"idempotency_key": key, "submissions": stub.submissions(key)})
+    if request.method == "GET" and action == "calls":
+        key_filter, path_filter = request.query.get("key"), request.query.get("path")
+        calls = stub.calls(key_filter, path_filter)
+        return Reply(200, {"idempotency_key": key_filter, "path": path_filter, "calls": calls})
     if request.method == "POST" and action == "mode":
         stub.set_mode(body["kind"], body["mode"], body.get("times"), body.get("delay"))
         return Reply(200, {"ok": True})

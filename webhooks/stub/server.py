@@ -144,6 +144,10 @@ class PSPStub:
         """How many times a create with this key was actually executed (replays excluded)."""
         return self._state.submissions(idempotency_key)
 
+    def calls(self, idempotency_key: str | None = None, path: str | None = None) -> int:
+        """How many HTTP requests arrived with this idempotency key and/or on this path prefix (replays included)."""
+        return self._state.calls(idempotency_key, path)
+
     def objects(self, kind: str | None = None) -> list[JSON]:
         """Objects created so far (payment intents, payouts, sessions, transfers...)."""
         return self._state.objects(kind)

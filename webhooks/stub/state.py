@@ -158,6 +158,16 @@ class StubState:
         with self.lock:
             return self._submissions[idempotency_key]
 
+    def calls(self, idempotency_key: str | None = None, path: str | None = None) -> int:
+        """HTTP requests received (replays and refusals included) with this key and/or on this path (a prefix)."""
+        with self.lock:
+            return sum(
+                1
+                for r in self._requests
+                if (idempotency_key is None or r.idempotency_key == idempotency_key)
+                and (path is None or r.path.startswith(path))
+            )
+
     def record(self, request: RecordedRequest) -> None:
         with self.lock:
             self._requests.append(request)

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 from eth_account import Account
 
 from payouts.chain.models import ChainTransfer, HotWallet
@@ -31,6 +32,9 @@ def _worker(chain: Any, *args: str) -> subprocess.Popen[str]:
     env = {
         **os.environ,
         **chain_env_vars(chain),
+        # Its payout leases (payouts/leases.py): 6 RPC calls x (connect + read) x 1 s + 0.5 s = 12.5 s.
+        "CHAIN_RPC_TIMEOUT_S": "1",
+        "PAYOUT_LEASE_MARGIN_S": "0.5",
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
         "DATABASE_URL": f"postgres://{settings_dict['USER']}@{settings_dict['HOST']}:{settings_dict['PORT']}/"
         f"{settings_dict['NAME']}",
@@ -75,7 +79,13 @@ def test_a_worker_killed_mid_payout_leaves_one_transfer_on_chain(
     on_chain = chain.transfers(receiver=dest)
     assert len(on_chain) == (0 if die_after == "sign" else 1)
 
-    # The payout worker runs again (requeue / task retry): it resends the stored bytes, never signs anew.
+    # While the dead worker's lease lives (its broadcast might still be under way) nobody sends anything.
+    assert withdrawal.payout_lease_owner and payout_submit(withdrawal_id=withdrawal.pk).status == "in_flight"
+    chain_payouts_track()
+    assert ChainTransfer.objects.get(pk=record.pk).broadcast_count == record.broadcast_count
+    while Withdrawal.objects.filter(pk=withdrawal.pk, payout_lease_until__gt=timezone.now()).exists():
+        time.sleep(0.2)
+    # Then the payout worker runs again (requeue / task retry): it resends the stored bytes, never signs anew.
     run = payout_submit(withdrawal_id=withdrawal.pk)
     assert run.status == "accepted"
     assert ChainTransfer.objects.filter(withdrawal=withdrawal).count() == 1
