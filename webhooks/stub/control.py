@@ -2,6 +2,9 @@
 
 * ``GET  /_stub/requests``                 -> ``{"requests": [...]}``
 * ``GET  /_stub/submissions?key=K``        -> ``{"idempotency_key": K, "submissions": n}``
+* ``GET  /_stub/calls``                    -> ``{"calls": {K: {"calls", "executed", "in_flight", "max_in_flight"}}}``:
+  per idempotency key, the API POSTs received (replays and failures included), the creates executed, the calls
+  held right now and the most ever held at once (read only)
 * ``POST /_stub/mode``  ``{"kind", "mode", "times"?, "delay"?}``
 * ``POST /_stub/reset``
 * ``POST /_stub/objects/{id}``             ``{"status"}`` -> the object with its new status (what status calls return)
@@ -76,6 +79,8 @@ def _dispatch(stub: "PSPStub", request: Incoming, action: str, body: JSON) -> Re
     if request.method == "GET" and action == "submissions":
         key = request.query["key"]
         return Reply(200, {"idempotency_key": key, "submissions": stub.submissions(key)})
+    if request.method == "GET" and action == "calls":
+        return Reply(200, {"calls": stub.calls()})
     if request.method == "POST" and action == "mode":
         stub.set_mode(body["kind"], body["mode"], body.get("times"), body.get("delay"))
         return Reply(200, {"ok": True})
