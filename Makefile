@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 STUB_PORT ?= 12111
 
-.PHONY: run test smoke-embedded bench lint clean migrate-prod prod-local
+.PHONY: run test drill smoke-embedded bench lint clean migrate-prod prod-local
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ run: $(VENV)/.runtime-installed
 ## test: the whole suite on PostgreSQL and Redis (127.0.0.1).
 test: $(VENV)/.dev-installed
 	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## drill: the fault drill alone (also part of `make test`): its own PostgreSQL and Redis, real processes, four faults;
+## the recovery times go to artifacts/drill/fault-drill.json (docs/ops/fault-drill.md).
+drill: $(VENV)/.dev-installed
+	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/python -m pytest -m drill ops/tests/test_fault_drill.py $(PYTEST_ARGS)
 
 ## smoke-embedded: on SQLite, migrate, load demo data, serve, expect 200 from /health/ready, stop.
 smoke-embedded: $(VENV)/.runtime-installed

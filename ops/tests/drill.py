@@ -263,7 +263,10 @@ class Drill:
         self.processes["beat"] = _start([str(ROOT / "bin" / "backoffice"), "beat"], self.env(), self.log("beat"))
         wait_until(lambda: self._answers(f"{self.base}/health/ready"), 90, "gunicorn to answer /health/ready")
         for name in ("payouts", "others"):
-            wait_until(lambda name=name: "ready." in self.log_text(f"worker-{name}"), 90, f"the {name} worker")
+            self.wait_worker_ready(name)
+
+    def wait_worker_ready(self, name: str) -> None:
+        wait_until(lambda: "ready." in self.log_text(f"worker-{name}"), 90, f"the {name} worker to be ready")
 
     def setup_database(self, *, players: int) -> None:
         """The drill's database: created, migrated by the release step, then the drill's data (one place)."""
@@ -474,7 +477,10 @@ class DepositFlow(Flow):
         self.sent += 1
         try:
             response = send_custody_deposit(
-                f"{self.drill.base}/webhooks/deposits", payload, self.drill.secrets["CUSTODY_WEBHOOK_KEY"], HTTP_TIMEOUT_S
+                f"{self.drill.base}/webhooks/deposits",
+                payload,
+                self.drill.secrets["CUSTODY_WEBHOOK_KEY"],
+                HTTP_TIMEOUT_S,
             )
         except requests.RequestException as exc:
             self.answers[type(exc).__name__] += 1

@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACT = ROOT / "artifacts" / "drill" / "fault-drill.json"
 GOAL_S = 60.0  # every flow done within this many seconds of the fault's end (issue 20)
 WAIT_S = 90.0  # how long after the fault's end the drill keeps measuring before it gives up on a flow
-PLAYERS = 110
+PLAYERS = 260
 REDIS_DOWN_S = 60.0
 RESULTS: list[dict[str, Any]] = []
 
@@ -83,31 +83,63 @@ def flows_of(drill: Drill, db: Db, *, bets: int = 0, deposits: int = 0, withdraw
     ]
 
 
+FLOW_KINDS: dict[str, type[Flow]] = {"bet": BetFlow, "deposit": DepositFlow, "withdrawal": WithdrawalFlow}
+# What the steady stream of new flows is made of: mostly bets, then deposits, then withdrawals.
+MIX = ("bet", "deposit", "bet", "withdrawal", "bet", "deposit", "bet")
+
+
 class Scenario:
-    """Flows started before (and during) a fault, then measured from the fault's end."""
+    """Flows started before, during and just after a fault (a steady stream, plus bursts timed to be in
+    flight when the fault strikes), then measured from the fault's end."""
 
     def __init__(self, drill: Drill, name: str, fault: str) -> None:
         self.drill, self.name, self.fault = drill, name, fault
         self.db = Db(drill.database_url)
         self.flows: list[Flow] = []
         self.threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._feeding = threading.Event()
+        self._feeder: threading.Thread | None = None
 
     def start(self, **counts: int) -> None:
+        """Start flows now (a burst)."""
         flows = flows_of(self.drill, self.db, **counts)
-        self.flows += flows
         # Until the fault ends the flows keep going; `finish` then gives them WAIT_S more.
-        self.threads += run_flows(flows, time.monotonic() + 600)
+        threads = run_flows(flows, time.monotonic() + 600)
+        with self._lock:
+            self.flows += flows
+            self.threads += threads
 
-    def finish(self, *, fault_started: float, fault_ended: float) -> Measured:
+    def feed(self, per_second: float) -> None:
+        """A steady stream of new flows (MIX) until `finish`: requests keep coming through the fault."""
+        self._feeding.set()
+
+        def feeder() -> None:
+            n = 0
+            while self._feeding.is_set() and n < 1000:
+                self.start(**{MIX[n % len(MIX)] + "s": 1})
+                n += 1
+                time.sleep(1 / per_second)
+
+        self._feeder = threading.Thread(target=feeder, name=f"feeder {self.name}", daemon=True)
+        self._feeder.start()
+
+    def finish(self, *, fault_started: float, fault_ended: float, tail_s: float = 2.0) -> Measured:
+        time.sleep(max(0.0, fault_ended + tail_s - time.monotonic()))  # the stream goes on a little after the fault
+        self._feeding.clear()
+        if self._feeder is not None:
+            self._feeder.join(10)
         deadline = fault_ended + WAIT_S
-        for flow in self.flows:
+        with self._lock:
+            flows, threads = list(self.flows), list(self.threads)
+        for flow in flows:
             flow.deadline = min(flow.deadline, deadline)
-        for thread in self.threads:
+        for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()) + 12)
         measured = measure(
             self.name,
             self.fault,
-            self.flows,
+            flows,
             fault_started=fault_started,
             fault_ended=fault_ended,
             drill=self.drill,
@@ -158,6 +190,7 @@ def test_payout_worker_sigkilled_with_psp_calls_in_flight(drill: Drill) -> None:
     scenario = Scenario(drill, "worker SIGKILL, PSP calls in flight", "payouts worker SIGKILL + new worker")
     drill.stub_mode("adyen_transfer", "timeout", delay=8)
     scenario.start(withdrawals=4, bets=4, deposits=4)
+    scenario.feed(per_second=2)
 
     def in_flight() -> int:
         return sum(c["in_flight"] for key, c in drill.stub_calls().items() if key.startswith("wd-"))
@@ -179,12 +212,12 @@ def test_redis_down_60_seconds(drill: Drill) -> None:
     """redis-server stopped for 60 s (no persistence: its queues are lost) while requests keep coming, then
     started again on the same port; the sweepers (beat) must bring back what was queued."""
     scenario = Scenario(drill, "Redis down 60 s", "redis-server stopped 60 s, restarted empty")
-    scenario.start(bets=6, deposits=4, withdrawals=2)
-    time.sleep(1.0)
+    scenario.feed(per_second=1)  # requests keep coming before, during and after the outage
+    time.sleep(2.0)
+    scenario.start(bets=3, deposits=3, withdrawals=2)
+    time.sleep(0.1)
     fault_started = time.monotonic()
     drill.redis.stop()
-    time.sleep(REDIS_DOWN_S / 2)
-    scenario.start(bets=6, deposits=4, withdrawals=2)  # requests keep coming during the outage
     time.sleep(max(0.0, fault_started + REDIS_DOWN_S - time.monotonic()))
     drill.redis.start()
     fault_ended = time.monotonic()
@@ -195,8 +228,10 @@ def test_redis_down_60_seconds(drill: Drill) -> None:
 def test_postgres_restarted_under_bets_webhooks_and_withdrawals(drill: Drill) -> None:
     """`pg_ctl restart -m fast` while bets, deposit webhooks and withdrawals are being sent."""
     scenario = Scenario(drill, "PostgreSQL restarted", "pg_ctl restart -m fast")
-    scenario.start(bets=12, deposits=6, withdrawals=3)
-    time.sleep(1.5)
+    scenario.feed(per_second=4)
+    time.sleep(2.0)
+    scenario.start(bets=6, deposits=3, withdrawals=2)  # a burst, in flight when the server goes down
+    time.sleep(0.1)
     fault_started = time.monotonic()
     drill.pg.restart()
     fault_ended = time.monotonic()
@@ -210,10 +245,14 @@ def test_gunicorn_workers_killed_under_load(drill: Drill) -> None:
     stop = threading.Event()
     readers = load(drill, stop)
     try:
-        scenario.start(bets=16, deposits=4, withdrawals=2)
-        time.sleep(1.5)
-        fault_started = time.monotonic()
-        for _round in range(2):
+        scenario.feed(per_second=4)
+        time.sleep(2.0)
+        fault_started = fault_ended = time.monotonic()
+        for kill in range(2):
+            if kill:
+                time.sleep(2.0)
+            scenario.start(bets=6)  # a burst, in flight when the workers die
+            time.sleep(0.15)
             workers = drill.web_workers()
             assert len(workers) >= 2, f"gunicorn has workers {workers}"
             for pid in workers[:2]:
@@ -221,8 +260,7 @@ def test_gunicorn_workers_killed_under_load(drill: Drill) -> None:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-            time.sleep(2.0)
-        fault_ended = time.monotonic() - 2.0
+            fault_ended = time.monotonic()  # the fault ends with the last kill (gunicorn forks new workers)
         measured = scenario.finish(fault_started=fault_started, fault_ended=fault_ended)
     finally:
         stop.set()
