@@ -20,10 +20,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +58,27 @@ RESULTS: list[dict[str, Any]] = []
 
 
 def write_artifact() -> None:
+    commit = subprocess.run(  # noqa: S603
+        ["git", "rev-parse", "--short", "HEAD"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,  # noqa: S607
+    ).stdout.strip()
     ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
-    ARTIFACT.write_text(json.dumps({"goal_s": GOAL_S, "wait_s": WAIT_S, "scenarios": RESULTS}, indent=2) + "\n")
+    ARTIFACT.write_text(
+        json.dumps(
+            {
+                "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "commit": commit,
+                "goal_s": GOAL_S,
+                "wait_s": WAIT_S,
+                "scenarios": RESULTS,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
 
 
 @pytest.fixture(scope="module")
