@@ -3,8 +3,8 @@
     python -m ops.tests.drill_setup OUT.json --players N
 
 Run with DJANGO_SETTINGS_MODULE=config.settings.test and DATABASE_URL of the drill's cluster, after the
-migrations: the demo operators (`seed --demo`), N funded players with API tokens, a token for the finance
-operator, and the round that takes bets during the drill (opened through `rounds.services.round_open`).
+migrations: a finance operator of the drill's own (not a demo user: production refuses those) and an API token
+for it, N funded players with API tokens, and the round that takes bets during the drill (opened through `rounds.services.round_open`).
 Writes what the drill needs to OUT.json. Refuses (exit 1, one line) when no round can take bets for
 `--needs-seconds`: the few minutes before a session's close, until its close plus the settle buffer.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import sys
 from datetime import timedelta
 from decimal import Decimal
@@ -62,16 +63,18 @@ def main(argv: list[str]) -> int:
     import django
 
     django.setup()
-    from django.core.management import call_command
+    from django.contrib.auth.models import Group
     from knox.models import AuthToken
 
     from accounts.models import User
+    from accounts.roles import FINANCE, ensure_operator_roles
     from ledger.services import operator_credit
     from ops.actors import SEED
 
     round_obj = open_round(needs_seconds=args.needs_seconds)
-    call_command("seed", "--demo", verbosity=0, stdout=open(os.devnull, "w"))  # noqa: SIM115
-    operator = User.objects.get(email="finance@example.com")
+    ensure_operator_roles()
+    operator = User.objects.create_user("drill-finance@example.com", secrets.token_urlsafe(24), is_staff=True)
+    operator.groups.add(Group.objects.get(name=FINANCE))
     players = []
     for n in range(args.players):
         user = User.objects.create_user(f"drill-player{n}@example.com")
@@ -83,7 +86,9 @@ def main(argv: list[str]) -> int:
             reference=f"drill:fund:{n}",
             reason="fault drill: a player's starting balance",
         )
-        players.append({"id": user.pk, "public_id": str(user.public_id), "token": AuthToken.objects.create(user=user)[1]})
+        players.append(
+            {"id": user.pk, "public_id": str(user.public_id), "token": AuthToken.objects.create(user=user)[1]}
+        )
     with open(args.out, "w") as out:
         json.dump(
             {
