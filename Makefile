@@ -8,7 +8,7 @@ STUB_PORT ?= 12111
 # Without DATABASE_URL, a command runs against the embedded PostgreSQL (ops/embedded_pg.py), started for it.
 WITH_DB = $(if $(DATABASE_URL),,$(BIN)/python -m ops.embedded_pg run --)
 
-.PHONY: run test smoke-embedded bench lint clean migrate-prod prod-local
+.PHONY: run test drill smoke-embedded bench lint clean migrate-prod prod-local
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ run: $(VENV)/.runtime-installed
 ## (started for the run, stopped after).
 test: $(VENV)/.dev-installed
 	DJANGO_SETTINGS_MODULE=config.settings.test $(WITH_DB) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## drill: the fault drill alone (also part of `make test`): its own PostgreSQL and Redis, real processes, four faults;
+## the recovery times go to artifacts/drill/fault-drill.json (docs/ops/fault-drill.md).
+drill: $(VENV)/.dev-installed
+	DJANGO_SETTINGS_MODULE=config.settings.test $(WITH_DB) $(BIN)/python -m pytest -m drill ops/tests/test_fault_drill.py $(PYTEST_ARGS)
 
 ## smoke-embedded: with DATABASE_URL unset, on the embedded PostgreSQL (a fresh data folder, its own port): migrate,
 ## load demo data, serve, expect 200 from /health/ready with vendor postgresql, stop everything.

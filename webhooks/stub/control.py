@@ -4,6 +4,9 @@
 * ``GET  /_stub/submissions?key=K``        -> ``{"idempotency_key": K, "submissions": n}`` (creates executed)
 * ``GET  /_stub/calls?key=K&path=P``       -> ``{"idempotency_key": K, "path": P, "calls": n}``: HTTP requests
   received with that key and/or on that path prefix, replays included (both filters optional)
+* ``GET  /_stub/call-stats``               -> ``{"calls": {K: {"calls", "executed", "in_flight", "max_in_flight"}}}``:
+  per idempotency key, the API POSTs received (replays and failures included), the creates executed, the calls
+  held right now and the most ever held at once (read only)
 * ``POST /_stub/mode``  ``{"kind", "mode", "times"?, "delay"?}``
 * ``POST /_stub/reset``
 * ``POST /_stub/objects/{id}``             ``{"status"}`` -> the object with its new status (what status calls return)
@@ -82,6 +85,8 @@ def _dispatch(stub: "PSPStub", request: Incoming, action: str, body: JSON) -> Re
         key_filter, path_filter = request.query.get("key"), request.query.get("path")
         calls = stub.calls(key_filter, path_filter)
         return Reply(200, {"idempotency_key": key_filter, "path": path_filter, "calls": calls})
+    if request.method == "GET" and action == "call-stats":
+        return Reply(200, {"calls": stub.call_stats()})
     if request.method == "POST" and action == "mode":
         stub.set_mode(body["kind"], body["mode"], body.get("times"), body.get("delay"))
         return Reply(200, {"ok": True})

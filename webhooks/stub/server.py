@@ -148,6 +148,11 @@ class PSPStub:
         """How many HTTP requests arrived with this idempotency key and/or on this path prefix (replays included)."""
         return self._state.calls(idempotency_key, path)
 
+    def call_stats(self) -> dict[str, JSON]:
+        """Per idempotency key: ``calls`` (HTTP POSTs received, replays and failures included), ``executed``,
+        ``in_flight`` (received, not yet answered nor hung up) and ``max_in_flight`` (most at once)."""
+        return self._state.call_stats()
+
     def objects(self, kind: str | None = None) -> list[JSON]:
         """Objects created so far (payment intents, payouts, sessions, transfers...)."""
         return self._state.objects(kind)
@@ -221,9 +226,19 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve()
 
     def _serve(self) -> None:
-        reply = self.server.stub.dispatch(self._read())
-        if not reply.delay or self._client_waits(reply.delay):
-            self._write(reply)
+        request = self._read()
+        key = request.idempotency_key if request.method == "POST" else None
+        tracked = bool(key) and not request.path.startswith(CONTROL_PREFIX)
+        state = self.server.stub._state
+        if tracked:
+            state.call_started(str(key))
+        try:
+            reply = self.server.stub.dispatch(request)
+            if not reply.delay or self._client_waits(reply.delay):
+                self._write(reply)
+        finally:
+            if tracked:
+                state.call_finished(str(key))
 
     def _client_waits(self, seconds: float) -> bool:
         """Hold the reply up to ``seconds``; False once the client hangs up or the stub stops."""

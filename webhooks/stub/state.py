@@ -102,6 +102,9 @@ class StubState:
         self._objects: dict[str, tuple[str, JSON]] = {}
         self._submissions: Counter[str] = Counter()
         self._requests: list[RecordedRequest] = []
+        self._calls: Counter[str] = Counter()
+        self._in_flight: Counter[str] = Counter()
+        self._max_in_flight: Counter[str] = Counter()
 
     def reset(self) -> None:
         with self.lock:
@@ -167,6 +170,33 @@ class StubState:
                 if (idempotency_key is None or r.idempotency_key == idempotency_key)
                 and (path is None or r.path.startswith(path))
             )
+
+    def call_started(self, idempotency_key: str) -> None:
+        """An API POST carrying this key arrived (replays and failures included); it is in flight until it ends."""
+        with self.lock:
+            self._calls[idempotency_key] += 1
+            self._in_flight[idempotency_key] += 1
+            self._max_in_flight[idempotency_key] = max(
+                self._max_in_flight[idempotency_key], self._in_flight[idempotency_key]
+            )
+
+    def call_finished(self, idempotency_key: str) -> None:
+        """The call was answered, or its client hung up."""
+        with self.lock:
+            self._in_flight[idempotency_key] -= 1
+
+    def call_stats(self) -> dict[str, JSON]:
+        """Per idempotency key: HTTP calls received, creates executed, calls in flight now and at most at once."""
+        with self.lock:
+            return {
+                key: {
+                    "calls": count,
+                    "executed": self._submissions[key],
+                    "in_flight": self._in_flight[key],
+                    "max_in_flight": self._max_in_flight[key],
+                }
+                for key, count in self._calls.items()
+            }
 
     def record(self, request: RecordedRequest) -> None:
         with self.lock:

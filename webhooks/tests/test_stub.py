@@ -757,6 +757,49 @@ def test_control_mode_requests_submissions_and_reset(stub: PSPStub, stripe_clien
     assert stub.requests == []
 
 
+def test_control_calls_counts_every_post_per_key_and_the_most_in_flight_at_once(
+    stub: PSPStub, stripe_client: stripe.StripeClient
+) -> None:
+    """`GET /_stub/call-stats`: HTTP calls per key (failures and replays count), executions, calls held at once."""
+    stub.set_mode("stripe_payout", "fail", times=1)
+    with pytest.raises(stripe.APIError):
+        stripe_client.v1.payouts.create(params=PAYOUT, options={"idempotency_key": "k"})
+    stripe_client.v1.payouts.create(params=PAYOUT, options={"idempotency_key": "k"})
+    stripe_client.v1.payouts.create(params=PAYOUT, options={"idempotency_key": "k"})  # a replay
+    stub.set_mode("stripe_payout", "timeout", delay=0.5)
+    both = [
+        threading.Thread(
+            target=lambda: stripe_client.v1.payouts.create(params=PAYOUT, options={"idempotency_key": "overlap"})
+        )
+        for _ in range(2)
+    ]
+    for thread in both:
+        thread.start()
+    for thread in both:
+        thread.join(10)
+
+    calls = requests.get(f"{stub.url}/_stub/call-stats", timeout=5).json()["calls"]
+
+    assert calls["k"] == {"calls": 3, "executed": 1, "in_flight": 0, "max_in_flight": 1}
+    assert calls["overlap"]["calls"] == 2 and calls["overlap"]["executed"] == 1
+    assert calls["overlap"]["max_in_flight"] == 2  # the second arrived while the first was held
+    assert calls["overlap"]["in_flight"] == 0
+    assert stub.call_stats() == calls
+
+
+def test_control_calls_ends_a_call_when_its_client_hangs_up(stub: PSPStub) -> None:
+    stub.set_mode("stripe_payout", "timeout", delay=30)
+    with pytest.raises(requests.Timeout):
+        requests.post(
+            f"{stub.url}/v1/payouts",
+            data={"amount": "100", "currency": "usd"},
+            headers={"Authorization": f"Bearer {STRIPE_KEY}", "Idempotency-Key": "held"},
+            timeout=0.5,
+        )
+    assert _eventually(lambda: stub.call_stats()["held"]["in_flight"] == 0), "a hung-up call still counted in flight"
+    assert stub.call_stats()["held"]["calls"] == 1
+
+
 def test_control_rejects_bad_mode(stub: PSPStub) -> None:
     response = requests.post(f"{stub.url}/_stub/mode", json={"kind": "*", "mode": "explode"}, timeout=5)
 
