@@ -18,8 +18,8 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 
 from ledger.services import round_pool_account
-from ops.actors import BEAT, Actor
-from ops.approvals import decisions_cancel
+from ops.actors import BEAT, Actor, SystemActor
+from ops.approvals import SecondOperatorRequired, decisions_cancel
 from ops.audit import audit_record
 from rounds import clock
 from rounds.domain import calendar
@@ -142,18 +142,38 @@ def round_open_check(*, code: str) -> tuple[Any, date]:
     return times, previous_day
 
 
-def round_open(*, code: str, acting_user: Actor) -> tuple[Round, bool]:
+def round_open(
+    *, code: str, acting_user: Actor, reference_close: Decimal | None = None, reason: str = ""
+) -> tuple[Round, bool]:
     """Open the round of one XNYS session; return (round, created). Opening twice returns the first.
 
     The reference close (the previous session's) is the previous round's settled close or the oracle's, taken
     only once that session has closed plus the settle buffer; before then ReferenceNotFinal (409). A reference
     entered by an operator is a maker-checker decision (`rounds.overrides.reference_propose`): the round then
     opens when a second operator approves it. Opening from the oracle cancels such a pending proposal.
+
+    `reference_close` is kept for code that opens rounds at a fixed price (test fixtures, benches, drills):
+    only a system actor may pass it; an operator is refused (SecondOperatorRequired) and told to propose it.
     """
     _session(code)
     existing = Round.objects.filter(code=code).first()
     if existing is not None:
         return existing, False
+    if reference_close is not None:
+        if not isinstance(acting_user, SystemActor):
+            raise SecondOperatorRequired(
+                "A reference close entered by an operator takes two operators: propose it "
+                "(open_round --reference … --evidence … --reason … --operator you); a different operator's "
+                "approval opens the round. Nothing was changed."
+            )
+        round_obj = round_open_at_reference(
+            code=code,
+            reference=reference_close,
+            source=f"fixed by {acting_user}",
+            acting_user=acting_user,
+            reason=reason,
+        )
+        return round_obj, True
     times, previous_day = round_open_check(code=code)
     reference, reference_source = _reference_close(instrument=settings.ROUND_INSTRUMENT, previous_day=previous_day)
     return _round_create(

@@ -25,7 +25,7 @@ from ops.switches import CLEAR_KIND, SwitchClearNeedsTwo, switch_clear_propose, 
 from payouts.models import Withdrawal
 from payouts.services import payout_submit, withdrawal_approve, withdrawal_request
 
-from .helpers import balances
+from .helpers import balances, snapshot
 
 pytestmark = pytest.mark.django_db
 
@@ -134,6 +134,7 @@ def test_one_operator_cannot_clear_it_two_can(planted: Account, admins: tuple[An
     alice, bob = admins
     check_ledger_record()
     audits = len(freeze_audit())
+    frozen = snapshot()
 
     # The one-operator off: refused by the service, the command and the admin form; nothing changes.
     with pytest.raises(SwitchClearNeedsTwo):
@@ -149,6 +150,7 @@ def test_one_operator_cannot_clear_it_two_can(planted: Account, admins: tuple[An
     )  # "on" unticked
     assert page.status_code == 200 and "one operator cannot turn it off" in page.content.decode()
     assert freeze_state() == (True, TRIPPED) and len(freeze_audit()) == audits
+    assert snapshot() == frozen
 
     # Players are not operators; the proposer cannot approve their own proposal.
     with pytest.raises(Forbidden):

@@ -8,6 +8,7 @@ approval opens it (re-checking everything). The oracle opening the round first c
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from io import StringIO
 from typing import Any
 
@@ -18,10 +19,12 @@ from django.core.management.base import CommandError
 from ops.approvals import SecondOperatorRequired, decision_approve
 from ops.errors import Forbidden
 from ops.models import AuditRecord, Proposal
+from payouts.tests.helpers import snapshot  # every balance, row and state a refusal must leave as it was
 from rounds import errors
 from rounds.domain.calendar import session_times
 from rounds.models import Round
 from rounds.overrides import REFERENCE_KIND, reference_propose
+from rounds.services import round_open
 from rounds.tasks import rounds_tick
 
 pytestmark = pytest.mark.django_db
@@ -68,7 +71,10 @@ def test_one_operator_cannot_open_a_round_at_their_own_reference(
     nothing_opened()
 
     # Refusals, each one line, nothing changed: the same operator approving, no evidence, no operator named,
-    # a player, an operator without the permission.
+    # a player, an operator without the permission, an operator calling the opening service with a price.
+    frozen = snapshot()
+    with pytest.raises(SecondOperatorRequired):
+        round_open(code=CODE, acting_user=alice, reference_close=Decimal("19000.10"), reason="oracle down")
     with pytest.raises(CommandError) as refused:
         open_round("--approve", str(proposal.pk), "--operator", alice.email)
     assert str(refused.value).startswith("refused: approvals/second-operator-required: ")
@@ -86,6 +92,7 @@ def test_one_operator_cannot_open_a_round_at_their_own_reference(
     with pytest.raises(Forbidden):
         decision_approve(proposal_id=proposal.pk, acting_user=support)
     assert list(Proposal.objects.values_list("kind", "state")) == [(REFERENCE_KIND, Proposal.State.PENDING)]
+    assert snapshot() == frozen
     nothing_opened()
 
     # A second, different operator approves: the round opens at that reference, both names audited.
@@ -119,9 +126,11 @@ def test_the_approval_re_checks_the_opening(oracle_down: None, clock: Any, make_
     alice, bob = make_staff(role="finance"), make_staff(role="finance")
     proposal = reference_propose(code=CODE, reference="19000", reason="oracle down", evidence="e", acting_user=alice)
     clock.set(session_times(day=date(2026, 11, 30)).lock_utc)  # nobody approved before Monday's lock
+    frozen = snapshot()
     with pytest.raises(CommandError, match="rounds/too-late"):
         open_round("--approve", str(proposal.pk), "--operator", bob.email)
     assert Proposal.objects.get(pk=proposal.pk).state == Proposal.State.PENDING
+    assert snapshot() == frozen
     nothing_opened()
 
 
