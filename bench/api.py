@@ -4,7 +4,7 @@
     .venv/bin/python bench/api.py [--seconds 10] [--connections 16] [--workers 2] [--threads 4] [--players 2000]
 
 In its own database (`bench_api`, or $BENCH_DB; dropped and re-created, real migrations) it opens today's
-round (or the next one that can be opened) through `rounds.services.round_open`, creates `--players`
+round (or the next one that can be opened) through `rounds.services.round_open_at_reference`, creates `--players`
 players, credits each through `ledger.services.transfer` and gives each a knox API token. Then it starts
 gunicorn as production runs it (`bin/backoffice web`, config/gunicorn.conf.py, the `prod_local` settings:
 DEBUG off, persistent database connections, the JSON access log) with `--workers` x `--threads`, and drives
@@ -175,7 +175,7 @@ def open_round(*, seconds_needed: float) -> Any:
     from rounds import clock
     from rounds.domain import calendar
     from rounds.selectors import NEW_YORK
-    from rounds.services import round_open
+    from rounds.services import round_open_at_reference
 
     now = clock.now()
     day = now.astimezone(NEW_YORK).date()
@@ -190,13 +190,13 @@ def open_round(*, seconds_needed: float) -> Any:
             f"round {times.code} locks at {times.lock_utc:%H:%M:%S}Z, too soon for this run, and the next one can be "
             f"opened only after its close plus the settle buffer ({times.settle_after_utc:%H:%M:%S}Z): run again then"
         )
-    round_obj, _ = round_open(
+    return round_open_at_reference(
         code=times.code,
+        reference=Decimal(100),
+        source="bench (no oracle here)",
         acting_user=SystemActor("bench"),
-        reference_close=Decimal(100),
-        reason="bench/api.py: a reference close by hand (no oracle here)",
+        reason="bench/api.py: a fixed reference close (no oracle here)",
     )
-    return round_obj
 
 
 def prepare(players: int, *, seconds_needed: float) -> tuple[Any, list[str]]:

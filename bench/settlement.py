@@ -56,13 +56,15 @@ def prepare(bets: int, players: int) -> str:
     from ops.actors import SystemActor
     from rounds import clock
     from rounds.domain.calendar import session_times
-    from rounds.services import round_open
+    from rounds.services import round_open_at_reference
 
     call_command("migrate", verbosity=0)
     code = "20250908"
     lock = session_times(day=__import__("datetime").date(2025, 9, 8)).lock_utc
     clock.now = lambda: lock - timedelta(hours=2)  # type: ignore[assignment]
-    round_obj, _ = round_open(code=code, acting_user=SystemActor("bench"), reference_close=Decimal(100), reason="bench")
+    round_obj = round_open_at_reference(
+        code=code, reference=Decimal(100), source="bench", acting_user=SystemActor("bench"), reason="bench"
+    )
     started = time.monotonic()
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("ALTER TABLE rounds_bet DROP CONSTRAINT rounds_bet_one_per_player_per_round")

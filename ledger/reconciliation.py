@@ -2,6 +2,9 @@
 
 Core invariants live here; apps that keep money in the ledger register their own (held balances
 equal withdrawals in held states, round pools equal unsettled stakes) with `register_invariant`.
+
+A recorded run that finds a breach turns `payout_freeze` on in the same transaction that records it
+(`reconciliation_run`); the freeze then stays on until two operators clear it (`ops.switches`).
 """
 
 from __future__ import annotations
@@ -9,8 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
+
+from ops.actors import SystemActor
+from ops.models import Switch
+from ops.switches import switch_trip
 
 from .models import LedgerBreach, ReconciliationRun
 
@@ -120,15 +127,32 @@ def invariant_names() -> list[str]:
     return [name for name, _ in CORE_CHECKS + _extra_checks]
 
 
+RECONCILIATION = SystemActor("reconciliation")
+
+
 def reconciliation_run() -> tuple[ReconciliationRun, list[Breach]]:
-    """Check every invariant and record the run and its breaches (counted by ledger_imbalance_total)."""
-    run = ReconciliationRun.objects.create()
-    breaches = ledger_breaches()
-    LedgerBreach.objects.bulk_create(
-        LedgerBreach(run=run, invariant=b.invariant, currency=b.currency, detail=b.detail) for b in breaches
-    )
-    run.finished_at = timezone.now()
-    run.ok = not breaches
-    run.breach_count = len(breaches)
-    run.save(update_fields=["finished_at", "ok", "breach_count"])
+    """Check every invariant and record the run and its breaches (counted by ledger_imbalance_total).
+
+    A breach turns `payout_freeze` on, audited with the failed invariants' names, in this same transaction:
+    the breach is never recorded without the freeze, nor the freeze without the breach.
+    """
+    with transaction.atomic():
+        run = ReconciliationRun.objects.create()
+        breaches = ledger_breaches()
+        LedgerBreach.objects.bulk_create(
+            LedgerBreach(run=run, invariant=b.invariant, currency=b.currency, detail=b.detail) for b in breaches
+        )
+        if breaches:
+            invariants = sorted({b.invariant for b in breaches})
+            switch_trip(
+                name=Switch.Name.PAYOUT_FREEZE,
+                invariants=invariants,
+                reason=f"reconciliation run {run.pk}: {len(breaches)} breach(es) of {', '.join(invariants)}",
+                actor=RECONCILIATION,
+                data={"run": run.pk, "breaches": [str(b) for b in breaches[:20]]},
+            )
+        run.finished_at = timezone.now()
+        run.ok = not breaches
+        run.breach_count = len(breaches)
+        run.save(update_fields=["finished_at", "ok", "breach_count"])
     return run, breaches

@@ -13,7 +13,7 @@ from django.urls import URLPattern, path, reverse
 from .admin_base import ReadOnlyAdmin, acting_operator, refusal_as_message
 from .approvals import decision_approve, decision_reject, may_approve
 from .models import AuditRecord, IdempotencyKey, Proposal, Switch, Waiver, WorkerRun
-from .switches import switch_set
+from .switches import switch_clear_propose, switch_set
 
 
 @admin.register(AuditRecord)
@@ -53,16 +53,79 @@ class SwitchForm(forms.ModelForm):
         model = Switch
         fields = ["name", "on", "reason"]
 
+    def clean(self) -> dict[str, Any]:
+        """Refuse one operator turning off a switch a failed invariant turned on (two operators clear it)."""
+        cleaned = super().clean() or {}
+        held = Switch.objects.filter(name=cleaned.get("name"), on=True).exclude(tripped_by="").first()
+        if held is not None and not cleaned.get("on"):
+            raise forms.ValidationError(
+                f"{held.name} was turned on automatically by a failed ledger invariant ({held.tripped_by}); one "
+                "operator cannot turn it off. Use “Propose clearing” on this page; a different operator approves "
+                "the proposal. Nothing was changed."
+            )
+        return cleaned
+
+
+class ClearForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        max_length=2000,
+        label="Why it is safe to pay again (kept in the audit log)",
+    )
+
 
 @admin.register(Switch)
 class SwitchAdmin(admin.ModelAdmin):
-    """Switches change only through `switch_set`, which records who, when and why."""
+    """Switches change only through `switch_set`, which records who, when and why.
+
+    A switch a failed invariant turned on (`tripped_by`) is cleared by two operators: “Propose clearing”
+    records a proposal; a different operator approves it in the proposals queue.
+    """
 
     form = SwitchForm
-    list_display = ["name", "on", "reason", "changed_by", "changed_at"]
+    list_display = ["name", "on", "reason", "tripped_by", "changed_by", "changed_at"]
+    readonly_fields = ["tripped_by"]
+    change_form_template = "ops/admin/switch_change_form.html"
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path(
+                "<int:object_id>/propose-clear/",
+                self.admin_site.admin_view(self.propose_clear_view),
+                name="ops_switch_propose_clear",
+            ),
+            *super().get_urls(),
+        ]
+
+    def propose_clear_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """Operator A proposes clearing an automatic switch; it stays on until operator B approves."""
+        switch = get_object_or_404(Switch, pk=object_id)
+        back = reverse("admin:ops_switch_change", args=[switch.pk])
+        form = ClearForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            with refusal_as_message(request, "Clear"):
+                proposal = switch_clear_propose(
+                    name=switch.name, reason=form.cleaned_data["reason"], acting_user=acting_operator(request)
+                )
+                self.message_user(
+                    request,
+                    f"Proposal {proposal.pk} recorded; {switch.name} stays on until a different operator approves it.",
+                    messages.WARNING,
+                )
+                return HttpResponseRedirect(reverse("admin:ops_proposal_change", args=[proposal.pk]))
+            return HttpResponseRedirect(back)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "form": form,
+            "title": f"Propose clearing {switch.name}",
+            "back_url": back,
+            "switch": switch,
+        }
+        return render(request, "ops/admin/switch_propose_clear.html", context)
 
     def save_model(self, request: HttpRequest, obj: Switch, form: Any, change: bool) -> None:
         switch = switch_set(name=obj.name, on=obj.on, reason=form.cleaned_data["reason"], actor=request.user)

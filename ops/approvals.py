@@ -175,8 +175,12 @@ def decision_propose(
     reason: str,
     acting_user: object,
     evidence: str = "",
+    always_two: bool = False,
 ) -> Proposal:
     """Propose a decision; apply it now when one operator suffices.
+
+    `always_two` asks for a second operator whatever the amounts (the caller knows why this one does,
+    e.g. a payout confirmed as sent that the PSP never said was paid).
 
     If another operator already proposed the same decision on the same subject, this is the second
     pair of eyes: it is applied. The same operator twice is refused; a different pending decision on
@@ -202,7 +206,7 @@ def decision_propose(
                     extra={"proposal_id": pending.pk},
                 )
             return _approve(spec=spec, proposal=pending, operator=operator, reason=reason)
-        two = needs_second_operator(kind=spec, amounts=amounts)
+        two = always_two or needs_second_operator(kind=spec, amounts=amounts)
         try:
             with transaction.atomic():
                 proposal = Proposal.objects.create(

@@ -14,9 +14,11 @@ class OpsConfig(AppConfig):
         install_database_collector()
 
         from .auditlog_setup import register_models
+        from .switches import register_switch_decisions
         from .tracing import connect_flow_signals, sentry_init, tracing_init
 
         register_models()
+        register_switch_decisions()
         connect_flow_signals()
         tracing_init()
         sentry_init()

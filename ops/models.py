@@ -72,6 +72,12 @@ class Switch(models.Model):
     reason = models.TextField(blank=True)
     changed_at = models.DateTimeField(auto_now=True)
     changed_by = models.CharField(max_length=150, blank=True)
+    tripped_by = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="The invariants whose failure turned this switch on automatically; while set, clearing it "
+        "takes two operators (maker-checker).",
+    )
 
     class Meta:
         verbose_name_plural = "switches"

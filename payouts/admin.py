@@ -227,7 +227,8 @@ class WithdrawalAdmin(ReadOnlyAdmin):
                 if after.state == withdrawal.state:
                     self.message_user(
                         request,
-                        "Proposed; above the four-eyes threshold a different operator must approve it.",
+                        "Proposed; a different operator must approve it (above the four-eyes threshold, "
+                        "or a payout confirmed as sent that the PSP never said was paid).",
                         messages.WARNING,
                     )
                 else:

@@ -33,6 +33,12 @@ class InvalidTransition(PayoutError):
     status = 409
 
 
+class PspAnswerPending(InvalidTransition):
+    code = "payouts/psp-answer-pending"
+    title = "The PSP's latest answer is not final: the payout cannot be confirmed as sent"
+    status = 409
+
+
 class TransitionForbidden(PayoutError):
     code = "payouts/forbidden"
     title = "You may not take this action on this withdrawal"

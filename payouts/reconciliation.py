@@ -17,16 +17,19 @@ submission or another status call for the payout may be running; a held lease sk
 the result is applied under the withdrawal's row lock, and only if the withdrawal is still `payout_submitted`
 on the same attempt (a webhook may have won the race).
 
-Manual resolution (`confirm_sent` / `refund_failed`) from `payout_submitted` is allowed only once the PSP
-answered a status call for the current attempt, or PAYOUT_MANUAL_RESOLVE_AFTER_MINUTES after the submission
-with no answer at all (`resolution_blocker`).
+Manual resolution follows the PSP's word (`psp_word`: its latest answer about the current attempt, from a
+status call or a webhook). `confirm_sent` is refused while that answer is pending or in transit
+(`PspAnswerPending`, 409), from `payout_submitted` and `payout_failed` alike. From `payout_submitted`,
+`confirm_sent` / `refund_failed` are allowed only once the PSP answered, or PAYOUT_MANUAL_RESOLVE_AFTER_MINUTES
+after the submission with no answer at all (`resolution_blocker`). `confirm_sent` needs two operators, whatever
+the amount, unless the PSP's latest answer is `paid` (`psp_said_paid`).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -36,10 +39,10 @@ from django.utils import timezone
 from ops.actors import SystemActor
 from ops.tracing import flow_bind
 
-from .errors import InvalidTransition, WithdrawalNotFound
+from .errors import InvalidTransition, PspAnswerPending, WithdrawalNotFound
 from .leases import LeaseBusy, lease_claim, lease_release
 from .lock_objects import withdrawal_lock
-from .models import PayoutStatusCheck, Withdrawal
+from .models import PayoutAttempt, PayoutEvent, PayoutStatusCheck, Withdrawal
 from .providers import PayoutStatus, StatusResult, get_provider
 from .services import _burn, _transition
 
@@ -206,20 +209,112 @@ def payouts_reconcile(*, older_than_s: int | None = None, dry_run: bool = False)
     ]
 
 
-def resolution_blocker(withdrawal: Withdrawal) -> str:
-    """Return why a submitted payout may not be resolved by hand yet, or "" when it may.
+@dataclass(frozen=True)
+class PspWord:
+    """The PSP's latest answer about a payout attempt: what it said, where we heard it, and when."""
 
-    It may once the PSP answered a status call about the current attempt, or when no answer came at all
-    PAYOUT_MANUAL_RESOLVE_AFTER_MINUTES after the submission.
+    answer: str  # paid, failed, pending, not_found, unknown, contradicted
+    source: str
+    at: datetime
+
+    @property
+    def pending(self) -> bool:
+        """Not final yet: pending, or in transit (Stripe's `in_transit` and Adyen's booking states map here)."""
+        return self.answer == PayoutStatus.PENDING
+
+
+def _webhook_answer(result: str) -> str:
+    """What a stored payout webhook said, from the result `payout_event_process` recorded ("" if nothing)."""
+    if result in ("paid", "already paid") or result.startswith("review: PSP says paid"):
+        return PayoutStatus.PAID
+    if result in ("payout_failed", "already in manual review") or result.startswith("review: PSP says failed"):
+        return PayoutStatus.FAILED
+    return ""
+
+
+def psp_word(withdrawal: Withdrawal) -> PspWord | None:
+    """Return the PSP's latest answer about the withdrawal's current attempt, or None if it never answered.
+
+    The answers are the status calls (`reconcile_payouts`; an `error` is not an answer) and the payout webhooks
+    received since the attempt started. A `paid` that contradicts our amount or currency counts as
+    `contradicted`, not paid.
     """
+    key = withdrawal.idempotency_key
+    words: list[PspWord] = []
+    check = (
+        PayoutStatusCheck.objects.filter(
+            withdrawal=withdrawal, idempotency_key=key, answer__in=PayoutStatusCheck.ANSWERED
+        )
+        .order_by("-checked_at", "-id")
+        .first()
+    )
+    if check is not None:
+        answer = check.answer
+        if answer == PayoutStatus.PAID and check.action.startswith("manual review"):
+            answer = "contradicted"
+        words.append(PspWord(answer=answer, source=f"status call {check.pk}", at=check.checked_at))
+    started = (
+        PayoutAttempt.objects.filter(withdrawal=withdrawal, idempotency_key=key)
+        .order_by("started_at")
+        .values_list("started_at", flat=True)
+        .first()
+    )
+    if started is not None:
+        for event_id, result, received_at in (
+            PayoutEvent.objects.filter(withdrawal=withdrawal, received_at__gte=started)
+            .order_by("-received_at", "-id")
+            .values_list("event_id", "result", "received_at")
+        ):
+            answer = _webhook_answer(result)
+            if answer:
+                words.append(PspWord(answer=answer, source=f"webhook {event_id}", at=received_at))
+                break
+    return max(words, key=lambda w: w.at) if words else None
+
+
+def psp_said_paid(withdrawal: Withdrawal) -> bool:
+    """Whether the PSP's latest answer about the current attempt is `paid` (one operator may confirm it sent)."""
+    word = psp_word(withdrawal)
+    return word is not None and word.answer == PayoutStatus.PAID
+
+
+def resolution_blocker(withdrawal: Withdrawal, decision: str = "") -> str:
+    """Return why a payout may not be resolved by hand yet with this decision, or "" when it may.
+
+    `confirm_sent` is refused while the PSP's latest answer about the current attempt is pending or in transit.
+    From `payout_submitted`, resolving is allowed once the PSP answered a status call or a webhook about the
+    current attempt, or when no answer came at all PAYOUT_MANUAL_RESOLVE_AFTER_MINUTES after the submission.
+    """
+    return _rail_blocker(withdrawal) or _pending_blocker(withdrawal, decision) or _unanswered_blocker(withdrawal)
+
+
+def _rail_blocker(withdrawal: Withdrawal) -> str:
     if withdrawal.state != Withdrawal.State.PAYOUT_SUBMITTED:
         return ""
-    rail_blocker = get_provider(withdrawal.provider).resolution_blocker(withdrawal=withdrawal)
-    if rail_blocker:
-        return rail_blocker
-    if PayoutStatusCheck.objects.filter(
-        withdrawal=withdrawal, idempotency_key=withdrawal.idempotency_key, answer__in=PayoutStatusCheck.ANSWERED
-    ).exists():
+    return get_provider(withdrawal.provider).resolution_blocker(withdrawal=withdrawal)
+
+
+def _pending_blocker(withdrawal: Withdrawal, decision: str) -> str:
+    if decision != "confirm_sent" or withdrawal.state not in (
+        Withdrawal.State.PAYOUT_SUBMITTED,
+        Withdrawal.State.PAYOUT_FAILED,
+    ):
+        return ""
+    word = psp_word(withdrawal)
+    if word is None or not word.pending:
+        return ""
+    return (
+        f"The PSP's latest answer about withdrawal {withdrawal.pk} (attempt {withdrawal.idempotency_key}) is "
+        f"{word.answer} ({word.source}, {word.at:%Y-%m-%d %H:%M:%S}Z): it is not final, so it cannot be confirmed "
+        "as sent. Wait for its webhook or ask again with `python manage.py reconcile_payouts --withdrawal "
+        f"{withdrawal.pk}`. Nothing was changed."
+    )
+
+
+def _unanswered_blocker(withdrawal: Withdrawal) -> str:
+    if withdrawal.state != Withdrawal.State.PAYOUT_SUBMITTED:
+        return ""
+    if psp_word(withdrawal) is not None:
         return ""
     if withdrawal.state_changed_at <= timezone.now() - timedelta(seconds=manual_resolve_after_s()):
         return ""
@@ -230,8 +325,15 @@ def resolution_blocker(withdrawal: Withdrawal) -> str:
     )
 
 
-def require_resolvable(withdrawal: Withdrawal) -> None:
-    """Raise InvalidTransition (409) when `resolution_blocker` says no."""
-    blocker = resolution_blocker(withdrawal)
+def require_resolvable(withdrawal: Withdrawal, decision: str = "") -> None:
+    """Raise PspAnswerPending (409) or InvalidTransition (409) when `resolution_blocker` says no."""
+    extra = {"withdrawal_id": withdrawal.pk, "state": withdrawal.state}
+    rail = _rail_blocker(withdrawal)
+    if rail:
+        raise InvalidTransition(rail, extra=extra)
+    pending = _pending_blocker(withdrawal, decision)
+    if pending:
+        raise PspAnswerPending(pending, extra=extra)
+    blocker = _unanswered_blocker(withdrawal)
     if blocker:
-        raise InvalidTransition(blocker, extra={"withdrawal_id": withdrawal.pk, "state": withdrawal.state})
+        raise InvalidTransition(blocker, extra=extra)

@@ -295,7 +295,9 @@ def withdrawal_resolve(*, withdrawal_id: int, acting_user: Actor, decision: str,
     """Manual review of a failed payout: `confirm_sent` (burn), `refund_failed` (release) or `retry`.
 
     `confirm_sent` / `refund_failed` also apply to a payout still `payout_submitted` once the PSP was asked
-    (`payouts.reconciliation.resolution_blocker`).
+    (`payouts.reconciliation.resolution_blocker`). `confirm_sent` follows the PSP's word: refused while its
+    latest answer about the current attempt is pending or in transit, and it needs two operators whatever the
+    amount unless that answer is `paid`.
 
     A reason is required. Above the threshold, two different operators must make the same decision
     on the same payout attempt: the first proposes it, the second applies it.
@@ -306,10 +308,9 @@ def withdrawal_resolve(*, withdrawal_id: int, acting_user: Actor, decision: str,
     with transaction.atomic():
         withdrawal = withdrawal_lock(withdrawal_id=withdrawal_id)
         _authorize(withdrawal=withdrawal, action=decision, actor=acting_user)
-        if withdrawal.state == Withdrawal.State.PAYOUT_SUBMITTED:
-            from .reconciliation import require_resolvable  # no answer from the PSP yet: ask it first
+        from .reconciliation import psp_said_paid, require_resolvable  # the PSP's word about this attempt
 
-            require_resolvable(withdrawal)
+        require_resolvable(withdrawal, decision)
         decision_propose(
             kind=RESOLVE_KIND,
             subject=withdrawal_subject(withdrawal.pk),
@@ -318,6 +319,7 @@ def withdrawal_resolve(*, withdrawal_id: int, acting_user: Actor, decision: str,
             parties=[withdrawal.user_id],
             reason=reason,
             acting_user=acting_user,
+            always_two=decision == "confirm_sent" and not psp_said_paid(withdrawal),
         )
         withdrawal.refresh_from_db()
     return withdrawal
@@ -354,6 +356,9 @@ def _apply_resolve(proposal: Proposal, checker: User) -> dict[str, Any]:
             f"Proposal {proposal.pk} was about payout attempt {proposal.payload.get('generation')}; "
             f"withdrawal {withdrawal.pk} is on attempt {withdrawal.payout_generation}. Nothing was changed."
         )
+    from .reconciliation import require_resolvable
+
+    require_resolvable(withdrawal, decision)  # the PSP may have answered "pending" since it was proposed
     if decision == "retry":
         withdrawal.payout_generation += 1
     _transition(

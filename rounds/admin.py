@@ -1,7 +1,6 @@
 """The operators' console for rounds: pools, bets (read-only), settlement breakdown, prices, forced results.
 
-Nothing money-related is editable here: every field is read-only. The price-entry form (`rounds.services`),
-the forced-result proposal (operator A proposes; a different operator B approves it in the proposals
+Nothing money-related is editable here: every field is read-only. The price-entry proposal, the forced-result proposal (operator A proposes; a different operator B approves it in the proposals
 queue, `ops.approvals`) and the emergency VOID (`rounds.overrides`) call services, which check permissions,
 lock the round, move the money and write the audit records.
 """
@@ -23,10 +22,10 @@ from ops.admin_base import ReadOnlyAdmin, ReadOnlyTabularInline, acting_operator
 from ops.approvals import audit_trail_with_decisions, may_approve, proposals_for_subject
 
 from .models import Bet, OracleObservation, Round
-from .overrides import force_result_propose, round_void
+from .overrides import force_result_propose, oracle_price_propose, round_void
 from .pools import pools_show, with_live_pools
 from .selectors import settlement_breakdown
-from .services import oracle_price_enter
+from .services import close_subject
 from .settlement import force_subject
 
 INLINE_BETS = 200
@@ -35,7 +34,7 @@ PAYOUT = money_column("payout_u", currency="round.currency", description="payout
 
 
 class PriceForm(forms.Form):
-    """An official close read from a named source."""
+    """An official close read from a named source (a second operator must approve it before it counts)."""
 
     price = forms.DecimalField(max_digits=30, decimal_places=10, min_value=0)
     evidence = forms.CharField(
@@ -202,7 +201,10 @@ class RoundAdmin(ReadOnlyAdmin):
                 observations=round_obj.observations.order_by("-id")[:50],
                 decisions=[
                     {"proposal": p, "may_approve": may_approve(proposal=p, user=request.user)}
-                    for p in proposals_for_subject(subject=subject)
+                    for p in [
+                        *proposals_for_subject(subject=subject),
+                        *proposals_for_subject(subject=close_subject(round_obj.code)),
+                    ]
                 ],
                 audit_trail=audit_trail_with_decisions(
                     object_type="rounds.round", object_id=str(round_obj.pk), subject=subject
@@ -225,19 +227,24 @@ class RoundAdmin(ReadOnlyAdmin):
         return render(request, "rounds/admin/round_action.html", context)
 
     def enter_price_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
-        """Record an operator's official close, with evidence (it counts as one oracle source)."""
+        """Propose an official close, with evidence; once a second operator approves it, it counts as a source."""
         round_obj = get_object_or_404(Round, pk=object_id)
         change_url = reverse("admin:rounds_round_change", args=[round_obj.pk])
         form = PriceForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             with refusal_as_message(request, "Price"):
-                oracle_price_enter(
+                proposal = oracle_price_propose(
                     code=round_obj.code,
                     price=form.cleaned_data["price"],
                     evidence=form.cleaned_data["evidence"],
                     acting_user=acting_operator(request),
                 )
-                self.message_user(request, "Price recorded as an oracle source.", messages.SUCCESS)
+                self.message_user(
+                    request,
+                    f"Proposal {proposal.pk} recorded; the price counts as an oracle source once a second operator "
+                    "approves it.",
+                    messages.WARNING,
+                )
             return HttpResponseRedirect(change_url)
         return self._form_page(request, round_obj, f"Enter the official close of round {round_obj.code}", form)
 

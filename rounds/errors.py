@@ -147,3 +147,9 @@ class ProofMismatch(RoundError):
     code = "rounds/proof-mismatch"
     title = "The round's Merkle tree or a proof from it disagrees with the root; nothing is served or stored"
     status = 500
+
+
+class RoundAlreadyOpen(RoundError):
+    code = "rounds/already-open"
+    title = "This round is already open; its reference is fixed"
+    status = 409

@@ -1,4 +1,4 @@
-"""Writes for rounds: open, lock, operators' oracle prices, and the tick that drives them on the XNYS clock.
+"""Writes for rounds: open, lock, operators' approved oracle prices, and the tick that drives them on the XNYS clock.
 
 Every write locks the round exclusively (`rounds.lock_objects.round_lock_row`; bets hold it shared) and
 checks its status in the same transaction, and changes the status only with a conditional UPDATE, so the
@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 
 from ledger.services import round_pool_account
-from ops.actors import BEAT, Actor, actor_label, require_operator
+from ops.actors import BEAT, Actor, SystemActor
+from ops.approvals import SecondOperatorRequired, decisions_cancel
 from ops.audit import audit_record
 from rounds import clock
 from rounds.domain import calendar
@@ -35,6 +36,9 @@ from .proofs import merkle_tree_store
 from .selectors import round_leaves
 from .settlement import round_settle
 
+if TYPE_CHECKING:
+    from accounts.models import User
+
 
 def _day(code: str) -> date:
     try:
@@ -43,7 +47,7 @@ def _day(code: str) -> date:
         raise errors.InvalidRoundCode(str(exc)) from exc
 
 
-def _canonical_price(value: Any) -> Decimal:
+def canonical_price(value: Any) -> Decimal:
     try:
         price = Decimal(str(value))
     except InvalidOperation as exc:
@@ -90,39 +94,139 @@ def _require_final_reference(*, code: str, previous_day: date) -> None:
         )
 
 
+def reference_subject(code: str) -> str:
+    """The maker-checker subject of an operator's reference close for a round not open yet."""
+    return f"rounds.reference:{code}"
+
+
+def close_subject(code: str) -> str:
+    """The maker-checker subject of an operator's official close for a round."""
+    return f"rounds.close:{code}"
+
+
+def open_lock() -> None:
+    """Serialise round openings (the previous round's commit is read under it), and decisions on them."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext('rounds:open'))")
+
+
+def _session(code: str) -> Any:
+    day = _day(code)
+    try:
+        return calendar.session_times(day=day)
+    except calendar.NotATradingDay as exc:
+        raise errors.NotASession(f"{day} is not an XNYS trading session; no round for {code}.") from exc
+    except calendar.OutsideCalendarRange as exc:
+        raise errors.NotASession(str(exc)) from exc
+
+
+def round_open_check(*, code: str) -> tuple[Any, date]:
+    """Refuse opening `code` now (no session, already open, too late, reference not final); return its times.
+
+    What an operator's reference proposal is checked against when proposed, and again when approved.
+    """
+    times = _session(code)
+    existing = Round.objects.filter(code=code).first()
+    if existing is not None:
+        raise errors.RoundAlreadyOpen(
+            f"Round {code} is already {existing.status} with reference {existing.reference_close}; "
+            "its reference cannot change. Nothing was changed.",
+            extra={"code": code, "status": existing.status, "reference_close": existing.reference_close},
+        )
+    if clock.now() >= times.lock_utc:
+        raise errors.RoundTooLate(f"Round {code} would lock at {times.lock_utc:%Y-%m-%d %H:%M:%S}Z; too late to open.")
+    previous_day = calendar.previous_session(day=_day(code))
+    _require_final_reference(code=code, previous_day=previous_day)
+    return times, previous_day
+
+
 def round_open(
     *, code: str, acting_user: Actor, reference_close: Decimal | None = None, reason: str = ""
 ) -> tuple[Round, bool]:
     """Open the round of one XNYS session; return (round, created). Opening twice returns the first.
 
-    The reference close (the previous session's) is taken only once that session has closed plus the settle
-    buffer, whether from the oracle or from an operator; before then ReferenceNotFinal (409).
+    The reference close (the previous session's) is the previous round's settled close or the oracle's, taken
+    only once that session has closed plus the settle buffer; before then ReferenceNotFinal (409). A reference
+    entered by an operator is a maker-checker decision (`rounds.overrides.reference_propose`): the round then
+    opens when a second operator approves it. Opening from the oracle cancels such a pending proposal.
+
+    `reference_close` is kept for code that opens rounds at a fixed price (test fixtures, benches, drills):
+    only a system actor may pass it; an operator is refused (SecondOperatorRequired) and told to propose it.
     """
-    day = _day(code)
-    try:
-        times = calendar.session_times(day=day)
-    except calendar.NotATradingDay as exc:
-        raise errors.NotASession(f"{day} is not an XNYS trading session; no round for {code}.") from exc
-    except calendar.OutsideCalendarRange as exc:
-        raise errors.NotASession(str(exc)) from exc
+    _session(code)
     existing = Round.objects.filter(code=code).first()
     if existing is not None:
         return existing, False
-    if clock.now() >= times.lock_utc:
-        raise errors.RoundTooLate(f"Round {code} would lock at {times.lock_utc:%Y-%m-%d %H:%M:%S}Z; too late to open.")
-    instrument, currency = settings.ROUND_INSTRUMENT, settings.ROUND_CURRENCY
-    previous_day = calendar.previous_session(day=day)
-    _require_final_reference(code=code, previous_day=previous_day)
     if reference_close is not None:
-        if not reason.strip():
-            raise errors.ReasonRequired("A reference close given by hand needs a reason.")
-        reference, reference_source = _canonical_price(reference_close), f"operator: {reason.strip()}"
-    else:
-        reference, reference_source = _reference_close(instrument=instrument, previous_day=previous_day)
+        if not isinstance(acting_user, SystemActor):
+            raise SecondOperatorRequired(
+                "A reference close entered by an operator takes two operators: propose it "
+                "(open_round --reference … --evidence … --reason … --operator you); a different operator's "
+                "approval opens the round. Nothing was changed."
+            )
+        round_obj = round_open_at_reference(
+            code=code,
+            reference=reference_close,
+            source=f"fixed by {acting_user}",
+            acting_user=acting_user,
+            reason=reason,
+        )
+        return round_obj, True
+    times, previous_day = round_open_check(code=code)
+    reference, reference_source = _reference_close(instrument=settings.ROUND_INSTRUMENT, previous_day=previous_day)
+    return _round_create(
+        code=code,
+        times=times,
+        previous_day=previous_day,
+        reference=reference,
+        reference_source=reference_source,
+        acting_user=acting_user,
+        reason="",
+        data={},
+    )
+
+
+def round_open_at_reference(
+    *, code: str, reference: Any, source: str, acting_user: Actor, reason: str, data: dict[str, Any] | None = None
+) -> Round:
+    """Open a round at a given reference close: an approved operator decision's apply (and test fixtures).
+
+    No operator interface calls this directly: an operator's reference is proposed by one operator and applied
+    by another (`rounds.overrides`). Refused like `round_open_check`; a round already open is RoundAlreadyOpen.
+    """
+    if not isinstance(reason, str) or not reason.strip():
+        raise errors.ReasonRequired("A reference close given by hand needs a reason.")
+    value = canonical_price(reference)
+    times, previous_day = round_open_check(code=code)
+    round_obj, created = _round_create(
+        code=code,
+        times=times,
+        previous_day=previous_day,
+        reference=value,
+        reference_source=source,
+        acting_user=acting_user,
+        reason=reason.strip(),
+        data=data or {},
+    )
+    if not created:
+        raise errors.RoundAlreadyOpen(f"Round {code} was opened meanwhile; nothing was changed.")
+    return round_obj
+
+
+def _round_create(
+    *,
+    code: str,
+    times: Any,
+    previous_day: date,
+    reference: Decimal,
+    reference_source: str,
+    acting_user: Actor,
+    reason: str,
+    data: dict[str, Any],
+) -> tuple[Round, bool]:
+    instrument, currency = settings.ROUND_INSTRUMENT, settings.ROUND_CURRENCY
     with transaction.atomic():
-        # Serialise openings on the chain: the previous round's commit is read under a lock.
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtext('rounds:open'))")
+        open_lock()
         existing = Round.objects.filter(code=code).first()
         if existing is not None:
             return existing, False
@@ -167,11 +271,15 @@ def round_open(
             reason=reason,
             to_state=Round.Status.OPEN,
             data={
+                **data,
                 "code": code,
                 "reference_close": round_obj.reference_close,
                 "reference_source": reference_source,
                 "commit": round_obj.commit,
             },
+        )
+        decisions_cancel(
+            subject=reference_subject(code), actor=acting_user, reason=f"round {code} opened ({reference_source})"
         )
     return round_obj, True
 
@@ -214,25 +322,37 @@ def round_lock(*, code: str, acting_user: Actor, reason: str = "") -> tuple[Roun
 # --- Oracle prices entered by operators ----------------------------------------------------------
 
 
-def oracle_price_enter(*, code: str, price: Any, evidence: str, acting_user: Actor) -> OracleObservation:
-    """Record an operator's official close for a round, with evidence; it counts as one source."""
-    operator = require_operator(acting_user, permission="rounds.enter_oracle_price", what="enter an official close")
-    value = _canonical_price(price)
-    if not evidence.strip():
+def operator_price_check(*, round_obj: Round, source: str) -> None:
+    """Refuse an operator's close for a finished round, before the market's close, or a second one per source."""
+    if round_obj.is_finished:
+        raise errors.RoundAlreadySettled(
+            f"Round {round_obj.code} is already {round_obj.status} ({round_obj.result}); a price now changes nothing.",
+            extra={"status": round_obj.status, "result": round_obj.result},
+        )
+    if clock.now() < round_obj.close_at:
+        raise errors.MarketNotClosed(
+            f"Round {round_obj.code} closes at {round_obj.close_at:%Y-%m-%d %H:%M:%S}Z; "
+            "its closing price cannot be known yet."
+        )
+    if OracleObservation.objects.filter(round=round_obj, kind=OracleObservation.Kind.OPERATOR, source=source).exists():
+        raise errors.PriceAlreadyEntered(f"{source} already entered a price for round {round_obj.code}.")
+
+
+def operator_price_record(
+    *, code: str, price: Any, evidence: str, entered_by: User, acting_user: Actor, data: dict[str, Any]
+) -> OracleObservation:
+    """Record an approved operator's official close for a round; it counts as one oracle source.
+
+    The approved decision's apply (`rounds.overrides.oracle_price_propose`): one operator entered it, another
+    approved it. The source is `operator:<who entered it>`.
+    """
+    value = canonical_price(price)
+    if not isinstance(evidence, str) or not evidence.strip():
         raise errors.ReasonRequired("An entered price needs evidence (where it was read).")
     with transaction.atomic():
         round_obj = round_lock_row(code=code)
-        if round_obj.is_finished:
-            raise errors.RoundAlreadySettled(
-                f"Round {code} is already {round_obj.status} ({round_obj.result}); a price now changes nothing.",
-                extra={"status": round_obj.status, "result": round_obj.result},
-            )
-        if clock.now() < round_obj.close_at:
-            raise errors.MarketNotClosed(
-                f"Round {code} closes at {round_obj.close_at:%Y-%m-%d %H:%M:%S}Z; "
-                "its closing price cannot be known yet."
-            )
-        source = f"operator:{actor_label(acting_user)}"
+        source = f"operator:{entered_by.email}"
+        operator_price_check(round_obj=round_obj, source=source)
         try:
             with transaction.atomic():
                 observation = OracleObservation.objects.create(
@@ -241,7 +361,7 @@ def oracle_price_enter(*, code: str, price: Any, evidence: str, acting_user: Act
                     source=source,
                     price=format_price(price=value),
                     evidence=evidence.strip(),
-                    entered_by=operator,
+                    entered_by=entered_by,
                     fetched_at=clock.now(),
                 )
         except IntegrityError as exc:
@@ -251,7 +371,7 @@ def oracle_price_enter(*, code: str, price: Any, evidence: str, acting_user: Act
             action="rounds.enter_oracle_price",
             obj=round_obj,
             reason=evidence.strip(),
-            data={"price": observation.price, "source": source},
+            data={**data, "price": observation.price, "source": source},
         )
     return observation
 
@@ -302,8 +422,11 @@ def rounds_tick() -> dict[str, Any]:
 
 
 __all__ = [
-    "oracle_price_enter",
+    "close_subject",
+    "operator_price_record",
+    "reference_subject",
     "round_lock",
     "round_open",
+    "round_open_at_reference",
     "rounds_tick",
 ]

@@ -37,7 +37,7 @@ def open_next_round() -> Any:
     from datetime import timedelta
 
     from rounds.domain.calendar import code_for, next_session, previous_session, session_times
-    from rounds.services import round_open
+    from rounds.services import round_open_at_reference
 
     while True:
         now = timezone.now()
@@ -51,10 +51,9 @@ def open_next_round() -> Any:
             _time.sleep(10)  # between a close and its settle buffer: wait for the next round's reference
             continue
         break
-    round_obj, _ = round_open(
-        code=code_for(target), acting_user=SystemActor("test"), reference_close=Decimal(100), reason="test"
+    return round_open_at_reference(
+        code=code_for(target), reference=Decimal(100), source="test", acting_user=SystemActor("test"), reason="test"
     )
-    return round_obj
 
 
 def story(*, player: Any) -> dict[str, Any]:

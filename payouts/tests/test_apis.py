@@ -265,7 +265,13 @@ def test_four_eyes_for_manual_resolution(
 
 
 def test_manual_review_api(
-    stub: Any, funded_player: Any, finance: Any, support: Any, api_client_for: Any, assert_ledger_ok: Any
+    stub: Any,
+    funded_player: Any,
+    finance: Any,
+    finance2: Any,
+    support: Any,
+    api_client_for: Any,
+    assert_ledger_ok: Any,
 ) -> None:
     ids = [withdrawal.pk for withdrawal in WithdrawalFactory.create_batch(3, failed=True, psp=stub)]
 
@@ -296,7 +302,8 @@ def test_manual_review_api(
         format="json",
         HTTP_IDEMPOTENCY_KEY="resolve-1",
     )
-    assert response.json()["state"] == "paid"
+    # The PSP never said paid: confirming it sent is a proposal; a second operator applies it.
+    assert response.status_code == 202 and response.json()["state"] == "payout_failed"
     replay = api_client_for(finance).post(
         url,
         {"decision": "confirm_sent", "reason": "gateway confirmed settlement"},
@@ -304,6 +311,8 @@ def test_manual_review_api(
         HTTP_IDEMPOTENCY_KEY="resolve-1",
     )
     assert replay["Idempotent-Replayed"] == "true"
+    second = api_client_for(finance2).post(url, {"decision": "confirm_sent", "reason": "agreed"}, format="json")
+    assert second.status_code == 200 and second.json()["state"] == "paid"
     assert_problem(
         api_client_for(finance).post(url, {"decision": "refund_failed", "reason": "oops"}, format="json"),
         409,

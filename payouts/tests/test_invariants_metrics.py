@@ -37,14 +37,15 @@ def scrape() -> str:
     return generate_latest(registry).decode()
 
 
-def test_manual_review_metrics(stub: Any, finance: Any) -> None:
+def test_manual_review_metrics(stub: Any, finance: Any, finance2: Any) -> None:
     ids = [withdrawal.pk for withdrawal in WithdrawalFactory.create_batch(3, failed=True, psp=stub)]
     text = scrape()
     assert "payout_manual_review_queue_size 3.0" in text
     assert 'payout_manual_review_transitions_total{action="refund_failed"} 0.0' in text
 
     withdrawal_resolve(withdrawal_id=ids[0], acting_user=finance, decision="refund_failed", reason="failed")
-    withdrawal_resolve(withdrawal_id=ids[1], acting_user=finance, decision="confirm_sent", reason="sent")
+    for operator in (finance, finance2):  # the PSP never said paid: two operators
+        withdrawal_resolve(withdrawal_id=ids[1], acting_user=operator, decision="confirm_sent", reason="sent")
     text = scrape()
     assert "payout_manual_review_queue_size 1.0" in text
     assert 'payout_manual_review_transitions_total{action="refund_failed"} 1.0' in text

@@ -46,11 +46,12 @@ def test_refund_failed_restores_the_funds(stub: Any, finance: Any, assert_ledger
     assert_ledger_ok()
 
 
-def test_confirm_sent_burns_the_funds(stub: Any, finance: Any, assert_ledger_ok: Any) -> None:
+def test_confirm_sent_burns_the_funds(stub: Any, finance: Any, finance2: Any, assert_ledger_ok: Any) -> None:
     withdrawal = WithdrawalFactory.create(failed=True, psp=stub, amount_u=AMOUNT_U)
-    withdrawal_resolve(
-        withdrawal_id=withdrawal.pk, acting_user=finance, decision="confirm_sent", reason="gateway confirmed settlement"
-    )
+    for operator in (finance, finance2):  # the PSP never said paid: two operators, whatever the amount
+        withdrawal_resolve(
+            withdrawal_id=withdrawal.pk, acting_user=operator, decision="confirm_sent", reason="gateway confirmed it"
+        )
     withdrawal.refresh_from_db()
     assert withdrawal.state == Withdrawal.State.PAID
     assert balances(withdrawal.user) == Balances(available_u=0, held_u=0)

@@ -210,17 +210,23 @@ def test_psp_unreachable_is_recorded_and_changes_nothing(
 
 
 def test_resolution_without_an_answer_after_the_configured_time(
-    stub: Any, funded_player: Any, finance2: Any, settings: Any, assert_ledger_ok: Any
+    stub: Any, funded_player: Any, finance: Any, finance2: Any, settings: Any, assert_ledger_ok: Any
 ) -> None:
     withdrawal, _ = accepted(stub, funded_player, finance2, "adyen")
     settings.PAYOUT_MANUAL_RESOLVE_AFTER_MINUTES = 60
+    Withdrawal.objects.filter(pk=withdrawal.pk).update(state_changed_at=timezone.now() - timedelta(minutes=59))
+    frozen = snapshot()
+    with pytest.raises(InvalidTransition, match="reconcile_payouts --withdrawal"):  # too early, no answer
+        withdrawal_resolve(withdrawal_id=withdrawal.pk, acting_user=finance2, decision="confirm_sent", reason="x")
+    assert snapshot() == frozen
     Withdrawal.objects.filter(pk=withdrawal.pk).update(state_changed_at=timezone.now() - timedelta(minutes=61))
-    withdrawal_resolve(
-        withdrawal_id=withdrawal.pk,
-        acting_user=finance2,
-        decision="confirm_sent",
-        reason="bank statement shows the transfer",
-    )
+    for operator in (finance2, finance):  # the PSP never said paid: two operators
+        withdrawal_resolve(
+            withdrawal_id=withdrawal.pk,
+            acting_user=operator,
+            decision="confirm_sent",
+            reason="bank statement shows the transfer",
+        )
     assert Withdrawal.objects.get(pk=withdrawal.pk).state == Withdrawal.State.PAID
     assert Journal.objects.filter(reference=f"withdrawal:{withdrawal.pk}:payout").count() == 1
     assert_ledger_ok()
@@ -255,9 +261,15 @@ def test_resolve_api_from_payout_submitted(
     refused = api_client_for(finance).post(f"/v1/payouts/{withdrawal.pk}/resolve", body, format="json")
     assert refused.status_code == 409 and refused.json()["type"].endswith("payouts/invalid-transition")
     assert "reconcile_payouts --withdrawal" in refused.json()["detail"]
+    reconcile(withdrawal)  # the PSP says pending: confirming it sent stays refused
+    pending = api_client_for(finance).post(f"/v1/payouts/{withdrawal.pk}/resolve", body, format="json")
+    assert pending.status_code == 409 and pending.json()["type"] == "payouts/psp-answer-pending"
+    settings.PAYOUT_MANUAL_RESOLVE_AFTER_MINUTES = 0  # no, not even once the no-answer delay has passed
+    assert api_client_for(finance).post(f"/v1/payouts/{withdrawal.pk}/resolve", body, format="json").status_code == 409
+    stub.set_object_status(obj["id"], "failed")  # the PSP's final word: failed (the bank says otherwise)
     reconcile(withdrawal)
     first = api_client_for(finance).post(f"/v1/payouts/{withdrawal.pk}/resolve", body, format="json")
-    assert first.status_code == 202 and first.json()["state"] == "payout_submitted"
+    assert first.status_code == 202 and first.json()["state"] == "payout_failed"
     second = api_client_for(finance2).post(f"/v1/payouts/{withdrawal.pk}/resolve", body, format="json")
     assert second.status_code == 200 and second.json()["state"] == "paid"
     assert Journal.objects.filter(reference=f"withdrawal:{withdrawal.pk}:payout").count() == 1

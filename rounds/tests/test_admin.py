@@ -102,10 +102,14 @@ def test_admin_pages_and_forms(locked_round: Any, make_staff: Callable[..., Any]
     assert a.get("/admin/rounds/round/999999/force/").status_code == 404  # a missing round: 404, no 500
 
     a.post(f"/admin/rounds/round/{round_obj.pk}/enter-price/", {"price": "101.5", "evidence": "nasdaq.com"})
+    price = Proposal.objects.get(kind="rounds.operator_close")
+    assert not OracleObservation.objects.filter(kind="operator").exists()  # a proposal until bob approves
+    assert b"Approve (second operator)" in b.get(f"/admin/rounds/round/{round_obj.pk}/change/").content
+    b.post(f"/admin/ops/proposal/{price.pk}/decide/approve/", {"reason": "same close on nasdaq.com"})
     assert OracleObservation.objects.get(kind="operator").price == "101.5"
 
     a.post(f"/admin/rounds/round/{round_obj.pk}/force/", {"result": "DOWN", "reason": "bad data", "evidence": "x"})
-    proposal = Proposal.objects.get()
+    proposal = Proposal.objects.get(kind="rounds.force_result")
     mine = a.get(f"/admin/rounds/round/{round_obj.pk}/change/").content
     assert b"Approve (second operator)" not in mine and b"you proposed it" in mine
     assert b"Approve (second operator)" in b.get(f"/admin/rounds/round/{round_obj.pk}/change/").content

@@ -16,7 +16,7 @@ from rounds import errors
 from rounds.domain.commitment import round_commit
 from rounds.models import Round
 from rounds.selectors import round_params
-from rounds.services import round_open
+from rounds.services import round_open, round_open_at_reference
 
 pytestmark = pytest.mark.django_db
 
@@ -100,9 +100,11 @@ def test_open_too_late_or_without_reference_refuses(clock: Any, prices: Any) -> 
     with pytest.raises(errors.ReferenceUnavailable):
         round_open(code="20250908", acting_user=BEAT)
     with pytest.raises(errors.ReasonRequired):
-        round_open(code="20250908", acting_user=BEAT, reference_close=Decimal(100))
+        round_open_at_reference(code="20250908", reference=Decimal(100), source="x", acting_user=BEAT, reason="")
     assert Round.objects.count() == 0
-    round_obj, _ = round_open(code="20250908", acting_user=BEAT, reference_close=Decimal("100.10"), reason="manual")
+    round_obj = round_open_at_reference(
+        code="20250908", reference=Decimal("100.10"), source="test", acting_user=BEAT, reason="manual"
+    )
     assert round_obj.reference_close == "100.1"
 
 

@@ -10,10 +10,11 @@ import pytest
 
 from ledger.models import Account
 from ops.actors import BEAT
+from ops.approvals import SecondOperatorRequired, decision_approve
 from ops.errors import Forbidden
 from rounds import errors
 from rounds.models import OracleObservation, Round
-from rounds.services import oracle_price_enter
+from rounds.overrides import oracle_price_propose
 from rounds.settlement import round_settle
 
 pytestmark = pytest.mark.django_db
@@ -74,7 +75,7 @@ def test_oracle_failure_voids_after_deadline_and_a_late_price_changes_nothing(
     again, changed = round_settle(code=round_obj.code, acting_user=BEAT)
     assert not changed and again.void_reason == "ORACLE_FAILURE" and again.close_price == ""
     with pytest.raises(errors.RoundAlreadySettled):
-        oracle_price_enter(code=round_obj.code, price="150", evidence="late", acting_user=make_staff(role="finance"))
+        oracle_price_propose(code=round_obj.code, price="150", evidence="late", acting_user=make_staff(role="finance"))
     assert [Account.objects.get(pk=b.account_id).balance_u for b in bets] == [2_000_000, 3_000_000]
     assert_ledger_ok()
 
@@ -91,16 +92,25 @@ def test_operator_prices_count_as_sources(
     settle_time = clock.now
     clock.set(round_obj.close_at - timedelta(seconds=1))
     with pytest.raises(errors.MarketNotClosed):
-        oracle_price_enter(code=round_obj.code, price="99", evidence="a guess", acting_user=alice)
+        oracle_price_propose(code=round_obj.code, price="99", evidence="a guess", acting_user=alice)
     assert not OracleObservation.objects.filter(round=round_obj, kind=OracleObservation.Kind.OPERATOR).exists()
     clock.set(settle_time)
     with pytest.raises(Forbidden):
-        oracle_price_enter(code=round_obj.code, price="99", evidence="nasdaq.com", acting_user=support)
-    oracle_price_enter(code=round_obj.code, price="99.00", evidence="https://nasdaq.com/close", acting_user=alice)
+        oracle_price_propose(code=round_obj.code, price="99", evidence="nasdaq.com", acting_user=support)
+    proposal = oracle_price_propose(
+        code=round_obj.code, price="99.00", evidence="https://nasdaq.com/close", acting_user=alice
+    )
+    # Proposed, not applied: settlement does not see it (one source only), and alice cannot apply it herself.
+    with pytest.raises(errors.OraclePending):
+        round_settle(code=round_obj.code, acting_user=BEAT)
+    with pytest.raises(SecondOperatorRequired):
+        decision_approve(proposal_id=proposal.pk, acting_user=alice)
+    assert not OracleObservation.objects.filter(round=round_obj, kind=OracleObservation.Kind.OPERATOR).exists()
+    decision_approve(proposal_id=proposal.pk, acting_user=bob)
     with pytest.raises(errors.PriceAlreadyEntered):
-        oracle_price_enter(code=round_obj.code, price="98", evidence="typo", acting_user=alice)
+        oracle_price_propose(code=round_obj.code, price="98", evidence="typo", acting_user=alice)
     with pytest.raises(errors.InvalidPrice):
-        oracle_price_enter(code=round_obj.code, price="-1", evidence="x", acting_user=bob)
+        oracle_price_propose(code=round_obj.code, price="-1", evidence="x", acting_user=bob)
 
     settled, _ = round_settle(code=round_obj.code, acting_user=BEAT)
 

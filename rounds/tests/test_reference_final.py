@@ -15,7 +15,7 @@ from ops.models import AuditRecord
 from rounds import errors
 from rounds.domain.calendar import session_times
 from rounds.models import Round
-from rounds.services import round_open
+from rounds.services import round_open, round_open_at_reference
 from rounds.tasks import rounds_tick
 
 pytestmark = pytest.mark.django_db
@@ -30,7 +30,9 @@ def test_a_session_not_yet_closed_is_refused_from_the_oracle_and_from_an_operato
     with pytest.raises(errors.ReferenceNotFinal, match="close of 2026-11-27, which is final only at 2026-11-27 18:05Z"):
         round_open(code="20261130", acting_user=BEAT)
     with pytest.raises(errors.ReferenceNotFinal):
-        round_open(code="20261130", acting_user=BEAT, reference_close=Decimal("19000.10"), reason="I checked")
+        round_open_at_reference(
+            code="20261130", reference=Decimal("19000.10"), source="test", acting_user=BEAT, reason="I checked"
+        )
     with pytest.raises(CommandError, match="final only at 2026-11-27 18:05Z") as refused:
         call_command("open_round", "--code", "20261130")
     assert "\n" not in str(refused.value)

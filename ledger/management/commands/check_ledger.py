@@ -14,7 +14,11 @@ class Command(BaseCommand):
     help = "Check every ledger invariant (journals balance, balances equal entries, ...)."
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("--record", action="store_true", help="record the run (counted by ledger_imbalance_total)")
+        parser.add_argument(
+            "--record",
+            action="store_true",
+            help="record the run (counted by ledger_imbalance_total); a breach turns payout_freeze on",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["record"]:
@@ -28,5 +32,10 @@ class Command(BaseCommand):
         if breaches:
             for breach in breaches:
                 self.stderr.write(f"BREACH {breach}")
+            if options["record"]:
+                self.stderr.write(
+                    "payout_freeze is ON (turned on by this run); two operators must clear it: "
+                    'switch payout_freeze clear --reason "…" --operator <you>, then a second operator approves.'
+                )
             raise CommandError(f"{len(breaches)} ledger invariant breach(es) over {scope}.")
         self.stdout.write(f"OK: {len(names)} invariants hold over {scope} ({', '.join(names)}).")
