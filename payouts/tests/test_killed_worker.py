@@ -21,6 +21,7 @@ from ledger.models import Journal
 from payouts.models import PayoutAttempt, Withdrawal
 from payouts.services import withdrawal_approve, withdrawal_request
 from payouts.tasks import reconcile_payouts
+from payouts.tests.helpers import destination_for
 from webhooks.stub import PSPStub
 
 from .helpers import balances
@@ -66,7 +67,13 @@ def test_worker_killed_during_psp_calls_is_detected_and_reconciled(
         try:
             withdrawals = []
             for provider in ("adyen", "stripe"):
-                w = withdrawal_request(user=funded_player, amount_u=AMOUNT_U, currency="USDC", provider=provider)
+                w = withdrawal_request(
+                    user=funded_player,
+                    amount_u=AMOUNT_U,
+                    currency="USDC",
+                    provider=provider,
+                    destination=destination_for(provider),
+                )
                 withdrawals.append(withdrawal_approve(withdrawal_id=w.pk, acting_user=finance))  # queued on commit
             wait_until(
                 lambda: len([r for r in psp.requests if r.method == "POST"]) == 2,

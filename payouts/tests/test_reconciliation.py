@@ -19,6 +19,7 @@ from payouts.models import PayoutStatusCheck, Withdrawal
 from payouts.reconciliation import payouts_to_reconcile
 from payouts.selectors import stuck_withdrawals
 from payouts.services import payout_submit, withdrawal_approve, withdrawal_request, withdrawal_resolve
+from payouts.tests.helpers import destination_for
 
 from .helpers import balances, send_adyen_transfer, send_stripe_payout_event, snapshot
 
@@ -32,7 +33,9 @@ FAILED = {"adyen": "failed", "stripe": "failed"}
 
 def accepted(stub: Any, player: Any, operator: Any, provider: str) -> tuple[Withdrawal, dict[str, Any]]:
     """A payout the PSP accepted (no webhook yet): payout_submitted with the PSP's reference."""
-    withdrawal = withdrawal_request(user=player, amount_u=AMOUNT_U, currency="USDC", provider=provider)
+    withdrawal = withdrawal_request(
+        user=player, amount_u=AMOUNT_U, currency="USDC", provider=provider, destination=destination_for(provider)
+    )
     withdrawal_approve(withdrawal_id=withdrawal.pk, acting_user=operator)
     assert payout_submit(withdrawal_id=withdrawal.pk).status == "accepted"
     withdrawal.refresh_from_db()
@@ -184,7 +187,9 @@ def test_unknown_or_contradictory_answer_goes_to_manual_review_with_evidence(
 
 def test_a_payout_that_never_reached_the_psp_is_not_found_by_key(stub: Any, funded_player: Any, finance: Any) -> None:
     stub.set_mode("adyen_transfer", "fail", times=1)  # 500: nothing stored at the PSP
-    withdrawal = withdrawal_request(user=funded_player, amount_u=AMOUNT_U, currency="USDC", provider="adyen")
+    withdrawal = withdrawal_request(
+        user=funded_player, amount_u=AMOUNT_U, currency="USDC", provider="adyen", destination=destination_for("adyen")
+    )
     withdrawal_approve(withdrawal_id=withdrawal.pk, acting_user=finance)
     assert payout_submit(withdrawal_id=withdrawal.pk).status == "error"
     out = reconcile(withdrawal)
