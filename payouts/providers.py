@@ -503,6 +503,8 @@ class StripePayoutProvider(PayoutProvider):
             else:
                 recent = client.v1.payouts.list(params={"limit": 100}, options=options)
                 matches = [p for p in recent.data if _stripe_metadata(p).get("idempotency_key") == idempotency_key]
+                if not matches and account:
+                    return self._transfer_status(client, account=str(account), idempotency_key=idempotency_key)
                 if not matches:
                     return StatusResult(
                         PayoutStatus.NOT_FOUND,
@@ -532,6 +534,27 @@ class StripePayoutProvider(PayoutProvider):
             currency=str(payout.currency or "").upper(),
             detail=f"status={psp_status} {payout.failure_code or ''}".strip(),
             evidence={"payout": payout.to_dict(), "stripe_account": account or "platform"},
+        )
+
+    def _transfer_status(self, client: Any, *, account: str, idempotency_key: str) -> StatusResult:
+        """No payout on the connected account yet: did our Transfer reach it? Then the attempt is half done
+        (PENDING: the payout worker's retry replays the transfer and makes the payout, same keys); else
+        NOT_FOUND. Raises StripeError for the caller to classify."""
+        sent = client.v1.transfers.list(params={"destination": account, "limit": 100})
+        matches = [t for t in sent.data if _stripe_metadata(t).get("idempotency_key") == idempotency_key]
+        if not matches:
+            return StatusResult(
+                PayoutStatus.NOT_FOUND,
+                detail=f"no transfer to {account} nor payout on it with idempotency_key {idempotency_key}",
+            )
+        transfer = matches[0]
+        return StatusResult(
+            PayoutStatus.PENDING,
+            psp_status="transferred",
+            amount_u=_int_or_none(transfer.amount),
+            currency=str(transfer.currency or "").upper(),
+            detail=f"transfer {transfer.id} reached {account}; its payout is not made yet (the payout worker retries)",
+            evidence={"transfer": transfer.to_dict(), "stripe_account": account},
         )
 
 

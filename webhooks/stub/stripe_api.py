@@ -291,10 +291,15 @@ class StripeAPI:
         return Reply(200, obj, _headers())
 
     def listed(self, objects: list[JSON], query: dict[str, str]) -> Reply:
-        """A Stripe list (newest first), ``limit`` honoured (default 10, at most 100)."""
+        """A Stripe list (newest first), ``limit`` honoured (default 10, at most 100), ``destination`` and
+        ``transfer_group`` filters applied (Transfers)."""
         limit = max(1, min(int(query.get("limit", 10)), 100))
+        for name in ("destination", "transfer_group"):
+            if name in query:
+                objects = [obj for obj in objects if obj.get(name) == query[name]]
         newest = sorted(objects, key=lambda obj: obj.get("created", 0), reverse=True)
-        body = {"object": "list", "data": newest[:limit], "has_more": len(newest) > limit, "url": "/v1/payouts"}
+        url = "/v1/transfers" if newest and newest[0].get("object") == "transfer" else "/v1/payouts"
+        body = {"object": "list", "data": newest[:limit], "has_more": len(newest) > limit, "url": url}
         return Reply(200, body, _headers())
 
     def missing(self, kind: str, object_id: str) -> Reply:
