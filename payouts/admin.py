@@ -25,6 +25,7 @@ from ops.errors import ApplicationError
 from .models import ManualReviewWithdrawal, PayoutAttempt, PayoutEvent, Withdrawal
 from .selectors import (
     withdrawal_attempts,
+    withdrawal_destination_label,
     withdrawal_entries,
     withdrawal_get_for_staff,
     withdrawal_pending_signoffs,
@@ -76,6 +77,7 @@ class WithdrawalAdmin(ReadOnlyAdmin):
         "user_email",
         "amount",
         "provider",
+        "paid_to",
         "state",
         "psp_reference",
         "created_at",
@@ -90,6 +92,7 @@ class WithdrawalAdmin(ReadOnlyAdmin):
         "amount",
         "currency",
         "provider",
+        "paid_to",
         "destination",
         "state",
         "payout_generation",
@@ -110,6 +113,11 @@ class WithdrawalAdmin(ReadOnlyAdmin):
         return obj.user.email
 
     amount = staticmethod(money_column("amount_u", description="amount"))
+
+    @admin.display(description="paid to")
+    def paid_to(self, obj: Withdrawal) -> str:
+        """The destination the player registered with this withdrawal, checked as its rail declares it."""
+        return withdrawal_destination_label(obj)
 
     @admin.action(description="Approve selected withdrawals (same rules as one by one)", permissions=["approve"])
     def bulk_approve(self, request: HttpRequest, queryset: QuerySet[Withdrawal]) -> None:

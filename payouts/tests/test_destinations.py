@@ -327,3 +327,40 @@ def test_adyen_pays_the_players_own_counterparty(
     withdrawal.refresh_from_db()
     assert withdrawal.state == Withdrawal.State.PAID
     assert_ledger_ok()
+
+
+# --- Operators see where each withdrawal is paid -------------------------------------------------------------
+
+
+def test_the_admin_shows_the_destination_in_the_list_and_the_detail(
+    funded_player: Any, finance: Any, make_player: Any, fund: Any
+) -> None:
+    from django.test import Client
+
+    iban = withdrawal_request(
+        user=funded_player,
+        amount_u=AMOUNT_U,
+        currency="USDC",
+        provider="adyen",
+        destination={"bank_account": {"holder_name": "Jane Doe", "iban": ADYEN_IBAN}},
+    )
+    connect = withdrawal_request(
+        user=funded_player, amount_u=AMOUNT_U, currency="USDC", provider="stripe", destination=destination_for("stripe")
+    )
+    old = withdrawal_request(
+        user=funded_player, amount_u=AMOUNT_U, currency="USDC", provider="adyen", destination=destination_for("adyen")
+    )
+    Withdrawal.objects.filter(pk=old.pk).update(destination={})  # a row from before destinations were required
+    client = Client()
+    client.force_login(finance)
+
+    listing = client.get("/admin/payouts/withdrawal/").content.decode()
+    assert "paid to" in listing.lower()
+    assert f"bank account {ADYEN_IBAN} (Jane Doe)" in listing
+    assert f"connected account {STUB_CONNECTED_ACCOUNT}" in listing
+    assert "no valid destination" in listing
+    detail = client.get(f"/admin/payouts/withdrawal/{connect.pk}/change/").content.decode()
+    assert f"connected account {STUB_CONNECTED_ACCOUNT}" in detail
+    old_detail = client.get(f"/admin/payouts/withdrawal/{old.pk}/change/").content.decode()
+    assert "no valid destination (the payout is refused before the PSP is called)" in old_detail
+    assert iban.pk != connect.pk
