@@ -980,7 +980,8 @@ def test_an_unknown_stripe_account_header_is_refused(stub: PSPStub, stripe_clien
         stripe_client.v1.payouts.create(params=PAYOUT, options={"stripe_account": "acct_1NotAnAccountOfOurs"})
     assert refused.value.http_status == 403
     assert "does not have access to account 'acct_1NotAnAccountOfOurs'" in str(refused.value.user_message)
-    assert refused.value.json_body["error"]["code"] == "account_invalid"
+    body: Any = refused.value.json_body
+    assert body["error"]["code"] == "account_invalid"
     stub.add_connected_account("acct_1NotAnAccountOfOurs")  # once connected, it is reachable
     reply = requests.post(
         f"{stub.url}/_stub/connected_accounts", json={"account": "acct_1AddedOverHttp000"}, timeout=CLIENT_TIMEOUT
