@@ -108,5 +108,6 @@ echo "prod-local: canary"
 "$PYTHON" manage.py canary --base-url "$base" --simulate --timeout 60 \
     --player-email alice@example.com --player-password player-demo-pass \
     --operator-email finance@example.com --operator-password finance-demo-pass \
+    --destination '{"transfer_instrument_id": "SE322KH223222F5GXZFNM3BGP"}' \
     --release "$(git rev-parse --short HEAD 2>/dev/null || echo local)" --report-dir "$work/canary"
 echo "prod-local: PASS (go_live_smoke PASS, canary PASS) on production settings with the process list"
