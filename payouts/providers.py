@@ -394,11 +394,15 @@ def _adyen_detail(exc: Any) -> str:
 class StripePayoutProvider(PayoutProvider):
     """Stripe Connect through the official SDK's `StripeClient`: a player is paid on their connected account.
 
-    Two calls, each with its own idempotency key derived from the attempt's: a Transfer from the platform's
-    balance to the player's connected account (`POST /v1/transfers`, `destination=acct_...`, key = the
-    attempt's key), then that account's payout to its own bank account (`POST /v1/payouts` with the
-    `Stripe-Account: acct_...` header, key = the attempt's key + `:payout`). A retry with the same attempt
-    replays both. Never `payouts.create` on the platform's own balance: that would pay our own bank account.
+    One Transfer per withdrawal from the platform's balance to the player's connected account (`POST
+    /v1/transfers`, `destination=acct_...`, `transfer_group=withdrawal-<id>`, key `wd-<id>:transfer:<n>`), looked
+    up first so that no attempt ever transfers twice, then the attempt's payout of that account to its own bank
+    account (`POST /v1/payouts` with the `Stripe-Account: acct_...` header, key = the attempt's key). A retry of
+    one attempt replays both; a new attempt (manual retry) pays out the money already on the account. Never
+    `payouts.create` on the platform's own balance: that would pay our own bank account.
+
+    A payout declined after its transfer leaves the money on the player's connected account (the detail says
+    so): before refunding such a withdrawal, reverse the transfer at Stripe.
     """
 
     name = "stripe"
@@ -425,9 +429,9 @@ class StripePayoutProvider(PayoutProvider):
         return psp.stripe_client(timeout_s=provider_timeout_s())  # no SDK retries: the payout worker decides
 
     @staticmethod
-    def payout_key(idempotency_key: str) -> str:
-        """The idempotency key of the connected account's payout (the transfer uses the attempt's own key)."""
-        return f"{idempotency_key}:payout"
+    def transfer_group(withdrawal: Withdrawal) -> str:
+        """The Stripe `transfer_group` of a withdrawal's transfer: one per withdrawal, whatever the attempt."""
+        return f"withdrawal-{withdrawal.pk}"
 
     def submit(self, *, withdrawal: Withdrawal, idempotency_key: str) -> SubmitResult:
         import stripe
@@ -436,29 +440,48 @@ class StripePayoutProvider(PayoutProvider):
             account = self.clean_destination(withdrawal.destination)["connected_account"]
         except InvalidDestination as exc:
             return SubmitResult(Outcome.REFUSED, detail=f"destination: {exc.detail}"[:500])
-        common: dict[str, Any] = {
-            "amount": withdrawal.amount_u,
-            "currency": withdrawal.currency.lower(),
-            "description": f"Withdrawal {withdrawal.pk}",
-            "metadata": {
-                "withdrawal_id": str(withdrawal.pk),
-                "idempotency_key": idempotency_key,
-                "flow_id": withdrawal.flow_id,
-            },
-        }
+        group = self.transfer_group(withdrawal)
+        tags = {"withdrawal_id": str(withdrawal.pk), "flow_id": withdrawal.flow_id}
         client = self._client()
-        step = "transfer"
+        step = "transfer lookup"
         try:
-            transfer = client.v1.transfers.create(
-                params={**common, "destination": account, "transfer_group": f"withdrawal-{withdrawal.pk}"},
-                options={"idempotency_key": idempotency_key},
-            )
+            # One transfer per withdrawal, never one per attempt: a retry after a failed payout finds the money
+            # already on the connected account and pays it out from there (a reversed transfer does not count).
+            sent = client.v1.transfers.list(params={"destination": account, "transfer_group": group, "limit": 100})
+            live = [t for t in sent.data if not t.reversed]
+            if len(live) > 1 or (live and int(live[0].amount) != withdrawal.amount_u):
+                amounts = ", ".join(f"{t.id}={t.amount}" for t in live)
+                return SubmitResult(
+                    Outcome.REFUSED, detail=f"transfer group {group} to {account} holds {amounts}: review"[:500]
+                )
+            if live:
+                transfer = live[0]
+            else:
+                step = "transfer"
+                transfer = client.v1.transfers.create(
+                    params={
+                        "amount": withdrawal.amount_u,
+                        "currency": withdrawal.currency.lower(),
+                        "description": f"Withdrawal {withdrawal.pk}",
+                        "destination": account,
+                        "transfer_group": group,
+                        "metadata": tags,
+                    },
+                    options={"idempotency_key": f"wd-{withdrawal.pk}:transfer:{len(sent.data)}"},
+                )
             step = f"payout on {account} after transfer {transfer.id}"
             payout = client.v1.payouts.create(
-                params=common,
-                options={"idempotency_key": self.payout_key(idempotency_key), "stripe_account": account},
+                params={
+                    "amount": withdrawal.amount_u,
+                    "currency": withdrawal.currency.lower(),
+                    "description": f"Withdrawal {withdrawal.pk}",
+                    "metadata": {**tags, "idempotency_key": idempotency_key},
+                },
+                options={"idempotency_key": idempotency_key, "stripe_account": account},
             )
         except stripe.APIConnectionError as exc:
+            if step == "transfer lookup":  # a read: nothing happened
+                return SubmitResult(Outcome.ERROR, detail=f"{step}: connection: {exc.user_message or exc}"[:500])
             # Timeouts and dropped connections: the call may have happened. Retry with the same keys only.
             return SubmitResult(Outcome.AMBIGUOUS, detail=f"{step}: connection: {exc.user_message or exc}"[:500])
         except stripe.RateLimitError as exc:
@@ -504,7 +527,7 @@ class StripePayoutProvider(PayoutProvider):
                 recent = client.v1.payouts.list(params={"limit": 100}, options=options)
                 matches = [p for p in recent.data if _stripe_metadata(p).get("idempotency_key") == idempotency_key]
                 if not matches and account:
-                    return self._transfer_status(client, account=str(account), idempotency_key=idempotency_key)
+                    return self._transfer_status(client, withdrawal=withdrawal, account=str(account))
                 if not matches:
                     return StatusResult(
                         PayoutStatus.NOT_FOUND,
@@ -536,18 +559,18 @@ class StripePayoutProvider(PayoutProvider):
             evidence={"payout": payout.to_dict(), "stripe_account": account or "platform"},
         )
 
-    def _transfer_status(self, client: Any, *, account: str, idempotency_key: str) -> StatusResult:
-        """No payout on the connected account yet: did our Transfer reach it? Then the attempt is half done
-        (PENDING: the payout worker's retry replays the transfer and makes the payout, same keys); else
+    def _transfer_status(self, client: Any, *, withdrawal: Withdrawal, account: str) -> StatusResult:
+        """No payout on the connected account yet: did the withdrawal's Transfer reach it? Then the attempt is
+        half done (PENDING: the payout worker's retry finds the transfer and makes the payout, same key); else
         NOT_FOUND. Raises StripeError for the caller to classify."""
-        sent = client.v1.transfers.list(params={"destination": account, "limit": 100})
-        matches = [t for t in sent.data if _stripe_metadata(t).get("idempotency_key") == idempotency_key]
-        if not matches:
+        group = self.transfer_group(withdrawal)
+        sent = client.v1.transfers.list(params={"destination": account, "transfer_group": group, "limit": 100})
+        live = [t for t in sent.data if not t.reversed]
+        if not live:
             return StatusResult(
-                PayoutStatus.NOT_FOUND,
-                detail=f"no transfer to {account} nor payout on it with idempotency_key {idempotency_key}",
+                PayoutStatus.NOT_FOUND, detail=f"no payout on {account} and no live transfer in group {group}"
             )
-        transfer = matches[0]
+        transfer = live[0]
         return StatusResult(
             PayoutStatus.PENDING,
             psp_status="transferred",

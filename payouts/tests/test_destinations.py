@@ -235,16 +235,17 @@ def test_stripe_connect_pays_the_players_connected_account_then_its_payout(
     assert payout_submit(withdrawal_id=withdrawal.pk).status == "accepted"
     withdrawal.refresh_from_db()
 
-    transfer_call, payout_call = stub.requests
+    lookup, transfer_call, payout_call = stub.requests
+    assert (lookup.method, lookup.path, lookup.headers.get("stripe-account")) == ("GET", "/v1/transfers", None)
     assert (transfer_call.method, transfer_call.path) == ("POST", "/v1/transfers")
     assert "stripe-account" not in transfer_call.headers  # from the platform's balance...
     assert transfer_call.body["destination"] == account  # ...to the player's connected account
     assert (transfer_call.body["amount"], transfer_call.body["currency"]) == (str(AMOUNT_U), "usdc")
-    assert transfer_call.idempotency_key == withdrawal.idempotency_key
+    assert transfer_call.idempotency_key == f"wd-{withdrawal.pk}:transfer:0"
     assert (payout_call.method, payout_call.path) == ("POST", "/v1/payouts")
     assert payout_call.headers["stripe-account"] == account  # the connected account's payout, never the platform's
     assert "destination" not in payout_call.body  # to that account's own bank account
-    assert payout_call.idempotency_key == f"{withdrawal.idempotency_key}:payout"
+    assert payout_call.idempotency_key == withdrawal.idempotency_key
     [payout] = stub.objects("stripe_payout")
     assert stub.owner(payout["id"]) == account and stub.connected_balance(account, "usdc") == 0
     assert withdrawal.psp_reference == payout["id"]
@@ -281,7 +282,7 @@ def test_a_stripe_payout_to_an_account_the_platform_does_not_have_is_refused_by_
     money = balances(funded_player)
     run = payout_submit(withdrawal_id=withdrawal.pk)
     assert run.status == "refused" and "No such destination" in run.detail
-    assert [r.path for r in stub.requests] == ["/v1/transfers"]  # the payout is never asked for
+    assert [(r.method, r.path) for r in stub.requests] == [("GET", "/v1/transfers"), ("POST", "/v1/transfers")]
     assert stub.objects("stripe_transfer") == [] and stub.objects("stripe_payout") == []
     withdrawal.refresh_from_db()
     assert withdrawal.state == Withdrawal.State.PAYOUT_FAILED and balances(funded_player) == money
@@ -364,3 +365,34 @@ def test_the_admin_shows_the_destination_in_the_list_and_the_detail(
     old_detail = client.get(f"/admin/payouts/withdrawal/{old.pk}/change/").content.decode()
     assert "no valid destination (the payout is refused before the PSP is called)" in old_detail
     assert iban.pk != connect.pk
+
+
+def test_a_retry_after_a_declined_payout_never_transfers_twice(
+    stub: Any, funded_player: Any, finance: Any, assert_ledger_ok: Any
+) -> None:
+    """The payout on the connected account is declined after the transfer landed: the money is on the player's
+    account. The operator's retry (a new attempt, new key) pays out that money; it never transfers again."""
+    from payouts.services import withdrawal_resolve
+
+    withdrawal = withdrawal_request(
+        user=funded_player, amount_u=AMOUNT_U, currency="USDC", provider="stripe", destination=destination_for("stripe")
+    )
+    withdrawal_approve(withdrawal_id=withdrawal.pk, acting_user=finance)
+    stub.set_mode("stripe_payout", "decline", times=1)
+    run = payout_submit(withdrawal_id=withdrawal.pk)
+    assert run.status == "declined" and "after transfer tr_" in run.detail
+    assert len(stub.objects("stripe_transfer")) == 1
+    assert stub.connected_balance(STUB_CONNECTED_ACCOUNT, "usdc") == AMOUNT_U  # on the player's account
+
+    withdrawal_resolve(withdrawal_id=withdrawal.pk, acting_user=finance, decision="retry", reason="bank fixed")
+    assert payout_submit(withdrawal_id=withdrawal.pk).status == "accepted"
+
+    assert len(stub.objects("stripe_transfer")) == 1  # found by its transfer group, not made again
+    [payout] = stub.objects("stripe_payout")
+    assert stub.owner(payout["id"]) == STUB_CONNECTED_ACCOUNT
+    assert stub.connected_balance(STUB_CONNECTED_ACCOUNT, "usdc") == 0
+    transfers_posted = [r for r in stub.requests if (r.method, r.path) == ("POST", "/v1/transfers")]
+    assert len(transfers_posted) == 1
+    withdrawal.refresh_from_db()
+    assert withdrawal.state == Withdrawal.State.PAYOUT_SUBMITTED and withdrawal.psp_reference == payout["id"]
+    assert_ledger_ok()

@@ -228,7 +228,7 @@ def test_requeue_after_a_freeze_and_after_unanswered_timeouts(
 @pytest.mark.parametrize("provider", ["adyen", "stripe"])
 def test_provider_sends_our_key_amount_and_credentials(provider: str, stub: Any) -> None:
     withdrawal = WithdrawalFactory.create(submitted=True, psp=stub, provider=provider, amount_u=AMOUNT_U)
-    request = stub.requests[0]
+    request = stub.requests[-1]  # the call that pays: Adyen's transfer, Stripe's payout on the connected account
     assert request.idempotency_key == withdrawal.idempotency_key == f"wd-{withdrawal.pk}-1"
     if provider == "adyen":
         assert len(stub.requests) == 1
@@ -244,22 +244,21 @@ def test_provider_sends_our_key_amount_and_credentials(provider: str, stub: Any)
         [transfer] = stub.objects("adyen_transfer")
         assert withdrawal.flow_id in transfer["description"]  # what the PSP keeps
     else:  # Stripe Connect: a transfer to the player's connected account, then that account's payout
-        metadata = {
-            "withdrawal_id": str(withdrawal.pk),
-            "idempotency_key": withdrawal.idempotency_key,
-            "flow_id": withdrawal.flow_id,
-        }
-        transfer_call, payout_call = stub.requests
+        tags = {"withdrawal_id": str(withdrawal.pk), "flow_id": withdrawal.flow_id}
+        lookup, transfer_call, payout_call = stub.requests
+        assert (lookup.method, lookup.path) == ("GET", "/v1/transfers")  # one transfer per withdrawal, ever
         assert transfer_call.path == "/v1/transfers" and "stripe-account" not in transfer_call.headers
         assert transfer_call.headers["authorization"] == "Bearer sk_test_stub"
+        assert transfer_call.idempotency_key == f"wd-{withdrawal.pk}:transfer:0"
         assert transfer_call.body["amount"] == str(AMOUNT_U)
         assert transfer_call.body["destination"] == STUB_CONNECTED_ACCOUNT
-        assert transfer_call.body["metadata"] == metadata
+        assert transfer_call.body["transfer_group"] == f"withdrawal-{withdrawal.pk}"
+        assert transfer_call.body["metadata"] == tags
         assert payout_call.path == "/v1/payouts"
         assert payout_call.headers["stripe-account"] == STUB_CONNECTED_ACCOUNT
-        assert payout_call.idempotency_key == f"{withdrawal.idempotency_key}:payout"
+        assert payout_call.headers["authorization"] == "Bearer sk_test_stub"
         assert payout_call.body["amount"] == str(AMOUNT_U)
-        assert payout_call.body["metadata"] == metadata
+        assert payout_call.body["metadata"] == {**tags, "idempotency_key": withdrawal.idempotency_key}
         assert withdrawal.flow_id.startswith("wd-")
         [payout] = stub.objects("stripe_payout")
         assert payout["metadata"]["flow_id"] == withdrawal.flow_id  # what the PSP keeps

@@ -20,6 +20,7 @@ from payouts.reconciliation import payouts_to_reconcile
 from payouts.selectors import stuck_withdrawals
 from payouts.services import payout_submit, withdrawal_approve, withdrawal_request, withdrawal_resolve
 from payouts.tests.helpers import destination_for
+from webhooks.stub import STUB_CONNECTED_ACCOUNT
 
 from .helpers import balances, send_adyen_transfer, send_stripe_payout_event, snapshot
 
@@ -74,8 +75,11 @@ def test_accepted_never_confirmed_is_asked_then_resolved_with_four_eyes(
 
     # Ask the PSP (a real status call through the SDK): still pending, recorded, nothing moves.
     assert reconcile(withdrawal) == f"withdrawal {withdrawal.pk}: PSP says pending -> none: no final answer yet"
-    gets = [r for r in stub.requests if r.method == "GET"]
+    # (Stripe: the status call, after the payout worker's transfer lookup; it asks the connected account.)
+    gets = [r for r in stub.requests if r.method == "GET" and r.path != "/v1/transfers"]
     assert [r.path.rsplit("/", 1)[-1] for r in gets] == [obj["id"]]
+    if provider == "stripe":
+        assert gets[0].headers["stripe-account"] == STUB_CONNECTED_ACCOUNT
     check = PayoutStatusCheck.objects.get(withdrawal=withdrawal)
     assert (check.answer, check.psp_reference, check.idempotency_key) == (
         "pending",
