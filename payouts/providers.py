@@ -147,6 +147,10 @@ class PayoutProvider:
         """Why a submitted payout may not be resolved by hand now (e.g. a transaction that may still land), or ""."""
         return ""
 
+    def refund_blocker(self, *, withdrawal: Withdrawal) -> str:
+        """Why the held funds may not be released now because the money already reached the player, or ""."""
+        return ""
+
 
 # --- Destinations ------------------------------------------------------------------------------
 
@@ -557,6 +561,33 @@ class StripePayoutProvider(PayoutProvider):
             currency=str(payout.currency or "").upper(),
             detail=f"status={psp_status} {payout.failure_code or ''}".strip(),
             evidence={"payout": payout.to_dict(), "stripe_account": account or "platform"},
+        )
+
+    def refund_blocker(self, *, withdrawal: Withdrawal) -> str:
+        """A live transfer of this withdrawal to the player's connected account: the money is theirs already, so
+        releasing the held funds too would pay twice (retry the payout, or reverse the transfer at Stripe first).
+        Asked before the refund is decided, outside any transaction."""
+        import stripe
+
+        account = (withdrawal.destination or {}).get("connected_account")
+        if not account:
+            return ""  # a withdrawal from before Connect: never transferred
+        group = self.transfer_group(withdrawal)
+        try:
+            sent = self._client().v1.transfers.list(
+                params={"destination": str(account), "transfer_group": group, "limit": 100}
+            )
+        except stripe.StripeError as exc:
+            return (
+                f"Stripe could not be asked whether withdrawal {withdrawal.pk}'s transfer reached {account} "
+                f"({type(exc).__name__}); try again. Nothing was changed."
+            )
+        live = [t for t in sent.data if not t.reversed]
+        if not live:
+            return ""
+        return (
+            f"Transfer {live[0].id} already put this money on the player's connected account {account}: a refund "
+            "would pay twice. Retry the payout, or reverse the transfer at Stripe first. Nothing was changed."
         )
 
     def _transfer_status(self, client: Any, *, withdrawal: Withdrawal, account: str) -> StatusResult:

@@ -313,6 +313,8 @@ def withdrawal_resolve(*, withdrawal_id: int, acting_user: Actor, decision: str,
     if decision not in RESOLVE_DECISIONS:
         raise InvalidWithdrawal(f"decision must be one of {', '.join(RESOLVE_DECISIONS)}; got {decision!r}.")
     reason = _require_reason(reason)
+    if decision == "refund_failed":
+        _require_refundable(withdrawal_id)  # asks the PSP: outside the transaction
     with transaction.atomic():
         withdrawal = withdrawal_lock(withdrawal_id=withdrawal_id)
         _authorize(withdrawal=withdrawal, action=decision, actor=acting_user)
@@ -331,6 +333,16 @@ def withdrawal_resolve(*, withdrawal_id: int, acting_user: Actor, decision: str,
         )
         withdrawal.refresh_from_db()
     return withdrawal
+
+
+def _require_refundable(withdrawal_id: int) -> None:
+    """Refuse a refund when the rail says the money already reached the player (Stripe Connect: a live transfer)."""
+    withdrawal = Withdrawal.objects.filter(pk=withdrawal_id).first()
+    if withdrawal is None:
+        raise WithdrawalNotFound(f"No withdrawal {withdrawal_id}.")
+    blocker = get_provider(withdrawal.provider).refund_blocker(withdrawal=withdrawal)
+    if blocker:
+        raise InvalidTransition(blocker, extra={"withdrawal_id": withdrawal.pk, "state": withdrawal.state})
 
 
 def _lock_subject(subject: str) -> Withdrawal:

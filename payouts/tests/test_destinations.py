@@ -396,3 +396,43 @@ def test_a_retry_after_a_declined_payout_never_transfers_twice(
     withdrawal.refresh_from_db()
     assert withdrawal.state == Withdrawal.State.PAYOUT_SUBMITTED and withdrawal.psp_reference == payout["id"]
     assert_ledger_ok()
+
+
+def test_a_refund_is_refused_while_the_money_sits_on_the_players_connected_account(
+    stub: Any, funded_player: Any, finance: Any
+) -> None:
+    """Declined after the transfer landed: releasing the held funds as well would pay the player twice."""
+    from payouts.errors import InvalidTransition
+    from payouts.services import withdrawal_resolve
+
+    withdrawal = withdrawal_request(
+        user=funded_player, amount_u=AMOUNT_U, currency="USDC", provider="stripe", destination=destination_for("stripe")
+    )
+    withdrawal_approve(withdrawal_id=withdrawal.pk, acting_user=finance)
+    stub.set_mode("stripe_payout", "decline", times=1)
+    assert payout_submit(withdrawal_id=withdrawal.pk).status == "declined"
+    [transfer] = stub.objects("stripe_transfer")
+    before, money = snapshot(), balances(funded_player)
+
+    with pytest.raises(InvalidTransition) as refused:
+        withdrawal_resolve(withdrawal_id=withdrawal.pk, acting_user=finance, decision="refund_failed", reason="r")
+    assert transfer["id"] in refused.value.detail and "pay twice" in refused.value.detail
+    assert snapshot() == before and balances(funded_player) == money
+    withdrawal.refresh_from_db()
+    assert withdrawal.state == Withdrawal.State.PAYOUT_FAILED
+
+
+def test_a_refund_is_allowed_when_the_transfer_itself_was_declined(stub: Any, funded_player: Any, finance: Any) -> None:
+    from payouts.services import withdrawal_resolve
+
+    withdrawal = withdrawal_request(
+        user=funded_player, amount_u=AMOUNT_U, currency="USDC", provider="stripe", destination=destination_for("stripe")
+    )
+    withdrawal_approve(withdrawal_id=withdrawal.pk, acting_user=finance)
+    stub.set_mode("stripe_transfer", "decline", times=1)  # the platform's balance is short: nothing left it
+    assert payout_submit(withdrawal_id=withdrawal.pk).status == "declined"
+    assert stub.objects("stripe_transfer") == [] and stub.objects("stripe_payout") == []
+    withdrawal_resolve(withdrawal_id=withdrawal.pk, acting_user=finance, decision="refund_failed", reason="r")
+    withdrawal.refresh_from_db()
+    assert withdrawal.state == Withdrawal.State.REFUNDED
+    assert balances(funded_player).held_u == 0

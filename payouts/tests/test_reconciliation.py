@@ -64,6 +64,16 @@ def test_accepted_never_confirmed_is_asked_then_resolved_with_four_eyes(
     before = balances(funded_player)
     withdrawal, obj = accepted(stub, funded_player, finance, provider)
     settings.FOUR_EYES_THRESHOLDS = {"USDC": "10"}  # resolving this 25 USDC payout needs two operators
+    if provider == "stripe":
+        # Connect: the money is on the player's connected account; no refund until the transfer is reversed.
+        frozen = snapshot()
+        with pytest.raises(InvalidTransition, match="a refund would pay twice"):
+            withdrawal_resolve(
+                withdrawal_id=withdrawal.pk, acting_user=finance2, decision="refund_failed", reason="PSP silent"
+            )
+        assert snapshot() == frozen
+        [transfer] = stub.objects("stripe_transfer")
+        stub.reverse_transfer(transfer["id"])  # the operator reversed it at Stripe
 
     # Not asked yet: resolution from payout_submitted is refused and changes nothing.
     frozen = snapshot()

@@ -156,6 +156,10 @@ class PSPStub:
         """What a connected account holds in ``currency`` (lower case), in minor units."""
         return self._state.balance(account, currency.lower())
 
+    def reverse_transfer(self, transfer_id: str) -> JSON:
+        """Reverse a Stripe transfer in full: its money leaves the connected account again."""
+        return self._state.reverse_transfer(transfer_id)
+
     def owner(self, object_id: str) -> str | None:
         """The connected account an object was created on (``Stripe-Account``), None for the platform."""
         return self._state.owner(object_id)

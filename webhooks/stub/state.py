@@ -181,6 +181,18 @@ class StubState:
                 return None
             return copy.deepcopy(obj)
 
+    def reverse_transfer(self, transfer_id: str) -> JSON:
+        """Reverse a Stripe transfer in full (what the dashboard or `transfers.create_reversal` does): the money
+        leaves the connected account's balance; KeyError if unknown."""
+        with self.lock:
+            kind, obj = self._objects[transfer_id]
+            if kind != "stripe_transfer":
+                raise KeyError(transfer_id)
+            if not obj["reversed"]:
+                self._balances[(obj["destination"], obj["currency"])] -= obj["amount"] - obj["amount_reversed"]
+                obj["reversed"], obj["amount_reversed"] = True, obj["amount"]
+            return copy.deepcopy(obj)
+
     def owner(self, object_id: str) -> str | None:
         with self.lock:
             return self._owners.get(object_id)
