@@ -436,3 +436,28 @@ def test_a_refund_is_allowed_when_the_transfer_itself_was_declined(stub: Any, fu
     withdrawal.refresh_from_db()
     assert withdrawal.state == Withdrawal.State.REFUNDED
     assert balances(funded_player).held_u == 0
+
+
+def test_old_rows_without_a_destination_stay_readable_and_reconcilable(
+    stub: Any, funded_player: Any, finance: Any, api_client_for: Any
+) -> None:
+    """No migration rewrites them: the API reads them, and an old Stripe payout made on the platform's balance
+    (before Connect) is still found there by reconciliation (reading only)."""
+    import stripe
+    from django.conf import settings
+
+    withdrawal = _approved_then_emptied(funded_player, finance, "stripe", {})
+    withdrawal.refresh_from_db()
+    response = api_client_for(funded_player).get(f"{URL}/{withdrawal.pk}")
+    assert response.status_code == 200 and response.json()["destination"] == {}
+
+    key = f"wd-{withdrawal.pk}-1"
+    client = stripe.StripeClient(settings.STRIPE_API_KEY, base_addresses={"api": stub.url})
+    old = client.v1.payouts.create(
+        params={"amount": AMOUNT_U, "currency": "usdc", "metadata": {"idempotency_key": key}},
+        options={"idempotency_key": key},
+    )
+    found = get_provider("stripe").status(withdrawal=withdrawal, idempotency_key=key)
+    assert (found.status, found.psp_reference) == ("pending", old.id), found
+    assert found.evidence["stripe_account"] == "platform", found
+    assert [r.headers.get("stripe-account") for r in stub.requests if r.method == "GET"] == [None]
