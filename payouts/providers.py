@@ -164,7 +164,7 @@ def destination_object(destination: Any, *, rail: str, shape: str) -> dict[str, 
     """The destination as a non-empty object, or InvalidDestination naming the rail's shape."""
     if not isinstance(destination, dict) or not destination:
         raise InvalidDestination(
-            f"A {rail} withdrawal needs a destination {shape}; nothing was held.", extra={"provider": rail}
+            f"A withdrawal on the {rail} rail needs a destination {shape}; nothing was held.", extra={"provider": rail}
         )
     return destination
 
@@ -173,7 +173,8 @@ def _only_fields(destination: dict[str, Any], allowed: set[str], *, rail: str, s
     unknown = sorted(set(destination) - allowed)
     if unknown:
         raise InvalidDestination(
-            f"A {rail} destination takes {shape}; unknown field(s) {', '.join(unknown)[:100]}. Nothing was held.",
+            f"A destination on the {rail} rail takes {shape}; unknown field(s) {', '.join(unknown)[:100]}. "
+            "Nothing was held.",
             extra={"provider": rail},
         )
 
@@ -210,7 +211,7 @@ class AdyenTransfersProvider(PayoutProvider):
         destination = destination_object(destination, rail=rail, shape=shape)
         _only_fields(destination, {"transfer_instrument_id", "bank_account"}, rail=rail, shape=shape)
         if len(destination) != 1:
-            raise InvalidDestination(f"An adyen destination is one of {shape}, not both. Nothing was held.")
+            raise InvalidDestination(f"A destination on the adyen rail is one of {shape}, not both. Nothing was held.")
         if "transfer_instrument_id" in destination:
             instrument = _text(destination["transfer_instrument_id"], field="transfer_instrument_id", rail=rail)
             if not ADYEN_TRANSFER_INSTRUMENT_ID.match(instrument):
