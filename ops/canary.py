@@ -9,6 +9,9 @@ confirmation as a signed Adyen Transfers webhook, both sent here over HTTP and s
 `ops.inbound` (the same functions that verify them; no test tooling is imported); otherwise the canary
 waits for the real ones.
 
+The withdrawal goes to `destination`, in its rail's declared shape (required; see
+`payouts.providers.PayoutProvider.destination_shape`): a canary account of the operator's own.
+
 On chain (`provider="chain"`, with a checksummed `destination` address): the canary shows the player's
 deposit address and waits until a deposit of the canary amount sent there on chain is credited (after the
 confirmations), then withdraws to `destination` and waits until the transfer is confirmed on chain.
@@ -151,6 +154,11 @@ def canary_run(run: CanaryRun) -> CanaryRun:
     """Run the loop, recording each step; stop at the first failure."""
     if run.provider == "chain" and not (run.destination or {}).get("address"):
         raise CanaryFailed("an on-chain canary needs a destination address (--destination-address)")
+    if not run.destination:
+        raise CanaryFailed(
+            "the canary withdrawal needs a destination in its rail's shape (--destination JSON): "
+            'stripe {"connected_account": "acct_..."}, adyen {"transfer_instrument_id": "..."}'
+        )
     if run.simulate and settings.ENVIRONMENT == "production":
         raise CanaryFailed("simulation is refused in production: make a real deposit and let the PSP confirm")
     player, operator = _Api(run.base_url, 15), _Api(run.base_url, 15)
@@ -203,9 +211,12 @@ def canary_run(run: CanaryRun) -> CanaryRun:
         return "real deposit already credited"
 
     def withdraw() -> str:
-        body: dict[str, Any] = {"amount_u": run.amount_u, "currency": run.currency, "provider": run.provider}
-        if run.destination:
-            body["destination"] = run.destination
+        body: dict[str, Any] = {
+            "amount_u": run.amount_u,
+            "currency": run.currency,
+            "provider": run.provider,
+            "destination": run.destination,
+        }
         response = player.post("/v1/withdrawals", body, expect=(201,), key=f"canary-{uuid.uuid4()}")
         state["withdrawal"] = response.json()["id"]
         return f"withdrawal {state['withdrawal']} requested"

@@ -26,6 +26,7 @@ from .leases import lease_line
 from .models import ManualReviewWithdrawal, PayoutAttempt, PayoutEvent, Withdrawal
 from .selectors import (
     withdrawal_attempts,
+    withdrawal_destination_label,
     withdrawal_entries,
     withdrawal_get_for_staff,
     withdrawal_pending_signoffs,
@@ -77,6 +78,7 @@ class WithdrawalAdmin(ReadOnlyAdmin):
         "user_email",
         "amount",
         "provider",
+        "paid_to",
         "state",
         "psp_reference",
         "created_at",
@@ -91,6 +93,7 @@ class WithdrawalAdmin(ReadOnlyAdmin):
         "amount",
         "currency",
         "provider",
+        "paid_to",
         "destination",
         "state",
         "payout_generation",
@@ -116,6 +119,11 @@ class WithdrawalAdmin(ReadOnlyAdmin):
     @admin.display(description="PSP call in flight")
     def psp_call_lease(self, obj: Withdrawal) -> str:
         return lease_line(obj) or "none"
+
+    @admin.display(description="paid to")
+    def paid_to(self, obj: Withdrawal) -> str:
+        """The destination the player registered with this withdrawal, checked as its rail declares it."""
+        return withdrawal_destination_label(obj)
 
     @admin.action(description="Approve selected withdrawals (same rules as one by one)", permissions=["approve"])
     def bulk_approve(self, request: HttpRequest, queryset: QuerySet[Withdrawal]) -> None:

@@ -118,7 +118,17 @@ class WithdrawalsApi(APIView):
         amount_u = AmountField()
         currency = serializers.ChoiceField(choices=sorted(CURRENCIES))
         provider = serializers.CharField(max_length=30)
-        destination = serializers.DictField(required=False, validators=[refuse_nul])
+        # Required: an object, then checked by the rail's own declaration (`PayoutProvider.clean_destination`); a
+        # missing or malformed one is `payouts/invalid-destination` (on chain `chain/invalid-address`), nothing held.
+        destination = serializers.DictField(
+            required=False,
+            default=None,
+            validators=[refuse_nul],
+            help_text=(
+                'Required. stripe: {"connected_account": "acct_..."}; adyen: {"transfer_instrument_id": "..."} or '
+                '{"bank_account": {"holder_name": "...", "iban": "..."}}; chain: {"address": "0x<EIP-55>"}.'
+            ),
+        )
 
         def validate_provider(self, value: str) -> str:
             if value not in provider_names():

@@ -73,3 +73,9 @@ class WebhookTooLarge(PayoutError):
     code = "payouts/webhook-too-large"
     title = "Webhook body too large"
     status = 413
+
+
+class InvalidDestination(PayoutError):
+    code = "payouts/invalid-destination"
+    title = "Invalid withdrawal destination"
+    status = 400

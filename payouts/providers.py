@@ -22,6 +22,7 @@ from __future__ import annotations
 import enum
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -31,7 +32,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from ops import psp
 
-from .errors import UnknownProvider
+from .errors import InvalidDestination, UnknownProvider
 from .models import Withdrawal
 
 logger = logging.getLogger(__name__)
@@ -103,8 +104,8 @@ STRIPE_PAYOUT_STATUSES = {
 }
 
 
-# At most three HTTP calls per run: a status call after a caller died mid-call, then the submission's two
-# (e.g. a transfer, then its payout).
+# The most HTTP calls one run makes, with a spare: a status call after a caller died mid-call, then the
+# submission's own (Adyen: one transfer). A rail that makes more says so (`calls_per_submit`).
 PSP_CALLS_PER_SUBMIT = 3
 
 
@@ -114,11 +115,31 @@ def provider_timeout_s() -> float:
 
 
 class PayoutProvider:
-    """A payout rail. Subclasses implement `submit`; it must never raise for a PSP answer."""
+    """A payout rail. Subclasses implement `submit`; it must never raise for a PSP answer.
+
+    Each rail declares its destination: `destination_shape` (what a withdrawal request must carry, shown in
+    refusals and docs), `clean_destination` (refuse anything else, return what is stored on the withdrawal as
+    its snapshot) and `destination_label` (one line for the admin). `submit` checks the stored destination
+    again before it calls the PSP: a payout is never built with an empty or default counterparty.
+    """
 
     name: ClassVar[str] = ""
+    calls_per_submit: ClassVar[int] = PSP_CALLS_PER_SUBMIT
     # After a caller died mid-call on a key, ask `status` before submitting again (payouts.services._found_at_psp).
     status_before_resubmit: ClassVar[bool] = True
+    destination_shape: ClassVar[str] = ""
+
+    def clean_destination(self, destination: Any) -> dict[str, Any]:
+        """Return the destination to store (a snapshot), or raise InvalidDestination (an ApplicationError)."""
+        raise InvalidDestination(f"The {self.name} rail declares no destination; nothing was held.")
+
+    def destination_label(self, destination: Any) -> str:
+        """One line for operators: where this withdrawal is paid to (or why it cannot be)."""
+        try:
+            cleaned = self.clean_destination(destination)
+        except InvalidDestination:
+            return "no valid destination (the payout is refused before the PSP is called)"
+        return ", ".join(f"{key}={value}" for key, value in cleaned.items())
 
     def submit(self, *, withdrawal: Withdrawal, idempotency_key: str) -> SubmitResult:
         raise NotImplementedError
@@ -140,13 +161,115 @@ class PayoutProvider:
         The payout lease (payouts/leases.py) outlives it by PAYOUT_LEASE_MARGIN_S, so nobody else calls
         the PSP about the same payout while this call may still be running.
         """
-        return PSP_CALLS_PER_SUBMIT * 2 * provider_timeout_s()
+        return self.calls_per_submit * 2 * provider_timeout_s()
+
+    def refund_blocker(self, *, withdrawal: Withdrawal) -> str:
+        """Why the held funds may not be released now because the money already reached the player, or ""."""
+        return ""
+
+
+# --- Destinations ------------------------------------------------------------------------------
+
+STRIPE_ACCOUNT_ID = re.compile(r"^acct_[A-Za-z0-9]{16,32}$")
+ADYEN_TRANSFER_INSTRUMENT_ID = re.compile(r"^[A-Z0-9]{16,64}$")
+IBAN = re.compile(r"^[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}$")
+_HOLDER_NAME_MAX = 80
+
+
+def destination_object(destination: Any, *, rail: str, shape: str) -> dict[str, Any]:
+    """The destination as a non-empty object, or InvalidDestination naming the rail's shape."""
+    if not isinstance(destination, dict) or not destination:
+        raise InvalidDestination(
+            f"A withdrawal on the {rail} rail needs a destination {shape}; nothing was held.", extra={"provider": rail}
+        )
+    return destination
+
+
+def _only_fields(destination: dict[str, Any], allowed: set[str], *, rail: str, shape: str) -> None:
+    unknown = sorted(set(destination) - allowed)
+    if unknown:
+        raise InvalidDestination(
+            f"A destination on the {rail} rail takes {shape}; unknown field(s) {', '.join(unknown)[:100]}. "
+            "Nothing was held.",
+            extra={"provider": rail},
+        )
+
+
+def _text(value: Any, *, field: str, rail: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidDestination(f"{rail} destination: {field} must be a non-empty string. Nothing was held.")
+    return value.strip()
+
+
+def iban_check(value: str) -> str:
+    """Return the IBAN without spaces, upper case, or raise InvalidDestination (format and mod-97 check)."""
+    iban = value.replace(" ", "").upper()
+    if not IBAN.match(iban):
+        raise InvalidDestination(f"adyen destination: {value[:40]!r} is not an IBAN. Nothing was held.")
+    digits = "".join(str(int(ch, 36)) for ch in iban[4:] + iban[:4])
+    if int(digits) % 97 != 1:
+        raise InvalidDestination(f"adyen destination: IBAN {iban[:40]} fails its check digits. Nothing was held.")
+    return iban
 
 
 class AdyenTransfersProvider(PayoutProvider):
     """Adyen Balance Platform Transfers API (`POST /transfers`) through the official SDK."""
 
     name = "adyen"
+    destination_shape = (
+        '{"transfer_instrument_id": "<the player\'s transfer instrument>"} or '
+        '{"bank_account": {"holder_name": "<full name>", "iban": "<IBAN>"}}'
+    )
+
+    def clean_destination(self, destination: Any) -> dict[str, Any]:
+        """The player's own transfer instrument, or a third party's bank account (IBAN and holder's name)."""
+        rail, shape = self.name, self.destination_shape
+        destination = destination_object(destination, rail=rail, shape=shape)
+        _only_fields(destination, {"transfer_instrument_id", "bank_account"}, rail=rail, shape=shape)
+        if len(destination) != 1:
+            raise InvalidDestination(f"A destination on the adyen rail is one of {shape}, not both. Nothing was held.")
+        if "transfer_instrument_id" in destination:
+            instrument = _text(destination["transfer_instrument_id"], field="transfer_instrument_id", rail=rail)
+            if not ADYEN_TRANSFER_INSTRUMENT_ID.match(instrument):
+                raise InvalidDestination(
+                    f"adyen destination: {instrument[:70]!r} is not a transfer instrument id "
+                    "(16 to 64 upper-case letters and digits). Nothing was held."
+                )
+            return {"transfer_instrument_id": instrument}
+        account = destination["bank_account"]
+        if not isinstance(account, dict):
+            raise InvalidDestination("adyen destination: bank_account must be an object. Nothing was held.")
+        _only_fields(account, {"holder_name", "iban"}, rail=rail, shape=shape)
+        holder = _text(account.get("holder_name"), field="bank_account.holder_name", rail=rail)
+        if len(holder) > _HOLDER_NAME_MAX:
+            raise InvalidDestination(
+                f"adyen destination: holder_name is longer than {_HOLDER_NAME_MAX} characters. Nothing was held."
+            )
+        iban = iban_check(_text(account.get("iban"), field="bank_account.iban", rail=rail))
+        return {"bank_account": {"holder_name": holder, "iban": iban}}
+
+    def destination_label(self, destination: Any) -> str:
+        try:
+            cleaned = self.clean_destination(destination)
+        except InvalidDestination:
+            return super().destination_label(destination)
+        if "transfer_instrument_id" in cleaned:
+            return f"transfer instrument {cleaned['transfer_instrument_id']}"
+        account = cleaned["bank_account"]
+        return f"bank account {account['iban']} ({account['holder_name']})"
+
+    def counterparty(self, destination: Any) -> dict[str, Any]:
+        """The Transfers API `counterparty` for a destination; raises InvalidDestination, never a default."""
+        cleaned = self.clean_destination(destination)
+        if "transfer_instrument_id" in cleaned:
+            return {"transferInstrumentId": cleaned["transfer_instrument_id"]}
+        account = cleaned["bank_account"]
+        return {
+            "bankAccount": {
+                "accountHolder": {"fullName": account["holder_name"]},
+                "accountIdentification": {"type": "iban", "iban": account["iban"]},
+            }
+        }
 
     def _api(self) -> Any:
         return psp.point_at_base(psp.adyen_sdk(timeout_s=provider_timeout_s()).transfers.transfers_api)
@@ -156,14 +279,10 @@ class AdyenTransfersProvider(PayoutProvider):
 
         The Transfers API keeps no metadata, so the flow id goes in `description`.
 
-        The destination is the player's `counterparty` (Adyen's format) or a `transfer_instrument_id`.
+        The counterparty is the withdrawal's own destination (`counterparty`); there is no default: an empty
+        or malformed destination raises InvalidDestination.
         """
-        destination = withdrawal.destination or {}
-        counterparty = destination.get("counterparty") or {
-            "transferInstrumentId": str(
-                destination.get("transfer_instrument_id") or settings.ADYEN_TRANSFER_INSTRUMENT_ID
-            )
-        }
+        counterparty = self.counterparty(withdrawal.destination)
         return {
             "amount": {"currency": withdrawal.currency, "value": withdrawal.amount_u},
             "balanceAccountId": settings.ADYEN_BALANCE_ACCOUNT_ID,
@@ -183,7 +302,10 @@ class AdyenTransfersProvider(PayoutProvider):
             AdyenError,
         )
 
-        body = self.request_body(withdrawal=withdrawal, idempotency_key=idempotency_key)
+        try:
+            body = self.request_body(withdrawal=withdrawal, idempotency_key=idempotency_key)
+        except InvalidDestination as exc:  # refused before any call: no default counterparty, ever
+            return SubmitResult(Outcome.REFUSED, detail=f"destination: {exc.detail}"[:500])
         try:
             api = self._api()
         except ImproperlyConfigured as exc:  # e.g. the test platform in production: nothing was sent
@@ -291,38 +413,104 @@ def _adyen_detail(exc: Any) -> str:
 
 
 class StripePayoutProvider(PayoutProvider):
-    """Stripe Payouts (`POST /v1/payouts`) through the official SDK's `StripeClient`."""
+    """Stripe Connect through the official SDK's `StripeClient`: a player is paid on their connected account.
+
+    One Transfer per withdrawal from the platform's balance to the player's connected account (`POST
+    /v1/transfers`, `destination=acct_...`, `transfer_group=withdrawal-<id>`, key `wd-<id>:transfer:<n>`), looked
+    up first so that no attempt ever transfers twice, then the attempt's payout of that account to its own bank
+    account (`POST /v1/payouts` with the `Stripe-Account: acct_...` header, key = the attempt's key). A retry of
+    one attempt replays both; a new attempt (manual retry) pays out the money already on the account. Never
+    `payouts.create` on the platform's own balance: that would pay our own bank account.
+
+    A payout declined after its transfer leaves the money on the player's connected account (the detail says
+    so): before refunding such a withdrawal, reverse the transfer at Stripe.
+    """
 
     name = "stripe"
+    # A status call, then Connect's three: look for the withdrawal's transfer, make it, pay it out.
+    calls_per_submit = 4
+    destination_shape = '{"connected_account": "acct_..."} (the player\'s Stripe Connect account)'
+
+    def clean_destination(self, destination: Any) -> dict[str, Any]:
+        """The player's connected account id (`acct_` and 16 to 32 letters or digits), nothing else."""
+        destination = destination_object(destination, rail=self.name, shape=self.destination_shape)
+        _only_fields(destination, {"connected_account"}, rail=self.name, shape=self.destination_shape)
+        account = _text(destination.get("connected_account"), field="connected_account", rail=self.name)
+        if not STRIPE_ACCOUNT_ID.match(account):
+            raise InvalidDestination(
+                f"stripe destination: {account[:60]!r} is not a connected account id (acct_...). Nothing was held."
+            )
+        return {"connected_account": account}
+
+    def destination_label(self, destination: Any) -> str:
+        try:
+            return f"connected account {self.clean_destination(destination)['connected_account']}"
+        except InvalidDestination:
+            return super().destination_label(destination)
 
     def _client(self) -> Any:
         return psp.stripe_client(timeout_s=provider_timeout_s())  # no SDK retries: the payout worker decides
 
+    @staticmethod
+    def transfer_group(withdrawal: Withdrawal) -> str:
+        """The Stripe `transfer_group` of a withdrawal's transfer: one per withdrawal, whatever the attempt."""
+        return f"withdrawal-{withdrawal.pk}"
+
     def submit(self, *, withdrawal: Withdrawal, idempotency_key: str) -> SubmitResult:
         import stripe
 
-        params: dict[str, Any] = {
-            "amount": withdrawal.amount_u,
-            "currency": withdrawal.currency.lower(),
-            "description": f"Withdrawal {withdrawal.pk}",
-            "metadata": {
-                "withdrawal_id": str(withdrawal.pk),
-                "idempotency_key": idempotency_key,
-                "flow_id": withdrawal.flow_id,
-            },
-        }
-        destination = (withdrawal.destination or {}).get("bank_account") or (withdrawal.destination or {}).get("id")
-        if destination:
-            params["destination"] = str(destination)  # the connected bank account or card (ba_..., card_...)
+        try:  # refused before any call: never a payout without the player's connected account
+            account = self.clean_destination(withdrawal.destination)["connected_account"]
+        except InvalidDestination as exc:
+            return SubmitResult(Outcome.REFUSED, detail=f"destination: {exc.detail}"[:500])
+        group = self.transfer_group(withdrawal)
+        tags = {"withdrawal_id": str(withdrawal.pk), "flow_id": withdrawal.flow_id}
+        client = self._client()
+        step = "transfer lookup"
         try:
-            payout = self._client().v1.payouts.create(params=params, options={"idempotency_key": idempotency_key})
+            # One transfer per withdrawal, never one per attempt: a retry after a failed payout finds the money
+            # already on the connected account and pays it out from there (a reversed transfer does not count).
+            sent = client.v1.transfers.list(params={"destination": account, "transfer_group": group, "limit": 100})
+            live = [t for t in sent.data if not t.reversed]
+            if len(live) > 1 or (live and int(live[0].amount) != withdrawal.amount_u):
+                amounts = ", ".join(f"{t.id}={t.amount}" for t in live)
+                return SubmitResult(
+                    Outcome.REFUSED, detail=f"transfer group {group} to {account} holds {amounts}: review"[:500]
+                )
+            if live:
+                transfer = live[0]
+            else:
+                step = "transfer"
+                transfer = client.v1.transfers.create(
+                    params={
+                        "amount": withdrawal.amount_u,
+                        "currency": withdrawal.currency.lower(),
+                        "description": f"Withdrawal {withdrawal.pk}",
+                        "destination": account,
+                        "transfer_group": group,
+                        "metadata": tags,
+                    },
+                    options={"idempotency_key": f"wd-{withdrawal.pk}:transfer:{len(sent.data)}"},
+                )
+            step = f"payout on {account} after transfer {transfer.id}"
+            payout = client.v1.payouts.create(
+                params={
+                    "amount": withdrawal.amount_u,
+                    "currency": withdrawal.currency.lower(),
+                    "description": f"Withdrawal {withdrawal.pk}",
+                    "metadata": {**tags, "idempotency_key": idempotency_key},
+                },
+                options={"idempotency_key": idempotency_key, "stripe_account": account},
+            )
         except stripe.APIConnectionError as exc:
-            # Timeouts and dropped connections: the payout may exist. Retry with the same key only.
-            return SubmitResult(Outcome.AMBIGUOUS, detail=f"connection: {exc.user_message or exc}"[:500])
+            if step == "transfer lookup":  # a read: nothing happened
+                return SubmitResult(Outcome.ERROR, detail=f"{step}: connection: {exc.user_message or exc}"[:500])
+            # Timeouts and dropped connections: the call may have happened. Retry with the same keys only.
+            return SubmitResult(Outcome.AMBIGUOUS, detail=f"{step}: connection: {exc.user_message or exc}"[:500])
         except stripe.RateLimitError as exc:
-            return SubmitResult(Outcome.ERROR, detail=f"rate limited: {exc.user_message}"[:500])
+            return SubmitResult(Outcome.ERROR, detail=f"{step}: rate limited: {exc.user_message}"[:500])
         except stripe.APIError as exc:
-            return SubmitResult(Outcome.ERROR, detail=f"HTTP {exc.http_status}: {exc.user_message}"[:500])
+            return SubmitResult(Outcome.ERROR, detail=f"{step}: HTTP {exc.http_status}: {exc.user_message}"[:500])
         except (stripe.CardError, stripe.InvalidRequestError) as exc:
             if exc.code in (
                 "balance_insufficient",
@@ -333,27 +521,36 @@ class StripePayoutProvider(PayoutProvider):
                 "bank_account_restricted",
                 "insufficient_funds",
             ):
-                return SubmitResult(Outcome.DECLINED, detail=f"{exc.code}: {exc.user_message}"[:500])
-            return SubmitResult(Outcome.REFUSED, detail=f"{exc.code}: {exc.user_message}"[:500])
+                return SubmitResult(Outcome.DECLINED, detail=f"{step}: {exc.code}: {exc.user_message}"[:500])
+            return SubmitResult(Outcome.REFUSED, detail=f"{step}: {exc.code}: {exc.user_message}"[:500])
         except stripe.StripeError as exc:
-            return SubmitResult(Outcome.REFUSED, detail=f"{type(exc).__name__}: {exc.user_message}"[:500])
+            return SubmitResult(Outcome.REFUSED, detail=f"{step}: {type(exc).__name__}: {exc.user_message}"[:500])
         status = str(getattr(payout, "status", "") or "")
+        detail = f"{status} (transfer {transfer.id} to {account})"
         if status in ("failed", "canceled"):
-            return SubmitResult(Outcome.DECLINED, psp_reference=str(payout.id), detail=status)
-        return SubmitResult(Outcome.ACCEPTED, psp_reference=str(payout.id), detail=status)
+            return SubmitResult(Outcome.DECLINED, psp_reference=str(payout.id), detail=detail)
+        return SubmitResult(Outcome.ACCEPTED, psp_reference=str(payout.id), detail=detail)
 
     def status(self, *, withdrawal: Withdrawal, idempotency_key: str, psp_reference: str = "") -> StatusResult:
-        """Retrieve the payout (`GET /v1/payouts/{id}`); without its id, find it among the recent payouts
-        by the idempotency key we put in its metadata."""
+        """Retrieve the connected account's payout (`GET /v1/payouts/{id}` with its `Stripe-Account`); without
+        its id, find it among the account's recent payouts by the idempotency key in its metadata.
+
+        A withdrawal from before destinations were required has no connected account: it is looked up on the
+        platform's own balance, where it was paid (reading only).
+        """
         import stripe
 
         client = self._client()
+        account = (withdrawal.destination or {}).get("connected_account")
+        options: dict[str, Any] = {"stripe_account": str(account)} if account else {}
         try:
             if psp_reference:
-                payout = client.v1.payouts.retrieve(psp_reference)
+                payout = client.v1.payouts.retrieve(psp_reference, options=options)
             else:
-                recent = client.v1.payouts.list(params={"limit": 100})
+                recent = client.v1.payouts.list(params={"limit": 100}, options=options)
                 matches = [p for p in recent.data if _stripe_metadata(p).get("idempotency_key") == idempotency_key]
+                if not matches and account:
+                    return self._transfer_status(client, withdrawal=withdrawal, account=str(account))
                 if not matches:
                     return StatusResult(
                         PayoutStatus.NOT_FOUND,
@@ -382,7 +579,55 @@ class StripePayoutProvider(PayoutProvider):
             amount_u=_int_or_none(payout.amount),
             currency=str(payout.currency or "").upper(),
             detail=f"status={psp_status} {payout.failure_code or ''}".strip(),
-            evidence={"payout": payout.to_dict()},
+            evidence={"payout": payout.to_dict(), "stripe_account": account or "platform"},
+        )
+
+    def refund_blocker(self, *, withdrawal: Withdrawal) -> str:
+        """A live transfer of this withdrawal to the player's connected account: the money is theirs already, so
+        releasing the held funds too would pay twice (retry the payout, or reverse the transfer at Stripe first).
+        Asked before the refund is decided, outside any transaction."""
+        import stripe
+
+        account = (withdrawal.destination or {}).get("connected_account")
+        if not account:
+            return ""  # a withdrawal from before Connect: never transferred
+        group = self.transfer_group(withdrawal)
+        try:
+            sent = self._client().v1.transfers.list(
+                params={"destination": str(account), "transfer_group": group, "limit": 100}
+            )
+        except stripe.StripeError as exc:
+            return (
+                f"Stripe could not be asked whether withdrawal {withdrawal.pk}'s transfer reached {account} "
+                f"({type(exc).__name__}); try again. Nothing was changed."
+            )
+        live = [t for t in sent.data if not t.reversed]
+        if not live:
+            return ""
+        return (
+            f"Transfer {live[0].id} already put this money on the player's connected account {account}: a refund "
+            "would pay twice. Retry the payout, or reverse the transfer at Stripe first. Nothing was changed."
+        )
+
+    def _transfer_status(self, client: Any, *, withdrawal: Withdrawal, account: str) -> StatusResult:
+        """No payout on the connected account yet: did the withdrawal's Transfer reach it? Then the attempt is
+        half done (PENDING: the payout worker's retry finds the transfer and makes the payout, same key); else
+        NOT_FOUND. Raises StripeError for the caller to classify."""
+        group = self.transfer_group(withdrawal)
+        sent = client.v1.transfers.list(params={"destination": account, "transfer_group": group, "limit": 100})
+        live = [t for t in sent.data if not t.reversed]
+        if not live:
+            return StatusResult(
+                PayoutStatus.NOT_FOUND, detail=f"no payout on {account} and no live transfer in group {group}"
+            )
+        transfer = live[0]
+        return StatusResult(
+            PayoutStatus.PENDING,
+            psp_status="transferred",
+            amount_u=_int_or_none(transfer.amount),
+            currency=str(transfer.currency or "").upper(),
+            detail=f"transfer {transfer.id} reached {account}; its payout is not made yet (the payout worker retries)",
+            evidence={"transfer": transfer.to_dict(), "stripe_account": account},
         )
 
 

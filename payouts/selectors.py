@@ -224,3 +224,15 @@ def payout_events_needing_review(*, now: datetime | None = None) -> list[StuckFi
         )
         for event in rows
     ]
+
+
+def withdrawal_destination_label(withdrawal: Withdrawal) -> str:
+    """Where a withdrawal is paid, in one line for operators (its rail's `destination_label`)."""
+    from .errors import UnknownProvider
+    from .providers import get_provider
+
+    try:
+        rail = get_provider(withdrawal.provider)
+    except UnknownProvider:
+        return f"unknown rail {withdrawal.provider!r}"
+    return rail.destination_label(withdrawal.destination)

@@ -190,15 +190,21 @@ def _schedule_payout(withdrawal: Withdrawal) -> None:
 # --- Player actions ------------------------------------------------------------------------
 
 
-def withdrawal_validate(*, user: User, amount_u: Any, currency: Any, provider: Any, destination: Any = None) -> None:
-    """Refuse a withdrawal request that could never be valid (changes nothing)."""
+def withdrawal_validate(
+    *, user: User, amount_u: Any, currency: Any, provider: Any, destination: Any = None
+) -> dict[str, Any]:
+    """Refuse a withdrawal request that could never be valid (changes nothing); return the destination to store.
+
+    The destination is required and checked by its rail's declaration (`PayoutProvider.clean_destination`):
+    a missing, empty or malformed one is refused here, before anything is held.
+    """
     amount_u_check(amount_u, error=InvalidAmount)
     get_currency(currency)
     rail = get_provider(provider)
-    if destination is not None and not isinstance(destination, dict):
-        raise InvalidWithdrawal("destination must be an object.")
     rail.validate_request(currency=currency, destination=destination)
+    cleaned = rail.clean_destination(destination)
     require_player(user)
+    return cleaned
 
 
 def withdrawal_request(
@@ -212,16 +218,22 @@ def withdrawal_request(
 ) -> Withdrawal:
     """Hold the funds (available -> held) and create the withdrawal in `requested`.
 
+    `destination` is required: the rail's own shape (`PayoutProvider.destination_shape`), stored on the
+    withdrawal as a snapshot of where it is paid. A missing or malformed one raises InvalidDestination (400)
+    or, on chain, InvalidChainAddress (400), and nothing is held.
+
     The player acts, or an operator on the player's behalf (the `withdraw` command); either way the
     withdrawal then waits for an operator's approval.
 
     Raises InsufficientFunds (422) and changes nothing when the available balance is too small.
     """
-    withdrawal_validate(user=user, amount_u=amount_u, currency=currency, provider=provider, destination=destination)
+    snapshot = withdrawal_validate(
+        user=user, amount_u=amount_u, currency=currency, provider=provider, destination=destination
+    )
     actor = require_actor(acting_user if acting_user is not None else user)
     with transaction.atomic():
         withdrawal = Withdrawal.objects.create(
-            user=user, amount_u=amount_u, currency=currency, provider=provider, destination=destination or {}
+            user=user, amount_u=amount_u, currency=currency, provider=provider, destination=snapshot
         )
         transfer(
             source=user_account(user=user, currency=currency),
@@ -305,6 +317,8 @@ def withdrawal_resolve(*, withdrawal_id: int, acting_user: Actor, decision: str,
     if decision not in RESOLVE_DECISIONS:
         raise InvalidWithdrawal(f"decision must be one of {', '.join(RESOLVE_DECISIONS)}; got {decision!r}.")
     reason = _require_reason(reason)
+    if decision == "refund_failed":
+        _require_refundable(withdrawal_id)  # asks the PSP: outside the transaction
     with transaction.atomic():
         withdrawal = withdrawal_lock(withdrawal_id=withdrawal_id)
         _authorize(withdrawal=withdrawal, action=decision, actor=acting_user)
@@ -323,6 +337,16 @@ def withdrawal_resolve(*, withdrawal_id: int, acting_user: Actor, decision: str,
         )
         withdrawal.refresh_from_db()
     return withdrawal
+
+
+def _require_refundable(withdrawal_id: int) -> None:
+    """Refuse a refund when the rail says the money already reached the player (Stripe Connect: a live transfer)."""
+    withdrawal = Withdrawal.objects.filter(pk=withdrawal_id).first()
+    if withdrawal is None:
+        raise WithdrawalNotFound(f"No withdrawal {withdrawal_id}.")
+    blocker = get_provider(withdrawal.provider).refund_blocker(withdrawal=withdrawal)
+    if blocker:
+        raise InvalidTransition(blocker, extra={"withdrawal_id": withdrawal.pk, "state": withdrawal.state})
 
 
 def _lock_subject(subject: str) -> Withdrawal:

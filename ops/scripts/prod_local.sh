@@ -113,5 +113,6 @@ echo "prod-local: canary"
 "$PYTHON" manage.py canary --base-url "$base" --simulate --timeout 60 \
     --player-email "$PLAYER_EMAIL" --player-password "$PROD_LOCAL_PASSWORD" \
     --operator-email "$OPERATOR_EMAIL" --operator-password "$PROD_LOCAL_PASSWORD" \
+    --destination '{"transfer_instrument_id": "SE322KH223222F5GXZFNM3BGP"}' \
     --release "$(git rev-parse --short HEAD 2>/dev/null || echo local)" --report-dir "$work/canary"
 echo "prod-local: PASS (go_live_smoke PASS, canary PASS) on production settings with the process list"

@@ -168,6 +168,7 @@ def generate(*, bets: int = 1_000_000, days: int = 30, side_rows: int = 3_000) -
                 amount_u=500_000 * (1 + i % 20),
                 currency="USDC",
                 provider="adyen",
+                destination={"transfer_instrument_id": f"SE{i:023d}"},
                 state=states[i % len(states)],
                 created_at=now - timedelta(hours=i % (24 * days)),
                 state_changed_at=now - timedelta(hours=i % (24 * days)),

@@ -8,6 +8,7 @@ from typing import Any
 from django.utils import timezone
 
 from ops.actors import SystemActor
+from payouts.tests.helpers import destination_for
 
 
 def custody_deposit(*, user: Any, amount_u: int, reference: str, currency: str = "USDC") -> Any:
@@ -64,5 +65,7 @@ def story(*, player: Any) -> dict[str, Any]:
     round_obj = open_next_round()
     deposit = custody_deposit(user=player, amount_u=50_000_000, reference=f"dep-{player.pk}")
     bet = bet_place(user=player, code=round_obj.code, side="UP", stake_u=5_000_000)
-    withdrawal = withdrawal_request(user=player, amount_u=10_000_000, currency="USDC", provider="adyen")
+    withdrawal = withdrawal_request(
+        user=player, amount_u=10_000_000, currency="USDC", provider="adyen", destination=destination_for("adyen")
+    )
     return {"round": round_obj, "deposit": deposit, "bet": bet, "withdrawal": withdrawal, "now": timezone.now()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from django.core.management.base import CommandError
 from accounts.tests.factories import PASSWORD
 from ledger.models import Account
 from payouts.models import Withdrawal
+from payouts.tests.helpers import destination_for
 from webhooks.stub import PSPStub
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -27,8 +29,9 @@ def stub(settings: Any) -> Any:
         yield psp
 
 
-def canary(base_url: str, player: Any, operator: Any, report_dir: Path, *extra: str) -> str:
+def canary(base_url: str, player: Any, operator: Any, report_dir: Path, *extra: str, destination: bool = True) -> str:
     out = StringIO()
+    to = ["--destination", json.dumps(destination_for("adyen"))] if destination else []
     call_command(
         "canary",
         "--base-url",
@@ -48,6 +51,7 @@ def canary(base_url: str, player: Any, operator: Any, report_dir: Path, *extra: 
         str(report_dir),
         "--release",
         "test-sha",
+        *to,
         *extra,
         stdout=out,
     )
@@ -69,6 +73,20 @@ def test_canary_passes_and_writes_its_report(
     balances = dict(Account.objects.filter(owner=player).values_list("kind", "balance_u"))
     assert balances == {"user_available": 0, "user_held": 0}
     assert stub.submissions(withdrawal.attempts.get().idempotency_key) == 1
+    assert withdrawal.destination == destination_for("adyen")
+    [transfer] = stub.objects("adyen_transfer")
+    assert transfer["counterparty"] == {"transferInstrumentId": destination_for("adyen")["transfer_instrument_id"]}
+
+
+def test_the_canary_needs_a_destination_and_changes_nothing_without_one(
+    make_player: Any, make_staff: Any, tmp_path: Path
+) -> None:
+    player = make_player()
+    with pytest.raises(CommandError, match="needs a destination"):
+        canary("http://127.0.0.1:9", player, make_staff(role="finance"), tmp_path, destination=False)
+    assert not Withdrawal.objects.exists() and not Account.objects.filter(owner=player).exists()
+    with pytest.raises(CommandError, match="--destination must be a JSON object"):
+        canary("http://127.0.0.1:9", player, make_staff(role="finance"), tmp_path, "--destination", "[1]")
 
 
 def test_canary_fails_when_the_payout_is_declined(

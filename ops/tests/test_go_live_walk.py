@@ -7,6 +7,7 @@ production-like configuration; the canary uses `--simulate`, as the runbook allo
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from contextlib import contextmanager
@@ -24,6 +25,7 @@ from ops.prod_env import RULES
 from ops.switches import switch_is_on
 from ops.tests.test_commands import LIVE
 from payouts.models import Withdrawal
+from payouts.tests.helpers import destination_for
 from webhooks.stub import PSPStub
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -98,6 +100,7 @@ def test_the_go_live_runbook_passes_in_its_written_order(
         "--player-password": PASSWORD,
         "--operator-email": operator.email,
         "--operator-password": PASSWORD,
+        "--destination": json.dumps(destination_for("adyen")),
     }
     with PSPStub(timeout_delay=2.0) as psp:
         settings.ADYEN_API_BASE = settings.STRIPE_API_BASE = psp.url

@@ -9,6 +9,7 @@ from django.test import Client
 
 from ops.models import Switch
 from ops.switches import switch_set
+from payouts.tests.helpers import destination_for
 
 pytestmark = pytest.mark.django_db
 
@@ -73,7 +74,9 @@ def test_maintenance_mode_refuses_players_writes_only(
     from payouts.services import withdrawal_request
 
     fund(player, 50_000_000)
-    pending = withdrawal_request(user=player, amount_u=1_000_000, currency="USDC", provider="adyen")
+    pending = withdrawal_request(
+        user=player, amount_u=1_000_000, currency="USDC", provider="adyen", destination=destination_for("adyen")
+    )
     finance = make_staff(role="finance")
     finance.set_password("pw-finance-1")
     finance.save()
@@ -82,7 +85,7 @@ def test_maintenance_mode_refuses_players_writes_only(
 
     refused = api.post(
         "/v1/withdrawals",
-        {"amount_u": 1_000_000, "currency": "USDC", "provider": "adyen"},
+        {"amount_u": 1_000_000, "currency": "USDC", "provider": "adyen", "destination": destination_for("adyen")},
         format="json",
         HTTP_IDEMPOTENCY_KEY="maint-1",
     )

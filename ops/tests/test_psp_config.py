@@ -51,7 +51,13 @@ def test_a_payout_on_a_refused_platform_is_a_retryable_error_and_sends_nothing(s
         "test",
         "http://127.0.0.1:9",
     )
-    withdrawal = Withdrawal(pk=1, amount_u=1_000, currency="USD", provider="adyen", destination={})
+    withdrawal = Withdrawal(
+        pk=1,
+        amount_u=1_000,
+        currency="USD",
+        provider="adyen",
+        destination={"transfer_instrument_id": "SE322KH223222F5GXZFNM3BGP"},
+    )
     result = AdyenTransfersProvider().submit(withdrawal=withdrawal, idempotency_key="k-1")
     assert result.outcome == Outcome.ERROR and result.retryable
     assert "Production refuses Adyen's test platform" in result.detail

@@ -26,6 +26,7 @@ from django.test import Client
 
 from config.celery_app import app
 from payouts.models import Withdrawal
+from payouts.tests.helpers import destination_for
 from webhooks.models import WebhookEvent
 from webhooks.tests.helpers import CUSTODY_URL, available, custody_delivery, custody_payload
 
@@ -182,7 +183,7 @@ def test_a_hanging_payout_psp_does_not_delay_deposit_crediting(
         api_client_for(player)
         .post(
             "/v1/withdrawals",
-            {"amount_u": 10_000_000, "currency": "USDC", "provider": "adyen"},
+            {"amount_u": 10_000_000, "currency": "USDC", "provider": "adyen", "destination": destination_for("adyen")},
             format="json",
             HTTP_IDEMPOTENCY_KEY="queue-isolation",
         )

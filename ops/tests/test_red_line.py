@@ -11,7 +11,7 @@ from django.db import DatabaseError, connection, transaction
 from ops.db_guard import service_write_allow
 from payouts.models import Withdrawal
 from payouts.services import withdrawal_request
-from payouts.tests.helpers import balances, snapshot
+from payouts.tests.helpers import balances, destination_for, snapshot
 from webhooks.models import Deposit
 
 pytestmark = pytest.mark.django_db
@@ -26,7 +26,9 @@ def test_raw_update_of_a_withdrawal_state_is_refused(
     player: Any, fund: Callable[..., Any], assert_ledger_ok: Callable[[], None]
 ) -> None:
     fund(player, 50_000_000)
-    withdrawal = withdrawal_request(user=player, amount_u=20_000_000, currency="USDC", provider="adyen")
+    withdrawal = withdrawal_request(
+        user=player, amount_u=20_000_000, currency="USDC", provider="adyen", destination=destination_for("adyen")
+    )
     before, money = snapshot(), balances(player)
 
     with pytest.raises(DatabaseError, match="red line: UPDATE of payouts_withdrawal"):
@@ -42,7 +44,9 @@ def test_raw_update_of_a_withdrawal_state_is_refused(
 @pytest.mark.django_db(transaction=True)  # the permission must end with a real, committed transaction
 def test_other_columns_and_service_transactions_pass(player: Any, fund: Callable[..., Any]) -> None:
     fund(player, 50_000_000)
-    withdrawal = withdrawal_request(user=player, amount_u=20_000_000, currency="USDC", provider="adyen")
+    withdrawal = withdrawal_request(
+        user=player, amount_u=20_000_000, currency="USDC", provider="adyen", destination=destination_for("adyen")
+    )
     _raw("UPDATE payouts_withdrawal SET psp_reference = 'x' WHERE id = %s", [withdrawal.pk])  # not guarded
     with transaction.atomic():
         service_write_allow()

@@ -21,6 +21,7 @@ leaves the chain after it was paid is flagged for review (listed by `detect_stuc
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,10 +53,17 @@ REPLACE_KIND = "chain_replace_tx"
 
 
 def destination_address(destination: Any) -> str:
-    """Return the EIP-55 checksummed address of a withdrawal destination, or raise InvalidChainAddress."""
+    """Return the EIP-55 checksummed address of a withdrawal destination, or raise InvalidChainAddress.
+
+    Refused: anything but `{"address": "0x..."}`, an address that is not EIP-55 checksummed, the zero
+    address, the token contract itself, our hot wallet and any of our deposit addresses (money sent
+    there would never leave the platform, or be lost).
+    """
     from eth_utils import is_checksum_address
 
-    address = destination.get("address") if isinstance(destination, dict) else None
+    if not isinstance(destination, dict) or set(destination) != {"address"}:
+        raise InvalidChainAddress('An on-chain withdrawal needs destination {"address": "0x..."}; nothing was held.')
+    address = destination["address"]
     if not isinstance(address, str) or not address:
         raise InvalidChainAddress('An on-chain withdrawal needs destination {"address": "0x..."}; nothing was held.')
     if not is_checksum_address(address):
@@ -65,7 +73,34 @@ def destination_address(destination: Any) -> str:
         )
     if int(address, 16) == 0:
         raise InvalidChainAddress("The zero address cannot receive a withdrawal; nothing was held.")
+    refusal = _our_own_address(address)
+    if refusal:
+        raise InvalidChainAddress(f"{address} is {refusal}: it cannot receive a withdrawal; nothing was held.")
     return address
+
+
+def _our_own_address(address: str) -> str:
+    """What of ours `address` is (the token contract, the hot wallet, a deposit address), or ""."""
+    from django.conf import settings
+
+    from .config import HOT_WALLET_KEY_ENV, hot_wallet_address
+    from .errors import ChainNotConfigured
+    from .models import DepositAddress
+
+    lowered = address.lower()
+    if lowered == str(settings.CHAIN_USDC_ADDRESS or "").lower():
+        return "the USDC token contract"
+    hot_wallets = {a.lower() for a in HotWallet.objects.values_list("address", flat=True)}
+    try:
+        if os.environ.get(HOT_WALLET_KEY_ENV) or settings.CHAIN_HOT_WALLET_ADDRESS:
+            hot_wallets.add(hot_wallet_address().lower())
+    except ChainNotConfigured:
+        pass  # a key that does not load is refused where it is used; the stored wallets still count
+    if lowered in hot_wallets:
+        return "the platform's hot wallet"
+    if DepositAddress.objects.filter(address__iexact=address).exists():
+        return "a deposit address of this platform"
+    return ""
 
 
 # --- Pre-flight: fees and balances ---------------------------------------------------------

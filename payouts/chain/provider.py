@@ -43,20 +43,29 @@ class OnChainUSDCProvider(PayoutProvider):
 
     name = PROVIDER_NAME
     status_before_resubmit = False  # `submit` itself resends the signed bytes recorded for the key, never signs twice
+    destination_shape = '{"address": "0x..."} (an EIP-55 checksummed address, not one of the platform\'s own)'
 
     def validate_request(self, *, currency: str, destination: Any) -> None:
-        """Refuse, at request time, a currency other than USDC or a destination that is not EIP-55."""
+        """Refuse, at request time, a currency other than USDC."""
         if currency != CURRENCY:
             raise ChainCurrencyNotSupported(
                 f"The on-chain rail pays {CURRENCY} only, not {currency}; nothing was held."
             )
-        destination_address(destination)
+
+    def clean_destination(self, destination: Any) -> dict[str, Any]:
+        """An EIP-55 address; the zero address, the token contract, the hot wallet and deposit addresses refused."""
+        return {"address": destination_address(destination)}
+
+    def destination_label(self, destination: Any) -> str:
+        address = destination.get("address") if isinstance(destination, dict) else None
+        return f"address {address}" if address else super().destination_label(destination)
 
     def submit(self, *, withdrawal: Withdrawal, idempotency_key: str) -> SubmitResult:
         try:
             cfg = chain_settings()
+            destination_address(withdrawal.destination)  # refused before anything is read, signed or sent
             key = hot_wallet_key()
-        except ChainNotConfigured as exc:
+        except (ChainNotConfigured, InvalidChainAddress) as exc:
             return SubmitResult(Outcome.REFUSED, detail=exc.detail)
         w3 = web3_client(cfg)
         records = list(ChainTransfer.objects.filter(idempotency_key=idempotency_key).order_by("-seq"))

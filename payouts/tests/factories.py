@@ -37,6 +37,7 @@ from payouts.services import (
     withdrawal_request,
     withdrawal_resolve,
 )
+from payouts.tests.helpers import DESTINATIONS, destination_for
 from webhooks.stub import PSPStub
 
 STUB_KIND = {"adyen": "adyen_transfer", "stripe": "stripe_payout"}
@@ -66,7 +67,8 @@ class WithdrawalFactory(factory.django.DjangoModelFactory[Withdrawal]):
     amount_u = 5_000_000
     currency = "USDC"
     provider = "adyen"
-    destination: dict[str, Any] | None = None
+    # The rail's own destination shape (payouts.tests.helpers.DESTINATIONS); give one for a chain withdrawal.
+    destination = factory.LazyAttribute(lambda o: destination_for(o.provider) if o.provider in DESTINATIONS else None)
     user = factory.SubFactory(
         FundedPlayerFactory, balance_u=factory.SelfAttribute("..amount_u"), currency=factory.SelfAttribute("..currency")
     )

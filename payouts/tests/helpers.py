@@ -8,11 +8,25 @@ from typing import Any
 from django.test import Client
 
 from webhooks.stub import (
+    STUB_CONNECTED_ACCOUNT,
     adyen_transfer_request,
     adyen_transfer_webhook,
     stripe_event,
     stripe_request,
 )
+
+# A valid destination per rail, each in its rail's declared shape (`PayoutProvider.destination_shape`).
+ADYEN_INSTRUMENT = "SE322KH223222F5GXZFNM3BGP"  # the player's own transfer instrument (Adyen's id format)
+ADYEN_IBAN = "NL91ABNA0417164300"  # a third party's bank account (a valid IBAN)
+DESTINATIONS: dict[str, dict[str, Any]] = {
+    "adyen": {"transfer_instrument_id": ADYEN_INSTRUMENT},
+    "stripe": {"connected_account": STUB_CONNECTED_ACCOUNT},  # the account every PSPStub knows
+}
+
+
+def destination_for(provider: str) -> dict[str, Any]:
+    """A valid destination for a PSP rail's withdrawal in tests (chain tests give their own address)."""
+    return dict(DESTINATIONS[provider])
 
 
 @dataclass

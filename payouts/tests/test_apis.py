@@ -9,12 +9,13 @@ import pytest
 from ops.errors import NotAPlayer
 from payouts.models import Withdrawal
 from payouts.services import withdrawal_approve, withdrawal_request
+from payouts.tests.helpers import destination_for
 
 from .factories import WithdrawalFactory
 from .helpers import Balances, balances, snapshot
 
 URL = "/v1/withdrawals"
-BODY = {"amount_u": 5_000_000, "currency": "USDC", "provider": "adyen"}
+BODY = {"amount_u": 5_000_000, "currency": "USDC", "provider": "adyen", "destination": destination_for("adyen")}
 
 
 def post_withdrawal(client: Any, body: Any, key: str = "key-1") -> Any:
@@ -88,8 +89,8 @@ def test_balance_too_small_is_refused_and_changes_nothing(player: Any, fund: Any
         ({**BODY, "currency": "usdc"}, "currency"),
         ({**BODY, "provider": "paypal"}, "provider"),
         ({**BODY, "destination": "IBAN DE00"}, "destination"),
-        ({"currency": "USDC", "provider": "adyen"}, "amount_u"),
-        ({"amount_u": 5_000_000, "provider": "adyen"}, "currency"),
+        ({"currency": "USDC", "provider": "adyen", "destination": destination_for("adyen")}, "amount_u"),
+        ({"amount_u": 5_000_000, "provider": "adyen", "destination": destination_for("adyen")}, "currency"),
         ({"amount_u": 5_000_000, "currency": "USDC"}, "provider"),
         ([], "non_field_errors"),
     ],
@@ -118,9 +119,19 @@ def test_player_lists_and_reads_only_their_own(
 ) -> None:
     other = make_player()
     fund(other, 10_000_000)
-    mine = withdrawal_request(user=funded_player, amount_u=1_000_000, currency="USDC", provider="adyen")
-    withdrawal_request(user=funded_player, amount_u=2_000_000, currency="USDC", provider="stripe")
-    theirs = withdrawal_request(user=other, amount_u=3_000_000, currency="USDC", provider="adyen")
+    mine = withdrawal_request(
+        user=funded_player, amount_u=1_000_000, currency="USDC", provider="adyen", destination=destination_for("adyen")
+    )
+    withdrawal_request(
+        user=funded_player,
+        amount_u=2_000_000,
+        currency="USDC",
+        provider="stripe",
+        destination=destination_for("stripe"),
+    )
+    theirs = withdrawal_request(
+        user=other, amount_u=3_000_000, currency="USDC", provider="adyen", destination=destination_for("adyen")
+    )
     client = api_client_for(funded_player)
 
     page = client.get(URL, {"limit": 1}).json()
@@ -157,7 +168,9 @@ def test_player_cancels_while_requested(
 
 
 def test_players_and_support_cannot_approve_or_reject(funded_player: Any, support: Any, api_client_for: Any) -> None:
-    withdrawal = withdrawal_request(user=funded_player, amount_u=1_000_000, currency="USDC", provider="adyen")
+    withdrawal = withdrawal_request(
+        user=funded_player, amount_u=1_000_000, currency="USDC", provider="adyen", destination=destination_for("adyen")
+    )
     frozen = snapshot()
     assert_problem(api_client_for(funded_player).post(f"{URL}/{withdrawal.pk}/approve"), 403)
     assert_problem(api_client_for(support).post(f"{URL}/{withdrawal.pk}/approve"), 403, "payouts/forbidden")
@@ -199,8 +212,12 @@ def test_four_eyes_above_the_threshold(
     django_capture_on_commit_callbacks: Any,
 ) -> None:
     settings.FOUR_EYES_THRESHOLDS = {"USDC": "2"}
-    small = withdrawal_request(user=funded_player, amount_u=2_000_000, currency="USDC", provider="adyen")
-    big = withdrawal_request(user=funded_player, amount_u=2_000_001, currency="USDC", provider="adyen")
+    small = withdrawal_request(
+        user=funded_player, amount_u=2_000_000, currency="USDC", provider="adyen", destination=destination_for("adyen")
+    )
+    big = withdrawal_request(
+        user=funded_player, amount_u=2_000_001, currency="USDC", provider="adyen", destination=destination_for("adyen")
+    )
     first, second = api_client_for(finance), api_client_for(finance2)
 
     assert first.post(f"{URL}/{small.pk}/approve").json()["state"] == "approved"  # at the threshold: one is enough

@@ -13,6 +13,7 @@ import pytest
 from ops.tests.browser import SCREENSHOTS, admin_login
 from payouts.models import Withdrawal
 from payouts.services import payout_submit, withdrawal_request
+from payouts.tests.helpers import destination_for
 
 from .helpers import balances
 
@@ -33,8 +34,12 @@ def test_operator_approves_and_second_operator_resolves_from_the_queue(
     browser: Any, live_server: Any, stub: Any, funded_player: Any, finance: Any, finance2: Any
 ) -> None:
     start = balances(funded_player)
-    paid = withdrawal_request(user=funded_player, amount_u=10_000_000, currency="USDC", provider="adyen")
-    failing = withdrawal_request(user=funded_player, amount_u=7_000_000, currency="USDC", provider="adyen")
+    paid = withdrawal_request(
+        user=funded_player, amount_u=10_000_000, currency="USDC", provider="adyen", destination=destination_for("adyen")
+    )
+    failing = withdrawal_request(
+        user=funded_player, amount_u=7_000_000, currency="USDC", provider="adyen", destination=destination_for("adyen")
+    )
 
     first = admin_login(browser, live_server.url, finance.email)
     first.goto(f"/admin/payouts/withdrawal/{paid.pk}/change/")

@@ -10,6 +10,7 @@ import pytest
 from ledger.models import Account
 from payouts.models import PayoutAttempt, PayoutEvent, Withdrawal
 from payouts.tasks import submit_payout
+from payouts.tests.helpers import destination_for
 
 from .helpers import balances, send_adyen_transfer, send_stripe_payout_event, snapshot
 
@@ -67,7 +68,7 @@ def test_canary_money_loop_over_http(
     # Withdraw request: the funds are held.
     response = client.post(
         "/v1/withdrawals",
-        {"amount_u": AMOUNT_U, "currency": "USDC", "provider": provider},
+        {"amount_u": AMOUNT_U, "currency": "USDC", "provider": provider, "destination": destination_for(provider)},
         format="json",
         HTTP_IDEMPOTENCY_KEY="canary-1",
     )
@@ -140,7 +141,9 @@ def test_canary_money_loop_over_http(
 def test_bad_signature_changes_nothing(stub: Any, funded_player: Any, finance: Any, assert_ledger_ok: Any) -> None:
     from payouts.services import payout_submit, withdrawal_approve, withdrawal_request
 
-    withdrawal = withdrawal_request(user=funded_player, amount_u=AMOUNT_U, currency="USDC", provider="adyen")
+    withdrawal = withdrawal_request(
+        user=funded_player, amount_u=AMOUNT_U, currency="USDC", provider="adyen", destination=destination_for("adyen")
+    )
     withdrawal_approve(withdrawal_id=withdrawal.pk, acting_user=finance)
     payout_submit(withdrawal_id=withdrawal.pk)
     transfer = stub.objects("adyen_transfer")[0]

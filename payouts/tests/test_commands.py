@@ -14,9 +14,12 @@ from django.utils import timezone
 from ops.models import WorkerRun
 from payouts.models import Withdrawal
 from payouts.tasks import detect_stuck_finance_jobs
+from webhooks.stub import STUB_CONNECTED_ACCOUNT
 
 from .factories import WithdrawalFactory
-from .helpers import balances, snapshot
+from .helpers import ADYEN_INSTRUMENT, balances, snapshot
+
+ADYEN_DEST = ["--transfer-instrument", ADYEN_INSTRUMENT]
 
 
 def run(*args: str) -> str:
@@ -47,10 +50,22 @@ def age(withdrawal: Withdrawal, **delta: float) -> None:
 
 def test_withdraw_command_holds_through_the_service(funded_player: Any, assert_ledger_ok: Any) -> None:
     before = balances(funded_player)
-    out = run("withdraw", "--user", funded_player.email, "--amount", "3000000", "--provider", "stripe")
+    out = run(
+        "withdraw",
+        "--user",
+        funded_player.email,
+        "--amount",
+        "3000000",
+        "--provider",
+        "stripe",
+        "--connected-account",
+        STUB_CONNECTED_ACCOUNT,
+    )
     withdrawal = Withdrawal.objects.get()
     assert f"withdrawal {withdrawal.pk} requested" in out
     assert (withdrawal.state, withdrawal.amount_u, withdrawal.provider) == ("requested", 3_000_000, "stripe")
+    assert withdrawal.destination == {"connected_account": STUB_CONNECTED_ACCOUNT}
+    assert f"to connected account {STUB_CONNECTED_ACCOUNT}" in out
     assert balances(funded_player).held_u == 3_000_000
     assert balances(funded_player).available_u == before.available_u - 3_000_000
     assert_ledger_ok()
@@ -58,7 +73,7 @@ def test_withdraw_command_holds_through_the_service(funded_player: Any, assert_l
 
 def test_withdraw_dry_run_changes_nothing(funded_player: Any) -> None:
     frozen = snapshot()
-    out = run("withdraw", "--user", funded_player.email, "--amount", "3000000", "--dry-run")
+    out = run("withdraw", "--user", funded_player.email, "--amount", "3000000", *ADYEN_DEST, "--dry-run")
     assert out.startswith("dry run: would hold 3.000000 USDC")
     assert snapshot() == frozen
 
@@ -77,7 +92,7 @@ def test_withdraw_dry_run_changes_nothing(funded_player: Any) -> None:
 def test_withdraw_refusals_are_one_readable_line(funded_player: Any, args: list[str], message: str) -> None:
     frozen = snapshot()
     with pytest.raises(CommandError) as error:
-        run("withdraw", "--user", funded_player.email, *args)
+        run("withdraw", "--user", funded_player.email, *ADYEN_DEST, *args)
     text = str(error.value)
     assert "\n" not in text
     assert text.startswith("refused:")

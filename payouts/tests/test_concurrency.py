@@ -20,6 +20,7 @@ from payouts.services import (
     withdrawal_request,
     withdrawal_resolve,
 )
+from payouts.tests.helpers import destination_for
 
 from .helpers import balances
 
@@ -58,7 +59,9 @@ def race(*actions: Callable[[], Any]) -> list[Any]:
 
 def _failed_payout(stub: Any, player: Any, operator: Any) -> Withdrawal:
     stub.set_mode("adyen_transfer", "decline", times=1)
-    withdrawal = withdrawal_request(user=player, amount_u=AMOUNT_U, currency="USDC", provider="adyen")
+    withdrawal = withdrawal_request(
+        user=player, amount_u=AMOUNT_U, currency="USDC", provider="adyen", destination=destination_for("adyen")
+    )
     withdrawal_approve(withdrawal_id=withdrawal.pk, acting_user=operator)
     payout_submit(withdrawal_id=withdrawal.pk)
     withdrawal.refresh_from_db()
@@ -134,7 +137,9 @@ def test_two_refunds_at_once_release_once(
 
 def test_approve_and_reject_at_once(funded_player: Any, finance: Any, finance2: Any, assert_ledger_ok: Any) -> None:
     before = balances(funded_player)
-    withdrawal = withdrawal_request(user=funded_player, amount_u=AMOUNT_U, currency="USDC", provider="adyen")
+    withdrawal = withdrawal_request(
+        user=funded_player, amount_u=AMOUNT_U, currency="USDC", provider="adyen", destination=destination_for("adyen")
+    )
     results = race(
         lambda: withdrawal_approve(withdrawal_id=withdrawal.pk, acting_user=finance),
         lambda: withdrawal_reject(withdrawal_id=withdrawal.pk, acting_user=finance2, reason="fraud suspicion"),

@@ -13,6 +13,7 @@ import pytest
 
 from ops.tests.tracing import Records, in_memory_spans
 from payouts.models import Withdrawal
+from payouts.tests.helpers import destination_for
 
 from .helpers import send_adyen_transfer
 
@@ -52,7 +53,12 @@ def test_a_withdrawal_is_one_flow_from_request_to_paid_webhook(
             api_client_for(funded_player)
             .post(
                 "/v1/withdrawals",
-                {"amount_u": 10_000_000, "currency": "USDC", "provider": "adyen"},
+                {
+                    "amount_u": 10_000_000,
+                    "currency": "USDC",
+                    "provider": "adyen",
+                    "destination": destination_for("adyen"),
+                },
                 format="json",
                 HTTP_IDEMPOTENCY_KEY="flow-traced",
             )

@@ -18,6 +18,7 @@ from ops.approvals import SecondOperatorRequired, decision_approve, parse_thresh
 from ops.models import Proposal
 from payouts.models import Withdrawal
 from payouts.services import payout_submit, withdrawal_approve, withdrawal_request, withdrawal_resolve
+from payouts.tests.helpers import destination_for
 
 from .helpers import snapshot
 
@@ -36,7 +37,9 @@ def thresholds(settings: Any) -> None:
 
 def requested(player: Any, fund: Callable[..., Any], currency: str, amount_u: int) -> Withdrawal:
     fund(player, amount_u, currency)
-    return withdrawal_request(user=player, amount_u=amount_u, currency=currency, provider="adyen")
+    return withdrawal_request(
+        user=player, amount_u=amount_u, currency=currency, provider="adyen", destination=destination_for("adyen")
+    )
 
 
 def approve_fully(withdrawal: Withdrawal, operators: list[Any]) -> None:

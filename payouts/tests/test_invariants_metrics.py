@@ -12,18 +12,23 @@ from ledger.reconciliation import invariant_names
 from ops.metrics import DatabaseCollector
 from payouts.invariants import check_held_equals_withdrawals
 from payouts.services import withdrawal_request, withdrawal_resolve
+from payouts.tests.helpers import destination_for
 
 from .factories import WithdrawalFactory
 
 
 def test_invariant_is_registered_and_holds(funded_player: Any, assert_ledger_ok: Any) -> None:
     assert "held_equals_withdrawals" in invariant_names()
-    withdrawal_request(user=funded_player, amount_u=1_000_000, currency="USDC", provider="adyen")
+    withdrawal_request(
+        user=funded_player, amount_u=1_000_000, currency="USDC", provider="adyen", destination=destination_for("adyen")
+    )
     assert_ledger_ok()
 
 
 def test_invariant_catches_a_held_balance_without_withdrawal(funded_player: Any) -> None:
-    withdrawal_request(user=funded_player, amount_u=1_000_000, currency="USDC", provider="adyen")
+    withdrawal_request(
+        user=funded_player, amount_u=1_000_000, currency="USDC", provider="adyen", destination=destination_for("adyen")
+    )
     # Simulate corruption: the stored held balance drifts from the withdrawals.
     Account.objects.filter(owner=funded_player, kind=Account.Kind.USER_HELD).update(balance_u=1_500_000)
     breaches = list(check_held_equals_withdrawals())

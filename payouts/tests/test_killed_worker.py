@@ -21,8 +21,9 @@ from django.utils import timezone
 from ledger.models import Journal
 from payouts.models import PayoutAttempt, Withdrawal
 from payouts.reconciliation import payouts_reconcile
-from payouts.services import withdrawal_approve, withdrawal_request
+from payouts.services import payout_submit, withdrawal_approve, withdrawal_request
 from payouts.tasks import reconcile_payouts
+from payouts.tests.helpers import destination_for
 from webhooks.stub import PSPStub
 
 from .helpers import balances
@@ -73,7 +74,13 @@ def test_worker_killed_during_psp_calls_is_detected_and_reconciled(
         try:
             withdrawals = []
             for provider in ("adyen", "stripe"):
-                w = withdrawal_request(user=funded_player, amount_u=AMOUNT_U, currency="USDC", provider=provider)
+                w = withdrawal_request(
+                    user=funded_player,
+                    amount_u=AMOUNT_U,
+                    currency="USDC",
+                    provider=provider,
+                    destination=destination_for(provider),
+                )
                 withdrawals.append(withdrawal_approve(withdrawal_id=w.pk, acting_user=finance))  # queued on commit
             wait_until(
                 lambda: len([r for r in psp.requests if r.method == "POST"]) == 2,
@@ -116,6 +123,13 @@ def test_worker_killed_during_psp_calls_is_detected_and_reconciled(
         assert reconcile_payouts() == 2
         assert set(Withdrawal.objects.filter(pk__in=keys).values_list("state", flat=True)) == {"payout_submitted"}
         assert balances(funded_player).held_u == 2 * AMOUNT_U
+        # Stripe Connect: the transfer reached the player's account, its payout was never asked for (the worker
+        # died first); reconciliation saw it half done (pending). The worker's retry, same keys, finishes it.
+        psp.set_mode("*", "ok")
+        stripe_pk = next(w.pk for w in withdrawals if w.provider == "stripe")
+        assert psp.objects("stripe_payout") == []
+        assert payout_submit(withdrawal_id=stripe_pk).status == "accepted"
+        assert len(psp.objects("stripe_transfer")) == 1  # the transfer was replayed, not made twice
         # The PSP pays both; the next reconciliation finishes them, without an operator.
         for obj in psp.objects("adyen_transfer"):
             psp.set_object_status(obj["id"], "booked")

@@ -14,6 +14,7 @@ from ops.switches import switch_set
 from payouts.models import PayoutAttempt, Withdrawal
 from payouts.services import payout_submit, withdrawal_resolve
 from payouts.tasks import submit_payout
+from webhooks.stub import STUB_CONNECTED_ACCOUNT
 
 from .factories import WithdrawalFactory
 from .helpers import Balances, balances, send_adyen_transfer, send_stripe_payout_event, snapshot
@@ -228,9 +229,10 @@ def test_requeue_after_a_freeze_and_after_unanswered_timeouts(
 @pytest.mark.parametrize("provider", ["adyen", "stripe"])
 def test_provider_sends_our_key_amount_and_credentials(provider: str, stub: Any) -> None:
     withdrawal = WithdrawalFactory.create(submitted=True, psp=stub, provider=provider, amount_u=AMOUNT_U)
-    [request] = stub.requests
+    request = stub.requests[-1]  # the call that pays: Adyen's transfer, Stripe's payout on the connected account
     assert request.idempotency_key == withdrawal.idempotency_key == f"wd-{withdrawal.pk}-1"
     if provider == "adyen":
+        assert len(stub.requests) == 1
         assert request.path.endswith("/transfers")
         assert request.headers["x-api-key"] == "adyen_test_key"
         assert request.body["amount"] == {"currency": "USDC", "value": AMOUNT_U}
@@ -242,18 +244,26 @@ def test_provider_sends_our_key_amount_and_credentials(provider: str, stub: Any)
         assert re.fullmatch(r"[A-Za-z0-9/?:().,'+ -]{1,140}", request.body["description"])
         [transfer] = stub.objects("adyen_transfer")
         assert withdrawal.flow_id in transfer["description"]  # what the PSP keeps
-    else:
-        assert request.path == "/v1/payouts"
-        assert request.headers["authorization"] == "Bearer sk_test_stub"
-        assert request.body["amount"] == str(AMOUNT_U)
-        assert request.body["metadata"] == {
-            "withdrawal_id": str(withdrawal.pk),
-            "idempotency_key": withdrawal.idempotency_key,
-            "flow_id": withdrawal.flow_id,
-        }
+    else:  # Stripe Connect: a transfer to the player's connected account, then that account's payout
+        tags = {"withdrawal_id": str(withdrawal.pk), "flow_id": withdrawal.flow_id}
+        lookup, transfer_call, payout_call = stub.requests
+        assert (lookup.method, lookup.path) == ("GET", "/v1/transfers")  # one transfer per withdrawal, ever
+        assert transfer_call.path == "/v1/transfers" and "stripe-account" not in transfer_call.headers
+        assert transfer_call.headers["authorization"] == "Bearer sk_test_stub"
+        assert transfer_call.idempotency_key == f"wd-{withdrawal.pk}:transfer:0"
+        assert transfer_call.body["amount"] == str(AMOUNT_U)
+        assert transfer_call.body["destination"] == STUB_CONNECTED_ACCOUNT
+        assert transfer_call.body["transfer_group"] == f"withdrawal-{withdrawal.pk}"
+        assert transfer_call.body["metadata"] == tags
+        assert payout_call.path == "/v1/payouts"
+        assert payout_call.headers["stripe-account"] == STUB_CONNECTED_ACCOUNT
+        assert payout_call.headers["authorization"] == "Bearer sk_test_stub"
+        assert payout_call.body["amount"] == str(AMOUNT_U)
+        assert payout_call.body["metadata"] == {**tags, "idempotency_key": withdrawal.idempotency_key}
         assert withdrawal.flow_id.startswith("wd-")
         [payout] = stub.objects("stripe_payout")
         assert payout["metadata"]["flow_id"] == withdrawal.flow_id  # what the PSP keeps
+        assert stub.owner(payout["id"]) == STUB_CONNECTED_ACCOUNT  # paid from the player's account, not ours
 
 
 def test_paid_after_a_refund_is_reported_until_an_operator_reviews_it(stub: Any, finance: Any) -> None:

@@ -19,6 +19,8 @@ from payouts.models import PayoutStatusCheck, Withdrawal
 from payouts.reconciliation import payouts_to_reconcile
 from payouts.selectors import stuck_withdrawals
 from payouts.services import payout_submit, withdrawal_approve, withdrawal_request, withdrawal_resolve
+from payouts.tests.helpers import destination_for
+from webhooks.stub import STUB_CONNECTED_ACCOUNT
 
 from .helpers import balances, send_adyen_transfer, send_stripe_payout_event, snapshot
 
@@ -32,7 +34,9 @@ FAILED = {"adyen": "failed", "stripe": "failed"}
 
 def accepted(stub: Any, player: Any, operator: Any, provider: str) -> tuple[Withdrawal, dict[str, Any]]:
     """A payout the PSP accepted (no webhook yet): payout_submitted with the PSP's reference."""
-    withdrawal = withdrawal_request(user=player, amount_u=AMOUNT_U, currency="USDC", provider=provider)
+    withdrawal = withdrawal_request(
+        user=player, amount_u=AMOUNT_U, currency="USDC", provider=provider, destination=destination_for(provider)
+    )
     withdrawal_approve(withdrawal_id=withdrawal.pk, acting_user=operator)
     assert payout_submit(withdrawal_id=withdrawal.pk).status == "accepted"
     withdrawal.refresh_from_db()
@@ -60,6 +64,16 @@ def test_accepted_never_confirmed_is_asked_then_resolved_with_four_eyes(
     before = balances(funded_player)
     withdrawal, obj = accepted(stub, funded_player, finance, provider)
     settings.FOUR_EYES_THRESHOLDS = {"USDC": "10"}  # resolving this 25 USDC payout needs two operators
+    if provider == "stripe":
+        # Connect: the money is on the player's connected account; no refund until the transfer is reversed.
+        frozen = snapshot()
+        with pytest.raises(InvalidTransition, match="a refund would pay twice"):
+            withdrawal_resolve(
+                withdrawal_id=withdrawal.pk, acting_user=finance2, decision="refund_failed", reason="PSP silent"
+            )
+        assert snapshot() == frozen
+        [transfer] = stub.objects("stripe_transfer")
+        stub.reverse_transfer(transfer["id"])  # the operator reversed it at Stripe
 
     # Not asked yet: resolution from payout_submitted is refused and changes nothing.
     frozen = snapshot()
@@ -71,8 +85,11 @@ def test_accepted_never_confirmed_is_asked_then_resolved_with_four_eyes(
 
     # Ask the PSP (a real status call through the SDK): still pending, recorded, nothing moves.
     assert reconcile(withdrawal) == f"withdrawal {withdrawal.pk}: PSP says pending -> none: no final answer yet"
-    gets = [r for r in stub.requests if r.method == "GET"]
+    # (Stripe: the status call, after the payout worker's transfer lookup; it asks the connected account.)
+    gets = [r for r in stub.requests if r.method == "GET" and r.path != "/v1/transfers"]
     assert [r.path.rsplit("/", 1)[-1] for r in gets] == [obj["id"]]
+    if provider == "stripe":
+        assert gets[0].headers["stripe-account"] == STUB_CONNECTED_ACCOUNT
     check = PayoutStatusCheck.objects.get(withdrawal=withdrawal)
     assert (check.answer, check.psp_reference, check.idempotency_key) == (
         "pending",
@@ -184,7 +201,9 @@ def test_unknown_or_contradictory_answer_goes_to_manual_review_with_evidence(
 
 def test_a_payout_that_never_reached_the_psp_is_not_found_by_key(stub: Any, funded_player: Any, finance: Any) -> None:
     stub.set_mode("adyen_transfer", "fail", times=1)  # 500: nothing stored at the PSP
-    withdrawal = withdrawal_request(user=funded_player, amount_u=AMOUNT_U, currency="USDC", provider="adyen")
+    withdrawal = withdrawal_request(
+        user=funded_player, amount_u=AMOUNT_U, currency="USDC", provider="adyen", destination=destination_for("adyen")
+    )
     withdrawal_approve(withdrawal_id=withdrawal.pk, acting_user=finance)
     assert payout_submit(withdrawal_id=withdrawal.pk).status == "error"
     out = reconcile(withdrawal)

@@ -9,6 +9,7 @@ import pytest
 
 from ops.models import WorkerRun
 from payouts.models import Withdrawal
+from payouts.tests.helpers import destination_for
 
 from .helpers import balances, send_adyen_transfer
 
@@ -37,7 +38,7 @@ def test_approval_queues_the_payout_on_a_real_worker(
         api_client_for(funded_player)
         .post(
             "/v1/withdrawals",
-            {"amount_u": 10_000_000, "currency": "USDC", "provider": "adyen"},
+            {"amount_u": 10_000_000, "currency": "USDC", "provider": "adyen", "destination": destination_for("adyen")},
             format="json",
             HTTP_IDEMPOTENCY_KEY="worker-canary",
         )

@@ -13,6 +13,7 @@ from django.db.migrations.executor import MigrationExecutor
 
 from ledger.models import Account, Entry, Journal
 from payouts.models import Withdrawal
+from payouts.tests.helpers import destination_for
 from rounds.models import Bet, Round
 from webhooks.models import Deposit
 
@@ -61,7 +62,9 @@ def test_existing_rows_keep_their_flow_and_no_money_moves(
     round_obj = open_round("20250908")
     bet = place(round_obj, "UP", 1_000_000)
     deposit_ref = simulated_deposit(user_id=player.public_id, amount_u=5_000_000, currency="USDC").reference
-    withdrawal = withdrawal_request(user=player, amount_u=2_000_000, currency="USDC", provider="adyen")
+    withdrawal = withdrawal_request(
+        user=player, amount_u=2_000_000, currency="USDC", provider="adyen", destination=destination_for("adyen")
+    )
     before = _money()
     assert before["journals"] >= 3
 
@@ -76,6 +79,6 @@ def test_existing_rows_keep_their_flow_and_no_money_moves(
     assert _money() == before
     assert_ledger_ok()
     # New records are born with a new flow id.
-    assert withdrawal_request(user=player, amount_u=1_000_000, currency="USDC", provider="adyen").flow_id.startswith(
-        "wd-"
-    )
+    assert withdrawal_request(
+        user=player, amount_u=1_000_000, currency="USDC", provider="adyen", destination=destination_for("adyen")
+    ).flow_id.startswith("wd-")

@@ -30,7 +30,7 @@ from .signing import (
     stripe_request,
     stripe_signature_header,
 )
-from .state import ANY_KIND, DEFAULT_TIMEOUT_DELAY, KINDS, MODES, RecordedRequest
+from .state import ANY_KIND, DEFAULT_TIMEOUT_DELAY, KINDS, MODES, STUB_CONNECTED_ACCOUNT, RecordedRequest
 
 __all__ = [
     "ANY_KIND",
@@ -39,6 +39,7 @@ __all__ = [
     "MODES",
     "PSPStub",
     "RecordedRequest",
+    "STUB_CONNECTED_ACCOUNT",
     "SignedWebhook",
     "adyen_item_signature",
     "adyen_notification",

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from .server import PSPStub
-from .state import DEFAULT_TIMEOUT_DELAY
+from .state import DEFAULT_TIMEOUT_DELAY, STUB_CONNECTED_ACCOUNT
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,6 +27,12 @@ def _parser() -> argparse.ArgumentParser:
         "--webhook-target",
         help="base URL of the app; /_stub/webhooks/* calls that give a 'path' instead of a 'target_url' POST there",
     )
+    parser.add_argument(
+        "--connected-account",
+        action="append",
+        default=[],
+        help="a Stripe Connect account (acct_...) the stub knows, besides its own demo account; repeatable",
+    )
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
     return parser
 
@@ -40,6 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         webhook_target=args.webhook_target,
         verbose=args.verbose,
     )
+    for account in args.connected_account:
+        stub.add_connected_account(account)
     finished = threading.Event()
 
     def finish(signum: int, frame: FrameType | None) -> None:
@@ -52,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  Stripe api base:       {stub.url}", flush=True)
         print(f"  Adyen checkout base:   {stub.adyen_checkout_url}", flush=True)
         print(f"  Adyen transfers base:  {stub.adyen_transfers_url}", flush=True)
+        print(f"  Stripe connected account (demo): {STUB_CONNECTED_ACCOUNT}", flush=True)
         if stub.webhook_target:
             print(f"  webhooks go to:        {stub.webhook_target}", flush=True)
         while not finished.wait(0.5):

@@ -91,6 +91,30 @@ def problem(status: int, title: str, detail: str, error_code: str, **extra: Any)
     return Reply(status, body, {"pspReference": request_id})
 
 
+def counterparty_problem(counterparty: Any) -> str:
+    """Why a transfer's ``counterparty`` is not acceptable, or "" (one of ``transferInstrumentId``,
+    ``balanceAccountId``, or ``bankAccount`` with ``accountHolder.fullName`` and ``accountIdentification``)."""
+    if not isinstance(counterparty, dict) or not counterparty:
+        return "Field 'counterparty' is required."
+    given = [name for name in ("transferInstrumentId", "balanceAccountId", "bankAccount") if name in counterparty]
+    if len(given) != 1 or len(counterparty) != 1:
+        return "counterparty must contain exactly one of transferInstrumentId, balanceAccountId or bankAccount."
+    value = counterparty[given[0]]
+    if given[0] != "bankAccount":
+        return "" if isinstance(value, str) and value.strip() else f"Field 'counterparty.{given[0]}' is empty."
+    if not isinstance(value, dict):
+        return "Field 'counterparty.bankAccount' must be an object."
+    holder = value.get("accountHolder")
+    if not isinstance(holder, dict) or not str(holder.get("fullName") or "").strip():
+        return "Field 'counterparty.bankAccount.accountHolder.fullName' is required."
+    identification = value.get("accountIdentification")
+    if not isinstance(identification, dict) or not identification.get("type"):
+        return "Field 'counterparty.bankAccount.accountIdentification.type' is required."
+    if identification["type"] == "iban" and not str(identification.get("iban") or "").strip():
+        return "Field 'counterparty.bankAccount.accountIdentification.iban' is required."
+    return ""
+
+
 def _ok(status: int, obj: JSON) -> Created:
     return Created(Reply(status, obj, {"pspReference": adyen_reference()}), obj)
 
@@ -116,6 +140,12 @@ class AdyenAPI:
         return service_error(404, "000", f"HTTP Status Response - Not Found ({method} {path})", "validation")
 
     def invalid(self, kind: str, params: JSON) -> Reply | None:
+        """Transfers: the counterparty must name exactly one real destination (never an empty one)."""
+        if kind != "adyen_transfer":
+            return None
+        problem_text = counterparty_problem(params.get("counterparty"))
+        if problem_text:
+            return problem(422, "Invalid transfer information provided", problem_text, "30_112")
         return None
 
     def create(self, kind: str, params: JSON) -> Created:

@@ -92,6 +92,9 @@ def _dispatch(stub: "PSPStub", request: Incoming, action: str, body: JSON) -> Re
         return Reply(200, {"ok": True})
     if request.method == "POST" and action.startswith("objects/"):
         return Reply(200, stub.set_object_status(action.removeprefix("objects/"), str(body["status"])))
+    if request.method == "POST" and action == "connected_accounts":
+        stub.add_connected_account(str(body["account"]))
+        return Reply(200, {"ok": True, "account": str(body["account"])})
     if request.method == "POST" and action == "reset":
         stub.reset()
         return Reply(200, {"ok": True})

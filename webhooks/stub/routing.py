@@ -55,6 +55,7 @@ ROUTES = (
     _route("stripe", "stripe_payout", "list", "GET", r"/v1/payouts"),
     _route("stripe", "stripe_transfer", "create", "POST", r"/v1/transfers"),
     _route("stripe", "stripe_transfer", "retrieve", "GET", r"/v1/transfers/(?P<id>[^/]+)"),
+    _route("stripe", "stripe_transfer", "list", "GET", r"/v1/transfers"),
     _route("adyen", "adyen_session", "create", "POST", r"/sessions"),
     _route("adyen", "adyen_transfer", "create", "POST", r"/transfers"),
     _route("adyen", "adyen_transfer", "retrieve", "GET", r"/transfers/(?P<id>[^/]+)"),

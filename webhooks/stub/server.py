@@ -38,8 +38,8 @@ from urllib.parse import parse_qsl, urlsplit
 from . import control
 from .adyen_api import AdyenAPI
 from .routing import Incoming, Provider, find_route
-from .state import DEFAULT_TIMEOUT_DELAY, JSON, RecordedRequest, Reply, StubState
-from .stripe_api import StripeAPI
+from .state import DEFAULT_TIMEOUT_DELAY, JSON, Created, RecordedRequest, Reply, StubState
+from .stripe_api import StripeAPI, account_invalid, balance_insufficient, no_such_destination
 
 CONTROL_PREFIX = "/_stub/"
 STRIPE = StripeAPI()
@@ -157,6 +157,22 @@ class PSPStub:
         """Objects created so far (payment intents, payouts, sessions, transfers...)."""
         return self._state.objects(kind)
 
+    def add_connected_account(self, account: str) -> None:
+        """Let Stripe Transfers and ``Stripe-Account`` requests reach this connected account (``acct_...``)."""
+        self._state.add_account(account)
+
+    def connected_balance(self, account: str, currency: str) -> int:
+        """What a connected account holds in ``currency`` (lower case), in minor units."""
+        return self._state.balance(account, currency.lower())
+
+    def reverse_transfer(self, transfer_id: str) -> JSON:
+        """Reverse a Stripe transfer in full: its money leaves the connected account again."""
+        return self._state.reverse_transfer(transfer_id)
+
+    def owner(self, object_id: str) -> str | None:
+        """The connected account an object was created on (``Stripe-Account``), None for the platform."""
+        return self._state.owner(object_id)
+
     def set_object_status(self, object_id: str, status: str) -> JSON:
         """Give a created object a new ``status`` (e.g. a payout now ``paid``); what status calls then return."""
         return self._state.set_object_status(object_id, status)
@@ -183,34 +199,58 @@ class PSPStub:
         record.kind = route.kind
         if not api.authorized(request.headers):
             return api.unauthorized()
+        # Stripe Connect: `Stripe-Account` scopes the request to that connected account (None: the platform).
+        account = request.headers.get("stripe-account") if api.name == "stripe" else None
+        if account is not None and not self._state.has_account(account):
+            return account_invalid(account)
+        owner: str | None | bool = account if api.name == "stripe" else True
         if route.action == "list":
-            return api.listed(self._state.objects(route.kind), request.query)
+            return api.listed(self._state.objects(route.kind, owner=owner), request.query)
         if object_id is not None:
-            obj = self._state.find_object(route.kind, object_id)
+            obj = self._state.find_object(route.kind, object_id, owner=owner)
             return api.found(obj) if obj is not None else api.missing(route.kind, object_id)
         params = copy.deepcopy(body) if isinstance(body, dict) else {}
-        return api.invalid(route.kind, params) or self._create(api, route.kind, params, record)
+        return api.invalid(route.kind, params) or self._create(api, route.kind, params, record, account)
 
-    def _create(self, api: Provider, kind: str, params: JSON, record: RecordedRequest) -> Reply:
+    def _create(
+        self, api: Provider, kind: str, params: JSON, record: RecordedRequest, account: str | None = None
+    ) -> Reply:
         key = record.idempotency_key
         with self._state.lock:
             stored = self._state.outcome(kind, key) if key else None
             if stored is None or key is None:
-                return self._execute(api, kind, params, record)
+                return self._execute(api, kind, params, record, account)
         record.replayed = stored.params == params
         return api.replay(stored.reply) if record.replayed else api.key_reused(key)
 
-    def _execute(self, api: Provider, kind: str, params: JSON, record: RecordedRequest) -> Reply:
+    def _execute(
+        self, api: Provider, kind: str, params: JSON, record: RecordedRequest, account: str | None = None
+    ) -> Reply:
         rule = self._state.take_mode(kind)
         record.mode = rule.mode
         if rule.mode == "fail":
             return api.server_error(kind)
-        created = api.decline(kind, params) if rule.mode == "decline" else api.create(kind, params)
-        self._state.commit(kind, record.idempotency_key, params, created)
+        if rule.mode == "decline":
+            created = api.decline(kind, params)
+        else:
+            created = self._connect_money(kind, params, account) or api.create(kind, params)
+        if created.obj is not None and kind == "stripe_transfer":
+            self._state.credit(str(params["destination"]), str(params["currency"]).lower(), int(params["amount"]))
+        self._state.commit(kind, record.idempotency_key, params, created, owner=account)
         if rule.mode != "timeout":
             return created.reply
         delay = self.timeout_delay if rule.delay is None else rule.delay
         return Reply(created.reply.status, created.reply.body, created.reply.headers, delay)
+
+    def _connect_money(self, kind: str, params: JSON, account: str | None) -> Created | None:
+        """Stripe Connect refusals (stored like any outcome): an unknown Transfer destination, or a payout
+        on a connected account that holds too little; None when the create may go ahead."""
+        if kind == "stripe_transfer" and not self._state.has_account(str(params["destination"])):
+            return Created(no_such_destination(str(params["destination"])))
+        if kind == "stripe_payout" and account is not None:
+            if not self._state.debit(account, str(params["currency"]).lower(), int(params["amount"])):
+                return balance_insufficient(kind)
+        return None
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -23,6 +23,9 @@ KINDS = (
 ANY_KIND = "*"
 MODES = ("ok", "fail", "decline", "timeout")
 DEFAULT_TIMEOUT_DELAY = 30.0
+# The Stripe Connect account every stub knows from the start (demo data, the canary, the smoke test); tests
+# add their own with `PSPStub.add_connected_account` or `POST /_stub/connected_accounts`.
+STUB_CONNECTED_ACCOUNT = "acct_1PSPStubPlayer0001"
 
 
 @dataclass
@@ -100,11 +103,40 @@ class StubState:
         self._rules: dict[str, ModeRule] = {}
         self._outcomes: dict[tuple[str, str], StoredOutcome] = {}
         self._objects: dict[str, tuple[str, JSON]] = {}
+        self._owners: dict[str, str | None] = {}  # object id -> the Stripe connected account it lives on
         self._submissions: Counter[str] = Counter()
         self._requests: list[RecordedRequest] = []
         self._calls: Counter[str] = Counter()
         self._in_flight: Counter[str] = Counter()
         self._max_in_flight: Counter[str] = Counter()
+        self._accounts: set[str] = {STUB_CONNECTED_ACCOUNT}
+        self._balances: Counter[tuple[str, str]] = Counter()  # (connected account, currency) -> minor units
+
+    # Stripe Connect: the connected accounts the platform may pay, and what each holds.
+
+    def add_account(self, account: str) -> None:
+        with self.lock:
+            self._accounts.add(account)
+
+    def has_account(self, account: str) -> bool:
+        with self.lock:
+            return account in self._accounts
+
+    def credit(self, account: str, currency: str, amount: int) -> None:
+        with self.lock:
+            self._balances[(account, currency)] += amount
+
+    def debit(self, account: str, currency: str, amount: int) -> bool:
+        """Take ``amount`` from a connected account's balance; False (nothing taken) when it holds less."""
+        with self.lock:
+            if self._balances[(account, currency)] < amount:
+                return False
+            self._balances[(account, currency)] -= amount
+            return True
+
+    def balance(self, account: str, currency: str) -> int:
+        with self.lock:
+            return self._balances[(account, currency)]
 
     def reset(self) -> None:
         with self.lock:
@@ -132,19 +164,41 @@ class StubState:
         with self.lock:
             return self._outcomes.get((kind, idempotency_key))
 
-    def commit(self, kind: str, idempotency_key: str | None, params: Any, created: Created) -> None:
-        """Remember an executed create: its object, its key's outcome, one submission."""
+    def commit(
+        self, kind: str, idempotency_key: str | None, params: Any, created: Created, owner: str | None = None
+    ) -> None:
+        """Remember an executed create: its object (on ``owner``'s account), its key's outcome, one submission."""
         with self.lock:
             if created.obj is not None:
                 self._objects[created.obj["id"]] = (kind, created.obj)
+                self._owners[created.obj["id"]] = owner
             if idempotency_key:
                 self._outcomes[(kind, idempotency_key)] = StoredOutcome(params, created.reply)
                 self._submissions[idempotency_key] += 1
 
-    def find_object(self, kind: str, object_id: str) -> JSON | None:
+    def find_object(self, kind: str, object_id: str, owner: str | None | bool = True) -> JSON | None:
+        """The object, if of ``kind`` (and on ``owner``'s account, unless ``owner`` is True: anywhere)."""
         with self.lock:
             stored_kind, obj = self._objects.get(object_id, (None, None))
-            return copy.deepcopy(obj) if stored_kind == kind else None
+            if stored_kind != kind or (owner is not True and self._owners.get(object_id) != owner):
+                return None
+            return copy.deepcopy(obj)
+
+    def reverse_transfer(self, transfer_id: str) -> JSON:
+        """Reverse a Stripe transfer in full (what the dashboard or `transfers.create_reversal` does): the money
+        leaves the connected account's balance; KeyError if unknown."""
+        with self.lock:
+            kind, obj = self._objects[transfer_id]
+            if kind != "stripe_transfer":
+                raise KeyError(transfer_id)
+            if not obj["reversed"]:
+                self._balances[(obj["destination"], obj["currency"])] -= obj["amount"] - obj["amount_reversed"]
+                obj["reversed"], obj["amount_reversed"] = True, obj["amount"]
+            return copy.deepcopy(obj)
+
+    def owner(self, object_id: str) -> str | None:
+        with self.lock:
+            return self._owners.get(object_id)
 
     def set_object_status(self, object_id: str, status: str) -> JSON:
         """Change a created object's ``status`` (the PSP's later verdict); KeyError if unknown."""
@@ -153,9 +207,14 @@ class StubState:
             obj["status"] = status
             return copy.deepcopy(obj)
 
-    def objects(self, kind: str | None = None) -> list[JSON]:
+    def objects(self, kind: str | None = None, owner: str | None | bool = True) -> list[JSON]:
+        """Objects of ``kind`` (all kinds when None), on ``owner``'s account (any account when True)."""
         with self.lock:
-            return [copy.deepcopy(obj) for obj_kind, obj in self._objects.values() if kind in (None, obj_kind)]
+            return [
+                copy.deepcopy(obj)
+                for object_id, (obj_kind, obj) in self._objects.items()
+                if kind in (None, obj_kind) and (owner is True or self._owners.get(object_id) == owner)
+            ]
 
     def submissions(self, idempotency_key: str) -> int:
         with self.lock:

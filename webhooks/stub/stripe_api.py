@@ -1,5 +1,10 @@
 """The Stripe half of the PSP stub: form decoding, objects and error bodies.
 
+Connect: a Transfer's ``destination`` must be a connected account the stub knows (else 400 ``No such
+destination``); a request with a ``Stripe-Account`` header acts on that account (unknown: 403
+``account_invalid``), so a payout made there is paid from the connected account's balance, which
+Transfers fill (too little: 400 ``balance_insufficient``), and is found only on that account.
+
 Object and error shapes follow Stripe's API reference (https://docs.stripe.com/api):
 PaymentIntent, Payout, Transfer and the ``{"error": {...}}`` envelope, which the
 stripe SDK turns into ``CardError`` (402), ``InvalidRequestError`` (400/404),
@@ -197,6 +202,27 @@ def balance_insufficient(kind: str) -> Created:
     return Created(reply)
 
 
+def no_such_destination(account: str) -> Reply:
+    """HTTP 400 for a Transfer to an account the platform does not have: ``No such destination``."""
+    return error_reply(
+        400,
+        "invalid_request_error",
+        f"No such destination: '{account}'",
+        code="resource_missing",
+        doc_url="https://stripe.com/docs/error-codes/resource-missing",
+        param="destination",
+    )
+
+
+def account_invalid(account: str) -> Reply:
+    """HTTP 403 for a ``Stripe-Account`` header naming an account the platform cannot act on."""
+    message = (
+        f"The provided key does not have access to account '{account}' (or that account does not exist). "
+        "Application access may have been revoked."
+    )
+    return error_reply(403, "invalid_request_error", message, code="account_invalid")
+
+
 def _without(mapping: Mapping[str, Any], *names: str) -> JSON:
     return {key: value for key, value in mapping.items() if key not in names}
 
@@ -265,10 +291,15 @@ class StripeAPI:
         return Reply(200, obj, _headers())
 
     def listed(self, objects: list[JSON], query: dict[str, str]) -> Reply:
-        """A Stripe list (newest first), ``limit`` honoured (default 10, at most 100)."""
+        """A Stripe list (newest first), ``limit`` honoured (default 10, at most 100), ``destination`` and
+        ``transfer_group`` filters applied (Transfers)."""
         limit = max(1, min(int(query.get("limit", 10)), 100))
+        for name in ("destination", "transfer_group"):
+            if name in query:
+                objects = [obj for obj in objects if obj.get(name) == query[name]]
         newest = sorted(objects, key=lambda obj: obj.get("created", 0), reverse=True)
-        body = {"object": "list", "data": newest[:limit], "has_more": len(newest) > limit, "url": "/v1/payouts"}
+        url = "/v1/transfers" if newest and newest[0].get("object") == "transfer" else "/v1/payouts"
+        body = {"object": "list", "data": newest[:limit], "has_more": len(newest) > limit, "url": url}
         return Reply(200, body, _headers())
 
     def missing(self, kind: str, object_id: str) -> Reply:

@@ -21,6 +21,7 @@ from django.conf import settings
 
 from ledger.models import Journal
 from ops.tests.processes import OwnRedis, django_env, free_port, start_web, start_worker, stop, wait_until
+from payouts.tests.helpers import destination_for
 from webhooks.models import Deposit, WebhookEvent
 from webhooks.stub import PSPStub, custody_request
 
@@ -74,7 +75,9 @@ def test_every_webhook_is_credited_once_within_60s_of_the_broker_returning(
     from payouts.services import withdrawal_request
 
     fund(player, 50_000_000)
-    withdrawal = withdrawal_request(user=player, amount_u=20_000_000, currency="USDC", provider="adyen")
+    withdrawal = withdrawal_request(
+        user=player, amount_u=20_000_000, currency="USDC", provider="adyen", destination=destination_for("adyen")
+    )
     operator = make_staff(role="finance")
     sent: list[int] = []
 

@@ -30,6 +30,7 @@ from Adyen.util import is_valid_hmac_notification, is_valid_hmac_payload
 
 from webhooks.stub import (
     KINDS,
+    STUB_CONNECTED_ACCOUNT,
     PSPStub,
     adyen_item_signature,
     adyen_notification,
@@ -64,7 +65,7 @@ PAYMENT_INTENT: PaymentIntentCreateParams = {
     "payment_method_types": ["card"],  # type: ignore[typeddict-unknown-key]  # a real Stripe param the SDK's types omit
 }
 PAYOUT: PayoutCreateParams = {"amount": 1000, "currency": "eur", "metadata": {"payout_id": "wd_1"}}
-STRIPE_TRANSFER: TransferCreateParams = {"amount": 1000, "currency": "eur", "destination": "acct_1Test"}
+STRIPE_TRANSFER: TransferCreateParams = {"amount": 1000, "currency": "eur", "destination": STUB_CONNECTED_ACCOUNT}
 SESSION: JSON = {
     "amount": {"value": 2500, "currency": "EUR"},
     "reference": "dep_1",
@@ -225,7 +226,7 @@ def test_stripe_transfer_create(stub: PSPStub, stripe_client: stripe.StripeClien
     transfer = stripe_client.v1.transfers.create(params=STRIPE_TRANSFER, options={"idempotency_key": "wd_2"})
 
     assert transfer.id.startswith("tr_")
-    assert (transfer.object, transfer.amount, transfer.destination) == ("transfer", 1000, "acct_1Test")
+    assert (transfer.object, transfer.amount, transfer.destination) == ("transfer", 1000, STUB_CONNECTED_ACCOUNT)
     assert stub.requests[0].path == "/v1/transfers"
 
 
@@ -949,6 +950,7 @@ def test_status_calls_answer_through_both_sdks(
             "amount": {"currency": "EUR", "value": 100},
             "balanceAccountId": "BA1",
             "category": "bank",
+            "counterparty": {"transferInstrumentId": "SE1234567890ABC1234567890"},
             "reference": "wd-2-1",
         },
         idempotency_key="wd-2-1",
@@ -962,3 +964,109 @@ def test_status_calls_answer_through_both_sdks(
         requests.post(f"{stub.url}/_stub/objects/nope", json={"status": "paid"}, timeout=CLIENT_TIMEOUT).status_code
         == 400
     )
+
+
+# Stripe Connect and Adyen counterparties: validated like the PSPs do ---------------------------
+
+
+def test_a_transfer_to_an_unknown_or_missing_destination_is_a_stripe_400(
+    stub: PSPStub, stripe_client: stripe.StripeClient
+) -> None:
+    with pytest.raises(stripe.InvalidRequestError) as unknown:
+        stripe_client.v1.transfers.create(params={**STRIPE_TRANSFER, "destination": "acct_1NotAnAccountOfOurs"})
+    assert (unknown.value.http_status, unknown.value.code, unknown.value.param) == (
+        400,
+        "resource_missing",
+        "destination",
+    )
+    assert "No such destination: 'acct_1NotAnAccountOfOurs'" in str(unknown.value.user_message)
+    with pytest.raises(stripe.InvalidRequestError) as missing:
+        stripe_client.v1.transfers.create(params={"amount": 1000, "currency": "eur"})  # type: ignore[typeddict-item]
+    assert (missing.value.http_status, missing.value.code, missing.value.param) == (
+        400,
+        "parameter_missing",
+        "destination",
+    )
+    assert stub.objects("stripe_transfer") == []
+
+
+def test_a_connected_accounts_payout_is_paid_from_what_transfers_put_there(
+    stub: PSPStub, stripe_client: stripe.StripeClient
+) -> None:
+    """Transfer to the account, then a payout on it (Stripe-Account): its balance pays it, once."""
+    on_account: Any = {"stripe_account": STUB_CONNECTED_ACCOUNT}
+    with pytest.raises(stripe.InvalidRequestError) as empty:  # nothing transferred there yet
+        stripe_client.v1.payouts.create(params=PAYOUT, options={**on_account, "idempotency_key": "po-0"})
+    assert (empty.value.http_status, empty.value.code) == (400, "balance_insufficient")
+
+    transfer = stripe_client.v1.transfers.create(params=STRIPE_TRANSFER, options={"idempotency_key": "tr-1"})
+    assert stub.connected_balance(STUB_CONNECTED_ACCOUNT, "eur") == 1000
+    payout = stripe_client.v1.payouts.create(params=PAYOUT, options={**on_account, "idempotency_key": "po-1"})
+    assert stub.owner(payout.id) == STUB_CONNECTED_ACCOUNT and stub.owner(transfer.id) is None
+    assert stub.connected_balance(STUB_CONNECTED_ACCOUNT, "eur") == 0
+    replayed = stripe_client.v1.payouts.create(params=PAYOUT, options={**on_account, "idempotency_key": "po-1"})
+    assert replayed.id == payout.id and stub.connected_balance(STUB_CONNECTED_ACCOUNT, "eur") == 0
+
+    # Found on the connected account only, as on Stripe; the platform's own payouts list does not hold it.
+    assert stripe_client.v1.payouts.retrieve(payout.id, options=on_account).id == payout.id
+    with pytest.raises(stripe.InvalidRequestError) as elsewhere:
+        stripe_client.v1.payouts.retrieve(payout.id)
+    assert elsewhere.value.http_status == 404
+    assert [p.id for p in stripe_client.v1.payouts.list(options=on_account).data] == [payout.id]
+    assert stripe_client.v1.payouts.list().data == []
+    listed = stripe_client.v1.transfers.list(params={"destination": STUB_CONNECTED_ACCOUNT})
+    assert [t.id for t in listed.data] == [transfer.id]
+
+
+def test_an_unknown_stripe_account_header_is_refused(stub: PSPStub, stripe_client: stripe.StripeClient) -> None:
+    with pytest.raises(stripe.PermissionError) as refused:
+        stripe_client.v1.payouts.create(params=PAYOUT, options={"stripe_account": "acct_1NotAnAccountOfOurs"})
+    assert refused.value.http_status == 403
+    assert "does not have access to account 'acct_1NotAnAccountOfOurs'" in str(refused.value.user_message)
+    body: Any = refused.value.json_body
+    assert body["error"]["code"] == "account_invalid"
+    stub.add_connected_account("acct_1NotAnAccountOfOurs")  # once connected, it is reachable
+    reply = requests.post(
+        f"{stub.url}/_stub/connected_accounts", json={"account": "acct_1AddedOverHttp000"}, timeout=CLIENT_TIMEOUT
+    )
+    assert reply.status_code == 200
+    stripe_client.v1.transfers.create(params={**STRIPE_TRANSFER, "destination": "acct_1AddedOverHttp000"})
+    assert stub.objects("stripe_payout") == []
+
+
+@pytest.mark.parametrize(
+    ("counterparty", "detail"),
+    [
+        (None, "'counterparty' is required"),
+        ({}, "'counterparty' is required"),
+        ({"transferInstrumentId": ""}, "'counterparty.transferInstrumentId' is empty"),
+        ({"transferInstrumentId": "SE1", "balanceAccountId": "BA1"}, "exactly one of"),
+        ({"bankAccount": {"accountIdentification": {"type": "iban", "iban": "NL91"}}}, "fullName"),
+        ({"bankAccount": {"accountHolder": {"fullName": "A B"}}}, "accountIdentification.type"),
+        ({"bankAccount": {"accountHolder": {"fullName": "A B"}, "accountIdentification": {"type": "iban"}}}, "iban"),
+    ],
+)
+def test_an_adyen_transfer_without_a_real_counterparty_is_refused(
+    stub: PSPStub, adyen: Adyen.Adyen, counterparty: Any, detail: str
+) -> None:
+    body = {name: value for name, value in ADYEN_TRANSFER.items() if name != "counterparty"}
+    if counterparty is not None:
+        body["counterparty"] = counterparty
+    with pytest.raises(Adyen.AdyenAPIUnprocessableEntity) as refused:
+        adyen.transfers.transfers_api.transfer_funds(body, idempotency_key="bad-counterparty")
+    assert refused.value.status_code == 422
+    assert detail in str(refused.value.raw_response)
+    assert stub.objects("adyen_transfer") == [] and stub.submissions("bad-counterparty") == 0
+
+
+def test_an_adyen_transfer_to_a_third_partys_bank_account_is_taken(stub: PSPStub, adyen: Adyen.Adyen) -> None:
+    counterparty = {
+        "bankAccount": {
+            "accountHolder": {"fullName": "Jane Doe"},
+            "accountIdentification": {"type": "iban", "iban": "NL91ABNA0417164300"},
+        }
+    }
+    result = adyen.transfers.transfers_api.transfer_funds(
+        {**ADYEN_TRANSFER, "counterparty": counterparty}, idempotency_key="iban-1"
+    )
+    assert result.message["counterparty"] == counterparty and result.message["status"] == "authorised"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,17 @@ from django.utils import timezone
 
 from ops.canary import CanaryFailed, CanaryRun, canary_report, canary_run
 from ops.validation import amount_u_argument, amount_u_problem
+
+
+def _destination_argument(value: str) -> dict[str, Any]:
+    """--destination: a JSON object (checked by the rail when the canary requests the withdrawal)."""
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("--destination must be a JSON object") from None
+    if not isinstance(parsed, dict):
+        raise argparse.ArgumentTypeError("--destination must be a JSON object")
+    return parsed
 
 
 class Command(BaseCommand):
@@ -28,6 +41,13 @@ class Command(BaseCommand):
         parser.add_argument("--provider", default="adyen", help="adyen, stripe, or chain (USDC on chain)")
         parser.add_argument(
             "--destination-address", default="", help="chain: the EIP-55 address the canary withdrawal is sent to"
+        )
+        parser.add_argument(
+            "--destination",
+            type=_destination_argument,
+            default=None,
+            help='the withdrawal\'s destination as JSON, e.g. \'{"connected_account": "acct_..."}\' (stripe) or '
+            '\'{"transfer_instrument_id": "..."}\' (adyen); required unless --destination-address',
         )
         parser.add_argument(
             "--simulate",
@@ -53,7 +73,11 @@ class Command(BaseCommand):
             provider=options["provider"],
             simulate=options["simulate"],
             timeout_s=options["timeout"],
-            destination={"address": options["destination_address"]} if options["destination_address"] else None,
+            destination=(
+                {"address": options["destination_address"]}
+                if options["destination_address"]
+                else options["destination"]
+            ),
             notify=lambda message: self.stdout.write(f"canary: {message}"),
         )
         try:
