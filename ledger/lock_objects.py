@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Iterable
+from typing import NamedTuple
 
 from django.db import connection
 
@@ -34,24 +34,3 @@ def accounts_lock(account_ids: Iterable[int]) -> dict[int, LockedAccount]:
             ids,
         )
         return {row[0]: LockedAccount(*row) for row in cursor.fetchall()}
-
-
-def accounts_lock_from_query(
-    *, sql: str, params: Sequence[Any], extra_ids: list[int], currency: str
-) -> tuple[int, int]:
-    """Lock the accounts a query names (`SELECT account_id, ...`) plus `extra_ids`, in ascending id order.
-
-    For bulk postings: the accounts are found by a subquery, so a million legs never travel to Python;
-    ORDER BY under FOR UPDATE takes the locks in id order, as `accounts_lock` does (no deadlock with it).
-    Returns (accounts locked, how many of them are not in `currency`).
-    """
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*), count(*) FILTER (WHERE currency <> %s) FROM (SELECT a.id, a.currency"  # noqa: S608
-            " FROM ledger_account a WHERE a.id IN ("
-            f"SELECT s.account_id FROM ({sql}) AS s UNION ALL SELECT unnest(%s::bigint[])"
-            ") ORDER BY a.id FOR UPDATE OF a) locked",
-            [currency, *params, extra_ids],
-        )
-        count, foreign = cursor.fetchone()
-    return int(count), int(foreign)
