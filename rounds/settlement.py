@@ -27,7 +27,6 @@ from ledger.services import POSTING_LEG_TABLE, Leg, house_account, journal_post_
 from ops.actors import Actor, require_actor
 from ops.approvals import decisions_cancel
 from ops.audit import audit_record
-from ops.db_guard import service_write_allow
 from ops.tracing import flow_id_new, flow_span
 from rounds import clock
 from rounds.domain import calendar
@@ -327,7 +326,7 @@ def _compute_payouts(
     On PostgreSQL a million bets never travel to Python; on the embedded SQLite default (small rounds)
     `rounds.domain.pool.settle_pool` computes the same integers (the tests compare both).
     """
-    service_write_allow()  # the bets' payouts change here only (red-line trigger)
+    # The red line lets a payout be set once, while the round is LOCKED (rounds migration 0011).
     if _payouts_in_sql():
         with connection.cursor() as cursor:
             # Once a day, for this transaction only: sort and aggregate a million rows in memory.
