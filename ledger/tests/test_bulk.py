@@ -26,6 +26,7 @@ from ledger.errors import (
     UnbalancedJournal,
 )
 from ledger.models import Account, Entry, Journal, PostingLeg
+from ledger.reconciliation import ledger_breaches
 from ledger.services import POSTING_LEG_TABLE, Leg, journal_post_staged, posting_legs_stage
 from ledger.tests.factories import FundedPlayerFactory
 from ops.actors import SystemActor
@@ -219,6 +220,7 @@ def test_rows_another_transaction_staged_and_committed_are_never_posted(assert_l
     with transaction.atomic():  # an insider stages a credit to the house and commits without posting
         stage_rows("round:y:settlement", [(house.pk, 500), (account.pk, -500)])
     assert PostingLeg.objects.count() == 2
+    assert [b.invariant for b in ledger_breaches()] == ["no_staged_legs_left"]  # the reconciliation sees them
     with transaction.atomic():
         posting_legs_stage(reference="round:y:settlement", legs=[Leg(account, -100)])
         stage_rows("round:y:settlement", [(house.pk, 100)])
