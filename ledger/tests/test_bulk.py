@@ -297,3 +297,14 @@ def test_random_staged_postings_are_posted_or_refused_with_nothing_changed(
             raise _Rollback  # every example starts from the same balances
     except _Rollback:
         pass
+
+
+def test_the_posting_function_runs_as_its_owner_with_a_pinned_search_path() -> None:
+    """`ledger_post_staged` is SECURITY DEFINER with a pinned search_path (the application role writes nothing)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT prosecdef, proconfig FROM pg_proc WHERE proname = 'ledger_post_staged'")
+        rows = cursor.fetchall()
+        cursor.execute("SELECT relpersistence FROM pg_class WHERE relname = 'ledger_posting_leg'")
+        (persistence,) = cursor.fetchone()
+    assert rows == [(True, ["search_path=pg_catalog, public"])]
+    assert persistence == "u"  # UNLOGGED: its rows never outlive a transaction
