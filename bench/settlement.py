@@ -10,6 +10,8 @@ like `ledger_entry` (`LIKE ... INCLUDING ALL`). Goals: under 10 s for a million 
 
     .venv/bin/python bench/settlement.py [--bets 1000000] [--players 200000] [--check] [--keep]
 
+`BENCH_DB` names the database when several checkouts share one server (default `bench_settlement`).
+
 The product allows one bet per player per round; to settle a million bets from 200,000 players this
 benchmark drops that unique constraint in its own database (the settlement SQL aggregates per account
 and does not rely on it). The round is locked by SQL (status and a placeholder root) unless
@@ -33,7 +35,7 @@ from _common import Figure, write_figures
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
-DB = "bench_settlement"
+DB = os.environ.get("BENCH_DB", "bench_settlement")  # another name when several checkouts share a server
 
 
 def psql(sql: str) -> None:

@@ -127,3 +127,27 @@ class LedgerBreach(models.Model):
 
     def __str__(self) -> str:
         return f"[{self.invariant}] {self.currency}: {self.detail}"
+
+
+class PostingLeg(models.Model):
+    """A leg staged for one posting: the caller's rows, consumed by `ledger_post_staged` in the same transaction.
+
+    The door for postings with more legs than belong in Python (a round's payouts): the caller fills this
+    table with its own set-based `INSERT ... SELECT` (`ledger.services.posting_legs_stage` for a few legs
+    from Python), then `ledger.services.journal_post_staged` posts the rows of one reference and deletes
+    them, whatever it answers. Only rows the current transaction staged count (`created_txid`, a column only
+    the database knows, migration 0008): rows staged by a committed transaction are deleted, never posted.
+    UNLOGGED: its rows never outlive a transaction, so they need no crash safety. No foreign key: an unknown
+    account is the posting function's refusal, not a constraint error at commit.
+    """
+
+    posting_reference = models.CharField(max_length=200)
+    account_id = models.BigIntegerField()
+    amount_u = models.BigIntegerField()
+
+    class Meta:
+        db_table = "ledger_posting_leg"
+        indexes = [models.Index(fields=["posting_reference"], name="ledger_posting_leg_reference")]
+
+    def __str__(self) -> str:
+        return f"{self.posting_reference}: {self.account_id} {self.amount_u:+d}"

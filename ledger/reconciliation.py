@@ -105,12 +105,25 @@ def check_entry_currency() -> Iterable[Breach]:
         yield Breach("entry_currency", entry_currency, f"entry {entry_id} on {name} ({account_currency})")
 
 
+def check_no_staged_legs_left() -> Iterable[Breach]:
+    """No staged leg outlives its transaction (`ledger_posting_leg`: the posting function deletes its rows).
+
+    Seen from another transaction, the table is empty: rows here were staged and committed without being
+    posted (never posted later either: only rows of the posting's own transaction count).
+    """
+    for reference, legs in _rows(
+        "SELECT posting_reference, count(*) FROM ledger_posting_leg GROUP BY posting_reference ORDER BY 1"
+    ):
+        yield Breach("no_staged_legs_left", "-", f"{legs} legs staged under {reference!r} outlived their transaction")
+
+
 CORE_CHECKS: list[tuple[str, InvariantCheck]] = [
     ("journal_sums_to_zero", check_journals_balance),
     ("balance_equals_entries", check_balances_match_entries),
     ("currency_sums_to_zero", check_currency_sums_to_zero),
     ("no_negative_balance", check_no_forbidden_negative),
     ("entry_currency", check_entry_currency),
+    ("no_staged_legs_left", check_no_staged_legs_left),
 ]
 
 

@@ -191,13 +191,6 @@ def house_settlement_fees(*, start: Any, end: Any, using: str = "default") -> li
         return [(c, int(total)) for c, total in cursor.fetchall()]
 
 
-def round_pool_stripes(*, code: str, currency: str) -> list[Account]:
-    """Return the pool stripe accounts of one round, in stripe order (`services.round_pool_stripe_account`)."""
-    prefix = f"round:{code}:pool:"
-    stripes = Account.objects.filter(kind=Account.Kind.ROUND_POOL, currency=currency, name__startswith=prefix)
-    return sorted(stripes, key=lambda account: int(account.name.removeprefix(prefix)))
-
-
 def balances_of_kind(*, kind: str) -> list[tuple[int, str, str, int]]:
     """(id, name, currency, balance) of every account of one kind, e.g. the round pools."""
     return list(Account.objects.filter(kind=kind).values_list("id", "name", "currency", "balance_u"))

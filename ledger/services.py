@@ -3,8 +3,12 @@
 A posting locks every account it touches (ascending id, SELECT ... FOR UPDATE), inserts the journal
 (its reference is unique forever, so a replay is recognised), checks and updates the stored
 balances, and inserts the entries, all in one short transaction with no network I/O inside. Those
-steps run inside the database: one call of `ledger_post` per posting, one of `ledger_post_batch` per
-batch (migration 0005), so a posting costs one round trip.
+steps run inside the database: one call of `ledger_post` per posting, one of
+`ledger_post_batch` per batch (migration 0005), so a posting costs one round trip. A posting with
+more legs than belong in Python (a round's payouts) comes in as rows: the caller stages them in
+`ledger_posting_leg` with its own `INSERT ... SELECT`, then `journal_post_staged` posts them with one call
+of `ledger_post_staged` (migration 0008). The ledger never runs a caller's SQL, and names no caller's
+accounts: the generic opener `account_get_or_create` opens them (rounds names its pools).
 """
 
 from __future__ import annotations
@@ -12,12 +16,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 
 from ops.actors import Actor, SystemActor, actor_label, actor_user, require_actor, require_player
 from ops.validation import amount_u_check
@@ -35,8 +38,7 @@ from .errors import (
     ReferenceConflict,
     UnbalancedJournal,
 )
-from .lock_objects import accounts_lock_from_query
-from .models import Account, Journal
+from .models import Account, Journal, PostingLeg
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -84,22 +86,6 @@ def external_account(*, provider: str, currency: str) -> Account:
     return account_get_or_create(
         name=f"psp:{provider}", currency=currency, kind=Account.Kind.EXTERNAL, allow_negative=True
     )
-
-
-def round_pool_account(*, code: str, currency: str) -> Account:
-    """Return the pool account holding the stakes of one round."""
-    return account_get_or_create(name=f"round:{code}:pool", currency=currency, kind=Account.Kind.ROUND_POOL)
-
-
-def round_pool_stripe_account(*, code: str, currency: str, stripe: int) -> Account:
-    """Return stripe `stripe` of a round's pool (`round:<code>:pool:<stripe>`): stakes before lock land here.
-
-    Bets of one round credit different stripes, so no balance row is written by every bet; the round folds
-    its stripes into `round_pool_account` when it locks (`rounds.pools`). A stripe is a round pool account.
-    """
-    if isinstance(stripe, bool) or not isinstance(stripe, int) or stripe < 0:
-        raise InvalidAmount(f"A pool stripe is a whole number from 0, not {stripe!r}.")
-    return account_get_or_create(name=f"round:{code}:pool:{stripe}", currency=currency, kind=Account.Kind.ROUND_POOL)
 
 
 # --- Validation --------------------------------------------------------------------------------
@@ -365,127 +351,82 @@ def _post_batch_postgresql(postings: Sequence[Posting], fingerprints: Mapping[st
     ]
 
 
-@dataclass(frozen=True)
-class LegQuery:
-    """Legs given by a query of the caller's own tables: `SELECT account_id, amount_u FROM ...`.
+POSTING_LEG_TABLE = PostingLeg._meta.db_table  # what a caller's INSERT ... SELECT stages into
 
-    For postings with more legs than belong in Python (a round's payouts). The accounts must all be in
-    the posting's currency; rows with a zero amount are skipped. `rows`, when the caller knows it, is how
-    many rows the query returns: the planner's statistics cannot know rows written earlier in the same
-    transaction (a round's payouts), and a posting touching a large share of the accounts is planned
-    with hash joins rather than one index probe per leg (`_without_nested_loops`).
+
+def posting_legs_stage(*, reference: str, legs: Sequence[Leg]) -> None:
+    """Stage a few legs from Python for `journal_post_staged` (inside the caller's transaction).
+
+    A caller with many legs stages them with its own set-based `INSERT ... SELECT` into
+    `ledger_posting_leg (posting_reference, account_id, amount_u)` (`POSTING_LEG_TABLE`) in its own
+    module; this stages the handful it holds as objects (a round's pool and house legs).
     """
-
-    sql: str
-    params: Sequence[Any]
-    rows: int = 0
-
-
-BULK_HASH_JOIN_ROWS = 10_000  # below this many legs, index probes per leg are cheap whatever the plan
-
-
-def _bulk_is_large(rows: int) -> bool:
-    """Whether a posting of `rows` legs touches a large share of the accounts (plan it with hash joins)."""
-    if rows < BULK_HASH_JOIN_ROWS:
-        return False
+    _validate_reference(reference)
+    for leg in legs:
+        _validate_amount(leg.amount_u)
+        if leg.account.pk is None:
+            raise InvalidAccount("Every leg needs a saved account.")
+    _require_transaction("posting_legs_stage")
     with connection.cursor() as cursor:
-        cursor.execute("SELECT reltuples FROM pg_class WHERE oid = 'ledger_account'::regclass")
-        (accounts,) = cursor.fetchone()
-    return bool(rows * 10 >= accounts)  # a small share of a large table: index probes beat a scan of it
+        cursor.execute(
+            f"INSERT INTO {POSTING_LEG_TABLE} (posting_reference, account_id, amount_u)"  # noqa: S608
+            " SELECT %s, l.account_id, l.amount_u FROM unnest(%s::bigint[], %s::bigint[]) AS l(account_id, amount_u)",
+            [reference, [leg.account.pk for leg in legs], [leg.amount_u for leg in legs]],
+        )
 
 
-@contextmanager
-def _without_nested_loops(active: bool) -> Iterator[None]:
-    """Plan the statements inside without nested loops when `active`, then restore the planner.
-
-    Only around statements that join the legs with ledger_account (the lock, the balances): a scan of
-    that table is bounded by `_bulk_is_large`, whereas the entries' insert also joins ledger_journal
-    (its statement trigger), which only grows, so it keeps the default plan. The setting is
-    transaction-local (`set_config(..., true)`): an error inside rolls back the posting's savepoint or
-    transaction and the setting with it, so it is restored here only on success.
-    """
-    if not active:
-        yield
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT current_setting('enable_nestloop')")
-        (previous,) = cursor.fetchone()
-        cursor.execute("SELECT set_config('enable_nestloop', 'off', true)")
-    yield
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('enable_nestloop', %s, true)", [previous])
+def _require_transaction(what: str) -> None:
+    if not connection.in_atomic_block:
+        raise RuntimeError(f"{what}() runs inside transaction.atomic(): staged legs live for one transaction.")
 
 
-def journal_post_bulk(
+def journal_post_staged(
     *,
     type: str,
     reference: str,
     currency: str,
-    legs: Sequence[Leg],
-    leg_query: LegQuery,
     actor: Actor,
     metadata: Mapping[str, Any] | None = None,
 ) -> Journal:
-    """Post one balanced journal whose legs are `legs` plus the rows of `leg_query`.
+    """Post one journal from the legs this transaction staged under `reference`, once per reference.
 
-    The same guards as `journal_post`: the accounts locked in ascending id order, the currency checked,
-    no account that may not go negative left negative, the journal summing to zero (checked here before
-    the balances move, and by the database at commit), a reference posted at most once. The entries
-    and balances are written set-based.
+    The caller stages the legs in `ledger_posting_leg` first (its own `INSERT ... SELECT`, or
+    `posting_legs_stage`), in the same transaction. One call of `ledger_post_staged` (migration 0008)
+    then posts them with the rules of `journal_post`: the accounts locked in ascending id order and
+    checked (they exist, they are in `currency`, none that may not go negative is overdrawn), the legs
+    summing to zero, no zero leg, the same fingerprint as `journal_post` (so a replay with the same legs
+    returns the existing journal, marked `replayed`; other legs, ReferenceConflict). It deletes the staged
+    rows whatever it answers; a refusal raises the matching LedgerError and writes nothing.
     """
     require_actor(actor)
     get_currency(currency)
-    for leg in legs:
-        _validate_amount(leg.amount_u)
-    if Journal.objects.filter(reference=reference).exists():
-        raise ReferenceConflict(f"Reference {reference!r} was already posted; nothing was posted.")
-    fixed_ids = [leg.account.pk for leg in legs]
-    fixed_amounts = [leg.amount_u for leg in legs]
-    params = list(leg_query.params)
-    with transaction.atomic():
-        large = _bulk_is_large(leg_query.rows)
-        with _without_nested_loops(large):
-            _, foreign_count = accounts_lock_from_query(
-                sql=leg_query.sql, params=params, extra_ids=fixed_ids, currency=currency
-            )
-        if foreign_count:
-            raise CurrencyMismatch(f"{foreign_count} accounts in the legs of {reference!r} are not in {currency}.")
-        journal = Journal.objects.create(
-            type=type,
-            reference=reference,
-            metadata=dict(metadata or {}),
-            actor=actor_user(actor),
-            actor_label=actor_label(actor),
-            fingerprint=hashlib.sha256(f"{type}|bulk|{reference}".encode()).hexdigest(),
+    _validate_reference(reference)
+    _require_transaction("journal_post_staged")
+    actor_id = None if isinstance(actor, SystemActor) else actor.pk
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT status, journal_id, detail FROM ledger_post_staged(%s, %s, %s, %s::jsonb, %s, %s)",
+            [type, reference, currency, json.dumps(dict(metadata or {})), actor_id, actor_label(actor)],
         )
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "INSERT INTO ledger_entry (journal_id, account_id, currency, amount_u)"  # noqa: S608
-                f" SELECT %s, q.account_id, %s, q.amount_u FROM ({leg_query.sql}) AS q(account_id, amount_u)"
-                " WHERE q.amount_u <> 0"
-                " UNION ALL SELECT %s, f.account_id, %s, f.amount_u"
-                " FROM unnest(%s::bigint[], %s::bigint[]) AS f(account_id, amount_u) WHERE f.amount_u <> 0",
-                [journal.pk, currency, *params, journal.pk, currency, fixed_ids, fixed_amounts],
-            )
-            cursor.execute(
-                "SELECT COALESCE(SUM(amount_u), 0), COUNT(*) FROM ledger_entry WHERE journal_id = %s", [journal.pk]
-            )
-            total, count = (int(value) for value in cursor.fetchone())
-            if count < 2 or total != 0:
-                raise UnbalancedJournal(f"{reference!r} has {count} entries summing to {total:+d}; nothing was posted.")
-            try:
-                with transaction.atomic(), _without_nested_loops(large):
-                    cursor.execute(
-                        "UPDATE ledger_account a SET balance_u = a.balance_u + d.delta"
-                        " FROM (SELECT account_id, SUM(amount_u) AS delta FROM ledger_entry"
-                        "       WHERE journal_id = %s GROUP BY account_id) d"
-                        " WHERE a.id = d.account_id AND d.delta <> 0",
-                        [journal.pk],
-                    )
-            except IntegrityError as exc:  # the CHECK on balances that may not go negative
-                raise InsufficientFunds(f"{reference!r} would overdraw an account; nothing was posted.") from exc
-    journal.replayed = False
-    return journal
+        status, journal_id, detail = cursor.fetchone()
+    if status == "posted":
+        journal = Journal.objects.get(pk=journal_id)
+        journal.replayed = False
+        if not isinstance(actor, SystemActor):
+            journal.actor = actor
+        return journal
+    if status == "replay":
+        return _replayed(Journal.objects.get(pk=journal_id))
+    detail = _json(detail) or {}
+    if status == "invalid_amount":
+        raise InvalidAmount(f"{reference!r} has {detail['zero_legs']} staged legs of zero; nothing was posted.")
+    if status == "unbalanced":
+        raise UnbalancedJournal(
+            f"{reference!r} has {detail['legs']} staged legs summing to {int(detail['total_u']):+d}: a journal needs"
+            " at least two entries summing to zero; nothing was posted.",
+            extra={"legs": int(detail["legs"]), "total_u": int(detail["total_u"])},
+        )
+    raise _refusal(status, detail, reference=reference, reverses=None)
 
 
 def _transfer_legs(source: Account, destination: Account, amount_u: int) -> list[Leg]:

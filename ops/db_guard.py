@@ -1,64 +1,91 @@
-"""The red line, enforced by PostgreSQL: money rows change only inside a service's transaction.
+"""The red line, enforced by PostgreSQL: the database checks what a change to a money row IS, not who asks.
 
-Triggers (the function in `ops.0004_red_line_triggers`, one trigger per table in its app's migration) refuse an UPDATE of a withdrawal's state or amount,
-a deposit's money columns, or a bet's stake, side or payout, unless the transaction first called
-`service_write_allow()`. Only the services' lock helpers call it (`payouts.lock_objects.withdrawal_lock`,
-`rounds.lock_objects`, `webhooks.processing.webhook_event_process`), so a manual
-`UPDATE payouts_withdrawal SET state = 'paid'` in psql fails with `red line: ...` and changes nothing.
-The setting is transaction-local (`set_config(..., true)`, like `SET LOCAL`): it ends with the transaction.
+No setting, flag or session state opens it (the old `backoffice.service_write` setting that any session
+could set is gone and lets nothing through). Each app puts its own money table behind two kinds of guard,
+in its own migration:
+
+- **What never changes** (`red_line_operation`, one row trigger per table): a withdrawal's amount,
+  currency and player; a deposit's amount, currency and player, and its refunded/charged-back totals never
+  go down nor past the amount; a bet's stake, side, account and player, and its payout once set. The
+  trigger's WHEN holds the whole test, so an allowed update (a settlement's million payouts: NULL to a
+  value) calls no function per row; a refused one reaches `backoffice_red_line()` (migration
+  `ops.0007_red_line_content`), which raises `red line: UPDATE of <table> ...` (SQLSTATE 42501).
+- **What a change must carry** (the apps' own functions): a withdrawal's state moves only along its
+  state machine (`payouts.models.Withdrawal`'s transitions), is born `requested`, and by commit its money
+  movement is in the ledger (a deferred constraint trigger): `requested` needs its hold journal
+  (`withdrawal:<id>:hold`), `paid` its burn (`withdrawal:<id>:payout`), `rejected`/`cancelled`/`refunded`
+  its release (`withdrawal:<id>:release`), each moving exactly the withdrawal's amount on the player's held
+  account. A deposit's refunded or charged-back total rises only by a refund or chargeback journal of
+  this transaction debiting the player by exactly the rise. A bet's payout is set only while its round is
+  LOCKED (being settled): a statement trigger checks the whole UPDATE with one set-based query over its
+  transition tables.
+
+Residual risk (docs/red-line.md):
+
+- A superuser, or the tables' owner, can do anything: disable a trigger, set `session_replication_role =
+  replica`, rewrite a function. So production never connects as either; the application role
+  (`backoffice_app`, h19-roles) owns no table, cannot disable triggers and cannot set
+  `session_replication_role` (a superuser-only setting).
+- An insider with the application role can still do what the services can do, through the same doors:
+  post any balanced journal through the ledger's posting functions (within the overdraft rules), then
+  move a withdrawal along a legal transition whose money is in the ledger; move a withdrawal from
+  `requested` to `approved` without the maker-checker (no money moves, but the payout worker would then
+  pay it from the player's own held funds); mark a payout `payout_failed`; insert bets with no stake
+  journal (a settlement then refuses: the pool no longer equals the stakes). The guard proves the rows
+  agree with the ledger; the audit trail, `check_ledger` and the reconciliation catch the rest.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from django.db import connection, migrations
+from django.db import migrations
 
 if TYPE_CHECKING:
     from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 
-SERVICE_WRITE_SETTING = "backoffice.service_write"
 
+def red_line_trigger(
+    *, table: str, what: str, columns: tuple[str, ...], refused_also: str = "", watched: tuple[str, ...] = ()
+) -> tuple[str, str]:
+    """Return (forward, backward) SQL of a table's red-line row trigger, for the owning app's migration.
 
-def service_write_allow() -> None:
-    """Let this transaction's writes through the red-line triggers (services only, inside atomic())."""
-    if not connection.in_atomic_block:
-        raise RuntimeError("service_write_allow() must run inside transaction.atomic().")
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config(%s, 'on', true)", [SERVICE_WRITE_SETTING])
-
-
-def red_line_trigger(*, table: str, what: str, columns: tuple[str, ...]) -> tuple[str, str]:
-    """Return (forward, backward) SQL putting one table behind the red line, for the owning app's migration.
-
-    The trigger function `backoffice_red_line()` is the kernel's (`ops.0004_red_line_triggers`); each app
-    puts its own money table behind it, so the kernel's migrations name no product table. The forward SQL
-    drops a trigger of the same name first: databases migrated before the triggers moved to their apps
-    already have it. The trigger's WHEN also tests the setting the function tests, so a service's update
-    (setting on: the function would return the row unchanged) calls no function per row: a settlement
-    writes a million payouts. A row whose money changes without the setting still reaches the function,
-    which refuses it.
+    The trigger refuses an UPDATE changing any of `columns`, or matching `refused_also` (an SQL condition
+    on OLD and NEW, e.g. a payout changed once set). `watched` lists further columns that condition reads,
+    so the trigger fires when they are SET. The whole test is the trigger's WHEN: an update that passes it
+    calls no function (a settlement updates a million bets); one that fails reaches the kernel's
+    `backoffice_red_line()`, which refuses unconditionally. The forward SQL drops a trigger of the same
+    name first (earlier definitions of the same guard).
     """
     changed = " OR ".join(f"OLD.{column} IS DISTINCT FROM NEW.{column}" for column in columns)
-    refused = f"coalesce(current_setting('{SERVICE_WRITE_SETTING}', true), '') <> 'on'"
+    condition = f"({changed}) OR ({refused_also})" if refused_also else changed
     quoted_what = what.replace("'", "''")
+    fired_by = ", ".join(dict.fromkeys((*columns, *watched)))
     forward = (
         f"DROP TRIGGER IF EXISTS {table}_red_line ON {table};\n"
-        f"CREATE TRIGGER {table}_red_line BEFORE UPDATE OF {', '.join(columns)} ON {table} "
-        f"FOR EACH ROW WHEN (({changed}) AND {refused}) EXECUTE FUNCTION backoffice_red_line('{quoted_what}');"
+        f"CREATE TRIGGER {table}_red_line BEFORE UPDATE OF {fired_by} ON {table} "
+        f"FOR EACH ROW WHEN ({condition}) EXECUTE FUNCTION backoffice_red_line('{quoted_what}');"
     )
     return forward, f"DROP TRIGGER IF EXISTS {table}_red_line ON {table};"
 
 
 def red_line_operation(
-    *, table: str, what: str, columns: tuple[str, ...], recreate: bool = False
+    *,
+    table: str,
+    what: str,
+    columns: tuple[str, ...],
+    refused_also: str = "",
+    watched: tuple[str, ...] = (),
+    recreate: bool = False,
 ) -> migrations.RunPython:
-    """The migration operation putting `table` behind the red line.
+    """The migration operation putting `table` behind the red line (see `red_line_trigger`).
 
     With `recreate`, the operation re-creates a trigger an earlier migration created (a new definition of
     the same guard): reversing it leaves the trigger in place, and reversing the earlier one drops it.
     """
-    forward_sql, backward_sql = red_line_trigger(table=table, what=what, columns=columns)
+    forward_sql, backward_sql = red_line_trigger(
+        table=table, what=what, columns=columns, refused_also=refused_also, watched=watched
+    )
     if recreate:
         backward_sql = ""
 
@@ -70,3 +97,15 @@ def red_line_operation(
             schema_editor.execute(backward_sql, params=None)
 
     return migrations.RunPython(forward, backward)
+
+
+def red_line_sql_operation(*, forward: str, backward: str) -> migrations.RunPython:
+    """An app's own red-line functions and triggers (what a change must carry)."""
+
+    def run_forward(apps: object, schema_editor: BaseDatabaseSchemaEditor) -> None:
+        schema_editor.execute(forward, params=None)
+
+    def run_backward(apps: object, schema_editor: BaseDatabaseSchemaEditor) -> None:
+        schema_editor.execute(backward, params=None)
+
+    return migrations.RunPython(run_forward, run_backward)

@@ -19,20 +19,18 @@ from __future__ import annotations
 
 from django.db import connection
 
-from ops.db_guard import SERVICE_WRITE_SETTING
-
 from .errors import RoundNotFound
 from .models import Round
 
-_BETS_LOCK = "SELECT set_config(%s, 'on', true), pg_advisory_xact_lock{mode}(hashtext('rounds:bets'), hashtext(%s))"
+_BETS_LOCK = "SELECT pg_advisory_xact_lock{mode}(hashtext('rounds:bets'), hashtext(%s))"
 
 
 def _bets_lock(*, code: str, shared: bool) -> None:
-    """Take the round's advisory lock (shared for a bet, exclusive otherwise) and pass the red-line trigger."""
+    """Take the round's advisory lock (shared for a bet, exclusive otherwise)."""
     if not connection.in_atomic_block:
         raise RuntimeError("A round lock must be taken inside transaction.atomic().")
-    with connection.cursor() as cursor:  # one round trip: service_write_allow() and the lock
-        cursor.execute(_BETS_LOCK.format(mode="_shared" if shared else ""), [SERVICE_WRITE_SETTING, code])
+    with connection.cursor() as cursor:
+        cursor.execute(_BETS_LOCK.format(mode="_shared" if shared else ""), [code])
 
 
 def round_lock_row(*, code: str) -> Round:

@@ -3,7 +3,7 @@
 A bet of an OPEN round never updates the round's row, and bets of one round do not all write one row:
 
 - its stake goes to one of `POOL_STRIPES` ledger stripe accounts of the round
-  (`ledger.services.round_pool_stripe_account`, chosen by the player's id), not the one pool account;
+  (`rounds.accounts.round_pool_stripe_account`, chosen by the player's id), not the one pool account;
 - its stake and count are added to the same stripe's `PoolStripe` row (one upsert), the round's live
   pool figures (the API, the console) being the sums over its stripes: a handful of rows, never its bets.
 
@@ -27,11 +27,11 @@ from django.db.models import OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 
 from ledger.models import Account
-from ledger.selectors import round_pool_stripes
-from ledger.services import Leg, journal_post, round_pool_stripe_account
+from ledger.services import Leg, journal_post
 from ops.actors import Actor
 
 from . import errors
+from .accounts import round_pool_stripe_account, round_pool_stripes
 from .models import PoolStripe, Round
 
 logger = logging.getLogger(__name__)

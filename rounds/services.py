@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 
-from ledger.services import round_pool_account
-from ops.actors import BEAT, Actor, SystemActor
+from ops.actors import BEAT, Actor, SystemActor, actor_label, require_operator
 from ops.approvals import SecondOperatorRequired, decisions_cancel
 from ops.audit import audit_record
 from rounds import clock
@@ -28,6 +27,7 @@ from rounds.domain.merkle import merkle_root
 from rounds.domain.oracle import OracleConfigError, OracleError, resolve_close
 
 from . import errors
+from .accounts import round_pool_account
 from .lock_objects import round_lock_row
 from .models import OracleObservation, Round
 from .oracle import configured_sources

@@ -1,8 +1,9 @@
 """Settlement of a round: the set-based engine, its dry run, and AUTO settlement from the oracle.
 
-The pool maths are `rounds.domain.pool`'s (effective result, capped fee, conservation); the payouts are
-one UPDATE over the round's bets, computing the integers `settle_pool` does (the tests compare both). Money
-moves only through `ledger.services.journal_post_bulk`, one settlement journal per round. The reveal is
+The pool maths are `rounds.domain.pool`'s (effective result, capped fee, conservation); the payouts
+are one UPDATE over the round's bets, computing the integers `settle_pool` does (the tests compare both). Money
+moves only through the ledger's door for rows: the winners' payouts staged with one INSERT ... SELECT here,
+then `ledger.services.journal_post_staged`, one settlement journal per round. The reveal is
 `rounds.domain.reveal.reveal_header`. Forced results and the emergency stop (`rounds.overrides`) settle
 through `settlement_apply` too.
 """
@@ -22,11 +23,10 @@ from prometheus_client import Histogram
 
 from ledger.models import Account
 from ledger.selectors import account_balance
-from ledger.services import Leg, LegQuery, house_account, journal_post_bulk
+from ledger.services import POSTING_LEG_TABLE, Leg, house_account, journal_post_staged, posting_legs_stage
 from ops.actors import Actor, require_actor
 from ops.approvals import decisions_cancel
 from ops.audit import audit_record
-from ops.db_guard import service_write_allow
 from ops.tracing import flow_id_new, flow_span
 from rounds import clock
 from rounds.domain import calendar
@@ -313,7 +313,7 @@ def _compute_payouts(*, round_obj: Round, effective: Result, net: int, win_u: in
 
     The integers are those of `rounds.domain.pool.settle_pool` (the tests compare both).
     """
-    service_write_allow()  # the bets' payouts change here only (red-line trigger)
+    # The red line lets a payout be set once, while the round is LOCKED (rounds migration 0011).
     with connection.cursor() as cursor:
         # Once a day, for this transaction only: sort and aggregate a million rows in memory.
         cursor.execute("SET LOCAL work_mem = '256MB'")
@@ -356,26 +356,29 @@ def _settle_money(
         return paid, winners, breakage
     accounts = Account.objects.in_bulk([round_obj.pool_account_id, house_id])
     pool, house = accounts[round_obj.pool_account_id], accounts[house_id]
-    journal_post_bulk(
-        legs=[Leg(pool, -total), *(Leg(house, amount) for amount in (fee, breakage) if amount)],  # two house entries
-        leg_query=LegQuery(
-            "SELECT account_id, payout_u FROM rounds_bet WHERE round_id = %s AND payout_u > 0",
-            [round_obj.pk],
-            rows=winners,
-        ),
-        currency=round_obj.currency,
-        actor=acting_user,
-        **_settlement_journal_fields(
-            round_obj=round_obj,
-            effective=effective,
-            reason_code=reason_code,
-            total=total,
-            fee=fee,
-            breakage=breakage,
-            paid=paid,
-            winners=winners,
-        ),
+    fields = _settlement_journal_fields(
+        round_obj=round_obj,
+        effective=effective,
+        reason_code=reason_code,
+        total=total,
+        fee=fee,
+        breakage=breakage,
+        paid=paid,
+        winners=winners,
     )
+    # The legs go to the ledger as rows: the pool and the house from here, each winner's payout with one
+    # INSERT ... SELECT over the round's bets; then one call posts them (`ledger.services.journal_post_staged`).
+    posting_legs_stage(
+        reference=fields["reference"],
+        legs=[Leg(pool, -total), *(Leg(house, amount) for amount in (fee, breakage) if amount)],  # two house entries
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {POSTING_LEG_TABLE} (posting_reference, account_id, amount_u)"  # noqa: S608
+            " SELECT %s, account_id, payout_u FROM rounds_bet WHERE round_id = %s AND payout_u > 0",
+            [fields["reference"], round_obj.pk],
+        )
+    journal_post_staged(currency=round_obj.currency, actor=acting_user, **fields)
     pool.refresh_from_db(fields=["balance_u"])
     if pool.balance_u != 0:
         raise errors.SettlementMismatch(f"Pool {round_obj.code} would hold {pool.balance_u} after settlement.")

@@ -27,7 +27,6 @@ from ledger.errors import InsufficientFunds, LedgerError
 from ledger.services import external_account, transfer, user_account
 from ops.actors import Actor, SystemActor
 from ops.audit import audit_record
-from ops.db_guard import service_write_allow
 from ops.tracing import flow_bind
 
 from .errors import UnknownWebhookEvent
@@ -282,7 +281,6 @@ def webhook_event_process(*, event_id: int, replay: bool = False) -> WebhookEven
     derived from the PSP's payment, so no path credits twice.
     """
     with transaction.atomic():
-        service_write_allow()  # deposits' money columns change here only (red-line trigger)
         event = WebhookEvent.objects.select_for_update().filter(pk=event_id).first()
         if event is None:
             raise UnknownWebhookEvent(f"No webhook event with id {event_id}.")
@@ -331,7 +329,6 @@ def webhook_event_credit_now(*, event_id: int) -> bool:
     """
     try:
         with transaction.atomic():
-            service_write_allow()  # deposits' money columns change here only (red-line trigger)
             _lock_timeout_local(int(settings.WEBHOOK_CREDIT_NOW_LOCK_TIMEOUT_MS))
             event = WebhookEvent.objects.select_for_update(nowait=True).filter(pk=event_id).first()
             if event is None:

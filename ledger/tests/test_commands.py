@@ -30,7 +30,9 @@ def test_tvl_prints_the_manuals_three_figures(db: Any) -> None:
     player = FundedPlayerFactory.create(balance_u=3_500_000)
     services.transfer(
         source=services.user_account(user=player, currency="USDC"),
-        destination=services.round_pool_account(code="20250908", currency="USDC"),
+        destination=services.account_get_or_create(
+            name="round:20250908:pool", currency="USDC", kind=Account.Kind.ROUND_POOL
+        ),
         amount_u=1_000_000,
         type="bet",
         reference="b1",

@@ -8,6 +8,7 @@ import pytest
 from django.db import connection, transaction
 
 from ledger import services
+from ledger.models import Account
 from ledger.services import Leg
 from ops.actors import SystemActor
 
@@ -52,7 +53,7 @@ def query(sql: str) -> list[tuple]:
 def settled_day(make_player: Any) -> None:
     winner, loser = make_player(), make_player()
     psp = services.external_account(provider="stripe", currency="USDC")
-    pool = services.round_pool_account(code="20250908", currency="USDC")
+    pool = services.account_get_or_create(name="round:20250908:pool", currency="USDC", kind=Account.Kind.ROUND_POOL)
     house = services.house_account(currency="USDC")
     for i, player in enumerate((winner, loser)):
         available = services.user_account(user=player, currency="USDC")

@@ -1,7 +1,7 @@
 """The ledger is the one door to the money tables: no module outside `ledger/` names them in SQL.
 
 Other apps read the ledger through its selectors and models and write it through its services
-(`journal_post`, `transfer`, `journal_post_bulk`); the invariants then depend only on code the ledger owns.
+(`journal_post`, `transfer`, `journal_post_staged` over rows staged in `POSTING_LEG_TABLE`); the invariants then depend only on code the ledger owns.
 """
 
 from __future__ import annotations

@@ -353,8 +353,8 @@ def withdrawal_timeline(*, withdrawal: Withdrawal, flt: TimelineFilter) -> Itera
 def round_timeline(*, round_obj: Round, flt: TimelineFilter) -> Iterator[TimelineRow]:
     """Everything about one round, newest first: audit trail, oracle, forced results, bets, pool entries."""
     from ledger.models import Entry
-    from ledger.selectors import round_pool_stripes
     from ops.models import AuditRecord, Proposal
+    from rounds.accounts import round_pool_stripes
     from rounds.models import Bet, OracleObservation
 
     return _stream(

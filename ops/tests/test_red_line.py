@@ -1,4 +1,8 @@
-"""The red line enforced by PostgreSQL: a raw UPDATE of a withdrawal's state or a deposit's money is refused."""
+"""The red line enforced by PostgreSQL by content: raw UPDATEs of money rows are refused, flag or no flag.
+
+Every attempt first sets the old services' flag (`set_config('backoffice.service_write', 'on', true)`),
+which any session can do: it must open nothing. Each refusal leaves nothing changed.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,6 @@ from typing import Any
 import pytest
 from django.db import DatabaseError, connection, transaction
 
-from ops.db_guard import service_write_allow
 from payouts.models import Withdrawal
 from payouts.services import withdrawal_request
 from payouts.tests.helpers import balances, destination_for, snapshot
@@ -16,13 +19,22 @@ from webhooks.models import Deposit
 
 pytestmark = pytest.mark.django_db
 
+FLAG = "SELECT set_config('backoffice.service_write', 'on', true)"
 
-def _raw(sql: str, params: list[Any]) -> None:
+
+def _raw(*statements: tuple[str, list[Any]]) -> None:
+    """Run statements in one transaction (a savepoint in a test transaction), the old flag set first."""
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(FLAG)
+        for sql, params in statements:
+            cursor.execute(sql, params)
 
 
-def test_raw_update_of_a_withdrawal_state_is_refused(
+def _state(withdrawal: Withdrawal) -> str:
+    return str(Withdrawal.objects.values_list("state", flat=True).get(pk=withdrawal.pk))
+
+
+def test_raw_updates_of_a_withdrawal_are_refused_with_the_flag_set(
     player: Any, fund: Callable[..., Any], assert_ledger_ok: Callable[[], None]
 ) -> None:
     fund(player, 50_000_000)
@@ -31,64 +43,108 @@ def test_raw_update_of_a_withdrawal_state_is_refused(
     )
     before, money = snapshot(), balances(player)
 
-    with pytest.raises(DatabaseError, match="red line: UPDATE of payouts_withdrawal"):
-        _raw("UPDATE payouts_withdrawal SET state = 'paid' WHERE id = %s", [withdrawal.pk])
+    with pytest.raises(DatabaseError, match="red line: UPDATE of payouts_withdrawal .* requested -> paid"):
+        _raw(("UPDATE payouts_withdrawal SET state = 'paid' WHERE id = %s", [withdrawal.pk]))
+    for column, value in (("amount_u", 1), ("amount_u", 40_000_000), ("currency", "'USD'")):
+        with pytest.raises(DatabaseError, match="red line: UPDATE of payouts_withdrawal"):
+            _raw((f"UPDATE payouts_withdrawal SET {column} = {value} WHERE id = %s", [withdrawal.pk]))  # noqa: S608
     with pytest.raises(DatabaseError, match="red line"), transaction.atomic():
         Withdrawal.objects.filter(pk=withdrawal.pk).update(amount_u=1)
 
     assert snapshot() == before and balances(player) == money
-    assert Withdrawal.objects.get(pk=withdrawal.pk).state == Withdrawal.State.REQUESTED
+    assert _state(withdrawal) == Withdrawal.State.REQUESTED
     assert_ledger_ok()
 
 
-@pytest.mark.django_db(transaction=True)  # the permission must end with a real, committed transaction
-def test_other_columns_and_service_transactions_pass(player: Any, fund: Callable[..., Any]) -> None:
+@pytest.mark.django_db(transaction=True)  # the money a state calls for is checked at commit
+def test_a_withdrawal_marked_paid_without_its_burn_is_refused_at_commit(
+    player: Any, fund: Callable[..., Any], assert_ledger_ok: Callable[[], None]
+) -> None:
+    """requested -> approved -> payout_submitted are legal and move no money; -> paid needs the burn journal."""
     fund(player, 50_000_000)
     withdrawal = withdrawal_request(
         user=player, amount_u=20_000_000, currency="USDC", provider="adyen", destination=destination_for("adyen")
     )
-    _raw("UPDATE payouts_withdrawal SET psp_reference = 'x' WHERE id = %s", [withdrawal.pk])  # not guarded
-    with transaction.atomic():
-        service_write_allow()
-        Withdrawal.objects.filter(pk=withdrawal.pk).update(state="approved")
-    assert Withdrawal.objects.get(pk=withdrawal.pk).state == "approved"
-    # The permission ends with its transaction.
-    with pytest.raises(DatabaseError, match="red line"):
-        _raw("UPDATE payouts_withdrawal SET state = 'paid' WHERE id = %s", [withdrawal.pk])
+    _raw(
+        ("UPDATE payouts_withdrawal SET state = 'approved' WHERE id = %s", [withdrawal.pk]),
+        ("UPDATE payouts_withdrawal SET state = 'payout_submitted' WHERE id = %s", [withdrawal.pk]),
+    )
+    before, money = snapshot(), balances(player)
+    for target in ("paid", "refunded"):  # paid needs its burn, refunded its release
+        with pytest.raises(DatabaseError, match=f"red line: withdrawal {withdrawal.pk} is {target} but its"):
+            _raw((f"UPDATE payouts_withdrawal SET state = '{target}' WHERE id = %s", [withdrawal.pk]))  # noqa: S608
+    with pytest.raises(DatabaseError, match="payout_submitted -> requested is not a transition"):
+        _raw(("UPDATE payouts_withdrawal SET state = 'requested' WHERE id = %s", [withdrawal.pk]))
+    assert snapshot() == before and balances(player) == money
+    assert _state(withdrawal) == Withdrawal.State.PAYOUT_SUBMITTED
+    assert_ledger_ok()
 
 
-def test_raw_update_of_a_deposit_money_column_is_refused(player: Any) -> None:
+@pytest.mark.django_db(transaction=True)
+def test_a_withdrawal_is_born_requested_with_its_hold(
+    player: Any, fund: Callable[..., Any], assert_ledger_ok: Callable[[], None]
+) -> None:
+    """An INSERT of an approved withdrawal, or of a requested one with no hold journal, is refused."""
+    fund(player, 50_000_000)
+    before, money = snapshot(), balances(player)
+    insert = (
+        "INSERT INTO payouts_withdrawal (user_id, amount_u, currency, provider, destination, state,"
+        " payout_generation, psp_reference, flow_id) VALUES (%s, 20000000, 'USDC', 'adyen', '{}', %s, 0, '', %s)"
+    )
+    with pytest.raises(DatabaseError, match="a withdrawal is born requested, not approved"):
+        _raw((insert, [player.pk, "approved", "wd-insider-1"]))
+    with pytest.raises(DatabaseError, match="is requested but its hold journal"):
+        _raw((insert, [player.pk, "requested", "wd-insider-2"]))
+    assert snapshot() == before and balances(player) == money
+    assert not Withdrawal.objects.exists()
+    assert_ledger_ok()
+
+
+def test_raw_updates_of_a_deposit_money_column_are_refused_with_the_flag_set(player: Any) -> None:
     deposit = Deposit.objects.create(
         provider="stripe", reference="dep-red-line", user=player, amount_u=10_000_000, currency="USDC"
     )
-    for column in ("amount_u", "refunded_u", "charged_back_u"):
+    for sql in (
+        "UPDATE webhooks_deposit SET amount_u = amount_u + 1 WHERE id = %s",
+        "UPDATE webhooks_deposit SET currency = 'USD' WHERE id = %s",
+        "UPDATE webhooks_deposit SET refunded_u = refunded_u + 1 WHERE id = %s",  # no refund journal
+        "UPDATE webhooks_deposit SET charged_back_u = charged_back_u + 1 WHERE id = %s",  # no chargeback journal
+        "UPDATE webhooks_deposit SET refunded_u = -1 WHERE id = %s",  # never down
+    ):
         with pytest.raises(DatabaseError, match="red line: UPDATE of webhooks_deposit"):
-            _raw(f"UPDATE webhooks_deposit SET {column} = {column} + 1 WHERE id = %s", [deposit.pk])  # noqa: S608
+            _raw((sql, [deposit.pk]))
     deposit.refresh_from_db()
-    assert (deposit.amount_u, deposit.refunded_u, deposit.charged_back_u) == (10_000_000, 0, 0)
-
-
-@pytest.mark.parametrize("setting", ["off", "", "ON", "true"])
-def test_any_setting_but_the_services_on_is_refused(player: Any, setting: str) -> None:
-    """The trigger's WHEN tests the setting as its function does: only exactly 'on' lets a money change through."""
-    deposit = Deposit.objects.create(
-        provider="stripe", reference="dep-red-line-setting", user=player, amount_u=10_000_000, currency="USDC"
+    assert (deposit.amount_u, deposit.currency, deposit.refunded_u, deposit.charged_back_u) == (
+        10_000_000,
+        "USDC",
+        0,
+        0,
     )
-    with pytest.raises(DatabaseError, match="red line: UPDATE of webhooks_deposit"), transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT set_config('backoffice.service_write', %s, true)", [setting])
-            cursor.execute("UPDATE webhooks_deposit SET amount_u = 1 WHERE id = %s", [deposit.pk])
-    deposit.refresh_from_db()
-    assert deposit.amount_u == 10_000_000
 
 
-def test_every_red_line_trigger_tests_the_setting_in_its_when() -> None:
-    """The migrated triggers carry the setting in their WHEN (`ops.db_guard.red_line_trigger`)."""
+def test_unguarded_columns_still_change(player: Any, fund: Callable[..., Any]) -> None:
+    fund(player, 50_000_000)
+    withdrawal = withdrawal_request(user=player, amount_u=20_000_000, currency="USDC", provider="adyen")
+    _raw(("UPDATE payouts_withdrawal SET psp_reference = 'x' WHERE id = %s", [withdrawal.pk]))
+    assert Withdrawal.objects.get(pk=withdrawal.pk).psp_reference == "x"
+
+
+def test_no_trigger_or_function_reads_the_old_flag() -> None:
+    """The red line's triggers and functions test content, never a setting a session can set."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT tgrelid::regclass::text, pg_get_triggerdef(oid) FROM pg_trigger WHERE tgname LIKE '%%_red_line'"
+            "SELECT tgrelid::regclass::text, tgname, pg_get_triggerdef(oid) FROM pg_trigger"
+            " WHERE tgname LIKE '%%red_line%%' AND NOT tgisinternal"
         )
-        triggers = dict(cursor.fetchall())
-    assert set(triggers) == {"rounds_bet", "webhooks_deposit", "payouts_withdrawal"}
-    for definition in triggers.values():
-        assert "current_setting('backoffice.service_write'::text, true)" in definition, definition
+        triggers = cursor.fetchall()
+        cursor.execute(
+            "SELECT proname, prosrc FROM pg_proc WHERE proname LIKE '%%red_line%%'"
+            " AND pronamespace = 'public'::regnamespace"
+        )
+        functions = cursor.fetchall()
+    assert {table for table, _, _ in triggers} == {"rounds_bet", "webhooks_deposit", "payouts_withdrawal"}
+    assert len(functions) >= 5
+    for _, name, definition in triggers:
+        assert "current_setting" not in definition and "service_write" not in definition, name
+    for name, source in functions:
+        assert "current_setting" not in source and "service_write" not in source, name

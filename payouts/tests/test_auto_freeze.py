@@ -25,7 +25,7 @@ from ops.switches import CLEAR_KIND, SwitchClearNeedsTwo, switch_clear_propose, 
 from payouts.models import Withdrawal
 from payouts.services import payout_submit, withdrawal_approve, withdrawal_request
 
-from .helpers import balances, snapshot
+from .helpers import balances, destination_for, snapshot
 
 pytestmark = pytest.mark.django_db
 
@@ -119,7 +119,9 @@ def test_the_breach_and_the_freeze_are_one_transaction(planted: Account, monkeyp
 
 
 def test_payouts_are_held_while_frozen(stub: Any, planted: Account, funded_player: Any, finance: Any) -> None:
-    withdrawal = withdrawal_request(user=funded_player, amount_u=5_000_000, currency="USDC", provider="adyen")
+    withdrawal = withdrawal_request(
+        user=funded_player, amount_u=5_000_000, currency="USDC", provider="adyen", destination=destination_for("adyen")
+    )
     withdrawal_approve(withdrawal_id=withdrawal.pk, acting_user=finance)
     held = balances(funded_player)
     check_ledger_record()

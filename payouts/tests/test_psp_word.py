@@ -25,7 +25,7 @@ from payouts.models import PayoutStatusCheck, Withdrawal
 from payouts.reconciliation import psp_said_paid, psp_word
 from payouts.services import RESOLVE_KIND, payout_submit, withdrawal_approve, withdrawal_request, withdrawal_resolve
 
-from .helpers import balances, send_adyen_transfer, snapshot
+from .helpers import balances, destination_for, send_adyen_transfer, snapshot
 
 pytestmark = pytest.mark.django_db
 
@@ -42,7 +42,9 @@ def one_operator_below_a_high_threshold(settings: Any) -> None:
 
 def accepted(stub: Any, player: Any, operator: Any, provider: str) -> tuple[Withdrawal, dict[str, Any]]:
     """A payout the PSP accepted and never confirmed (payout_submitted)."""
-    withdrawal = withdrawal_request(user=player, amount_u=AMOUNT_U, currency="USDC", provider=provider)
+    withdrawal = withdrawal_request(
+        user=player, amount_u=AMOUNT_U, currency="USDC", provider=provider, destination=destination_for(provider)
+    )
     withdrawal_approve(withdrawal_id=withdrawal.pk, acting_user=operator)
     assert payout_submit(withdrawal_id=withdrawal.pk).status == "accepted"
     withdrawal.refresh_from_db()

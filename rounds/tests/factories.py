@@ -24,9 +24,9 @@ import factory
 
 from accounts.models import User
 from ledger.models import Account
-from ledger.selectors import round_pool_stripes
 from ledger.tests.factories import FundedPlayerFactory
 from ops.actors import BEAT
+from rounds.accounts import round_pool_stripes
 from rounds.betting import bet_place
 from rounds.domain.calendar import parse_code, previous_session, session_times
 from rounds.models import Bet, Round

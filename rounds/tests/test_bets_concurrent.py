@@ -17,11 +17,11 @@ import pytest
 from django.db import connection
 
 from ledger.models import Account, Entry, Journal
-from ledger.selectors import round_pool_stripes
 from ledger.services import user_account
 from ledger.tests.factories import FundedPlayerFactory
 from ops.actors import BEAT
 from rounds import errors
+from rounds.accounts import round_pool_stripes
 from rounds.betting import bet_place
 from rounds.domain.merkle import bet_leaves, merkle_root
 from rounds.models import Bet, Round

@@ -8,10 +8,9 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import transaction
+from django.db import connection, transaction
 
 from ops.actors import BEAT
-from ops.db_guard import service_write_allow
 from rounds.models import Bet, Round
 
 pytestmark = pytest.mark.django_db
@@ -35,6 +34,12 @@ def settled(
     return settled
 
 
+def superuser_past_the_red_line() -> None:
+    """Tampering as only a superuser can: triggers off for this transaction (`session_replication_role`)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL session_replication_role = replica")
+
+
 def verify(code: str, capsys: Any) -> tuple[bool, str]:
     try:
         call_command("verify_round", "--code", code)
@@ -52,7 +57,7 @@ def test_altered_bet_fails_merkle(settled: Round, capsys: Any) -> None:
     bet = Bet.objects.filter(round=settled).order_by("id").first()
     assert bet is not None
     with transaction.atomic():
-        service_write_allow()  # tampering by someone who got past the red-line trigger
+        superuser_past_the_red_line()
         Bet.objects.filter(pk=bet.pk).update(stake_u=bet.stake_u + 1)
     ok, out = verify(settled.code, capsys)
     assert not ok and "FAIL merkle" in out and "FAIL round" in out
@@ -62,7 +67,7 @@ def test_altered_payout_fails_payouts(settled: Round, capsys: Any) -> None:
     bet = Bet.objects.filter(round=settled, side="UP").order_by("id").first()
     assert bet is not None and bet.payout_u is not None
     with transaction.atomic():
-        service_write_allow()  # tampering by someone who got past the red-line trigger
+        superuser_past_the_red_line()
         Bet.objects.filter(pk=bet.pk).update(payout_u=bet.payout_u + 1)
     ok, out = verify(settled.code, capsys)
     assert not ok and "FAIL payouts" in out and "FAIL merkle" not in out
@@ -121,15 +126,47 @@ def test_unsettled_round_fails(open_round: Callable[..., Any], capsys: Any) -> N
 
 
 def test_raw_update_of_a_bet_is_refused_by_the_database(
-    open_round: Callable[..., Any], place: Callable[..., Any]
+    open_round: Callable[..., Any], place: Callable[..., Any], make_player: Any
 ) -> None:
-    from django.db import DatabaseError, connection
+    """Stake, side, account, round or a payout of an OPEN round: refused, the old services' flag set or not."""
+    from django.db import DatabaseError
+
+    from ledger.services import house_account
 
     bet = place(open_round("20250908"), "UP", 2_000_000)
-    with connection.cursor() as cursor:  # as in a fresh transaction: the services' permission is not set
-        cursor.execute("SELECT set_config('backoffice.service_write', '', true)")
-    for column in ("stake_u", "payout_u"):
+    changes = {
+        "stake_u": 1,
+        "side": "DOWN",
+        "account_id": house_account(currency="USDC").pk,
+        "round_id": bet.round_id + 1_000,  # its foreign key is checked at commit; the red line at once
+        "player_id": make_player().pk,
+        "payout_u": 1,  # only a settling (LOCKED) round's bets get a payout
+    }
+    for column, value in changes.items():
         with pytest.raises(DatabaseError, match="red line: UPDATE of rounds_bet"), transaction.atomic():
-            Bet.objects.filter(pk=bet.pk).update(**{column: 1})
-    bet.refresh_from_db()
-    assert (bet.stake_u, bet.payout_u) == (2_000_000, None)
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config('backoffice.service_write', 'on', true)")
+            Bet.objects.filter(pk=bet.pk).update(**{column: value})
+    fresh = Bet.objects.get(pk=bet.pk)
+    assert (fresh.stake_u, fresh.side, fresh.account_id, fresh.round_id, fresh.player_id, fresh.payout_u) == (
+        2_000_000,
+        "UP",
+        bet.account_id,
+        bet.round_id,
+        bet.player_id,
+        None,
+    )
+
+
+def test_a_settled_payout_is_never_changed_again(settled: Round) -> None:
+    """Once set (at settlement, round LOCKED), a payout never changes again: up, to zero or back to unset."""
+    from django.db import DatabaseError
+
+    bet = Bet.objects.filter(round=settled, payout_u__gt=0).order_by("id").first()
+    assert bet is not None and bet.payout_u is not None
+    for value in (bet.payout_u + 1, 0, None):
+        with pytest.raises(DatabaseError, match="red line: UPDATE of rounds_bet"), transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config('backoffice.service_write', 'on', true)")
+            Bet.objects.filter(pk=bet.pk).update(payout_u=value)
+    assert Bet.objects.get(pk=bet.pk).payout_u == bet.payout_u
