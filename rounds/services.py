@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 
-from ops.actors import BEAT, Actor, SystemActor, actor_label, require_operator
+from ops.actors import BEAT, Actor, SystemActor
 from ops.approvals import SecondOperatorRequired, decisions_cancel
 from ops.audit import audit_record
 from rounds import clock

@@ -26,7 +26,7 @@ from payouts.models import PayoutAttempt, Withdrawal
 from payouts.reconciliation import payout_reconcile
 from payouts.services import payout_submit, payouts_requeue, withdrawal_approve, withdrawal_request
 
-from .helpers import balances
+from .helpers import balances, destination_for
 from .test_concurrency import race
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -44,7 +44,9 @@ def queued(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 def _approved(player: Any, operator: Any) -> Withdrawal:
-    withdrawal = withdrawal_request(user=player, amount_u=AMOUNT_U, currency="USDC", provider="adyen")
+    withdrawal = withdrawal_request(
+        user=player, amount_u=AMOUNT_U, currency="USDC", provider="adyen", destination=destination_for("adyen")
+    )
     return withdrawal_approve(withdrawal_id=withdrawal.pk, acting_user=operator)
 
 
@@ -218,7 +220,9 @@ def test_on_a_real_worker_the_original_task_the_requeue_and_a_retry_at_once_call
     settings.PAYOUT_PROVIDER_TIMEOUT_S = 3.0
     stub.set_mode("adyen_transfer", "timeout", delay=1.5)  # the PSP takes 1.5 s to answer
     before = balances(funded_player)
-    withdrawal = withdrawal_request(user=funded_player, amount_u=AMOUNT_U, currency="USDC", provider="adyen")
+    withdrawal = withdrawal_request(
+        user=funded_player, amount_u=AMOUNT_U, currency="USDC", provider="adyen", destination=destination_for("adyen")
+    )
     withdrawal_approve(withdrawal_id=withdrawal.pk, acting_user=finance)  # queues the payout task on commit
     # As if approved a minute ago with its message lost, as far as the requeue can tell: it queues it too.
     Withdrawal.objects.filter(pk=withdrawal.pk).update(state_changed_at=timezone.now() - timedelta(minutes=1))
