@@ -89,7 +89,8 @@ def test_a_withdrawal_is_born_requested_with_its_hold(
     before, money = snapshot(), balances(player)
     insert = (
         "INSERT INTO payouts_withdrawal (user_id, amount_u, currency, provider, destination, state,"
-        " payout_generation, psp_reference, flow_id) VALUES (%s, 20000000, 'USDC', 'adyen', '{}', %s, 0, '', %s)"
+        " payout_generation, psp_reference, flow_id, payout_lease_owner)"
+        " VALUES (%s, 20000000, 'USDC', 'adyen', '{}', %s, 0, '', %s, '')"
     )
     with pytest.raises(DatabaseError, match="a withdrawal is born requested, not approved"):
         _raw((insert, [player.pk, "approved", "wd-insider-1"]))
@@ -124,7 +125,9 @@ def test_raw_updates_of_a_deposit_money_column_are_refused_with_the_flag_set(pla
 
 def test_unguarded_columns_still_change(player: Any, fund: Callable[..., Any]) -> None:
     fund(player, 50_000_000)
-    withdrawal = withdrawal_request(user=player, amount_u=20_000_000, currency="USDC", provider="adyen")
+    withdrawal = withdrawal_request(
+        user=player, amount_u=20_000_000, currency="USDC", provider="adyen", destination=destination_for("adyen")
+    )
     _raw(("UPDATE payouts_withdrawal SET psp_reference = 'x' WHERE id = %s", [withdrawal.pk]))
     assert Withdrawal.objects.get(pk=withdrawal.pk).psp_reference == "x"
 
