@@ -16,7 +16,7 @@ def django_db_setup(django_db_setup: Any, django_db_blocker: Any) -> Any:
     """The test database migrated by the owner, then every application connection as the app role.
 
     `setup_db_roles` grants the application role (`DB_APP_ROLE`) exactly what production's has, and
-    from then on each connection (the tests', their threads') runs `SET ROLE` to it
+    from then on each connection (the tests', their threads') switches to it (SET SESSION AUTHORIZATION)
     (ops/tests/db_role_harness.py): the suite runs with production's privileges.
     """
     from io import StringIO

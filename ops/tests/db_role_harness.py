@@ -3,7 +3,8 @@
 Once the test database is migrated (by the owner: the URL's user), `setup_db_roles` grants the
 application role (`settings.DB_APP_ROLE`) its privileges and `enable_app_role` makes every Django
 connection opened afterwards, by the test or by any thread (live server, Celery worker threads),
-`SET ROLE` to it. Child processes get the application role as the user of their DATABASE_URL
+switch to it with `SET SESSION AUTHORIZATION` (like `SET ROLE`, but `session_user` becomes the
+application role too, as for a process that logged in as it: the deploy check reads both). Child processes get the application role as the user of their DATABASE_URL
 (`ops.tests.processes.django_env`).
 
 Two things only the owner does, kept here in the harness:
@@ -39,7 +40,7 @@ def _quoted_role() -> str:
 def _set_app_role(sender: Any, connection: Any, **kwargs: Any) -> None:
     if _active["on"] and connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(f"SET ROLE {_quoted_role()}")
+            cursor.execute(f"SET SESSION AUTHORIZATION {_quoted_role()}")
 
 
 def enable_app_role() -> None:
@@ -53,13 +54,13 @@ def enable_app_role() -> None:
 
         def execute_sql_flush_as_owner(self: Any, sql_list: Any) -> None:
             with self.connection.cursor() as cursor:
-                cursor.execute("RESET ROLE")
+                cursor.execute("RESET SESSION AUTHORIZATION")
             try:
                 _original_flush["flush"](self, sql_list)
             finally:
                 if _active["on"]:
                     with self.connection.cursor() as cursor:
-                        cursor.execute(f"SET ROLE {_quoted_role()}")
+                        cursor.execute(f"SET SESSION AUTHORIZATION {_quoted_role()}")
 
         ops_class.execute_sql_flush = execute_sql_flush_as_owner
 
@@ -77,17 +78,17 @@ def disable_app_role() -> None:
 def as_db_owner() -> Iterator[Any]:
     """A cursor on the test's own connection with the owner's rights, for planting faults; back after.
 
-    Inside a test's transaction the RESET ROLE is also undone by the test's rollback, so a statement
+    Inside a test's transaction the RESET SESSION AUTHORIZATION is also undone by the test's rollback, so a statement
     that fails in here cannot leave the connection as the owner.
     """
     with connection.cursor() as cursor:
-        cursor.execute("RESET ROLE")
+        cursor.execute("RESET SESSION AUTHORIZATION")
         try:
             yield cursor
         finally:
             if _active["on"]:
                 try:
-                    cursor.execute(f"SET ROLE {_quoted_role()}")
+                    cursor.execute(f"SET SESSION AUTHORIZATION {_quoted_role()}")
                 except DatabaseError:
                     # The test's transaction is aborted: its rollback restores the role set at connect.
                     if not connection.in_atomic_block:
