@@ -24,7 +24,7 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
 run: $(VENV)/.runtime-installed
 	HOST=$(HOST) PORT=$(PORT) STUB_PORT=$(STUB_PORT) BIN=$(BIN) bash ops/scripts/run_local.sh
 
-## test: the whole suite on PostgreSQL and Redis (127.0.0.1).
+## test: the whole suite on PostgreSQL and Redis (127.0.0.1), its connections as the app role (conftest.py).
 test: $(VENV)/.dev-installed
 	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -45,7 +45,8 @@ bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/summary.py
 
-## migrate-prod: the release step (bin/backoffice migrate) with the production settings of this environment.
+## migrate-prod: the release step (bin/backoffice migrate) with the production settings of this environment: as the
+## tables' owner (DATABASE_OWNER_URL), migrations then setup_db_roles (the app role's grants; docs/deploy.md).
 migrate-prod: $(VENV)/.runtime-installed
 	PYTHON=$(BIN)/python DJANGO_SETTINGS_MODULE=$${DJANGO_SETTINGS_MODULE:-config.settings.production} bin/backoffice migrate
 

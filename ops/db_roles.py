@@ -90,7 +90,7 @@ def setup_db_roles(*, role: str | None = None, password: str | None = None) -> l
         session_role, current_role, database, schema = cursor.fetchone()
         if role in (session_role, current_role):
             raise DatabaseRoleError(
-                f"setup_db_roles runs as the owner role, not as the application role {role!r}: "
+                f"runs as the owner role, not as the application role {role!r}: "
                 "connect with the owner's URL (DATABASE_OWNER_URL)."
             )
         quoted = _quote(cursor, role)
@@ -103,14 +103,20 @@ def setup_db_roles(*, role: str | None = None, password: str | None = None) -> l
         if found is None:
             cursor.execute(f"CREATE ROLE {quoted} {ROLE_ATTRIBUTES}")
             lines.append(f"created role {role}")
+            found = (True, False, False, False, False, False)
         elif tuple(found) != (True, False, False, False, False, False):
             cursor.execute(f"ALTER ROLE {quoted} {ROLE_ATTRIBUTES}")
             lines.append(f"corrected the attributes of role {role}")
         else:
             lines.append(f"role {role} exists")
         if password:
-            cursor.execute(f"ALTER ROLE {quoted} PASSWORD %s", [password])
-            lines.append(f"set the password of {role} (DB_APP_PASSWORD)")
+            # An owner without CREATEROLE (compose's, whose roles the database's init created) leaves it as is.
+            cursor.execute("SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user")
+            if cursor.fetchone()[0]:
+                cursor.execute(f"ALTER ROLE {quoted} PASSWORD %s", [password])
+                lines.append(f"set the password of {role} (DB_APP_PASSWORD)")
+            else:
+                lines.append(f"left the password of {role} as is ({current_role} may not alter roles)")
         cursor.execute("SELECT pg_has_role(%s, %s, 'MEMBER')", [role, current_role])
         if cursor.fetchone()[0]:
             raise DatabaseRoleError(f"{role} is a member of the owner role {current_role}: it would own the tables.")

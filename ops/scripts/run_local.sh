@@ -12,7 +12,17 @@ export STRIPE_API_BASE=${STRIPE_API_BASE:-http://127.0.0.1:${STUB_PORT}}
 export ADYEN_API_BASE=${ADYEN_API_BASE:-http://127.0.0.1:${STUB_PORT}}
 mkdir -p .run/broker/out .run/broker/processed
 
-"$BIN/python" manage.py migrate --noinput
+if [[ "${DATABASE_URL:-}" == postgres* ]]; then
+    # Migrate as the owner (DATABASE_OWNER_URL, else DATABASE_URL), grant the application role, then every
+    # process below (seed included) logs in as the application role (docs/deploy.md "Database roles").
+    owner_url=${DATABASE_OWNER_URL:-$DATABASE_URL}
+    DATABASE_URL=$owner_url "$BIN/python" manage.py migrate --noinput
+    DATABASE_URL=$owner_url "$BIN/python" manage.py setup_db_roles
+    server=${owner_url#*://}
+    export DATABASE_URL="postgres://${DB_APP_ROLE:-backoffice_app}${DB_APP_PASSWORD:+:$DB_APP_PASSWORD}@${server#*@}"
+else
+    "$BIN/python" manage.py migrate --noinput
+fi
 "$BIN/python" manage.py seed --demo
 
 pids=()
