@@ -72,7 +72,7 @@ def account_get_or_create(
 
 
 _ACCOUNT_FIELDS = [field.attname for field in Account._meta.concrete_fields]
-_ACCOUNT_COLUMNS = ", ".join(field.column for field in Account._meta.concrete_fields)
+_ACCOUNT_COLUMNS = ", ".join(str(field.column) for field in Account._meta.concrete_fields)
 
 
 def user_account(*, user: User, currency: str, kind: str = Account.Kind.USER_AVAILABLE) -> Account:

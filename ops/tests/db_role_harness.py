@@ -62,7 +62,7 @@ def enable_app_role() -> None:
                     with self.connection.cursor() as cursor:
                         cursor.execute(f"SET SESSION AUTHORIZATION {_quoted_role()}")
 
-        ops_class.execute_sql_flush = execute_sql_flush_as_owner
+        ops_class.execute_sql_flush = execute_sql_flush_as_owner  # type: ignore[method-assign]
 
 
 def disable_app_role() -> None:
@@ -70,7 +70,7 @@ def disable_app_role() -> None:
     _active["on"] = False
     connection_created.disconnect(dispatch_uid="ops.tests.db_role_harness")
     if "flush" in _original_flush:
-        type(connection.ops).execute_sql_flush = _original_flush.pop("flush")
+        type(connection.ops).execute_sql_flush = _original_flush.pop("flush")  # type: ignore[method-assign]
     connections.close_all()
 
 

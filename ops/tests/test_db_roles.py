@@ -380,7 +380,9 @@ def test_the_service_write_flag_does_not_open_the_red_line_to_the_application_ro
 
 def test_the_test_database_is_the_one_the_insider_reaches(books: dict[str, Any]) -> None:
     with insider() as conn:
-        (name,) = conn.execute("SELECT current_database()").fetchone()
+        row = conn.execute("SELECT current_database()").fetchone()
+    assert row is not None
+    (name,) = row
     assert name == connection.settings_dict["NAME"] == settings.DATABASES["default"]["NAME"]
     assert name.startswith("test_")
     assert Account.objects.filter(pk=books["available"].pk).exists()
