@@ -1,4 +1,6 @@
 # The back office image: one image, every process (bin/backoffice web|worker QUEUE|beat|migrate).
+# Database roles (docs/deploy.md): every process logs in with DATABASE_URL, the application role's;
+# `migrate` alone uses DATABASE_OWNER_URL (the owner), then runs setup_db_roles. No URL is baked in.
 # Two stages: dependencies are installed into a virtualenv in `build` (which may compile), and only that
 # virtualenv and the source are copied into the slim final image: no compilers, no pip cache, non-root.
 

@@ -28,7 +28,7 @@ run: $(VENV)/.runtime-installed
 	HOST=$(HOST) PORT=$(PORT) STUB_PORT=$(STUB_PORT) BIN=$(BIN) bash ops/scripts/run_local.sh
 
 ## test: the whole suite on Redis (127.0.0.1) and the PostgreSQL of DATABASE_URL, or else the embedded one
-## (started for the run, stopped after).
+## (started for the run, stopped after); its connections run as the app role once migrated (conftest.py).
 test: $(VENV)/.dev-installed
 	DJANGO_SETTINGS_MODULE=config.settings.test $(WITH_DB) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -55,7 +55,8 @@ bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/summary.py
 
-## migrate-prod: the release step (bin/backoffice migrate) with the production settings of this environment.
+## migrate-prod: the release step (bin/backoffice migrate) with the production settings of this environment: as the
+## tables' owner (DATABASE_OWNER_URL), migrations then setup_db_roles (the app role's grants; docs/deploy.md).
 migrate-prod: $(VENV)/.runtime-installed
 	PYTHON=$(BIN)/python DJANGO_SETTINGS_MODULE=$${DJANGO_SETTINGS_MODULE:-config.settings.production} bin/backoffice migrate
 

@@ -11,6 +11,37 @@ from rest_framework.test import APIClient
 from accounts.tests.factories import StaffFactory, UserFactory
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: Any, django_db_blocker: Any) -> Any:
+    """The test database migrated by the owner, then every application connection as the app role.
+
+    `setup_db_roles` grants the application role (`DB_APP_ROLE`) exactly what production's has, and
+    from then on each connection (the tests', their threads') switches to it (SET SESSION AUTHORIZATION)
+    (ops/tests/db_role_harness.py): the suite runs with production's privileges.
+    """
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from ops.tests.db_role_harness import disable_app_role, enable_app_role
+
+    with django_db_blocker.unblock():
+        call_command("setup_db_roles", stdout=StringIO())
+        enable_app_role()
+    yield
+    with django_db_blocker.unblock():
+        disable_app_role()
+
+
+@pytest.fixture
+def db_owner(db: Any) -> Callable[[], Any]:
+    """`with db_owner() as cursor:` the owner's rights on the test's connection, to plant a fault the
+    application role may not write (a corrupt balance, an entry outside the posting functions)."""
+    from ops.tests.db_role_harness import as_db_owner
+
+    return as_db_owner
+
+
 @pytest.fixture(autouse=True)
 def _empty_cache() -> Any:
     """Every test starts with an empty default cache: a round code reused from an earlier test (with its

@@ -58,14 +58,23 @@ class Leg:
 def account_get_or_create(
     *, name: str, currency: str, kind: str, owner: Any = None, allow_negative: bool = False
 ) -> Account:
-    """Return the account with this name and currency, creating it if needed."""
+    """Return the account with this name and currency, creating it if needed.
+
+    Through `ledger_account_open` (migration 0008), a function run with the owner's rights: the
+    application's database role may read `ledger_account` but not insert into it.
+    """
     get_currency(currency)
-    account, _ = Account.objects.get_or_create(
-        name=name,
-        currency=currency,
-        defaults={"kind": kind, "owner": owner, "allow_negative": allow_negative},
-    )
-    return account
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {_ACCOUNT_COLUMNS} FROM ledger_account_open(%s, %s, %s, %s, %s)",  # noqa: S608
+            [name, currency, kind, owner.pk if owner is not None else None, allow_negative],
+        )
+        row = cursor.fetchone()
+    return Account.from_db(connection.alias, _ACCOUNT_FIELDS, list(row))
+
+
+_ACCOUNT_FIELDS = [field.attname for field in Account._meta.concrete_fields]
+_ACCOUNT_COLUMNS = ", ".join(str(field.column) for field in Account._meta.concrete_fields)
 
 
 def user_account(*, user: User, currency: str, kind: str = Account.Kind.USER_AVAILABLE) -> Account:

@@ -6,6 +6,8 @@ from django.apps import AppConfig
 class OpsConfig(AppConfig):
     name = "ops"
     verbose_name = "Operations"
+    # The application database role's privileges on the audit tables: append, read (ops.db_roles).
+    db_privileges = {"audit_log": ("SELECT", "INSERT"), "auditlog_logentry": ("SELECT", "INSERT")}
 
     def ready(self) -> None:
         from . import checks, ops_metrics  # noqa: F401  (deploy checks; registers worker_runs_total)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from .models import Waiver
@@ -89,6 +90,48 @@ def check_cors() -> tuple[bool, str]:
 
 def check_database() -> tuple[bool, str]:
     return (connection.vendor == "postgresql", f"database is {connection.vendor}")
+
+
+def database_role_problems(cursor: Any) -> tuple[str, list[str]]:
+    """The role this connection acts as, and what makes it unfit to serve production (empty: nothing).
+
+    A superuser can do anything (switch every trigger off with `session_replication_role`, rewrite the
+    ledger); an owner of the tables can drop their triggers and grant itself anything. Both the role
+    logged in (`session_user`) and the role acting (`current_user`) count: a session logged in as a
+    superuser can always go back to it.
+    """
+    cursor.execute("SELECT session_user, current_user")
+    session_role, current_role = cursor.fetchone()
+    problems: list[str] = []
+    cursor.execute(
+        "SELECT rolname FROM pg_roles WHERE rolname IN (%s, %s) AND (rolsuper OR rolbypassrls) ORDER BY rolname",
+        [session_role, current_role],
+    )
+    problems.extend(f"{name} is a superuser (or bypasses row security)" for (name,) in cursor.fetchall())
+    cursor.execute(
+        "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'v', 'm')"
+        " AND (pg_has_role(session_user, c.relowner, 'MEMBER') OR pg_has_role(current_user, c.relowner, 'MEMBER'))"
+    )
+    (owned,) = cursor.fetchone()
+    if owned and not problems:  # a superuser is a member of every role: said once above
+        problems.append(f"{current_role} owns {owned} of the project's tables (it is the migrating owner role)")
+    role = session_role if session_role == current_role else f"{session_role} (acting as {current_role})"
+    return role, problems
+
+
+def check_database_role() -> tuple[bool, str]:
+    """The role the processes connect as: never a superuser, never the tables' owner (docs/deploy.md)."""
+    try:
+        with connection.cursor() as cursor:
+            role, problems = database_role_problems(cursor)
+    except DatabaseError as exc:
+        return False, f"cannot read the database role: {str(exc).strip().splitlines()[0]}"
+    if problems:
+        return False, f"connected as {role}: " + "; ".join(problems)
+    expected = str(settings.DB_APP_ROLE)
+    note = "" if role == expected else f" (DB_APP_ROLE is {expected})"
+    return True, f"connected as {role}: no superuser, owns no table{note}"
 
 
 def check_broker() -> tuple[bool, str]:
@@ -214,6 +257,7 @@ RULES: list[tuple[str, Callable[[], tuple[bool, str]], bool]] = [
     ("hsts", check_hsts, True),
     ("metrics_private", check_metrics_private, True),
     ("login_protection", check_login_protection, True),
+    ("database_role", check_database_role, True),
     ("django_security", check_django_security, False),
     ("waivers_in_date", check_overdue_waivers, False),
 ]

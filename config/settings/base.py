@@ -125,6 +125,9 @@ DATABASES = {
     if env.str("DATABASE_URL", default="")
     else {"ENGINE": "django.db.backends.dummy"}
 }
+# The role web, workers and beat connect as (DATABASE_URL's user): no superuser, owns nothing, SELECT only on
+# the ledger's tables. Migrations run as the tables' owner (DATABASE_OWNER_URL), then `setup_db_roles`.
+DB_APP_ROLE = env("DB_APP_ROLE", default="backoffice_app")
 # A streaming replica for reports, TVL, metrics gauges and admin lists (ops/db_router.py, docs/ops/scaling.md).
 DB_READONLY_ENDPOINT = env("DB_READONLY_ENDPOINT", default="")
 DB_READONLY_MAX_LAG_S = env.float("DB_READONLY_MAX_LAG_S", default=5.0)

@@ -193,7 +193,9 @@ def test_one_refused_posting_refuses_the_whole_batch_and_changes_nothing(
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("outcome", ["commit", "rollback"])
-def test_a_reference_taken_by_a_concurrent_posting_meanwhile(outcome: str, books: dict[str, Account]) -> None:
+def test_a_reference_taken_by_a_concurrent_posting_meanwhile(
+    outcome: str, books: dict[str, Account], db_owner: Any
+) -> None:
     """Another transaction inserts the batch's reference (other accounts, so no lock is shared) and
     commits or rolls back while the batch waits on the unique index: a conflict, or the batch posts."""
     a, b, psp, c = books["a"], books["b"], books["psp"], books["c"]
@@ -208,7 +210,7 @@ def test_a_reference_taken_by_a_concurrent_posting_meanwhile(outcome: str, books
                 deadline = time.monotonic() + 10
                 waiting = False
                 while time.monotonic() < deadline and not waiting:
-                    with connection.cursor() as cursor:
+                    with db_owner() as cursor:  # other sessions' waits: visible to their (owner) session user
                         cursor.execute(
                             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
                             "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"

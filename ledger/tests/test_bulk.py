@@ -306,5 +306,5 @@ def test_the_posting_function_runs_as_its_owner_with_a_pinned_search_path() -> N
         rows = cursor.fetchall()
         cursor.execute("SELECT relpersistence FROM pg_class WHERE relname = 'ledger_posting_leg'")
         (persistence,) = cursor.fetchone()
-    assert rows == [(True, ["search_path=pg_catalog, public"])]
+    assert rows == [(True, ["search_path=pg_catalog, public, pg_temp"])]
     assert persistence == "u"  # UNLOGGED: its rows never outlive a transaction

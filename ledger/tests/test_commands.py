@@ -152,10 +152,11 @@ def test_deposit_refusals_are_one_line_and_change_nothing(
     assert not Proposal.objects.exists()
 
 
-def test_check_ledger_passes_then_reports_a_breach(player: Any, fund: Any) -> None:
+def test_check_ledger_passes_then_reports_a_breach(player: Any, fund: Any, db_owner: Any) -> None:
     fund(player, 100)
     assert run("check_ledger").startswith("OK:")
-    Account.objects.filter(owner=player).update(balance_u=150)  # a stored balance drifts from its entries
+    with db_owner():  # a stored balance drifts from its entries (planted as the owner; the app role cannot)
+        Account.objects.filter(owner=player).update(balance_u=150)
     with pytest.raises(CommandError, match="breach"):
         run("check_ledger", "--record")
     from ledger.models import LedgerBreach

@@ -1,11 +1,15 @@
-"""The database refuses what the service would never do: edits, deletes, unbalanced journals."""
+"""The database refuses what the service would never do: edits, deletes, unbalanced journals.
+
+These guards hold even for the tables' owner, so each fault is tried with the owner's rights (`db_owner`):
+the application role the suite runs as may not write these tables at all (ops/tests/test_db_roles.py).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 
 from ledger import services
 from ledger.models import Account, Entry, Journal
@@ -26,17 +30,17 @@ def journal(player: Any) -> Journal:
     )
 
 
-def run_sql(sql: str, params: list | None = None) -> None:
-    with transaction.atomic(), connection.cursor() as cursor:
+def run_sql(db_owner: Any, sql: str, params: list | None = None) -> None:
+    with transaction.atomic(), db_owner() as cursor:
         cursor.execute(sql, params)
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
-def raw_journal(reference: str, currency: str, amounts: tuple[int, int]) -> None:
+def raw_journal(db_owner: Any, reference: str, currency: str, amounts: tuple[int, int]) -> None:
     """Insert a journal and two entries with raw SQL, bypassing the service, and force the checks now."""
     available = Account.objects.get(kind=Account.Kind.USER_AVAILABLE)
     psp = Account.objects.get(kind=Account.Kind.EXTERNAL)
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(), db_owner() as cursor:
         cursor.execute(
             "INSERT INTO ledger_journal (type, reference, fingerprint, metadata, actor_label) "
             "VALUES ('x', %s, '', '{}', 'sql') RETURNING id",
@@ -51,34 +55,35 @@ def raw_journal(reference: str, currency: str, amounts: tuple[int, int]) -> None
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
-def test_entries_cannot_be_updated_or_deleted(journal: Journal) -> None:
+def test_entries_cannot_be_updated_or_deleted(journal: Journal, db_owner: Any) -> None:
     with pytest.raises(DatabaseError, match="append-only"):
-        run_sql("UPDATE ledger_entry SET amount_u = amount_u * 2")
+        run_sql(db_owner, "UPDATE ledger_entry SET amount_u = amount_u * 2")
     with pytest.raises(DatabaseError, match="append-only"):
-        run_sql("DELETE FROM ledger_entry")
+        run_sql(db_owner, "DELETE FROM ledger_entry")
     with pytest.raises(DatabaseError, match="append-only"):
-        run_sql("UPDATE ledger_journal SET reference = 'other'")
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        run_sql(db_owner, "UPDATE ledger_journal SET reference = 'other'")
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), db_owner():
         Entry.objects.filter(journal=journal).delete()
     assert sorted(Entry.objects.values_list("amount_u", flat=True)) == [-100, 100]
 
 
-def test_unbalanced_journal_is_refused_at_commit(journal: Journal) -> None:
+def test_unbalanced_journal_is_refused_at_commit(journal: Journal, db_owner: Any) -> None:
     with pytest.raises(IntegrityError, match="does not sum to zero"):
-        raw_journal("raw-1", "USDC", (5, -4))
+        raw_journal(db_owner, "raw-1", "USDC", (5, -4))
     assert not Journal.objects.filter(reference="raw-1").exists()
 
 
-def test_journal_with_one_entry_is_refused(journal: Journal) -> None:
+def test_journal_with_one_entry_is_refused(journal: Journal, db_owner: Any) -> None:
     with pytest.raises(IntegrityError, match="at least two"):
         run_sql(
+            db_owner,
             "WITH j AS (INSERT INTO ledger_journal (type, reference, fingerprint, metadata, actor_label) "
-            "VALUES ('x', 'raw-2', '', '{}', 'sql') RETURNING id) SELECT 1"
+            "VALUES ('x', 'raw-2', '', '{}', 'sql') RETURNING id) SELECT 1",
         )
 
 
 @pytest.mark.django_db(transaction=True)
-def test_entries_cannot_join_a_committed_journal(player: Any) -> None:
+def test_entries_cannot_join_a_committed_journal(player: Any, db_owner: Any) -> None:
     psp = services.external_account(provider="adyen", currency="USDC")
     available = services.user_account(user=player, currency="USDC")
     committed = services.transfer(
@@ -86,6 +91,7 @@ def test_entries_cannot_join_a_committed_journal(player: Any) -> None:
     )
     with pytest.raises(DatabaseError, match="transaction that creates their journal"):
         run_sql(
+            db_owner,
             "INSERT INTO ledger_entry (journal_id, account_id, currency, amount_u) "
             "VALUES (%s, %s, 'USDC', 7), (%s, %s, 'USDC', -7)",
             [committed.pk, available.pk, committed.pk, psp.pk],
@@ -93,27 +99,27 @@ def test_entries_cannot_join_a_committed_journal(player: Any) -> None:
     assert sorted(committed.entries.values_list("amount_u", flat=True)) == [-100, 100]
 
 
-def test_negative_balance_is_refused_by_check_constraint(journal: Journal) -> None:
+def test_negative_balance_is_refused_by_check_constraint(journal: Journal, db_owner: Any) -> None:
     available = Account.objects.get(kind=Account.Kind.USER_AVAILABLE)
     with pytest.raises(IntegrityError, match="ledger_account_balance_not_negative"):
-        with transaction.atomic():
+        with transaction.atomic(), db_owner():
             Account.objects.filter(pk=available.pk).update(balance_u=-1)
     assert Account.objects.get(pk=available.pk).balance_u == 100
 
 
-def test_entry_currency_must_match_its_account(journal: Journal) -> None:
+def test_entry_currency_must_match_its_account(journal: Journal, db_owner: Any) -> None:
     with pytest.raises(DatabaseError, match="currency"):
-        raw_journal("raw-3", "USD", (5, -5))
+        raw_journal(db_owner, "raw-3", "USD", (5, -5))
     assert not Journal.objects.filter(reference="raw-3").exists()
 
 
-def test_audit_log_is_append_only(player: Any) -> None:
+def test_audit_log_is_append_only(player: Any, db_owner: Any) -> None:
     from ops.audit import audit_record
     from ops.models import AuditRecord
 
     audit_record(actor=player, action="test.action", object_type="x", object_id="1", reason="r")
     with pytest.raises(DatabaseError, match="append-only"):
-        run_sql("UPDATE audit_log SET reason = 'rewritten'")
+        run_sql(db_owner, "UPDATE audit_log SET reason = 'rewritten'")
     with pytest.raises(DatabaseError, match="append-only"):
-        run_sql("DELETE FROM audit_log")
+        run_sql(db_owner, "DELETE FROM audit_log")
     assert AuditRecord.objects.get().reason == "r"

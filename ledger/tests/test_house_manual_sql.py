@@ -103,10 +103,13 @@ def test_no_unbalanced_batches_in_a_healthy_ledger(settled_day: None) -> None:
     assert query(PROBLEM_TRANSACTIONS) == []
 
 
-def test_unbalanced_batch_queries_find_a_bad_batch_before_the_database_refuses_it(settled_day: None) -> None:
-    """Inside a transaction, before the deferred check fires, the manual's queries see the bad batch."""
+def test_unbalanced_batch_queries_find_a_bad_batch_before_the_database_refuses_it(
+    settled_day: None, db_owner: Any
+) -> None:
+    """Inside a transaction, before the deferred check fires, the manual's queries see the bad batch
+    (planted with the owner's rights: the application role cannot write the ledger's tables)."""
     sid = transaction.savepoint()
-    with connection.cursor() as cursor:
+    with db_owner() as cursor:
         cursor.execute(
             "INSERT INTO ledger_journal (type, reference, fingerprint, metadata, actor_label) "
             "VALUES ('bad', 'bad-batch', '', '{}', 'sql') RETURNING id"

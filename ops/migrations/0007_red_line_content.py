@@ -8,7 +8,7 @@ session could set, no longer means anything.
 from django.db import migrations
 
 FUNCTION = r"""
-CREATE OR REPLACE FUNCTION backoffice_red_line() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION backoffice_red_line() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
     RAISE EXCEPTION 'red line: % of % (id %) refused; % never change this way (see docs/red-line.md)',
                     TG_OP, TG_TABLE_NAME, OLD.id, TG_ARGV[0]
@@ -17,7 +17,7 @@ END $$;
 """
 
 PREVIOUS = r"""
-CREATE OR REPLACE FUNCTION backoffice_red_line() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION backoffice_red_line() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
     IF coalesce(current_setting('backoffice.service_write', true), '') <> 'on' THEN
         RAISE EXCEPTION 'red line: % of % (id %) refused; % change only through the back office services '

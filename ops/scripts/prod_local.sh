@@ -3,7 +3,10 @@
 # machine's PostgreSQL and Redis, with the local PSP stub; then the go-live smoke test and the canary
 # against it. Exit 0 only when both PASS. Stops every process it started.
 #
-#   PROD_LOCAL_DATABASE_URL  default postgres://postgres@127.0.0.1:5432/backoffice_prod_local (created if missing)
+#   PROD_LOCAL_DATABASE_URL  the owner's URL, which migrates (the release step, then setup_db_roles);
+#                            default postgres://postgres@127.0.0.1:5432/backoffice_prod_local (created if missing)
+#   DB_APP_ROLE              the role every process logs in as (default backoffice_app; DB_APP_PASSWORD if
+#                            the server asks one): the same database, DATABASE_URL of the processes
 #   PROD_LOCAL_REDIS_URL     default redis://127.0.0.1:6379/8
 #   PROD_LOCAL_PORT, PROD_LOCAL_STUB_PORT  default 18800, 18811
 set -euo pipefail
@@ -16,7 +19,11 @@ work=$(mktemp -d)
 logs="$work/logs"
 mkdir -p "$logs"
 
-export DATABASE_URL=${PROD_LOCAL_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/backoffice_prod_local}
+export DATABASE_OWNER_URL=${PROD_LOCAL_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/backoffice_prod_local}
+export DB_APP_ROLE=${DB_APP_ROLE:-backoffice_app}
+server=${DATABASE_OWNER_URL#*://}
+server=${server#*@}
+export DATABASE_URL="postgres://$DB_APP_ROLE${DB_APP_PASSWORD:+:$DB_APP_PASSWORD}@$server"
 export REDIS_URL=${PROD_LOCAL_REDIS_URL:-redis://127.0.0.1:6379/8}
 export DJANGO_SETTINGS_MODULE=config.settings.prod_local
 export DJANGO_SECRET_KEY
@@ -58,15 +65,16 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
-dbname=${DATABASE_URL##*/}
-if ! psql "${DATABASE_URL%/*}/postgres" -tAc "SELECT 1 FROM pg_database WHERE datname = '$dbname'" | grep -q 1; then
-    createdb --maintenance-db="${DATABASE_URL%/*}/postgres" "$dbname"
+dbname=${DATABASE_OWNER_URL##*/}
+if ! psql "${DATABASE_OWNER_URL%/*}/postgres" -tAc "SELECT 1 FROM pg_database WHERE datname = '$dbname'" | grep -q 1; then
+    createdb --maintenance-db="${DATABASE_OWNER_URL%/*}/postgres" "$dbname"
 fi
 "$PYTHON" -m celery -A config purge -f >/dev/null
 
-# The release step (Procfile `release:`), then an operator and a player with a password generated for this
-# run: `seed` is refused under production settings, so they are written with the local settings on the same
-# database. Never the demo accounts: `bin/backoffice` refuses to start while one exists (accounts.E001).
+# The release step (Procfile `release:`: migrations and setup_db_roles as the owner), then an operator and a
+# player with a password generated for this run: `seed` is refused under production settings, so they are
+# written with the local settings on the same database, as the application role. Never the demo accounts:
+# `bin/backoffice` refuses to start while one exists (accounts.E001).
 release=$(sed -n 's/^release: //p' Procfile)
 echo "prod-local: $release"
 $release
@@ -115,4 +123,15 @@ echo "prod-local: canary"
     --operator-email "$OPERATOR_EMAIL" --operator-password "$PROD_LOCAL_PASSWORD" \
     --destination '{"transfer_instrument_id": "SE322KH223222F5GXZFNM3BGP"}' \
     --release "$(git rev-parse --short HEAD 2>/dev/null || echo local)" --report-dir "$work/canary"
-echo "prod-local: PASS (go_live_smoke PASS, canary PASS) on production settings with the process list"
+# Every process logged in as the application role: the sessions on this database, seen by the owner.
+roles=$(psql "$DATABASE_OWNER_URL" -tAc "SELECT string_agg(DISTINCT usename, ',') FROM pg_stat_activity
+    WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'")
+sessions=$(psql "$DATABASE_OWNER_URL" -tAc "SELECT count(*) FROM pg_stat_activity
+    WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'")
+echo "prod-local: $sessions database sessions of the processes, logged in as: $roles"
+[ "$roles" = "$DB_APP_ROLE" ] || { echo "prod-local: a process is not logged in as $DB_APP_ROLE"; exit 1; }
+# verify_prod_env FAILs here by design (the PSP stub, no TLS); its database_role line must PASS.
+role_check=$("$PYTHON" manage.py verify_prod_env 2>/dev/null | grep "database_role" || true)
+echo "prod-local: verify_prod_env: $role_check"
+case "$role_check" in PASS*) ;; *) echo "prod-local: the processes' database role is refused"; exit 1 ;; esac
+echo "prod-local: PASS (go_live_smoke PASS, canary PASS, every process logged in as $DB_APP_ROLE) on production settings with the process list"

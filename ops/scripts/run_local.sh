@@ -31,7 +31,13 @@ if [ -z "${DATABASE_URL:-}" ]; then
     echo "embedded PostgreSQL: $DATABASE_URL (data in ${EMBEDDED_PG_DIR:-.run/pg})"
 fi
 
-"$BIN/python" manage.py migrate --noinput
+# Migrate as the owner (DATABASE_OWNER_URL, else DATABASE_URL), grant the application role, then every
+# process below (seed included) logs in as the application role (docs/deploy.md "Database roles").
+owner_url=${DATABASE_OWNER_URL:-$DATABASE_URL}
+DATABASE_URL=$owner_url "$BIN/python" manage.py migrate --noinput
+DATABASE_URL=$owner_url "$BIN/python" manage.py setup_db_roles
+server=${owner_url#*://}
+export DATABASE_URL="postgres://${DB_APP_ROLE:-backoffice_app}${DB_APP_PASSWORD:+:$DB_APP_PASSWORD}@${server#*@}"
 "$BIN/python" manage.py seed --demo
 
 "$BIN/python" -m webhooks.stub --port "$STUB_PORT" --webhook-target "http://$HOST:$PORT" &

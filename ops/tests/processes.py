@@ -76,11 +76,14 @@ class OwnRedis:
 
 def django_env(*, redis_url: str, **extra: str) -> dict[str, str]:
     """The environment of a child process on the test database and the given broker."""
+    from .db_role_harness import app_role_active
+
     db = settings.DATABASES["default"]
+    user = settings.DB_APP_ROLE if app_role_active() else db["USER"]  # the suite's processes: the app role
     return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        "DATABASE_URL": f"postgres://{user}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
         "REDIS_URL": redis_url,
         **extra,
     }

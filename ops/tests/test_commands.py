@@ -58,7 +58,7 @@ def live_settings(settings: Any) -> Any:
 
 def test_verify_prod_env_passes_on_a_production_configuration(live_settings: Any) -> None:
     text = run("verify_prod_env")
-    assert "FAIL" not in text and text.strip().endswith("verify_prod_env: PASS (18 checks)")
+    assert "FAIL" not in text and text.strip().endswith("verify_prod_env: PASS (19 checks)")
 
 
 @pytest.mark.parametrize(
@@ -134,7 +134,7 @@ def test_switch_needs_a_reason_and_is_audited() -> None:
         run("switch", "everything", "off", "--reason", "x")
 
 
-def test_daily_reconciliation_report(player: Any, fund: Any, tmp_path: Path) -> None:
+def test_daily_reconciliation_report(player: Any, fund: Any, tmp_path: Path, db_owner: Any) -> None:
     fund(player, 2_000_000)
     text = run("daily_reconciliation_report")
     assert "**PASS**" in text and "| deposit | USDC | 1 | 2.000000 USDC |" in text
@@ -143,7 +143,8 @@ def test_daily_reconciliation_report(player: Any, fund: Any, tmp_path: Path) -> 
     assert out.read_text().startswith("# Daily reconciliation report")
     from ledger.models import Account
 
-    Account.objects.filter(owner=player).update(balance_u=1)
+    with db_owner():  # a planted breach: the application role cannot write balances
+        Account.objects.filter(owner=player).update(balance_u=1)
     with pytest.raises(CommandError, match="ledger invariant breach"):
         run("daily_reconciliation_report")
     with pytest.raises(CommandError, match="YYYY-MM-DD"):

@@ -295,7 +295,9 @@ def test_adjustment_legs_in_major_units(make_staff: Any, make_player: Any, fund:
     player = make_player()
     fund(player, 1_500_000)
     account = Account.objects.get(owner=player, kind=Account.Kind.USER_AVAILABLE)
-    house = Account.objects.create(name="house", currency="USDC", kind=Account.Kind.HOUSE)
+    from ledger.services import house_account
+
+    house = house_account(currency="USDC")
     staff = make_staff(role="admin")
     proposal = adjustment_propose(legs=[(account.pk, -1_500_000), (house.pk, 1_500_000)], reason="r", acting_user=staff)
     client = Client()

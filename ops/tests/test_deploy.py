@@ -69,25 +69,21 @@ def test_the_entrypoint_refuses_an_unknown_queue() -> None:
     assert "unknown queue 'default'" in result.stderr
 
 
-@pytest.mark.django_db(transaction=True)
-def test_the_release_step_migrates_with_the_production_settings() -> None:
-    """`make migrate-prod` and compose's `migrate` run `bin/backoffice migrate` (here on the migrated test database)."""
+def _release_step(**urls: str) -> subprocess.CompletedProcess[str]:
     import sys
 
     from django.conf import settings
-    from django.db import connection
 
     from ops.tests.test_seed_scripts import PRODUCTION_ENV
 
-    db = connection.settings_dict
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DATABASE_OWNER_URL")},
         **PRODUCTION_ENV,
         "PYTHON": sys.executable,
         "REDIS_URL": settings.CELERY_BROKER_URL,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        **urls,
     }
-    result = subprocess.run(
+    return subprocess.run(
         [str(ROOT / "bin" / "backoffice"), "migrate"],
         cwd=ROOT,
         env=env,  # noqa: S603
@@ -96,8 +92,40 @@ def test_the_release_step_migrates_with_the_production_settings() -> None:
         timeout=120,
         check=False,
     )
+
+
+def _url(user: str) -> str:
+    from django.db import connection
+
+    db = connection.settings_dict
+    return f"postgres://{user}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_release_step_migrates_as_the_owner_then_grants_the_application_role() -> None:
+    """`make migrate-prod` and compose's `migrate` run `bin/backoffice migrate` (here on the migrated test
+    database): migrations with DATABASE_OWNER_URL, then setup_db_roles; DATABASE_URL (the processes') is
+    the application role's."""
+    from django.db import connection
+
+    from ops.db_roles import app_role, grant_problems
+
+    owner = connection.settings_dict["USER"]
+    result = _release_step(DATABASE_URL=_url(app_role()), DATABASE_OWNER_URL=_url(owner))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "No migrations to apply." in result.stdout
+    assert f"setup_db_roles: role {app_role()} exists" in result.stdout
+    with connection.cursor() as cursor:
+        assert grant_problems(cursor) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_release_step_as_the_application_role_fails() -> None:
+    from ops.db_roles import app_role
+
+    result = _release_step(DATABASE_URL=_url(app_role()))
+    assert result.returncode != 0
+    assert "setup_db_roles: runs as the owner role" in result.stderr, result.stdout + result.stderr
 
 
 def _access_atoms(**overrides: Any) -> dict[str, Any]:

@@ -8,8 +8,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from django.db import connection
+
+from ops.db_roles import app_role
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -17,7 +21,7 @@ GOOD_ENV = {
     "DJANGO_SETTINGS_MODULE": "config.settings.production",
     "DJANGO_SECRET_KEY": "p7#Vq2!xL9mZ" * 5,
     "DJANGO_ALLOWED_HOSTS": "backoffice.example.net",
-    "DATABASE_URL": "postgres://backoffice@db.internal:5432/backoffice",
+    "DATABASE_URL": "<the test database, as the application role: _database_url>",
     "REDIS_URL": "redis://redis.internal:6379/0",
     "STRIPE_KEY_MODE": "live",
     "STRIPE_API_KEY": "sk_live_51Hx9Qp2LmZrT",
@@ -33,6 +37,17 @@ GOOD_ENV = {
     "METRICS_TOKEN": "Qm7Rk2v9Xp3Lz8Wn4Tc6Yb1Hd5Gf0Js2",
     "CORS_ALLOWED_ORIGINS": "https://app.example.net",
 }
+
+
+def database_url(user: str) -> str:
+    db = connection.settings_dict
+    return f"postgres://{user}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture(autouse=True)
+def _database_url(django_db_setup: Any) -> None:
+    """The deploy checks read the connected role: the migrated test database, logged in as the app role."""
+    GOOD_ENV["DATABASE_URL"] = database_url(app_role())
 
 
 def check_deploy(**overrides: str) -> subprocess.CompletedProcess[str]:
@@ -98,7 +113,7 @@ def test_simulation_and_bootstrap_cannot_be_switched_on_in_production() -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_simulation_on_is_refused_by_the_deploy_checks(settings: object) -> None:
+def test_simulation_on_is_refused_by_the_deploy_checks(settings: object, db: Any) -> None:
     """With simulation on (settings that are not production's), the rule is an error."""
     from ops.checks import production_rules
 
@@ -106,8 +121,41 @@ def test_simulation_on_is_refused_by_the_deploy_checks(settings: object) -> None
     assert any("simulation_off: on: ['SIMULATION_ENABLED'" in str(m.msg) for m in production_rules())
 
 
-def test_debug_on_is_refused_by_the_deploy_checks(settings: object) -> None:
+def test_debug_on_is_refused_by_the_deploy_checks(settings: object, db: Any) -> None:
     from ops.checks import production_rules
 
     settings.DEBUG = True  # type: ignore[attr-defined]
     assert any(str(m.msg) == "debug_off: DEBUG is on" for m in production_rules())
+
+
+def test_check_deploy_fails_when_the_processes_connect_as_a_superuser() -> None:
+    result = check_deploy(DATABASE_URL=database_url("postgres"))
+    assert result.returncode != 0
+    assert "database_role: connected as postgres: postgres is a superuser" in result.stderr, result.stderr
+
+
+def test_check_deploy_fails_when_the_database_cannot_be_read() -> None:
+    result = check_deploy(DATABASE_URL="postgres://backoffice_app@127.0.0.1:1/nowhere")
+    assert result.returncode != 0
+    assert "database_role: cannot read the database role" in result.stderr, result.stderr
+
+
+@pytest.mark.django_db
+def test_the_role_check_refuses_the_tables_owner_and_a_superuser_and_passes_the_app_role(db_owner: Any) -> None:
+    """In the test's transaction (rolled back, roles included): a role owning a table, then a superuser."""
+    from ops.prod_env import check_database_role
+
+    ok, detail = check_database_role()
+    assert ok, detail
+    assert detail == f"connected as {app_role()}: no superuser, owns no table"
+    with db_owner() as cursor:
+        ok, detail = check_database_role()
+        assert not ok and "is a superuser" in detail, detail
+        cursor.execute("CREATE ROLE h19_probe_owner NOLOGIN")
+        cursor.execute("ALTER TABLE ops_switch OWNER TO h19_probe_owner")
+        cursor.execute("SET SESSION AUTHORIZATION h19_probe_owner")
+        ok, detail = check_database_role()
+        assert not ok, detail
+        assert detail == (
+            "connected as h19_probe_owner: h19_probe_owner owns 1 of the project's tables (it is the migrating owner role)"
+        )

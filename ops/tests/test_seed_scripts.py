@@ -14,6 +14,8 @@ from django.db import connection
 from django.test import Client
 
 from ledger.models import Journal
+from ops.db_roles import app_role
+from ops.tests.db_role_harness import app_role_active
 from webhooks.models import WebhookEvent
 from webhooks.tests.helpers import CUSTODY_URL, available, custody_delivery, custody_payload
 
@@ -46,7 +48,7 @@ def seed_script(command: str, **env: str) -> subprocess.CompletedProcess[str]:
         **{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "VIRTUAL_ENV"))},
         "PATH": "/usr/local/bin:/usr/bin:/bin",  # `python3` is the machine's, not the virtualenv's
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "DATABASE_URL": f"postgres://{app_role() if app_role_active() else db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "REDIS_URL": settings.CELERY_BROKER_URL,
         **env,
     }
@@ -181,7 +183,10 @@ def test_replay_psp_webhooks_py_event_id(player: Any, settings: Any) -> None:
 
 def test_db_restore_drill_sh_backs_up_then_restores(player: Any, fund: Any, tmp_path: Path) -> None:
     fund(player, 2_000_000)
-    result = seed_script("bash scripts/db_restore_drill.sh", DB_RESTORE_DRILL_DIR=str(tmp_path))
+    # The restore phase creates and drops a scratch database: a DBA's drill, run with the owner's credentials.
+    db = connection.settings_dict
+    owner_url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    result = seed_script("bash scripts/db_restore_drill.sh", DB_RESTORE_DRILL_DIR=str(tmp_path), DATABASE_URL=owner_url)
     assert result.returncode == 0, result.stdout + result.stderr
     assert list(tmp_path.glob("*.dump")), list(tmp_path.iterdir())
     assert "restore" in result.stdout.lower() and "PASS" in result.stdout

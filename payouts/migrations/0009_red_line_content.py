@@ -30,7 +30,7 @@ TRANSITIONS = (
 _LEGAL = ", ".join(f"('{source}', '{target}')" for source, target in TRANSITIONS)
 
 FORWARD = rf"""
-CREATE OR REPLACE FUNCTION payouts_withdrawal_red_line_state() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION payouts_withdrawal_red_line_state() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
         IF NEW.state <> 'requested' THEN
@@ -44,7 +44,7 @@ BEGIN
     RETURN NEW;
 END $$;
 
-CREATE OR REPLACE FUNCTION payouts_withdrawal_red_line_money() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION payouts_withdrawal_red_line_money() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
     movement text;
     signed_u bigint;

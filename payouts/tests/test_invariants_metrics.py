@@ -25,12 +25,13 @@ def test_invariant_is_registered_and_holds(funded_player: Any, assert_ledger_ok:
     assert_ledger_ok()
 
 
-def test_invariant_catches_a_held_balance_without_withdrawal(funded_player: Any) -> None:
+def test_invariant_catches_a_held_balance_without_withdrawal(funded_player: Any, db_owner: Any) -> None:
     withdrawal_request(
         user=funded_player, amount_u=1_000_000, currency="USDC", provider="adyen", destination=destination_for("adyen")
     )
-    # Simulate corruption: the stored held balance drifts from the withdrawals.
-    Account.objects.filter(owner=funded_player, kind=Account.Kind.USER_HELD).update(balance_u=1_500_000)
+    # Simulate corruption: the stored held balance drifts from the withdrawals (as the owner: the app role cannot).
+    with db_owner():
+        Account.objects.filter(owner=funded_player, kind=Account.Kind.USER_HELD).update(balance_u=1_500_000)
     breaches = list(check_held_equals_withdrawals())
     assert len(breaches) == 1
     assert "holds 1500000 but withdrawals in held states total 1000000" in breaches[0].detail

@@ -15,7 +15,7 @@ from django.db import migrations
 from ops.db_guard import red_line_operation, red_line_sql_operation
 
 FORWARD = r"""
-CREATE OR REPLACE FUNCTION rounds_bet_red_line_payouts() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION rounds_bet_red_line_payouts() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
     offending record;
 BEGIN

@@ -24,17 +24,22 @@ AFTER = [("payouts", "0005_withdrawal_flow_id"), ("webhooks", "0002_deposit_flow
 
 
 def _migrate(targets: list[tuple[str, str]]) -> None:
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
+    """Migrate as the owner (as the release step does), then grant the application role again."""
+    from ops.db_roles import setup_db_roles
+    from ops.tests.db_role_harness import as_db_owner
+
+    with as_db_owner():
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate(targets)
+        setup_db_roles()
 
 
 @pytest.fixture(autouse=True)
 def _fully_migrated_after() -> Iterator[None]:
     """Leave the database at the latest migrations: the tests after these need every table and trigger."""
     yield
-    executor = MigrationExecutor(connection)
-    executor.migrate(executor.loader.graph.leaf_nodes())
+    _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
 
 
 def _money() -> dict[str, Any]:

@@ -70,9 +70,12 @@ def test_the_daily_report_sql_runs_verbatim(open_round: Any, place: Any, make_st
         "DELETE FROM bets",
     ],
 )
-def test_the_views_are_read_only(open_round: Any, place: Any, statement: str) -> None:
+def test_the_views_are_read_only(open_round: Any, place: Any, statement: str, db_owner: Any) -> None:
+    """The application role may only read the views; the views' own trigger refuses even their owner."""
     bet = place(open_round(), "UP", 5_000_000)
-    with pytest.raises(DatabaseError, match="is read-only"), transaction.atomic(), connection.cursor() as cursor:
+    with pytest.raises(DatabaseError, match="permission denied"), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(statement)
+    with pytest.raises(DatabaseError, match="is read-only"), transaction.atomic(), db_owner() as cursor:
         cursor.execute(statement)
     bet.refresh_from_db()
     assert bet.stake_u == 5_000_000
