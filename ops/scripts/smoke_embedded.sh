@@ -22,7 +22,12 @@ trap cleanup EXIT
 DATABASE_URL=$("$BIN/python" -m ops.embedded_pg start)
 export DATABASE_URL
 echo "embedded PostgreSQL: $DATABASE_URL"
+# As `make run` does: migrate as the owner, grant the application role, then everything else logs in as it.
+owner_url=$DATABASE_URL
 "$BIN/python" manage.py migrate --noinput >/dev/null
+"$BIN/python" manage.py setup_db_roles
+server_part=${owner_url#*://}
+DATABASE_URL="postgres://${DB_APP_ROLE:-backoffice_app}@${server_part#*@}"
 "$BIN/python" manage.py seed --demo
 "$BIN/python" manage.py seed --demo >/dev/null  # idempotent: a second run changes nothing
 "$BIN/python" manage.py runserver --noreload "127.0.0.1:$PORT" >"$work/server.log" 2>&1 &
@@ -43,3 +48,10 @@ echo "embedded default: /health/ready 200 $(cat "$work/ready.json")"
 admin=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/admin/login/")
 [ "$admin" = "200" ] || { echo "FAIL: admin login page answered $admin"; exit 1; }
 echo "embedded default: admin login page 200"
+# The server's DATABASE_URL (this shell's) logs in as the application role, not a superuser.
+roles=$("$BIN/python" manage.py shell --no-imports -c "from django.db import connection
+c = connection.cursor()
+c.execute('SELECT session_user, (SELECT rolsuper FROM pg_roles WHERE rolname = session_user)')
+print('%s superuser=%s' % c.fetchone())")
+echo "embedded default: the server's DATABASE_URL logs in as: $roles"
+[ "$roles" = "${DB_APP_ROLE:-backoffice_app} superuser=False" ] || { echo "FAIL: the server is not logged in as ${DB_APP_ROLE:-backoffice_app}"; exit 1; }
