@@ -238,8 +238,6 @@ class Drill:
             "BIND": f"127.0.0.1:{self.web_port}",
             "WEB_CONCURRENCY": "3",
             "WORKER_CONCURRENCY": "2",
-            # The stub holds payouts for seconds in the first scenario: the client waits longer than that.
-            "PAYOUT_PROVIDER_TIMEOUT_S": "20",
             **extra,
         }
 
