@@ -544,7 +544,7 @@ class WithdrawalFlow(Flow):
                 "amount_u": WITHDRAWAL_U,
                 "currency": self.drill.data["currency"],
                 "provider": "adyen",
-                "destination": {"transfer_instrument_id": f"TI_DRILL_{self.player['id']}"},
+                "destination": {"transfer_instrument_id": f"TIDRILL{self.player['id']:012d}"},
             },
             headers=self.headers(key=self.key),
         )
