@@ -320,9 +320,10 @@ def withdrawal_resolve(*, withdrawal_id: int, acting_user: Actor, decision: str,
     """Manual review of a failed payout: `confirm_sent` (burn), `refund_failed` (release) or `retry`.
 
     `confirm_sent` / `refund_failed` also apply to a payout still `payout_submitted` once the PSP was asked
-    (`payouts.reconciliation.resolution_blocker`). `confirm_sent` follows the PSP's word: refused while its
-    latest answer about the current attempt is pending or in transit, and it needs two operators whatever the
-    amount unless that answer is `paid`.
+    (`payouts.reconciliation.resolution_blocker`). Every decision follows the PSP's word: refused while its
+    latest answer about the current attempt is pending or in transit (the PSP may still pay: a refund or a
+    retry would pay twice), and `confirm_sent` needs two operators whatever the amount unless that answer is
+    `paid`.
 
     A reason is required. Above the threshold, two different operators must make the same decision
     on the same payout attempt: the first proposes it, the second applies it.
