@@ -580,7 +580,8 @@ def _call_psp(*, withdrawal: Withdrawal, key: str) -> SubmitResult:
 def _found_at_psp(*, withdrawal: Withdrawal, key: str) -> SubmitResult | None:
     """After a caller died mid-call on this key: what the PSP already has for it, or None to submit again.
 
-    The PSP has it (pending or paid): accepted, with no second submission. It failed there, or its amount
+    The PSP has it (pending or paid): accepted, with no second submission. Half of it (Stripe Connect: the
+    transfer without its payout): None, and the same key completes it (the transfer is found, not made twice). It failed there, or its amount
     or currency is not ours: declined (manual review, funds held). Not found, or no clear answer: None,
     and the payout is submitted again with the same key (the PSP replays it if it had it after all).
     """
@@ -593,6 +594,9 @@ def _found_at_psp(*, withdrawal: Withdrawal, key: str) -> SubmitResult | None:
         logger.exception("status call to %s failed for withdrawal %s", withdrawal.provider, withdrawal.pk)
         return None
     seen = f"asked the PSP after a cut-off call on {key}: {answer.status} {answer.psp_status}".strip()
+    if answer.incomplete:  # half done (Stripe Connect: transferred, no payout yet): the same key completes it
+        logger.warning("withdrawal %s: %s; submitting again with the same key to complete it", withdrawal.pk, seen)
+        return None
     if answer.status in (PayoutStatus.PAID, PayoutStatus.PENDING):
         wrong = (answer.amount_u is not None and answer.amount_u != withdrawal.amount_u) or bool(
             answer.currency and answer.currency.upper() != withdrawal.currency.upper()
