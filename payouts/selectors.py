@@ -128,7 +128,7 @@ def payouts_waiting(*, older_than_s: int | None = None) -> list[int]:
         if withdrawal.state == Withdrawal.State.PAYOUT_SUBMITTED and (
             withdrawal.attempts.filter(idempotency_key=withdrawal.idempotency_key, outcome__in=answered).exists()
             or (
-                not withdrawal.abandoned  # type: ignore[attr-defined]
+                not withdrawal.abandoned
                 and withdrawal.attempts.filter(started_at__gt=cutoff).exists()  # a call or retry in progress
             )
         ):
@@ -159,7 +159,7 @@ def payouts_lease_ending(*, within_s: float) -> list[tuple[int, str, float]]:
     ):
         if withdrawal.attempts.filter(idempotency_key=withdrawal.idempotency_key, outcome__in=answered).exists():
             continue  # answered: the reconciler's status call holds it, not a submission
-        left = withdrawal.left.total_seconds()  # type: ignore[attr-defined]
+        left = withdrawal.left.total_seconds()
         ending.append((withdrawal.pk, withdrawal.payout_lease_owner, max(0.0, left)))
     return ending
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -637,9 +638,8 @@ def _check_provider_health(*, provider: str) -> None:
 
 def requeue_interval_s() -> float:
     """How often beat runs the requeue (its `payouts-requeue` entry)."""
-    entry = settings.CELERY_BEAT_SCHEDULE.get("payouts-requeue", {})
-    schedule = entry.get("schedule")
-    return float(schedule.total_seconds()) if hasattr(schedule, "total_seconds") else 60.0
+    schedule = settings.CELERY_BEAT_SCHEDULE.get("payouts-requeue", {}).get("schedule")
+    return schedule.total_seconds() if isinstance(schedule, timedelta) else 60.0
 
 
 def payouts_requeue(*, older_than_s: int | None = None) -> list[int]:
