@@ -35,7 +35,7 @@ class InvalidTransition(PayoutError):
 
 class PspAnswerPending(InvalidTransition):
     code = "payouts/psp-answer-pending"
-    title = "The PSP's latest answer is not final: the payout cannot be confirmed as sent"
+    title = "The PSP's latest answer is not final: the payout cannot be resolved by hand yet"
     status = 409
 
 

@@ -13,7 +13,10 @@ holder that finds, after claiming, that less than the call budget is left (it st
 does not call (`lease_left_s`).
 
 A holder that dies (worker killed, its database connection cut) leaves the lease; once it expires, the next
-caller takes it over. The payout worker then asks the PSP what became of the cut-off call first
+caller takes it over. Nobody has to come by chance: a caller that found the lease held, and the requeue for a
+lease that ends before its next run, schedule a resume at the lease's expiry (`submit_payout` with
+`after_lease_of`: it acts only if that holder never gave the lease back), and the requeue takes a lease left
+expired at once (`payouts.selectors.payouts_waiting`). The payout worker then asks the PSP what became of the cut-off call first
 (`payouts.services._found_at_psp`) and submits again, with the same idempotency key, only if the PSP does
 not have it (and if it had it after all, the PSP replays: it never pays twice). The attempt records who called (`PayoutAttempt.lease_owner`) and whose expired lease it took over
 (`took_over_from`); `payout_lease_takeovers_total` counts those.
@@ -74,6 +77,7 @@ class LeaseBusy:
 
     owner: str
     until: datetime | None
+    left_s: float = 0.0  # seconds until it expires, by the database's clock
 
     def line(self) -> str:
         return f"a PSP call for this payout is in flight (lease held by {self.owner} until {self.until})"
@@ -108,6 +112,8 @@ def lease_claim(*, withdrawal: Withdrawal, purpose: str) -> Lease | LeaseBusy:
     )
     if not claimed:
         fresh = Withdrawal.objects.values("payout_lease_owner", "payout_lease_until").get(pk=withdrawal.pk)
+        until = fresh["payout_lease_until"]
+        left_s = max(0.0, (until - _db_now()).total_seconds()) if until is not None else 0.0
         logger.warning(
             "withdrawal %s: %s not calling the PSP; lease held by %s until %s",
             withdrawal.pk,
@@ -115,7 +121,7 @@ def lease_claim(*, withdrawal: Withdrawal, purpose: str) -> Lease | LeaseBusy:
             fresh["payout_lease_owner"],
             fresh["payout_lease_until"],
         )
-        return LeaseBusy(fresh["payout_lease_owner"], fresh["payout_lease_until"])
+        return LeaseBusy(fresh["payout_lease_owner"], until, left_s)
     until = Withdrawal.objects.values_list("payout_lease_until", flat=True).get(pk=withdrawal.pk)
     assert until is not None
     withdrawal.payout_lease_owner, withdrawal.payout_lease_until = owner, until

@@ -80,6 +80,9 @@ class StatusResult:
     currency: str = ""
     detail: str = ""
     evidence: dict[str, Any] = field(default_factory=dict)
+    # Only part of the submission reached the PSP (Stripe Connect: the transfer, not yet the payout): pending,
+    # and submitting again with the same key completes it (payouts.services._found_at_psp).
+    incomplete: bool = False
 
 
 ADYEN_TRANSFER_STATUSES = {
@@ -628,6 +631,7 @@ class StripePayoutProvider(PayoutProvider):
             currency=str(transfer.currency or "").upper(),
             detail=f"transfer {transfer.id} reached {account}; its payout is not made yet (the payout worker retries)",
             evidence={"transfer": transfer.to_dict(), "stripe_account": account},
+            incomplete=True,
         )
 
 

@@ -18,8 +18,9 @@ the result is applied under the withdrawal's row lock, and only if the withdrawa
 on the same attempt (a webhook may have won the race).
 
 Manual resolution follows the PSP's word (`psp_word`: its latest answer about the current attempt, from a
-status call or a webhook). `confirm_sent` is refused while that answer is pending or in transit
-(`PspAnswerPending`, 409), from `payout_submitted` and `payout_failed` alike. From `payout_submitted`,
+status call or a webhook). `confirm_sent`, `refund_failed` and `retry` are refused while that answer is pending
+or in transit (`PspAnswerPending`, 409), from `payout_submitted` and `payout_failed` alike: the PSP may still
+pay, so confirming would be unfounded and refunding or sending again could pay twice. From `payout_submitted`,
 `confirm_sent` / `refund_failed` are allowed only once the PSP answered, or PAYOUT_MANUAL_RESOLVE_AFTER_MINUTES
 after the submission with no answer at all (`resolution_blocker`). `confirm_sent` needs two operators, whatever
 the amount, unless the PSP's latest answer is `paid` (`psp_said_paid`).
@@ -281,7 +282,8 @@ def psp_said_paid(withdrawal: Withdrawal) -> bool:
 def resolution_blocker(withdrawal: Withdrawal, decision: str = "") -> str:
     """Return why a payout may not be resolved by hand yet with this decision, or "" when it may.
 
-    `confirm_sent` is refused while the PSP's latest answer about the current attempt is pending or in transit.
+    `confirm_sent`, `refund_failed` and `retry` are refused while the PSP's latest answer about the current
+    attempt is pending or in transit.
     From `payout_submitted`, resolving is allowed once the PSP answered a status call or a webhook about the
     current attempt, or when no answer came at all PAYOUT_MANUAL_RESOLVE_AFTER_MINUTES after the submission.
     """
@@ -294,8 +296,16 @@ def _rail_blocker(withdrawal: Withdrawal) -> str:
     return get_provider(withdrawal.provider).resolution_blocker(withdrawal=withdrawal)
 
 
+# What each manual decision would do while the PSP may still pay the current attempt.
+PENDING_REFUSALS = {
+    "confirm_sent": "it cannot be confirmed as sent",
+    "refund_failed": "the held funds cannot be refunded: the PSP may still pay it, and the player would be paid twice",
+    "retry": "it cannot be sent again: the PSP may still pay it, and a new attempt would pay twice",
+}
+
+
 def _pending_blocker(withdrawal: Withdrawal, decision: str) -> str:
-    if decision != "confirm_sent" or withdrawal.state not in (
+    if decision not in PENDING_REFUSALS or withdrawal.state not in (
         Withdrawal.State.PAYOUT_SUBMITTED,
         Withdrawal.State.PAYOUT_FAILED,
     ):
@@ -305,9 +315,9 @@ def _pending_blocker(withdrawal: Withdrawal, decision: str) -> str:
         return ""
     return (
         f"The PSP's latest answer about withdrawal {withdrawal.pk} (attempt {withdrawal.idempotency_key}) is "
-        f"{word.answer} ({word.source}, {word.at:%Y-%m-%d %H:%M:%S}Z): it is not final, so it cannot be confirmed "
-        "as sent. Wait for its webhook or ask again with `python manage.py reconcile_payouts --withdrawal "
-        f"{withdrawal.pk}`. Nothing was changed."
+        f"{word.answer} ({word.source}, {word.at:%Y-%m-%d %H:%M:%S}Z): it is not final, so "
+        f"{PENDING_REFUSALS[decision]}. Wait for its webhook or ask again with `python manage.py reconcile_payouts "
+        f"--withdrawal {withdrawal.pk}`; to stop the payout, cancel it at the PSP first. Nothing was changed."
     )
 
 

@@ -8,7 +8,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import (
+    BooleanField,
+    DateTimeField,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    Q,
+    QuerySet,
+)
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -99,26 +107,61 @@ def withdrawal_pending_signoffs(*, withdrawal: Withdrawal) -> list[dict[str, Any
 
 
 def payouts_waiting(*, older_than_s: int | None = None) -> list[int]:
-    """Return ids of payouts nobody is working on: approved, or submitted with no PSP answer and no call lately."""
+    """Return ids of payouts nobody is working on: approved, or submitted with no PSP answer and no call lately.
+
+    A lease left to expire by its holder (payouts/leases.py: it claimed, never released, so it died mid-call)
+    is work at once, whatever the age: nobody else will come back to it.
+    """
     if older_than_s is None:
         older_than_s = int(settings.PAYOUT_REQUEUE_AFTER_S)
     cutoff = timezone.now() - timedelta(seconds=older_than_s)
     answered = (PayoutAttempt.Outcome.ACCEPTED, PayoutAttempt.Outcome.DECLINED, PayoutAttempt.Outcome.REFUSED)
+    left_by_dead_holder = Q(payout_lease_until__lte=Now()) & ~Q(payout_lease_owner="")
     ids = []
     for withdrawal in (
-        Withdrawal.objects.filter(
-            state__in=[Withdrawal.State.APPROVED, Withdrawal.State.PAYOUT_SUBMITTED], state_changed_at__lte=cutoff
-        )
+        Withdrawal.objects.filter(state__in=[Withdrawal.State.APPROVED, Withdrawal.State.PAYOUT_SUBMITTED])
+        .filter(Q(state_changed_at__lte=cutoff) | left_by_dead_holder)
         .exclude(payout_lease_until__gt=Now())  # a PSP call in flight (payouts/leases.py); an expired lease is work
+        .annotate(abandoned=ExpressionWrapper(left_by_dead_holder, output_field=BooleanField()))
         .order_by("id")
     ):
         if withdrawal.state == Withdrawal.State.PAYOUT_SUBMITTED and (
             withdrawal.attempts.filter(idempotency_key=withdrawal.idempotency_key, outcome__in=answered).exists()
-            or withdrawal.attempts.filter(started_at__gt=cutoff).exists()  # a call or retry in progress
+            or (
+                not withdrawal.abandoned
+                and withdrawal.attempts.filter(started_at__gt=cutoff).exists()  # a call or retry in progress
+            )
         ):
             continue
         ids.append(withdrawal.pk)
     return ids
+
+
+def payouts_lease_ending(*, within_s: float) -> list[tuple[int, str, float]]:
+    """Submitted payouts with no PSP answer whose lease is held and ends within `within_s` seconds.
+
+    Returns (withdrawal id, the lease's holder, seconds left by the database's clock): the requeue schedules
+    a resume at that expiry, in case the holder died mid-call (payouts.services.payouts_requeue).
+    """
+    answered = (PayoutAttempt.Outcome.ACCEPTED, PayoutAttempt.Outcome.DECLINED, PayoutAttempt.Outcome.REFUSED)
+    ending = []
+    for withdrawal in (
+        Withdrawal.objects.filter(
+            state=Withdrawal.State.PAYOUT_SUBMITTED,
+            payout_lease_until__gt=Now(),
+            payout_lease_until__lte=ExpressionWrapper(
+                Now() + timedelta(seconds=within_s), output_field=DateTimeField()
+            ),
+        )
+        .exclude(payout_lease_owner="")
+        .annotate(left=ExpressionWrapper(F("payout_lease_until") - Now(), output_field=DurationField()))
+        .order_by("id")
+    ):
+        if withdrawal.attempts.filter(idempotency_key=withdrawal.idempotency_key, outcome__in=answered).exists():
+            continue  # answered: the reconciler's status call holds it, not a submission
+        left = withdrawal.left.total_seconds()
+        ending.append((withdrawal.pk, withdrawal.payout_lease_owner, max(0.0, left)))
+    return ending
 
 
 # --- Stuck work ----------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -57,6 +58,7 @@ RESOLVE_DECISIONS = ("confirm_sent", "refund_failed", "retry")
 APPROVE_KIND = "payouts.approve"
 RESOLVE_KIND = "payouts.resolve"
 IN_FLIGHT = "in_flight"  # payout_submit's status when another caller holds the payout's lease
+LEASE_RESUME_SLACK_S = 1.0  # a resume after a lease runs this long after its expiry (clocks, queue latency)
 ACTION_LABELS = {
     "approve": "approve",
     "reject": "reject",
@@ -180,6 +182,18 @@ def _enqueue_payout(withdrawal_id: int) -> None:
     from .tasks import submit_payout
 
     submit_payout.delay(withdrawal_id)
+
+
+def _enqueue_payout_after_lease(withdrawal_id: int, owner: str, left_s: float) -> None:
+    """Resume a payout when the lease of `owner` expires, if that holder never gave it back (it died).
+
+    The message acts only while `owner` still has the lease (`payout_submit(after_lease_of=...)`): a holder
+    that finished released it, and the resume then does nothing (no early resubmission, no second call).
+    """
+    from .tasks import submit_payout
+
+    countdown = max(0.0, left_s) + LEASE_RESUME_SLACK_S
+    submit_payout.apply_async(args=[withdrawal_id], kwargs={"after_lease_of": owner}, countdown=countdown)
 
 
 def _schedule_payout(withdrawal: Withdrawal) -> None:
@@ -307,9 +321,10 @@ def withdrawal_resolve(*, withdrawal_id: int, acting_user: Actor, decision: str,
     """Manual review of a failed payout: `confirm_sent` (burn), `refund_failed` (release) or `retry`.
 
     `confirm_sent` / `refund_failed` also apply to a payout still `payout_submitted` once the PSP was asked
-    (`payouts.reconciliation.resolution_blocker`). `confirm_sent` follows the PSP's word: refused while its
-    latest answer about the current attempt is pending or in transit, and it needs two operators whatever the
-    amount unless that answer is `paid`.
+    (`payouts.reconciliation.resolution_blocker`). Every decision follows the PSP's word: refused while its
+    latest answer about the current attempt is pending or in transit (the PSP may still pay: a refund or a
+    retry would pay twice), and `confirm_sent` needs two operators whatever the amount unless that answer is
+    `paid`.
 
     A reason is required. Above the threshold, two different operators must make the same decision
     on the same payout attempt: the first proposes it, the second applies it.
@@ -441,13 +456,17 @@ class PayoutRun:
     status: str  # nothing_to_do, paused, in_flight (another caller holds the lease), or a provider Outcome value
     detail: str = ""
     idempotency_key: str = ""
+    lease_owner: str = ""  # in_flight: who holds the lease
+    lease_left_s: float = 0.0  # in_flight: seconds until that lease expires
 
     @property
     def retryable(self) -> bool:
         return self.status in (Outcome.AMBIGUOUS, Outcome.ERROR)
 
 
-def payout_submit(*, withdrawal_id: int, acting_user: SystemActor = PAYOUT_WORKER) -> PayoutRun:
+def payout_submit(
+    *, withdrawal_id: int, acting_user: SystemActor = PAYOUT_WORKER, after_lease_of: str = ""
+) -> PayoutRun:
     """Submit the withdrawal's payout to its PSP in three phases; safe to run twice, and at once.
 
     (a) short transaction: lock, check the switches, claim the payout's lease (payouts/leases.py),
@@ -458,13 +477,19 @@ def payout_submit(*, withdrawal_id: int, acting_user: SystemActor = PAYOUT_WORKE
     payout_submitted and is retried with the same key only. Funds are never released automatically.
 
     A caller that finds the lease held (another worker, a retry or the requeue is calling the PSP about
-    this payout, or the reconciler is asking for its status) makes no call and returns `in_flight`.
+    this payout, or the reconciler is asking for its status) makes no call and returns `in_flight`, with
+    the holder and the seconds its lease has left (the task schedules a resume then).
+
+    `after_lease_of`: a resume scheduled for when that holder's lease expires. It does nothing unless that
+    holder still has the lease (it never gave it back: it died); then it takes the lease over as any caller.
     """
     with transaction.atomic():
         withdrawal = withdrawal_lock(withdrawal_id=withdrawal_id)
         flow_bind(withdrawal.flow_id)  # the job joins the withdrawal's flow (its logs, spans and PSP call)
         if withdrawal.state not in (Withdrawal.State.APPROVED, Withdrawal.State.PAYOUT_SUBMITTED):
             return PayoutRun("nothing_to_do", f"withdrawal is {withdrawal.state}")
+        if after_lease_of and withdrawal.payout_lease_owner != after_lease_of:
+            return PayoutRun("nothing_to_do", f"{after_lease_of} gave its lease back", withdrawal.idempotency_key)
         if (
             withdrawal.state == Withdrawal.State.PAYOUT_SUBMITTED
             and withdrawal.attempts.filter(
@@ -483,7 +508,7 @@ def payout_submit(*, withdrawal_id: int, acting_user: SystemActor = PAYOUT_WORKE
             return PayoutRun("paused", f"switch {paused} is on", withdrawal.idempotency_key)
         lease = lease_claim(withdrawal=withdrawal, purpose=acting_user.name)
         if isinstance(lease, LeaseBusy):  # another call for this payout may still be running: leave it to it
-            return PayoutRun(IN_FLIGHT, lease.line(), withdrawal.idempotency_key)
+            return PayoutRun(IN_FLIGHT, lease.line(), withdrawal.idempotency_key, lease.owner, lease.left_s)
         if withdrawal.state == Withdrawal.State.APPROVED:
             withdrawal.payout_generation += 1
             _transition(
@@ -556,7 +581,8 @@ def _call_psp(*, withdrawal: Withdrawal, key: str) -> SubmitResult:
 def _found_at_psp(*, withdrawal: Withdrawal, key: str) -> SubmitResult | None:
     """After a caller died mid-call on this key: what the PSP already has for it, or None to submit again.
 
-    The PSP has it (pending or paid): accepted, with no second submission. It failed there, or its amount
+    The PSP has it (pending or paid): accepted, with no second submission. Half of it (Stripe Connect: the
+    transfer without its payout): None, and the same key completes it (the transfer is found, not made twice). It failed there, or its amount
     or currency is not ours: declined (manual review, funds held). Not found, or no clear answer: None,
     and the payout is submitted again with the same key (the PSP replays it if it had it after all).
     """
@@ -569,6 +595,9 @@ def _found_at_psp(*, withdrawal: Withdrawal, key: str) -> SubmitResult | None:
         logger.exception("status call to %s failed for withdrawal %s", withdrawal.provider, withdrawal.pk)
         return None
     seen = f"asked the PSP after a cut-off call on {key}: {answer.status} {answer.psp_status}".strip()
+    if answer.incomplete:  # half done (Stripe Connect: transferred, no payout yet): the same key completes it
+        logger.warning("withdrawal %s: %s; submitting again with the same key to complete it", withdrawal.pk, seen)
+        return None
     if answer.status in (PayoutStatus.PAID, PayoutStatus.PENDING):
         wrong = (answer.amount_u is not None and answer.amount_u != withdrawal.amount_u) or bool(
             answer.currency and answer.currency.upper() != withdrawal.currency.upper()
@@ -607,23 +636,38 @@ def _check_provider_health(*, provider: str) -> None:
     logger.error("PAYOUT_AUTO_PAUSE turned on: %s", reason)
 
 
+def requeue_interval_s() -> float:
+    """How often beat runs the requeue (its `payouts-requeue` entry)."""
+    schedule = settings.CELERY_BEAT_SCHEDULE.get("payouts-requeue", {}).get("schedule")
+    return schedule.total_seconds() if isinstance(schedule, timedelta) else 60.0
+
+
 def payouts_requeue(*, older_than_s: int | None = None) -> list[int]:
     """Queue the payout worker again for work nobody is doing; return the withdrawal ids queued.
 
     Picks approved withdrawals (left by a freeze or a lost message) and payout_submitted ones whose
-    current attempt has no answer from the PSP (timeouts after the retries ran out). Safe: a
-    resubmission reuses the attempt's idempotency key, so the PSP pays at most once. Does nothing
+    current attempt has no answer from the PSP (timeouts after the retries ran out), or whose lease was
+    left to expire by a holder that died mid-call (at once). A payout whose lease is still held, with no
+    answer yet, and ends before the requeue's next run gets a resume scheduled at that expiry
+    (`_enqueue_payout_after_lease`: it acts only if the holder never gave the lease back), so a payout
+    whose caller died is resumed within about a second of its lease's end. Safe: a resubmission reuses
+    the attempt's idempotency key and asks the PSP first, so the PSP pays at most once. Does nothing
     while payouts are paused.
     """
     if payouts_paused():
         return []
-    from .selectors import payouts_waiting
+    from .selectors import payouts_lease_ending, payouts_waiting
 
     queued = payouts_waiting(older_than_s=older_than_s)
     for withdrawal_id in queued:
         _enqueue_payout(withdrawal_id)
     if queued:
         logger.warning("payout worker queued again for withdrawals %s", queued)
+    for withdrawal_id, owner, left_s in payouts_lease_ending(within_s=requeue_interval_s()):
+        _enqueue_payout_after_lease(withdrawal_id, owner, left_s)
+        logger.info(
+            "withdrawal %s: resume scheduled in %.1f s, if %s never gives its lease back", withdrawal_id, left_s, owner
+        )
     return queued
 
 

@@ -23,14 +23,22 @@ def _backoff_s(retries: int) -> int:
 
 
 @shared_task(bind=True, name="payouts.tasks.submit_payout", max_retries=None)
-def submit_payout(self: Task, withdrawal_id: int) -> str:
-    """Submit one withdrawal's payout; a timeout or 5xx is retried with the same PSP idempotency key."""
-    from .services import payout_submit
+def submit_payout(self: Task, withdrawal_id: int, after_lease_of: str = "") -> str:
+    """Submit one withdrawal's payout; a timeout or 5xx is retried with the same PSP idempotency key.
+
+    Found the lease held (another caller is calling the PSP about it): a resume is scheduled at the lease's
+    expiry, which acts only if that holder never gave it back (it died mid-call). `after_lease_of`: this run
+    is such a resume (payouts.services.payout_submit).
+    """
+    from .services import IN_FLIGHT, _enqueue_payout_after_lease, payout_submit
 
     try:
         with worker_run("payout") as detail:
-            run = payout_submit(withdrawal_id=withdrawal_id)
+            run = payout_submit(withdrawal_id=withdrawal_id, after_lease_of=after_lease_of)
             detail.update(withdrawal_id=withdrawal_id, status=run.status, idempotency_key=run.idempotency_key)
+            if run.status == IN_FLIGHT and run.lease_owner:
+                _enqueue_payout_after_lease(withdrawal_id, run.lease_owner, run.lease_left_s)
+                detail["resume_in_s"] = round(run.lease_left_s, 1)
             if run.retryable:
                 detail["result"] = "failed"
     except (OperationalError, InterfaceError) as exc:  # the database is restarting: try again (same PSP key)

@@ -238,8 +238,6 @@ class Drill:
             "BIND": f"127.0.0.1:{self.web_port}",
             "WEB_CONCURRENCY": "3",
             "WORKER_CONCURRENCY": "2",
-            # The stub holds payouts for seconds in the first scenario: the client waits longer than that.
-            "PAYOUT_PROVIDER_TIMEOUT_S": "20",
             **extra,
         }
 
@@ -546,7 +544,7 @@ class WithdrawalFlow(Flow):
                 "amount_u": WITHDRAWAL_U,
                 "currency": self.drill.data["currency"],
                 "provider": "adyen",
-                "destination": {"transfer_instrument_id": f"TI_DRILL_{self.player['id']}"},
+                "destination": {"transfer_instrument_id": f"TIDRILL{self.player['id']:012d}"},
             },
             headers=self.headers(key=self.key),
         )

@@ -204,12 +204,19 @@ def wait_for(predicate: Callable[[], bool], seconds: float, what: str) -> None:
     wait_until(predicate, seconds, what)
 
 
+# How long the PSP holds each payout's answer in scenario 1: less than the payout client's timeout
+# (PAYOUT_PROVIDER_TIMEOUT_S, production's 5 s), so the held calls are answered, not timed out.
+PSP_HOLD_S = 3.0
+
+
 def test_payout_worker_sigkilled_with_psp_calls_in_flight(drill: Drill) -> None:
-    """The PSP holds payouts 8 s; the payouts worker is SIGKILLed (its whole process group) while two calls
-    are held, then a new worker starts. Its queued messages died with it (unacknowledged): the beat's
-    requeue must bring the payouts back, and a resubmission must not overlap a call still running."""
+    """The PSP holds payouts PSP_HOLD_S; the payouts worker is SIGKILLed (its whole process group) while two
+    calls are held, then a new worker starts. Its messages died with it (unacknowledged, back only after the
+    broker's visibility timeout) and its leases live on: once each lease expires (the rail's call budget + the
+    margin: 35 s with production's timeouts), the resume the requeue scheduled takes it over, asks the PSP,
+    and a resubmission never overlaps a call still running."""
     scenario = Scenario(drill, "worker SIGKILL, PSP calls in flight", "payouts worker SIGKILL + new worker")
-    drill.stub_mode("adyen_transfer", "timeout", delay=8)
+    drill.stub_mode("adyen_transfer", "timeout", delay=PSP_HOLD_S)
     scenario.start(withdrawals=4, bets=4, deposits=4)
     scenario.feed(per_second=2)
 
@@ -219,7 +226,7 @@ def test_payout_worker_sigkilled_with_psp_calls_in_flight(drill: Drill) -> None:
     wait_for(lambda: in_flight() >= 2, 60, "two payout calls held by the PSP")
     fault_started = time.monotonic()
     stop_group(drill.processes["worker-payouts"], signal.SIGKILL)
-    drill.start_worker("payouts")  # the PSP stays slow: the resubmissions are held 8 s too
+    drill.start_worker("payouts")  # the PSP stays slow: the new submissions are held too
     fault_ended = time.monotonic()
 
     try:

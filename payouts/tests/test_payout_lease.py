@@ -36,11 +36,21 @@ CALLERS = ("payout-worker", "payout-retry", "payout-requeue", "payout-worker")
 
 
 @pytest.fixture
-def queued(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+def queued(monkeypatch: pytest.MonkeyPatch, resumes: list[tuple[int, str, float]]) -> list[int]:
     """Approvals and the requeue commit here; record their payout messages instead of sending them."""
     sent: list[int] = []
     monkeypatch.setattr("payouts.services._enqueue_payout", sent.append)
     return sent
+
+
+@pytest.fixture
+def resumes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str, float]]:
+    """The resumes scheduled at a lease's expiry (withdrawal, holder, seconds left), recorded instead of sent."""
+    scheduled: list[tuple[int, str, float]] = []
+    monkeypatch.setattr(
+        "payouts.services._enqueue_payout_after_lease", lambda pk, owner, left_s: scheduled.append((pk, owner, left_s))
+    )
+    return scheduled
 
 
 def _approved(player: Any, operator: Any) -> Withdrawal:
@@ -68,6 +78,37 @@ def _sample(name: str, **labels: str) -> float:
 
 def _statuses(results: list[Any]) -> list[str]:
     return sorted(str(getattr(r, "status", None) or getattr(r, "answer", repr(r))) for r in results)
+
+
+def _die_mid_call(stub: Any, withdrawal_id: int) -> None:
+    """A payout worker loses its database connection while its PSP call is in flight (killed, or a database
+    restart): the PSP executed the payout and answers 0.4 s later; the worker never records it nor gives its
+    lease back."""
+    stub.set_mode("adyen_transfer", "timeout", times=1, delay=0.4)
+    backend: list[int] = []
+    died: list[BaseException] = []
+
+    def doomed_worker() -> None:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                backend.append(cursor.fetchone()[0])
+            payout_submit(withdrawal_id=withdrawal_id)
+        except OperationalError as exc:  # its connection is gone when it comes back to record the answer
+            died.append(exc)
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=doomed_worker)
+    worker.start()
+    deadline = time.monotonic() + 10
+    while stub.calls() == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert stub.calls() == 1, "the first call never reached the PSP"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", backend)
+    worker.join(10)
+    assert died, "the worker should have lost its database connection"
 
 
 def test_racing_callers_make_exactly_one_psp_call(
@@ -104,6 +145,7 @@ def test_a_dead_callers_lease_blocks_everyone_until_it_expires_then_one_takes_ov
     funded_player: Any,
     finance: Any,
     queued: list[int],
+    resumes: list[tuple[int, str, float]],
     settings: Any,
     assert_ledger_ok: Any,
 ) -> None:
@@ -111,31 +153,7 @@ def test_a_dead_callers_lease_blocks_everyone_until_it_expires_then_one_takes_ov
     settings.PAYOUT_LEASE_MARGIN_S = 1.0  # lease: 3 calls x (connect + read) x 0.5 s + 1 s = 4 s
     before = balances(funded_player)
     withdrawal = _approved(funded_player, finance)
-    stub.set_mode("adyen_transfer", "timeout", times=1, delay=0.4)  # executed at once, answered 0.4 s later
-    backend: list[int] = []
-    died: list[BaseException] = []
-
-    def doomed_worker() -> None:
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_backend_pid()")
-                backend.append(cursor.fetchone()[0])
-            payout_submit(withdrawal_id=withdrawal.pk)
-        except OperationalError as exc:  # its connection is gone when it comes back to record the answer
-            died.append(exc)
-        finally:
-            connection.close()
-
-    worker = threading.Thread(target=doomed_worker)
-    worker.start()
-    deadline = time.monotonic() + 10
-    while stub.calls() == 0 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert stub.calls() == 1, "the first call never reached the PSP"
-    with connection.cursor() as cursor:  # the worker is lost while its call is in flight (a database restart)
-        cursor.execute("SELECT pg_terminate_backend(%s)", backend)
-    worker.join(10)
-    assert died, "the worker should have lost its database connection"
+    _die_mid_call(stub, withdrawal.pk)
 
     withdrawal.refresh_from_db()
     key, dead_owner = withdrawal.idempotency_key, withdrawal.payout_lease_owner
@@ -144,9 +162,12 @@ def test_a_dead_callers_lease_blocks_everyone_until_it_expires_then_one_takes_ov
     assert withdrawal.payout_lease_until is not None and withdrawal.payout_lease_until > timezone.now()
     assert list(withdrawal.attempts.values_list("outcome", flat=True)) == [PayoutAttempt.Outcome.PENDING]
 
-    # While the lease lives: the requeue queues nothing, the reconciler and every submitter call nothing.
+    # While the lease lives: the requeue queues nothing (it schedules a resume at the lease's expiry, for
+    # that holder only), the reconciler and every submitter call nothing.
     queued.clear()  # (the approval's message)
     assert payouts_requeue(older_than_s=0) == [] and queued == []
+    assert [(pk, owner) for pk, owner, _ in resumes] == [(withdrawal.pk, dead_owner)]
+    assert 0 < resumes[0][2] <= 4.0
     results = race(
         *(lambda f=f: f(withdrawal.pk) for f in _submitters()),
         lambda: payout_reconcile(withdrawal_id=withdrawal.pk),
@@ -255,3 +276,101 @@ def test_on_a_real_worker_the_original_task_the_requeue_and_a_retry_at_once_call
     assert (after.available_u, after.held_u) == (before.available_u - AMOUNT_U, 0)
     assert Journal.objects.filter(reference=f"withdrawal:{withdrawal.pk}:payout").count() == 1
     assert_ledger_ok()
+
+
+@pytest.mark.worker
+def test_a_payout_whose_worker_died_mid_call_is_paid_after_its_lease_expires_without_an_operator(
+    stub: Any,
+    funded_player: Any,
+    finance: Any,
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    celery_worker_on_redis: Any,
+    assert_ledger_ok: Any,
+) -> None:
+    """The fault drill's scenario 1, on a real worker: the worker dies mid-call, its message with it; nobody
+    comes back by chance (no retry, no redelivery, the requeue waits PAYOUT_REQUEUE_AFTER_S). The requeue's
+    run while the lease lives schedules a resume at its expiry; the resume takes the lease over, asks the
+    PSP (which has it: no second submission) and the payout is paid, one PSP call per attempt."""
+    from ops.tests.processes import wait_until
+    from payouts.tasks import requeue_payouts
+
+    settings.PAYOUT_PROVIDER_TIMEOUT_S = 0.5
+    settings.PAYOUT_LEASE_MARGIN_S = 1.0  # lease: 3 calls x (connect + read) x 0.5 s + 1 s = 4 s
+    assert settings.PAYOUT_REQUEUE_AFTER_S >= 30  # production's: the requeue alone would not come back for 30 s
+    before = balances(funded_player)
+    with monkeypatch.context() as m:
+        m.setattr("payouts.services._enqueue_payout", lambda pk: None)  # its message dies with the worker
+        withdrawal = _approved(funded_player, finance)
+    _die_mid_call(stub, withdrawal.pk)
+    withdrawal.refresh_from_db()
+    key, dead_owner, until = withdrawal.idempotency_key, withdrawal.payout_lease_owner, withdrawal.payout_lease_until
+    assert until is not None and until > timezone.now()
+
+    requeue_payouts.delay()  # beat's next run, while the dead worker's lease still lives
+
+    def answered() -> bool:
+        return withdrawal.attempts.filter(outcome=PayoutAttempt.Outcome.ACCEPTED).exists()
+
+    wait_until(answered, 15, "the payout to be resumed after its lease expired")
+    taken = withdrawal.attempts.get(outcome=PayoutAttempt.Outcome.ACCEPTED)
+    assert taken.took_over_from == dead_owner and taken.idempotency_key == key
+    assert until < taken.started_at < until + timedelta(seconds=5)  # soon after the expiry, never before
+    assert "not submitted again" in taken.detail  # it asked the PSP first
+    calls = [(r.method, r.path.rsplit("/", 1)[-1]) for r in stub.requests]
+    assert calls == [("POST", "transfers"), ("GET", "transfers")], calls
+    assert stub.calls(key) <= withdrawal.attempts.filter(idempotency_key=key).count() == 2
+    assert stub.submissions(key) == 1 and stub.call_stats()[key]["max_in_flight"] == 1
+
+    for obj in stub.objects("adyen_transfer"):
+        stub.set_object_status(obj["id"], "booked")
+    assert payout_reconcile(withdrawal_id=withdrawal.pk).answer == "paid"
+    withdrawal.refresh_from_db()
+    assert withdrawal.state == Withdrawal.State.PAID and withdrawal.payout_lease_owner == ""
+    assert Journal.objects.filter(reference=f"withdrawal:{withdrawal.pk}:payout").count() == 1
+    after = balances(funded_player)
+    assert (after.available_u, after.held_u) == (before.available_u - AMOUNT_U, 0)
+    assert_ledger_ok()
+
+
+def test_a_resume_after_a_lease_its_holder_gave_back_makes_no_call(
+    stub: Any, funded_player: Any, finance: Any, queued: list[int]
+) -> None:
+    """The holder lived: it got no answer (a timeout), recorded it and released its lease. The resume scheduled
+    for its lease's expiry does nothing; the holder's own retry (its backoff) resubmits, not the resume."""
+    withdrawal = _approved(funded_player, finance)
+    stub.set_mode("adyen_transfer", "timeout", times=1, delay=1.5)  # longer than the client's 0.5 s
+    assert payout_submit(withdrawal_id=withdrawal.pk).status == "ambiguous"
+    holder = withdrawal.attempts.get().lease_owner
+    assert holder and stub.calls() == 1
+    run = payout_submit(withdrawal_id=withdrawal.pk, after_lease_of=holder)
+    assert run.status == "nothing_to_do" and "gave its lease back" in run.detail
+    assert stub.calls() == 1 and withdrawal.attempts.count() == 1
+
+
+def test_a_caller_that_finds_the_lease_held_schedules_a_resume_at_its_expiry(
+    stub: Any, funded_player: Any, finance: Any, queued: list[int], resumes: list[tuple[int, str, float]]
+) -> None:
+    from payouts.tasks import submit_payout
+
+    withdrawal = _approved(funded_player, finance)
+    until = timezone.now() + timedelta(seconds=20)
+    Withdrawal.objects.filter(pk=withdrawal.pk).update(
+        payout_lease_owner="payout-worker@elsewhere", payout_lease_until=until
+    )
+    assert submit_payout.apply(args=[withdrawal.pk]).get() == "in_flight"
+    assert stub.calls() == 0
+    assert [(pk, owner) for pk, owner, _ in resumes] == [(withdrawal.pk, "payout-worker@elsewhere")]
+    assert 15 < resumes[0][2] <= 20
+    # The resume, early (clocks): that holder still has it, so it schedules itself again; never a call.
+    assert submit_payout.apply(args=[withdrawal.pk], kwargs={"after_lease_of": "payout-worker@elsewhere"}).get() == (
+        "in_flight"
+    )
+    assert len(resumes) == 2 and stub.calls() == 0
+    # Once it expired, the resume takes it over and submits: one call.
+    Withdrawal.objects.filter(pk=withdrawal.pk).update(payout_lease_until=timezone.now() - timedelta(seconds=1))
+    assert submit_payout.apply(args=[withdrawal.pk], kwargs={"after_lease_of": "payout-worker@elsewhere"}).get() == (
+        "accepted"
+    )
+    withdrawal.refresh_from_db()
+    assert stub.calls() == 1 and stub.submissions(withdrawal.idempotency_key) == 1

@@ -1,7 +1,7 @@
 """Resolution follows the PSP's word (issue 20, item 4).
 
-`confirm_sent` is refused while the PSP's latest answer about the current attempt is pending or in transit,
-on every path (the service, `POST /v1/payouts/{id}/resolve`, the admin's button, the `resolve` command);
+`confirm_sent` and `refund_failed` are refused while the PSP's latest answer about the current attempt is pending
+or in transit (the PSP may still pay: a refund then would pay twice), on every path (the service, `POST /v1/payouts/{id}/resolve`, the admin's button, the `resolve` command);
 it is allowed after a terminal answer, or after PAYOUT_MANUAL_RESOLVE_AFTER_MINUTES with no answer; and it
 needs two operators, whatever the amount, when the PSP never said paid.
 """
@@ -113,6 +113,56 @@ def test_confirm_sent_on_a_pending_answer_is_refused_on_every_path(
     assert snapshot() == frozen and balances(funded_player) == held
     assert not Proposal.objects.filter(kind=RESOLVE_KIND).exists()
     assert Withdrawal.objects.get(pk=withdrawal.pk).state == Withdrawal.State.PAYOUT_SUBMITTED
+    assert_ledger_ok()
+
+
+def test_a_refund_on_a_pending_answer_is_refused_on_every_path_until_the_psp_says_failed(
+    stub: Any,
+    funded_player: Any,
+    finance: Any,
+    finance2: Any,
+    settings: Any,
+    api_client_for: Any,
+    assert_ledger_ok: Any,
+) -> None:
+    """Refunding while the PSP may still pay would pay the player twice (the held funds back, and the PSP's money)."""
+    before = balances(funded_player)
+    withdrawal, obj = accepted(stub, funded_player, finance, "adyen")
+    stub.set_object_status(obj["id"], "received")  # Adyen: in transit
+    assert reconcile(withdrawal).endswith("PSP says pending -> none: no final answer yet")
+    settings.PAYOUT_MANUAL_RESOLVE_AFTER_MINUTES = 0  # long after the submission: the PSP's word still rules
+    held = balances(funded_player)
+    frozen = snapshot()
+    reason = "the PSP has said pending for 3 days"
+
+    with pytest.raises(PspAnswerPending, match="cannot be refunded"):
+        withdrawal_resolve(withdrawal_id=withdrawal.pk, acting_user=finance, decision="refund_failed", reason=reason)
+    response = api_client_for(finance2).post(
+        f"/v1/payouts/{withdrawal.pk}/resolve", {"decision": "refund_failed", "reason": reason}, format="json"
+    )
+    assert response.status_code == 409 and response["Content-Type"] == "application/problem+json"
+    assert response.json()["type"] == PENDING_TYPE and "cancel it at the PSP" in response.json()["detail"]
+    page = login(finance).post(
+        f"/admin/payouts/withdrawal/{withdrawal.pk}/act/refund_failed/", {"reason": reason}, follow=True
+    )
+    assert page.status_code == 200 and "cannot be refunded" in page.content.decode()
+    with pytest.raises(CommandError) as refused:
+        resolve_command(str(withdrawal.pk), "refund_failed", "--reason", reason, "--operator", finance.email)
+    line = str(refused.value)
+    assert line.startswith(f"refused: {PENDING_TYPE}: ") and "\n" not in line
+    assert snapshot() == frozen and balances(funded_player) == held
+    assert not Proposal.objects.filter(kind=RESOLVE_KIND).exists()
+    assert Withdrawal.objects.get(pk=withdrawal.pk).state == Withdrawal.State.PAYOUT_SUBMITTED
+
+    # The operator has the PSP cancel it; asked again, the PSP says failed (final): now the refund may go ahead.
+    stub.set_object_status(obj["id"], "failed")
+    assert reconcile(withdrawal).endswith("PSP says failed -> payout_failed")
+    withdrawal_resolve(
+        withdrawal_id=withdrawal.pk, acting_user=finance, decision="refund_failed", reason="cancelled at the PSP"
+    )
+    assert Withdrawal.objects.get(pk=withdrawal.pk).state == Withdrawal.State.REFUNDED
+    assert balances(funded_player) == before
+    assert not Journal.objects.filter(reference=f"withdrawal:{withdrawal.pk}:payout").exists()
     assert_ledger_ok()
 
 

@@ -14,7 +14,7 @@ from django.utils import timezone
 from ledger.models import Journal
 from ops.approvals import SecondOperatorRequired
 from ops.models import AuditRecord
-from payouts.errors import InvalidTransition, ReasonRequired
+from payouts.errors import InvalidTransition, PspAnswerPending, ReasonRequired
 from payouts.models import PayoutStatusCheck, Withdrawal
 from payouts.reconciliation import payouts_to_reconcile
 from payouts.selectors import stuck_withdrawals
@@ -30,6 +30,7 @@ AMOUNT_U = 25_000_000
 KIND = {"adyen": "adyen_transfer", "stripe": "stripe_payout"}
 PAID = {"adyen": "booked", "stripe": "paid"}
 FAILED = {"adyen": "failed", "stripe": "failed"}
+CANCELLED = {"adyen": "failed", "stripe": "canceled"}  # the PSP stopped the payout at the operator's request
 
 
 def accepted(stub: Any, player: Any, operator: Any, provider: str) -> tuple[Withdrawal, dict[str, Any]]:
@@ -98,6 +99,24 @@ def test_accepted_never_confirmed_is_asked_then_resolved_with_four_eyes(
     )
     assert snapshot()["balances"] == frozen["balances"]
 
+    # Pending (in transit) is not final: the PSP may still pay, so a refund now could pay twice. Refused, even
+    # days after the submission, and nothing changes.
+    settings.PAYOUT_MANUAL_RESOLVE_AFTER_MINUTES = 0
+    frozen = snapshot()
+    with pytest.raises(PspAnswerPending, match="cannot be refunded"):
+        withdrawal_resolve(
+            withdrawal_id=withdrawal.pk,
+            acting_user=finance,
+            decision="refund_failed",
+            reason="PSP says pending for 3 days; bank confirms nothing arrived",
+        )
+    assert snapshot() == frozen
+
+    # The operator has the PSP cancel the payout; asked again, it says failed (final): payout_failed, funds held.
+    stub.set_object_status(obj["id"], CANCELLED[provider])
+    assert reconcile(withdrawal) == f"withdrawal {withdrawal.pk}: PSP says failed -> payout_failed"
+    assert snapshot()["balances"] == frozen["balances"]
+
     # Now the operators may resolve it: a reason is required, then two different operators.
     with pytest.raises(ReasonRequired):
         withdrawal_resolve(withdrawal_id=withdrawal.pk, acting_user=finance, decision="refund_failed", reason=" ")
@@ -105,9 +124,9 @@ def test_accepted_never_confirmed_is_asked_then_resolved_with_four_eyes(
         withdrawal_id=withdrawal.pk,
         acting_user=finance,
         decision="refund_failed",
-        reason="PSP says pending for 3 days; bank confirms nothing arrived",
+        reason="PSP cancelled it after 3 days pending; bank confirms nothing arrived",
     )
-    assert Withdrawal.objects.get(pk=withdrawal.pk).state == Withdrawal.State.PAYOUT_SUBMITTED  # one sign-off
+    assert Withdrawal.objects.get(pk=withdrawal.pk).state == Withdrawal.State.PAYOUT_FAILED  # one sign-off
     with pytest.raises(SecondOperatorRequired):
         withdrawal_resolve(withdrawal_id=withdrawal.pk, acting_user=finance, decision="refund_failed", reason="again")
     withdrawal_resolve(
@@ -121,8 +140,8 @@ def test_accepted_never_confirmed_is_asked_then_resolved_with_four_eyes(
     assert balances(funded_player) == before
     assert Journal.objects.filter(reference__startswith=f"withdrawal:{withdrawal.pk}:").count() == 2  # hold, release
     record = AuditRecord.objects.get(action="payouts.withdrawal.refund_failed")
-    assert (record.from_state, record.to_state) == ("payout_submitted", "refunded")
-    assert record.reason == "PSP says pending for 3 days; bank confirms nothing arrived"  # the maker's reason
+    assert (record.from_state, record.to_state) == ("payout_failed", "refunded")
+    assert record.reason == "PSP cancelled it after 3 days pending; bank confirms nothing arrived"  # the maker's
     assert record.data["approved_by"] == finance2.email
     assert reconcile(withdrawal).endswith("nothing to reconcile")  # money moved once
     assert_ledger_ok()
