@@ -30,7 +30,7 @@ from ops.actors import SystemActor
 from ops.db_roles import app_role, grant_problems, setup_db_roles
 from payouts.models import Withdrawal
 from payouts.services import withdrawal_request
-from payouts.tests.helpers import balances, snapshot
+from payouts.tests.helpers import balances, destination_for, snapshot
 
 DOLLARS = 1_000_000  # USDC minor units
 
@@ -104,7 +104,9 @@ def books(transactional_db: Any, make_player: Any) -> dict[str, Any]:
         reference=f"insider-test-deposit:{player.pk}",
         actor=SystemActor("test"),
     )
-    withdrawal = withdrawal_request(user=player, amount_u=40 * DOLLARS, currency="USDC", provider="adyen")
+    withdrawal = withdrawal_request(
+        user=player, amount_u=40 * DOLLARS, currency="USDC", provider="adyen", destination=destination_for("adyen")
+    )
     available = services.user_account(user=player, currency="USDC")
     psp = services.external_account(provider="test", currency="USDC")
     return {"player": player, "withdrawal": withdrawal, "available": available, "psp": psp}
@@ -290,7 +292,7 @@ def test_the_balance_inflation_is_refused_and_money_never_deposited_cannot_be_wi
     assert balances(player) == wallet
     response = api_client_for(player).post(
         "/v1/withdrawals",
-        {"amount_u": 5_000 * DOLLARS, "currency": "USDC", "provider": "adyen"},
+        {"amount_u": 5_000 * DOLLARS, "currency": "USDC", "provider": "adyen", "destination": destination_for("adyen")},
         format="json",
         HTTP_IDEMPOTENCY_KEY="insider-5000",
     )

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
 from django.test import Client
 
 from ledger.models import Account, LedgerBreach, ReconciliationRun
@@ -38,9 +37,11 @@ def plant_imbalance(*, account_id: int, delta_u: int) -> None:
     """Plant a ledger imbalance as an insider with a raw cursor: a stored balance drifts from its entries.
 
     The one place the tests write money rows by hand (when the suite runs as the restricted application
-    role, this is where the owner's cursor goes).
+    role, the owner's cursor: the application role may not).
     """
-    with connection.cursor() as cursor:
+    from ops.tests.db_role_harness import as_db_owner
+
+    with as_db_owner() as cursor:
         cursor.execute("UPDATE ledger_account SET balance_u = balance_u + %s WHERE id = %s", [delta_u, account_id])
 
 

@@ -77,13 +77,15 @@ def test_existing_rows_keep_their_flow_and_no_money_moves(
     _migrate(AFTER)
 
     deposit = Deposit.objects.get(reference=deposit_ref)
-    assert Withdrawal.objects.get(pk=withdrawal.pk).flow_id == f"withdrawal:{withdrawal.pk}"
+    # Only the columns of that state of the schema (later migrations add others, e.g. the payout lease).
+    assert Withdrawal.objects.values_list("flow_id", flat=True).get(pk=withdrawal.pk) == f"withdrawal:{withdrawal.pk}"
     assert deposit.flow_id == f"deposit:simulation:{deposit_ref}"
     assert Bet.objects.get(pk=bet.pk).flow_id == f"bet:{bet.bet_id}"
     assert Round.objects.get(pk=round_obj.pk).settlement_flow_id is None  # its settlement has not started
     assert _money() == before
     assert_ledger_ok()
-    # New records are born with a new flow id.
+    # New records are born with a new flow id (on the latest schema).
+    _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
     assert withdrawal_request(
         user=player, amount_u=1_000_000, currency="USDC", provider="adyen", destination=destination_for("adyen")
     ).flow_id.startswith("wd-")
