@@ -171,10 +171,13 @@ def test_the_access_log_line_is_json_whatever_the_client_sends(path: str, user_a
 
 
 def _test_database_url() -> str:
+    """The test database as the processes log in to it: the application role (the deploy check refuses a
+    superuser or the tables' owner)."""
+    from django.conf import settings
     from django.db import connection
 
     db = connection.settings_dict
-    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    return f"postgres://{settings.DB_APP_ROLE}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 
 from ops.tests.test_seed_scripts import PRODUCTION_ENV
 
@@ -28,7 +29,8 @@ def _env(**overrides: str) -> dict[str, str]:
         **base,
         **PRODUCTION_ENV,
         "PYTHON": sys.executable,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        # The processes' role (the deploy check refuses a superuser or the tables' owner).
+        "DATABASE_URL": f"postgres://{settings.DB_APP_ROLE}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "REDIS_URL": "redis://127.0.0.1:6379/15",
         "PORT": "9",  # never reached: the tests that start a server stop before it binds
         "WEB_CONCURRENCY": "1",
