@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from ledger.models import Journal
 from ops.actors import SystemActor
+from ops.tests.db_role_harness import as_db_owner
 from payouts.metrics import payout_lease_metrics
 from payouts.models import PayoutAttempt, Withdrawal
 from payouts.reconciliation import payout_reconcile
@@ -105,7 +106,7 @@ def _die_mid_call(stub: Any, withdrawal_id: int) -> None:
     while stub.calls() == 0 and time.monotonic() < deadline:
         time.sleep(0.02)
     assert stub.calls() == 1, "the first call never reached the PSP"
-    with connection.cursor() as cursor:
+    with as_db_owner() as cursor:  # the backend logged in as the suite's owner (then became the app role)
         cursor.execute("SELECT pg_terminate_backend(%s)", backend)
     worker.join(10)
     assert died, "the worker should have lost its database connection"
