@@ -51,6 +51,7 @@ RETRY_STATUSES = frozenset({409, 429, 500, 502, 503, 504})
 BET_STAKE_U = 2_000_000
 DEPOSIT_U = 7_000_000
 WITHDRAWAL_U = 5_000_000
+APP_ROLE = "backoffice_app"  # the processes' role (DB_APP_ROLE's default), created by the release step
 
 
 def postgres_bin() -> Path:
@@ -200,6 +201,12 @@ class Drill:
 
     @property
     def database_url(self) -> str:
+        """What the processes log in as: the application role (`setup_db_roles`, run by the release step)."""
+        return self.pg.url(self.database).replace("postgres://postgres@", f"postgres://{APP_ROLE}@", 1)
+
+    @property
+    def owner_url(self) -> str:
+        """The tables' owner (the cluster's superuser): the release step, the drill's data and its checks."""
         return self.pg.url(self.database)
 
     def env(self, **extra: str) -> dict[str, str]:
@@ -220,6 +227,7 @@ class Drill:
             "PYTHON": sys.executable,
             "DJANGO_SETTINGS_MODULE": "config.settings.prod_local",
             "DATABASE_URL": self.database_url,
+            "DATABASE_OWNER_URL": self.owner_url,
             "REDIS_URL": self.redis.url,
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
             "SECURE_SSL_REDIRECT": "false",
@@ -282,7 +290,7 @@ class Drill:
         seeded = subprocess.run(  # noqa: S603
             [sys.executable, "-m", "ops.tests.drill_setup", str(out), "--players", str(players)],
             cwd=ROOT,
-            env={**self.env(), "DJANGO_SETTINGS_MODULE": "config.settings.test"},
+            env={**self.env(), "DJANGO_SETTINGS_MODULE": "config.settings.test", "DATABASE_URL": self.owner_url},
             capture_output=True,
             text=True,
             timeout=300,

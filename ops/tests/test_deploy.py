@@ -227,6 +227,8 @@ def production_web(tmp_path: Path, transactional_db: Any) -> Any:
     base = f"http://127.0.0.1:{port}"
 
     def answers() -> bool:
+        if web.poll() is not None:  # the entrypoint refused to start: say why
+            raise AssertionError(f"bin/backoffice web exited {web.returncode}:\n{log_path.read_text()[-3000:]}")
         try:
             urllib.request.urlopen(f"{base}/health", timeout=2)  # noqa: S310 - our own server
         except urllib.error.HTTPError:
@@ -236,7 +238,7 @@ def production_web(tmp_path: Path, transactional_db: Any) -> Any:
         return True
 
     try:
-        wait_until(answers, 60, "gunicorn to answer")
+        wait_until(answers, 120, "gunicorn to answer")  # the deploy checks run first
         yield base, static_root, log_path
     finally:
         stop(web)

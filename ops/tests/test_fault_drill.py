@@ -115,7 +115,7 @@ class Scenario:
 
     def __init__(self, drill: Drill, name: str, fault: str) -> None:
         self.drill, self.name, self.fault = drill, name, fault
-        self.db = Db(drill.database_url)
+        self.db = Db(drill.owner_url)  # the drill's own checks read as the owner
         self.flows: list[Flow] = []
         self.threads: list[threading.Thread] = []
         self._lock = threading.Lock()
