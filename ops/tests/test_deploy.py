@@ -194,7 +194,7 @@ def production_web(tmp_path: Path, transactional_db: Any) -> Any:
     static_root = tmp_path / "static"
     port = free_port()
     env = {
-        **{k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"},
+        **{k: v for k, v in os.environ.items() if k not in ("PROMETHEUS_MULTIPROC_DIR", "DJANGO_ALLOW_ASYNC_UNSAFE")},
         **PRODUCTION_ENV,
         "PYTHON": sys.executable,
         "STATIC_ROOT": str(static_root),
