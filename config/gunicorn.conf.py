@@ -41,6 +41,14 @@ max_requests = int(os.environ.get("WEB_MAX_REQUESTS", "50000"))
 max_requests_jitter = max_requests // 10
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 - heartbeat files, not data
+# Gunicorn's control socket (`gunicornc`, since 25.1) defaults to $HOME/.gunicorn/gunicorn.ctl: in the image
+# HOME is the read-only code folder (/app), so the arbiter logged "Control server error: [Errno 13]" at every
+# start, and on one machine every gunicorn would share that one path. Nothing here drives gunicornc, so it is
+# off unless GUNICORN_CONTROL_SOCKET names a writable path for it (e.g. /tmp/gunicorn.ctl).
+_control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET", "")
+control_socket_disable = not _control_socket
+if _control_socket:
+    control_socket = _control_socket
 accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
