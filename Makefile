@@ -8,7 +8,7 @@ STUB_PORT ?= 12111
 # Without DATABASE_URL, a command runs against the embedded PostgreSQL (ops/embedded_pg.py), started for it.
 WITH_DB = $(if $(DATABASE_URL),,$(BIN)/python -m ops.embedded_pg run --)
 
-.PHONY: run test drill smoke-embedded bench lint clean migrate-prod prod-local
+.PHONY: run test drill smoke-embedded bench lint clean migrate-prod prod-local image image-smoke
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,16 @@ migrate-prod: $(VENV)/.runtime-installed
 ## then go_live_smoke and canary: PASS (ops/scripts/prod_local.sh).
 prod-local: $(VENV)/.runtime-installed
 	BIN=$(BIN) bash ops/scripts/prod_local.sh
+
+## image: build the image (backoffice:latest) from the Dockerfile with podman, Docker format (HEALTHCHECK kept); the base is
+## pulled, or where no registry answers made once from Debian's packages (ops/scripts/image_build.sh, docs/deploy.md).
+image:
+	bash ops/scripts/image_build.sh
+
+## image-smoke: build the image, run migrate, web, a worker per queue and beat as its containers on local PostgreSQL/Redis
+## with the PSP stub, then go_live_smoke and canary: PASS, non-root, healthy (ops/scripts/image_smoke.sh).
+image-smoke: $(VENV)/.runtime-installed
+	BIN=$(BIN) bash ops/scripts/image_smoke.sh
 
 ## lint: ruff (rules and format), the layers (import-linter), types (mypy), and no model change without its migration.
 lint: $(VENV)/.dev-installed
