@@ -57,6 +57,26 @@ def test_gunicorn_config_sizes_workers_from_the_cpus_and_logs_json(monkeypatch: 
     assert runpy.run_path(str(ROOT / "config" / "gunicorn.conf.py"))["workers"] == 3
 
 
+def test_gunicorn_control_socket_is_off_unless_a_path_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its default, $HOME/.gunicorn, is the image's read-only code folder: gunicorn logged Errno 13 there."""
+    monkeypatch.delenv("GUNICORN_CONTROL_SOCKET", raising=False)
+    config = runpy.run_path(str(ROOT / "config" / "gunicorn.conf.py"))
+    assert config["control_socket_disable"] is True
+    assert "control_socket" not in config
+    monkeypatch.setenv("GUNICORN_CONTROL_SOCKET", "/tmp/gunicorn.ctl")
+    config = runpy.run_path(str(ROOT / "config" / "gunicorn.conf.py"))
+    assert config["control_socket_disable"] is False
+    assert config["control_socket"] == "/tmp/gunicorn.ctl"
+
+
+def test_the_image_leaves_out_the_tests_and_the_test_tools() -> None:
+    """The PSP stub and the chain's test bridge run beside the image, never in it (make image-smoke checks that
+    every module left in imports without them)."""
+    ignored = set((ROOT / ".dockerignore").read_text().split())
+    assert {"**/tests", "conftest.py", "bench", "webhooks/stub", "payouts/chain/testing", ".git", ".venv"} <= ignored
+    assert "docs" not in ignored  # the canary reads docs/ops/canary_report_template.md
+
+
 def test_the_entrypoint_refuses_an_unknown_queue() -> None:
     result = subprocess.run(
         [str(ROOT / "bin" / "backoffice"), "worker", "default"],  # noqa: S603
