@@ -6,7 +6,7 @@
 # else, where no registry answers (this machine kind), a stand-in is made from Debian's own packages
 # (debootstrap minbase + python3, python3-venv, ca-certificates; /usr/local/bin/python -> python3) and
 # imported under the same name, labelled org.backoffice.base=debootstrap-stand-in. About a minute once per
-# machine; later builds reuse it. IMAGE_BASE_REBUILD=1 makes it again.
+# machine; later builds reuse it. IMAGE_BASE_REBUILD=1 makes it again (and so a build from scratch).
 #
 #   BACKOFFICE_IMAGE      default backoffice:latest
 #   IMAGE_PULL_TIMEOUT_S  seconds a registry pull may take before the stand-in is made (default 300)
@@ -60,8 +60,9 @@ make_standin() {
 }
 
 ensure_base() {
-    if [ "${IMAGE_BASE_REBUILD:-}" = 1 ] && podman image exists "$BASE"; then
-        podman rmi "$BASE" >/dev/null
+    if [ "${IMAGE_BASE_REBUILD:-}" = 1 ]; then
+        make_standin  # imported under the base's name: the old one is untagged, its images keep their layers
+        return
     fi
     if podman image exists "$BASE"; then
         local kind
@@ -110,3 +111,8 @@ current=$(podman image inspect --format '{{.Id}}' "$BACKOFFICE_IMAGE")
 if [ -n "$previous" ] && [ "$previous" != "$current" ]; then podman rmi "$previous" >/dev/null 2>&1 || true; fi
 size=$(podman image inspect --format '{{.Size}}' "$BACKOFFICE_IMAGE")
 echo "image: built $BACKOFFICE_IMAGE in $build_s s; size $((size / 1000000)) MB"
+# Where the room goes: the top folders, then the largest installed packages (MB).
+podman run --rm --network none --entrypoint sh "$BACKOFFICE_IMAGE" -c '
+    echo "image: room (MB): $(du -sm /opt/venv /usr /var /app 2>/dev/null | sort -rn | tr "\t\n" "= ")"
+    echo "image: largest packages (MB): $(du -sm /opt/venv/lib/python3*/site-packages/* | sort -rn | head -n 8 \
+        | sed "s|/opt/venv/lib/python3[^/]*/site-packages/||" | tr "\t\n" "= ")"' 2> >(grep -v 'unable to get systemd connection' >&2)
