@@ -105,7 +105,9 @@ class Lifecycle:
 
     def __init__(self, stub: PSPStub) -> None:
         self._stub = stub
-        self._lock = threading.RLock()
+        # The state's own lock: a create (which holds it) schedules payouts here, and settling a payment changes
+        # the state; one lock means no lock-order deadlock between the two. Never held while a webhook is sent.
+        self._lock = stub._state.lock
         self._settled: dict[str, _Settled] = {}
         self._deliveries: list[Delivery] = []
         self._timers: dict[str, threading.Timer] = {}  # payout id -> its timer, until it has finished
