@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings as django_settings
@@ -224,13 +225,14 @@ def test_without_a_payout_delay_payouts_stay_as_created(stub: PSPStub, funded_pl
 # The must-show: a fresh shell under the development settings --------------------------------------------
 
 # Loaded by the child through PYTHONPATH: records every host name it resolves and every address it connects
-# to, and refuses anything that is not this machine, so the child can never reach a real PSP, whatever it tries.
+# to, and refuses anything that is not this machine (or the test's own database and broker hosts), so the child
+# can never reach a real PSP, whatever it tries.
 GUARD = textwrap.dedent(
     """
     import os, sys
 
     LOG = os.environ["NET_GUARD_LOG"]
-    LOCAL = ("127.0.0.1", "localhost", "::1")
+    LOCAL = ("127.0.0.1", "localhost", "::1", *os.environ.get("NET_GUARD_ALLOW", "").split(","))
 
     def _host(address):
         return address[0] if isinstance(address, tuple) else address
@@ -269,7 +271,13 @@ def test_reconcile_payouts_from_a_fresh_shell_reaches_the_stub_and_no_real_psp(
     env = django_env(redis_url=str(django_settings.REDIS_URL), DJANGO_SETTINGS_MODULE="config.settings.local")
     for name in ("STRIPE_API_BASE", "ADYEN_API_BASE", "ENVIRONMENT", "DJANGO_DEBUG"):
         env.pop(name, None)
-    env |= {"STUB_PORT": str(stub.port), "NET_GUARD_LOG": str(log), "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"}
+    services = {urlsplit(env["DATABASE_URL"]).hostname or "", urlsplit(env["REDIS_URL"]).hostname or ""}
+    env |= {
+        "STUB_PORT": str(stub.port),
+        "NET_GUARD_LOG": str(log),
+        "NET_GUARD_ALLOW": ",".join(sorted(services - {""})),
+        "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}",
+    }
 
     result = subprocess.run(  # noqa: S603
         [sys.executable, "manage.py", "reconcile_payouts", "--older-than-minutes", "0"],
