@@ -43,7 +43,7 @@ class DepositOutputSerializer(serializers.Serializer):
     session_data = serializers.SerializerMethodField()
     failure_reason = serializers.CharField()
     created_at = serializers.DateTimeField()
-    credited_at = serializers.DateTimeField()
+    credited_at = serializers.DateTimeField(allow_null=True)  # null until credited
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_client_secret(self, deposit: Deposit) -> str | None:
