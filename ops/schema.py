@@ -57,7 +57,8 @@ class ProblemSerializer(serializers.Serializer):
     status = serializers.IntegerField(help_text="The HTTP status code.")
     detail = serializers.CharField(help_text="What happened to this request, readable by a person.")
     instance = serializers.CharField(required=False, help_text="URI of this occurrence, when there is one.")
-    errors = serializers.JSONField(
+    # DRF's metaclass moves declared fields off the class, so this never shadows `Serializer.errors` at run time.
+    errors = serializers.JSONField(  # type: ignore[assignment]
         required=False, help_text="`validation-error`: the invalid fields, each with its messages."
     )
     account = serializers.CharField(required=False, help_text="`ledger/insufficient-funds`: the account short.")

@@ -120,16 +120,17 @@ def in_process(package: ModuleType, **kwargs: Any) -> Any:
 
 
 def refused(
-    schema: dict[str, Any], path: str, method: str, answer: Any, status: int, problem_type: str, problem: type
+    schema: dict[str, Any], path: str, method: str, answer: Any, status: int, problem_type: str, problem: Any
 ) -> Any:
     """Assert `answer` parsed into the generated Problem, with a status and type the operation documents."""
+    parsed: Any = answer.parsed
     assert answer.status_code == status, answer.content
-    assert isinstance(answer.parsed, problem), answer.parsed
-    assert (answer.parsed.status, answer.parsed.type_) == (status, problem_type)  # `type` is `type_` in Python
+    assert isinstance(parsed, problem), parsed
+    assert (parsed.status, parsed.type_) == (status, problem_type)  # the generator names `type` `type_`
     documented = schema["paths"][path][method]["responses"][str(status)]
     assert "application/problem+json" in documented["content"]
     assert f"`{problem_type}`" in documented["description"], documented["description"]
-    return answer.parsed
+    return parsed
 
 
 def test_generated_client_drives_login_deposit_bet_and_withdrawal(
