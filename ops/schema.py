@@ -6,7 +6,8 @@ DEFAULT_SCHEMA_CLASS) lists on each operation the statuses it can answer with, a
 description the problem `type`s:
 
 - from how the view is built: credentials looked at (401), a permission beyond "signed in" or a CSRF
-  check (403), a request body (400 validation, 415), throttles (429), and always 503 (a dependency down);
+  check (403), a request body (400 validation, 415), throttles (429), a write under maintenance mode
+  (503 `maintenance`), and always 503 (a dependency down) and 500 (`server-error`, problem+json too);
 - from what the view method declares with `@problems(...)` (the `ApplicationError` classes its services
   raise) and what `ops.idempotency.idempotent` declares for the Idempotency-Key contract.
 """
@@ -24,6 +25,7 @@ from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import AllowAny, IsAuthenticated
 
 from .errors import PROBLEM_CONTENT_TYPE, ApplicationError
+from .middleware import MaintenanceModeMiddleware
 
 PAGINATION_PARAMETERS = [
     OpenApiParameter("limit", OpenApiTypes.INT, description="Number of results to return per page."),
@@ -82,8 +84,11 @@ VALIDATION_REFUSALS: tuple[Refusal, ...] = (
 AUTHENTICATION_REFUSALS: tuple[Refusal, ...] = ((401, "not-authenticated"), (401, "authentication-failed"))
 PERMISSION_REFUSALS: tuple[Refusal, ...] = ((403, "forbidden"),)
 THROTTLE_REFUSALS: tuple[Refusal, ...] = ((429, "throttled"),)
-# The exception handler answers 503 for an unreachable database or broker, on every operation.
-ALWAYS_REFUSALS: tuple[Refusal, ...] = ((503, "service-unavailable"),)
+# On every operation: 503 for an unreachable database or broker (the exception handler, handler500), and
+# 500 for anything else uncaught (handler500 answers problem+json on /v1/).
+ALWAYS_REFUSALS: tuple[Refusal, ...] = ((503, "service-unavailable"), (500, "server-error"))
+# Maintenance mode refuses players' writes under /v1/ (ops.middleware.MaintenanceModeMiddleware).
+MAINTENANCE_REFUSALS: tuple[Refusal, ...] = ((503, "maintenance"),)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -118,7 +123,7 @@ class ProblemAutoSchema(AutoSchema):
         for status, types in sorted(self.problem_types().items()):
             code = str(status)
             described = self._get_response_for_code(ProblemSerializer, code, [PROBLEM_CONTENT_TYPE], direction)
-            described["description"] = "Refused (problem+json); `type` is one of: " + ", ".join(
+            described["description"] = "A problem document (application/problem+json); `type` is one of: " + ", ".join(
                 f"`{t}`" for t in sorted(types)
             )
             if code in responses:
@@ -157,6 +162,13 @@ class ProblemAutoSchema(AutoSchema):
             yield from PERMISSION_REFUSALS  # the CSRF check of a session-authenticated write
         if method in ("POST", "PUT", "PATCH") and self.get_request_serializer() is not None:
             yield from VALIDATION_REFUSALS
+        guarded = MaintenanceModeMiddleware.GUARDED_PREFIXES
+        if (
+            not safe
+            and self.path.startswith(guarded)
+            and not self.path.startswith(MaintenanceModeMiddleware.OPEN_PREFIXES)
+        ):
+            yield from MAINTENANCE_REFUSALS
         if getattr(view, "throttle_classes", None):
             yield from THROTTLE_REFUSALS
         handler = getattr(view, method.lower(), None)

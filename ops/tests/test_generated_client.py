@@ -11,6 +11,7 @@ Its HTTP calls go to the application in process (httpx's WSGI transport, passed 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import pkgutil
@@ -43,8 +44,8 @@ GENERATOR = Path(sys.executable).with_name("openapi-python-client")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ModuleType, dict[str, Any]]]:
     """The generated package, imported (every module of it) from a fresh output folder, and the schema."""
     root = tmp_path_factory.mktemp("generated")
-    with httpx.Client(transport=httpx.WSGITransport(app=application), base_url=BASE_URL) as http:
-        served = http.get("/v1/schema")
+    with connection_kept(), httpx.Client(transport=httpx.WSGITransport(app=application), base_url=BASE_URL) as http:
+        served = http.get("/v1/schema")  # serving the schema needs no database
     assert served.status_code == 200, served.text
     (root / "schema.yaml").write_bytes(served.content)
     offline = {**os.environ, "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9"}
@@ -72,8 +73,8 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Module
             del sys.modules[name]
 
 
-@pytest.fixture(autouse=True)
-def keep_the_test_connection() -> Iterator[None]:
+@contextlib.contextmanager
+def connection_kept() -> Iterator[None]:
     """Keep in-process requests from closing the test's database connection (as Django's test client does)."""
     from django.core import signals
     from django.db import close_old_connections
@@ -85,6 +86,12 @@ def keep_the_test_connection() -> Iterator[None]:
     finally:
         signals.request_started.connect(close_old_connections)
         signals.request_finished.connect(close_old_connections)
+
+
+@pytest.fixture(autouse=True)
+def keep_the_test_connection() -> Iterator[None]:
+    with connection_kept():
+        yield
 
 
 @pytest.fixture

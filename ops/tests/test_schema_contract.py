@@ -104,6 +104,9 @@ def test_every_operation_documents_its_refusals_as_problems(schema: dict[str, An
         ("/v1/withdrawals/{withdrawal_id}/approve", "post", "409", "approvals/second-operator-required"),
         ("/v1/auth/login", "post", "429", "auth/locked-out"),
         ("/v1/wallet", "get", "401", "not-authenticated"),
+        ("/v1/wallet", "get", "500", "server-error"),
+        ("/v1/withdrawals", "post", "503", "maintenance"),
+        ("/v1/withdrawals", "post", "503", "service-unavailable"),
     ],
 )
 def test_specific_refusals_are_listed_on_their_operation(
@@ -115,8 +118,10 @@ def test_specific_refusals_are_listed_on_their_operation(
 def test_a_refusal_the_operation_cannot_answer_is_not_listed(schema: dict[str, Any]) -> None:
     wallet = schema["paths"]["/v1/wallet"]["get"]["responses"]
     assert not {"400", "403", "409", "415", "422"} & set(wallet)
+    assert "`maintenance`" not in wallet["503"]["description"]  # reads stay up in maintenance mode
     login = schema["paths"]["/v1/auth/login"]["post"]["responses"]
     assert "idempotency" not in str(login) and "not-authenticated" not in str(login)
+    assert "`maintenance`" not in str(login)  # operators log in during a cutover
 
 
 def test_the_four_eyes_202_is_documented(schema: dict[str, Any]) -> None:
