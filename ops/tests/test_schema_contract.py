@@ -131,3 +131,27 @@ def test_the_four_eyes_202_is_documented(schema: dict[str, Any]) -> None:
             "$ref": "#/components/schemas/StaffWithdrawalOutput"
         }
         assert "second operator" in accepted["description"]
+
+
+def test_the_problem_audit_tells_an_undocumented_refusal_from_a_documented_one() -> None:
+    from ops.tests.problem_audit import undocumented
+
+    assert undocumented("/v1/rounds/20250908/bets", "POST", 409, "rounds/already-bet") is None
+    assert undocumented("/v1/withdrawals/7/approve", "POST", 202, "x") is not None  # 202 is not a problem there
+    assert "does not list type `rounds/made-up`" in str(
+        undocumented("/v1/rounds/20250908/bets", "POST", 409, "rounds/made-up")
+    )
+    assert "status 409" in str(undocumented("/v1/wallet", "GET", 409, "conflict"))
+    assert undocumented("/v1/no-such-thing", "GET", 404, "not-found") is None  # not an operation of the schema
+
+
+def test_the_problem_audit_sees_what_a_request_answers(api_client_for: Any, player: Any) -> None:
+    from ops.tests.problem_audit import problems_checked
+
+    with problems_checked() as found:
+        assert api_client_for(player).get("/v1/wallet").status_code == 200
+        response = api_client_for(player).post("/v1/auth/logout", "not json", content_type="text/plain")
+    assert response.status_code == 204 and found == []
+    with problems_checked() as found:
+        refused = api_client_for(player).post("/v1/rounds/20250908/bets", {"side": "UP"}, HTTP_IDEMPOTENCY_KEY="k")
+    assert refused.status_code == 400 and found == []  # validation-error: documented
