@@ -50,6 +50,7 @@ def test_a_form_body_is_refused_with_a_problem(client: Any) -> None:
     response = client.post("/v1/auth/login", {"email": "a@example.com", "password": "x"})  # multipart
     assert response.status_code == 415 and response["Content-Type"] == "application/problem+json"
     assert response.json()["type"] == "unsupported-media-type"
+    assert response.json()["title"] == "Unsupported media type in request."  # no unformatted "{media_type}"
 
 
 def test_the_idempotency_key_header_is_documented_exactly_where_the_code_asks_for_it(schema: dict[str, Any]) -> None:
