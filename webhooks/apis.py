@@ -16,7 +16,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import IsPlayerToWrite
-from ledger.errors import InvalidAmount, UnknownCurrency
 from ops.actors import require_player
 from ops.errors import NotFound
 from ops.idempotency import idempotent
@@ -24,7 +23,13 @@ from ops.schema import PAGINATION_PARAMETERS, paginated, problems
 from ops.validation import AmountField
 
 from .deposits import deposit_start
-from .errors import DepositProviderFailed, UnsupportedCurrency, UnsupportedProvider
+from .errors import (
+    DepositProviderFailed,
+    InvalidAmount,
+    UnknownCurrency,
+    UnsupportedCurrency,
+    UnsupportedProvider,
+)
 from .models import Deposit
 from .selectors import deposit_get, deposit_list
 
