@@ -1,5 +1,6 @@
 """A client generated from `/v1/schema` by a third-party generator (openapi-python-client) imports as
-generated and drives the money loop: log in, deposit (credited by the PSP's signed webhook), bet, withdraw.
+generated and drives the money loop: log in, deposit (credited by the PSP's signed webhook), bet, withdraw, and two
+operators' approval (202, then 200).
 Every refusal it meets comes back as the generated `Problem` model, under a status the schema documents
 for that operation with that problem `type`.
 
@@ -146,6 +147,7 @@ def test_generated_client_drives_login_deposit_bet_and_withdrawal(
     open_usd_round: Callable[[], Any],
     django_capture_on_commit_callbacks: Any,
     monkeypatch: pytest.MonkeyPatch,
+    settings: Any,
     assert_ledger_ok: Any,
 ) -> None:
     package, schema = generated
@@ -158,7 +160,7 @@ def test_generated_client_drives_login_deposit_bet_and_withdrawal(
     }
     assert api is not None
     Problem = models.Problem  # noqa: N806
-    from accounts.tests.factories import PASSWORD, UserFactory
+    from accounts.tests.factories import PASSWORD, StaffFactory, UserFactory
     from webhooks.tasks import process_webhook_event
 
     monkeypatch.setattr("webhooks.receiving._send_to_worker", lambda event_id: process_webhook_event.apply([event_id]))
@@ -253,4 +255,35 @@ def test_generated_client_drives_login_deposit_bet_and_withdrawal(
     wallet = ops["v1_wallet_retrieve"].sync_detailed(client=me)
     usd = next(b for b in wallet.parsed.balances if b.currency == "USD")
     assert (usd.available_u, usd.held_u, usd.in_open_bets_u) == (1000, 3000, 1000)
+
+    # Above the four-eyes threshold the first operator's approval is a 202; the second one's a 200.
+    settings.FOUR_EYES_THRESHOLDS = {"USD": "20.00"}
+    approve = importlib.import_module(f"{PACKAGE}.api.v1.v1_withdrawals_approve_create")
+    path, withdrawal_id = "/v1/withdrawals/{withdrawal_id}/approve", requested.parsed.id
+    as_player = approve.sync_detailed(withdrawal_id, client=me, body=models.WithdrawalApproveInput())
+    refused(schema, path, "post", as_player, 403, "forbidden", Problem)
+    first, second = (
+        in_process(package, token=login_as(package, models, StaffFactory.create(role="finance").email))
+        for _ in range(2)
+    )
+    signed = approve.sync_detailed(withdrawal_id, client=first, body=models.WithdrawalApproveInput(reason="checked"))
+    assert signed.status_code == 202 and isinstance(signed.parsed, models.StaffWithdrawalOutput), signed.content
+    assert signed.parsed.state == "requested" and len(signed.parsed.pending_signoffs) == 1
+    again = approve.sync_detailed(withdrawal_id, client=first, body=models.WithdrawalApproveInput(reason="again"))
+    refused(schema, path, "post", again, 409, "approvals/second-operator-required", Problem)
+    done = approve.sync_detailed(withdrawal_id, client=second, body=models.WithdrawalApproveInput(reason="agreed"))
+    assert done.status_code == 200 and isinstance(done.parsed, models.StaffWithdrawalOutput), done.content
+    assert done.parsed.state == "approved"
     assert_ledger_ok()
+
+
+def login_as(package: ModuleType, models: ModuleType, email: str) -> str:
+    """A token for `email` (the factories' password), through the generated client."""
+    from accounts.tests.factories import PASSWORD
+
+    login = importlib.import_module(f"{PACKAGE}.api.v1.v1_auth_login_create")
+    answer = login.sync_detailed(
+        client=in_process(package), body=models.TokenLoginInput(email=email, password=PASSWORD)
+    )
+    assert answer.status_code == 200, answer.content
+    return str(answer.parsed.token)
