@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.core.handlers.base import BaseHandler
+from django.http import HttpResponse
 from django.urls import Resolver404, resolve
 
 from ops.errors import PROBLEM_CONTENT_TYPE
@@ -59,7 +60,7 @@ def problems_checked() -> Iterator[list[str]]:
     def get_response(self: BaseHandler, request: Any) -> Any:
         response = original(self, request)
         is_problem = str(response.get("Content-Type", "")).startswith(PROBLEM_CONTENT_TYPE)
-        if is_problem and not response.streaming and request.path.startswith("/v1/"):
+        if is_problem and isinstance(response, HttpResponse) and request.path.startswith("/v1/"):
             try:
                 problem_type = str(json.loads(response.content).get("type", ""))
             except (ValueError, AttributeError):
