@@ -26,6 +26,7 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 
 from .errors import PROBLEM_CONTENT_TYPE, ApplicationError
 from .middleware import MaintenanceModeMiddleware
+from .unavailable import PROBLEM_PATHS
 
 PAGINATION_PARAMETERS = [
     OpenApiParameter("limit", OpenApiTypes.INT, description="Number of results to return per page."),
@@ -84,9 +85,10 @@ VALIDATION_REFUSALS: tuple[Refusal, ...] = (
 AUTHENTICATION_REFUSALS: tuple[Refusal, ...] = ((401, "not-authenticated"), (401, "authentication-failed"))
 PERMISSION_REFUSALS: tuple[Refusal, ...] = ((403, "forbidden"),)
 THROTTLE_REFUSALS: tuple[Refusal, ...] = ((429, "throttled"),)
-# On every operation: 503 for an unreachable database or broker (the exception handler, handler500), and
-# 500 for anything else uncaught (handler500 answers problem+json on /v1/).
-ALWAYS_REFUSALS: tuple[Refusal, ...] = ((503, "service-unavailable"), (500, "server-error"))
+# On every operation: 503 for an unreachable database or broker (the exception handler, handler500).
+ALWAYS_REFUSALS: tuple[Refusal, ...] = ((503, "service-unavailable"),)
+# Anything else uncaught: handler500 answers problem+json under PROBLEM_PATHS (/v1/ ...), a page elsewhere.
+SERVER_ERROR: tuple[Refusal, ...] = ((500, "server-error"),)
 # Maintenance mode refuses players' writes under /v1/ (ops.middleware.MaintenanceModeMiddleware).
 MAINTENANCE_REFUSALS: tuple[Refusal, ...] = ((503, "maintenance"),)
 
@@ -144,6 +146,8 @@ class ProblemAutoSchema(AutoSchema):
     def _refusals(self) -> Iterable[Refusal]:
         view, method = self.view, self.method.upper()
         yield from ALWAYS_REFUSALS
+        if self.path.startswith(PROBLEM_PATHS):
+            yield from SERVER_ERROR
         authenticators = list(getattr(view, "authentication_classes", []))
         permissions = list(getattr(view, "permission_classes", []))
         if authenticators:

@@ -123,6 +123,7 @@ def test_a_refusal_the_operation_cannot_answer_is_not_listed(schema: dict[str, A
     login = schema["paths"]["/v1/auth/login"]["post"]["responses"]
     assert "idempotency" not in str(login) and "not-authenticated" not in str(login)
     assert "`maintenance`" not in str(login)  # operators log in during a cutover
+    assert "500" not in schema["paths"]["/rounds/current"]["get"]["responses"]  # outside /v1/ a 500 is a page
 
 
 def test_the_four_eyes_202_is_documented(schema: dict[str, Any]) -> None:
