@@ -52,6 +52,18 @@ def _empty_cache() -> Any:
     yield
 
 
+@pytest.fixture(autouse=True)
+def _documented_problems() -> Any:
+    """Every problem+json answer of a `/v1/schema` operation in any test must be documented on that operation,
+    status and `type` (ops/tests/problem_audit.py): a refusal the schema does not list fails the test."""
+    from ops.tests.problem_audit import problems_checked
+
+    with problems_checked() as undocumented:
+        yield
+    if undocumented:
+        pytest.fail("Problem answers missing from /v1/schema:\n" + "\n".join(sorted(set(undocumented))))
+
+
 @pytest.fixture
 def player(db: Any) -> Any:
     return UserFactory.create()

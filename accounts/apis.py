@@ -9,8 +9,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from ops.schema import problems
+
 from .authentication import ExpiringTokenAuthentication
-from .services import token_login
+from .services import InvalidCredentials, LoginLockedOut, token_login
 
 
 class TokenLoginApi(APIView):
@@ -32,6 +34,7 @@ class TokenLoginApi(APIView):
         email = serializers.EmailField()
 
     @extend_schema(request=InputSerializer, responses={200: OutputSerializer})
+    @problems(InvalidCredentials, LoginLockedOut)
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)

@@ -8,10 +8,13 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 
 from ops.actors import require_player
+from ops.errors import NotAPlayer
 
 
 class IsPlayer(BasePermission):
     """An authenticated player; an operator's token gets 403 `accounts/not-a-player` problem+json."""
+
+    problems = (NotAPlayer,)  # for the schema (ops.schema): what this check answers instead of `forbidden`
 
     def has_permission(self, request: Request, view: Any) -> bool:
         user = request.user
@@ -23,6 +26,8 @@ class IsPlayer(BasePermission):
 
 class IsPlayerToWrite(IsPlayer):
     """Anyone authenticated may read; only a player may write (request a withdrawal, start a deposit)."""
+
+    reads_open_to_signed_in = True  # for the schema (ops.schema): a read is never refused here
 
     def has_permission(self, request: Request, view: Any) -> bool:
         if request.method in SAFE_METHODS:

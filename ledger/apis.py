@@ -9,9 +9,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ops.schema import paginated
+from ops.schema import paginated, problems
 
 from .currencies import get_currency
+from .errors import UnknownCurrency
 from .selectors import user_statement, user_wallet
 
 
@@ -49,6 +50,7 @@ class StatementApi(APIView):
         parameters=[OpenApiParameter("currency", str), OpenApiParameter("limit", int), OpenApiParameter("offset", int)],
         responses={200: paginated(OutputSerializer, name="PaginatedStatementEntryList")},
     )
+    @problems(UnknownCurrency)
     def get(self, request: Request) -> Response:
         currency = request.query_params.get("currency") or None
         if currency:

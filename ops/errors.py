@@ -7,6 +7,7 @@ DRF exception handler below turns them, and DRF's own errors, into RFC 9457 prob
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
@@ -97,7 +98,9 @@ _DRF_CODES = {
 
 def _drf_problem(exc: drf_exceptions.APIException) -> dict[str, Any]:
     code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), "error")
-    body: dict[str, Any] = {"type": code, "title": str(exc.default_detail), "status": exc.status_code}
+    # A default detail with a placeholder (415's `"{media_type}"`, 405's `"{method}"`) is no title: drop it.
+    title = re.sub(r' ?"\{\w+\}"', "", str(exc.default_detail))
+    body: dict[str, Any] = {"type": code, "title": title, "status": exc.status_code}
     if isinstance(exc, drf_exceptions.ValidationError):
         body["detail"] = "One or more fields are invalid."
         body["errors"] = exc.detail

@@ -32,6 +32,7 @@ from typing import Any
 
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.encoders import JSONEncoder
@@ -40,6 +41,7 @@ from .canonical import CanonicalJsonError, canonical_sha256
 from .errors import ApplicationError, problem_response
 from .metrics import IDEMPOTENCY_EVENTS
 from .models import IdempotencyKey
+from .schema import problems
 
 logger = logging.getLogger(__name__)
 HEADER = "Idempotency-Key"
@@ -337,16 +339,47 @@ class _TransientResponse(Exception):
         self.response = response
 
 
-def idempotent(view_method: Callable[..., Response] | None = None, *, atomic: bool = True) -> Any:
-    """Decorate an APIView's `post` so it obeys the Idempotency-Key contract.
+# The refusals of the contract itself, for the schema (`ops.schema.problems`): the key, and the body it fingerprints.
+IDEMPOTENCY_REFUSALS = (
+    IdempotencyKeyMissing,
+    IdempotencyKeyInvalid,
+    IdempotencyKeyReused,
+    IdempotencyInProgress,
+    IdempotencyBodyInvalid,
+    (400, "malformed-request"),
+    (415, "unsupported-media-type"),
+)
+
+
+def idempotency_key_parameter(*, required: bool) -> OpenApiParameter:
+    """The `Idempotency-Key` header as the schema shows it (a generated client must send it when required)."""
+    description = (
+        f"Unique for each new request (at most {MAX_KEY_LENGTH} characters). A retry with the same key and body "
+        "replays the first answer (`Idempotent-Replayed: true`); the same key with another body is refused (422)."
+    )
+    if not required:
+        description += " Optional here: without one, repeating the request is refused by the state machine (409)."
+    return OpenApiParameter(HEADER, str, OpenApiParameter.HEADER, required=required, description=description)
+
+
+def idempotent(
+    view_method: Callable[..., Response] | None = None, *, atomic: bool = True, required: bool = True
+) -> Any:
+    """Decorate an APIView's `post` so it obeys the Idempotency-Key contract, and say so in the schema.
 
     `@idempotent` runs the view in one transaction with its stored response; `@idempotent(atomic=False)`
     is for views whose service calls an outside system and manages its own transactions.
+    `@idempotent(required=False)` honours a key when one is sent and runs the view as is without one
+    (state transitions, safe to repeat: a repeat is refused by the state machine).
+    The header parameter and the contract's refusals are declared here, where the key is enforced, so
+    the schema cannot drift from it.
     """
 
     def decorate(method: Callable[..., Response]) -> Callable[..., Response]:
         @functools.wraps(method)
         def wrapper(self: Any, request: Request, *args: Any, **kwargs: Any) -> Response:
+            if not required and not request.headers.get(HEADER, "").strip():
+                return method(self, request, *args, **kwargs)
             scope = f"{request.method} {request.path}"[:200]
             return idempotent_call(
                 request=request,
@@ -355,6 +388,8 @@ def idempotent(view_method: Callable[..., Response] | None = None, *, atomic: bo
                 handler=lambda: method(self, request, *args, **kwargs),
             )
 
-        return wrapper
+        documented = extend_schema(parameters=[idempotency_key_parameter(required=required)])(wrapper)
+        refusals = [r for r in IDEMPOTENCY_REFUSALS if required or r is not IdempotencyKeyMissing]
+        return problems(*refusals)(documented)
 
     return decorate(view_method) if view_method is not None else decorate

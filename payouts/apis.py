@@ -6,11 +6,11 @@ Views are thin: validate, call a service or selector, serialize. Errors are prob
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from drf_spectacular.utils import (
     OpenApiParameter,
+    OpenApiResponse,
     extend_schema,
     extend_schema_serializer,
 )
@@ -23,11 +23,16 @@ from rest_framework.views import APIView
 
 from accounts.permissions import IsPlayerToWrite
 from ledger.currencies import CURRENCIES
+from ledger.errors import InsufficientFunds, InvalidAmount, UnknownCurrency
+from ops import approvals
 from ops.actors import signed_in_user
-from ops.idempotency import HEADER, idempotent, idempotent_call
-from ops.schema import paginated
+from ops.errors import Forbidden
+from ops.idempotency import idempotent
+from ops.schema import paginated, problems
 from ops.validation import AmountField, refuse_nul
 
+from . import errors
+from .chain import errors as chain_errors
 from .models import Withdrawal
 from .providers import provider_names
 from .selectors import (
@@ -88,11 +93,33 @@ class StaffWithdrawalOutputSerializer(WithdrawalOutputSerializer):
         ]
 
 
-def _maybe_idempotent(request: Request, handler: Callable[[], Response]) -> Response:
-    """Honour an Idempotency-Key when one is sent; state transitions are safe to repeat without one (409)."""
-    if request.headers.get(HEADER, "").strip():
-        return idempotent_call(request=request, scope=f"{request.method} {request.path}"[:200], handler=handler)
-    return handler()
+# What an operator's decision on a withdrawal can be refused with (payouts.services, ops.approvals).
+DECISION_REFUSALS = (
+    errors.WithdrawalNotFound,
+    errors.InvalidTransition,
+    errors.TransitionForbidden,
+    errors.ReasonRequired,
+    errors.ConcurrentAction,
+    approvals.DecisionRefused,
+    approvals.SecondOperatorRequired,
+    approvals.OwnAccount,
+    approvals.ReasonRequired,
+    Forbidden,
+)
+
+
+def _staff_responses(description: str) -> dict[int, Any]:
+    """200: the decision is done; 202: a first four-eyes sign-off was recorded, a second operator must act."""
+    return {
+        200: OpenApiResponse(StaffWithdrawalOutputSerializer, description=description),
+        202: OpenApiResponse(
+            StaffWithdrawalOutputSerializer,
+            description=(
+                "Above the four-eyes threshold: this operator's sign-off is recorded (see `pending_signoffs`) and "
+                "the withdrawal stays where it was until a second operator does the same."
+            ),
+        ),
+    }
 
 
 def _staff_response(withdrawal: Withdrawal, from_state: str | None = None) -> Response:
@@ -147,6 +174,17 @@ class WithdrawalsApi(APIView):
 
     @extend_schema(request=InputSerializer, responses={201: WithdrawalOutputSerializer})
     @idempotent
+    @problems(
+        errors.UnknownProvider,
+        errors.InvalidWithdrawal,
+        errors.InvalidDestination,
+        chain_errors.InvalidChainAddress,
+        chain_errors.ChainCurrencyNotSupported,
+        chain_errors.ChainNotConfigured,
+        InsufficientFunds,
+        UnknownCurrency,
+        InvalidAmount,
+    )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -160,23 +198,26 @@ class WithdrawalDetailApi(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(responses={200: WithdrawalOutputSerializer})
+    @problems(errors.WithdrawalNotFound)
     def get(self, request: Request, withdrawal_id: int) -> Response:
         withdrawal = withdrawal_get(user=request.user, withdrawal_id=withdrawal_id)
         return Response(WithdrawalOutputSerializer(withdrawal).data)
 
 
 class WithdrawalCancelApi(APIView):
-    """`POST /v1/withdrawals/{id}/cancel`: the player cancels while still requested; funds are released."""
+    """`POST /v1/withdrawals/{id}/cancel`: the player cancels while still requested; funds are released.
+
+    An Idempotency-Key is honoured when one is sent; without one a repeat is refused by the state machine (409).
+    """
 
     permission_classes = [IsAuthenticated]
 
     @extend_schema(request=None, responses={200: WithdrawalOutputSerializer})
+    @idempotent(required=False)
+    @problems(*DECISION_REFUSALS)
     def post(self, request: Request, withdrawal_id: int) -> Response:
-        def handler() -> Response:
-            withdrawal = withdrawal_cancel(withdrawal_id=withdrawal_id, acting_user=signed_in_user(request.user))
-            return Response(WithdrawalOutputSerializer(withdrawal).data)
-
-        return _maybe_idempotent(request, handler)
+        withdrawal = withdrawal_cancel(withdrawal_id=withdrawal_id, acting_user=signed_in_user(request.user))
+        return Response(WithdrawalOutputSerializer(withdrawal).data)
 
 
 class WithdrawalApproveApi(APIView):
@@ -189,19 +230,18 @@ class WithdrawalApproveApi(APIView):
     class InputSerializer(serializers.Serializer):
         reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
 
-    @extend_schema(request=InputSerializer, responses={200: StaffWithdrawalOutputSerializer})
+    @extend_schema(request=InputSerializer, responses=_staff_responses("Approved: the payout is on its way."))
+    @idempotent(required=False)
+    @problems(*DECISION_REFUSALS)
     def post(self, request: Request, withdrawal_id: int) -> Response:
-        def handler() -> Response:
-            data = self.InputSerializer(data=request.data)
-            data.is_valid(raise_exception=True)
-            withdrawal = withdrawal_approve(
-                withdrawal_id=withdrawal_id,
-                acting_user=signed_in_user(request.user),
-                reason=data.validated_data["reason"],
-            )
-            return _staff_response(withdrawal, from_state=Withdrawal.State.REQUESTED)
-
-        return _maybe_idempotent(request, handler)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        withdrawal = withdrawal_approve(
+            withdrawal_id=withdrawal_id,
+            acting_user=signed_in_user(request.user),
+            reason=data.validated_data["reason"],
+        )
+        return _staff_response(withdrawal, from_state=Withdrawal.State.REQUESTED)
 
 
 class WithdrawalRejectApi(APIView):
@@ -214,18 +254,17 @@ class WithdrawalRejectApi(APIView):
         reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
 
     @extend_schema(request=InputSerializer, responses={200: StaffWithdrawalOutputSerializer})
+    @idempotent(required=False)
+    @problems(*DECISION_REFUSALS)
     def post(self, request: Request, withdrawal_id: int) -> Response:
-        def handler() -> Response:
-            data = self.InputSerializer(data=request.data)
-            data.is_valid(raise_exception=True)
-            withdrawal = withdrawal_reject(
-                withdrawal_id=withdrawal_id,
-                acting_user=signed_in_user(request.user),
-                reason=data.validated_data["reason"],
-            )
-            return _staff_response(withdrawal)
-
-        return _maybe_idempotent(request, handler)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        withdrawal = withdrawal_reject(
+            withdrawal_id=withdrawal_id,
+            acting_user=signed_in_user(request.user),
+            reason=data.validated_data["reason"],
+        )
+        return _staff_response(withdrawal)
 
 
 class ManualReviewListApi(APIView):
@@ -253,20 +292,19 @@ class PayoutResolveApi(APIView):
         decision = serializers.ChoiceField(choices=RESOLVE_DECISIONS)
         reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
 
-    @extend_schema(request=InputSerializer, responses={200: StaffWithdrawalOutputSerializer})
+    @extend_schema(request=InputSerializer, responses=_staff_responses("Resolved as decided."))
+    @idempotent(required=False)
+    @problems(*DECISION_REFUSALS, errors.PspAnswerPending, errors.InvalidWithdrawal)
     def post(self, request: Request, withdrawal_id: int) -> Response:
-        def handler() -> Response:
-            data = self.InputSerializer(data=request.data)
-            data.is_valid(raise_exception=True)
-            withdrawal = withdrawal_resolve(
-                withdrawal_id=withdrawal_id, acting_user=signed_in_user(request.user), **data.validated_data
-            )
-            # A payout still payout_submitted (PSP asked) may be resolved too: 202 while it awaits a second operator.
-            undecided = (
-                withdrawal.state
-                if withdrawal.state in (Withdrawal.State.PAYOUT_FAILED, Withdrawal.State.PAYOUT_SUBMITTED)
-                else Withdrawal.State.PAYOUT_FAILED
-            )
-            return _staff_response(withdrawal, from_state=undecided)
-
-        return _maybe_idempotent(request, handler)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        withdrawal = withdrawal_resolve(
+            withdrawal_id=withdrawal_id, acting_user=signed_in_user(request.user), **data.validated_data
+        )
+        # A payout still payout_submitted (PSP asked) may be resolved too: 202 while it awaits a second operator.
+        undecided = (
+            withdrawal.state
+            if withdrawal.state in (Withdrawal.State.PAYOUT_FAILED, Withdrawal.State.PAYOUT_SUBMITTED)
+            else Withdrawal.State.PAYOUT_FAILED
+        )
+        return _staff_response(withdrawal, from_state=undecided)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.cache import cache
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.pagination import LimitOffsetPagination
@@ -19,11 +19,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import IsPlayer
+from ledger.errors import InsufficientFunds, InvalidAmount
 from ops.actors import signed_in_user
 from ops.idempotency import idempotent
-from ops.schema import PAGINATION_PARAMETERS, paginated
+from ops.schema import PAGINATION_PARAMETERS, paginated, problems
 from ops.validation import AmountField
 
+from . import errors
 from .betting import bet_place
 from .models import Bet, Round
 from .pools import pools_show
@@ -163,6 +165,7 @@ class RoundCurrentApi(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(responses={200: RoundOutputSerializer})
+    @problems(errors.RoundNotFound)
     def get(self, request: Request) -> Response:
         data = final_round_output(round_current_code())
         return Response(data if data is not None else round_output(round_current()))
@@ -175,6 +178,7 @@ class RoundDetailApi(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(responses={200: RoundOutputSerializer})
+    @problems(errors.RoundNotFound)
     def get(self, request: Request, code: str) -> Response:
         data = final_round_output(code)
         return Response(data if data is not None else round_output(round_get(code=code)))
@@ -190,12 +194,18 @@ class BetPlaceApi(APIView):
         side = serializers.ChoiceField(choices=["UP", "DOWN"])
         stake_u = AmountField(max_u=MAX_STAKE_U)
 
-    @extend_schema(
-        request=InputSerializer,
-        responses={201: BetOutputSerializer},
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=True)],
-    )
+    @extend_schema(request=InputSerializer, responses={201: BetOutputSerializer})
     @idempotent
+    @problems(
+        errors.RoundNotFound,
+        errors.InvalidBet,
+        errors.BettingPaused,
+        errors.RoundLocked,
+        errors.StakeTooSmall,
+        errors.AlreadyBet,
+        InsufficientFunds,
+        InvalidAmount,
+    )
     def post(self, request: Request, code: str) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -233,5 +243,6 @@ class BetProofApi(APIView):
             return [{"sibling": sibling, "position": position} for sibling, position in obj.proof]
 
     @extend_schema(responses={200: OutputSerializer})
+    @problems(errors.BetNotFound, errors.ProofNotReady, errors.ProofMismatch)
     def get(self, request: Request, bet_id: str) -> Response:
         return Response(self.OutputSerializer(bet_proof(user=request.user, bet_id=bet_id)).data)

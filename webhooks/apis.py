@@ -17,11 +17,19 @@ from rest_framework.views import APIView
 
 from accounts.permissions import IsPlayerToWrite
 from ops.actors import require_player
+from ops.errors import NotFound
 from ops.idempotency import idempotent
-from ops.schema import PAGINATION_PARAMETERS, paginated
+from ops.schema import PAGINATION_PARAMETERS, paginated, problems
 from ops.validation import AmountField
 
 from .deposits import deposit_start
+from .errors import (
+    DepositProviderFailed,
+    InvalidAmount,
+    UnknownCurrency,
+    UnsupportedCurrency,
+    UnsupportedProvider,
+)
 from .models import Deposit
 from .selectors import deposit_get, deposit_list
 
@@ -40,7 +48,7 @@ class DepositOutputSerializer(serializers.Serializer):
     session_data = serializers.SerializerMethodField()
     failure_reason = serializers.CharField()
     created_at = serializers.DateTimeField()
-    credited_at = serializers.DateTimeField()
+    credited_at = serializers.DateTimeField(allow_null=True)  # null until credited
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_client_secret(self, deposit: Deposit) -> str | None:
@@ -81,6 +89,7 @@ class DepositsApi(APIView):
 
     @extend_schema(request=InputSerializer, responses={201: DepositOutputSerializer})
     @idempotent(atomic=False)  # the PSP is called with no transaction open; the service commits its own rows
+    @problems(UnsupportedProvider, UnsupportedCurrency, DepositProviderFailed, UnknownCurrency, InvalidAmount)
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -92,5 +101,6 @@ class DepositDetailApi(APIView):
     """One of the player's own deposits."""
 
     @extend_schema(responses={200: DepositOutputSerializer})
+    @problems(NotFound)
     def get(self, request: Request, deposit_id: Any) -> Response:
         return Response(DepositOutputSerializer(deposit_get(user=request.user, public_id=deposit_id)).data)

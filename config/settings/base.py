@@ -268,7 +268,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # JSON only: no API view takes a form or a file, and a body offered in three encodings makes generated
+    # clients (openapi-python-client) emit code that does not import. A form body is refused with 415.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    # drf-spectacular's AutoSchema, with every operation's problem+json refusals documented (ops/schema.py).
+    "DEFAULT_SCHEMA_CLASS": "ops.schema.ProblemAutoSchema",
     "EXCEPTION_HANDLER": "ops.errors.problem_exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,

@@ -97,7 +97,11 @@ def test_maintenance_mode_refuses_players_writes_only(
         "/v1/auth/login", {"email": finance.email, "password": "pw-finance-1"}, content_type="application/json"
     )
     assert login.status_code == 200
-    approve = client.post(f"/v1/withdrawals/{pending.pk}/approve", HTTP_AUTHORIZATION=f"Token {login.json()['token']}")
+    approve = client.post(
+        f"/v1/withdrawals/{pending.pk}/approve",
+        content_type="application/json",  # the API parses JSON only
+        HTTP_AUTHORIZATION=f"Token {login.json()['token']}",
+    )
     assert approve.status_code == 200, approve.content
     assert client.post("/webhooks/stripe", b"{}", content_type="application/json").status_code != 503
     assert client.get("/health").status_code == 200

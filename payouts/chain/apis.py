@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import IsPlayer
+from ops.schema import problems
 
 from .config import CURRENCY
 from .deposits import deposit_address_for
@@ -33,6 +34,7 @@ class DepositAddressApi(APIView):
         confirmations = serializers.IntegerField()
 
     @extend_schema(responses={200: OutputSerializer}, operation_id="chain_deposit_address_retrieve")
+    @problems(ChainNotOffered)
     def get(self, request: Request) -> Response:
         from .config import chain_settings
 
