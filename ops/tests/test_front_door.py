@@ -90,6 +90,8 @@ def test_production_settings_read_the_proxy_header_and_hsts_from_the_environment
 
     from ops.tests.test_deploy_checks import GOOD_ENV
 
+    # Production settings only parse the URL here (no connection); GOOD_ENV's own is a placeholder until the
+    # deploy-check tests' fixture fills it in, so this test must not depend on their order.
     code = (
         "from django.conf import settings as s; "
         "print(s.SECURE_PROXY_SSL_HEADER, s.SECURE_HSTS_SECONDS, s.SECURE_HSTS_PRELOAD, s.SESSION_COOKIE_AGE)"
@@ -97,6 +99,7 @@ def test_production_settings_read_the_proxy_header_and_hsts_from_the_environment
     env = {
         **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME")},
         **GOOD_ENV,
+        "DATABASE_URL": "postgres://backoffice_app@127.0.0.1:5432/backoffice",
         "SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_SCHEME=https",
     }
     out = subprocess.run(
