@@ -38,14 +38,28 @@ def test_tvl_prints_the_manuals_three_figures(db: Any) -> None:
         reference="b1",
         actor=SystemActor("test"),
     )
-    text = run("tvl")
+    FundedPlayerFactory.create(balance_u=1_234, currency="USD")
+    text = run("tvl")  # every currency in use, like the console's TVL card
     assert "📊 TVL Metrics:" in text
     assert "Locked:              1000000 micro USDC (1.000000 USDC)" in text
     assert "Total Cash:          2500000 micro USDC (2.500000 USDC)" in text
     assert "Pending Withdrawals: 0 micro USDC (0.000000 USDC)" in text
-    assert json.loads(run("tvl", "--json"))["locked_u"] == 1_000_000
+    assert "Total Cash:          1234 cents (12.34 USD)" in text
+    assert text.index("\n  USD\n") < text.index("\n  USDC\n")
+    every = json.loads(run("tvl", "--json"))
+    assert [(t["currency"], t["total_cash_u"]) for t in every] == [("USD", 1_234), ("USDC", 2_500_000)]
+
+    usdc_only = run("tvl", "--currency", "USDC")  # --currency narrows to one
+    assert "Locked:              1000000 micro USDC (1.000000 USDC)" in usdc_only and "USD)" not in usdc_only
+    assert json.loads(run("tvl", "--json", "--currency", "USDC"))["locked_u"] == 1_000_000
+    assert "Total Cash:          1234 cents (12.34 USD)" in run("tvl", "--currency", "USD")
     with pytest.raises(CommandError, match="Unknown currency"):
         run("tvl", "--currency", "DOGE")
+
+
+def test_tvl_with_no_account_says_so(db: Any) -> None:
+    assert run("tvl") == "📊 TVL Metrics:\n  No accounts yet.\n"
+    assert json.loads(run("tvl", "--json")) == []
 
 
 def test_deposit_is_a_proposal_that_a_second_operator_applies(player: Any, make_staff: Any) -> None:
