@@ -17,7 +17,7 @@ from django.urls import URLPattern, path, reverse
 from django_fsm import can_proceed, has_transition_perm
 
 from ledger.admin_money import money_column
-from ledger.currencies import get_currency
+from ledger.money import format_money_safe
 from ops.admin_base import ReadOnlyAdmin, acting_operator, refusal_as_message
 from ops.approvals import audit_trail_with_decisions, may_approve, proposals_for_subject
 from ops.errors import ApplicationError
@@ -250,7 +250,7 @@ class WithdrawalAdmin(ReadOnlyAdmin):
             "action_label": spec["label"],
             "form": form,
             "change_url": change_url,
-            "amount": get_currency(withdrawal.currency).format(withdrawal.amount_u),
+            "amount": format_money_safe(withdrawal.amount_u, withdrawal.currency),
         }
         return render(request, "payouts/admin/withdrawal_action.html", context)
 

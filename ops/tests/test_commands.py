@@ -211,3 +211,17 @@ def test_production_settings_fail_fast_without_secrets(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "Set the DJANGO_SECRET_KEY environment variable" in result.stderr
+
+
+def test_daily_reconciliation_report_withdrawals_per_currency_in_major_units(db: Any) -> None:
+    """Minor units of two currencies never add up: one row per state and currency, written for people."""
+    from payouts.tests.factories import WithdrawalFactory
+
+    WithdrawalFactory.create(amount_u=4_000_000)
+    WithdrawalFactory.create(amount_u=1_000_000)
+    WithdrawalFactory.create(amount_u=12_345, currency="USD", provider="stripe")
+    text = run("daily_reconciliation_report")
+    assert "| state | currency | count | amount |" in text
+    assert "| requested | USD | 1 | $123.45 |" in text
+    assert "| requested | USDC | 2 | 5.000000 USDC |" in text
+    assert "minor units" not in text

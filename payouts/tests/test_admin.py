@@ -151,3 +151,28 @@ def test_every_payouts_admin_page_renders(stub: Any, requested: Withdrawal, fina
         f"{BASE}{requested.pk}/act/retry/",
     ):
         assert client.get(url, follow=True).status_code == 200, url
+
+
+def test_money_on_the_change_page_is_written_like_every_money_column(requested: Withdrawal, finance: Any) -> None:
+    """The title (`__str__`), the amount field, the ledger entries and the action page: major units with the
+    currency (`ledger.money`), and no column says "minor units" over an amount in major units."""
+    from ledger.models import Entry
+
+    client = login(finance)
+    html = client.get(f"{BASE}{requested.pk}/change/").content.decode()
+    title = f"withdrawal #{requested.pk} 4.000000 USDC (requested)"
+    assert str(requested) == title and f"<h2>{title}</h2>" in html
+    assert "4000000" not in html and "minor units" not in html
+    assert '<span class="money">4.000000 USDC</span>' in html  # the amount field
+    assert "<th>Amount</th>" in html and "<td>-4.000000 USDC</td>" in html and "<td>4.000000 USDC</td>" in html
+    hold = Entry.objects.filter(journal__reference=f"withdrawal:{requested.pk}:hold").order_by("amount_u")
+    assert [str(e).split(" ", 1)[1] for e in hold] == ["-4.000000 USDC", "+4.000000 USDC"]
+
+    action = client.get(f"{BASE}{requested.pk}/act/reject/").content.decode()
+    assert f"{requested.user.email} &middot; 4.000000 USDC &middot;" in action
+
+    usd = WithdrawalFactory.create(amount_u=12_345, currency="USD", provider="stripe")
+    assert str(usd) == f"withdrawal #{usd.pk} $123.45 (requested)"
+    assert (
+        f"<h2>withdrawal #{usd.pk} $123.45 (requested)</h2>" in client.get(f"{BASE}{usd.pk}/change/").content.decode()
+    )
