@@ -15,7 +15,7 @@ from ledger import services
 from ledger.models import Account, Journal
 from ledger.tests.factories import FundedPlayerFactory
 from ops.actors import SystemActor
-from ops.models import Proposal
+from ops.models import AuditRecord, Proposal
 
 pytestmark = pytest.mark.django_db
 
@@ -83,13 +83,25 @@ def test_deposit_is_a_proposal_that_a_second_operator_applies(player: Any, make_
         run("deposit", "--approve", str(proposal.pk), "--operator", maker.email)
     assert Journal.objects.count() == 0
 
-    text = run("deposit", "--approve", str(proposal.pk), "--operator", checker.email)
+    with pytest.raises(CommandError, match="^refused: approvals/reason-required: Give a reason for approving proposal"):
+        run("deposit", "--approve", str(proposal.pk), "--operator", checker.email)  # the checker's own reason
+    assert Journal.objects.count() == 0 and Proposal.objects.get().state == Proposal.State.PENDING
+    assert not AuditRecord.objects.filter(actor=checker).exists()
+
+    text = run("deposit", "--approve", str(proposal.pk), "--reason", "ticket 7 checked", "--operator", checker.email)
     assert f"approved by {checker.email} (proposed by {maker.email})" in text
+    rows = {(r.action, r.actor_label): r for r in AuditRecord.objects.all()}
+    assert rows[("approvals.propose", maker.email)].reason == "PSP outage, ticket 7"
+    for action in ("approvals.apply", "ledger.operator_credit"):  # the checker's rows carry the checker's reason
+        row = rows[(action, checker.email)]
+        assert row.reason == "ticket 7 checked", action
+        assert row.data["proposal_reason"] == "PSP outage, ticket 7" and row.data["proposed_by"] == maker.email
+    assert Proposal.objects.get().decision_reason == "ticket 7 checked"
     journal = Journal.objects.get(type="deposit")
     assert journal.actor == checker and journal.reference == f"operator-credit:{proposal.pk}"
     assert Account.objects.get(owner=player).balance_u == 1_000_000
     with pytest.raises(CommandError, match="already applied"):
-        run("deposit", "--approve", str(proposal.pk), "--operator", checker.email)
+        run("deposit", "--approve", str(proposal.pk), "--reason", "again", "--operator", checker.email)
     assert Account.objects.get(owner=player).balance_u == 1_000_000
 
 
@@ -102,7 +114,7 @@ def test_deposit_proposer_may_apply_alone_only_in_development(player: Any, make_
         run("deposit", "--approve", str(proposal.pk), "--operator", maker.email)
     assert Journal.objects.count() == 0
     settings.ENVIRONMENT = "development"
-    run("deposit", "--approve", str(proposal.pk), "--operator", maker.email)
+    run("deposit", "--approve", str(proposal.pk), "--reason", "demo data", "--operator", maker.email)
     assert Account.objects.get(owner=player).balance_u == 500
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from ops.models import AuditRecord
 from payouts.models import Withdrawal
 from payouts.services import payout_submit, withdrawal_approve
 
@@ -112,6 +113,22 @@ def test_bulk_approve_obeys_the_same_rules(
     assert len(callbacks) == 1
     states = dict(Withdrawal.objects.values_list("pk", "state"))
     assert states == {small.pk: "approved", big.pk: "requested", done.pk: "approved"}
+
+    # The second operator gives their own reason: not in bulk, on the withdrawal's page (required there).
+    text = login(finance2).post(BASE, {"action": "bulk_approve", "_selected_action": [big.pk]}, follow=True)
+    assert f"Not approved #{big.pk}: Give a reason for approving proposal" in text.content.decode()
+    assert Withdrawal.objects.get(pk=big.pk).state == "requested"
+    page = login(finance2).post(f"{BASE}{big.pk}/act/approve/", {"reason": ""})
+    assert page.status_code == 200 and "This field is required" in page.content.decode()
+    assert Withdrawal.objects.get(pk=big.pk).state == "requested"
+    login(finance2).post(f"{BASE}{big.pk}/act/approve/", {"reason": "limits checked"}, follow=True)
+    assert Withdrawal.objects.get(pk=big.pk).state == "approved"
+    row = AuditRecord.objects.get(action="payouts.withdrawal.approve", object_id=str(big.pk))
+    assert (row.actor_label, row.reason, row.data["proposal_reason"]) == (
+        finance2.email,
+        "limits checked",
+        "bulk approval in the admin",
+    )
 
 
 def test_manual_review_queue(stub: Any, finance: Any, requested: Withdrawal, assert_ledger_ok: Any) -> None:
