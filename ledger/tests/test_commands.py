@@ -204,7 +204,39 @@ def test_seed_demo_is_idempotent(settings: Any) -> None:
     assert User.objects.filter(is_staff=True, groups__name="finance").count() == 2
 
 
+def api_login(email: str, password: str) -> Any:
+    from rest_framework.test import APIClient
+
+    return APIClient().post("/v1/auth/login", {"email": email, "password": password}, format="json")
+
+
+def test_seeded_players_log_in(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In development with the demo players' password (printed); elsewhere with --password-env's, or refused."""
+    from accounts.demo import PLAYER_PASSWORD
+
+    settings.ENVIRONMENT = "development"
+    text = run("seed", "--users", "2")
+    assert "created 2 player(s): seed-player0@example.com, seed-player1@example.com" in text
+    assert f"password: {PLAYER_PASSWORD}" in text
+    response = api_login("seed-player1@example.com", PLAYER_PASSWORD)
+    assert response.status_code == 200 and response.json()["token"]
+    assert api_login("seed-player1@example.com", "wrong-password").status_code == 401
+
+    settings.ENVIRONMENT = "staging"  # no published password outside development
+    with pytest.raises(CommandError, match="outside development needs --password-env"):
+        run("seed", "--users", "1")
+    assert User.objects.filter(email__startswith="seed-player").count() == 2
+    monkeypatch.setenv("SEED_PW", PLAYER_PASSWORD)
+    with pytest.raises(CommandError, match="demo password"):
+        run("seed", "--users", "1", "--password-env", "SEED_PW")
+    monkeypatch.setenv("SEED_PW", "Correct-Horse-Battery-91")
+    text = run("seed", "--users", "1", "--password-env", "SEED_PW")
+    assert "seed-player2@example.com" in text and "Correct-Horse" not in text
+    assert api_login("seed-player2@example.com", "Correct-Horse-Battery-91").status_code == 200
+
+
 def test_seed_users_and_refusals(settings: Any) -> None:
+    settings.ENVIRONMENT = "development"
     assert "created 3 player(s)" in run("seed", "--users", "3")
     with pytest.raises(CommandError, match="Say what to create"):
         run("seed")
