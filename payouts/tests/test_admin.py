@@ -115,8 +115,8 @@ def test_bulk_approve_obeys_the_same_rules(
     assert states == {small.pk: "approved", big.pk: "requested", done.pk: "approved"}
 
     # The second operator gives their own reason: not in bulk, on the withdrawal's page (required there).
-    text = login(finance2).post(BASE, {"action": "bulk_approve", "_selected_action": [big.pk]}, follow=True)
-    assert f"Not approved #{big.pk}: Give a reason for approving proposal" in text.content.decode()
+    bulk = login(finance2).post(BASE, {"action": "bulk_approve", "_selected_action": [big.pk]}, follow=True)
+    assert f"Not approved #{big.pk}: Give a reason for approving proposal" in bulk.content.decode()
     assert Withdrawal.objects.get(pk=big.pk).state == "requested"
     page = login(finance2).post(f"{BASE}{big.pk}/act/approve/", {"reason": ""})
     assert page.status_code == 200 and "This field is required" in page.content.decode()
