@@ -75,13 +75,14 @@ image:
 image-smoke: $(VENV)/.runtime-installed
 	BIN=$(BIN) bash ops/scripts/image_smoke.sh
 
-## lint: ruff (rules and format), the layers (import-linter), types (mypy), and no model change without its migration.
+## lint: ruff (rules and format), the layers (import-linter), types (mypy), and no model change without its migration
+## (no database needed nor used: config/settings/lint.py).
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy
-	DJANGO_SETTINGS_MODULE=config.settings.test $(WITH_DB) $(BIN)/python manage.py makemigrations --check --dry-run --verbosity 0
+	DJANGO_SETTINGS_MODULE=config.settings.lint $(BIN)/python manage.py makemigrations --check --dry-run --verbosity 0
 
 clean:
 	-[ -x $(BIN)/python ] && $(BIN)/python -m ops.embedded_pg stop

@@ -26,7 +26,7 @@ DEMO_PLAYERS = [
 PLAYER_PASSWORD = "player-demo-pass"
 DEMO_PASSWORDS = frozenset([password for _, password, _, _ in DEMO_OPERATORS] + [PLAYER_PASSWORD])
 DEMO_EMAILS = tuple([email for email, *_ in DEMO_OPERATORS] + [email for email, *_ in DEMO_PLAYERS])
-SEED_PLAYER_PREFIX = "seed-player"  # `seed --users N` players (no password), also demo data
+SEED_PLAYER_PREFIX = "seed-player"  # `seed --users N` players (the demo players' password in development)
 DEMO_ENVIRONMENT = "development"
 
 

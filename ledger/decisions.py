@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from django.contrib.auth import get_user_model
 
 from ops.actors import require_player
-from ops.approvals import DecisionKind, decision_propose, register_decision
+from ops.approvals import DecisionKind, checker_reason, decision_propose, register_decision
 from ops.models import Proposal
 from ops.validation import amount_u_check
 
@@ -120,6 +120,13 @@ def _apply_credit(proposal: Proposal, checker: User) -> dict[str, Any]:
         actor=checker,
         reference=payload.get("reference") or f"operator-credit:{proposal.pk}",
         reason=proposal.reason,
+        audit_reason=checker_reason(proposal),
+        audit_data={
+            "proposal": proposal.pk,
+            "proposed_by": proposal.proposed_by.email,
+            "proposal_reason": proposal.reason,
+            "approved_by": checker.email,
+        },
     )
     return {"journal": journal.reference, "replayed": journal.replayed}
 

@@ -11,6 +11,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models.functions import Now
 
+from .money import format_money_safe
+
 
 class Account(models.Model):
     """One balance of one owner in one currency, e.g. `user:<uuid>:available` or `house`."""
@@ -96,7 +98,8 @@ class Entry(models.Model):
         constraints = [models.CheckConstraint(condition=~models.Q(amount_u=0), name="ledger_entry_amount_nonzero")]
 
     def __str__(self) -> str:
-        return f"{self.account_id} {self.amount_u:+d} {self.currency}"
+        """The admin's title and links: the signed amount as every money column writes it (`ledger.money`)."""
+        return f"{self.account_id} {'+' if self.amount_u > 0 else ''}{format_money_safe(self.amount_u, self.currency)}"
 
 
 class ReconciliationRun(models.Model):

@@ -510,11 +510,22 @@ def journal_reverse(*, journal: Journal, reference: str, actor: Actor, reason: s
     )
 
 
-def operator_credit(*, user: User, amount_u: int, currency: str, actor: Actor, reference: str, reason: str) -> Journal:
+def operator_credit(
+    *,
+    user: User,
+    amount_u: int,
+    currency: str,
+    actor: Actor,
+    reference: str,
+    reason: str,
+    audit_reason: str = "",
+    audit_data: dict[str, Any] | None = None,
+) -> Journal:
     """Credit a player's available balance from `psp:manual`, once per reference, audited.
 
     Only the maker-checker (`ledger.decisions`) and bootstrap demo data call this: an operator's
-    credit is a proposal that a second operator approves.
+    credit is a proposal that a second operator approves. `reason` is the credit's (the journal's);
+    `audit_reason` is the acting operator's own when they differ (the approver's), with `audit_data`.
     """
     from ops.audit import audit_record
 
@@ -537,7 +548,12 @@ def operator_credit(*, user: User, amount_u: int, currency: str, actor: Actor, r
                 actor=actor,
                 action="ledger.operator_credit",
                 obj=journal,
-                reason=reason,
-                data={"user": str(user.public_id), "amount_u": amount_u, "currency": currency},
+                reason=(audit_reason or reason).strip(),
+                data={
+                    "user": str(user.public_id),
+                    "amount_u": amount_u,
+                    "currency": currency,
+                    **(audit_data or {}),
+                },
             )
     return journal

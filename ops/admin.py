@@ -140,27 +140,33 @@ class WaiverAdmin(admin.ModelAdmin):
 
 
 class DecisionReasonForm(forms.Form):
-    """The second operator's reason (required to reject)."""
+    """The deciding operator's own reason, required to approve or reject (kept on their audit row)."""
 
     reason = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
         max_length=2000,
-        required=False,
-        label="Reason (kept in the audit log)",
+        label="Your reason (kept in the audit log)",
     )
-
-    def __init__(self, *args: Any, required: bool = False, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["reason"].required = required
 
 
 @admin.register(Proposal)
 class ProposalAdmin(ReadOnlyAdmin):
     """Manual money decisions under maker-checker: pending ones first; approve is offered to others only."""
 
-    list_display = ["id", "kind", "subject", "state", "proposed_by", "reason", "decided_by", "created_at", "decided_at"]
+    list_display = [
+        "id",
+        "kind",
+        "subject",
+        "state",
+        "proposed_by",
+        "reason",
+        "decided_by",
+        "decision_reason",
+        "created_at",
+        "decided_at",
+    ]
     list_filter = ["state", "kind"]
-    search_fields = ["=id", "subject", "proposed_by__email", "decided_by__email", "reason"]
+    search_fields = ["=id", "subject", "proposed_by__email", "decided_by__email", "reason", "decision_reason"]
     list_select_related = ["proposed_by", "decided_by"]
     change_form_template = "ops/admin/proposal_change_form.html"
     readonly_fields = ["money"]
@@ -212,7 +218,7 @@ class ProposalAdmin(ReadOnlyAdmin):
         if decision not in ("approve", "reject"):
             raise Http404(f"No decision {decision!r}.")
         back = reverse("admin:ops_proposal_change", args=[proposal.pk])
-        form = DecisionReasonForm(request.POST or None, required=decision == "reject")
+        form = DecisionReasonForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             with refusal_as_message(request, decision.title()):
                 if decision == "approve":

@@ -2,7 +2,8 @@
 
 An operator proposes a decision (approve a withdrawal, resolve a failed payout, adjust the ledger,
 force a round's result, credit a player); a *different* operator approves it, and only then does it
-happen, in the approver's transaction, with both names in the audit log. Below the four-eyes
+happen, in the approver's transaction, with both names in the audit log and each operator's own reason
+on their own row (the second operator must give one: `checker_reason`). Below the four-eyes
 threshold of its currency a decision needs one operator and is applied when proposed; a currency with
 no threshold, and a kind marked `always_two`, always needs two. Nobody decides on their own account.
 
@@ -160,6 +161,20 @@ def _reason(reason: object, what: str = "this decision") -> str:
     return reason.strip()
 
 
+def _checker_reason_given(reason: object, proposal: Proposal) -> str:
+    """The second operator's own reason: required, never the proposer's nor a default."""
+    return _reason(reason, f"approving proposal {proposal.pk} as the second operator (your own reason)")
+
+
+def checker_reason(proposal: Proposal) -> str:
+    """The reason of the operator applying a proposal, for the audit rows a kind's `apply` writes as them.
+
+    The maker-checker sets it before calling `apply`: the second operator's own reason, or the proposer's
+    when one operator sufficed. Those rows carry the proposer's reason too, as `proposal_reason` in data.
+    """
+    return proposal.decision_reason or proposal.reason
+
+
 def _check_parties(*, operator: User, parties: Iterable[int]) -> None:
     if operator.pk in set(parties):
         raise OwnAccount("Nobody may decide on a matter that moves their own money. Nothing was changed.")
@@ -176,19 +191,22 @@ def decision_propose(
     acting_user: object,
     evidence: str = "",
     always_two: bool = False,
+    default_reason: str = "",
 ) -> Proposal:
     """Propose a decision; apply it now when one operator suffices.
 
     `always_two` asks for a second operator whatever the amounts (the caller knows why this one does,
-    e.g. a payout confirmed as sent that the PSP never said was paid).
+    e.g. a payout confirmed as sent that the PSP never said was paid). `default_reason` is recorded when
+    the proposer gives none (a withdrawal's approval); a second operator always gives their own.
 
     If another operator already proposed the same decision on the same subject, this is the second
-    pair of eyes: it is applied. The same operator twice is refused; a different pending decision on
-    the subject must be approved or rejected first.
+    pair of eyes: it is applied, with this operator's reason on their row. The same operator twice is
+    refused; a different pending decision on the subject must be approved or rejected first.
     """
     spec = decision_kind(kind)
     operator = require_operator(acting_user, permission=spec.permission, what=spec.label)
-    reason = _reason(reason)
+    given = reason.strip() if isinstance(reason, str) else ""
+    reason = _reason(given or default_reason)
     parties = sorted({int(p) for p in parties})
     _check_parties(operator=operator, parties=parties)
     with transaction.atomic():
@@ -205,7 +223,7 @@ def decision_propose(
                     f"this; approve or reject it first. Nothing was changed.",
                     extra={"proposal_id": pending.pk},
                 )
-            return _approve(spec=spec, proposal=pending, operator=operator, reason=reason)
+            return _approve(spec=spec, proposal=pending, operator=operator, reason=given)
         two = always_two or needs_second_operator(kind=spec, amounts=amounts)
         try:
             with transaction.atomic():
@@ -243,17 +261,20 @@ def decision_propose(
 
 
 def decision_approve(*, proposal_id: int, acting_user: object, reason: str = "") -> Proposal:
-    """A second operator approves a pending proposal; it is applied in this transaction."""
+    """A second operator approves a pending proposal with their own reason; it is applied in this transaction.
+
+    Without a reason it is refused (`ReasonRequired`) and nothing changes: the audit row of the approval
+    carries the approver's reason, the proposal's row the proposer's.
+    """
     found = Proposal.objects.filter(pk=proposal_id).values_list("kind", "subject").first()
     if found is None:
         raise ProposalNotFound(f"No proposal {proposal_id}.")
     spec = decision_kind(found[0])
     operator = require_operator(acting_user, permission=spec.permission, what=spec.label)
-    reason = (reason or "").strip() if isinstance(reason, str) else ""
     with transaction.atomic():
         spec.lock(found[1])
         proposal = Proposal.objects.select_for_update().get(pk=proposal_id)
-        return _approve(spec=spec, proposal=proposal, operator=operator, reason=reason or "approved")
+        return _approve(spec=spec, proposal=proposal, operator=operator, reason=reason)
 
 
 def decision_reject(*, proposal_id: int, acting_user: object, reason: str) -> Proposal:
@@ -310,7 +331,8 @@ def _require_pending(proposal: Proposal) -> None:
         )
 
 
-def _approve(*, spec: DecisionKind, proposal: Proposal, operator: User, reason: str) -> Proposal:
+def _approve(*, spec: DecisionKind, proposal: Proposal, operator: User, reason: object) -> Proposal:
+    """The second pair of eyes: pending, a different operator (not a party), their own reason; then apply."""
     _require_pending(proposal)
     same_person = proposal.proposed_by_id == operator.pk
     if same_person and not (spec.self_approval_in_development and settings.ENVIRONMENT == "development"):
@@ -319,18 +341,20 @@ def _approve(*, spec: DecisionKind, proposal: Proposal, operator: User, reason: 
             extra={"proposal_id": proposal.pk},
         )
     _check_parties(operator=operator, parties=proposal.parties)
-    _apply(spec=spec, proposal=proposal, checker=operator, reason=reason)
+    _apply(spec=spec, proposal=proposal, checker=operator, reason=_checker_reason_given(reason, proposal))
     return proposal
 
 
 def _apply(*, spec: DecisionKind, proposal: Proposal, checker: User, reason: str) -> None:
+    """Apply in the checker's transaction; the checker's rows carry the checker's reason (`checker_reason`)."""
+    proposal.decision_reason = reason  # what `checker_reason` answers while the kind's `apply` runs
     result = spec.apply(proposal, checker)
     _decide(proposal=proposal, state=Proposal.State.APPLIED, by=checker, reason=reason, result=result)
     audit_record(
         actor=checker,
         action="approvals.apply",
         obj=proposal,
-        reason=proposal.reason,
+        reason=reason,
         from_state=Proposal.State.PENDING,
         to_state=proposal.state,
         data={
@@ -338,6 +362,7 @@ def _apply(*, spec: DecisionKind, proposal: Proposal, checker: User, reason: str
             "subject": proposal.subject,
             "payload": proposal.payload,
             "proposed_by": proposal.proposed_by.email,
+            "proposal_reason": proposal.reason,
             "approved_by": checker.email,
             "approval_reason": reason,
             "needs_second_operator": proposal.needs_second_operator,

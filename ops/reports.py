@@ -8,6 +8,7 @@ from typing import Any
 from django.utils import timezone
 
 from ledger.currencies import CURRENCIES
+from ledger.money import format_money_safe
 from ledger.reconciliation import invariant_names, ledger_breaches
 from ledger.selectors import currencies_in_use, house_settlement_fees, journal_flows, tvl
 from ops.db_router import read_alias
@@ -20,13 +21,18 @@ def _day_bounds(day: date) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-def _withdrawal_states() -> list[tuple[str, int, int]]:
+def _withdrawal_states() -> list[tuple[str, str, int, int]]:
+    """(state, currency, count, total) per state and currency: minor units of two currencies never add up."""
     from django.db.models import Count, Sum
 
     from payouts.models import Withdrawal
 
-    rows = Withdrawal.objects.values("state").annotate(n=Count("id"), total=Sum("amount_u")).order_by("state")
-    return [(r["state"], r["n"], r["total"] or 0) for r in rows]
+    rows = (
+        Withdrawal.objects.values("state", "currency")
+        .annotate(n=Count("id"), total=Sum("amount_u"))
+        .order_by("state", "currency")
+    )
+    return [(r["state"], r["currency"], r["n"], r["total"] or 0) for r in rows]
 
 
 def _worker_failures(day: date) -> list[tuple[str, int]]:
@@ -78,8 +84,11 @@ def daily_reconciliation_report(*, day: date) -> tuple[str, bool]:
     lines += ["", "## 4. House fees (settlements)", ""]
     fees = house_settlement_fees(start=_day_bounds(day)[0], end=_day_bounds(day)[1], using=read_alias())
     lines += [f"- {code}: {CURRENCIES[code].format(total)}" for code, total in fees] or ["- none"]
-    lines += ["", "## 5. Withdrawals by state", "", "| state | count | amount (minor units) |", "|---|---|---|"]
-    lines += [f"| {state} | {n} | {total} |" for state, n, total in _withdrawal_states()]
+    lines += ["", "## 5. Withdrawals by state", "", "| state | currency | count | amount |", "|---|---|---|---|"]
+    lines += [
+        f"| {state} | {code} | {n} | {format_money_safe(total, code)} |"
+        for state, code, n, total in _withdrawal_states()
+    ]
     lines += ["", "## 6. Failed worker runs today", ""]
     lines += [f"- {worker}: {n}" for worker, n in _worker_failures(day)] or ["- none"]
     lines += ["", "## 7. Actions", "", "- [ ] One improvement or risk from this report opened as a ticket.", ""]

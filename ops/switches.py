@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import transaction
 
 from .actors import Actor, require_operator
-from .approvals import DecisionKind, decision_propose, register_decision
+from .approvals import DecisionKind, checker_reason, decision_propose, register_decision
 from .audit import actor_label, audit_record
 from .errors import ApplicationError, ValidationFailed
 from .models import Proposal, Switch
@@ -163,13 +163,14 @@ def _apply_clear(proposal: Proposal, checker: User) -> dict[str, Any]:
         actor=checker,
         action=f"switch.{switch.name}",
         obj=switch,
-        reason=proposal.reason,
+        reason=checker_reason(proposal),
         from_state="on" if before else "off",
         to_state="off",
         data={
             "invariants": invariants.split(","),
             "proposal": proposal.pk,
             "proposed_by": proposal.proposed_by.email,
+            "proposal_reason": proposal.reason,
             "approved_by": checker.email,
         },
     )

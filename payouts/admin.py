@@ -17,7 +17,7 @@ from django.urls import URLPattern, path, reverse
 from django_fsm import can_proceed, has_transition_perm
 
 from ledger.admin_money import money_column
-from ledger.currencies import get_currency
+from ledger.money import format_money_safe
 from ops.admin_base import ReadOnlyAdmin, acting_operator, refusal_as_message
 from ops.approvals import audit_trail_with_decisions, may_approve, proposals_for_subject
 from ops.errors import ApplicationError
@@ -130,10 +130,10 @@ class WithdrawalAdmin(ReadOnlyAdmin):
         done, pending, refused = 0, 0, []
         for withdrawal_id in queryset.order_by("pk").values_list("pk", flat=True):
             try:
-                withdrawal = withdrawal_approve(
+                withdrawal = withdrawal_approve(  # no reason of their own: a second operator is refused here
                     withdrawal_id=withdrawal_id,
                     acting_user=acting_operator(request),
-                    reason="bulk approval in the admin",
+                    default_reason="bulk approval in the admin",
                 )
             except ApplicationError as exc:
                 refused.append(f"#{withdrawal_id}: {exc.detail}")
@@ -210,6 +210,13 @@ class WithdrawalAdmin(ReadOnlyAdmin):
         )
         return super().change_view(request, object_id, form_url, context)
 
+    def _is_second_operator(self, request: HttpRequest, withdrawal: Withdrawal, action: str) -> bool:
+        """Whether pressing this button applies another operator's proposal: then the reason is required."""
+        me = acting_operator(request).email
+        return any(
+            s["action"] == action and s["operator"] != me for s in withdrawal_pending_signoffs(withdrawal=withdrawal)
+        )
+
     def operator_action_view(self, request: HttpRequest, object_id: int, action: str) -> HttpResponse:
         """Ask for a reason, then call the service; the result is shown as a message."""
         opts = self.model._meta
@@ -223,7 +230,10 @@ class WithdrawalAdmin(ReadOnlyAdmin):
             self.message_user(request, exc.detail, messages.ERROR)
             return HttpResponseRedirect(reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"))
         spec = OPERATOR_ACTIONS[action]
-        form = ReasonForm(request.POST or None, reason_required=spec["reason_required"])
+        form = ReasonForm(
+            request.POST or None,
+            reason_required=spec["reason_required"] or self._is_second_operator(request, withdrawal, action),
+        )
         if request.method == "POST" and form.is_valid():
             with refusal_as_message(request, spec["label"]):
                 after = run_operator_action(
@@ -250,7 +260,7 @@ class WithdrawalAdmin(ReadOnlyAdmin):
             "action_label": spec["label"],
             "form": form,
             "change_url": change_url,
-            "amount": get_currency(withdrawal.currency).format(withdrawal.amount_u),
+            "amount": format_money_safe(withdrawal.amount_u, withdrawal.currency),
         }
         return render(request, "payouts/admin/withdrawal_action.html", context)
 

@@ -228,7 +228,14 @@ class WithdrawalApproveApi(APIView):
 
     @extend_schema_serializer(component_name="WithdrawalApproveInput")
     class InputSerializer(serializers.Serializer):
-        reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+        reason = serializers.CharField(
+            required=False,
+            allow_blank=True,
+            default="",
+            max_length=2000,
+            help_text="Why (kept in the audit log). Required from the second operator of a four-eyes approval "
+            "(400 approvals/reason-required without it); the first may leave it out.",
+        )
 
     @extend_schema(request=InputSerializer, responses=_staff_responses("Approved: the payout is on its way."))
     @idempotent(required=False)

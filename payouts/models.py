@@ -14,6 +14,7 @@ from django.db import models
 from django.db.models.functions import Now
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
+from ledger.money import format_money_safe
 from ops.tracing import flow_id_new
 
 if TYPE_CHECKING:
@@ -97,7 +98,8 @@ class Withdrawal(ConcurrentTransitionMixin, models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"withdrawal #{self.pk} {self.amount_u} {self.currency} ({self.state})"
+        """The admin's title and links: the amount as every money column writes it (`ledger.money`)."""
+        return f"withdrawal #{self.pk} {format_money_safe(self.amount_u, self.currency)} ({self.state})"
 
     @property
     def idempotency_key(self) -> str:

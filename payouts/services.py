@@ -27,7 +27,7 @@ from ledger.errors import InvalidAmount
 from ledger.models import Account, Journal
 from ledger.services import external_account, transfer, user_account
 from ops.actors import PAYOUT_WORKER, Actor, SystemActor, is_operator, require_actor, require_operator, require_player
-from ops.approvals import DecisionKind, decision_propose, decisions_cancel, register_decision
+from ops.approvals import DecisionKind, checker_reason, decision_propose, decisions_cancel, register_decision
 from ops.audit import actor_label, audit_record
 from ops.models import Proposal, Switch
 from ops.switches import switch_is_on, switch_set
@@ -284,13 +284,15 @@ def withdrawal_cancel(*, withdrawal_id: int, acting_user: Actor, reason: str = "
 # --- Operator decisions (maker-checker, ops.approvals) ---------------------------------------
 
 
-def withdrawal_approve(*, withdrawal_id: int, acting_user: Actor, reason: str = "") -> Withdrawal:
+def withdrawal_approve(
+    *, withdrawal_id: int, acting_user: Actor, reason: str = "", default_reason: str = "approved"
+) -> Withdrawal:
     """Approve a requested withdrawal (no money moves); queue the payout worker after commit.
 
     Above its currency's four-eyes threshold the first operator's approval is a proposal and a
-    different operator's approval applies it (the withdrawal stays `requested` until then).
+    different operator's approval applies it (the withdrawal stays `requested` until then). The first
+    operator's reason may be left out (`default_reason` is recorded); the second operator must give their own.
     """
-    reason = reason.strip() if isinstance(reason, str) and reason.strip() else "approved"
     with transaction.atomic():
         withdrawal = withdrawal_lock(withdrawal_id=withdrawal_id)
         _authorize(withdrawal=withdrawal, action="approve", actor=acting_user)
@@ -301,6 +303,7 @@ def withdrawal_approve(*, withdrawal_id: int, acting_user: Actor, reason: str = 
             amounts={withdrawal.currency: withdrawal.amount_u},
             parties=[withdrawal.user_id],
             reason=reason,
+            default_reason=default_reason,
             acting_user=acting_user,
         )
         withdrawal.refresh_from_db()
@@ -369,7 +372,13 @@ def _lock_subject(subject: str) -> Withdrawal:
 
 
 def _maker_data(proposal: Proposal, checker: User) -> dict[str, Any]:
-    return {"proposal": proposal.pk, "proposed_by": proposal.proposed_by.email, "approved_by": checker.email}
+    """Both operators on the checker's row (whose reason is the checker's own): who proposed it, and why."""
+    return {
+        "proposal": proposal.pk,
+        "proposed_by": proposal.proposed_by.email,
+        "proposal_reason": proposal.reason,
+        "approved_by": checker.email,
+    }
 
 
 def _apply_approve(proposal: Proposal, checker: User) -> dict[str, Any]:
@@ -379,7 +388,7 @@ def _apply_approve(proposal: Proposal, checker: User) -> dict[str, Any]:
         withdrawal=withdrawal,
         action="approve",
         actor=checker,
-        reason=proposal.reason,
+        reason=checker_reason(proposal),
         data=_maker_data(proposal, checker),
     )
     _schedule_payout(withdrawal)
@@ -404,7 +413,7 @@ def _apply_resolve(proposal: Proposal, checker: User) -> dict[str, Any]:
         withdrawal=withdrawal,
         action=decision,
         actor=checker,
-        reason=proposal.reason,
+        reason=checker_reason(proposal),
         data={"decision": decision, "generation": withdrawal.payout_generation, **_maker_data(proposal, checker)},
     )
     if decision == "confirm_sent":

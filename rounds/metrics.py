@@ -1,8 +1,10 @@
 """Betting metrics read from the database at scrape time (`betting_*`, `round_*`).
 
-`round_settlement_duration_seconds` is also a histogram in the process that settles
-(`rounds.settlement.SETTLEMENT_DURATION`); the gauge here is the last settlement's duration per round,
-stored on the round, so the web process reports it whichever worker settled.
+Settlement durations come from the rounds (`settlement_duration_s`, stored by `settlement_apply` in the settling
+transaction), so /metrics shows every settlement whichever process made it (the beat task in a worker,
+`settle_round`, an approved forced result, the bench): `round_settlement_duration_seconds` is a histogram over
+every settled round (one observation per settlement), `round_last_settlement_duration_seconds` the recent rounds'.
+A histogram kept in the settling process's memory would stay at count 0 on the web process that is scraped.
 """
 
 from __future__ import annotations
@@ -10,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.conf import settings
-from django.db.models import Count, Sum
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from django.db.models import Count, Q, Sum
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from ops.metrics import register_db_metrics
 
@@ -81,6 +83,7 @@ def round_metrics() -> Iterable[Metric]:
             duration.add_metric([code], seconds)
     yield status
     yield duration
+    yield settlement_duration_histogram()
 
     voids = CounterMetricFamily(
         "round_voids", "Rounds voided, by reason (CANCELLED = an operator's emergency stop).", labels=["reason"]
@@ -94,3 +97,26 @@ def round_metrics() -> Iterable[Metric]:
     for reason in VoidReason:
         voids.add_metric([reason.value], counts.get(reason.value, 0))
     yield voids
+
+
+def settlement_duration_histogram() -> HistogramMetricFamily:
+    """`round_settlement_duration_seconds`: every settlement's duration, bucketed in one query over the rounds."""
+    from .models import Round
+    from .settlement import SETTLEMENT_DURATION_BUCKETS
+
+    settled = Round.objects.filter(settlement_duration_s__isnull=False)
+    figures = settled.aggregate(
+        count=Count("id"),
+        total=Sum("settlement_duration_s"),
+        **{
+            f"le{i}": Count("id", filter=Q(settlement_duration_s__lte=bound))
+            for i, bound in enumerate(SETTLEMENT_DURATION_BUCKETS)
+        },
+    )
+    buckets = [(str(float(bound)), figures[f"le{i}"]) for i, bound in enumerate(SETTLEMENT_DURATION_BUCKETS)]
+    return HistogramMetricFamily(
+        "round_settlement_duration_seconds",
+        "Time to settle a round (the set-based SQL transaction), seconds; one observation per settled round.",
+        buckets=[*buckets, ("+Inf", figures["count"])],
+        sum_value=figures["total"] or 0.0,
+    )

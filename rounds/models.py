@@ -15,6 +15,7 @@ from django.db import models
 from django.db.models.functions import Length, Now
 from django.db.models.lookups import Exact
 
+from ledger.money import format_money_safe
 from ops.tracing import flow_id_new
 from rounds.domain.pool import Result, Side, VoidReason
 
@@ -185,7 +186,8 @@ class Bet(models.Model):
         indexes = [models.Index(fields=["round", "side"], name="rounds_bet_round_side")]
 
     def __str__(self) -> str:
-        return f"bet {self.bet_id} {self.side} {self.stake_u}"
+        """The admin's title and links: the stake in the round's currency, as every money column writes it."""
+        return f"bet {self.bet_id} {self.side} {format_money_safe(self.stake_u, self.round.currency)}"
 
 
 class OracleObservation(models.Model):

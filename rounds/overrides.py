@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import transaction
 
 from ops.actors import Actor, actor_label, require_operator
-from ops.approvals import DecisionKind, decision_propose, decisions_cancel, register_decision
+from ops.approvals import DecisionKind, checker_reason, decision_propose, decisions_cancel, register_decision
 from ops.models import Proposal
 from ops.tracing import flow_span
 from rounds import clock
@@ -125,7 +125,7 @@ def _apply_force(proposal: Proposal, checker: User) -> dict[str, Any]:
             evidence=[],
             forced=forced,
             acting_user=checker,
-            reason=proposal.reason,
+            reason=checker_reason(proposal),
         )
     return {"round": round_obj.code, "status": round_obj.status, "result": round_obj.result}
 
@@ -174,8 +174,13 @@ def _apply_reference(proposal: Proposal, checker: User) -> dict[str, Any]:
         reference=Decimal(proposal.payload["reference_close"]),
         source=f"operator: {proposal.evidence} (proposed by {proposal.proposed_by.email}, approved by {checker.email})",
         acting_user=checker,
-        reason=proposal.reason,
-        data={"proposal": proposal.pk, "proposed_by": proposal.proposed_by.email, "approved_by": checker.email},
+        reason=checker_reason(proposal),
+        data={
+            "proposal": proposal.pk,
+            "proposed_by": proposal.proposed_by.email,
+            "proposal_reason": proposal.reason,
+            "approved_by": checker.email,
+        },
     )
     return {"round": round_obj.code, "status": round_obj.status, "reference_close": round_obj.reference_close}
 

@@ -19,7 +19,6 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import Coalesce
-from prometheus_client import Histogram
 
 from ledger.models import Account
 from ledger.selectors import account_balance
@@ -51,11 +50,8 @@ from .selectors import oracle_deadline_for, round_get, round_params
 
 logger = logging.getLogger(__name__)
 
-SETTLEMENT_DURATION = Histogram(
-    "round_settlement_duration_seconds",
-    "Time to settle a round (the set-based SQL transaction), seconds.",
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
-)
+SETTLEMENT_DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+"""The buckets of `round_settlement_duration_seconds` (`rounds.metrics`): the settlement transaction, seconds."""
 
 
 def force_subject(code: str) -> str:
@@ -243,7 +239,6 @@ def settlement_apply(
                 "forced": forced,
             },
         )
-    SETTLEMENT_DURATION.observe(time.monotonic() - started)
     round_obj.refresh_from_db()
     logger.info(
         "round %s %s (%s): pool %s, fee %s, paid %s to %s winners, breakage %s",
@@ -496,7 +491,7 @@ def _settle_from_oracle(*, round_obj: Round, code: str, acting_user: Actor) -> t
 
 
 __all__ = [
-    "SETTLEMENT_DURATION",
+    "SETTLEMENT_DURATION_BUCKETS",
     "Breakdown",
     "force_subject",
     "round_settle",

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models.functions import Now
 
+from ledger.money import format_money_safe
 from ops.tracing import flow_id_new
 
 
@@ -87,7 +88,8 @@ class Deposit(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.provider}:{self.reference} {self.amount_u} {self.currency} ({self.status})"
+        """The admin's title and links: the amount as every money column writes it (`ledger.money`)."""
+        return f"{self.provider}:{self.reference} {format_money_safe(self.amount_u, self.currency)} ({self.status})"
 
 
 class WebhookEvent(models.Model):

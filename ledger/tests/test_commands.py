@@ -15,7 +15,7 @@ from ledger import services
 from ledger.models import Account, Journal
 from ledger.tests.factories import FundedPlayerFactory
 from ops.actors import SystemActor
-from ops.models import Proposal
+from ops.models import AuditRecord, Proposal
 
 pytestmark = pytest.mark.django_db
 
@@ -38,14 +38,28 @@ def test_tvl_prints_the_manuals_three_figures(db: Any) -> None:
         reference="b1",
         actor=SystemActor("test"),
     )
-    text = run("tvl")
+    FundedPlayerFactory.create(balance_u=1_234, currency="USD")
+    text = run("tvl")  # every currency in use, like the console's TVL card
     assert "📊 TVL Metrics:" in text
     assert "Locked:              1000000 micro USDC (1.000000 USDC)" in text
     assert "Total Cash:          2500000 micro USDC (2.500000 USDC)" in text
     assert "Pending Withdrawals: 0 micro USDC (0.000000 USDC)" in text
-    assert json.loads(run("tvl", "--json"))["locked_u"] == 1_000_000
+    assert "Total Cash:          1234 cents (12.34 USD)" in text
+    assert text.index("\n  USD\n") < text.index("\n  USDC\n")
+    every = json.loads(run("tvl", "--json"))
+    assert [(t["currency"], t["total_cash_u"]) for t in every] == [("USD", 1_234), ("USDC", 2_500_000)]
+
+    usdc_only = run("tvl", "--currency", "USDC")  # --currency narrows to one
+    assert "Locked:              1000000 micro USDC (1.000000 USDC)" in usdc_only and "USD)" not in usdc_only
+    assert json.loads(run("tvl", "--json", "--currency", "USDC"))["locked_u"] == 1_000_000
+    assert "Total Cash:          1234 cents (12.34 USD)" in run("tvl", "--currency", "USD")
     with pytest.raises(CommandError, match="Unknown currency"):
         run("tvl", "--currency", "DOGE")
+
+
+def test_tvl_with_no_account_says_so(db: Any) -> None:
+    assert run("tvl") == "📊 TVL Metrics:\n  No accounts yet.\n"
+    assert json.loads(run("tvl", "--json")) == []
 
 
 def test_deposit_is_a_proposal_that_a_second_operator_applies(player: Any, make_staff: Any) -> None:
@@ -69,13 +83,25 @@ def test_deposit_is_a_proposal_that_a_second_operator_applies(player: Any, make_
         run("deposit", "--approve", str(proposal.pk), "--operator", maker.email)
     assert Journal.objects.count() == 0
 
-    text = run("deposit", "--approve", str(proposal.pk), "--operator", checker.email)
+    with pytest.raises(CommandError, match="^refused: approvals/reason-required: Give a reason for approving proposal"):
+        run("deposit", "--approve", str(proposal.pk), "--operator", checker.email)  # the checker's own reason
+    assert Journal.objects.count() == 0 and Proposal.objects.get().state == Proposal.State.PENDING
+    assert not AuditRecord.objects.filter(actor=checker).exists()
+
+    text = run("deposit", "--approve", str(proposal.pk), "--reason", "ticket 7 checked", "--operator", checker.email)
     assert f"approved by {checker.email} (proposed by {maker.email})" in text
+    rows = {(r.action, r.actor_label): r for r in AuditRecord.objects.all()}
+    assert rows[("approvals.propose", maker.email)].reason == "PSP outage, ticket 7"
+    for action in ("approvals.apply", "ledger.operator_credit"):  # the checker's rows carry the checker's reason
+        row = rows[(action, checker.email)]
+        assert row.reason == "ticket 7 checked", action
+        assert row.data["proposal_reason"] == "PSP outage, ticket 7" and row.data["proposed_by"] == maker.email
+    assert Proposal.objects.get().decision_reason == "ticket 7 checked"
     journal = Journal.objects.get(type="deposit")
     assert journal.actor == checker and journal.reference == f"operator-credit:{proposal.pk}"
     assert Account.objects.get(owner=player).balance_u == 1_000_000
     with pytest.raises(CommandError, match="already applied"):
-        run("deposit", "--approve", str(proposal.pk), "--operator", checker.email)
+        run("deposit", "--approve", str(proposal.pk), "--reason", "again", "--operator", checker.email)
     assert Account.objects.get(owner=player).balance_u == 1_000_000
 
 
@@ -88,7 +114,7 @@ def test_deposit_proposer_may_apply_alone_only_in_development(player: Any, make_
         run("deposit", "--approve", str(proposal.pk), "--operator", maker.email)
     assert Journal.objects.count() == 0
     settings.ENVIRONMENT = "development"
-    run("deposit", "--approve", str(proposal.pk), "--operator", maker.email)
+    run("deposit", "--approve", str(proposal.pk), "--reason", "demo data", "--operator", maker.email)
     assert Account.objects.get(owner=player).balance_u == 500
 
 
@@ -178,7 +204,39 @@ def test_seed_demo_is_idempotent(settings: Any) -> None:
     assert User.objects.filter(is_staff=True, groups__name="finance").count() == 2
 
 
+def api_login(email: str, password: str) -> Any:
+    from rest_framework.test import APIClient
+
+    return APIClient().post("/v1/auth/login", {"email": email, "password": password}, format="json")
+
+
+def test_seeded_players_log_in(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In development with the demo players' password (printed); elsewhere with --password-env's, or refused."""
+    from accounts.demo import PLAYER_PASSWORD
+
+    settings.ENVIRONMENT = "development"
+    text = run("seed", "--users", "2")
+    assert "created 2 player(s): seed-player0@example.com, seed-player1@example.com" in text
+    assert f"password: {PLAYER_PASSWORD}" in text
+    response = api_login("seed-player1@example.com", PLAYER_PASSWORD)
+    assert response.status_code == 200 and response.json()["token"]
+    assert api_login("seed-player1@example.com", "wrong-password").status_code == 401
+
+    settings.ENVIRONMENT = "staging"  # no published password outside development
+    with pytest.raises(CommandError, match="outside development needs --password-env"):
+        run("seed", "--users", "1")
+    assert User.objects.filter(email__startswith="seed-player").count() == 2
+    monkeypatch.setenv("SEED_PW", PLAYER_PASSWORD)
+    with pytest.raises(CommandError, match="demo password"):
+        run("seed", "--users", "1", "--password-env", "SEED_PW")
+    monkeypatch.setenv("SEED_PW", "Correct-Horse-Battery-91")
+    text = run("seed", "--users", "1", "--password-env", "SEED_PW")
+    assert "seed-player2@example.com" in text and "Correct-Horse" not in text
+    assert api_login("seed-player2@example.com", "Correct-Horse-Battery-91").status_code == 200
+
+
 def test_seed_users_and_refusals(settings: Any) -> None:
+    settings.ENVIRONMENT = "development"
     assert "created 3 player(s)" in run("seed", "--users", "3")
     with pytest.raises(CommandError, match="Say what to create"):
         run("seed")

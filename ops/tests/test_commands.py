@@ -104,6 +104,45 @@ def test_a_waiver_turns_a_fail_into_waived_until_its_deadline(live_settings: Any
         run("verify_prod_env")
 
 
+def waiver_add(deadline: str, *extra: str) -> str:
+    return run(
+        "waiver", "add", "--check", "https", "--ticket", "SEC-2", "--risk", "low", "--owner", "sre",
+        "--deadline", deadline, "--reason", "certificate renewal", *extra,
+    )  # fmt: skip
+
+
+def test_waiver_add_refuses_a_deadline_already_past_and_records_nothing() -> None:
+    yesterday = (timezone.now() - timedelta(days=1)).strftime("%Y-%m-%d")
+    audit = AuditRecord.objects.count()
+    with pytest.raises(CommandError) as refused:
+        waiver_add(yesterday)
+    line = str(refused.value)
+    assert line.startswith(f"--deadline {yesterday} has passed") and "Nothing was recorded" in line
+    assert "\n" not in line
+    assert not Waiver.objects.exists() and AuditRecord.objects.count() == audit
+    with pytest.raises(CommandError, match="No user"):  # an unknown operator: nothing recorded either
+        waiver_add((timezone.now() + timedelta(days=2)).strftime("%Y-%m-%d"), "--operator", "ghost@example.com")
+    assert not Waiver.objects.exists() and AuditRecord.objects.count() == audit
+
+    today = timezone.now().strftime("%Y-%m-%d")  # today is still ahead until its end (UTC)
+    assert "waiver" in waiver_add(today)
+    assert Waiver.objects.get().deadline > timezone.now()
+    assert AuditRecord.objects.filter(action="ops.waiver.add").count() == 1
+
+
+def test_the_waiver_command_exits_non_zero_on_a_past_deadline() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "manage.py", "waiver", "add", "--check", "https", "--ticket", "T", "--risk", "low",
+         "--owner", "sre", "--deadline", "2020-01-31", "--reason", "r"],
+        cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    (line,) = done.stderr.strip().splitlines()
+    assert done.returncode == 1 and line.startswith("CommandError: --deadline 2020-01-31 has passed")
+
+
 def test_an_overdue_high_risk_waiver_fails_until_escalated(live_settings: Any) -> None:
     Waiver.objects.create(
         check_name="https",
@@ -211,3 +250,17 @@ def test_production_settings_fail_fast_without_secrets(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "Set the DJANGO_SECRET_KEY environment variable" in result.stderr
+
+
+def test_daily_reconciliation_report_withdrawals_per_currency_in_major_units(db: Any) -> None:
+    """Minor units of two currencies never add up: one row per state and currency, written for people."""
+    from payouts.tests.factories import WithdrawalFactory
+
+    WithdrawalFactory.create(amount_u=4_000_000)
+    WithdrawalFactory.create(amount_u=1_000_000)
+    WithdrawalFactory.create(amount_u=12_345, currency="USD", provider="stripe")
+    text = run("daily_reconciliation_report")
+    assert "| state | currency | count | amount |" in text
+    assert "| requested | USD | 1 | $123.45 |" in text
+    assert "| requested | USDC | 2 | 5.000000 USDC |" in text
+    assert "minor units" not in text

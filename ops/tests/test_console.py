@@ -80,10 +80,19 @@ def test_dashboard_shows_the_commands_and_metrics_figures(make_staff: Any, make_
     html = page.content.decode()
 
     out = io.StringIO()
-    call_command("tvl", "--json", stdout=out)
+    call_command("tvl", "--json", stdout=out)  # no --currency: every currency, as the card shows them
     import json
 
+    every = json.loads(out.getvalue())
+    assert [t["currency"] for t in every] == re.findall(r'<tr data-currency="([^"]+)">', html) == ["USD", "USDC"]
+    for t in every:
+        row = currency_row(html, t["currency"])
+        for figure, key in (("locked", "locked_u"), ("cash", "total_cash_u"), ("pending", "pending_withdrawals_u")):
+            assert f'data-figure="{figure}">{format_money(t[key], t["currency"])}<' in row
+    out = io.StringIO()
+    call_command("tvl", "--json", "--currency", "USDC", stdout=out)
     figures = json.loads(out.getvalue())
+    assert figures == next(t for t in every if t["currency"] == "USDC")
     usdc = currency_row(html, "USDC")
     assert f'data-figure="cash">{format_money(figures["total_cash_u"], "USDC")}<' in usdc
     assert f'data-figure="locked">{format_money(figures["locked_u"], "USDC")}<' in usdc

@@ -44,3 +44,22 @@ def test_every_endpoint_named_resolves(doc: Path) -> None:
         except Resolver404:
             missing.append(path)
     assert missing == [], f"{doc.name} names endpoints that do not exist"
+
+
+MIGRATION = re.compile(r"\b((?:[a-z_]+/)+migrations/)?(\d{4}_[a-z][a-z0-9_]*)(?:\.py)?\b")
+
+
+def test_every_migration_named_exists() -> None:
+    """A migration a doc names (`rounds/migrations/0005_x.py`, or a bare `0005_x`) is a file in the tree."""
+    apps = [d for d in ROOT.iterdir() if d.is_dir() and not d.is_symlink() and not d.name.startswith(".")]
+    every = {p.stem for app in apps for p in app.glob("**/migrations/[0-9][0-9][0-9][0-9]_*.py")}
+    assert {"0001_initial", "0001_usdc_on_chain"} <= every
+    named, missing = 0, []
+    for doc in DOCS:
+        for folder, name in MIGRATION.findall(doc.read_text()):
+            named += 1
+            exists = (ROOT / folder / f"{name}.py").is_file() if folder else name in every
+            if not exists:
+                missing.append(f"{doc.relative_to(ROOT)}: {folder}{name}")
+    assert named >= 4, "the docs name the guard migrations (docs/db-migrations.md); the pattern finds none"
+    assert missing == [], f"docs name migrations that do not exist: {missing}"

@@ -30,7 +30,7 @@ from django.db.models import F, Sum
 from django.utils import timezone
 
 from ops.actors import SystemActor, require_operator
-from ops.approvals import DecisionKind, decision_propose, register_decision
+from ops.approvals import DecisionKind, checker_reason, decision_propose, register_decision
 from ops.audit import actor_label, audit_record
 from ops.models import Switch
 from ops.switches import switch_is_on, switch_set
@@ -652,7 +652,7 @@ def _apply_replace(proposal: Any, checker: Any) -> dict[str, Any]:
         action="chain.transfer.replace",
         obj=record,
         object_type="chain.chaintransfer",
-        reason=proposal.reason,
+        reason=checker_reason(proposal),
         data={
             "withdrawal_id": record.withdrawal_id,
             "nonce": record.nonce,
@@ -660,6 +660,7 @@ def _apply_replace(proposal: Any, checker: Any) -> dict[str, Any]:
             "new_hash": tx_hash,
             "max_fee_per_gas": max_fee,
             "proposed_by": proposal.proposed_by.email,
+            "proposal_reason": proposal.reason,
             "proposal_id": proposal.pk,
         },
     )

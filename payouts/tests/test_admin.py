@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from ops.models import AuditRecord
 from payouts.models import Withdrawal
 from payouts.services import payout_submit, withdrawal_approve
 
@@ -113,6 +114,22 @@ def test_bulk_approve_obeys_the_same_rules(
     states = dict(Withdrawal.objects.values_list("pk", "state"))
     assert states == {small.pk: "approved", big.pk: "requested", done.pk: "approved"}
 
+    # The second operator gives their own reason: not in bulk, on the withdrawal's page (required there).
+    bulk = login(finance2).post(BASE, {"action": "bulk_approve", "_selected_action": [big.pk]}, follow=True)
+    assert f"Not approved #{big.pk}: Give a reason for approving proposal" in bulk.content.decode()
+    assert Withdrawal.objects.get(pk=big.pk).state == "requested"
+    page = login(finance2).post(f"{BASE}{big.pk}/act/approve/", {"reason": ""})
+    assert page.status_code == 200 and "This field is required" in page.content.decode()
+    assert Withdrawal.objects.get(pk=big.pk).state == "requested"
+    login(finance2).post(f"{BASE}{big.pk}/act/approve/", {"reason": "limits checked"}, follow=True)
+    assert Withdrawal.objects.get(pk=big.pk).state == "approved"
+    row = AuditRecord.objects.get(action="payouts.withdrawal.approve", object_id=str(big.pk))
+    assert (row.actor_label, row.reason, row.data["proposal_reason"]) == (
+        finance2.email,
+        "limits checked",
+        "bulk approval in the admin",
+    )
+
 
 def test_manual_review_queue(stub: Any, finance: Any, requested: Withdrawal, assert_ledger_ok: Any) -> None:
     failed = WithdrawalFactory.create(failed=True, psp=stub, amount_u=2_000_000)
@@ -151,3 +168,28 @@ def test_every_payouts_admin_page_renders(stub: Any, requested: Withdrawal, fina
         f"{BASE}{requested.pk}/act/retry/",
     ):
         assert client.get(url, follow=True).status_code == 200, url
+
+
+def test_money_on_the_change_page_is_written_like_every_money_column(requested: Withdrawal, finance: Any) -> None:
+    """The title (`__str__`), the amount field, the ledger entries and the action page: major units with the
+    currency (`ledger.money`), and no column says "minor units" over an amount in major units."""
+    from ledger.models import Entry
+
+    client = login(finance)
+    html = client.get(f"{BASE}{requested.pk}/change/").content.decode()
+    title = f"withdrawal #{requested.pk} 4.000000 USDC (requested)"
+    assert str(requested) == title and f"<h2>{title}</h2>" in html
+    assert "4000000" not in html and "minor units" not in html
+    assert '<span class="money">4.000000 USDC</span>' in html  # the amount field
+    assert "<th>Amount</th>" in html and "<td>-4.000000 USDC</td>" in html and "<td>4.000000 USDC</td>" in html
+    hold = Entry.objects.filter(journal__reference=f"withdrawal:{requested.pk}:hold").order_by("amount_u")
+    assert [str(e).split(" ", 1)[1] for e in hold] == ["-4.000000 USDC", "+4.000000 USDC"]
+
+    action = client.get(f"{BASE}{requested.pk}/act/reject/").content.decode()
+    assert f"{requested.user.email} &middot; 4.000000 USDC &middot;" in action
+
+    usd = WithdrawalFactory.create(amount_u=12_345, currency="USD", provider="stripe")
+    assert str(usd) == f"withdrawal #{usd.pk} $123.45 (requested)"
+    assert (
+        f"<h2>withdrawal #{usd.pk} $123.45 (requested)</h2>" in client.get(f"{BASE}{usd.pk}/change/").content.decode()
+    )

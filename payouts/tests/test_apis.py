@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from ops.errors import NotAPlayer
+from ops.models import AuditRecord
 from payouts.models import Withdrawal
 from payouts.services import withdrawal_approve, withdrawal_request
 from payouts.tests.helpers import destination_for
@@ -222,6 +223,7 @@ def test_four_eyes_above_the_threshold(
 
     assert first.post(f"{URL}/{small.pk}/approve").json()["state"] == "approved"  # at the threshold: one is enough
 
+    mark = AuditRecord.objects.order_by("-id").values_list("id", flat=True).first()
     response = first.post(f"{URL}/{big.pk}/approve", {"reason": "looks fine"}, format="json")
     assert response.status_code == 202
     assert response.json()["state"] == "requested"
@@ -231,11 +233,20 @@ def test_four_eyes_above_the_threshold(
     assert_problem(first.post(f"{URL}/{big.pk}/approve"), 409, "approvals/second-operator-required")
     assert snapshot() == frozen
 
+    assert_problem(second.post(f"{URL}/{big.pk}/approve"), 400, "approvals/reason-required")  # the checker's own
+    assert snapshot() == frozen
+
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        response = second.post(f"{URL}/{big.pk}/approve")
+        response = second.post(f"{URL}/{big.pk}/approve", {"reason": "destination checked"}, format="json")
     assert response.status_code == 200
     assert response.json()["state"] == "approved"
     assert len(callbacks) == 1
+    rows = AuditRecord.objects.filter(id__gt=mark)
+    assert sorted((r.action, r.actor_label, r.reason) for r in rows) == [
+        ("approvals.apply", finance2.email, "destination checked"),
+        ("approvals.propose", finance.email, "looks fine"),
+        ("payouts.withdrawal.approve", finance2.email, "destination checked"),
+    ]
 
 
 def test_four_eyes_for_manual_resolution(

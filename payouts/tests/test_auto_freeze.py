@@ -170,13 +170,19 @@ def test_one_operator_cannot_clear_it_two_can(planted: Account, admins: tuple[An
         call_command("switch", "--approve", str(proposal.pk), "--operator", alice.email, stdout=StringIO())
     assert freeze_state() == (True, TRIPPED) and len(freeze_audit()) == audits
 
-    # A different operator approves: off, audited with both names and the invariant.
-    call_command("switch", "--approve", str(proposal.pk), "--operator", bob.email, stdout=StringIO())
+    # A different operator approves with their own reason: off, audited with both names, both reasons, the invariant.
+    with pytest.raises(CommandError, match="approvals/reason-required"):
+        call_command("switch", "--approve", str(proposal.pk), "--operator", bob.email, stdout=StringIO())
+    assert freeze_state() == (True, TRIPPED) and len(freeze_audit()) == audits
+    call_command(
+        "switch", "--approve", str(proposal.pk), "--reason", "ticket 7 read", "--operator", bob.email, stdout=StringIO()
+    )
     assert freeze_state() == (False, "")
     last = freeze_audit()[-1]
     assert (last.from_state, last.to_state, last.actor_label) == ("on", "off", bob.email)
     assert last.data["invariants"] == BROKEN
     assert (last.data["proposed_by"], last.data["approved_by"]) == (alice.email, bob.email)
+    assert (last.reason, last.data["proposal_reason"]) == ("ticket 7 read", "imbalance explained, ticket 7")
     assert Proposal.objects.get(pk=proposal.pk).state == Proposal.State.APPLIED
 
 
@@ -191,8 +197,13 @@ def test_the_admin_proposes_clearing_and_another_operator_approves(planted: Acco
     a.post(f"/admin/ops/switch/{switch.pk}/propose-clear/", {"reason": "explained"}, follow=True)
     proposal = Proposal.objects.get(kind=CLEAR_KIND)
     assert freeze_state()[0] is True
+    page = b.post(f"/admin/ops/proposal/{proposal.pk}/decide/approve/", {"reason": " "})
+    assert page.status_code == 200 and "This field is required" in page.content.decode()  # the checker's own reason
+    assert freeze_state()[0] is True
     b.post(f"/admin/ops/proposal/{proposal.pk}/decide/approve/", {"reason": "agreed"}, follow=True)
     assert freeze_state() == (False, "")
+    apply = AuditRecord.objects.get(action="approvals.apply", object_id=str(proposal.pk))
+    assert (apply.actor_label, apply.reason, apply.data["proposal_reason"]) == (bob.email, "agreed", "explained")
 
 
 def test_turning_it_on_by_hand_stays_one_operator(admins: tuple[Any, Any]) -> None:

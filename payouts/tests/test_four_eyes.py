@@ -14,8 +14,8 @@ from django.core.exceptions import ImproperlyConfigured
 
 from ledger.decisions import adjustment_propose
 from ledger.services import house_account, user_account
-from ops.approvals import SecondOperatorRequired, decision_approve, parse_thresholds
-from ops.models import Proposal
+from ops.approvals import ReasonRequired, SecondOperatorRequired, decision_approve, parse_thresholds
+from ops.models import AuditRecord, Proposal
 from payouts.models import Withdrawal
 from payouts.services import payout_submit, withdrawal_approve, withdrawal_request, withdrawal_resolve
 from payouts.tests.helpers import destination_for
@@ -44,7 +44,7 @@ def requested(player: Any, fund: Callable[..., Any], currency: str, amount_u: in
 
 def approve_fully(withdrawal: Withdrawal, operators: list[Any]) -> None:
     for operator in operators:
-        withdrawal_approve(withdrawal_id=withdrawal.pk, acting_user=operator)
+        withdrawal_approve(withdrawal_id=withdrawal.pk, acting_user=operator, reason=f"checked by {operator.email}")
 
 
 @pytest.mark.parametrize(("currency", "limit_u"), LIMITS)
@@ -71,9 +71,20 @@ def test_approval(
     with pytest.raises(SecondOperatorRequired):
         withdrawal_approve(withdrawal_id=withdrawal.pk, acting_user=finance)
     assert snapshot() == frozen
-    assert withdrawal_approve(withdrawal_id=withdrawal.pk, acting_user=finance2).state == Withdrawal.State.APPROVED
+    with pytest.raises(ReasonRequired, match="as the second operator"):  # the first may leave it out; not the second
+        withdrawal_approve(withdrawal_id=withdrawal.pk, acting_user=finance2, reason=" ")
+    assert snapshot() == frozen
+    after = withdrawal_approve(withdrawal_id=withdrawal.pk, acting_user=finance2, reason="KYC file matches")
+    assert after.state == Withdrawal.State.APPROVED
     proposal = Proposal.objects.get()
     assert (proposal.proposed_by, proposal.decided_by, proposal.state) == (finance, finance2, "applied")
+    assert (proposal.reason, proposal.decision_reason) == ("approved", "KYC file matches")
+    checker_rows = AuditRecord.objects.filter(actor=finance2)
+    assert {(r.action, r.reason) for r in checker_rows} == {
+        ("approvals.apply", "KYC file matches"),
+        ("payouts.withdrawal.approve", "KYC file matches"),
+    }
+    assert all(r.data["proposal_reason"] == "approved" for r in checker_rows)
 
 
 @pytest.mark.parametrize(("currency", "limit_u"), LIMITS)
@@ -146,7 +157,13 @@ def test_adjustment(
         with pytest.raises(SecondOperatorRequired):
             decision_approve(proposal_id=proposal.pk, acting_user=finance)
         assert snapshot() == frozen
-        proposal = decision_approve(proposal_id=proposal.pk, acting_user=finance2)
+        with pytest.raises(ReasonRequired):
+            decision_approve(proposal_id=proposal.pk, acting_user=finance2)
+        assert snapshot() == frozen
+        proposal = decision_approve(proposal_id=proposal.pk, acting_user=finance2, reason="matches ticket 42")
+        apply = AuditRecord.objects.get(action="approvals.apply")
+        assert (apply.actor_label, apply.reason) == (finance2.email, "matches ticket 42")
+        assert apply.data["proposal_reason"] == "ticket 42"
     assert proposal.state == Proposal.State.APPLIED
     account.refresh_from_db()
     assert account.balance_u == 0
@@ -163,7 +180,8 @@ def test_a_currency_without_a_threshold_always_needs_two(
     settings.FOUR_EYES_THRESHOLDS = {"USD": "10000.00"}
     withdrawal = requested(player, fund, "EUR", 1)  # one cent
     assert withdrawal_approve(withdrawal_id=withdrawal.pk, acting_user=finance).state == Withdrawal.State.REQUESTED
-    assert withdrawal_approve(withdrawal_id=withdrawal.pk, acting_user=finance2).state == Withdrawal.State.APPROVED
+    after = withdrawal_approve(withdrawal_id=withdrawal.pk, acting_user=finance2, reason="one cent, fine")
+    assert after.state == Withdrawal.State.APPROVED
 
 
 def test_thresholds_convert_exactly_and_refuse_bad_settings() -> None:

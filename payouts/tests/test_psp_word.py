@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from ledger.models import Journal
 from ops.approvals import SecondOperatorRequired
-from ops.models import Proposal
+from ops.models import AuditRecord, Proposal
 from payouts.errors import PspAnswerPending
 from payouts.models import PayoutStatusCheck, Withdrawal
 from payouts.reconciliation import psp_said_paid, psp_word
@@ -182,7 +182,7 @@ def test_a_proposal_made_before_the_psp_said_pending_cannot_be_applied(
     with pytest.raises(PspAnswerPending):
         withdrawal_resolve(withdrawal_id=withdrawal.pk, acting_user=finance2, decision="confirm_sent", reason="ok")
     with pytest.raises(CommandError, match=PENDING_TYPE):
-        resolve_command("--approve", str(proposal.pk), "--operator", finance2.email)
+        resolve_command("--approve", str(proposal.pk), "--reason", "ok", "--operator", finance2.email)
     assert snapshot() == frozen
     assert Proposal.objects.get(pk=proposal.pk).state == Proposal.State.PENDING
     assert_ledger_ok()
@@ -213,8 +213,17 @@ def test_after_a_terminal_answer_confirm_sent_needs_two_operators_when_the_psp_n
         resolve_command("--approve", str(proposal.pk), "--operator", finance.email)
     assert snapshot() == frozen
 
-    out = resolve_command("--approve", str(proposal.pk), "--operator", finance2.email)
+    with pytest.raises(CommandError, match="^refused: approvals/reason-required: .*as the second operator"):
+        resolve_command("--approve", str(proposal.pk), "--operator", finance2.email)
+    assert snapshot() == frozen
+    out = resolve_command("--approve", str(proposal.pk), "--reason", "statement line 12", "--operator", finance2.email)
     assert f"Withdrawal {withdrawal.pk} is paid." in out
+    record = AuditRecord.objects.get(action="payouts.withdrawal.confirm_sent")
+    assert (record.actor_label, record.reason, record.data["proposal_reason"]) == (
+        finance2.email,
+        "statement line 12",
+        "bank shows it left",
+    )
     assert Journal.objects.filter(reference=f"withdrawal:{withdrawal.pk}:payout").count() == 1
     after = balances(funded_player)
     assert after.held_u == 0 and after.available_u == before.available_u - AMOUNT_U

@@ -141,7 +141,9 @@ def test_accepted_never_confirmed_is_asked_then_resolved_with_four_eyes(
     assert Journal.objects.filter(reference__startswith=f"withdrawal:{withdrawal.pk}:").count() == 2  # hold, release
     record = AuditRecord.objects.get(action="payouts.withdrawal.refund_failed")
     assert (record.from_state, record.to_state) == ("payout_failed", "refunded")
-    assert record.reason == "PSP cancelled it after 3 days pending; bank confirms nothing arrived"  # the maker's
+    # The checker's row carries the checker's own reason; the maker's goes with it (and is on the maker's row).
+    assert (record.actor_label, record.reason) == (finance2.email, "confirmed with the bank, ticket 42")
+    assert record.data["proposal_reason"] == "PSP cancelled it after 3 days pending; bank confirms nothing arrived"
     assert record.data["approved_by"] == finance2.email
     assert reconcile(withdrawal).endswith("nothing to reconcile")  # money moved once
     assert_ledger_ok()

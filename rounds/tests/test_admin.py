@@ -142,3 +142,17 @@ def test_admin_void_is_the_one_operator_emergency_stop(
         action="rounds.settle", actor_label=finance.email, reason="feed corrupted"
     ).exists()
     assert_ledger_ok()
+
+
+def test_bet_title_and_the_action_page_pools_are_in_major_units(
+    open_round: Callable[..., Any], place: Callable[..., Any], make_staff: Callable[..., Any]
+) -> None:
+    """A bet's change page title (`__str__`) and a round action page's pools, as every money column writes them."""
+    round_obj = open_round("20250908")
+    bet = place(round_obj, "UP", 2_500_000)
+    client = login(make_staff(role="finance"))
+    title = f"bet {bet.bet_id} UP 2.500000 USDC"
+    assert str(bet) == title
+    assert f"<h2>{title}</h2>" in client.get(f"/admin/rounds/bet/{bet.pk}/change/").content.decode()
+    page = client.get(f"/admin/rounds/round/{round_obj.pk}/void/").content.decode()
+    assert "UP 2.500000 USDC / DOWN 0.000000 USDC" in page and "2500000" not in page

@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from ledger.models import Account, Entry
-from ops.models import Proposal
+from ops.models import AuditRecord, Proposal
 from rounds.models import Round
 
 pytestmark = pytest.mark.django_db
@@ -123,8 +123,15 @@ def test_forced_settle_is_proposed_by_one_operator_and_applied_by_another(
         call_command("settle_round", "--approve", str(proposal.pk), "--operator", alice.email)
     assert Round.objects.get(pk=round_obj.pk).status == Round.Status.LOCKED
 
-    call_command("settle_round", "--approve", str(proposal.pk), "--operator", bob.email)
+    with pytest.raises(CommandError, match="approvals/reason-required"):
+        call_command("settle_round", "--approve", str(proposal.pk), "--operator", bob.email)
+    assert Round.objects.get(pk=round_obj.pk).status == Round.Status.LOCKED
+
+    call_command("settle_round", "--approve", str(proposal.pk), "--reason", "close checked", "--operator", bob.email)
     assert f"approved by {bob.email} (proposed by {alice.email})" in capsys.readouterr().out
+    settle = AuditRecord.objects.get(action="rounds.settle")
+    assert (settle.actor_label, settle.reason) == (bob.email, "close checked")  # the checker's own reason
+    assert settle.data["forced"]["reason"] == "oracle outage"  # the maker's, with the forced result
     settled = Round.objects.get(pk=round_obj.pk)
     assert settled.forced is not None
     assert settled.result == "UP" and settled.forced["operator"] == alice.email

@@ -96,13 +96,14 @@ def test_one_operator_cannot_open_a_round_at_their_own_reference(
     nothing_opened()
 
     # A second, different operator approves: the round opens at that reference, both names audited.
-    out = open_round("--approve", str(proposal.pk), "--operator", bob.email)
+    out = open_round("--approve", str(proposal.pk), "--reason", "same close on two sources", "--operator", bob.email)
     assert f"Opened round {CODE}" in out and "reference: 19000.1 (close of 2026-11-27)" in out
     round_obj = Round.objects.get(code=CODE)
     assert (round_obj.status, round_obj.reference_close) == (Round.Status.OPEN, "19000.1")
     opened = AuditRecord.objects.get(action="rounds.open")
     assert opened.actor_label == bob.email
     assert (opened.data["proposed_by"], opened.data["approved_by"]) == (alice.email, bob.email)
+    assert (opened.reason, opened.data["proposal_reason"]) == ("same close on two sources", "oracle down")
     assert "nasdaq.com close page" in opened.data["reference_source"]
     assert Proposal.objects.get(pk=proposal.pk).state == Proposal.State.APPLIED
 
@@ -128,7 +129,7 @@ def test_the_approval_re_checks_the_opening(oracle_down: None, clock: Any, make_
     clock.set(session_times(day=date(2026, 11, 30)).lock_utc)  # nobody approved before Monday's lock
     frozen = snapshot()
     with pytest.raises(CommandError, match="rounds/too-late"):
-        open_round("--approve", str(proposal.pk), "--operator", bob.email)
+        open_round("--approve", str(proposal.pk), "--reason", "late", "--operator", bob.email)
     assert Proposal.objects.get(pk=proposal.pk).state == Proposal.State.PENDING
     assert snapshot() == frozen
     nothing_opened()

@@ -106,7 +106,7 @@ def test_operator_prices_count_as_sources(
     with pytest.raises(SecondOperatorRequired):
         decision_approve(proposal_id=proposal.pk, acting_user=alice)
     assert not OracleObservation.objects.filter(round=round_obj, kind=OracleObservation.Kind.OPERATOR).exists()
-    decision_approve(proposal_id=proposal.pk, acting_user=bob)
+    decision_approve(proposal_id=proposal.pk, acting_user=bob, reason="same close on nasdaq.com")
     with pytest.raises(errors.PriceAlreadyEntered):
         oracle_price_propose(code=round_obj.code, price="98", evidence="typo", acting_user=alice)
     with pytest.raises(errors.InvalidPrice):

@@ -203,3 +203,15 @@ def test_invariant_catches_a_credited_deposit_without_its_credit(player: Any, fu
     breaches = [b for b in ledger_breaches() if b.invariant == "deposit_credited_once"]
 
     assert len(breaches) == 1 and deposit.reference in breaches[0].detail
+
+
+def test_admin_deposit_title_is_in_major_units(client: Any, make_staff: Any, player: Any) -> None:
+    """The change page's title (`__str__`) writes the amount as the amount field does (`ledger.money`)."""
+    client.force_login(make_staff(role="finance"))
+    deposit = pending_deposit(player)
+    money = "$25.00"  # 2500 cents
+    title = f"{deposit.provider}:{deposit.reference} {money} (pending)"
+    assert str(deposit) == title
+    page = client.get(reverse("admin:webhooks_deposit_change", args=[deposit.pk])).content.decode()
+    assert f"<h2>{title}</h2>" in page and f'<span class="money">{money}</span>' in page
+    assert f" {deposit.amount_u} " not in page

@@ -1,5 +1,9 @@
 """`seed`: create players (`--users N`), the demo data (`--demo`), or named accounts, idempotently.
 
+`--users N` players log in at `POST /v1/auth/login` like any player: in development with the demo players'
+password (printed, like the demo's); elsewhere with the password in the environment variable `--password-env`
+names (never printed), and without one they are refused (nothing created). Production refuses `seed` entirely.
+
 The demo data: an admin, a finance and a support operator (their credentials are printed) and a few
 players with balances. Running it again changes nothing. Refused where BOOTSTRAP_ENABLED is off
 (production); `--demo` is refused outside ENVIRONMENT=development (`accounts/demo.py`).
@@ -18,7 +22,14 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from accounts.demo import DEMO_ENVIRONMENT, DEMO_OPERATORS, DEMO_PLAYERS, PLAYER_PASSWORD, demo_allowed
+from accounts.demo import (
+    DEMO_ENVIRONMENT,
+    DEMO_OPERATORS,
+    DEMO_PLAYERS,
+    PLAYER_PASSWORD,
+    SEED_PLAYER_PREFIX,
+    demo_allowed,
+)
 from accounts.models import User
 from accounts.roles import FINANCE, ROLES, ensure_operator_roles
 from ledger.services import operator_credit
@@ -29,7 +40,12 @@ class Command(BaseCommand):
     help = "Create players (--users N) or the demo operators and players (--demo); idempotent."
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("--users", type=int, default=0, help="create N more players")
+        parser.add_argument(
+            "--users",
+            type=int,
+            default=0,
+            help=f"create N more players; password: --password-env, or in development {PLAYER_PASSWORD!r} (printed)",
+        )
         parser.add_argument("--demo", action="store_true", help="demo operators and players with balances")
         parser.add_argument("--operator", help="create this operator (with --role and --password-env)")
         parser.add_argument("--role", default=FINANCE, choices=ROLES, help="the --operator's role (default finance)")
@@ -49,11 +65,16 @@ class Command(BaseCommand):
                 f"seed --demo is refused here (ENVIRONMENT={settings.ENVIRONMENT}); demo accounts and their "
                 f"passwords exist only where ENVIRONMENT={DEMO_ENVIRONMENT}."
             )
-        password = self._named_password(options) if named else ""
+        password = self._named_password(options) if named or options["password_env"] else ""
+        if options["users"] and not password and not demo_allowed():
+            raise CommandError(
+                f"seed --users outside development needs --password-env NAME (the players' password, read from "
+                f"that environment variable); ENVIRONMENT={settings.ENVIRONMENT}. Nothing was created."
+            )
         if options["demo"]:
             self._demo()
         if options["users"]:
-            self._players(options["users"])
+            self._players(options["users"], password)
         if named:
             self._named(operator=options["operator"], role=options["role"], player=options["player"], password=password)
 
@@ -69,7 +90,10 @@ class Command(BaseCommand):
         password = os.environ.get(name, "")
         if not password:
             raise CommandError(f"The environment variable {name} is empty or not set.")
-        for email, staff in ((options["operator"], True), (options["player"], False)):
+        checked = [(options["operator"], True), (options["player"], False)]
+        if options["users"]:
+            checked.append((f"{SEED_PLAYER_PREFIX}@example.com", False))
+        for email, staff in checked:
             if email:
                 try:
                     validate_password(password, User(email=email.strip().lower(), is_staff=staff))
@@ -133,11 +157,22 @@ class Command(BaseCommand):
                     )
             self.stdout.write(f"  player   {email} / {PLAYER_PASSWORD}  ({usdc_u} micro USDC, {usd_u} US cents)")
 
-    def _players(self, count: int) -> None:
-        start = User.objects.filter(email__startswith="seed-player").count()
-        created = []
-        for n in range(start, start + count):
-            email = f"seed-player{n}@example.com"
-            User.objects.get_or_create(email=email)
+    @transaction.atomic
+    def _players(self, count: int, password: str) -> None:
+        """N new players who can log in: with `password` (from --password-env), or in development the demo's."""
+        shown = "the password in --password-env"
+        if not password:
+            password, shown = PLAYER_PASSWORD, PLAYER_PASSWORD  # development only (checked by the caller)
+        n = User.objects.filter(email__startswith=SEED_PLAYER_PREFIX).count()
+        created: list[str] = []
+        while len(created) < count:
+            email = f"{SEED_PLAYER_PREFIX}{n}@example.com"
+            n += 1
+            if User.objects.filter(email=email).exists():  # numbers left out of order: the next free one
+                continue
+            User.objects.create_user(email, password)
             created.append(email)
-        self.stdout.write(f"created {len(created)} player(s): {', '.join(created[:5])}{' ...' if count > 5 else ''}")
+        self.stdout.write(
+            f"created {len(created)} player(s): {', '.join(created[:5])}{' ...' if count > 5 else ''} "
+            f"(password: {shown}; API token login at POST /v1/auth/login)"
+        )

@@ -2,8 +2,9 @@
 
 - `deposit --user EMAIL --amount N [--currency C] --reason R --operator a@`: *proposes* the credit;
   nothing moves.
-- `deposit --approve ID --operator b@`: a second operator applies it (on a developer's machine,
-  `ENVIRONMENT=development`, the proposer may approve their own). `--reject ID --reason R --operator b@`.
+- `deposit --approve ID --reason R --operator b@`: a second operator applies it, with their own reason (on a
+  developer's machine, `ENVIRONMENT=development`, the proposer may approve their own). `--reject ID --reason R
+  --operator b@`.
 - `deposit --user EMAIL --amount 0` shows the player's balance and changes nothing.
 """
 
@@ -29,7 +30,7 @@ class Command(BaseCommand):
         parser.add_argument("--user", help="the player's email")
         parser.add_argument("--amount", type=amount_u_argument, help="minor units (micro USDC for USDC)")
         parser.add_argument("--currency", default=settings.ROUND_CURRENCY)
-        parser.add_argument("--reason", default="", help="why (required to propose or reject)")
+        parser.add_argument("--reason", default="", help="why (required to propose, --approve or --reject)")
         parser.add_argument("--operator", help="your email (an active operator)")
         parser.add_argument("--reference", default="", help="a reference unique forever (default: from the proposal)")
         parser.add_argument("--approve", type=int, metavar="ID", help="apply another operator's proposed credit")
@@ -63,7 +64,7 @@ class Command(BaseCommand):
                 )
             self.stdout.write(
                 f"Proposal {proposal.pk}: credit {currency.format(amount_u)} to {user.email}, by {operator.email}. "
-                f"Nothing moved; a second operator applies it with: deposit --approve {proposal.pk} --operator <email>"
+                f"Nothing moved; a second operator applies it with: deposit --approve {proposal.pk} --reason <why> --operator <email>"
             )
         self._show_balance(user, currency.code)
 

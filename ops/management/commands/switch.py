@@ -2,8 +2,8 @@
 
 Turning a switch on is one operator (the emergency stop). A switch a failed ledger invariant turned on
 (`payout_freeze` after a breach found by the reconciliation run) stays on until two operators clear it:
-`switch payout_freeze clear --reason R --operator a@` proposes, `switch --approve ID --operator b@` (a
-different operator) turns it off; `switch --reject ID --reason R --operator b@` drops the proposal. A plain
+`switch payout_freeze clear --reason R --operator a@` proposes, `switch --approve ID --reason R --operator b@`
+(a different operator, with their own reason) turns it off; `switch --reject ID --reason R --operator b@` drops the proposal. A plain
 `off` on such a switch is refused.
 """
 
@@ -26,7 +26,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "state", nargs="?", choices=["on", "off", "clear"], help="clear: propose clearing an automatic switch"
         )
-        parser.add_argument("--reason", default="")
+        parser.add_argument("--reason", default="", help="why (required; kept in the audit log)")
         parser.add_argument("--operator", help="the operator's email (recorded as the actor)")
         parser.add_argument("--approve", type=int, metavar="ID", help="approve another operator's clear proposal")
         parser.add_argument("--reject", type=int, metavar="ID", help="reject a clear proposal (with --reason)")
@@ -68,7 +68,7 @@ class Command(BaseCommand):
                 proposal = switch_clear_propose(name=options["name"], reason=options["reason"], acting_user=operator)
             self.stdout.write(
                 f"Proposal {proposal.pk}: clear {options['name']}, by {operator.email}. It stays on until a different "
-                f"operator approves: switch --approve {proposal.pk} --operator <email>"
+                f"operator approves: switch --approve {proposal.pk} --reason <why> --operator <email>"
             )
             return
         with refusals_as_command_errors():

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 from django.utils import timezone
 
 from ops.audit import audit_record
@@ -39,25 +40,35 @@ class Command(BaseCommand):
         getattr(self, f"_{options['action']}")(options)
 
     def _add(self, options: dict[str, Any]) -> None:
+        """Record a waiver and its audit row together; a deadline already past is refused (it would be overdue
+        at once, and a waiver is a promise to fix by a date still ahead)."""
         try:
             day = datetime.strptime(options["deadline"], "%Y-%m-%d").replace(hour=23, minute=59, second=59, tzinfo=UTC)
         except ValueError as exc:
             raise CommandError(f"--deadline must be YYYY-MM-DD, not {options['deadline']!r}.") from exc
-        waiver = Waiver.objects.create(
-            check_name=options["check"],
-            ticket=options["ticket"],
-            risk=options["risk"],
-            owner=options["owner"],
-            reason=options["reason"],
-            deadline=day,
-        )
-        audit_record(
-            actor=operator_from_option(options.get("operator")),
-            action="ops.waiver.add",
-            obj=waiver,
-            reason=options["reason"],
-            data={"check": waiver.check_name, "risk": waiver.risk},
-        )
+        now = timezone.now()
+        if day < now:
+            raise CommandError(
+                f"--deadline {options['deadline']} has passed (it ends {day:%Y-%m-%d %H:%M:%S} UTC; now "
+                f"{now:%Y-%m-%d %H:%M} UTC): give a day from today on. Nothing was recorded."
+            )
+        actor = operator_from_option(options.get("operator"))
+        with transaction.atomic():
+            waiver = Waiver.objects.create(
+                check_name=options["check"],
+                ticket=options["ticket"],
+                risk=options["risk"],
+                owner=options["owner"],
+                reason=options["reason"],
+                deadline=day,
+            )
+            audit_record(
+                actor=actor,
+                action="ops.waiver.add",
+                obj=waiver,
+                reason=options["reason"],
+                data={"check": waiver.check_name, "risk": waiver.risk},
+            )
         self.stdout.write(f"waiver {waiver.pk}: {waiver}")
 
     def _list(self, options: dict[str, Any]) -> None:

@@ -5,7 +5,8 @@ The same service as `POST /v1/payouts/{id}/resolve` and the admin's buttons (`wi
 - `confirm_sent` is refused while the PSP's latest answer about the current attempt is pending or in transit;
   from `payout_submitted` every decision waits for an answer or PAYOUT_MANUAL_RESOLVE_AFTER_MINUTES;
 - `confirm_sent` needs a second operator unless the PSP said paid; above the four-eyes threshold every
-  decision does. The second operator runs the same line, or `resolve --approve PROPOSAL --operator b@`;
+  decision does. The second operator runs the same line, or `resolve --approve PROPOSAL --reason R --operator b@`
+  (their own reason, required);
   `resolve --reject PROPOSAL --reason R --operator b@` drops it.
 
 A refusal exits non-zero with one line and changes nothing.
@@ -67,7 +68,7 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"Proposal {pending[0].pk}: {options['decision']} withdrawal {withdrawal.pk}, by {operator.email}. "
                 f"Nothing moved; a second operator applies it with: resolve --approve {pending[0].pk} "
-                "--operator <email>"
+                "--reason <why> --operator <email>"
             )
         self._show(withdrawal.pk)
 

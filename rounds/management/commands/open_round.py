@@ -3,7 +3,7 @@
 The reference close is the previous round's settled close or the oracle's. When the oracle cannot give it,
 an operator's reference is a maker-checker decision: `--reference X --evidence E --reason R --operator a@`
 *proposes* it and opens nothing; a different operator opens the round at that reference with
-`--approve ID --operator b@` (or rejects it with `--reject ID --reason R --operator b@`). Until then no round
+`--approve ID --reason R --operator b@` (or rejects it with `--reject ID --reason R --operator b@`). Until then no round
 exists and no bet is taken; if the oracle answers first, beat opens the round and the proposal is cancelled.
 """
 
@@ -31,7 +31,7 @@ class Command(BaseCommand):
         parser.add_argument("--code", help="session date YYYYMMDD")
         parser.add_argument("--reference", help="previous session's close, when the oracle cannot give it (proposal)")
         parser.add_argument("--evidence", default="", help="where the reference was read (required with --reference)")
-        parser.add_argument("--reason", default="", help="why (required with --reference and --reject)")
+        parser.add_argument("--reason", default="", help="why (required with --reference, --approve and --reject)")
         parser.add_argument("--approve", type=int, metavar="ID", help="approve another operator's reference proposal")
         parser.add_argument("--reject", type=int, metavar="ID", help="reject a reference proposal (with --reason)")
         parser.add_argument("--operator", help="email of the operator running this")
@@ -68,7 +68,7 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"Proposal {proposal.pk}: open round {options['code']} at reference {proposal.payload['reference_close']}"
                 f", by {operator.email}. No round is open yet; a second operator opens it with: "
-                f"open_round --approve {proposal.pk} --operator <email>"
+                f"open_round --approve {proposal.pk} --reason <why> --operator <email>"
             )
             return
         actor = operator_from_option(options["operator"])

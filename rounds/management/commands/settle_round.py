@@ -3,7 +3,7 @@
 - `--code C --result AUTO`: the oracle's close (two agreeing sources), after close + 5 min; what beat does.
 - `--code C --result UP|DOWN --reason R --evidence E --operator a@`: *proposes* a forced result (only
   from LOCKED, only after the session's close); nothing moves.
-- `--approve ID --operator b@` applies a proposal (b must not be a); `--reject ID --reason R --operator b@`.
+- `--approve ID --reason R --operator b@` applies a proposal (b must not be a; R is b's own reason); `--reject ID --reason R --operator b@`.
 - `--code C --result VOID --reason R --operator a@`: the emergency stop, one operator, from OPEN or LOCKED.
 
 A round already finished with another result exits non-zero and says what it is. `--dry-run` prints
@@ -36,7 +36,7 @@ class Command(BaseCommand):
         parser.add_argument("--result", choices=["AUTO", "UP", "DOWN", "VOID"])
         parser.add_argument("--approve", type=int, metavar="ID", help="apply another operator's proposal")
         parser.add_argument("--reject", type=int, metavar="ID", help="reject a pending proposal (with --reason)")
-        parser.add_argument("--reason", default="", help="required for UP, DOWN, VOID and --reject")
+        parser.add_argument("--reason", default="", help="required for UP, DOWN, VOID, --approve and --reject")
         parser.add_argument("--evidence", default="", help="where the forced result's close was read (UP/DOWN)")
         parser.add_argument("--operator", help="your email; required for every decision but AUTO")
         parser.add_argument("--dry-run", action="store_true", help="print the breakdown, move nothing")
@@ -69,7 +69,7 @@ class Command(BaseCommand):
                 )
                 self.stdout.write(
                     f"Proposal {proposal.pk}: force {wanted} on round {code}, by {operator.email}. Nothing moved; "
-                    f"a second operator applies it with: settle_round --approve {proposal.pk} --operator <email>"
+                    f"a second operator applies it with: settle_round --approve {proposal.pk} --reason <why> --operator <email>"
                 )
                 return
             if wanted == "VOID":
