@@ -166,12 +166,7 @@ def _clear_of_the_round_gap() -> None:
 
 def run_block(number: int, block: str, *, env: dict[str, str], state: Path, log: Path) -> str:
     """Run one README block in bash as the previous blocks left the shell; fail with its output if it fails."""
-    script = (
-        "set -a -e -u -o pipefail\n"
-        f"source {state}\n"
-        f"{block}\n"
-        f"{{ export -p; declare -f; }} > {state}.next\n"
-    )
+    script = f"set -a -e -u -o pipefail\nsource {state}\n{block}\n{{ export -p; declare -f; }} > {state}.next\n"
     done = subprocess.run(  # noqa: S603
         ["bash", "-c", script],  # noqa: S607
         cwd=ROOT,
@@ -209,7 +204,10 @@ def assert_end_state(stack: Stack) -> None:
     """Alice's balances and withdrawals as README step 9 says, the queue empty, the round void, the ledger whole."""
     alice = _login(stack.url, "alice@example.com", "player-demo-pass")
     balances = {b["currency"]: b for b in _api(stack.url, "/v1/wallet", alice)["balances"]}
-    assert (balances["USD"]["available_u"], balances["USD"]["held_u"]) == (10_000 + 15_000 + 1_200_000 - 2_000 - 1_050_000, 0)
+    assert (balances["USD"]["available_u"], balances["USD"]["held_u"]) == (
+        10_000 + 15_000 + 1_200_000 - 2_000 - 1_050_000,
+        0,
+    )
     assert (balances["USDC"]["available_u"], balances["USDC"]["in_open_bets_u"]) == (250_000_000, 0)
     withdrawals = _api(stack.url, "/v1/withdrawals?limit=50", alice)["results"]
     assert sorted((w["amount_u"], w["provider"], w["state"]) for w in withdrawals) == [
