@@ -168,9 +168,29 @@ def check_webhook_secrets() -> tuple[bool, str]:
     return (not failures, "; ".join(failures) or "webhook secrets set")
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def _points_at_local_stub(base: str) -> bool:
+    """Whether an SDK base URL is this machine (the local PSP stub), not a PSP."""
+    from urllib.parse import urlsplit
+
+    return (urlsplit(base).hostname or "") in LOOPBACK_HOSTS
+
+
 def check_psp_endpoints() -> tuple[bool, str]:
-    overridden = [n for n in ("STRIPE_API_BASE", "ADYEN_API_BASE") if getattr(settings, n)]
-    return (not overridden, "PSP SDKs talk to the real PSPs" if not overridden else f"overridden: {overridden}")
+    """The SDKs must talk to the real PSPs: any base URL set fails, and when it is the local stub (the
+    development settings' default, `config/settings/local.py`) the detail says so."""
+    names = ("STRIPE_API_BASE", "ADYEN_API_BASE")
+    bases = {n: str(getattr(settings, n)) for n in names if getattr(settings, n)}
+    if not bases:
+        return True, "PSP SDKs talk to the real PSPs"
+    if not all(_points_at_local_stub(base) for base in bases.values()):
+        return False, f"overridden: {list(bases)}"
+    where = ", ".join(f"{name}={base}" for name, base in bases.items())
+    context = " (the development default)" if settings.ENVIRONMENT == "development" else ""
+    unset = "".join(f"; {n} is not set: that SDK talks to the real PSP" for n in names if n not in bases)
+    return False, f"PSP SDKs point at the local PSP stub{context}: {where}{unset}"
 
 
 def check_simulation_off() -> tuple[bool, str]:

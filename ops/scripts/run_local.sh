@@ -9,10 +9,11 @@ cd "$(dirname "$0")/../.."
 BIN=${BIN:-.venv/bin}
 HOST=${HOST:-127.0.0.1}
 PORT=${PORT:-8000}
-STUB_PORT=${STUB_PORT:-12111}
+# The development settings point both PSP SDKs at the stub on STUB_PORT (config/settings/local.py), in every
+# process and in any other shell; the stub pays payouts after STUB_PAYOUT_DELAY_S seconds (docs/ops/local_psp.md).
+export STUB_PORT=${STUB_PORT:-12111}
+STUB_PAYOUT_DELAY_S=${STUB_PAYOUT_DELAY_S:-3}
 export DJANGO_SETTINGS_MODULE=${DJANGO_SETTINGS_MODULE:-config.settings.local}
-export STRIPE_API_BASE=${STRIPE_API_BASE:-http://127.0.0.1:${STUB_PORT}}
-export ADYEN_API_BASE=${ADYEN_API_BASE:-http://127.0.0.1:${STUB_PORT}}
 RUN_DIR=${RUN_DIR:-.run}
 export RUN_DIR HOST PORT STUB_PORT
 mkdir -p "$RUN_DIR/broker/out" "$RUN_DIR/broker/processed"
@@ -66,7 +67,10 @@ PY
     echo "==== the money loop step by step: README.md \"The money loop, step by step\"; Ctrl-C stops everything ===="
 }
 
-"$BIN/python" -m webhooks.stub --port "$STUB_PORT" --webhook-target "http://$HOST:$PORT" &
+# The stub signs its webhooks with STRIPE_WEBHOOK_SECRET / ADYEN_HMAC_KEY when set (as the settings read them),
+# else with the development settings' defaults.
+"$BIN/python" -m webhooks.stub --port "$STUB_PORT" --webhook-target "http://$HOST:$PORT" \
+    --payout-delay "$STUB_PAYOUT_DELAY_S" &
 pids+=($!)
 "$BIN/celery" -A config worker --beat --loglevel=INFO --concurrency=2 \
     --schedule "$RUN_DIR/celerybeat-schedule" &

@@ -18,6 +18,12 @@
 * ``POST /_stub/webhooks/custody``         ``{"target_url", "payload", "key"}``
 * ``GET  /_stub/prices/{source}/{instrument}/{YYYY-MM-DD}`` -> ``{"close": "18123.45"}``, a demo
   closing price that is the same for every source and changes with the date (for `make run`'s oracle).
+* ``GET  /_stub/pay/{psp_id}``             -> the pay page (HTML) of a PaymentIntent or Checkout session
+* ``POST /_stub/pay/{psp_id}``             ``{"outcome": "succeeded"|"failed"}`` (JSON, or the page's form) ->
+  ``{"psp_id", "provider", "outcome", "status", "event", "webhook": {"url", "status_code", ...}}``: pays or
+  declines it and sends its webhook to the webhook target (:mod:`webhooks.stub.lifecycle`)
+* ``GET  /_stub/deliveries``               -> ``{"deliveries": [...]}``: the webhooks the stub sent by itself
+  (payments settled, payouts finished after the payout delay) and the back office's answers
 
 Webhook endpoints answer ``{"status_code", "body", "sent"}`` with the target's reply.
 Instead of ``target_url`` they accept ``path``, joined to the stub's ``webhook_target``
@@ -28,10 +34,13 @@ import dataclasses
 import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl, unquote
 
 import requests
 
 from .delivery import post_webhook
+from .lifecycle import is_open
+from .pay_page import not_found_page, page
 from .routing import Incoming
 from .signing import (
     SignedWebhook,
@@ -50,12 +59,16 @@ if TYPE_CHECKING:
     from .server import PSPStub
 
 WEBHOOK_PREFIX = "webhooks/"
+PAY_PREFIX = "pay/"
+FORM = "application/x-www-form-urlencoded"
 
 
 def handle(stub: "PSPStub", request: Incoming) -> Reply:
     """Answer a ``/_stub/...`` request; bad input is a 400 with the reason."""
     action = request.path.split("/_stub/", 1)[1]
     try:
+        if action.startswith(PAY_PREFIX):
+            return _pay(stub, request, unquote(action.removeprefix(PAY_PREFIX)))
         body = json.loads(request.raw or b"{}")
         return _dispatch(stub, request, action, body)
     except (ValueError, TypeError, KeyError) as exc:
@@ -85,6 +98,8 @@ def _dispatch(stub: "PSPStub", request: Incoming, action: str, body: JSON) -> Re
         key_filter, path_filter = request.query.get("key"), request.query.get("path")
         calls = stub.calls(key_filter, path_filter)
         return Reply(200, {"idempotency_key": key_filter, "path": path_filter, "calls": calls})
+    if request.method == "GET" and action == "deliveries":
+        return Reply(200, {"deliveries": stub.deliveries()})
     if request.method == "GET" and action == "call-stats":
         return Reply(200, {"calls": stub.call_stats()})
     if request.method == "POST" and action == "mode":
@@ -101,6 +116,33 @@ def _dispatch(stub: "PSPStub", request: Incoming, action: str, body: JSON) -> Re
     if request.method == "POST" and action.startswith(WEBHOOK_PREFIX):
         return _send_webhook(action.removeprefix(WEBHOOK_PREFIX), body, _target(stub, body))
     return Reply(404, {"error": f"No control endpoint {request.method} /_stub/{action}"})
+
+
+def _pay(stub: "PSPStub", request: Incoming, psp_id: str) -> Reply:
+    """The pay page (GET) and its settlement (POST, JSON or the page's form: then the answer is the page)."""
+    if request.method == "GET":
+        found = stub.lifecycle.payment(psp_id)
+        if found is None:
+            return Reply(404, {"error": "not found"}, html=not_found_page(psp_id))
+        return Reply(200, {}, html=page(*found, is_open=is_open(*found)))
+    from_form = request.content_type == FORM
+    if from_form:
+        outcome = dict(parse_qsl(request.raw.decode("utf-8", "replace"))).get("outcome", "")
+    else:
+        body = json.loads(request.raw or b"{}")
+        outcome = body.get("outcome", "") if isinstance(body, dict) else ""
+    reply = stub.lifecycle.settle(psp_id, str(outcome))
+    if not from_form:
+        return reply
+    found = stub.lifecycle.payment(psp_id)
+    if found is None:
+        return Reply(reply.status, reply.body, html=not_found_page(psp_id))
+    if reply.status == 200:
+        webhook = reply.body["webhook"]
+        message = f"{reply.body['outcome']}: {reply.body['event']} sent, the back office answered HTTP {webhook['status_code']}"
+    else:
+        message = str(reply.body.get("error", ""))
+    return Reply(reply.status, reply.body, html=page(*found, is_open=is_open(*found), message=message))
 
 
 def _stripe(body: JSON) -> tuple[JSON, SignedWebhook]:

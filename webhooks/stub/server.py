@@ -22,6 +22,11 @@ on an endpoint is stored and replayed, never executed twice. Failure modes set w
   the client gives up and hangs up (its own timeout), or for at most ``delay``
   seconds (default 30). The client cannot know whether the create happened; a
   retry with the same key replays it.
+
+Started with a ``webhook_target``, it also finishes what a user starts, as the PSPs do in test mode
+(:mod:`webhooks.stub.lifecycle`): the pay page ``/_stub/pay/<psp_id>`` pays or declines a payment and sends its
+webhook; with a ``payout_delay`` (off by default, so tests drive payout statuses by hand) payouts become paid,
+or fail for the test destinations, and their webhook follows.
 """
 
 import copy
@@ -37,6 +42,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from . import control
 from .adyen_api import AdyenAPI
+from .lifecycle import DEFAULT_ADYEN_HMAC_KEY, DEFAULT_STRIPE_WEBHOOK_SECRET, PAYOUT_KINDS, Lifecycle
 from .routing import Incoming, Provider, find_route
 from .state import DEFAULT_TIMEOUT_DELAY, JSON, Created, RecordedRequest, Reply, StubState
 from .stripe_api import StripeAPI, account_invalid, balance_insufficient, no_such_destination
@@ -62,13 +68,23 @@ class PSPStub:
         timeout_delay: float = DEFAULT_TIMEOUT_DELAY,
         webhook_target: str | None = None,
         verbose: bool = False,
+        payout_delay: float | None = None,
+        stripe_webhook_secret: str = DEFAULT_STRIPE_WEBHOOK_SECRET,
+        adyen_hmac_key: str = DEFAULT_ADYEN_HMAC_KEY,
     ) -> None:
+        if payout_delay is not None and payout_delay < 0:
+            raise ValueError(f"payout_delay must be None (off) or at least 0 seconds, not {payout_delay!r}.")
         self.host = host
         self.port = port
         self.timeout_delay = timeout_delay
         self.webhook_target = webhook_target
         self.verbose = verbose
+        # Seconds after which a created payout is settled and its webhook sent; None: payouts stay as created.
+        self.payout_delay = payout_delay
+        self.stripe_webhook_secret = stripe_webhook_secret
+        self.adyen_hmac_key = adyen_hmac_key
         self._state = StubState()
+        self.lifecycle = Lifecycle(self)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -91,6 +107,7 @@ class PSPStub:
         if self._server is None or self._thread is None:
             return
         self._server.stopping.set()
+        self.lifecycle.cancel()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
@@ -132,8 +149,13 @@ class PSPStub:
         self._state.set_mode(kind, mode, times, delay)
 
     def reset(self) -> None:
-        """Forget modes, objects, idempotency keys and recorded requests."""
+        """Forget modes, objects, idempotency keys, recorded requests, settled payments and deliveries."""
+        self.lifecycle.reset()
         self._state.reset()
+
+    def deliveries(self) -> list[JSON]:
+        """The webhooks the stub sent by itself (payments paid or declined, payouts finished), oldest first."""
+        return self.lifecycle.deliveries()
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -237,6 +259,8 @@ class PSPStub:
         if created.obj is not None and kind == "stripe_transfer":
             self._state.credit(str(params["destination"]), str(params["currency"]).lower(), int(params["amount"]))
         self._state.commit(kind, record.idempotency_key, params, created, owner=account)
+        if created.obj is not None and kind in PAYOUT_KINDS and rule.mode != "decline":
+            self.lifecycle.payout_created(kind, str(created.obj["id"]), account)
         if rule.mode != "timeout":
             return created.reply
         delay = self.timeout_delay if rule.delay is None else rule.delay
@@ -307,10 +331,13 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
     def _write(self, reply: Reply) -> None:
-        payload = json.dumps(reply.body).encode("utf-8")
+        if reply.html is not None:
+            payload, content_type = reply.html.encode("utf-8"), "text/html; charset=utf-8"
+        else:
+            payload, content_type = json.dumps(reply.body).encode("utf-8"), "application/json"
         try:
             self.send_response(reply.status)
-            for name, value in {**reply.headers, "Content-Type": "application/json"}.items():
+            for name, value in {**reply.headers, "Content-Type": content_type}.items():
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()

@@ -50,9 +50,12 @@ def _json_bytes(payload: JSON) -> bytes:
 # Stripe ---------------------------------------------------------------------
 
 
-def stripe_event(event_type: str, obj: JSON, event_id: str | None = None, created: int | None = None) -> JSON:
-    """A Stripe Event (snapshot payload) of ``event_type`` wrapping ``obj``."""
-    return {
+def stripe_event(
+    event_type: str, obj: JSON, event_id: str | None = None, created: int | None = None, account: str | None = None
+) -> JSON:
+    """A Stripe Event (snapshot payload) of ``event_type`` wrapping ``obj``; with ``account``, a Connect event
+    (Stripe adds the connected account the object lives on as the event's ``account``)."""
+    event: JSON = {
         "id": event_id or stripe_id("evt"),
         "object": "event",
         "api_version": str(stripe.api_version),
@@ -63,6 +66,9 @@ def stripe_event(event_type: str, obj: JSON, event_id: str | None = None, create
         "request": {"id": None, "idempotency_key": None},
         "type": event_type,
     }
+    if account:
+        event["account"] = account
+    return event
 
 
 def stripe_signature_header(payload: str, secret: str, timestamp: int | None = None) -> str:

@@ -26,6 +26,13 @@ DEFAULT_TIMEOUT_DELAY = 30.0
 # The Stripe Connect account every stub knows from the start (demo data, the canary, the smoke test); tests
 # add their own with `PSPStub.add_connected_account` or `POST /_stub/connected_accounts`.
 STUB_CONNECTED_ACCOUNT = "acct_1PSPStubPlayer0001"
+# Test destinations, like the PSPs' own test values (docs/ops/local_psp.md): with a payout delay, a payout to
+# the first fails and a payout to the second stays pending for ever; any other destination is paid.
+STUB_FAILING_ACCOUNT = "acct_1PSPStubFails0001"
+STUB_PENDING_ACCOUNT = "acct_1PSPStubPending01"
+STUB_FAILING_INSTRUMENT = "STUBINSTRUMENTFAIL01"
+STUB_PENDING_INSTRUMENT = "STUBINSTRUMENTPEND01"
+KNOWN_ACCOUNTS = (STUB_CONNECTED_ACCOUNT, STUB_FAILING_ACCOUNT, STUB_PENDING_ACCOUNT)
 
 
 @dataclass
@@ -36,6 +43,7 @@ class Reply:
     body: JSON
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    html: str | None = None  # a page for a browser (the pay page) instead of ``body`` as JSON
 
 
 @dataclass
@@ -109,7 +117,7 @@ class StubState:
         self._calls: Counter[str] = Counter()
         self._in_flight: Counter[str] = Counter()
         self._max_in_flight: Counter[str] = Counter()
-        self._accounts: set[str] = {STUB_CONNECTED_ACCOUNT}
+        self._accounts: set[str] = set(KNOWN_ACCOUNTS)
         self._balances: Counter[tuple[str, str]] = Counter()  # (connected account, currency) -> minor units
 
     # Stripe Connect: the connected accounts the platform may pay, and what each holds.
@@ -205,6 +213,22 @@ class StubState:
         with self.lock:
             kind, obj = self._objects[object_id]
             obj["status"] = status
+            return copy.deepcopy(obj)
+
+    def find_any(self, object_id: str) -> tuple[str, JSON] | None:
+        """(kind, a copy of the object) for any object created here, None if unknown."""
+        with self.lock:
+            found = self._objects.get(object_id)
+            return (found[0], copy.deepcopy(found[1])) if found is not None else None
+
+    def update_object(self, object_id: str, expected: tuple[str, ...], changes: JSON) -> JSON | None:
+        """Apply ``changes`` to an object whose ``status`` is one of ``expected`` and return a copy of it; None
+        (nothing changed) when its status moved on meanwhile (e.g. a test set it by hand)."""
+        with self.lock:
+            _kind, obj = self._objects[object_id]
+            if obj.get("status") not in expected:
+                return None
+            obj.update(copy.deepcopy(changes))
             return copy.deepcopy(obj)
 
     def objects(self, kind: str | None = None, owner: str | None | bool = True) -> list[JSON]:
