@@ -1,5 +1,7 @@
 """HTTP control endpoints under ``/_stub/``, to steer a stub running in another process.
 
+Documented for developers, with the pay page and the test destinations, in docs/ops/local_psp.md.
+
 * ``GET  /_stub/requests``                 -> ``{"requests": [...]}``
 * ``GET  /_stub/submissions?key=K``        -> ``{"idempotency_key": K, "submissions": n}`` (creates executed)
 * ``GET  /_stub/calls?key=K&path=P``       -> ``{"idempotency_key": K, "path": P, "calls": n}``: HTTP requests

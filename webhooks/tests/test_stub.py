@@ -1070,3 +1070,63 @@ def test_an_adyen_transfer_to_a_third_partys_bank_account_is_taken(stub: PSPStub
         {**ADYEN_TRANSFER, "counterparty": counterparty}, idempotency_key="iban-1"
     )
     assert result.message["counterparty"] == counterparty and result.message["status"] == "authorised"
+
+
+# Test mode: payouts settle by themselves only with a payout delay -------------------------------------
+
+
+def test_the_module_settles_payouts_after_its_payout_delay() -> None:
+    """`--payout-delay` (here from STUB_PAYOUT_DELAY_S): a payout is pending, then paid; with no webhook target
+    the stub says it could send nothing. A bad delay is refused at start-up."""
+    import os
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "STUB_PAYOUT_DELAY_S": "0.2"}
+    command = [sys.executable, "-m", "webhooks.stub", "--port", "0"]
+    with subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE, text=True) as process:  # noqa: S603
+        try:
+            assert process.stdout is not None
+            url = process.stdout.readline().split()[-1]
+            auth = {"Authorization": "Bearer x"}
+            created = requests.post(f"{url}/v1/payouts", data={"amount": 1, "currency": "eur"}, headers=auth, timeout=5)
+            assert created.json()["status"] == "pending"
+            assert _eventually(
+                lambda: (
+                    requests.get(f"{url}/v1/payouts/{created.json()['id']}", headers=auth, timeout=5).json()["status"]
+                    == "paid"
+                )
+            )
+            (delivery,) = requests.get(f"{url}/_stub/deliveries", timeout=5).json()["deliveries"]
+            assert (delivery["event"], delivery["status_code"], delivery["error"]) == (
+                "payout.paid",
+                None,
+                "no webhook target",
+            )
+        finally:
+            process.terminate()
+        assert process.wait(timeout=5) == 0
+    refused = subprocess.run(  # noqa: S603
+        [*command, "--payout-delay", "-1"], cwd=root, capture_output=True, text=True, timeout=30
+    )
+    assert refused.returncode == 2 and "must be 0 or more seconds" in refused.stderr
+
+
+def test_payouts_stay_as_created_without_a_payout_delay(stub: PSPStub, stripe_client: stripe.StripeClient) -> None:
+    payout = stripe_client.v1.payouts.create(params={"amount": 100, "currency": "eur"})
+    time.sleep(0.5)
+    assert stripe_client.v1.payouts.retrieve(payout.id).status == "pending"
+    assert stub.deliveries() == []
+
+
+def test_reset_and_stop_cancel_the_payouts_waiting_for_their_delay() -> None:
+    before = set(threading.enumerate())
+    stub = PSPStub(payout_delay=0.3).start()
+    client = stripe.StripeClient(STRIPE_KEY, base_addresses={"api": stub.url})
+    first = client.v1.payouts.create(params={"amount": 100, "currency": "eur"})
+    stub.reset()  # forgets the first
+    second = client.v1.payouts.create(params={"amount": 100, "currency": "eur"})
+    stub.stop()  # before the second's delay is over
+    time.sleep(0.5)
+    assert stub.deliveries() == [] and first.id != second.id
+    assert [(obj["id"], obj["status"]) for obj in stub.objects()] == [(second.id, "pending")]
+    assert set(threading.enumerate()) <= before
