@@ -43,7 +43,7 @@ AMOUNT_U = 25_000_000
 DELAY_S = 0.3
 KIND = {"adyen": "adyen_transfer", "stripe": "stripe_payout"}
 PAID = {"adyen": "booked", "stripe": "paid"}
-DESTINATION = {
+DESTINATION: dict[tuple[str, str], dict[str, Any]] = {
     ("stripe", "paid"): {"connected_account": STUB_CONNECTED_ACCOUNT},
     ("stripe", "failed"): {"connected_account": STUB_FAILING_ACCOUNT},
     ("stripe", "pending"): {"connected_account": STUB_PENDING_ACCOUNT},

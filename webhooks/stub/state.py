@@ -221,7 +221,7 @@ class StubState:
             found = self._objects.get(object_id)
             return (found[0], copy.deepcopy(found[1])) if found is not None else None
 
-    def update_object(self, object_id: str, expected: tuple[str, ...], changes: JSON) -> JSON | None:
+    def update_object(self, object_id: str, expected: tuple[str | None, ...], changes: JSON) -> JSON | None:
         """Apply ``changes`` to an object whose ``status`` is one of ``expected`` and return a copy of it; None
         (nothing changed) when its status moved on meanwhile (e.g. a test set it by hand)."""
         with self.lock:

@@ -20,7 +20,7 @@ from django.core.management.base import BaseCommand, CommandError
 from webhooks.models import Deposit, Provider
 
 STUB_TIMEOUT_S = 30.0  # the stub answers once the back office has answered its webhook
-BASES = {Provider.STRIPE: "STRIPE_API_BASE", Provider.ADYEN: "ADYEN_API_BASE"}
+BASES: dict[str, str] = {Provider.STRIPE: "STRIPE_API_BASE", Provider.ADYEN: "ADYEN_API_BASE"}
 
 
 class Command(BaseCommand):
