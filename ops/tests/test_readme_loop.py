@@ -4,7 +4,7 @@ The stack is `ops/scripts/run_local.sh` (what `make run` runs) on a fresh databa
 server's owner, dropped after), its own ports and its own `RUN_DIR` (file broker, beat schedule), so it shares
 nothing with the suite or with a developer's `make run`. Each `bash` block of the README's section runs as it is
 written, in order, as one shell would run it: the variables and functions a block defines are handed to the next
-(`set -a`, then `export -p` / `declare -f`), every command must succeed (`set -euo pipefail`). Only the
+(`declare -p`, exported or not, and `declare -f`), every command must succeed (`set -euo pipefail`). Only the
 environment the README itself reads is given: HOST, PORT, STUB_PORT and DATABASE_URL. Then the end state is
 checked through the API and `check_ledger`, and the console is photographed (artifacts/readme-loop/console.png).
 """
@@ -165,9 +165,28 @@ def _clear_of_the_round_gap() -> None:
         time.sleep((gap_to - now).total_seconds())
 
 
+# What one shell keeps from a block to the next: its variables, exported or not, as they are (so a `manage.py`
+# command sees only what the README exports, as in a reader's shell), bash's own and read-only ones aside, and its
+# functions.
+SAVE_SHELL = r"""{
+for __name in $(compgen -v); do
+    case $__name in
+        BASH*|EUID|UID|PPID|SHELLOPTS|FUNCNAME|PIPESTATUS|GROUPS|DIRSTACK|_|SHLVL|LINENO|RANDOM|SECONDS|SRANDOM|\
+        EPOCHSECONDS|EPOCHREALTIME|HISTCMD|OPTIND|OPTARG|OPTERR|COLUMNS|LINES|PWD|OLDPWD|COMP_*|__name|__line)
+            continue;;
+    esac
+    __line=$(declare -p "$__name" 2>/dev/null) || continue
+    __flags=${__line#declare -}
+    case ${__flags%% *} in *r*) continue;; esac
+    printf '%s\n' "$__line"
+done
+declare -f
+}"""
+
+
 def run_block(number: int, block: str, *, env: dict[str, str], state: Path, log: Path) -> str:
     """Run one README block in bash as the previous blocks left the shell; fail with its output if it fails."""
-    script = f"set -a -e -u -o pipefail\nsource {state}\n{block}\n{{ export -p; declare -f; }} > {state}.next\n"
+    script = f"set -e -u -o pipefail\nsource {state}\n{block}\n{SAVE_SHELL} > {state}.next\n"
     done = subprocess.run(  # noqa: S603
         ["bash", "-c", script],  # noqa: S607
         cwd=ROOT,
