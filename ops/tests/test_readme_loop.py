@@ -5,24 +5,28 @@ server's owner, dropped after), its own ports and its own `RUN_DIR` (file broker
 nothing with the suite or with a developer's `make run`. Each `bash` block of the README's section runs as it is
 written, in order, as one shell would run it: the variables and functions a block defines are handed to the next
 (`declare -p`, exported or not, and `declare -f`), every command must succeed (`set -euo pipefail`). Only the
-environment the README itself reads is given: HOST, PORT, STUB_PORT and DATABASE_URL. Then the end state is
-checked through the API and `check_ledger`, and the console is photographed (artifacts/readme-loop/console.png).
+environment the README itself reads is given: HOST, PORT, STUB_PORT, RUN_DIR (the demo clock's folder) and
+DATABASE_URL. Step 5 locks and settles the round on the demo clock (`demo_clock`, development only), so the round
+really settles from the stub's oracle with a winner. Then the end state is checked through the API and
+`check_ledger` (the payouts computed from the pools as the settlement rules do), the next round is seen open on
+the shifted clock, and the console is photographed (artifacts/readme-loop/console.png).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -99,6 +103,7 @@ class Stack:
             PYTHONUNBUFFERED="1",
         )
         self.process: subprocess.Popen[bytes] | None = None
+        self.clock_offset_s = 0  # the demo clock's offset the stack starts with (`clear_of_the_round_gap`)
 
     def start(self) -> None:
         with self.log.open("wb") as out:
@@ -143,6 +148,7 @@ class Stack:
 @pytest.fixture
 def stack(fresh_database: str, tmp_path: Path) -> Iterator[Stack]:
     running = Stack(database_url=fresh_database, run_dir=tmp_path / "run", log=tmp_path / "make-run.log")
+    running.clock_offset_s = clear_of_the_round_gap(tmp_path / "run")
     running.start()
     try:
         yield running
@@ -150,9 +156,17 @@ def stack(fresh_database: str, tmp_path: Path) -> Iterator[Stack]:
         running.stop()
 
 
-def _clear_of_the_round_gap() -> None:
-    """Wait while no round can be open, or one would lock mid-walk: from 3 min before a session's lock
-    to 90 s after its settlement (the next round opens only then; README step 4 says so)."""
+def clear_of_the_round_gap(run_dir: Path) -> int:
+    """Start the stack's demo clock past the window in which no round can take bets for the whole walk; return
+    the offset (seconds; 0 outside the window).
+
+    From 3 min before a session's lock (the round would lock mid-walk) to 90 s after its settlement (no round is
+    open before the next one's reference, this session's close, is final: README step 4 says so), the stack
+    starts with its demo clock (`rounds.clock`, development only) just past that window instead of waiting it
+    out: the same file `manage.py demo_clock` writes, so every process of the stack and the README's commands
+    see it. The walk's own moves (step 5) then go on from there.
+    """
+    from rounds.clock import OFFSET_FILE
     from rounds.domain import calendar
 
     now = datetime.now(UTC)
@@ -161,8 +175,12 @@ def _clear_of_the_round_gap() -> None:
     if times.settle_after_utc + timedelta(seconds=90) < now:
         times = calendar.session_times(day=calendar.next_session(on_or_after=day + timedelta(days=1)))
     gap_from, gap_to = times.lock_utc - timedelta(minutes=3), times.settle_after_utc + timedelta(seconds=90)
-    if gap_from <= now < gap_to:
-        time.sleep((gap_to - now).total_seconds())
+    if not gap_from <= now < gap_to:
+        return 0
+    offset = math.ceil((gap_to - now).total_seconds())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / OFFSET_FILE).write_text(f"{offset}\n")
+    return offset
 
 
 # What one shell keeps from a block to the next: its variables, exported or not, as they are (so a `manage.py`
@@ -220,15 +238,64 @@ def _login(base: str, email: str, password: str) -> str:
         return str(json.loads(answer.read())["token"])
 
 
+ALICE_UP_U, BOB_DOWN_U = 10_000_000, 5_000_000  # README step 4's bets (USDC, micro units)
+BPS = 10_000
+
+
+def settled_round_balances(stack: Stack, alice: str) -> dict[str, int]:
+    """Check the walk's round settled from the stub's oracle with a winner, its figures as `rounds.domain.pool`
+    computes them (fee on the whole pool, at most the losing side; the single winner takes the rest), and the
+    next session's round open on the shifted clock; return Alice's and Bob's expected USDC balances."""
+    from rounds.domain import calendar
+    from webhooks.stub.control import demo_close
+
+    bets = _api(stack.url, "/v1/bets?limit=10", alice)["results"]
+    assert [(b["side"], b["stake_u"], b["round_status"]) for b in bets] == [("UP", ALICE_UP_U, "SETTLED")], bets
+    code = bets[0]["round"]
+    round_ = _api(stack.url, f"/v1/rounds/{code}", alice)
+    settlement = round_["settlement"]
+    day = calendar.parse_code(code)
+    assert settlement["close"] == demo_close(day.isoformat()), settlement  # read from the stub's two sources
+    winner = "UP" if Decimal(settlement["close"]) > Decimal(round_["reference_close"]) else "DOWN"
+    assert settlement["result"] == winner, (round_, winner)
+    total = ALICE_UP_U + BOB_DOWN_U
+    loser_u = BOB_DOWN_U if winner == "UP" else ALICE_UP_U
+    fee = min(total * round_["fee_bps"] // BPS, loser_u)
+    assert fee > 0 and (settlement["fee_u"], settlement["payouts_total_u"], settlement["breakage_u"]) == (
+        fee,
+        total - fee,
+        0,
+    ), settlement
+    alice_paid = total - fee if winner == "UP" else 0
+    assert (bets[0]["payout_u"] or 0) == alice_paid, bets[0]
+    if winner == "UP":
+        assert alice_paid > ALICE_UP_U  # the winner got more than her stake back
+    next_code = calendar.code_for(calendar.next_session(on_or_after=day + timedelta(days=1)))
+
+    def next_round_open() -> bool:
+        try:
+            return bool(_api(stack.url, f"/v1/rounds/{next_code}", alice)["status"] == "OPEN")
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return False
+            raise
+
+    wait_until(next_round_open, 150, f"beat to open round {next_code} on the demo clock after {code} settled")
+    return {
+        "alice": 250_000_000 - ALICE_UP_U + alice_paid,
+        "bob": 100_000_000 - BOB_DOWN_U + (total - fee if winner == "DOWN" else 0),
+    }
+
+
 def assert_end_state(stack: Stack) -> None:
-    """Alice's balances and withdrawals as README step 9 says, the queue empty, the round void, the ledger whole."""
+    """Alice's balances and withdrawals as README step 9 says, the queue empty, the round settled with a winner and
+    its payouts as the settlement rules compute them, the next round open, the ledger whole."""
     alice = _login(stack.url, "alice@example.com", "player-demo-pass")
     balances = {b["currency"]: b for b in _api(stack.url, "/v1/wallet", alice)["balances"]}
     assert (balances["USD"]["available_u"], balances["USD"]["held_u"]) == (
         10_000 + 15_000 + 1_200_000 - 2_000 - 1_050_000,
         0,
     )
-    assert (balances["USDC"]["available_u"], balances["USDC"]["in_open_bets_u"]) == (250_000_000, 0)
     withdrawals = _api(stack.url, "/v1/withdrawals?limit=50", alice)["results"]
     assert sorted((w["amount_u"], w["provider"], w["state"]) for w in withdrawals) == [
         (2_000, "stripe", "paid"),
@@ -238,10 +305,10 @@ def assert_end_state(stack: Stack) -> None:
     finance = _login(stack.url, "finance@example.com", "finance-demo-pass")
     assert _api(stack.url, "/v1/payouts/manual-review", finance)["count"] == 0
     bob = _login(stack.url, "bob@example.com", "player-demo-pass")
+    expected = settled_round_balances(stack, alice)
+    assert (balances["USDC"]["available_u"], balances["USDC"]["in_open_bets_u"]) == (expected["alice"], 0)
     bob_usdc = {b["currency"]: b for b in _api(stack.url, "/v1/wallet", bob)["balances"]}["USDC"]
-    assert bob_usdc["available_u"] == 100_000_000
-    bets = _api(stack.url, "/v1/bets?limit=10", alice)["results"]
-    assert [(b["side"], b["stake_u"], b["round_status"]) for b in bets] == [("UP", 10_000_000, "VOID")], bets
+    assert bob_usdc["available_u"] == expected["bob"]
     checked = subprocess.run(  # noqa: S603
         [sys.executable, "manage.py", "check_ledger"],
         cwd=ROOT,
@@ -270,8 +337,12 @@ def screenshot_console(stack: Stack) -> None:
         page.goto("/admin/")
         text = page.inner_text("body")
         page.screenshot(path=str(SCREENSHOT), full_page=True)
-    # The console's home after the walk: today's round voided, the manual-review queue emptied by the refund.
-    assert "Operator's console" in text and "Manual-review queue" in text and "VOID" in text, text[:800]
+    # The console's home after the walk: the current round (the walk's, settled, or the next one, open) and the
+    # manual-review queue emptied by the refund.
+    current = _api(stack.url, "/v1/rounds/current", _login(stack.url, "alice@example.com", "player-demo-pass"))
+    assert current["status"] in ("SETTLED", "OPEN"), current
+    assert "Operator's console" in text and "Manual-review queue" in text, text[:800]
+    assert current["code"] in text and current["status"] in text, text[:800]
 
 
 def test_the_readme_money_loop_runs_on_make_runs_stack(stack: Stack, tmp_path: Path) -> None:
@@ -279,7 +350,6 @@ def test_the_readme_money_loop_runs_on_make_runs_stack(stack: Stack, tmp_path: P
     assert missing == [], f"the README's loop needs {', '.join(missing)}: install them (.ci/run does)"
     blocks = loop_blocks()
     assert len(blocks) == 10, f"README's loop should have steps 0 to 9 as bash blocks, found {len(blocks)}"
-    _clear_of_the_round_gap()
     wait_until(stack.announced, 240, "make run to print the credentials again once /health/ready answers")
     # The credentials come after the worker's start-up lines, so they do not scroll away under them.
     log = stack.text()
@@ -289,8 +359,9 @@ def test_the_readme_money_loop_runs_on_make_runs_stack(stack: Stack, tmp_path: P
 
     state = tmp_path / "shell-state.sh"
     state.write_text("")
-    env = {k: v for k, v in stack.env.items() if k not in ("RUN_DIR", "BIN")}
+    env = {k: v for k, v in stack.env.items() if k != "BIN"}
     walk_log = tmp_path / "readme-loop.log"
+    walk_log.write_text(f"demo clock offset at start: {stack.clock_offset_s} s (clear_of_the_round_gap)\n")
     try:
         for number, block in enumerate(blocks):
             run_block(number, block, env=env, state=state, log=walk_log)
