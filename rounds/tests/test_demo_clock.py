@@ -137,3 +137,23 @@ def test_without_a_round_there_is_nothing_to_move_to(development: Path, db: Any)
     with pytest.raises(CommandError, match="No round is OPEN or LOCKED: nothing to move the demo clock to its"):
         demo_clock("--to", "settle")
     assert not offset_file(development).exists()
+
+
+def deploy_errors() -> list[Any]:
+    from django.core.checks.registry import registry
+
+    from rounds.checks import no_demo_clock
+
+    assert no_demo_clock in registry.get_checks(include_deployment_checks=True)  # what `check --deploy` runs
+    return [m for m in no_demo_clock() if m.id == "rounds.E001"]
+
+
+def test_the_deploy_check_fails_while_an_offset_file_sits_outside_development(settings: Any, run_dir: Path) -> None:
+    settings.ENVIRONMENT = "production"
+    assert deploy_errors() == []
+    run_dir.mkdir(parents=True)
+    offset_file(run_dir).write_text("3600\n")
+    (error,) = deploy_errors()
+    assert f"demo clock offset file exists at {offset_file(run_dir)} (ENVIRONMENT=production)" in error.msg
+    settings.ENVIRONMENT = "development"  # make run's own folder: no deploy error
+    assert deploy_errors() == []
