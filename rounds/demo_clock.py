@@ -11,14 +11,17 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from rounds import clock
+from rounds.domain import calendar
 from rounds.models import Round
+from rounds.selectors import NEW_YORK
 
 # Just past the instant, so the comparisons of the services (`now >= lock_at`, `now < settle_after`) see it passed.
 PAST = timedelta(seconds=1)
 TARGETS = {
+    "open": ("day", ()),  # the start (New York) of the day of the next session whose round is not open yet
     "lock": ("lock_at", (Round.Status.OPEN,)),
     "close": ("close_at", Round.UNSETTLED),
     "settle": ("settle_after", Round.UNSETTLED),
@@ -79,30 +82,59 @@ def target_round(target: str) -> Round:
     return found
 
 
+def next_round_day() -> tuple[str, datetime]:
+    """The next session whose lock is ahead, and the start of its New York day: from then its round is the
+    current one (`/v1/rounds/current`) and its reference, the previous session's close, is final, so beat opens it.
+
+    Refused when that round exists already (open, or finished early): there is nothing to open.
+    """
+    now = clock.now()
+    try:
+        day = calendar.next_session(on_or_after=now.astimezone(NEW_YORK).date() - timedelta(days=1))
+        while calendar.session_times(day=day).lock_utc <= now:
+            day = calendar.next_session(on_or_after=day + timedelta(days=1))
+    except calendar.OutsideCalendarRange as exc:
+        raise DemoClockRefused(f"No next session in the calendar: {exc}") from exc
+    code = calendar.code_for(day)
+    existing = Round.objects.filter(code=code).first()
+    if existing is not None:
+        raise DemoClockRefused(f"Round {code} is already {existing.status}; there is no round to open before it.")
+    return code, datetime.combine(day, time(0), tzinfo=NEW_YORK).astimezone(UTC)
+
+
 def move_to(target: str) -> Move:
-    """Move the offset forward so the rounds' now is just past the target round's lock_at, close_at or settle_after.
+    """Move the offset forward so the rounds' now is just past the target round's lock_at, close_at or settle_after,
+    or (`open`) the start of the next unopened session's day.
 
     Refused (nothing changed) when that instant is already behind the rounds' now: the clock never goes back.
     """
     require_development()
     if target not in TARGETS:
         raise DemoClockRefused(f"--to takes one of {', '.join(TARGETS)}, not {target!r}.")
-    round_obj = target_round(target)
     field = TARGETS[target][0]
-    instant: datetime = getattr(round_obj, field)
+    if target == "open":
+        code, instant = next_round_day()
+    else:
+        round_obj = target_round(target)
+        code, instant = round_obj.code, getattr(round_obj, field)
     before = clock.demo_offset_s()
     shifted = clock.now()
     aim = instant + PAST
+    if aim <= shifted and target == "open":
+        raise DemoClockRefused(
+            f"Round {code} can open at the rounds' time {shifted:%Y-%m-%d %H:%M:%S}Z already: beat opens it within "
+            f"a minute (or: manage.py open_round --code {code}); the demo clock stays."
+        )
     if aim <= shifted:
         raise DemoClockRefused(
-            f"The rounds' clock is at {shifted:%Y-%m-%d %H:%M:%S}Z, already past round {round_obj.code}'s {field} "
+            f"The rounds' clock is at {shifted:%Y-%m-%d %H:%M:%S}Z, already past round {code}'s {field} "
             f"{instant:%Y-%m-%d %H:%M:%S}Z; the demo clock never moves backwards (--reset returns to the real time)."
         )
     after = math.ceil((aim - clock.real_now()).total_seconds())
     after = max(after, before)  # never backwards, even by the sub-second the two readings are apart
     offset_write(after)
     return Move(
-        code=round_obj.code,
+        code=code,
         field=field,
         instant=instant,
         offset_before_s=before,

@@ -3,10 +3,12 @@ forward to a round's lock, close or settlement, never backwards, and is refused 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import math
+from datetime import UTC, datetime, time, timedelta
 from io import StringIO
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.management import call_command
@@ -157,3 +159,31 @@ def test_the_deploy_check_fails_while_an_offset_file_sits_outside_development(se
     assert f"demo clock offset file exists at {offset_file(run_dir)} (ENVIRONMENT=production)" in error.msg
     settings.ENVIRONMENT = "development"  # make run's own folder: no deploy error
     assert deploy_errors() == []
+
+
+def test_to_open_moves_to_the_next_sessions_day_where_its_round_opens_and_is_current(
+    development: Path, prices: Prices, db: Any
+) -> None:
+    from ops.actors import BEAT
+    from rounds.selectors import round_current_code
+    from rounds.services import round_open
+
+    day = calendar.next_session(on_or_after=datetime.now(UTC).date() + timedelta(days=10))
+    after_lock = calendar.session_times(day=day).lock_utc + timedelta(minutes=10)  # no round takes bets now
+    offset_write(math.ceil((after_lock - datetime.now(UTC)).total_seconds()))
+    following = calendar.next_session(on_or_after=day + timedelta(days=1))
+    code = calendar.code_for(following)
+
+    text = demo_clock("--to", "open")
+    start_of_day = datetime.combine(following, time(0), tzinfo=ZoneInfo("America/New_York"))
+    assert start_of_day < REAL_NOW() < start_of_day + timedelta(seconds=5), text
+    assert f"just past round {code}'s day" in text
+    assert round_current_code() == code
+
+    with pytest.raises(CommandError, match=rf"Round {code} can open at the rounds' time .* already: beat opens it"):
+        demo_clock("--to", "open")  # nothing to move: the day has begun
+    prices.set(day, "100")
+    round_obj, created = round_open(code=code, acting_user=BEAT)  # what beat does, on the shifted time
+    assert created and round_obj.status == "OPEN"
+    with pytest.raises(CommandError, match=rf"Round {code} is already OPEN; there is no round to open before it"):
+        demo_clock("--to", "open")

@@ -4,6 +4,8 @@
   and settle_after.
 - `demo_clock --to lock|close|settle`: move the rounds' time just past the open (or locked) round's lock_at,
   close_at or settle_after; beat (every minute) or `lock_round` / `settle_round --result AUTO` then act on it.
+- `demo_clock --to open`: when no round takes bets (between a session's lock and the next day), move to the start
+  (New York) of the next session's day, when beat opens its round and it is the current one.
 - `demo_clock --reset`: back to the real time.
 
 The clock never moves backwards (refused, one line) but by `--reset`. Anywhere but ENVIRONMENT=development:
@@ -27,11 +29,15 @@ def _at(instant: datetime) -> str:
 
 
 class Command(BaseCommand):
-    help = "Show or move the rounds' demo clock (development only): --to lock|close|settle, or --reset."
+    help = "Show or move the rounds' demo clock (development only): --to open|lock|close|settle, or --reset."
 
     def add_arguments(self, parser: Any) -> None:
         group = parser.add_mutually_exclusive_group()
-        group.add_argument("--to", choices=list(TARGETS), help="move just past the open round's lock, close or settle")
+        group.add_argument(
+            "--to",
+            choices=list(TARGETS),
+            help="just past the open round's lock, close or settle; open: the next session's day",
+        )
         group.add_argument("--reset", action="store_true", help="remove the offset: the rounds' real time again")
 
     def handle(self, *args: Any, **options: Any) -> None:
