@@ -9,8 +9,9 @@ class RoundsConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the round_pools_equal_stakes invariant, the betting_*/round_* metric families and the
-        # wallet's in_open_bets_u (the player's stakes in unsettled rounds) and the stuck-rounds source.
-        from . import invariants, metrics, selectors  # noqa: F401
+        # wallet's in_open_bets_u (the player's stakes in unsettled rounds), the stuck-rounds source and the
+        # deploy check that no demo clock is left outside development.
+        from . import checks, invariants, metrics, selectors  # noqa: F401
         from .overrides import register_round_decisions
 
         register_round_decisions()

@@ -70,7 +70,7 @@ def _reference_close(*, instrument: str, previous_day: date) -> tuple[Decimal, s
             f"Round {previous.code} is not settled yet; its close is this round's reference."
         )
     try:
-        answer = resolve_close(sources=configured_sources(), instrument=instrument, day=previous_day)
+        answer = resolve_close(sources=configured_sources(), instrument=instrument, day=previous_day, clock=clock.now)
     except (OracleError, OracleConfigError) as exc:
         raise errors.ReferenceUnavailable(
             f"The close of {previous_day} is not available from the oracle ({exc}); "

@@ -13,12 +13,13 @@ from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
-RUN_DIR = BASE_DIR / ".run"
 
 env = environ.Env()
 # A `.env` file beside manage.py is read when present; real environment variables win over it.
 if (BASE_DIR / ".env").is_file():
     environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# `make run`'s working files (file broker, beat schedule, demo credentials); a second stack (a test's) sets its own.
+RUN_DIR = Path(env("RUN_DIR", default=str(BASE_DIR / ".run")))
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ENVIRONMENT = env("ENVIRONMENT", default="development")
