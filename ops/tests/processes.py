@@ -123,3 +123,41 @@ def stop(*processes: Any, kill: bool = False) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(5)
+
+
+class Supervised:
+    """A process restarted whenever it exits, as the deployment's supervisor does (compose.yaml's
+    `restart: unless-stopped`): `start()`, `stop()`, and `restarts`, how many times it had to start it again.
+
+    A Celery worker can exit when its broker goes away: kombu 5.7's Redis transport, closing the channel of a
+    lost connection with unacknowledged messages (acks_late), raises AttributeError in `_connparams` and the
+    worker stops with "Unrecoverable error". Production restarts it; a test of the deployment's recovery
+    does the same, and reports it.
+    """
+
+    def __init__(self, start: Callable[[], subprocess.Popen[bytes]], *, check_every_s: float = 0.5) -> None:
+        import threading
+
+        self._start = start
+        self._check_every_s = check_every_s
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self.process: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
+
+    def start(self) -> Supervised:
+        self.process = self._start()
+        self._thread.start()
+        return self
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(self._check_every_s):
+            if self.process is not None and self.process.poll() is not None and not self._stopping.is_set():
+                self.restarts += 1
+                self.process = self._start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(5)
+        if self.process is not None:
+            stop(self.process)

@@ -2,7 +2,7 @@
 
 Everything runs as it does in production, in processes of the test's own: a Redis server on a free port
 (never the machine's shared one), the web server (`manage.py runserver`) and a Celery worker with its
-embedded beat, both on that Redis and on the test database. Webhooks are signed custody deposits sent over
+embedded beat (restarted if it exits, as the deployment's supervisor does: `ops.tests.processes.Supervised`), both on that Redis and on the test database. Webhooks are signed custody deposits sent over
 HTTP. After Redis returns (empty: the worst case, every message sent before the outage is gone too) every
 event must be credited exactly once within 60 s. A withdrawal an operator approved during the outage (its
 payout message lost) must reach the PSP stub within 60 s too, once.
@@ -20,7 +20,16 @@ import requests
 from django.conf import settings
 
 from ledger.models import Journal
-from ops.tests.processes import OwnRedis, django_env, free_port, start_web, start_worker, stop, wait_until
+from ops.tests.processes import (
+    OwnRedis,
+    Supervised,
+    django_env,
+    free_port,
+    start_web,
+    start_worker,
+    stop,
+    wait_until,
+)
 from payouts.tests.helpers import destination_for
 from webhooks.models import Deposit, WebhookEvent
 from webhooks.stub import PSPStub, custody_request
@@ -45,9 +54,11 @@ def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
     web_port = free_port()
     logs = [open(tmp_path / name, "w") for name in ("web.log", "worker.log")]  # noqa: SIM115
     web = start_web(env, logs[0], web_port)
-    worker = start_worker(
-        env, logs[1], "-B", "--pool", "threads", "--concurrency", "4", "--schedule", str(tmp_path / "beat-schedule")
-    )
+    worker = Supervised(
+        lambda: start_worker(
+            env, logs[1], "-B", "--pool", "threads", "--concurrency", "4", "--schedule", str(tmp_path / "beat-schedule")
+        )
+    ).start()
     url = f"http://127.0.0.1:{web_port}"
 
     def web_answers() -> bool:
@@ -58,9 +69,10 @@ def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
 
     try:
         wait_until(web_answers, 30, "the web server")
-        yield {"url": url, "redis": redis_server, "psp": psp, "logs": tmp_path}
+        yield {"url": url, "redis": redis_server, "psp": psp, "logs": tmp_path, "worker": worker}
     finally:
-        stop(web, worker)
+        worker.stop()
+        stop(web)
         redis_server.stop()
         psp.stop()
         for log in logs:
@@ -127,7 +139,10 @@ def test_every_webhook_is_credited_once_within_60s_of_the_broker_returning(
 
     returned = time.monotonic()
     recovery_s = wait_until(all_credited, RECOVERY_LIMIT_S, "every event to be credited after the broker returned")
-    print(f"broker outage {OUTAGE_S}s, {during} webhooks meanwhile: all credited {recovery_s:.1f}s after its return")
+    print(
+        f"broker outage {OUTAGE_S}s, {during} webhooks meanwhile: all credited {recovery_s:.1f}s after its return "
+        f"(worker restarted by its supervisor {stack['worker'].restarts} times)"
+    )
 
     def payout_accepted() -> bool:
         return Withdrawal.objects.filter(pk=withdrawal.pk).exclude(psp_reference="").exists()
