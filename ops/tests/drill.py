@@ -41,6 +41,7 @@ from typing import IO, Any
 import psycopg
 import requests
 
+from .drill_setup import MAX_WAIT_S
 from .processes import OwnRedis, free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -293,7 +294,7 @@ class Drill:
             env={**self.env(), "DJANGO_SETTINGS_MODULE": "config.settings.test", "DATABASE_URL": self.owner_url},
             capture_output=True,
             text=True,
-            timeout=300,
+            timeout=300 + MAX_WAIT_S,  # it may wait out a session's close for the next round (drill_setup.py)
         )
         assert seeded.returncode == 0, f"the drill's data:\n{seeded.stdout}{seeded.stderr}"
         self.data = json.loads(out.read_text())

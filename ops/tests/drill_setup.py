@@ -5,8 +5,9 @@
 Run with DJANGO_SETTINGS_MODULE=config.settings.test and DATABASE_URL of the drill's cluster, after the
 migrations: a finance operator of the drill's own (not a demo user: production refuses those) and an API token
 for it, N funded players with API tokens, and the round that takes bets during the drill (opened through `rounds.services.round_open`).
-Writes what the drill needs to OUT.json. Refuses (exit 1, one line) when no round can take bets for
-`--needs-seconds`: the few minutes before a session's close, until its close plus the settle buffer.
+Writes what the drill needs to OUT.json. In the few minutes before a session's close, until its close plus the
+settle buffer, no round can take bets for `--needs-seconds` (the next round's reference, that close, is not final
+yet): it says so and waits until the next round can open (at most MAX_WAIT_S), so the drill runs at any hour.
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ import json
 import os
 import secrets
 import sys
+import time
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 FUNDS_U = 1_000_000_000  # 1,000 USDC per player
+# The longest wait for the next round: from `--needs-seconds` (600) before a lock to the close plus the settle buffer.
+MAX_WAIT_S = 20 * 60
 
 
 def open_round(*, needs_seconds: float) -> Any:
@@ -40,10 +44,19 @@ def open_round(*, needs_seconds: float) -> Any:
             break
         day = session + timedelta(days=1)
     if (times.lock_utc - now).total_seconds() < needs_seconds:
-        raise SystemExit(
-            f"drill setup: round {times.code} locks at {times.lock_utc:%H:%M:%S}Z, too soon for the drill's bets, and "
-            f"the next round opens only after {times.settle_after_utc:%H:%M:%S}Z: run the drill again then"
+        wait_s = (times.settle_after_utc - now).total_seconds() + 2
+        if wait_s > MAX_WAIT_S:
+            raise SystemExit(
+                f"drill setup: round {times.code} locks at {times.lock_utc:%H:%M:%S}Z, too soon for the drill's bets, "
+                f"and the next round opens only after {times.settle_after_utc:%H:%M:%S}Z: run the drill again then"
+            )
+        print(
+            f"drill setup: round {times.code} locks at {times.lock_utc:%H:%M:%S}Z, too soon for the drill's bets; "
+            f"waiting {wait_s:.0f} s for the next round to open (after {times.settle_after_utc:%H:%M:%S}Z)",
+            flush=True,
         )
+        time.sleep(wait_s)
+        return open_round(needs_seconds=needs_seconds)
     round_obj, _ = round_open(
         code=times.code,
         acting_user=SystemActor("fault-drill"),
