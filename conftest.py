@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -113,6 +113,19 @@ def assert_ledger_ok() -> Callable[[], None]:
         assert breaches == [], "\n".join(str(b) for b in breaches)
 
     return _check
+
+
+@pytest.fixture
+def stub(settings: Any) -> Iterator[Any]:
+    """The PSP stub (`webhooks.stub.PSPStub`) on 127.0.0.1 with both SDKs pointed at it and a short deposit
+    timeout; an app's conftest may override it (payouts: a short payout timeout)."""
+    from webhooks.stub import PSPStub
+
+    with PSPStub(timeout_delay=2.0) as psp:
+        settings.STRIPE_API_BASE = psp.url
+        settings.ADYEN_API_BASE = psp.url
+        settings.DEPOSIT_PROVIDER_TIMEOUT_S = 1.0
+        yield psp
 
 
 @pytest.fixture

@@ -96,16 +96,6 @@ def keep_the_test_connection() -> Iterator[None]:
 
 
 @pytest.fixture
-def stub(settings: Any) -> Iterator[PSPStub]:
-    """The PSP stub with both SDKs pointed at it."""
-    with PSPStub(timeout_delay=2.0) as psp:
-        settings.STRIPE_API_BASE = psp.url
-        settings.ADYEN_API_BASE = psp.url
-        settings.DEPOSIT_PROVIDER_TIMEOUT_S = 1.0
-        yield psp
-
-
-@pytest.fixture
 def open_usd_round(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Callable[[], Any]:
     """open_usd_round() -> an OPEN round in USD (what the stripe deposit credits), the clock before its lock."""
     from rounds.tests.factories import RoundFactory

@@ -2,22 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-
-from webhooks.stub import PSPStub
-
-
-@pytest.fixture
-def stub(settings: Any) -> Iterator[PSPStub]:
-    """The PSP stub on 127.0.0.1 with both SDKs pointed at it (matched by path suffix)."""
-    with PSPStub(timeout_delay=2.0) as psp:
-        settings.STRIPE_API_BASE = psp.url
-        settings.ADYEN_API_BASE = psp.url
-        settings.DEPOSIT_PROVIDER_TIMEOUT_S = 1.0
-        yield psp
 
 
 @pytest.fixture
