@@ -60,7 +60,11 @@ class Bettor:
 
     def post(self, token: str, key: str, body: dict[str, Any], expected: int) -> None:
         response = self.client.post(
-            self.url, body, content_type="application/json", HTTP_AUTHORIZATION=f"Token {token}", HTTP_IDEMPOTENCY_KEY=key
+            self.url,
+            body,
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Token {token}",
+            HTTP_IDEMPOTENCY_KEY=key,
         )
         if response.status_code != expected:
             raise SystemExit(f"a bet answered {response.status_code}, not {expected}: {response.content[:300]!r}")

@@ -30,7 +30,7 @@ from ops.validation import AmountField
 
 from . import errors
 from .betting import bet_place_keyed
-from .models import Bet, Round
+from .models import Round
 from .pools import pools_show
 from .selectors import bet_proof, player_bets, round_current, round_current_code, round_get
 
