@@ -17,6 +17,13 @@ Each run marks the row with its own `created_at`; the response is stored, or the
 the run that still owns that mark (a conditional UPDATE). A request that lost its connection and came
 back after another run took the key over stores nothing (outcome `superseded`): in the atomic case its
 effects roll back with the transaction that failed to store them.
+
+The bet (`POST /v1/rounds/{code}/bets`) keeps the same contract in one round trip instead: its whole work
+is one database function (`rounds_bet_place`, `rounds.betting.bet_place_keyed`), which reserves the key
+(its row inserted first, in the bet's own transaction: a concurrent duplicate waits on the unique index,
+then replays), answers an existing row as `_reserve` does (a row this path left `in_progress` is taken over
+only if nobody holds its advisory lock, else 409) and stores the answer, all before the one commit. The
+view takes the key with `keyed_request` and counts outcomes with `keyed_outcome` (section below).
 """
 
 from __future__ import annotations

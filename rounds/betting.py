@@ -1,8 +1,8 @@
 """Placing a bet: the stake moves from the player's available balance into the round's pool, before lock.
 
 A bet is one call of the database function `rounds_bet_place` (migration 0012) inside one transaction:
-it holds the round shared exactly as `rounds.lock_objects.round_bet_lock` does (so `round_lock`, which
-takes it exclusively, waits for the bets in flight and no bet commits after the lock), checks the pause
+it holds the round shared as `rounds.lock_objects` describes (so `round_lock`, which takes it
+exclusively, waits for the bets in flight and no bet commits after the lock), checks the pause
 switch, the round's status and lock time against `rounds.clock.now()` (passed in: tests move the clock),
 the minimum stake and one bet per player, then opens the player's account and posts the stake through
 the ledger's own functions (`ledger_account_open`, `ledger_post`: the ledger's tables are never written
@@ -23,7 +23,7 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.db import connection, transaction
 from rest_framework.utils.encoders import JSONEncoder
@@ -104,7 +104,7 @@ def _call(*, bet: Bet, keyed: KeyedRequest | None, body: dict[str, Any] | None) 
                 bet.stake_u,
                 bet.bet_id,
                 bet.placed_at,
-                bet.leaf,
+                cast("bytes", bet.leaf),  # set by _new_bet
                 bet.flow_id,
                 user_account_name(user=user),
                 stripe,

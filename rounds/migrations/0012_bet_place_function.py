@@ -11,8 +11,8 @@ One call does, in order, what the bet used to do in about twenty statements and 
    is taken over only if no live request holds its advisory lock (`p_lock_id`, the same id that path
    locks), else `in_progress` (409): the same rules as `idempotent_call`.
 2. The `betting_paused` switch (`ops_switch`): `paused`.
-3. The round held shared exactly as `rounds.lock_objects.round_bet_lock` holds it: the transaction-level
-   advisory lock `pg_advisory_xact_lock_shared(hashtext('rounds:bets'), hashtext(code))`, then the round's
+3. The round held shared as `rounds.lock_objects` describes (the shared form of `round_lock_row`'s locks): the
+   transaction-level advisory lock `pg_advisory_xact_lock_shared(hashtext('rounds:bets'), hashtext(code))`, then the round's
    row `FOR SHARE`: `round_not_found`; not OPEN or `p_now` (the caller's `rounds.clock.now()`) at or past
    its lock time: `round_locked`; a stake under its minimum: `stake_too_small`.
 4. The writes, in a block that rolls back as a whole on a refusal (a plpgsql exception block: one
@@ -25,7 +25,7 @@ One call does, in order, what the bet used to do in about twenty statements and 
    `bet:<bet_id>`, the caller's metadata and actor, legs player -stake / stripe +stake, and the fingerprint of
    `ledger.services._fingerprint`, computed here as `ledger_post_staged` computes it), its refusals answered
    as they are (`insufficient_funds` with the ledger's detail, ...); then the stripe's figures
-   (`rounds_poolstripe` upsert, as `rounds.pools.stripe_add`).
+   (`rounds_poolstripe` upsert, `rounds.pools`).
 5. The key's row, completed with the 201 body (the caller's, with the round's currency and status).
 
 A refusal returns its status and detail (never raises), so the caller's transaction stays usable: with a key,
@@ -105,7 +105,7 @@ BEGIN
         RETURN;
     END IF;
 
-    -- 3. The round, held shared as rounds.lock_objects.round_bet_lock holds it; its status, lock time, minimum.
+    -- 3. The round, held shared (rounds.lock_objects); its status, lock time, minimum.
     PERFORM pg_advisory_xact_lock_shared(hashtext('rounds:bets'), hashtext(p_code));
     SELECT r.id, r.status, r.lock_at, r.min_stake_u, r.currency INTO round_row
         FROM rounds_round r WHERE r.code = p_code FOR SHARE;

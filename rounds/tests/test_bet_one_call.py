@@ -227,7 +227,7 @@ def test_a_key_left_in_progress_by_a_dead_request_is_run_once(
     round_obj = open_round("20250908")
     player = FundedPlayerFactory.create(balance_u=5_000_000)
     scope = f"POST /v1/rounds/{round_obj.code}/bets"
-    fingerprint = request_fingerprint(type("R", (), {"data": BET})(), scope)  # type: ignore[arg-type]
+    fingerprint = request_fingerprint(type("R", (), {"data": BET})(), scope)
     IdempotencyKey.objects.create(user=player, key="dead", scope=scope, request_hash=fingerprint)
     response = post(api_client_for(player), round_obj.code, BET, "dead")
     assert response.status_code == 201, response.content

@@ -149,7 +149,7 @@ def test_a_key_held_by_a_live_request_of_the_other_path_is_409_and_moves_nothing
     player = FundedPlayerFactory.create(balance_u=5_000_000)
     body = {"side": "UP", "stake_u": 2_000_000}
     scope = f"POST /v1/rounds/{round_obj.code}/bets"
-    fingerprint = request_fingerprint(type("R", (), {"data": body})(), scope)  # type: ignore[arg-type]
+    fingerprint = request_fingerprint(type("R", (), {"data": body})(), scope)
     IdempotencyKey.objects.create(user=player, key="live", scope=scope, request_hash=fingerprint)
     holder = connections.create_connection("default")
     try:

@@ -1,6 +1,6 @@
 """Bets of one round run concurrently, and the lock stays exact (PostgreSQL, real threads, real commits).
 
-A bet holds its round shared (`rounds.lock_objects.round_bet_lock`) and credits one of the round's pool
+A bet holds its round shared (`rounds.lock_objects`, inside `rounds_bet_place`) and credits one of the round's pool
 stripes; `round_lock` takes the round exclusively, waits for the bets in flight, folds the stripes into the
 pool account and publishes the Merkle root. These tests check that no bet commits after the lock, that
 the pools equal the accepted stakes, and that two bets really hold their transactions at the same time.
