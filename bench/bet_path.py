@@ -12,7 +12,7 @@ server, no other process), one fresh player and Idempotency-Key per bet, and pri
   wall clock and this process's CPU, and their ratio to the floor;
 - the SQL statements per answer (Django's CaptureQueriesContext, counted over their own batch of bets,
   not the timed one): a new bet, a replay of it (same key and body), a refusal (the player's second bet);
-- with `--profile N`, the N functions with the most cumulative time under cProfile over another batch;
+- with `--profile N`, the N functions with the most cumulative CPU time under cProfile over another batch;
   with `--show-sql`, the statements of one bet.
 
 Nothing here is asserted: the figures are printed and written to artifacts/bench/bet_path.json, ratios
@@ -138,11 +138,11 @@ def main() -> int:
         for statement in sql[: round(per_bet)]:
             print(f"  {statement[:160]}")
     if args.profile:
-        profiler = cProfile.Profile()
+        profiler = cProfile.Profile(time.process_time)  # CPU time: waiting for the database is not counted
         profiler.runcall(_timed, bettor.new, args.bets)
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(args.profile)
-        print(f"\ncProfile over {args.bets} more bets (cumulative):\n{out.getvalue()}")
+        print(f"\ncProfile (CPU time) over {args.bets} more bets (cumulative):\n{out.getvalue()}")
 
     from django.db import connections
 
