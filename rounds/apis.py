@@ -214,7 +214,10 @@ class BetPlaceApi(APIView):
         serializer = self.InputSerializer(data=request.data)
         if not serializer.is_valid():
             # As under `@idempotent`: a key already used answers first; an invalid body is not stored under it.
-            return keyed_existing_answer(user=request.user, keyed=keyed) or self._invalid(serializer)
+            existing = keyed_existing_answer(user=request.user, keyed=keyed)
+            if existing is not None:
+                return existing
+            raise serializers.ValidationError(serializer.errors)
         answer = bet_place_keyed(
             user=signed_in_user(request.user),
             code=code,
@@ -227,10 +230,6 @@ class BetPlaceApi(APIView):
         if answer.status >= 400:
             return problem_response(answer.body)
         return Response(answer.body, status=status.HTTP_201_CREATED)
-
-    @staticmethod
-    def _invalid(serializer: serializers.Serializer) -> Response:
-        raise serializers.ValidationError(serializer.errors)
 
 
 class BetListApi(APIView):

@@ -13,8 +13,9 @@ accounts' names (the ledger's and `rounds.accounts`' naming) and the posting's m
 
 The API's bet (`bet_place_keyed`) also hands the function its `Idempotency-Key` (`ops.idempotency.
 keyed_request`): the key is reserved, answered (a replay, a reused key) and completed with the 201 body in
-the same call, so a new bet costs one statement and one commit. A refusal is stored as the key's answer
-(one more statement, as `ops.idempotency.idempotent_call` stores refusals) before that commit.
+the same call, so a new bet costs one statement and one commit. A 4xx refusal is stored as the key's answer
+(one more statement, as `ops.idempotency.idempotent_call` stores refusals) before that commit; a 5xx one
+(the pause) rolls the key back, as `idempotent_call` releases it.
 """
 
 from __future__ import annotations
@@ -169,9 +170,11 @@ def bet_place_keyed(
     """Place a bet under an Idempotency-Key in one call and one commit; return the answer to send (the API's bet).
 
     `render` turns the bet into the 201 body (the view's output serializer); the body is stored with the key
-    in the same call, so a retry replays it. A refusal of the bet is stored under the key as its problem
-    document and answered (a replay answers it again); a key used for another request (422) or still running
-    under `ops.idempotency.idempotent_call` (409) is refused as that path refuses it, nothing stored.
+    in the same call, so a retry replays it. A refusal of the bet (4xx) is stored under the key as its problem
+    document and answered (a replay answers it again); a 5xx refusal (BettingPaused) is raised and its key
+    rolls back with the transaction, free for a retry, as `idempotent_call` releases it. A key used for
+    another request (422) or still running under `idempotent_call` (409) is refused as that path refuses it,
+    nothing stored.
     """
     bet = _new_bet(user=user, code=code, side=side, stake_u=stake_u)
     body = dict(render(bet))
@@ -185,7 +188,11 @@ def bet_place_keyed(
         if call.status == "placed":
             answer = BetAnswer(status=201, body={**body, **{k: call.detail[k] for k in ("currency", "round_status")}})
         else:
-            problem = _refusal(call, bet=bet).problem()
+            refusal = _refusal(call, bet=bet)
+            if refusal.status >= 500:  # not an answer to keep (the pause): the key rolls back with the bet, free
+                keyed_outcome("released")
+                raise refusal
+            problem = refusal.problem()
             if call.key_id is not None:
                 keyed_refusal_store(key_id=call.key_id, problem=problem)
             answer = BetAnswer(status=problem["status"], body=problem)

@@ -29,8 +29,9 @@ One call does, in order, what the bet used to do in about twenty statements and 
 5. The key's row, completed with the 201 body (the caller's, with the round's currency and status).
 
 A refusal returns its status and detail (never raises), so the caller's transaction stays usable: with a key,
-the caller stores the refusal's problem document in the key's row (as `idempotent_call` stores a refusal)
-before the one commit. Nothing of the ledger is named in SQL here: only its two functions are called.
+the caller stores the refusal's problem document in the key's row (as `idempotent_call` stores a 4xx refusal)
+before the one commit, or rolls the whole transaction back, key and all, for the pause (a 503, which
+`idempotent_call` does not keep either). Nothing of the ledger is named in SQL here: only its two functions are called.
 
 SECURITY INVOKER, deliberately: the function runs with the application role's own rights, which already
 cover every table it writes (`rounds_bet`, `rounds_poolstripe`, `ops_idempotencykey`) and reads
