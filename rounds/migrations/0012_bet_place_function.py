@@ -76,7 +76,7 @@ BEGIN
         IF key_id IS NULL THEN
             SELECT k.id, k.scope, k.request_hash, k.state, k.response_status, k.response_body INTO found_key
                 FROM ops_idempotencykey k WHERE k.user_id = p_player_id AND k.key = p_key;
-            IF NOT FOUND THEN  -- its holder rolled back between our insert and this read: ask again
+            IF NOT FOUND THEN  -- released meanwhile by idempotent_call (a 5xx of that path): ask again
                 status := 'in_progress';
                 RETURN;
             END IF;
