@@ -80,9 +80,13 @@ _ACCOUNT_COLUMNS = ", ".join(str(field.column) for field in Account._meta.concre
 def user_account(*, user: User, currency: str, kind: str = Account.Kind.USER_AVAILABLE) -> Account:
     """Return a player's available or held account in a currency; operators have none (NotAPlayer)."""
     require_player(user, active=False)
+    return account_get_or_create(name=user_account_name(user=user, kind=kind), currency=currency, kind=kind, owner=user)
+
+
+def user_account_name(*, user: User, kind: str = Account.Kind.USER_AVAILABLE) -> str:
+    """Return the name of a player's available or held account (`user:<public_id>:available`)."""
     suffixes: dict[str, str] = {Account.Kind.USER_AVAILABLE: "available", Account.Kind.USER_HELD: "held"}
-    suffix = suffixes[kind]
-    return account_get_or_create(name=f"user:{user.public_id}:{suffix}", currency=currency, kind=kind, owner=user)
+    return f"user:{user.public_id}:{suffixes[kind]}"
 
 
 def house_account(*, currency: str) -> Account:
@@ -157,6 +161,15 @@ def _refusal(status: str, detail: Mapping[str, Any], *, reference: str, reverses
     if status == "already_reversed" and reverses is not None:
         return AlreadyReversed(f"Journal {reverses.reference!r} was already reversed.")
     raise RuntimeError(f"The posting function answered {status!r} for {reference!r}.")
+
+
+def posting_refusal(status: str, detail: Any, *, reference: str) -> LedgerError:
+    """Return the error a refusal of `ledger_post` stands for (its status and detail, as the function answered).
+
+    For a caller that calls `ledger_post` from inside its own database function (`rounds_bet_place`, migration
+    rounds 0012) and gets the posting's answer back: the same refusal `journal_post` would raise.
+    """
+    return _refusal(status, _json(detail) or {}, reference=reference, reverses=None)
 
 
 def _json(value: Any) -> Any:

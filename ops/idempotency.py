@@ -17,6 +17,13 @@ Each run marks the row with its own `created_at`; the response is stored, or the
 the run that still owns that mark (a conditional UPDATE). A request that lost its connection and came
 back after another run took the key over stores nothing (outcome `superseded`): in the atomic case its
 effects roll back with the transaction that failed to store them.
+
+The bet (`POST /v1/rounds/{code}/bets`) keeps the same contract in one round trip instead: its whole work
+is one database function (`rounds_bet_place`, `rounds.betting.bet_place_keyed`), which reserves the key
+(its row inserted first, in the bet's own transaction: a concurrent duplicate waits on the unique index,
+then replays), answers an existing row as `_reserve` does (a row this path left `in_progress` is taken over
+only if nobody holds its advisory lock, else 409) and stores the answer, all before the one commit. The
+view takes the key with `keyed_request` and counts outcomes with `keyed_outcome` (section below).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import DatabaseError, IntegrityError, connection, transaction
@@ -105,17 +113,31 @@ def legacy_request_fingerprint(request: Request, scope: str) -> str:
     return hashlib.sha256(f"{scope}\n{body}".encode()).hexdigest()
 
 
+def _header_key(request: Request) -> str:
+    """Return the request's Idempotency-Key, or refuse a missing or oversized one (400)."""
+    key = request.headers.get(HEADER, "").strip()
+    if not key:
+        raise IdempotencyKeyMissing(f"Send an {HEADER} header, unique for each new request.")
+    if len(key) > MAX_KEY_LENGTH:
+        raise IdempotencyKeyInvalid(f"{HEADER} is at most {MAX_KEY_LENGTH} characters.")
+    return key
+
+
 def _jsonable(data: Any) -> Any:
     return json.loads(json.dumps(data, cls=JSONEncoder))
 
 
 def _replay(row: IdempotencyKey) -> Response:
+    return replay_response(status=row.response_status or 0, body=row.response_body)
+
+
+def replay_response(*, status: int, body: Any) -> Response:
+    """Answer a stored response again, marked `Idempotent-Replayed: true` (a stored refusal as problem+json)."""
     IDEMPOTENCY_EVENTS.labels(outcome="replayed").inc()
     headers = {REPLAY_HEADER: "true"}
-    body = row.response_body
-    if isinstance(body, dict) and "type" in body and "status" in body and (row.response_status or 0) >= 400:
+    if isinstance(body, dict) and "type" in body and "status" in body and status >= 400:
         return problem_response(body, headers=headers)
-    return Response(body, status=row.response_status, headers=headers)
+    return Response(body, status=status, headers=headers)
 
 
 def _lock_id(user: Any, key: str) -> int:
@@ -239,11 +261,7 @@ def idempotent_call(*, request: Request, scope: str, handler: Callable[[], Respo
     handler that calls an outside service (a PSP) passes `atomic=False` and manages its own short
     transactions, so no transaction is open during the call; the response is stored after it.
     """
-    key = request.headers.get(HEADER, "").strip()
-    if not key:
-        raise IdempotencyKeyMissing(f"Send an {HEADER} header, unique for each new request.")
-    if len(key) > MAX_KEY_LENGTH:
-        raise IdempotencyKeyInvalid(f"{HEADER} is at most {MAX_KEY_LENGTH} characters.")
+    key = _header_key(request)
     fingerprint = request_fingerprint(request, scope)
     user = request.user
     lock_id = _lock_id(user, key)
@@ -339,6 +357,77 @@ class _TransientResponse(Exception):
         self.response = response
 
 
+# --- Keys kept by the handler's own database call ---------------------------------------------------
+# A handler whose whole work is one database function call (`rounds.betting.bet_place_keyed`: the bet) keeps
+# the key inside that call, in the same transaction as the work, with one commit: the function inserts the
+# key's row first (a concurrent request with the same key waits on the unique index, then finds the row and
+# replays it), answers an existing row as `_reserve` does, and stores the answer. The handler takes the
+# key and the request's identity from `keyed_request`, and reports its outcome with `keyed_outcome`.
+
+
+@dataclass(frozen=True)
+class KeyedRequest:
+    """One request's Idempotency-Key and what identifies the request, for a handler that stores its own answer."""
+
+    key: str
+    scope: str
+    fingerprint: str
+    legacy_fingerprint: str  # "" when the legacy hash cannot be computed
+    lock_id: int  # the advisory lock `idempotent_call` holds for this key (a request of that path in flight)
+
+
+def keyed_request(request: Request, scope: str) -> KeyedRequest:
+    """Return the request's key and fingerprints; refuse a missing or oversized key or an unhashable body (400)."""
+    key = _header_key(request)
+    return KeyedRequest(
+        key=key,
+        scope=scope,
+        fingerprint=request_fingerprint(request, scope),
+        legacy_fingerprint=legacy_request_fingerprint(request, scope),
+        lock_id=_lock_id(request.user, key),
+    )
+
+
+def keyed_outcome(outcome: str) -> None:
+    """Count one outcome of a keyed handler (`idempotency_events_total{outcome}`); refuse the contract's refusals.
+
+    `reserved`, `completed`, `recovered` are counted; `mismatch` raises IdempotencyKeyReused and `in_progress`
+    IdempotencyInProgress, as `idempotent_call` would answer them. A replay is answered by `replay_response`.
+    """
+    IDEMPOTENCY_EVENTS.labels(outcome=outcome).inc()
+    if outcome == "mismatch":
+        raise IdempotencyKeyReused("This Idempotency-Key was already used for a different request; nothing was done.")
+    if outcome == "in_progress":
+        raise IdempotencyInProgress("The first request with this key has not finished; retry later.")
+
+
+def keyed_refusal_store(*, key_id: int, problem: dict[str, Any]) -> None:
+    """Store a refusal as the answer of a key its handler reserved (inside the handler's transaction)."""
+    IdempotencyKey.objects.filter(pk=key_id).update(
+        state=IdempotencyKey.State.COMPLETED,
+        response_status=problem["status"],
+        response_body=_jsonable(problem),
+        completed_at=timezone.now(),
+    )
+
+
+def keyed_existing_answer(*, user: Any, keyed: KeyedRequest) -> Response | None:
+    """Answer from the key's row as `_reserve` does when it exists (replay, or refuse), else None.
+
+    For a keyed handler that refuses its input before its call (a 400 on the body): `idempotent_call` looks the
+    key up before the handler runs, so a key already used answers the same here.
+    """
+    existing = IdempotencyKey.objects.filter(user=user, key=keyed.key).first()
+    if existing is None:
+        return None
+    same = existing.request_hash in (keyed.fingerprint, keyed.legacy_fingerprint or keyed.fingerprint)
+    if not same or existing.scope != keyed.scope:
+        keyed_outcome("mismatch")
+    if existing.state != IdempotencyKey.State.COMPLETED:
+        keyed_outcome("in_progress")
+    return _replay(existing)
+
+
 # The refusals of the contract itself, for the schema (`ops.schema.problems`): the key, and the body it fingerprints.
 IDEMPOTENCY_REFUSALS = (
     IdempotencyKeyMissing,
@@ -388,8 +477,20 @@ def idempotent(
                 handler=lambda: method(self, request, *args, **kwargs),
             )
 
-        documented = extend_schema(parameters=[idempotency_key_parameter(required=required)])(wrapper)
-        refusals = [r for r in IDEMPOTENCY_REFUSALS if required or r is not IdempotencyKeyMissing]
-        return problems(*refusals)(documented)
+        return _documented(wrapper, required=required)
 
     return decorate(view_method) if view_method is not None else decorate
+
+
+def _documented(method: Callable[..., Response], *, required: bool) -> Callable[..., Response]:
+    documented = extend_schema(parameters=[idempotency_key_parameter(required=required)])(method)
+    refusals = [r for r in IDEMPOTENCY_REFUSALS if required or r is not IdempotencyKeyMissing]
+    return problems(*refusals)(documented)
+
+
+def idempotency_documented(view_method: Callable[..., Response]) -> Callable[..., Response]:
+    """Say in the schema that a view's `post` obeys the Idempotency-Key contract, as `@idempotent` says it.
+
+    For a view that keeps the key inside its own database call (`keyed_request`); nothing is wrapped.
+    """
+    return _documented(view_method, required=True)

@@ -23,9 +23,16 @@ def round_pool_stripe_account(*, code: str, currency: str, stripe: int) -> Accou
     Bets of one round credit different stripes, so no balance row is written by every bet; the round folds
     its stripes into `round_pool_account` when it locks (`rounds.pools`). A stripe is a round pool account.
     """
+    return account_get_or_create(
+        name=round_pool_stripe_name(code=code, stripe=stripe), currency=currency, kind=Account.Kind.ROUND_POOL
+    )
+
+
+def round_pool_stripe_name(*, code: str, stripe: int) -> str:
+    """Return the name of stripe `stripe` of a round's pool (`round:<code>:pool:<stripe>`)."""
     if isinstance(stripe, bool) or not isinstance(stripe, int) or stripe < 0:
         raise InvalidAmount(f"A pool stripe is a whole number from 0, not {stripe!r}.")
-    return account_get_or_create(name=f"round:{code}:pool:{stripe}", currency=currency, kind=Account.Kind.ROUND_POOL)
+    return f"round:{code}:pool:{stripe}"
 
 
 def round_pool_stripes(*, code: str, currency: str) -> list[Account]:

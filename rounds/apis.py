@@ -1,7 +1,9 @@
 """Rounds API: the current round, one round, placing a bet, the player's bets and inclusion proofs.
 
 Thin views: validate, call a service or selector, serialize. Errors are problem+json. Placing a bet
-moves money, so it requires an `Idempotency-Key` (`ops.idempotency.idempotent`).
+moves money, so it requires an `Idempotency-Key`: the bet keeps it inside its one database call
+(`rounds.betting.bet_place_keyed`, `ops.idempotency.keyed_request`), with the contract and the schema of
+`ops.idempotency.idempotent`.
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ from rest_framework.views import APIView
 from accounts.permissions import IsPlayer
 from ledger.errors import InsufficientFunds, InvalidAmount
 from ops.actors import signed_in_user
-from ops.idempotency import idempotent
+from ops.errors import problem_response
+from ops.idempotency import idempotency_documented, keyed_existing_answer, keyed_request, replay_response
 from ops.schema import PAGINATION_PARAMETERS, paginated, problems
 from ops.validation import AmountField
 
 from . import errors
-from .betting import bet_place
-from .models import Bet, Round
+from .betting import bet_place_keyed
+from .models import Round
 from .pools import pools_show
 from .selectors import bet_proof, player_bets, round_current, round_current_code, round_get
 
@@ -195,7 +198,7 @@ class BetPlaceApi(APIView):
         stake_u = AmountField(max_u=MAX_STAKE_U)
 
     @extend_schema(request=InputSerializer, responses={201: BetOutputSerializer})
-    @idempotent
+    @idempotency_documented
     @problems(
         errors.RoundNotFound,
         errors.InvalidBet,
@@ -207,11 +210,26 @@ class BetPlaceApi(APIView):
         InvalidAmount,
     )
     def post(self, request: Request, code: str) -> Response:
+        keyed = keyed_request(request, f"{request.method} {request.path}"[:200])
         serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        bet = bet_place(user=signed_in_user(request.user), code=code, **serializer.validated_data)
-        bet = Bet.objects.select_related("round").get(pk=bet.pk)
-        return Response(BetOutputSerializer(bet).data, status=status.HTTP_201_CREATED)
+        if not serializer.is_valid():
+            # As under `@idempotent`: a key already used answers first; an invalid body is not stored under it.
+            existing = keyed_existing_answer(user=request.user, keyed=keyed)
+            if existing is not None:
+                return existing
+            raise serializers.ValidationError(serializer.errors)
+        answer = bet_place_keyed(
+            user=signed_in_user(request.user),
+            code=code,
+            keyed=keyed,
+            render=lambda bet: BetOutputSerializer(bet).data,
+            **serializer.validated_data,
+        )
+        if answer.replayed:
+            return replay_response(status=answer.status, body=answer.body)
+        if answer.status >= 400:
+            return problem_response(answer.body)
+        return Response(answer.body, status=status.HTTP_201_CREATED)
 
 
 class BetListApi(APIView):

@@ -1,18 +1,21 @@
 """Row locks for rounds: the round row (the ledger locks its own accounts), shared by bets, exclusive otherwise.
 
 Bets of one round run concurrently. Each bet holds the round *shared* until it commits: a shared
-transaction-level advisory lock keyed by the round's code, then `SELECT ... FOR SHARE` of the round row
-(`round_bet_lock`). Every other write to a round (`round_lock_row`: the lock, settlement's callers, forced
-results, oracle prices) takes the same advisory lock *exclusively* before `SELECT ... FOR UPDATE`. So
-`round_lock` waits for every bet in flight to commit and holds new ones until it commits; they then read
-LOCKED and are refused. A bet committed after the lock is impossible, and no row is updated by every bet:
-the round's row is only share-locked (as the bet's foreign key to it share-locks it anyway at commit).
+transaction-level advisory lock keyed by the round's code, then `SELECT ... FOR SHARE` of the round row.
+The bet's database function takes both (`rounds_bet_place`, migration 0012: `pg_advisory_xact_lock_shared(
+hashtext('rounds:bets'), hashtext(code))`, the statement `_BETS_LOCK` below takes in its exclusive form).
+Every other write to a round (`round_lock_row`: the lock, settlement's callers, forced results, oracle
+prices) takes the same advisory lock *exclusively* before `SELECT ... FOR UPDATE`. So `round_lock` waits
+for every bet in flight to commit and holds new ones until it commits; they then read LOCKED and are
+refused. A bet committed after the lock is impossible, and no row is updated by every bet: the round's row
+is only share-locked (as the bet's foreign key to it share-locks it anyway at commit).
 
 Why the advisory lock as well as the row lock: the row locks alone are exact (FOR SHARE conflicts with
 FOR UPDATE), but PostgreSQL lets a new FOR SHARE join the share lockers already holding a row without
 queueing behind a waiting FOR UPDATE, so a steady stream of bets could starve the lock. The lock manager
 queues a new shared advisory request behind a waiting exclusive one, so the lock gets through at once.
-Lock order everywhere: advisory, then the round row, then the ledger's accounts (ascending id).
+Lock order everywhere: advisory, then the round row, then the ledger's accounts (ascending id). A bet takes
+its Idempotency-Key's row before all of them (a duplicate waits there, holding nothing of the round's).
 """
 
 from __future__ import annotations
@@ -22,15 +25,15 @@ from django.db import connection
 from .errors import RoundNotFound
 from .models import Round
 
-_BETS_LOCK = "SELECT pg_advisory_xact_lock{mode}(hashtext('rounds:bets'), hashtext(%s))"
+_BETS_LOCK = "SELECT pg_advisory_xact_lock(hashtext('rounds:bets'), hashtext(%s))"  # a bet: ..._lock_shared
 
 
-def _bets_lock(*, code: str, shared: bool) -> None:
-    """Take the round's advisory lock (shared for a bet, exclusive otherwise)."""
+def _bets_lock(*, code: str) -> None:
+    """Take the round's advisory lock exclusively (a bet takes it shared, in `rounds_bet_place`)."""
     if not connection.in_atomic_block:
         raise RuntimeError("A round lock must be taken inside transaction.atomic().")
     with connection.cursor() as cursor:
-        cursor.execute(_BETS_LOCK.format(mode="_shared" if shared else ""), [code])
+        cursor.execute(_BETS_LOCK, [code])
 
 
 def round_lock_row(*, code: str) -> Round:
@@ -38,21 +41,8 @@ def round_lock_row(*, code: str) -> Round:
 
     Waits for the bets in flight on this round to commit; new bets wait for this transaction.
     """
-    _bets_lock(code=code, shared=False)
+    _bets_lock(code=code)
     try:
         return Round.objects.select_for_update().get(code=code)
     except Round.DoesNotExist as exc:
         raise RoundNotFound(f"There is no round {code}.") from exc
-
-
-def round_bet_lock(*, code: str) -> Round:
-    """Hold one round shared for a bet (advisory lock shared, then SELECT ... FOR SHARE); return it fresh.
-
-    Many bets of the round hold this at once; `round_lock_row` waits for all of them. Nothing here writes
-    the round's row: a bet reads its status and lock time under this lock and never updates it.
-    """
-    _bets_lock(code=code, shared=True)
-    found = next(iter(Round.objects.raw("SELECT * FROM rounds_round WHERE code = %s FOR SHARE", [code])), None)
-    if found is None:
-        raise RoundNotFound(f"There is no round {code}.")
-    return found

@@ -7,7 +7,9 @@ A bet of an OPEN round never updates the round's row, and bets of one round do n
 - its stake and count are added to the same stripe's `PoolStripe` row (one upsert), the round's live
   pool figures (the API, the console) being the sums over its stripes: a handful of rows, never its bets.
 
-So bets run concurrently (`rounds.lock_objects` holds the round shared for each bet). When the round
+Both happen inside the bet's one database call (`rounds_bet_place`, migration 0012; `rounds.betting`), the
+stripe being the player's id modulo `POOL_STRIPES`. So bets run concurrently (the bet holds the round shared,
+`rounds.lock_objects`). When the round
 locks, `pools_fold` (inside `round_lock`'s transaction, after every bet in flight has committed) moves the
 stripe accounts into the round's pool account with one journal through the ledger, computes the pool
 figures from one aggregate over the bets (checked against the stripes' figures), and `round_lock` stores
@@ -52,21 +54,6 @@ def stripes_create(*, code: str, currency: str) -> None:
     """Create a new round's stripe accounts up front (bets would create them on first use otherwise)."""
     for stripe in range(POOL_STRIPES):
         round_pool_stripe_account(code=code, currency=currency, stripe=stripe)
-
-
-def stripe_add(*, round_obj: Round, player_id: int, side: str, stake_u: int) -> None:
-    """Add one bet to its stripe's figures (one upsert on the rounds' own table; inside the bet's transaction)."""
-    up = side == "UP"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO rounds_poolstripe (round_id, stripe, up_pool_u, down_pool_u, up_bets, down_bets)"
-            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (round_id, stripe) DO UPDATE SET"
-            " up_pool_u = rounds_poolstripe.up_pool_u + excluded.up_pool_u,"
-            " down_pool_u = rounds_poolstripe.down_pool_u + excluded.down_pool_u,"
-            " up_bets = rounds_poolstripe.up_bets + excluded.up_bets,"
-            " down_bets = rounds_poolstripe.down_bets + excluded.down_bets",
-            [round_obj.pk, player_id % POOL_STRIPES, stake_u if up else 0, 0 if up else stake_u, int(up), int(not up)],
-        )
 
 
 def with_live_pools(queryset: QuerySet[Round]) -> QuerySet[Round]:
@@ -166,7 +153,6 @@ __all__ = [
     "pools_live",
     "pools_show",
     "stripe_account",
-    "stripe_add",
     "stripes_create",
     "with_live_pools",
 ]

@@ -1,6 +1,6 @@
 """Bets of one round run concurrently, and the lock stays exact (PostgreSQL, real threads, real commits).
 
-A bet holds its round shared (`rounds.lock_objects.round_bet_lock`) and credits one of the round's pool
+A bet holds its round shared (`rounds.lock_objects`, inside `rounds_bet_place`) and credits one of the round's pool
 stripes; `round_lock` takes the round exclusively, waits for the bets in flight, folds the stripes into the
 pool account and publishes the Merkle root. These tests check that no bet commits after the lock, that
 the pools equal the accepted stakes, and that two bets really hold their transactions at the same time.
@@ -159,19 +159,20 @@ def test_64_players_betting_at_once_across_the_lock(
 
 @pytest.fixture
 def hold_after_transfer(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Callable[[], None]], None]]:
-    """hold(step): run `step` inside every bet's transaction, right after its stake has moved."""
+    """hold(step): run `step` inside every bet's transaction, right after its one call (its stake has moved),
+    before its commit."""
     import rounds.betting
 
-    original = rounds.betting.transfer
+    original = rounds.betting._call
     steps: list[Callable[[], None]] = []
 
-    def transfer(**kwargs: Any) -> Any:
-        journal = original(**kwargs)
+    def call(**kwargs: Any) -> Any:
+        answer = original(**kwargs)
         for step in steps:
             step()
-        return journal
+        return answer
 
-    monkeypatch.setattr(rounds.betting, "transfer", transfer)
+    monkeypatch.setattr(rounds.betting, "_call", call)
     yield steps.append
 
 
