@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from ops.schema import problems
 
-from .authentication import ExpiringTokenAuthentication
+from .authentication import ExpiringTokenAuthentication, tokens_forget
 from .services import InvalidCredentials, LoginLockedOut, token_login
 
 
@@ -52,4 +52,5 @@ class TokenLogoutApi(APIView):
     @extend_schema(request=None, responses={204: None})
     def post(self, request: Request) -> Response:
         request.auth.delete()
+        tokens_forget(digest=request.auth.digest)  # refused at once here, within AUTH_TOKEN_CACHE_S elsewhere
         return Response(status=status.HTTP_204_NO_CONTENT)
