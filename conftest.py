@@ -72,9 +72,9 @@ class ManualClock:
 @pytest.fixture
 def ttl_clock(monkeypatch: pytest.MonkeyPatch) -> ManualClock:
     """The clock of every per-process read cache (`ops.ttl`), moved by hand: staleness tested without sleeping."""
-    import accounts.authentication
-    import ops.switches
-    import rounds.apis  # noqa: F401  (each module creates its cache on import)
+    import accounts.authentication  # noqa: F401  (each module creates its cache on import)
+    import ops.switches  # noqa: F401
+    import rounds.apis  # noqa: F401
     from ops import ttl
 
     clock = ManualClock()

@@ -161,7 +161,9 @@ def round_output(round_obj: Round) -> dict[str, Any]:
     return data
 
 
-_open_answers: TtlCache[dict[str, Any]] = TtlCache(name="rounds_open", ttl_setting="ROUND_OPEN_CACHE_S", max_entries=256)
+_open_answers: TtlCache[dict[str, Any]] = TtlCache(
+    name="rounds_open", ttl_setting="ROUND_OPEN_CACHE_S", max_entries=256
+)
 
 
 def open_or_fresh_output(key: tuple[str, str], read: Callable[[], Round]) -> dict[str, Any]:

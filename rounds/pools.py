@@ -104,7 +104,7 @@ def _round_with_pools_sql(alias: str, current: bool) -> tuple[str, tuple[str, ..
     connection = connections[alias]
     quote = connection.ops.quote_name
     fields = Round._meta.concrete_fields
-    columns = ", ".join(f"r.{quote(field.column)}" for field in fields)
+    columns = ", ".join(f"r.{quote(str(field.column))}" for field in fields)
     table, stripes = quote(Round._meta.db_table), quote(PoolStripe._meta.db_table)
     pick = f"SELECT 1 AS rank, id FROM {table} WHERE code = %s"
     if current:

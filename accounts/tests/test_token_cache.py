@@ -99,10 +99,11 @@ def test_invalidating_sessions_refuses_the_tokens_at_once_in_its_own_process(
 
 
 def test_a_refused_token_is_never_remembered(player: Any, ttl_clock: Any) -> None:
-    good = token_client(player)
-    key = good._credentials["HTTP_AUTHORIZATION"]
-    wrong = APIClient()
-    wrong.credentials(HTTP_AUTHORIZATION=key[:-1] + ("0" if key[-1] != "0" else "1"))  # same key, wrong digest
+    _, token = AuthToken.objects.create(user=player)
+    good, wrong = APIClient(), APIClient()
+    good.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    wrong.credentials(HTTP_AUTHORIZATION=f"Token {token[:-1]}{'0' if token[-1] != '0' else '1'}")  # same key
+    assert _status(good) == 200
     for _ in range(2):
         with CaptureQueriesContext(connection) as captured:
             assert _status(wrong) == 401

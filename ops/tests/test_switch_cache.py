@@ -36,7 +36,6 @@ def test_a_switch_turned_on_reaches_the_gate_within_the_bound(ttl_clock: Any, se
 @pytest.mark.parametrize("name", [Switch.Name.PAYOUT_FREEZE, Switch.Name.BETTING_PAUSED, Switch.Name.PAYOUT_AUTO_PAUSE])
 def test_money_guarding_switches_are_read_fresh_even_after_a_gate_read(name: str, ttl_clock: Any) -> None:
     assert switch_is_on_cached(name) is False  # a gate read of it cached "off" in this process...
-
     switch_set(name=name, on=True, reason="stop", actor=OPERATOR)
     assert switch_is_on(name) is True  # ...does not delay the money paths' read: on at once
     switch_set(name=name, on=False, reason="go", actor=OPERATOR)

@@ -129,6 +129,6 @@ def test_the_one_statement_picks_as_before(open_round: Callable[..., Any], clock
     assert round_current().code == "20250908"  # none OPEN: the last one
     found = round_public(code="20250904")
     assert (found.code, found.status) == ("20250904", Round.Status.VOID)
-    assert isinstance(found.price_evidence, list) and found.live_up_pool_u == 0  # JSON parsed, sums set
+    assert isinstance(found.price_evidence, list) and found.__dict__["live_up_pool_u"] == 0  # JSON parsed, sums set
     with pytest.raises(RoundNotFound):
         round_public(code="20250909")
