@@ -45,11 +45,42 @@ def db_owner(db: Any) -> Callable[[], Any]:
 @pytest.fixture(autouse=True)
 def _empty_cache() -> Any:
     """Every test starts with an empty default cache: a round code reused from an earlier test (with its
-    rows rolled back) must not find that test's cached round answers (rounds.apis.round_output)."""
+    rows rolled back) must not find that test's cached round answers (rounds.apis.round_output); and with
+    every per-process read cache (`ops.ttl`: tokens, the maintenance switch, OPEN rounds' answers) empty."""
     from django.core.cache import cache
 
+    from ops.ttl import ttl_caches_clear
+
     cache.clear()
+    ttl_caches_clear()
     yield
+
+
+class ManualClock:
+    """A monotonic clock that moves only when told: `advance(seconds)`."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def ttl_clock(monkeypatch: pytest.MonkeyPatch) -> ManualClock:
+    """The clock of every per-process read cache (`ops.ttl`), moved by hand: staleness tested without sleeping."""
+    import accounts.authentication  # noqa: F401  (each module creates its cache on import)
+    import ops.switches  # noqa: F401
+    import rounds.apis  # noqa: F401
+    from ops import ttl
+
+    clock = ManualClock()
+    for cache in ttl._caches:
+        monkeypatch.setattr(cache, "clock", clock)
+    return clock
 
 
 @pytest.fixture(autouse=True)

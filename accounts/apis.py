@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from drf_spectacular.utils import extend_schema, extend_schema_serializer
+from knox.models import AuthToken
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
@@ -11,7 +14,7 @@ from rest_framework.views import APIView
 
 from ops.schema import problems
 
-from .authentication import ExpiringTokenAuthentication
+from .authentication import ExpiringTokenAuthentication, tokens_forget
 from .services import InvalidCredentials, LoginLockedOut, token_login
 
 
@@ -51,5 +54,7 @@ class TokenLogoutApi(APIView):
 
     @extend_schema(request=None, responses={204: None})
     def post(self, request: Request) -> Response:
-        request.auth.delete()
+        token = cast(AuthToken, request.auth)
+        token.delete()
+        tokens_forget(digest=token.digest)  # refused at once here, within AUTH_TOKEN_CACHE_S elsewhere
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -15,6 +15,8 @@ from knox.models import AuthToken
 from ops.audit import audit_record
 from ops.errors import ApplicationError
 
+from .authentication import tokens_forget
+
 
 class InvalidCredentials(ApplicationError):
     code = "auth/invalid-credentials"
@@ -103,6 +105,7 @@ def sessions_invalidate(*, user: Any = None, acting_user: Any, reason: str) -> d
                 session.delete()
                 sessions += 1
         tokens, _ = AuthToken.objects.filter(user=user).delete()
+    tokens_forget(user_id=user.pk if user is not None else None)  # the other processes: within the bound
     counts = {"sessions": sessions, "tokens": tokens}
     audit_record(
         actor=acting_user,

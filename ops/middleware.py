@@ -56,7 +56,9 @@ class MaintenanceModeMiddleware:
     Runs as `process_view`, after URL resolution, so a refusal is counted under its route. The 503 is a
     problem+json of type `maintenance` with `Retry-After`, and `http_request_duration_seconds` labels it
     `status="maintenance"` (not a server error: a `status=~"5.."` alert does not fire during a cutover).
-    Staff are recognised by their admin session or their API token (the API's own authenticators).
+    Staff are recognised by their admin session or their API token (the API's own authenticators). The
+    switch is read through `ops.switches.switch_is_on_cached`: turned on, it refuses writes within
+    `SWITCH_CACHE_S` (1 s) in every process.
     """
 
     GUARDED_PREFIXES = ("/v1/", "/simulate/")
@@ -77,9 +79,9 @@ class MaintenanceModeMiddleware:
         if request.path.startswith(self.OPEN_PREFIXES):
             return None
         from .models import Switch
-        from .switches import switch_is_on
+        from .switches import switch_is_on_cached
 
-        if not switch_is_on(Switch.Name.MAINTENANCE) or _is_staff(request):
+        if not switch_is_on_cached(Switch.Name.MAINTENANCE) or _is_staff(request):
             return None
         response = problem_json_response(
             {

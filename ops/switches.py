@@ -1,4 +1,10 @@
-"""Operator switches (maintenance, payout freeze, betting pause): read fresh every time.
+"""Operator switches (maintenance, payout freeze, betting pause).
+
+`switch_is_on` reads the database every time: the payouts and the bet read their switches (payout_freeze,
+payout_auto_pause, betting_paused) inside the transaction that moves the money, and a stale answer there
+would let money move after an operator stopped it. Only the request gate, the maintenance middleware,
+reads through `switch_is_on_cached`: a switch turned on takes effect there within `SWITCH_CACHE_S`
+(1 s by default, per process; `ops.ttl`), which saves a query on every write request.
 
 Turning a switch on is the one-operator emergency stop (`switch_set`). A failed ledger invariant turns
 `payout_freeze` on by itself (`switch_trip`, in the transaction that records the breach); a switch tripped
@@ -18,6 +24,7 @@ from .approvals import DecisionKind, checker_reason, decision_propose, register_
 from .audit import actor_label, audit_record
 from .errors import ApplicationError, ValidationFailed
 from .models import Proposal, Switch
+from .ttl import TtlCache
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -39,8 +46,20 @@ class SwitchNotTripped(ApplicationError):
 
 
 def switch_is_on(name: str) -> bool:
-    """Return whether the named switch is on."""
+    """Return whether the named switch is on, read from the database now (for reads that guard money)."""
     return Switch.objects.filter(name=name, on=True).exists()
+
+
+_gate_reads: TtlCache[bool] = TtlCache(name="switches", ttl_setting="SWITCH_CACHE_S", max_entries=64)
+
+
+def switch_is_on_cached(name: str) -> bool:
+    """Return whether the named switch is on, as read at most `SWITCH_CACHE_S` seconds ago in this process.
+
+    For request gates only (maintenance mode): a switch turned on (or off) takes effect within the bound.
+    Never for a read that a money transaction relies on: use `switch_is_on` there.
+    """
+    return bool(_gate_reads.load(name, lambda: switch_is_on(name)))
 
 
 def switch_subject(name: str) -> str:

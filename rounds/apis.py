@@ -8,6 +8,7 @@ moves money, so it requires an `Idempotency-Key`: the bet keeps it inside its on
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.core.cache import cache
@@ -26,16 +27,24 @@ from ops.actors import signed_in_user
 from ops.errors import problem_response
 from ops.idempotency import idempotency_documented, keyed_existing_answer, keyed_request, replay_response
 from ops.schema import PAGINATION_PARAMETERS, paginated, problems
+from ops.ttl import TtlCache
 from ops.validation import AmountField
 
 from . import errors
 from .betting import bet_place_keyed
 from .models import Round
 from .pools import pools_show
-from .selectors import bet_proof, player_bets, round_current, round_current_code, round_get
+from .selectors import bet_proof, player_bets, round_current, round_current_code, round_public
 
 # A bet's record is hashed as canonical JSON (RFC 8785), which allows no integer beyond 2**53 - 1.
 MAX_STAKE_U = 2**53 - 1
+
+OPEN_LAG_NOTE = (
+    "While the round is OPEN, its answer may be up to one second old (ROUND_OPEN_CACHE_S): the pools may not "
+    "yet show bets of the last second, and for up to a second after the round locks it may still read OPEN "
+    "(a bet is then refused with rounds/locked: the bet checks the round in the database). A LOCKED, SETTLED "
+    "or VOID round is answered as stored."
+)
 
 
 @extend_schema_serializer(component_name="Round")
@@ -111,8 +120,13 @@ class BetOutputSerializer(serializers.Serializer):
 
 
 # --- Cached round answers ------------------------------------------------------------------------
-# An OPEN round's pools move with every bet: it is serialized afresh on every read (never cached), so a
-# player who has just bet sees the pools with the stake in, whichever worker answers. Once a round is
+# An OPEN round's pools move with every bet. Its public answer is rendered from one SQL statement
+# (`rounds.pools.round_with_pools`) and kept in this process for at most ROUND_OPEN_CACHE_S seconds
+# (1 s by default; `ops.ttl`), counted from the start of the read that produced it: the pools a player
+# sees may lag the bets by up to that bound (a player who has just bet may see the pools without the
+# stake for up to a second), and so may the status: for at most the bound after a round locks, a process
+# can still answer it OPEN. Nothing is decided on that answer: a bet checks the round's status in the
+# database, in its own transaction, and is refused once the round has locked. Once a round is
 # locked nothing in its public answer changes until it is settled or voided (the lock writes the status,
 # the Merkle root and the final pools together), and a SETTLED or VOID round never changes again. So:
 # - a LOCKED / SETTLED / VOID round's answer is cached under its code, primary key, status and
@@ -150,6 +164,28 @@ def round_output(round_obj: Round) -> dict[str, Any]:
     return data
 
 
+_open_answers: TtlCache[dict[str, Any]] = TtlCache(
+    name="rounds_open", ttl_setting="ROUND_OPEN_CACHE_S", max_entries=256
+)
+
+
+def open_or_fresh_output(key: tuple[str, str], read: Callable[[], Round]) -> dict[str, Any]:
+    """An OPEN round's answer rendered less than ROUND_OPEN_CACHE_S ago under `key`, else `read()`'s.
+
+    The answer of a round read OPEN is kept under `key` (aged from before the read); any other status
+    goes through `round_output`'s caching and is never kept here.
+    """
+    data = _open_answers.get(key)
+    if data is not None:
+        return data
+    started = _open_answers.clock()
+    round_obj = read()
+    data = round_output(round_obj)
+    if round_obj.status == Round.Status.OPEN:
+        _open_answers.store(key, started, data)
+    return data
+
+
 def final_round_output(code: str) -> dict[str, Any] | None:
     """A finished round's cached answer by code alone, or None (not finished, or not cached yet)."""
     if not (len(code) == 8 and code.isascii() and code.isdigit()):  # a round code is YYYYMMDD
@@ -161,30 +197,37 @@ class RoundCurrentApi(APIView):
     """The round of today's session (or the next one): status, times, pools by side, commit.
 
     Public, like every round's commit and reveal (the house manual curls it without credentials). The
-    answer is the same for everyone, so no credentials are looked at (no token query).
+    answer is the same for everyone, so no credentials are looked at (no token query). While the round
+    is OPEN the answer may be up to ROUND_OPEN_CACHE_S (1 s) old: its pools and status lag by at most that.
     """
 
     authentication_classes: list[type[BaseAuthentication]] = []
     permission_classes = [AllowAny]
 
-    @extend_schema(responses={200: RoundOutputSerializer})
+    @extend_schema(responses={200: RoundOutputSerializer}, description=OPEN_LAG_NOTE)
     @problems(errors.RoundNotFound)
     def get(self, request: Request) -> Response:
-        data = final_round_output(round_current_code())
-        return Response(data if data is not None else round_output(round_current()))
+        code = round_current_code()
+        data = final_round_output(code)
+        return Response(data if data is not None else open_or_fresh_output(("current", code), round_current))
 
 
 class RoundDetailApi(APIView):
-    """One round; after settlement also its result, close, price evidence and reveal (public, like the current one)."""
+    """One round; after settlement also its result, close, price evidence and reveal (public, like the current one).
+
+    While the round is OPEN the answer may be up to ROUND_OPEN_CACHE_S (1 s) old, as the current round's.
+    """
 
     authentication_classes: list[type[BaseAuthentication]] = []
     permission_classes = [AllowAny]
 
-    @extend_schema(responses={200: RoundOutputSerializer})
+    @extend_schema(responses={200: RoundOutputSerializer}, description=OPEN_LAG_NOTE)
     @problems(errors.RoundNotFound)
     def get(self, request: Request, code: str) -> Response:
         data = final_round_output(code)
-        return Response(data if data is not None else round_output(round_get(code=code)))
+        if data is None:
+            data = open_or_fresh_output(("code", code), lambda: round_public(code=code))
+        return Response(data)
 
 
 class BetPlaceApi(APIView):

@@ -22,9 +22,11 @@ plus its stripes hold the round's stakes while it is unsettled, and the stripes 
 
 from __future__ import annotations
 
+import functools
 import logging
+from typing import Any
 
-from django.db import connection
+from django.db import connection, connections, router
 from django.db.models import OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 
@@ -72,6 +74,64 @@ def with_live_pools(queryset: QuerySet[Round]) -> QuerySet[Round]:
             for name in FIGURES
         }
     )
+
+
+Converters = tuple[tuple[int, Any], ...]  # (column position, Field.from_db_value-like converter)
+
+
+@functools.cache
+def _round_with_pools_sql(alias: str, current: bool) -> tuple[str, tuple[str, ...], Converters]:
+    """The SQL of `round_with_pools`, written once per process from the model (never compiled per request).
+
+    `current` picks, in one statement, the first of: the round with the code given, the OPEN round with the
+    lowest code, the round with the highest code (parameters: code, OPEN); else only the round with the code.
+    The stripes' sums are a lateral aggregate over the picked round's stripes (at most POOL_STRIPES rows).
+    Returned with the fields' converters (the JSON fields' parsing), which the ORM would have applied.
+    """
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+    fields = Round._meta.concrete_fields
+    columns = ", ".join(f"r.{quote(str(field.column))}" for field in fields)
+    table, stripes = quote(Round._meta.db_table), quote(PoolStripe._meta.db_table)
+    pick = f"SELECT 1 AS rank, id FROM {table} WHERE code = %s"
+    if current:
+        pick = (
+            f"({pick}) UNION ALL (SELECT 2, id FROM {table} WHERE status = %s ORDER BY code LIMIT 1)"
+            f" UNION ALL (SELECT 3, id FROM {table} ORDER BY code DESC LIMIT 1) ORDER BY rank LIMIT 1"
+        )
+    sums = ", ".join(f"COALESCE(SUM({quote(name)}), 0)" for name in FIGURES)
+    sql = (
+        f"SELECT {columns}, live.* FROM ({pick}) AS pick JOIN {table} r ON r.id = pick.id"
+        f" CROSS JOIN LATERAL (SELECT {sums} FROM {stripes} WHERE round_id = r.id) AS live"
+    )
+    converters = tuple(
+        (i, converter) for i, field in enumerate(fields) for converter in field.get_db_converters(connection)
+    )
+    return sql, tuple(field.attname for field in fields), converters
+
+
+def round_with_pools(*, code: str, current: bool = False) -> Round | None:
+    """Return the round with this code (or, if `current`, the fallback above) with its live pool figures.
+
+    One statement written once per process (`_round_with_pools_sql`): the public round reads run no ORM
+    query compilation, which cost more than the database's own time. The figures are set as the
+    `with_live_pools` annotations, so `pools_live` and `pools_show` use them.
+    """
+    alias = router.db_for_read(Round)
+    sql, names, converters = _round_with_pools_sql(alias, current)
+    params = [code, Round.Status.OPEN] if current else [code]
+    with connections[alias].cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = list(row[: len(names)])
+    for i, converter in converters:
+        values[i] = converter(values[i], None, connections[alias])
+    round_obj = Round.from_db(alias, list(names), values)
+    for name, value in zip(FIGURES, row[len(names) :], strict=True):
+        setattr(round_obj, f"{LIVE}{name}", int(value))
+    return round_obj
 
 
 def pools_live(*, round_obj: Round) -> PoolFigures:
@@ -152,6 +212,7 @@ __all__ = [
     "pools_fold",
     "pools_live",
     "pools_show",
+    "round_with_pools",
     "stripe_account",
     "stripes_create",
     "with_live_pools",

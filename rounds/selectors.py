@@ -25,7 +25,7 @@ from rounds.domain.reveal import verify_reveal
 
 from .errors import BetNotFound, ProofNotReady, RoundNotFound
 from .models import Bet, Round
-from .pools import with_live_pools
+from .pools import round_with_pools
 from .proofs import proof_refused, stored_proof
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -91,19 +91,22 @@ def round_current_code() -> str:
 
 
 def round_current() -> Round:
-    """Return the round of today's session (New York date) or, failing that, the next open one.
+    """Return the round of today's session (New York date) or, failing that, the next open one (else the last).
 
-    Annotated with its stripes' pool figures (`rounds.pools.pools_show` shows them while it is OPEN).
+    With its stripes' pool figures (`rounds.pools.pools_show` shows them while it is OPEN), in one SQL
+    statement written once per process (`rounds.pools.round_with_pools`).
     """
-    code = round_current_code()
-    rounds = with_live_pools(Round.objects.all())  # an OPEN round's pools so far, in the same query
-    found = rounds.filter(code=code).first() if code else None
-    if found is None:
-        found = rounds.filter(status=Round.Status.OPEN).order_by("code").first()
-    if found is None:
-        found = rounds.order_by("-code").first()
+    found = round_with_pools(code=round_current_code(), current=True)
     if found is None:
         raise RoundNotFound("No round has been opened yet.")
+    return found
+
+
+def round_public(*, code: str) -> Round:
+    """Return the round with this code with its live pool figures (one statement), or raise RoundNotFound."""
+    found = round_with_pools(code=code)
+    if found is None:
+        raise RoundNotFound(f"There is no round {code}.")
     return found
 
 

@@ -144,6 +144,12 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Cache: local memory per process, counted by django-prometheus (`django_cache_*`).
 CACHES = {"default": {"BACKEND": "django_prometheus.cache.backends.locmem.LocMemCache"}}
+# Per-process caches of hot reads, each served for at most this many seconds (ops/ttl.py; 0 turns one off):
+# the API token and its user (a deleted or expired token, a deactivated user is refused within the bound),
+# the maintenance switch as the request gate reads it, an OPEN round's public answer (its pools and status).
+AUTH_TOKEN_CACHE_S = env.float("AUTH_TOKEN_CACHE_S", default=1.0)
+SWITCH_CACHE_S = env.float("SWITCH_CACHE_S", default=1.0)
+ROUND_OPEN_CACHE_S = env.float("ROUND_OPEN_CACHE_S", default=1.0)
 
 # Passwords: Django's validators; operators (staff) need at least 12 characters; the demo passwords are
 # refused outside ENVIRONMENT=development.

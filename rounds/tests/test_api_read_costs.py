@@ -1,5 +1,6 @@
 """What the hot reads cost: queries per request through the full middleware stack (a player with a knox
-token), the cached answers of locked and finished rounds never stale, maintenance mode read fresh."""
+token), the cached answers of locked and finished rounds never stale, an OPEN round's answer and the
+maintenance switch at most their bound (ROUND_OPEN_CACHE_S, SWITCH_CACHE_S) old, moved on a hand clock."""
 
 from __future__ import annotations
 
@@ -24,23 +25,39 @@ def _queries(client: Any, path: str) -> tuple[Any, list[str]]:
     return response, [q["sql"] for q in captured.captured_queries]
 
 
-def test_the_wallet_is_two_queries_the_token_and_the_wallet(
+def _captured(client: Any, path: str) -> tuple[Any, list[str]]:
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(path)
+    assert response.status_code == 200, response.content
+    return response, [q["sql"] for q in captured.captured_queries]
+
+
+def test_the_wallet_is_one_query_while_its_token_is_remembered(
     api_client_for: Callable[..., Any],
     open_round: Callable[..., Any],
     place: Callable[..., Any],
     make_player: Callable[..., Any],
     fund: Any,
+    ttl_clock: Any,
+    settings: Any,
 ) -> None:
+    """The token checked in the database once per AUTH_TOKEN_CACHE_S; then each wallet read is one statement."""
     round_obj = open_round("20250908", reference="100")
     alice = make_player()
     place(round_obj, "UP", 3_000_000, player=alice)
     fund(alice, 5_000_000)
     client = api_client_for(alice)
-    response, sql = _queries(client, "/v1/wallet")
-    assert len(sql) == 2, sql
-    assert "knox_authtoken" in sql[0] and "accounts_user" in sql[0]  # the token and its user, joined
-    assert "ledger_account" in sql[1] and "rounds_bet" in sql[1]  # accounts and open stakes in one query
-    assert not any(s.lstrip().upper().startswith(("UPDATE", "INSERT", "DELETE")) for s in sql)  # a read writes nothing
+    _, cold = _captured(client, "/v1/wallet")
+    assert len(cold) == 2, cold
+    assert "knox_authtoken" in cold[0] and "accounts_user" in cold[0]  # the token and its user, joined
+    assert "ledger_account" in cold[1] and "rounds_bet" in cold[1]  # accounts and open stakes in one query
+    ttl_clock.advance(settings.AUTH_TOKEN_CACHE_S * 0.9)
+    response, sql = _captured(client, "/v1/wallet")
+    assert len(sql) == 1, sql  # the token remembered: the wallet's one statement is the request's only one
+    assert "ledger_account" in sql[0] and "rounds_bet" in sql[0] and "knox_authtoken" not in sql[0]
+    ttl_clock.advance(settings.AUTH_TOKEN_CACHE_S * 0.2)
+    assert len(_captured(client, "/v1/wallet")[1]) == 2  # past the bound: the token is checked again
+    assert not any(s.lstrip().upper().startswith(("UPDATE", "INSERT", "DELETE")) for s in cold + sql)  # no writes
     assert response.json() == {
         "balances": [
             {"currency": "USDC", "exponent": 6, "available_u": 5_000_000, "held_u": 0, "in_open_bets_u": 3_000_000}
@@ -66,7 +83,10 @@ def test_the_current_round_is_one_query_open_and_none_once_settled(
     prices: Any,
     lock_and_reach_settlement: Callable[..., Any],
     make_player: Callable[..., Any],
+    ttl_clock: Any,
+    settings: Any,
 ) -> None:
+    """OPEN: one statement (round and stripes' sums), then none within ROUND_OPEN_CACHE_S; LOCKED: one; SETTLED: none."""
     from rounds.settlement import round_settle
 
     round_obj = open_round("20250908", reference="100")
@@ -74,16 +94,21 @@ def test_the_current_round_is_one_query_open_and_none_once_settled(
     place(round_obj, "UP", 3_000_000, player=alice)
     place(round_obj, "DOWN", 1_000_000)
     client = api_client_for(alice)  # a token is not even looked at: the answer is public
-    response, sql = _queries(client, "/v1/rounds/current")
-    assert len(sql) == 1 and "rounds_round" in sql[0], sql
+    response, sql = _captured(client, "/v1/rounds/current")
+    assert len(sql) == 1 and "rounds_round" in sql[0] and "rounds_poolstripe" in sql[0], sql
     assert response.json()["status"] == "OPEN" and response.json()["pools"]["total_u"] == 4_000_000
     assert "no-store" in response["Cache-Control"]  # a token was sent: still never stored
+    assert _captured(client, "/v1/rounds/current")[1] == []  # within the bound: the rendered answer
 
-    # OPEN: never cached, a new bet shows at once.
+    # OPEN: a new bet shows once the answer is older than the bound, not before.
     place(round_obj, "UP", 2_000_000)
+    ttl_clock.advance(settings.ROUND_OPEN_CACHE_S * 0.9)
+    assert client.get("/v1/rounds/current").json()["pools"]["up_u"] == 3_000_000
+    ttl_clock.advance(settings.ROUND_OPEN_CACHE_S * 0.1)
     assert client.get("/v1/rounds/current").json()["pools"]["up_u"] == 5_000_000
 
     lock_and_reach_settlement(round_obj)
+    ttl_clock.advance(settings.ROUND_OPEN_CACHE_S)
     response, sql = _queries(client, "/v1/rounds/current")
     assert len(sql) == 1, sql  # LOCKED: the row is read (its status), the answer comes from the cache
     locked = response.json()
@@ -162,14 +187,16 @@ def test_a_changed_output_version_is_a_different_entry(
     assert len(captured.captured_queries) == 1
 
 
-def test_maintenance_mode_takes_effect_on_the_next_write(
+def test_maintenance_mode_takes_effect_within_its_bound(
     api_client_for: Callable[..., Any],
     open_round: Callable[..., Any],
     make_player: Callable[..., Any],
     fund: Any,
     make_staff: Callable[..., Any],
+    ttl_clock: Any,
+    settings: Any,
 ) -> None:
-    """The switch is read fresh on every guarded write (no cache, TTL 0), never on a read."""
+    """The switch is read on guarded writes at most SWITCH_CACHE_S old (per process), never on a read."""
     from ops.models import Switch
     from ops.switches import switch_set
 
@@ -185,10 +212,12 @@ def test_maintenance_mode_takes_effect_on_the_next_write(
     first = client.post(f"/v1/rounds/{round_obj.code}/bets", bet, format="json", HTTP_IDEMPOTENCY_KEY="m-1")
     assert first.status_code == 201, first.content
     switch_set(name=Switch.Name.MAINTENANCE, on=True, reason="cutover", actor=make_staff(role="admin"))
+    ttl_clock.advance(settings.SWITCH_CACHE_S)  # the bound has passed: every process now reads it on
     refused = bob_client.post(f"/v1/rounds/{round_obj.code}/bets", bet, format="json", HTTP_IDEMPOTENCY_KEY="m-2")
     assert refused.status_code == 503 and refused.json()["type"] == "maintenance"
     assert client.get("/v1/wallet").status_code == 200  # reads stay up
     switch_set(name=Switch.Name.MAINTENANCE, on=False, reason="done", actor=make_staff(role="admin"))
+    ttl_clock.advance(settings.SWITCH_CACHE_S)
     again = bob_client.post(f"/v1/rounds/{round_obj.code}/bets", bet, format="json", HTTP_IDEMPOTENCY_KEY="m-3")
     assert again.status_code == 201, again.content
 
