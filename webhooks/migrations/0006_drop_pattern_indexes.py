@@ -5,6 +5,9 @@ Nothing filters these columns by prefix: the admin searches with `icontains` (`L
 btree serves), the rest by equality, which the plain btree serves. A deposit is inserted and updated
 once and its event likewise (a status change is never a HOT update: the status is indexed), so each
 of these indexes cost two index writes per deposit on the deposits' hot path (bench/webhooks.py).
+
+Locks: `DROP INDEX CONCURRENTLY` (so `atomic = False`) waits for the transactions using the table and
+blocks no reader or writer; safe during trading hours. Backward: the same indexes, `CREATE INDEX CONCURRENTLY`.
 """
 
 from django.db import migrations
@@ -20,13 +23,14 @@ INDEXES = (
 
 
 class Migration(migrations.Migration):
+    atomic = False
     dependencies = [("webhooks", "0005_red_line_content")]
 
     operations = [
         migrations.RunSQL(
-            sql=[f"DROP INDEX IF EXISTS {name}" for name, _, _ in INDEXES],
+            sql=[f"DROP INDEX CONCURRENTLY IF EXISTS {name}" for name, _, _ in INDEXES],
             reverse_sql=[
-                f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({column} varchar_pattern_ops)"
+                f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {table} ({column} varchar_pattern_ops)"
                 for name, table, column in INDEXES
             ],
         )
