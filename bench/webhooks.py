@@ -7,7 +7,10 @@ Redis, POSTs `--count` signed custody deposits over HTTP from `--concurrency` th
 until every credit is visible in the ledger. In the same run it measures a floor: the same number
 of bare `ledger.services.transfer()` credits from the same number of threads, and prints the ratio.
 Uses its own database (`bo_webhooks_bench`, created and migrated if missing) and Redis db 13 unless
-DATABASE_URL / REDIS_URL say otherwise. Stops the processes it started.
+BENCH_DB (a database name on 127.0.0.1, for several checkouts sharing one server; it wins over
+DATABASE_URL), DATABASE_URL or REDIS_URL say otherwise. Stops the processes it started.
+
+    BENCH_DB=bench_webhooks_<you> REDIS_URL=redis://127.0.0.1:6379/<n> .venv/bin/python bench/webhooks.py
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/13"
 
 
 def _environment() -> dict[str, str]:
+    if os.environ.get("BENCH_DB"):
+        os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{os.environ['BENCH_DB']}"
     os.environ.setdefault("DATABASE_URL", DEFAULT_DATABASE_URL)
     os.environ.setdefault("REDIS_URL", DEFAULT_REDIS_URL)
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.test"

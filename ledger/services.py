@@ -95,7 +95,12 @@ def house_account(*, currency: str) -> Account:
 
 
 def external_account(*, provider: str, currency: str) -> Account:
-    """Return the clearing account for money from or to the outside (`psp:<provider>`); may go negative."""
+    """Return the clearing account for money from or to the outside (`psp:<provider>`); may go negative.
+
+    A product may spread its postings over stripes of it, EXTERNAL accounts it opens and names
+    `psp:<provider>:<n>` (the deposits do, `webhooks.accounts`): the provider's clearing balance is then
+    this account plus its stripes.
+    """
     return account_get_or_create(
         name=f"psp:{provider}", currency=currency, kind=Account.Kind.EXTERNAL, allow_negative=True
     )

@@ -12,6 +12,7 @@ from ledger.money import format_money_safe
 from ledger.reconciliation import invariant_names, ledger_breaches
 from ledger.selectors import currencies_in_use, house_settlement_fees, journal_flows, tvl
 from ops.db_router import read_alias
+from webhooks.accounts import clearing_balances
 
 from .models import WorkerRun
 
@@ -76,6 +77,19 @@ def daily_reconciliation_report(*, day: date) -> tuple[str, bool]:
             f"| {code} | {cur.format(t.locked_u)} | {cur.format(t.total_cash_u)} | "
             f"{cur.format(t.pending_withdrawals_u)} | {cur.format(t.house_u)} |"
         )
+    lines += [
+        "",
+        "PSP clearing, per provider: its clearing account plus the stripes deposits debit (`webhooks.accounts`);",
+        "negative is what the provider has paid in for us, net of what it paid out. Compare it with the PSP's",
+        "own statement.",
+        "",
+        "| provider | currency | clearing |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| {provider} | {code} | {format_money_safe(balance, code)} |"
+        for (provider, code), balance in clearing_balances().items()
+    ]
     lines += ["", "## 3. Money moved today", "", "| type | currency | journals | amount |", "|---|---|---|---|"]
     for journal_type, code, count, total in journal_flows(
         start=_day_bounds(day)[0], end=_day_bounds(day)[1], using=read_alias()

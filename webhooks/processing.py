@@ -6,6 +6,11 @@ reference is derived from the provider and the PSP's payment reference, so neith
 delivery nor two different events about one payment can credit twice. A failed attempt is counted
 by `webhook_event_record_error`; after the last one the event is `failed`, for an operator to replay.
 
+A credit debits the stripe of its provider's clearing account that the player's id picks
+(`webhooks.accounts`), so concurrent credits of one provider do not queue on one balance row; a refund or
+chargeback credits the main clearing account `psp:<provider>`, as payouts do. The deposit row is read with
+its player in one query (only the deposit's row is locked).
+
 `webhook_event_credit_now` is the request's fast path for a plain confirmation (`webhooks.receiving`
 calls it right after the event is stored): the same core as the worker, in its own short transaction,
 taking every lock without waiting. See its docstring for what is plain and what goes to the worker.
@@ -14,6 +19,7 @@ taking every lock without waiting. See its docstring for what is plain and what 
 from __future__ import annotations
 
 import logging
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +35,7 @@ from ops.actors import Actor, SystemActor
 from ops.audit import audit_record
 from ops.tracing import flow_bind
 
+from .accounts import deposit_clearing_account
 from .errors import UnknownWebhookEvent
 from .models import Deposit, Provider, WebhookEvent
 from .notices import Kind, Notice, notice_for
@@ -55,9 +62,18 @@ def _flagged(reason: str, journal_reference: str = "") -> Outcome:
     return Outcome(WebhookEvent.Status.FLAGGED, reason, journal_reference)
 
 
+# True while the request's fast path processes an event: the deposit row is then locked NOWAIT, not waited for.
+_DEPOSIT_NOWAIT: ContextVar[bool] = ContextVar("deposit_nowait", default=False)
+
+
 def _deposit_for_update(notice: Notice) -> Deposit | None:
-    """Find and lock the deposit an event is about (by our reference, else by the PSP's ids); join its flow."""
-    deposit = deposit_matching(notice, Deposit.objects.select_for_update().filter(provider=notice.provider))
+    """Find and lock the deposit an event is about (by our reference, else by the PSP's ids); join its flow.
+
+    Its player comes in the same query (`select_related`; only the deposit's row is locked, `of=self`):
+    the credit reads the player's flags and opens their account.
+    """
+    locked = Deposit.objects.select_for_update(nowait=_DEPOSIT_NOWAIT.get(), of=("self",)).select_related("user")
+    deposit = deposit_matching(notice, locked.filter(provider=notice.provider))
     if deposit is not None:
         flow_bind(deposit.flow_id)
     return deposit
@@ -116,7 +132,9 @@ def _credit(notice: Notice, event: WebhookEvent) -> Outcome:
         )
     try:
         journal = transfer(
-            source=external_account(provider=notice.provider, currency=deposit.currency),
+            source=deposit_clearing_account(
+                provider=notice.provider, currency=deposit.currency, player_id=deposit.user_id
+            ),
             destination=user_account(user=deposit.user, currency=deposit.currency),
             amount_u=deposit.amount_u,
             type="deposit",
@@ -316,8 +334,9 @@ def webhook_event_credit_now(*, event_id: int) -> bool:
     the worker would flag (other amount, failed deposit, operator's account...): those are rolled back
     here and flagged there, with the same reason as before.
 
-    The event row and the deposit row are locked with NOWAIT, and any other lock (the ledger's
-    accounts) waits at most WEBHOOK_CREDIT_NOW_LOCK_TIMEOUT_MS: a request never queues behind a
+    The event row and the deposit row are locked with NOWAIT (the deposit by the worker's own core,
+    `_deposit_for_update` under `_DEPOSIT_NOWAIT`: one query finds and locks it), and any other lock (the
+    ledger's accounts) waits at most WEBHOOK_CREDIT_NOW_LOCK_TIMEOUT_MS: a request never queues behind a
     worker or an operator. A lock not granted, or any error, rolls this transaction back whole (no
     money moved, the event still `received`) and returns False: the caller enqueues the event as
     before, and the worker (or the sweeper, `retry_stale_events`) processes it. A failure here is
@@ -338,10 +357,11 @@ def webhook_event_credit_now(*, event_id: int) -> bool:
             notice = notice_for(event.provider, event.payload)
             if notice.kind != Kind.CREDIT:
                 return False
-            deposits = Deposit.objects.select_for_update(nowait=True).filter(provider=notice.provider)
-            if deposit_matching(notice, deposits) is None:
-                return False
-            _event_apply(event, notice)
+            nowait = _DEPOSIT_NOWAIT.set(True)
+            try:
+                _event_apply(event, notice)  # no known deposit: flagged, so rolled back below
+            finally:
+                _DEPOSIT_NOWAIT.reset(nowait)
             if event.status != WebhookEvent.Status.PROCESSED:
                 raise _NotPlain(event.reason)
     except _NotPlain as exc:

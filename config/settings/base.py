@@ -399,9 +399,10 @@ WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=256 * 1024)
 WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=5)
 WEBHOOK_STALE_AFTER_S = env.int("WEBHOOK_STALE_AFTER_S", default=15)
 # A plain deposit confirmation is credited in the webhook's request (webhooks.processing.webhook_event_credit_now)
-# unless this is off. The deposit and event rows are locked NOWAIT; the ledger's accounts (the PSP clearing account
-# is locked by every credit) wait at most this long, else the worker credits it (bench/webhooks.py: at 250 ms a
-# fifth of the deposits fell back to the far slower queue on a loaded machine).
+# unless this is off. The deposit and event rows are locked NOWAIT; the ledger's accounts (the player's, and the
+# stripe of the PSP clearing account the credit debits, webhooks/accounts.py) wait at most this long, else the worker
+# credits it (bench/webhooks.py: at 250 ms a fifth of the deposits fell back to the far slower queue on a loaded
+# machine, when every credit of a provider still locked its one clearing account).
 WEBHOOK_CREDIT_IN_REQUEST = env.bool("WEBHOOK_CREDIT_IN_REQUEST", default=True)
 WEBHOOK_CREDIT_NOW_LOCK_TIMEOUT_MS = env.int("WEBHOOK_CREDIT_NOW_LOCK_TIMEOUT_MS", default=2000)
 # Stuck work and PSP reconciliation (minutes): see detect_stuck_finance_jobs and payouts/reconciliation.py.

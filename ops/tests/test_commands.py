@@ -177,6 +177,7 @@ def test_daily_reconciliation_report(player: Any, fund: Any, tmp_path: Path, db_
     fund(player, 2_000_000)
     text = run("daily_reconciliation_report")
     assert "**PASS**" in text and "| deposit | USDC | 1 | 2.000000 USDC |" in text
+    assert "| test | USDC | -2.000000 USDC |" in text  # PSP clearing: the funding provider paid in 2 USDC
     out = tmp_path / "report.md"
     run("daily_reconciliation_report", "--output", str(out))
     assert out.read_text().startswith("# Daily reconciliation report")

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from ledger.models import Account
 from payouts.models import PayoutAttempt, PayoutEvent, Withdrawal
 from payouts.tasks import submit_payout
 from payouts.tests.helpers import destination_for
+from webhooks.accounts import clearing_balance
 
 from .helpers import balances, send_adyen_transfer, send_stripe_payout_event, snapshot
 
@@ -18,9 +18,8 @@ AMOUNT_U = 10_000_000  # 10 USDC, the runbook's canary amount
 
 
 def _psp_balance(provider: str) -> int:
-    return (
-        Account.objects.filter(name=f"psp:{provider}", currency="USDC").values_list("balance_u", flat=True).first() or 0
-    )
+    """The provider's clearing balance: its clearing account plus the stripes deposits debit."""
+    return clearing_balance(provider=provider, currency="USDC")
 
 
 def _deposit_by_webhook(player: Any, amount_u: int, django_capture_on_commit_callbacks: Any) -> None:
