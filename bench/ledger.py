@@ -13,14 +13,20 @@ same run, and the ratios to TPC-B are printed:
     .venv/bin/python bench/ledger.py [--clients 4] [--seconds 15] [--accounts 1000] [--batch 100] [--rounds 1]
 
 `--batch 0` skips the batch run. The databases are created for the run (named after its process id,
-so two runs never share one) and dropped at the end.
+so two runs never share one, or `$BENCH_DB` and `$BENCH_DB_pgbench` when set) and dropped at the end.
+
+`--profile N` measures the client's own cost instead: N single transfers in one thread under cProfile
+(no pgbench, no other client), printing wall and CPU microseconds per transfer (the CPU time is the
+Python spent per transfer: the process waits idle for the server) and the functions that cost most.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import multiprocessing as mp
 import os
+import pstats
 import sys
 import time
 from pathlib import Path
@@ -134,6 +140,43 @@ def run_ledger(mode: str, batch: int, clients: int, seconds: float, account_ids:
     return total / seconds
 
 
+def profile_single(account_ids: list[int], transfers: int) -> None:
+    """Run `transfers` single transfers in this thread under cProfile; print the cost per transfer."""
+    import random
+
+    from ledger.models import Account
+    from ledger.services import transfer
+    from ops.actors import SystemActor
+
+    actor = SystemActor("bench")
+    accounts = {a.pk: a for a in Account.objects.filter(pk__in=account_ids)}
+    rng = random.Random(0)
+    orders = [(*rng.sample(account_ids, 2), rng.randint(1, 1000)) for _ in range(transfers)]
+
+    def run(label: str) -> None:
+        for number, (src, dst, amount_u) in enumerate(orders):
+            transfer(
+                source=accounts[src],
+                destination=accounts[dst],
+                amount_u=amount_u,
+                type="bench",
+                reference=f"profile-{label}-{number}",
+                actor=actor,
+            )
+
+    run("warm")  # connection, plan caches and preparation, outside the figures
+    wall, cpu = time.perf_counter(), time.process_time()
+    run("timed")
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    profiler = cProfile.Profile(time.process_time)  # CPU time: waiting for the server is not the client's cost
+    profiler.runcall(run, "profiled")
+    print(f"single transfers in one thread:   {transfers}")
+    print(f"  wall per transfer:              {wall / transfers * 1e6:,.0f} us")
+    print(f"  client CPU per transfer:        {cpu / transfers * 1e6:,.0f} us  (Python's own cost)")
+    print("  under cProfile (CPU time, its overhead included), by own time:")
+    pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(18)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=4)
@@ -141,8 +184,19 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=100, help="transfers per batch (0: no batch run)")
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds of TPC-B, single and batch")
+    parser.add_argument("--profile", type=int, default=0, help="profile N single transfers in one thread instead")
     args = parser.parse_args()
-    ledger_db, pgbench_db = f"bench_ledger_{os.getpid()}", f"bench_pgbench_{os.getpid()}"
+    ledger_db = os.environ.get("BENCH_DB") or f"bench_ledger_{os.getpid()}"
+    pgbench_db = f"{ledger_db}_pgbench" if os.environ.get("BENCH_DB") else f"bench_pgbench_{os.getpid()}"
+    if args.profile:
+        try:
+            profile_single(prepare_ledger(ledger_db, args.accounts), args.profile)
+        finally:
+            from django.db import connection
+
+            connection.close()
+            psql(f"DROP DATABASE IF EXISTS {ledger_db} WITH (FORCE)")
+        return
 
     print(f"preparing {args.accounts} funded accounts and pgbench's tables ...", flush=True)
     rounds = []

@@ -26,6 +26,7 @@ from ops.actors import Actor, SystemActor, actor_label, actor_user, require_acto
 from ops.validation import amount_u_check
 
 from .currencies import get_currency
+from .db_calls import int_array, posting_rows, text_array
 from .errors import (
     AlreadyReversed,
     CurrencyMismatch,
@@ -237,24 +238,22 @@ _JOURNAL_FIELDS = [field.attname for field in Journal._meta.concrete_fields]
 
 def _post_postgresql(fields: Mapping[str, Any], legs: Sequence[Leg], reverses: Journal | None) -> Journal:
     """Post with one call of `ledger_post`: locks, checks, journal, entries and balances in the database."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT status, journal_id, created_at, detail FROM ledger_post("
-            "%s, %s, %s, %s::jsonb, %s, %s, %s, %s::bigint[], %s::varchar[], %s::bigint[])",
-            [
-                fields["type"],
-                fields["reference"],
-                fields["fingerprint"],
-                json.dumps(fields["metadata"]),
-                fields["actor_id"],
-                fields["actor_label"],
-                fields["reverses_id"],
-                [leg.account.pk for leg in legs],
-                [leg.account.currency for leg in legs],
-                [leg.amount_u for leg in legs],
-            ],
-        )
-        status, journal_id, created_at, detail = cursor.fetchone()
+    ((status, journal_id, created_at, detail),) = posting_rows(
+        "SELECT status, journal_id, created_at, detail FROM ledger_post("
+        "%s, %s, %s, %s::jsonb, %s, %s, %s, %s::bigint[], %s::varchar[], %s::bigint[])",
+        [
+            fields["type"],
+            fields["reference"],
+            fields["fingerprint"],
+            json.dumps(fields["metadata"]),
+            fields["actor_id"],
+            fields["actor_label"],
+            fields["reverses_id"],
+            int_array(leg.account.pk for leg in legs),
+            text_array(leg.account.currency for leg in legs),
+            int_array(leg.amount_u for leg in legs),
+        ],
+    )
     if status == "posted":
         return _inserted({**fields, "id": journal_id, "created_at": created_at})
     if status == "replay":
@@ -345,25 +344,23 @@ def _post_batch_postgresql(postings: Sequence[Posting], fingerprints: Mapping[st
             account_ids.append(leg.account.pk)
             currencies.append(leg.account.currency)
             amounts.append(leg.amount_u)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT posting, status, journal_id, created_at, detail FROM ledger_post_batch("
-            "%s::varchar[], %s::varchar[], %s::varchar[], %s::jsonb, %s, %s, "
-            "%s::integer[], %s::bigint[], %s::varchar[], %s::bigint[])",
-            [
-                [row["type"] for row in rows],
-                [row["reference"] for row in rows],
-                [row["fingerprint"] for row in rows],
-                json.dumps([row["metadata"] for row in rows]),
-                user.pk if user is not None else None,
-                label,
-                leg_postings,
-                account_ids,
-                currencies,
-                amounts,
-            ],
-        )
-        results = cursor.fetchall()
+    results = posting_rows(
+        "SELECT posting, status, journal_id, created_at, detail FROM ledger_post_batch("
+        "%s::varchar[], %s::varchar[], %s::varchar[], %s::jsonb, %s, %s, "
+        "%s::integer[], %s::bigint[], %s::varchar[], %s::bigint[])",
+        [
+            [row["type"] for row in rows],
+            [row["reference"] for row in rows],
+            [row["fingerprint"] for row in rows],
+            json.dumps([row["metadata"] for row in rows]),
+            user.pk if user is not None else None,
+            label,
+            int_array(leg_postings),
+            int_array(account_ids),
+            text_array(currencies),
+            int_array(amounts),
+        ],
+    )
     refused = [result for result in results if result[1] not in ("posted", "replay")]
     if refused:
         number, status, _, _, detail = refused[0]

@@ -224,3 +224,8 @@ def sentry_init() -> bool:
         traces_sample_rate=0.0,
     )
     return True
+
+
+def tracing_on() -> bool:
+    """Whether this process is instrumented: each query on a psycopg cursor of the connection becomes a span."""
+    return bool(_instrumentors)

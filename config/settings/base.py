@@ -140,6 +140,10 @@ if DB_READONLY_ENDPOINT:
     READONLY_DATABASE["TEST"] = {"MIRROR": "default"}
     DATABASES["replica"] = READONLY_DATABASE
 DATABASE_ROUTERS = ["ops.db_router.ReplicaRouter"]
+# The ledger's posting calls as prepared statements (ledger/db_calls.py): unset, prepared unless the database
+# entry sets DISABLE_SERVER_SIDE_CURSORS (a transaction-mode pooler in front); true with PgBouncer >= 1.21 and
+# max_prepared_statements > 0; false with an older pooler, or one with max_prepared_statements = 0.
+LEDGER_PREPARED_STATEMENTS: bool | None = env.bool("LEDGER_PREPARED_STATEMENTS", default=None)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Cache: local memory per process, counted by django-prometheus (`django_cache_*`).
