@@ -4,7 +4,7 @@
     .venv/bin/python bench/summary.py [--dir artifacts/bench]
 
 Reads each `<bench>.json` that bench/_common.write_figures wrote (ledger, webhooks, settlement, console, api,
-then any other, by name) and prints, per figure, its value, the floor it is compared with (measured in the
+rush, then any other, by name) and prints, per figure, its value, the floor it is compared with (measured in the
 same run), the ratio, the goal and MET / MISSED (blank when the figure has no goal).
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 
 from _common import ARTIFACTS, ROOT
 
-ORDER = ["ledger", "webhooks", "settlement", "console", "api"]
+ORDER = ["ledger", "webhooks", "settlement", "console", "api", "rush"]
 
 
 def _number(value: float) -> str:
