@@ -48,7 +48,7 @@ logger = logging.getLogger("celery.beat")
 beat_init.disconnect(acquire_distributed_beat_lock)
 
 
-class NamespacedRedBeatConfig(RedBeatConfig):  # type: ignore[misc]  # redbeat ships no type hints
+class NamespacedRedBeatConfig(RedBeatConfig):
     """RedBeat's settings as the app reads them: `CELERY_REDBEAT_*` in Django's settings (namespace CELERY).
 
     RedBeat 2.4 looks for its keys without the namespace's prefix, so it took the ones set here for missing: it
@@ -59,9 +59,10 @@ class NamespacedRedBeatConfig(RedBeatConfig):  # type: ignore[misc]  # redbeat s
         return name in self.app.conf
 
 
-class LeaderScheduler(RedBeatScheduler):  # type: ignore[misc]  # redbeat ships no type hints
+class LeaderScheduler(RedBeatScheduler):
     """RedBeat's scheduler, leading while it holds the lock and standing by otherwise; it never exits for it."""
 
+    lock: Lock | None = None
     leading = False
     _standby_logged = False
 
@@ -94,7 +95,9 @@ class LeaderScheduler(RedBeatScheduler):  # type: ignore[misc]  # redbeat ships 
             return False
         super().setup_schedule()  # keeps each entry's last run from Redis; a lost one starts from now
         self.leading, self._standby_logged = True, False
-        logger.info("beat: leading: holding the lock %s (expires %s s after each pass)", self.lock_key, self.lock_timeout)
+        logger.info(
+            "beat: leading: holding the lock %s (expires %s s after each pass)", self.lock_key, self.lock_timeout
+        )
         return True
 
     def _stand_by(self, why: str) -> None:

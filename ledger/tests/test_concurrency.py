@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import threading
 from collections import Counter
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -108,7 +109,7 @@ def test_two_reconciliation_runs_at_once_both_check_and_move_nothing() -> None:
     )
     books = (Journal.objects.count(), Entry.objects.count(), sorted(Account.objects.values_list("pk", "balance_u")))
     barrier = threading.Barrier(2)
-    outcomes: list[object] = []
+    outcomes: list[Any] = []
 
     def run() -> None:
         try:
@@ -126,7 +127,7 @@ def test_two_reconciliation_runs_at_once_both_check_and_move_nothing() -> None:
         thread.join()
 
     assert [type(o) for o in outcomes] == [tuple, tuple], outcomes
-    assert [breaches for _, breaches in outcomes] == [[], []]  # type: ignore[misc]
+    assert [breaches for _, breaches in outcomes] == [[], []]
     assert ReconciliationRun.objects.filter(ok=True, finished_at__isnull=False).count() == 2
     assert (
         Journal.objects.count(),

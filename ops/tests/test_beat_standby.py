@@ -112,7 +112,7 @@ def test_two_beats_one_schedules_and_the_standby_takes_over_within_30s_without_r
     os.killpg(leader.pid, signal.SIGKILL)  # no chance to give the lock back
     killed_at = time.time()
     leader.wait(10)
-    wait_until(lambda: probe.sent_by(standby.pid), TAKEOVER_LIMIT_S + 15, "beat B to take over")
+    wait_until(lambda: bool(probe.sent_by(standby.pid)), TAKEOVER_LIMIT_S + 15, "beat B to take over")
     taken = len(probe.sent_by(standby.pid))
     wait_until(lambda: len(probe.sent_by(standby.pid)) >= taken + TICKS_BEFORE_AND_AFTER, 30, "more ticks from B")
     stop(standby)
