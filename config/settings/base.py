@@ -319,7 +319,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(RUN_DIR / "celerybeat-schedule")
 # Beat: any number may run, one schedules (config/beat.py; docs/ops/scaling.md "Beat"). With Redis, the leader
 # holds a lock in Redis (celery-redbeat), extended at every pass, at least every CELERY_BEAT_MAX_LOOP_INTERVAL
 # seconds; a standby tries to take it as often, so it takes over at most CELERY_REDBEAT_LOCK_TIMEOUT +
-# CELERY_BEAT_MAX_LOOP_INTERVAL = 25 s after the leader's death. The schedule's state (each entry's last run) is in
+# CELERY_BEAT_MAX_LOOP_INTERVAL = 25 s (plus a pass) after the leader's death: under the 30 s asked. The schedule's state (each entry's last run) is in
 # Redis too, so no tick is sent twice. Without Redis (`make run`'s file broker) there is one beat, embedded in the
 # worker, with its schedule in CELERY_BEAT_SCHEDULE_FILENAME. Production and the tests always have Redis.
 LEADER_SCHEDULER = "config.beat:LeaderScheduler"

@@ -3,8 +3,10 @@ scheduler (config.beat.LeaderScheduler), with one schedule entry only, a probe e
 
 `celery -A ops.tests.beat_probe beat` sends the probe; each beat stamps what it sends with the time and its
 pid (before_task_publish). `celery -A ops.tests.beat_probe worker` runs it: the probe appends one record to a
-Redis list, with its tick (the 2-s grid point it was sent for). BEAT_PROBE_RUN names the run: it prefixes the
-Redis keys (RedBeat's lock and schedule, the records) and names the probe's queue, so runs never mix.
+Redis list, with its tick (the grid point it was sent for). BEAT_PROBE_RUN names the run: it prefixes the
+Redis keys (RedBeat's lock and schedule, the records) and names the probe's queue, so runs never mix;
+BEAT_PROBE_PERIOD_S sets the grid. Only those processes import this module: importing it changes the app's
+schedule and RedBeat's keys.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from redbeat.schedules import rrule
 
 from config.celery_app import app
 
-PERIOD_S = 2
+PERIOD_S = int(os.environ.get("BEAT_PROBE_PERIOD_S", "2"))
 RUN = os.environ.get("BEAT_PROBE_RUN", "beat-probe")
 QUEUE = f"{RUN}-queue"
 RECORDS = f"{RUN}:runs"

@@ -26,9 +26,9 @@ import pytest
 import redis
 from django.conf import settings
 
-from ops.tests.beat_probe import PERIOD_S
 from ops.tests.processes import ROOT, stop, wait_until
 
+PERIOD_S = 2  # the probe's grid (BEAT_PROBE_PERIOD_S); the test never imports beat_probe, which changes the app
 TAKEOVER_LIMIT_S = 30.0  # issue 24: the standby takes over within 30 s of the leader's death
 TICKS_BEFORE_AND_AFTER = 3
 SENT = "Scheduler: Sending due task probe"
@@ -57,6 +57,7 @@ class Probe:
             "DJANGO_SETTINGS_MODULE": "config.settings.test",
             "REDIS_URL": settings.REDIS_URL,
             "BEAT_PROBE_RUN": self.run,
+            "BEAT_PROBE_PERIOD_S": str(PERIOD_S),
         }
         self.processes: list[subprocess.Popen[bytes]] = []
 
