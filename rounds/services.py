@@ -414,8 +414,9 @@ def rounds_tick() -> dict[str, Any]:
         upcoming = _upcoming_code(now=now)
         if upcoming and not Round.objects.filter(code=upcoming).exists():
             try:
-                round_open(code=upcoming, acting_user=BEAT)
-                report["opened"].append(upcoming)
+                _, created = round_open(code=upcoming, acting_user=BEAT)
+                if created:  # not when a tick running at the same time opened it first
+                    report["opened"].append(upcoming)
             except errors.RoundError as exc:
                 report["pending"].append(f"open {upcoming}: {exc.detail}")
     return report

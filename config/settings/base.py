@@ -326,6 +326,20 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(RUN_DIR / "celerybeat-schedule")
+# Beat: any number may run, one schedules (config/beat.py; docs/ops/scaling.md "Beat"). With Redis, the leader
+# holds a lock in Redis (celery-redbeat), extended at every pass, at least every CELERY_BEAT_MAX_LOOP_INTERVAL
+# seconds; a standby tries to take it as often, so it takes over at most CELERY_REDBEAT_LOCK_TIMEOUT +
+# CELERY_BEAT_MAX_LOOP_INTERVAL = 25 s (plus a pass) after the leader's death: under the 30 s asked. The schedule's state (each entry's last run) is in
+# Redis too, so no tick is sent twice. Without Redis (`make run`'s file broker) there is one beat, embedded in the
+# worker, with its schedule in CELERY_BEAT_SCHEDULE_FILENAME. Production and the tests always have Redis.
+LEADER_SCHEDULER = "config.beat:LeaderScheduler"
+CELERY_BEAT_SCHEDULER = LEADER_SCHEDULER if REDIS_URL else "celery.beat:PersistentScheduler"
+CELERY_BEAT_MAX_LOOP_INTERVAL = 5
+CELERY_REDBEAT_LOCK_TIMEOUT = 20
+CELERY_REDBEAT_REDIS_URL = REDIS_URL
+CELERY_REDBEAT_KEY_PREFIX = "redbeat:"
+# A Redis call of beat's never hangs: a leader cut off from Redis stands by and its lock expires.
+CELERY_REDBEAT_REDIS_OPTIONS = {"socket_timeout": 5, "socket_connect_timeout": 5}
 # Four queues, one worker pool each (bin/backoffice worker <queue>), so a slow PSP holding the payout
 # workers never delays deposit crediting. Every task is routed by name; docs/ops/queues-and-retries-matrix.md
 # lists them (a test compares the two). A task missing here would land in housekeeping, never nowhere.

@@ -6,7 +6,7 @@ public metrics.
 """
 
 from .base import *  # noqa: F403
-from .base import READONLY_DATABASE, STORAGES_COLLECTED, env, instrumented_database
+from .base import LEADER_SCHEDULER, READONLY_DATABASE, STORAGES_COLLECTED, env, instrumented_database
 
 DEBUG = False
 ENVIRONMENT = "production"
@@ -20,6 +20,8 @@ if READONLY_DATABASE:
 REDIS_URL = env("REDIS_URL")
 CELERY_BROKER_URL = REDIS_URL
 CELERY_BROKER_TRANSPORT_OPTIONS = {}
+CELERY_BEAT_SCHEDULER = LEADER_SCHEDULER  # a beat and its standbys (config/beat.py)
+CELERY_REDBEAT_REDIS_URL = REDIS_URL
 
 STRIPE_KEY_MODE = env("STRIPE_KEY_MODE", default="live")
 STRIPE_API_KEY = env("STRIPE_API_KEY")

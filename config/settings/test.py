@@ -2,12 +2,14 @@
 is unset: ops/embedded_pg.py) and Redis on 127.0.0.1."""
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import LEADER_SCHEDULER, env
 
 SECRET_KEY = "test-insecure"
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/9")
 CELERY_BROKER_URL = REDIS_URL
 CELERY_BROKER_TRANSPORT_OPTIONS = {}
+CELERY_BEAT_SCHEDULER = LEADER_SCHEDULER  # a beat and its standbys (config/beat.py)
+CELERY_REDBEAT_REDIS_URL = REDIS_URL
 CELERY_TASK_ALWAYS_EAGER = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 SIMULATION_ENABLED = True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import threading
 from collections import Counter
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -88,3 +89,48 @@ def test_sixteen_threads_lose_no_update_and_never_deadlock() -> None:
     assert min(stored.values()) >= 0
     assert ledger_breaches() == []
     assert len(applied) > THREADS * TRANSFERS_PER_THREAD // 2  # the test really moved money
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_reconciliation_runs_at_once_both_check_and_move_nothing() -> None:
+    """Beat's reconciliation run twice at once (a standby beat taking over mid-tick): two runs recorded, both
+    clean, no money moved; it reads the books and writes only its own run rows."""
+    from ledger.models import Entry, Journal, ReconciliationRun
+    from ledger.reconciliation import reconciliation_run
+
+    player = UserFactory.create()
+    services.transfer(
+        source=services.external_account(provider="seed", currency="USDC"),
+        destination=services.user_account(user=player, currency="USDC"),
+        amount_u=START_U,
+        type="deposit",
+        reference="recon-twice",
+        actor=SystemActor("test"),
+    )
+    books = (Journal.objects.count(), Entry.objects.count(), sorted(Account.objects.values_list("pk", "balance_u")))
+    barrier = threading.Barrier(2)
+    outcomes: list[Any] = []
+
+    def run() -> None:
+        try:
+            barrier.wait()
+            outcomes.append(reconciliation_run())
+        except BaseException as exc:  # noqa: BLE001 (collected and asserted below)
+            outcomes.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert [type(o) for o in outcomes] == [tuple, tuple], outcomes
+    assert [breaches for _, breaches in outcomes] == [[], []]
+    assert ReconciliationRun.objects.filter(ok=True, finished_at__isnull=False).count() == 2
+    assert (
+        Journal.objects.count(),
+        Entry.objects.count(),
+        sorted(Account.objects.values_list("pk", "balance_u")),
+    ) == books

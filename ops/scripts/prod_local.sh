@@ -45,7 +45,7 @@ CUSTODY_WEBHOOK_KEY=$("$PYTHON" -c 'import secrets; print(secrets.token_hex(32))
 export DEPOSIT_RETURN_URL="http://127.0.0.1:$PORT/deposits/return"
 export METRICS_TOKEN="$("$PYTHON" -c 'import secrets; print(secrets.token_urlsafe(32))')"  # metrics are private
 export PORT WEB_CONCURRENCY=${WEB_CONCURRENCY:-2} WORKER_CONCURRENCY=${WORKER_CONCURRENCY:-1}
-export CELERY_BEAT_SCHEDULE_FILE="$work/celerybeat-schedule" LOG_LEVEL=${LOG_LEVEL:-WARNING}
+export LOG_LEVEL=${LOG_LEVEL:-WARNING}
 export STATIC_ROOT="$work/static"
 # /metrics is private in production; the stack's scraper (go_live_smoke here) reads it from this machine.
 export METRICS_ALLOWED_IPS=127.0.0.1

@@ -72,6 +72,9 @@ PY
 "$BIN/python" -m webhooks.stub --port "$STUB_PORT" --webhook-target "http://$HOST:$PORT" \
     --payout-delay "$STUB_PAYOUT_DELAY_S" &
 pids+=($!)
+# One worker with beat embedded. Without REDIS_URL its schedule is the file below (celery's PersistentScheduler:
+# the file broker has no Redis for a lock, and one process needs none); with REDIS_URL it is the deployment's
+# scheduler (config/beat.py: the lock and the schedule in Redis; the file is then unused).
 "$BIN/celery" -A config worker --beat --loglevel=INFO --concurrency=2 \
     --schedule "$RUN_DIR/celerybeat-schedule" &
 pids+=($!)

@@ -7,7 +7,7 @@ PostgreSQL or Redis:
 - a redis-server of its own (`ops.tests.processes.OwnRedis`, no persistence: a restart loses the queues);
 - the PSP stub (`python -m webhooks.stub`), whose `GET /_stub/call-stats` counts the HTTP calls per idempotency key;
 - the back office as production runs it (`bin/backoffice web|worker|beat`, the `prod_local` settings): gunicorn,
-  a payouts worker, a worker for the other queues, and beat.
+  a payouts worker, a worker for the other queues, and two beats (one schedules, the other stands by).
 `Drill.setup_database` is the one place the database is prepared (migrations as the release step runs them,
 then the drill's data by ops/tests/drill_setup.py).
 
@@ -242,7 +242,6 @@ class Drill:
             "DEPOSIT_RETURN_URL": f"{self.base}/deposits/return",
             "METRICS_ALLOWED_IPS": "127.0.0.1",
             "STATIC_ROOT": str(self.work / "static"),
-            "CELERY_BEAT_SCHEDULE_FILE": str(self.work / "celerybeat-schedule"),
             "LOG_LEVEL": "WARNING",
             "BIND": f"127.0.0.1:{self.web_port}",
             "WEB_CONCURRENCY": "3",
@@ -267,7 +266,8 @@ class Drill:
         self.start_web()
         self.start_worker("payouts")
         self.start_worker("others")
-        self.processes["beat"] = _start([str(ROOT / "bin" / "backoffice"), "beat"], self.env(), self.log("beat"))
+        for name in ("beat", "beat-standby"):  # one schedules, the other stands by (config/beat.py)
+            self.processes[name] = _start([str(ROOT / "bin" / "backoffice"), "beat"], self.env(), self.log(name))
         wait_until(lambda: self._answers(f"{self.base}/health/ready"), 90, "gunicorn to answer /health/ready")
         for name in ("payouts", "others"):
             self.wait_worker_ready(name)
@@ -332,7 +332,7 @@ class Drill:
         return children(self.processes["web"].pid)
 
     def close(self) -> None:
-        for name in ("beat", "worker-payouts", "worker-others", "web", "stub"):
+        for name in ("beat", "beat-standby", "worker-payouts", "worker-others", "web", "stub"):
             stop_group(self.processes.pop(name, None))
         self.redis.stop()
         self.pg.stop()

@@ -1,7 +1,7 @@
 """The fault drill (issue 20): faults on real processes, then every flow done within 60 s of the fault's end.
 
 One stack for the module (ops/tests/drill.py): the drill's own PostgreSQL cluster and redis-server, the PSP
-stub, gunicorn, a payouts worker, a worker for the other queues and beat, as production runs them
+stub, gunicorn, a payouts worker, a worker for the other queues and two beats, as production runs them
 (`bin/backoffice`, the `prod_local` settings). Each scenario starts fresh flows over HTTP (bets with an
 Idempotency-Key, signed deposit webhooks, withdrawals requested, approved, paid through the stub and
 confirmed by the PSP's signed webhook), injects its fault, records the fault's end, and waits (at most

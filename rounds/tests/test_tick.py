@@ -102,3 +102,35 @@ def test_the_detector_lists_a_round_past_its_settle_time(open_round: Callable[..
     assert f"settle_after={round_obj.settle_after.isoformat()}" in finding.line()
     settings.STUCK_ROUND_AFTER_MINUTES = 10 * 365 * 24 * 60
     assert stuck_rounds() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_ticks_at_once_open_the_next_round_once(clock: Any, prices: Any) -> None:
+    """Beat's tick run twice at once (a standby beat taking over mid-tick, a redelivered message): one round."""
+    from ops.models import AuditRecord
+
+    clock.set(datetime(2025, 9, 7, 13, tzinfo=UTC))  # Sunday: Monday's round is due to open
+    prices.set(date(2025, 9, 5), "100")
+    barrier = threading.Barrier(2)
+    reports: list[dict[str, Any]] = []
+    failures: list[BaseException] = []
+
+    def tick() -> None:
+        try:
+            barrier.wait()
+            reports.append(rounds_tick())
+        except BaseException as exc:  # noqa: BLE001 (collected and asserted below)
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=tick) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert failures == []
+    assert sorted(code for report in reports for code in report["opened"]) == ["20250908"]
+    assert list(Round.objects.values_list("code", flat=True)) == ["20250908"]
+    assert AuditRecord.objects.filter(action="rounds.open").count() == 1
