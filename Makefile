@@ -43,7 +43,7 @@ smoke-embedded: $(VENV)/.runtime-installed
 	BIN=$(BIN) bash ops/scripts/smoke_embedded.sh
 
 ## bench: the benchmarks in bench/ (PostgreSQL, Redis): ledger vs pgbench, webhooks, a million-bet settlement and its proofs, the console,
-## the players' API under wrk; each writes artifacts/bench/<name>.json, and one table of every figure, floor and goal ends it.
+## a bet's statements and CPU through the whole stack, the players' API under wrk; each writes artifacts/bench/<name>.json, and one table of every figure, floor and goal ends it.
 bench: $(VENV)/.dev-installed
 	rm -f artifacts/bench/*.json
 	$(BIN)/python bench/ledger.py --clients 4
@@ -52,6 +52,7 @@ bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/settlement.py --check
 	$(BIN)/python bench/proofs.py
 	$(BIN)/python bench/console.py
+	$(BIN)/python bench/bet_path.py
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/summary.py
 
