@@ -43,8 +43,9 @@ smoke-embedded: $(VENV)/.runtime-installed
 	BIN=$(BIN) bash ops/scripts/smoke_embedded.sh
 
 ## bench: the benchmarks in bench/ (PostgreSQL, Redis): ledger vs pgbench, webhooks, a million-bet settlement and its proofs, the console,
-## the players' API under wrk, the rush (10,000 bets in the minute before a lock that beat's tick makes); each writes
-## artifacts/bench/<name>.json, and one table of every figure, floor and goal ends it.
+## a bet's statements and CPU through the whole stack, the players' API under wrk, the rush (10,000 bets in the minute
+## before a lock that beat's tick makes); each writes artifacts/bench/<name>.json, and one table of every figure, floor
+## and goal ends it.
 bench: $(VENV)/.dev-installed
 	rm -f artifacts/bench/*.json
 	$(BIN)/python bench/ledger.py --clients 4
@@ -53,6 +54,7 @@ bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/settlement.py --check
 	$(BIN)/python bench/proofs.py
 	$(BIN)/python bench/console.py
+	$(BIN)/python bench/bet_path.py
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/rush.py
 	$(BIN)/python bench/summary.py

@@ -391,7 +391,7 @@ def keyed_request(request: Request, scope: str) -> KeyedRequest:
 def keyed_outcome(outcome: str) -> None:
     """Count one outcome of a keyed handler (`idempotency_events_total{outcome}`); refuse the contract's refusals.
 
-    `reserved`, `completed`, `recovered` are counted; `mismatch` raises IdempotencyKeyReused and `in_progress`
+    `reserved`, `completed`, `recovered`, `released` are counted; `mismatch` raises IdempotencyKeyReused and `in_progress`
     IdempotencyInProgress, as `idempotent_call` would answer them. A replay is answered by `replay_response`.
     """
     IDEMPOTENCY_EVENTS.labels(outcome=outcome).inc()
