@@ -2,8 +2,9 @@
 
 knox's `TokenAuthentication` also walks every other token of the caller on each request to delete the
 expired ones (one more query, and a delete per expired token, on a read). Here a request checks only
-its own token: found by its key with the user joined (one query), refused (and deleted) once expired,
-compared in constant time to the stored digest. The caller's other expired tokens are deleted where
+its own token: found by its key with the user joined (one query, its SQL written once per process from
+the models rather than compiled by the ORM on every request: `_token_sql`), refused (and deleted) once
+expired, compared in constant time to the stored digest. The caller's other expired tokens are deleted where
 tokens are issued (`accounts.services.token_issue`, at every login): an expired token is refused
 whether or not its row is still there, so nothing is weakened. With `AUTO_REFRESH` off nothing is
 written on a successful request.
@@ -22,13 +23,16 @@ from __future__ import annotations
 
 import binascii
 import functools
+from hmac import compare_digest
 from typing import Any
 
+from django.db import connections, router
 from django.utils import timezone
 from drf_spectacular.contrib.knox_auth_token import KnoxTokenScheme
 from knox.auth import TokenAuthentication
 from knox.crypto import hash_token
 from knox.models import AuthToken
+from knox.settings import CONSTANTS, knox_settings
 from knox.signals import token_expired
 from rest_framework import exceptions
 
@@ -52,6 +56,52 @@ def _snapshot(auth_token: AuthToken) -> tuple[Row, Row]:
         tuple(getattr(auth_token, name) for name in _names(AuthToken)),
         tuple(getattr(user, name) for name in _names(User)),
     )
+
+
+@functools.cache
+def _token_sql(alias: str) -> tuple[str, tuple[tuple[int, Any], ...]]:
+    """The token lookup (the candidates with this key, each with its user), written once per process.
+
+    Returns the SQL and the fields' converters (position, converter) the ORM would have applied.
+    """
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+    token_fields, user_fields = AuthToken._meta.concrete_fields, User._meta.concrete_fields
+
+    def column(name: str) -> str:
+        return str(AuthToken._meta.get_field(name).column)
+
+    columns = [f"t.{quote(str(f.column))}" for f in token_fields] + [f"u.{quote(str(f.column))}" for f in user_fields]
+    sql = (
+        f"SELECT {', '.join(columns)} FROM {quote(AuthToken._meta.db_table)} t"
+        f" JOIN {quote(User._meta.db_table)} u ON u.{quote(str(User._meta.pk.column))} = t.{quote(column('user'))}"
+        f" WHERE t.{quote(column('token_key'))} = %s"
+    )
+    converters = tuple(
+        (i, converter)
+        for i, field in enumerate([*token_fields, *user_fields])
+        for converter in field.get_db_converters(connection)
+    )
+    return sql, converters
+
+
+def _token_candidates(token_key: str) -> list[AuthToken]:
+    """The tokens with this key (knox's `token_key`, the token's first characters), each with its user."""
+    alias = router.db_for_read(AuthToken)
+    sql, converters = _token_sql(alias)
+    with connections[alias].cursor() as cursor:
+        cursor.execute(sql, [token_key])
+        rows = cursor.fetchall()
+    split = len(_names(AuthToken))
+    found = []
+    for row in rows:
+        values = list(row)
+        for i, converter in converters:
+            values[i] = converter(values[i], None, connections[alias])
+        auth_token = AuthToken.from_db(alias, _names(AuthToken), values[:split])
+        auth_token.user = User.from_db(alias, _names(User), values[split:])
+        found.append(auth_token)
+    return found
 
 
 def _restore(snapshot: tuple[Row, Row]) -> AuthToken:
@@ -100,9 +150,21 @@ class ExpiringTokenAuthentication(TokenAuthentication):
                 user, auth_token = self.validate_user(auth_token)
                 return user, auth_token
         started = _tokens.clock()
-        user, auth_token = super().authenticate_credentials(token)
+        user, auth_token = self._from_database(token.decode("utf-8"), digest)
         _tokens.store(digest, started, _snapshot(auth_token))
         return user, auth_token
+
+    def _from_database(self, token: str, digest: str) -> tuple[User, AuthToken]:
+        """knox's check (`TokenAuthentication.authenticate_credentials`) on the candidates of one query."""
+        for auth_token in _token_candidates(token[: CONSTANTS.TOKEN_KEY_LENGTH]):
+            if self._cleanup_token(auth_token):
+                continue
+            if compare_digest(digest, auth_token.digest):
+                if knox_settings.AUTO_REFRESH and auth_token.expiry:
+                    self.renew_token(auth_token)
+                user, auth_token = self.validate_user(auth_token)
+                return user, auth_token
+        raise exceptions.AuthenticationFailed("Invalid token.")
 
     def _cleanup_token(self, auth_token: AuthToken) -> bool:
         """Delete the presented token if it has expired and say so; leave the caller's other tokens."""

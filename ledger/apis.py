@@ -17,7 +17,12 @@ from .selectors import user_statement, user_wallet
 
 
 class WalletApi(APIView):
-    """Balances per currency: available, held (withdrawals in flight), in open bets."""
+    """Balances per currency: available, held (withdrawals in flight), in open bets.
+
+    One SQL statement (`user_wallet`) while the caller's token is remembered by this process (for
+    `AUTH_TOKEN_CACHE_S`, 1 s: `accounts.authentication`); a token not seen in that time adds its own
+    query (the token with its user, joined).
+    """
 
     @extend_schema_serializer(component_name="WalletBalance")
     class OutputSerializer(serializers.Serializer):

@@ -3,8 +3,9 @@
 `switch_is_on` reads the database every time: the payouts and the bet read their switches (payout_freeze,
 payout_auto_pause, betting_paused) inside the transaction that moves the money, and a stale answer there
 would let money move after an operator stopped it. Only the request gate, the maintenance middleware,
-reads through `switch_is_on_cached`: a switch turned on takes effect there within `SWITCH_CACHE_S`
-(1 s by default, per process; `ops.ttl`), which saves a query on every write request.
+reads through `switch_is_on_cached`: a switch turned on (or off) takes effect there within
+`SWITCH_CACHE_S` (1 s by default, per process; `ops.ttl`), at once in the process that changed it,
+which saves a query on every write request.
 
 Turning a switch on is the one-operator emergency stop (`switch_set`). A failed ledger invariant turns
 `payout_freeze` on by itself (`switch_trip`, in the transaction that records the breach); a switch tripped
@@ -62,6 +63,20 @@ def switch_is_on_cached(name: str) -> bool:
     return bool(_gate_reads.load(name, lambda: switch_is_on(name)))
 
 
+def _gate_forget(name: str) -> None:
+    """Drop this process's cached gate read of a switch being changed, now and once the change commits.
+
+    So the process that changes a switch (the `switch` command, the admin, the approver) gates on the new
+    value at once; the others within `SWITCH_CACHE_S`.
+    """
+
+    def forget() -> None:
+        _gate_reads.discard(lambda key, _value: key == name)
+
+    forget()
+    transaction.on_commit(forget)
+
+
 def switch_subject(name: str) -> str:
     """The maker-checker subject of clearing a switch."""
     return f"ops.switch:{name}"
@@ -103,6 +118,7 @@ def switch_set(*, name: str, on: bool, reason: str, actor: Any) -> Switch:
     switch.reason = reason
     switch.changed_by = actor_label(actor)
     switch.save()
+    _gate_forget(switch.name)
     audit_record(
         actor=actor,
         action=f"switch.{name}",
@@ -131,6 +147,7 @@ def switch_trip(*, name: str, invariants: Iterable[str], reason: str, actor: Act
         switch.reason = reason
         switch.changed_by = actor_label(actor)
         switch.save()
+        _gate_forget(switch.name)
         audit_record(
             actor=actor,
             action=f"switch.{name}",
@@ -178,6 +195,7 @@ def _apply_clear(proposal: Proposal, checker: User) -> dict[str, Any]:
     switch.reason = proposal.reason
     switch.changed_by = f"{proposal.proposed_by.email} + {checker.email}"
     switch.save()
+    _gate_forget(switch.name)
     audit_record(
         actor=checker,
         action=f"switch.{switch.name}",

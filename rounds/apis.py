@@ -39,13 +39,6 @@ from .selectors import bet_proof, player_bets, round_current, round_current_code
 # A bet's record is hashed as canonical JSON (RFC 8785), which allows no integer beyond 2**53 - 1.
 MAX_STAKE_U = 2**53 - 1
 
-OPEN_LAG_NOTE = (
-    "While the round is OPEN, its answer may be up to one second old (ROUND_OPEN_CACHE_S): the pools may not "
-    "yet show bets of the last second, and for up to a second after the round locks it may still read OPEN "
-    "(a bet is then refused with rounds/locked: the bet checks the round in the database). A LOCKED, SETTLED "
-    "or VOID round is answered as stored."
-)
-
 
 @extend_schema_serializer(component_name="Round")
 class RoundOutputSerializer(serializers.Serializer):
@@ -197,14 +190,18 @@ class RoundCurrentApi(APIView):
     """The round of today's session (or the next one): status, times, pools by side, commit.
 
     Public, like every round's commit and reveal (the house manual curls it without credentials). The
-    answer is the same for everyone, so no credentials are looked at (no token query). While the round
-    is OPEN the answer may be up to ROUND_OPEN_CACHE_S (1 s) old: its pools and status lag by at most that.
+    answer is the same for everyone, so no credentials are looked at (no token query).
+
+    While the round is OPEN its answer may be up to one second old (`ROUND_OPEN_CACHE_S`): the pools may
+    not yet show the last second's bets, and for up to a second after the round locks it may still read
+    OPEN (a bet is then refused with `rounds/locked`: every bet checks the round in the database). A
+    LOCKED, SETTLED or VOID round is answered as stored.
     """
 
     authentication_classes: list[type[BaseAuthentication]] = []
     permission_classes = [AllowAny]
 
-    @extend_schema(responses={200: RoundOutputSerializer}, description=OPEN_LAG_NOTE)
+    @extend_schema(responses={200: RoundOutputSerializer})
     @problems(errors.RoundNotFound)
     def get(self, request: Request) -> Response:
         code = round_current_code()
@@ -215,13 +212,14 @@ class RoundCurrentApi(APIView):
 class RoundDetailApi(APIView):
     """One round; after settlement also its result, close, price evidence and reveal (public, like the current one).
 
-    While the round is OPEN the answer may be up to ROUND_OPEN_CACHE_S (1 s) old, as the current round's.
+    While the round is OPEN its answer may be up to one second old (`ROUND_OPEN_CACHE_S`), as the current
+    round's: its pools and its status lag by at most that; a bet is checked in the database.
     """
 
     authentication_classes: list[type[BaseAuthentication]] = []
     permission_classes = [AllowAny]
 
-    @extend_schema(responses={200: RoundOutputSerializer}, description=OPEN_LAG_NOTE)
+    @extend_schema(responses={200: RoundOutputSerializer})
     @problems(errors.RoundNotFound)
     def get(self, request: Request, code: str) -> Response:
         data = final_round_output(code)

@@ -13,6 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from knox.models import AuthToken
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.test import APIClient
 
 from accounts.models import User
@@ -123,3 +124,25 @@ def test_each_request_gets_its_own_user_and_token_objects(player: Any, ttl_clock
     assert (second_user.pk, second_user.email, second_token.digest) == (player.pk, player.email, first_token.digest)
     assert second_token.user is second_user and second_token.expiry == first_token.expiry
     assert second_token.expiry is not None and second_token.expiry > timezone.now()
+
+
+def test_tokens_sharing_a_key_are_told_apart_by_their_digest(player: Any, make_player: Any) -> None:
+    """knox's candidates loop, on the one statement: a wrong digest is skipped, an expired candidate deleted."""
+    from accounts.authentication import ExpiringTokenAuthentication
+
+    other = make_player()
+    _, token = AuthToken.objects.create(user=player)
+    stale, _ = AuthToken.objects.create(user=other)
+    fresh, _ = AuthToken.objects.create(user=other)
+    key = token[:15]
+    AuthToken.objects.filter(pk__in=[stale.pk, fresh.pk]).update(token_key=key)
+    AuthToken.objects.filter(pk=stale.pk).update(expiry=timezone.now() - timedelta(seconds=1))
+    user, _ = ExpiringTokenAuthentication().authenticate_credentials(token.encode())
+    assert user.pk == player.pk
+    wrong = token[:-1] + ("0" if token[-1] != "0" else "1")  # same key, no candidate's digest
+    with pytest.raises(AuthenticationFailed):
+        ExpiringTokenAuthentication().authenticate_credentials(wrong.encode())
+    assert set(AuthToken.objects.filter(token_key=key).values_list("pk", flat=True)) == {
+        AuthToken.objects.get(user=player).pk,
+        fresh.pk,
+    }  # every candidate was looked at: the expired one deleted

@@ -17,19 +17,34 @@ pytestmark = pytest.mark.django_db
 OPERATOR = SystemActor("cli:test")
 
 
-def test_a_switch_turned_on_reaches_the_gate_within_the_bound(ttl_clock: Any, settings: Any) -> None:
+def _set_elsewhere(name: str, *, on: bool) -> None:
+    """Change a switch as another process would: this process's cache is not told."""
+    with connection.cursor() as cursor:
+        cursor.execute('UPDATE ops_switch SET "on" = %s WHERE name = %s', [on, name])
+
+
+def test_a_switch_turned_on_elsewhere_reaches_the_gate_within_the_bound(ttl_clock: Any, settings: Any) -> None:
     assert settings.SWITCH_CACHE_S == 1.0  # the documented default
+    switch_set(name=Switch.Name.MAINTENANCE, on=False, reason="ready", actor=OPERATOR)  # the row exists
     assert switch_is_on_cached(Switch.Name.MAINTENANCE) is False
-    switch_set(name=Switch.Name.MAINTENANCE, on=True, reason="cutover", actor=OPERATOR)
+    _set_elsewhere(Switch.Name.MAINTENANCE, on=True)
     ttl_clock.advance(settings.SWITCH_CACHE_S - 0.001)
     with CaptureQueriesContext(connection) as captured:
         assert switch_is_on_cached(Switch.Name.MAINTENANCE) is False  # the gate's answer, less than the bound old
     assert captured.captured_queries == []
     ttl_clock.advance(0.001)
     assert switch_is_on_cached(Switch.Name.MAINTENANCE) is True
-    switch_set(name=Switch.Name.MAINTENANCE, on=False, reason="done", actor=OPERATOR)
+    _set_elsewhere(Switch.Name.MAINTENANCE, on=False)
     assert switch_is_on_cached(Switch.Name.MAINTENANCE) is True
     ttl_clock.advance(settings.SWITCH_CACHE_S)
+    assert switch_is_on_cached(Switch.Name.MAINTENANCE) is False
+
+
+def test_the_process_that_changes_a_switch_gates_on_it_at_once(ttl_clock: Any) -> None:
+    assert switch_is_on_cached(Switch.Name.MAINTENANCE) is False
+    switch_set(name=Switch.Name.MAINTENANCE, on=True, reason="cutover", actor=OPERATOR)
+    assert switch_is_on_cached(Switch.Name.MAINTENANCE) is True  # the clock has not moved
+    switch_set(name=Switch.Name.MAINTENANCE, on=False, reason="done", actor=OPERATOR)
     assert switch_is_on_cached(Switch.Name.MAINTENANCE) is False
 
 

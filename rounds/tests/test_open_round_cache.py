@@ -132,3 +132,11 @@ def test_the_one_statement_picks_as_before(open_round: Callable[..., Any], clock
     assert isinstance(found.price_evidence, list) and found.__dict__["live_up_pool_u"] == 0  # JSON parsed, sums set
     with pytest.raises(RoundNotFound):
         round_public(code="20250909")
+
+
+def test_the_api_docs_state_the_lag() -> None:
+    from drf_spectacular.generators import SchemaGenerator
+
+    paths = SchemaGenerator().get_schema(request=None, public=True)["paths"]
+    for path in ("/v1/rounds/current", "/v1/rounds/{code}"):
+        assert "up to one second old (`ROUND_OPEN_CACHE_S`)" in paths[path]["get"]["description"], path
