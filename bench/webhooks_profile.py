@@ -56,6 +56,16 @@ def _kind(sql: str) -> str:
     return verb
 
 
+def _package(filename: str) -> str:
+    """A profiled function's package: `django.db`, `psycopg`, an app of this project, `builtins`..."""
+    if "site-packages/" in filename:
+        parts = filename.split("site-packages/", 1)[1].split("/")
+        return ".".join(parts[:2]) if parts[0] == "django" else parts[0]
+    if filename.startswith(str(ROOT)):
+        return Path(filename).relative_to(ROOT).parts[0]
+    return "python" if "/lib/python" in filename else filename
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=200, help="deposits to post (default 200)")
@@ -102,11 +112,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"SQL statements for one deposit (store + in-request credit): {len(queries)}")
     for kind, n in Counter(_kind(q["sql"]) for q in queries.captured_queries).most_common():
         print(f"  {n:3d}  {kind}")
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for index in range(args.count + 1, 2 * args.count + 1):
         post(index)
     bare_ms = (time.perf_counter() - started) / args.count * 1000
-    print(f"{args.count} deposits without the profiler: {bare_ms:.2f} ms each (one client, in process)")
+    cpu_ms = (time.process_time() - cpu) / args.count * 1000
+    print(
+        f"{args.count} deposits without the profiler: {bare_ms:.2f} ms each (one client, in process), "
+        f"of which this process's CPU {cpu_ms:.2f} ms"
+    )
     profiler = cProfile.Profile()
     started = time.perf_counter()
     with CaptureQueriesContext(connection) as queries:
@@ -123,6 +137,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {total / args.count * 1000:7.2f}  {kind}")
     print(f"  {sum(seconds.values()) / args.count * 1000:7.2f}  all statements")
     print(f"{args.count} deposits under the profiler: {elapsed / args.count * 1000:.2f} ms each")
+    stats = pstats.Stats(profiler)
+    own: Counter[str] = Counter()
+    for (filename, _, _), (_, _, tottime, _, _) in stats.stats.items():  # type: ignore[attr-defined]
+        own[_package(filename)] += tottime
+    print("own time (tottime) by package, ms per deposit (under the profiler):")
+    for package, total in own.most_common(15):
+        print(f"  {total / args.count * 1000:7.2f}  {package}")
     out = io.StringIO()
     pstats.Stats(profiler, stream=out).sort_stats(args.sort).print_stats(args.top)
     print(out.getvalue())
