@@ -174,7 +174,9 @@ def profile_single(account_ids: list[int], transfers: int) -> None:
     print(f"  wall per transfer:              {wall / transfers * 1e6:,.0f} us")
     print(f"  client CPU per transfer:        {cpu / transfers * 1e6:,.0f} us  (Python's own cost)")
     print("  under cProfile (CPU time, its overhead included), by own time:")
-    pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(18)
+    pstats.Stats(profiler, stream=sys.stdout).sort_stats(os.environ.get("PROFILE_SORT", "tottime")).print_stats(
+        int(os.environ.get("PROFILE_ROWS", "18"))
+    )
 
 
 def main() -> None:
