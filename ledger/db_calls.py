@@ -63,9 +63,9 @@ def posting_rows(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
     """Run one call of a posting function (its SQL is the ledger's own, never a caller's); return its rows."""
     db = connections[DEFAULT_DB_ALIAS]  # the one the services' `connection` stands for, looked up once
     if db.queries_logged or db.execute_wrappers or tracing_on():
-        with db.cursor() as cursor:
-            cursor.execute(sql, params)
-            return cursor.fetchall()
+        with db.cursor() as watched:
+            watched.execute(sql, params)
+            return watched.fetchall()
     db.close_if_health_check_failed()
     db.ensure_connection()
     db.validate_thread_sharing()
