@@ -12,6 +12,9 @@ same run, and the ratios to TPC-B are printed:
 
     .venv/bin/python bench/ledger.py [--clients 4] [--seconds 15] [--accounts 1000] [--batch 100] [--rounds 1]
 
+Each round also calls `ledger_post` straight from pgbench (a C client, no Python; reported, not a goal):
+the server's own ceiling for single transfers, so the gap between it and `transfer()` is the client's share.
+
 `--batch 0` skips the batch run. The databases are created for the run (named after its process id,
 so two runs never share one, or `$BENCH_DB` and `$BENCH_DB_pgbench` when set) and dropped at the end.
 
@@ -27,6 +30,8 @@ import cProfile
 import multiprocessing as mp
 import os
 import pstats
+import re
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -125,6 +130,38 @@ def ledger_worker(
     out.put(done)
 
 
+LEDGER_POST_SCRIPT = """\\set a random(:lo, :hi)
+\\set b :lo + (:a - :lo + random(1, :hi - :lo)) % (:hi - :lo + 1)
+SELECT status FROM ledger_post('bench', 'pgbench-' || gen_random_uuid(), 'f', '{}'::jsonb, NULL, 'bench', NULL,
+  ARRAY[:a, :b]::bigint[], ARRAY['USDC', 'USDC']::varchar[], ARRAY[-1, 1]::bigint[]);
+"""
+
+
+def run_ledger_post_from_pgbench(database: str, clients: int, seconds: int, account_ids: list[int]) -> float | None:
+    """Call `ledger_post` from pgbench (a C client: no Python) for `seconds`; return its calls/s.
+
+    The server's own ceiling for single transfers: what `transfer()` reaches beside it is the client's share.
+    The accounts are drawn between the lowest and highest funded id (None when they are not contiguous).
+    """
+    lo, hi = min(account_ids), max(account_ids)
+    if hi - lo + 1 != len(account_ids):
+        return None
+    script = Path(f"/tmp/{database}-ledger-post.sql")
+    script.write_text(LEDGER_POST_SCRIPT)
+    try:
+        result = subprocess.run(
+            ["pgbench", "-n", "-c", str(clients), "-j", str(clients), "-T", str(seconds), "-f", str(script)]
+            + ["-D", f"lo={lo}", "-D", f"hi={hi}", "-h", "127.0.0.1", "-U", "postgres", database],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+    finally:
+        script.unlink(missing_ok=True)
+    match = re.search(r"tps = ([\d.]+) \(without initial connection time\)", result.stdout)
+    return float(match.group(1)) if match else None
+
+
 def run_ledger(mode: str, batch: int, clients: int, seconds: float, account_ids: list[int]) -> float:
     out: mp.Queue = mp.Queue()
     start_at = time.time() + 2.0
@@ -174,7 +211,9 @@ def profile_single(account_ids: list[int], transfers: int) -> None:
     print(f"  wall per transfer:              {wall / transfers * 1e6:,.0f} us")
     print(f"  client CPU per transfer:        {cpu / transfers * 1e6:,.0f} us  (Python's own cost)")
     print("  under cProfile (CPU time, its overhead included), by own time:")
-    pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(18)
+    pstats.Stats(profiler, stream=sys.stdout).sort_stats(os.environ.get("PROFILE_SORT", "tottime")).print_stats(
+        int(os.environ.get("PROFILE_ROWS", "18"))
+    )
 
 
 def main() -> None:
@@ -209,6 +248,13 @@ def main() -> None:
         for _ in range(args.rounds):  # interleaved, so a change in the machine's load hits all three alike
             pgbench_tps = pgbench_run(pgbench_db, args.clients, args.seconds)
             single_tps = run_ledger("single", 0, args.clients, args.seconds, ids)
+            server_tps = run_ledger_post_from_pgbench(ledger_db, args.clients, args.seconds, ids)
+            if server_tps is not None:
+                print(
+                    f"  ledger_post from pgbench (no Python): {server_tps:,.0f}/s ({server_tps / pgbench_tps:.2f} of"
+                    f" TPC-B); single transfers reach {single_tps / server_tps:.2f} of it",
+                    flush=True,
+                )
             batch_tps = run_ledger("batch", args.batch, args.clients, args.seconds, ids) if args.batch else 0.0
             rounds.append((pgbench_tps, single_tps, batch_tps))
             print(

@@ -52,39 +52,48 @@ from django_prometheus.db.common import DatabaseWrapperMixin
 
 from ops.tracing import tracing_on
 
-
 # psycopg prepares nothing on a connection whose `prepare_threshold` is None, as Django leaves it unless
 # OPTIONS set one; this one lets an explicit `prepare=True` through and no automatic preparation (Django's
 # own cursors bind client-side and never prepare anyway).
 ONLY_WHEN_ASKED = 2**31 - 1
+CURSOR_ATTRIBUTE = "_ledger_posting_cursor"  # on Django's connection (one per thread): its cursor, reused
 
 
 def posting_rows(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
     """Run one call of a posting function (its SQL is the ledger's own, never a caller's); return its rows."""
     db = connections[DEFAULT_DB_ALIAS]  # the one the services' `connection` stands for, looked up once
     if db.queries_logged or db.execute_wrappers or tracing_on():
-        with db.cursor() as cursor:
-            cursor.execute(sql, params)
-            return cursor.fetchall()
+        with db.cursor() as watched:
+            watched.execute(sql, params)
+            return watched.fetchall()
     db.close_if_health_check_failed()
     db.ensure_connection()
     db.validate_thread_sharing()
     db.validate_no_broken_transaction()
     prepare = prepared_statements(db)
-    raw = db.connection
-    if prepare and raw.prepare_threshold is None:
-        raw.prepare_threshold = ONLY_WHEN_ASKED
+    cursor = _posting_cursor(db, prepare=prepare)
     started = time.perf_counter()
     with db.wrap_database_errors:
         try:
-            with psycopg.Cursor(raw) as cursor:
-                cursor.execute(sql, params, prepare=prepare)
-                rows = cursor.fetchall()
+            cursor.execute(sql, params, prepare=prepare)
+            rows = cursor.fetchall()
         except Exception as exc:
             _count(db, started, error=exc)
             raise
     _count(db, started, error=None)
     return rows
+
+
+def _posting_cursor(db: BaseDatabaseWrapper, *, prepare: bool) -> psycopg.Cursor[Any]:
+    """The server-binding cursor of this connection, made once per connection (a new one builds its loaders)."""
+    raw = db.connection
+    if prepare and raw.prepare_threshold is None:
+        raw.prepare_threshold = ONLY_WHEN_ASKED
+    cursor: psycopg.Cursor[Any] | None = getattr(db, CURSOR_ATTRIBUTE, None)
+    if cursor is None or cursor.connection is not raw or cursor.closed:
+        cursor = psycopg.Cursor(raw)
+        setattr(db, CURSOR_ATTRIBUTE, cursor)
+    return cursor
 
 
 def int_array(values: Iterable[int]) -> str:

@@ -4,7 +4,9 @@ A posting locks every account it touches (ascending id, SELECT ... FOR UPDATE), 
 (its reference is unique forever, so a replay is recognised), checks and updates the stored
 balances, and inserts the entries, all in one short transaction with no network I/O inside. Those
 steps run inside the database: one call of `ledger_post` per posting, one of
-`ledger_post_batch` per batch (migration 0005), so a posting costs one round trip. A posting with
+`ledger_post_batch` per batch (migration 0005), so a posting costs one round trip, made on the
+connection's own psycopg cursor as a prepared statement (`ledger.db_calls`: the client's Python per posting
+stays small beside the function's own time, with Django's error mapping and rollback marking). A posting with
 more legs than belong in Python (a round's payouts) comes in as rows: the caller stages them in
 `ledger_posting_leg` with its own `INSERT ... SELECT`, then `journal_post_staged` posts them with one call
 of `ledger_post_staged` (migration 0008). The ledger never runs a caller's SQL, and names no caller's
@@ -210,7 +212,9 @@ def journal_post(
     Raises a LedgerError (and changes nothing) on a bad amount, an unknown currency, unbalanced legs,
     an unknown account or one in another currency, an overdraft of an account that may not go
     negative, or a reference reused with other contents. This is one statement, a call of
-    `ledger_post` (migration 0005), which locks, checks and writes inside the database.
+    `ledger_post` (migration 0005), which locks, checks and writes inside the database; the checks here
+    are the ones that need no row (amounts, balance per currency, reference, actor), so a refusal from
+    either side leaves everything as it was. The call goes through `ledger.db_calls.posting_rows`.
     """
     require_actor(actor)
     _validate_legs(legs)
@@ -245,7 +249,7 @@ def _post_postgresql(fields: Mapping[str, Any], legs: Sequence[Leg], reverses: J
             fields["type"],
             fields["reference"],
             fields["fingerprint"],
-            json.dumps(fields["metadata"]),
+            json.dumps(fields["metadata"]) if fields["metadata"] else "{}",
             fields["actor_id"],
             fields["actor_label"],
             fields["reverses_id"],

@@ -12,10 +12,10 @@ import pytest
 from django.db import DataError, connection, transaction
 from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
-from django_prometheus.db import errors_total, execute_total
+from prometheus_client import REGISTRY
 
 from ledger import services
-from ledger.db_calls import int_array, prepared_statements, text_array
+from ledger.db_calls import CURSOR_ATTRIBUTE, int_array, prepared_statements, text_array
 from ledger.errors import (
     CurrencyMismatch,
     InsufficientFunds,
@@ -65,6 +65,7 @@ def prepare(request: Any, settings: Any) -> Iterator[bool]:
     settings.LEDGER_PREPARED_STATEMENTS = request.param
     connection.ensure_connection()
     forget_prepared()
+    setattr(connection, CURSOR_ATTRIBUTE, None)  # so the next posting call shows which cursor it took
     yield request.param
 
 
@@ -97,6 +98,8 @@ def test_the_call_is_prepared_only_when_the_setting_says_so(books: dict[str, Acc
     move(books, 1, "a")
     move(books, 1, "b")
     assert len(prepared_posting_calls()) == (1 if prepare else 0)
+    posting_cursor = getattr(connection, CURSOR_ATTRIBUTE)
+    assert posting_cursor is not None and posting_cursor.connection is connection.connection  # the raw path
 
 
 def test_unset_the_setting_prepares_unless_a_pooler_is_declared(settings: Any, monkeypatch: Any) -> None:
@@ -221,15 +224,20 @@ def test_django_query_watchers_still_see_the_call(books: dict[str, Account]) -> 
     assert Account.objects.get(pk=books["held"].pk).balance_u == 2
 
 
+def metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, {"alias": "default", "vendor": "postgresql", **labels}) or 0.0
+
+
 def test_django_prometheus_counts_the_call_and_its_error(books: dict[str, Account]) -> None:
-    executed = execute_total.labels("default", "postgresql")
-    errors = errors_total.labels("default", "postgresql", "UntranslatableCharacter")
-    before_executed, before_errors = executed._value.get(), errors._value.get()
+    executed = metric("django_db_execute_total")
+    errors = metric("django_db_errors_total", type="UntranslatableCharacter")
+    timed = metric("django_db_query_duration_seconds_count")
     move(books, 1, "counted")
-    assert executed._value.get() == before_executed + 1
+    assert metric("django_db_execute_total") == executed + 1
+    assert metric("django_db_query_duration_seconds_count") == timed + 1
     with pytest.raises(DataError), transaction.atomic():
         move(books, 1, "nul", metadata=NUL_METADATA)
-    assert errors._value.get() == before_errors + 1
+    assert metric("django_db_errors_total", type="UntranslatableCharacter") == errors + 1
 
 
 def test_array_parameters_reach_postgresql_as_they_were() -> None:
