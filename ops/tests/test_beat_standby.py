@@ -6,6 +6,9 @@ and one probe entry every 2 s (ops/tests/beat_probe.py), and a worker that runs 
 tick, the sending beat's pid and the time it was sent. Beat A starts first and leads; beat B starts and stands
 by; A gets SIGKILL (no chance to give the lock back), B takes over when A's lock expires. Every key and the
 queue are the run's own (BEAT_PROBE_RUN) and are deleted at the end.
+
+Then, in process, the scheduler's stand-by rules: a beat that finds its lock taken or Redis unreachable sends
+nothing and stands by, without an exception; the one that takes the lock installs the schedule again.
 """
 
 from __future__ import annotations
