@@ -6,6 +6,9 @@ and one probe entry every 2 s (ops/tests/beat_probe.py), and a worker that runs 
 tick, the sending beat's pid and the time it was sent. Beat A starts first and leads; beat B starts and stands
 by; A gets SIGKILL (no chance to give the lock back), B takes over when A's lock expires. Every key and the
 queue are the run's own (BEAT_PROBE_RUN) and are deleted at the end.
+
+Then, in process, the scheduler's stand-by rules: a beat that finds its lock taken or Redis unreachable sends
+nothing and stands by, without an exception; the one that takes the lock installs the schedule again.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import pytest
 import redis
 from django.conf import settings
 
-from ops.tests.processes import ROOT, stop, wait_until
+from ops.tests.processes import ROOT, free_port, stop, wait_until
 
 PERIOD_S = 2  # the probe's grid (BEAT_PROBE_PERIOD_S); the test never imports beat_probe, which changes the app
 TAKEOVER_LIMIT_S = 30.0  # issue 24: the standby takes over within 30 s of the leader's death
@@ -141,3 +144,71 @@ def test_two_beats_one_schedules_and_the_standby_takes_over_within_30s_without_r
     assert PERIOD_S <= steps[gap] <= TAKEOVER_LIMIT_S + PERIOD_S, steps
     # B stood by, then led; A never logged a lost lock (it died leading).
     assert "beat: leading" in probe.log("beat-a") and "beat: leading" in probe.log("beat-b")
+
+
+@pytest.fixture
+def beat_app() -> Iterator[Any]:
+    """A Celery app of the test's own (the suite's app stays untouched) with one entry, far from due, and
+    RedBeat's keys under a prefix of the run's own on the test's Redis."""
+    from celery import Celery
+    from celery.schedules import crontab
+
+    prefix = f"beat-leader-{uuid.uuid4().hex[:12]}:"
+    app = Celery("beat-leader-test", set_as_current=False)
+    app.conf.update(
+        broker_url=settings.REDIS_URL,
+        redbeat_redis_url=settings.REDIS_URL,
+        redbeat_key_prefix=prefix,
+        redbeat_lock_timeout=20,
+        beat_max_loop_interval=5,
+        beat_schedule={
+            "yearly": {"task": "nothing.yearly", "schedule": crontab(0, 0, day_of_month=1, month_of_year=1)}
+        },
+    )
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        yield app
+    finally:
+        keys = [*client.scan_iter(f"{prefix}*")]
+        if keys:
+            client.delete(*keys)
+
+
+def test_a_beat_that_loses_the_lock_or_redis_stands_by_and_the_one_taking_the_lock_installs_the_schedule(
+    beat_app: Any,
+) -> None:
+    from config.beat import LeaderScheduler
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    prefix = beat_app.conf.redbeat_key_prefix
+    first, second = LeaderScheduler(app=beat_app), LeaderScheduler(app=beat_app)
+
+    def installed() -> bool:
+        return client.zscore(f"{prefix}:schedule", f"{prefix}yearly") is not None
+
+    assert not installed()  # nothing installed before a beat leads
+
+    assert first.tick() <= 5 and first.leading
+    assert 15 < client.pttl(f"{prefix}:lock") / 1000 <= 20  # CELERY_REDBEAT_LOCK_TIMEOUT
+    assert installed()
+    assert second.tick() == 5 and not second.leading  # the standby sends nothing, retries in 5 s
+
+    # Redis restarted empty: the lock and the schedule gone. The standby takes the lead and installs the schedule;
+    # the old leader finds its lock taken at its next pass and stands by, without an exception.
+    client.delete(*client.scan_iter(f"{prefix}*"))
+    assert second.tick() <= 5 and second.leading
+    assert installed()
+    assert first.tick() == 5 and not first.leading
+    assert second.tick() <= 5 and second.leading and not first.leading
+
+    # Redis unreachable: a beat stands by rather than exits.
+    second.lock.redis = redis.Redis(port=free_port(), socket_connect_timeout=0.5)
+    assert second.tick() == 5 and not second.leading
+
+    # A clean stop gives the lock back; the other beat leads at its next pass.
+    second.lock = None
+    client.delete(f"{prefix}:lock")
+    first.close()
+    assert first.tick() <= 5 and first.leading
+    first.close()
+    assert client.exists(f"{prefix}:lock") == 0
