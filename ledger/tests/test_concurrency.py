@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 import threading
 from collections import Counter
-from typing import Any
 
 import pytest
 from django.db import connection
@@ -16,6 +15,7 @@ from ledger.errors import InsufficientFunds
 from ledger.models import Account
 from ledger.reconciliation import ledger_breaches
 from ops.actors import SystemActor
+from ops.tests.at_once import at_once, results
 
 THREADS = 16
 TRANSFERS_PER_THREAD = 40
@@ -108,25 +108,8 @@ def test_two_reconciliation_runs_at_once_both_check_and_move_nothing() -> None:
         actor=SystemActor("test"),
     )
     books = (Journal.objects.count(), Entry.objects.count(), sorted(Account.objects.values_list("pk", "balance_u")))
-    barrier = threading.Barrier(2)
-    outcomes: list[Any] = []
+    outcomes = results(at_once(reconciliation_run))
 
-    def run() -> None:
-        try:
-            barrier.wait()
-            outcomes.append(reconciliation_run())
-        except BaseException as exc:  # noqa: BLE001 (collected and asserted below)
-            outcomes.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert [type(o) for o in outcomes] == [tuple, tuple], outcomes
     assert [breaches for _, breaches in outcomes] == [[], []]
     assert ReconciliationRun.objects.filter(ok=True, finished_at__isnull=False).count() == 2
     assert (

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from ops.models import AuditRecord, Waiver
+from ops.tests.at_once import at_once, results
 from ops.waivers import waivers_escalate_overdue
 
 WAIVERS = 20
@@ -27,26 +26,7 @@ def test_two_escalation_runs_at_once_escalate_and_audit_each_waiver_once() -> No
     not_due = Waiver.objects.create(
         check_name="later", ticket="SEC-L", risk="high", owner="sre", reason="r", deadline=deadline + timedelta(days=2)
     )
-    barrier = threading.Barrier(2)
-    escalated: list[list[int]] = []
-    failures: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            barrier.wait()
-            escalated.append([w.pk for w in waivers_escalate_overdue()])
-        except BaseException as exc:  # noqa: BLE001 (collected and asserted below)
-            failures.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert failures == []
+    escalated = [[w.pk for w in run] for run in results(at_once(waivers_escalate_overdue))]
     both = escalated[0] + escalated[1]
     assert sorted(both) == sorted(overdue)  # each one escalated by exactly one of the two runs
     audited = AuditRecord.objects.filter(action="ops.waiver.escalate")

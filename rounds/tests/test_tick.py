@@ -12,6 +12,7 @@ from django.db import connection
 
 from ledger.models import Journal
 from ops.models import WorkerRun
+from ops.tests.at_once import at_once, results
 from rounds.models import Round
 from rounds.tasks import rounds_tick
 
@@ -111,26 +112,7 @@ def test_two_ticks_at_once_open_the_next_round_once(clock: Any, prices: Any) -> 
 
     clock.set(datetime(2025, 9, 7, 13, tzinfo=UTC))  # Sunday: Monday's round is due to open
     prices.set(date(2025, 9, 5), "100")
-    barrier = threading.Barrier(2)
-    reports: list[dict[str, Any]] = []
-    failures: list[BaseException] = []
-
-    def tick() -> None:
-        try:
-            barrier.wait()
-            reports.append(rounds_tick())
-        except BaseException as exc:  # noqa: BLE001 (collected and asserted below)
-            failures.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=tick) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert failures == []
+    reports = results(at_once(rounds_tick))
     assert sorted(code for report in reports for code in report["opened"]) == ["20250908"]
     assert list(Round.objects.values_list("code", flat=True)) == ["20250908"]
     assert AuditRecord.objects.filter(action="rounds.open").count() == 1
